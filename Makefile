@@ -1,0 +1,14 @@
+# The two commands: `make run` starts Kefu on embedded defaults; `make test` runs every check.
+.PHONY: run test lint typecheck pytest sam bench
+
+run:
+	@scripts/bootstrap
+	.venv/bin/kefu run
+
+test:
+	@scripts/bootstrap --sam --browser
+	@scripts/test
+
+bench:
+	@scripts/bootstrap
+	.venv/bin/python -m bench.run_all

@@ -1,0 +1,1 @@
+"""Kefu core: settings, wire protocol, stores, transport, chat flows, gateway."""
