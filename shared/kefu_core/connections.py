@@ -1,0 +1,112 @@
+"""The connection registry in Redis: connection id -> who and which conversation, with a TTL.
+
+Keys (all under the configured prefix):
+- ``conn:{connection_id}``: JSON record, expires with the connection's maximum lifetime;
+- ``conv:{conversation_id}:conns``: set of connection ids watching a conversation;
+- ``tenant:{tenant_id}:agents``: set of agent connection ids.
+"""
+
+from __future__ import annotations
+
+import time
+
+import redis.asyncio as aioredis
+from pydantic import BaseModel
+from redis.exceptions import RedisError
+
+from .errors import StoreError
+
+__all__ = ["ConnectionRecord", "ConnectionRegistry"]
+
+
+class ConnectionRecord(BaseModel):
+    connection_id: str
+    tenant_id: str
+    subject: str
+    role: str
+    name: str | None = None
+    conversation_id: str | None = None
+    connected_at: float
+    source_ip: str | None = None
+    domain_name: str | None = None
+    stage: str | None = None
+
+
+class ConnectionRegistry:
+    def __init__(self, redis: aioredis.Redis, *, prefix: str, ttl_s: int) -> None:
+        self._redis = redis
+        self._prefix = prefix
+        self._ttl = ttl_s
+
+    def _conn(self, connection_id: str) -> str:
+        return f"{self._prefix}conn:{connection_id}"
+
+    def _watchers(self, conversation_id: str) -> str:
+        return f"{self._prefix}conv:{conversation_id}:conns"
+
+    def _agents(self, tenant_id: str) -> str:
+        return f"{self._prefix}tenant:{tenant_id}:agents"
+
+    async def add(self, record: ConnectionRecord) -> None:
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.set(self._conn(record.connection_id), record.model_dump_json(), ex=self._ttl)
+                if record.conversation_id:
+                    key = self._watchers(record.conversation_id)
+                    pipe.sadd(key, record.connection_id)
+                    pipe.expire(key, self._ttl)
+                if record.role == "agent":
+                    pipe.sadd(self._agents(record.tenant_id), record.connection_id)
+                await pipe.execute()
+        except RedisError as exc:
+            raise StoreError("cannot record connection") from exc
+
+    async def get(self, connection_id: str) -> ConnectionRecord | None:
+        try:
+            raw = await self._redis.get(self._conn(connection_id))
+        except RedisError as exc:
+            raise StoreError("cannot read connection") from exc
+        return ConnectionRecord.model_validate_json(raw) if raw else None
+
+    async def remove(self, connection_id: str) -> ConnectionRecord | None:
+        record = await self.get(connection_id)
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.delete(self._conn(connection_id))
+                if record and record.conversation_id:
+                    pipe.srem(self._watchers(record.conversation_id), connection_id)
+                if record and record.role == "agent":
+                    pipe.srem(self._agents(record.tenant_id), connection_id)
+                await pipe.execute()
+        except RedisError as exc:
+            raise StoreError("cannot remove connection") from exc
+        return record
+
+    async def watchers(self, conversation_id: str) -> list[str]:
+        try:
+            members = await self._redis.smembers(self._watchers(conversation_id))
+        except RedisError as exc:
+            raise StoreError("cannot read watchers") from exc
+        return sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
+
+    async def watch(self, connection_id: str, conversation_id: str) -> None:
+        """Let a connection (an agent's) follow a conversation."""
+        try:
+            key = self._watchers(conversation_id)
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.sadd(key, connection_id)
+                pipe.expire(key, self._ttl)
+                await pipe.execute()
+        except RedisError as exc:
+            raise StoreError("cannot record watcher") from exc
+
+    async def agents(self, tenant_id: str) -> list[str]:
+        try:
+            members = await self._redis.smembers(self._agents(tenant_id))
+        except RedisError as exc:
+            raise StoreError("cannot read agents") from exc
+        return sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
+
+    @staticmethod
+    def now() -> float:
+        return time.time()

@@ -1,0 +1,276 @@
+"""Conversations and messages in PostgreSQL: the zero-loss part of the chat path.
+
+A visitor message is inserted with the conversation's next sequence number in one transaction
+(the conversation row lock orders concurrent writers) and de-duplicated on ``client_msg_id``:
+a retried frame gets the original sequence number back and stores nothing new.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+from pydantic import BaseModel
+
+from .errors import ConversationClosed, StoreError
+
+__all__ = [
+    "Conversation",
+    "ConversationStore",
+    "Stored",
+    "StoredMessage",
+]
+
+Role = Literal["visitor", "assistant", "agent", "system"]
+Status = Literal["complete", "streaming", "incomplete"]
+
+
+class Conversation(BaseModel):
+    id: str
+    tenant_id: str
+    visitor_id: str
+    status: str
+    owner: str
+    assigned_agent: str | None
+    last_seq: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class StoredMessage(BaseModel):
+    conversation_id: str
+    seq: int
+    role: Role
+    author: str | None
+    text: str
+    status: Status
+    client_msg_id: str | None
+    reply_to: int | None
+    engine: str | None
+    meta: dict[str, Any]
+    created_at: datetime
+
+    def public(self) -> dict[str, Any]:
+        """The shape sent to clients in history frames."""
+        return {
+            "seq": self.seq,
+            "role": self.role,
+            "author": self.author,
+            "text": self.text,
+            "status": self.status,
+            "client_msg_id": self.client_msg_id,
+            "reply_to": self.reply_to,
+            "at": self.created_at.isoformat(),
+        }
+
+
+class Stored(BaseModel):
+    seq: int
+    duplicate: bool
+
+
+_MSG_BASE = (
+    "m.conversation_id::text AS conversation_id, m.seq, m.role, m.author, m.text,"
+    " m.client_msg_id, m.reply_to, m.engine, m.meta, m.created_at"
+)
+_MSG_COLUMNS = _MSG_BASE + ", m.status"
+_CONV_COLUMNS = (
+    "id::text AS id, tenant_id, visitor_id, status, owner, assigned_agent, last_seq,"
+    " created_at, updated_at"
+)
+
+
+class ConversationStore:
+    """All conversation and message persistence; every call is tenant-scoped."""
+
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self._pool = pool
+
+    async def open_for_visitor(self, *, tenant_id: str, visitor_id: str) -> Conversation:
+        """The visitor's open conversation, created when there is none."""
+        try:
+            async with self._pool.connection() as conn:
+                conn.row_factory = dict_row  # type: ignore[assignment]
+                cur = await conn.execute(
+                    f"SELECT {_CONV_COLUMNS} FROM conversations WHERE tenant_id = %s"
+                    " AND visitor_id = %s AND status = 'open' ORDER BY updated_at DESC LIMIT 1",
+                    (tenant_id, visitor_id),
+                )
+                row = await cur.fetchone()
+                if row is None:
+                    cur = await conn.execute(
+                        f"INSERT INTO conversations (id, tenant_id, visitor_id) VALUES (%s, %s, %s)"
+                        f" RETURNING {_CONV_COLUMNS}",
+                        (uuid.uuid4(), tenant_id, visitor_id),
+                    )
+                    row = await cur.fetchone()
+        except psycopg.Error as exc:
+            raise StoreError("cannot open conversation") from exc
+        assert row is not None
+        return Conversation.model_validate(row)
+
+    async def get(self, *, tenant_id: str, conversation_id: str) -> Conversation | None:
+        try:
+            async with self._pool.connection() as conn:
+                conn.row_factory = dict_row  # type: ignore[assignment]
+                cur = await conn.execute(
+                    f"SELECT {_CONV_COLUMNS} FROM conversations WHERE id = %s AND tenant_id = %s",
+                    (conversation_id, tenant_id),
+                )
+                row = await cur.fetchone()
+        except psycopg.Error as exc:
+            raise StoreError("cannot read conversation") from exc
+        return Conversation.model_validate(row) if row else None
+
+    async def append(
+        self,
+        *,
+        tenant_id: str,
+        conversation_id: str,
+        role: Role,
+        text: str,
+        author: str | None = None,
+        client_msg_id: str | None = None,
+        status: Status = "complete",
+        reply_to: int | None = None,
+        engine: str | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> Stored:
+        """Persist one message with the next sequence number; idempotent on ``client_msg_id``
+        (and, for assistant replies, on ``reply_to``)."""
+        try:
+            async with self._pool.connection() as conn, conn.transaction():
+                if client_msg_id is not None:
+                    existing = await self._existing(conn, conversation_id, client_msg_id)
+                    if existing is not None:
+                        return Stored(seq=existing, duplicate=True)
+                cur = await conn.execute(
+                    "UPDATE conversations SET last_seq = last_seq + 1, updated_at = now()"
+                    " WHERE id = %s AND tenant_id = %s RETURNING last_seq, status",
+                    (conversation_id, tenant_id),
+                )
+                row = await cur.fetchone()
+                if row is None:
+                    raise ConversationClosed("conversation not found")
+                seq, conv_status = int(row[0]), row[1]
+                if conv_status != "open" and role == "visitor":
+                    raise ConversationClosed("conversation is closed")
+                cur = await conn.execute(
+                    "INSERT INTO messages (conversation_id, seq, role, author, text, status,"
+                    " client_msg_id, reply_to, engine, meta)"
+                    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                    " ON CONFLICT DO NOTHING RETURNING seq",
+                    (
+                        conversation_id, seq, role, author, text, status,
+                        client_msg_id, reply_to, engine, Jsonb(meta or {}),
+                    ),
+                )
+                if await cur.fetchone() is None:
+                    # A concurrent writer stored the same client message (or reply) first:
+                    # undo our sequence increment and return theirs.
+                    raise _Duplicate()
+                return Stored(seq=seq, duplicate=False)
+        except _Duplicate:
+            return await self._resolve_duplicate(conversation_id, client_msg_id, reply_to)
+        except psycopg.Error as exc:
+            raise StoreError("cannot store message") from exc
+
+    async def _existing(
+        self, conn: psycopg.AsyncConnection[Any], conversation_id: str, client_msg_id: str
+    ) -> int | None:
+        cur = await conn.execute(
+            "SELECT seq FROM messages WHERE conversation_id = %s AND client_msg_id = %s",
+            (conversation_id, client_msg_id),
+        )
+        row = await cur.fetchone()
+        return int(row[0]) if row else None
+
+    async def _resolve_duplicate(
+        self, conversation_id: str, client_msg_id: str | None, reply_to: int | None
+    ) -> Stored:
+        async with self._pool.connection() as conn:
+            if client_msg_id is not None:
+                seq = await self._existing(conn, conversation_id, client_msg_id)
+            else:
+                cur = await conn.execute(
+                    "SELECT seq FROM messages WHERE conversation_id = %s AND reply_to = %s"
+                    " AND role = 'assistant'",
+                    (conversation_id, reply_to),
+                )
+                row = await cur.fetchone()
+                seq = int(row[0]) if row else None
+        if seq is None:
+            raise StoreError("duplicate message vanished")
+        return Stored(seq=seq, duplicate=True)
+
+    async def finish(
+        self,
+        *,
+        conversation_id: str,
+        seq: int,
+        text: str,
+        status: Status,
+        engine: str | None,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        """Complete (or mark incomplete) a reply that was reserved as ``streaming``."""
+        try:
+            async with self._pool.connection() as conn:
+                await conn.execute(
+                    "UPDATE messages SET text = %s, status = %s, engine = %s,"
+                    " meta = meta || %s, updated_at = now()"
+                    " WHERE conversation_id = %s AND seq = %s",
+                    (text, status, engine, Jsonb(meta or {}), conversation_id, seq),
+                )
+        except psycopg.Error as exc:
+            raise StoreError("cannot finish message") from exc
+
+    async def since(
+        self, *, tenant_id: str, conversation_id: str, after_seq: int, limit: int
+    ) -> list[StoredMessage]:
+        """Messages after ``after_seq`` in order. A reply still ``streaming`` with no live writer
+        for over two minutes is reported ``incomplete``: a cut reply is never shown as whole."""
+        try:
+            async with self._pool.connection() as conn:
+                conn.row_factory = dict_row  # type: ignore[assignment]
+                cur = await conn.execute(
+                    f"SELECT {_MSG_BASE},"
+                    " CASE WHEN m.status = 'streaming' AND m.updated_at < now() - interval '2 min'"
+                    " THEN 'incomplete' ELSE m.status END AS status"
+                    " FROM messages m JOIN conversations c ON c.id = m.conversation_id"
+                    " WHERE m.conversation_id = %s AND c.tenant_id = %s AND m.seq > %s"
+                    " ORDER BY m.seq LIMIT %s",
+                    (conversation_id, tenant_id, after_seq, limit),
+                )
+                rows = await cur.fetchall()
+        except psycopg.Error as exc:
+            raise StoreError("cannot read messages") from exc
+        return [StoredMessage.model_validate(row) for row in rows]
+
+    async def recent(
+        self, *, tenant_id: str, conversation_id: str, limit: int, before_seq: int | None = None
+    ) -> list[StoredMessage]:
+        """The last ``limit`` messages (oldest first), optionally before a sequence number."""
+        try:
+            async with self._pool.connection() as conn:
+                conn.row_factory = dict_row  # type: ignore[assignment]
+                cur = await conn.execute(
+                    f"SELECT {_MSG_COLUMNS} FROM messages m"
+                    " JOIN conversations c ON c.id = m.conversation_id"
+                    " WHERE m.conversation_id = %s AND c.tenant_id = %s AND m.seq < %s"
+                    " ORDER BY m.seq DESC LIMIT %s",
+                    (conversation_id, tenant_id, before_seq or 2**62, limit),
+                )
+                rows = await cur.fetchall()
+        except psycopg.Error as exc:
+            raise StoreError("cannot read messages") from exc
+        return [StoredMessage.model_validate(row) for row in reversed(rows)]
+
+
+class _Duplicate(Exception):
+    pass

@@ -1,0 +1,74 @@
+"""PostgreSQL access: the async pool and the core schema migrations.
+
+Migrations are plain SQL files in ``kefu_core/migrations`` applied in order under an advisory
+lock, recorded in ``kefu_core_migrations``; applying them twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from importlib import resources
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from .errors import StoreError
+
+__all__ = ["migrate", "open_pool"]
+
+logger = logging.getLogger("kefu.db")
+_LOCK_ID = 0x6B656675  # "kefu"
+
+
+async def open_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> AsyncConnectionPool:
+    pool = AsyncConnectionPool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        open=False,
+        kwargs={"autocommit": True},
+        check=AsyncConnectionPool.check_connection,
+        reconnect_timeout=30,
+    )
+    try:
+        await pool.open(wait=True, timeout=15)
+    except psycopg.Error as exc:
+        raise StoreError("cannot open the database pool") from exc
+    return pool
+
+
+def _migration_files() -> list[tuple[str, str]]:
+    folder = resources.files("kefu_core") / "migrations"
+    files = sorted(
+        (entry.name, entry.read_text(encoding="utf-8"))
+        for entry in folder.iterdir()
+        if entry.name.endswith(".sql")
+    )
+    return files
+
+
+async def migrate(pool: AsyncConnectionPool) -> list[str]:
+    """Apply pending core migrations; return the names applied now."""
+    applied_now: list[str] = []
+    async with pool.connection() as conn:
+        await conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_ID,))
+        try:
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS kefu_core_migrations ("
+                " name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            cur = await conn.execute("SELECT name FROM kefu_core_migrations")
+            done = {row[0] for row in await cur.fetchall()}
+            for name, sql in _migration_files():
+                if name in done:
+                    continue
+                async with conn.transaction():
+                    await conn.execute(sql.encode())
+                    await conn.execute(
+                        "INSERT INTO kefu_core_migrations (name) VALUES (%s)", (name,)
+                    )
+                applied_now.append(name)
+                logger.info("applied migration %s", name)
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_ID,))
+    return applied_now

@@ -1,0 +1,62 @@
+"""``$connect`` and ``$disconnect``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ..connections import ConnectionRecord
+from ..deps import Deps
+from ..errors import StoreError, Unauthorized
+from ..events import WebSocketEvent
+from ..tokens import verify_token
+
+__all__ = ["handle_connect", "handle_disconnect"]
+
+logger = logging.getLogger("kefu.flows.connect")
+
+
+def _status(code: int, message: str) -> dict[str, Any]:
+    return {"statusCode": code, "body": message}
+
+
+async def handle_connect(event: dict[str, Any], deps: Deps) -> dict[str, Any]:
+    """Check the token from the query string and record the connection; 401 leaves no record."""
+    ws = WebSocketEvent.model_validate(event)
+    try:
+        identity = verify_token(ws.query("token"), secrets=deps.settings.token_secrets)
+    except Unauthorized as exc:
+        logger.info("connect refused: %s", exc)
+        return _status(401, "Unauthorized")
+    conversation_id: str | None = None
+    try:
+        if identity.role == "visitor":
+            conversation = await deps.conversations.open_for_visitor(
+                tenant_id=identity.tenant_id, visitor_id=identity.subject
+            )
+            conversation_id = conversation.id
+        ctx = ws.request_context
+        await deps.connections.add(
+            ConnectionRecord(
+                connection_id=ctx.connection_id,
+                tenant_id=identity.tenant_id,
+                subject=identity.subject,
+                role=identity.role,
+                name=identity.name,
+                conversation_id=conversation_id,
+                connected_at=deps.connections.now(),
+                source_ip=ctx.identity.source_ip,
+                domain_name=ctx.domain_name,
+                stage=ctx.stage,
+            )
+        )
+    except StoreError:
+        logger.exception("connect failed: store unavailable")
+        return _status(503, "Service Unavailable")
+    return _status(200, "Connected")
+
+
+async def handle_disconnect(event: dict[str, Any], deps: Deps) -> dict[str, Any]:
+    ws = WebSocketEvent.model_validate(event)
+    await deps.connections.remove(ws.request_context.connection_id)
+    return _status(200, "Disconnected")

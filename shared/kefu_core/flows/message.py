@@ -1,0 +1,163 @@
+"""The ``message`` and ``$default`` routes: validate, persist, acknowledge, then answer.
+
+Only a persisted message is acknowledged. When storing fails the client gets an error frame
+with ``retry: true`` and resends the same ``client_msg_id``; de-duplication makes that safe.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from ..connections import ConnectionRecord
+from ..deps import Deps
+from ..errors import BadFrame, ConversationClosed, KefuError, StoreError
+from ..events import StreamPayload, WebSocketEvent
+from ..protocol import (
+    HandoffFrame,
+    MessageFrame,
+    PingFrame,
+    SyncFrame,
+    ack_frame,
+    encode,
+    error_frame,
+    parse_client_frame,
+)
+from .fanout import broadcast, send
+
+__all__ = ["handle_message", "replay"]
+
+logger = logging.getLogger("kefu.flows.message")
+OK: dict[str, Any] = {"statusCode": 200}
+
+
+async def handle_message(event: dict[str, Any], deps: Deps) -> dict[str, Any]:
+    ws = WebSocketEvent.model_validate(event)
+    connection_id = ws.request_context.connection_id
+    try:
+        record = await deps.connections.get(connection_id)
+    except StoreError:
+        await send(deps, connection_id, _retry_frame(None))
+        return OK
+    if record is None:
+        await send(deps, connection_id, error_frame("not_connected", "reconnect to continue"))
+        return OK
+    try:
+        frame = parse_client_frame(
+            ws.body,
+            max_frame_bytes=deps.settings.max_frame_bytes,
+            max_text_chars=deps.settings.max_text_chars,
+        )
+        await _dispatch(frame, record, deps)
+    except BadFrame as exc:
+        await send(deps, connection_id, error_frame(exc.code, exc.message,
+                                                    client_msg_id=exc.client_msg_id))
+    except ConversationClosed:
+        await send(deps, connection_id, error_frame("conversation_closed",
+                                                    "this conversation is closed"))
+    except KefuError:
+        logger.exception("message flow failed")
+        await send(deps, connection_id, _retry_frame(_client_msg_id(ws.body)))
+    return OK
+
+
+def _retry_frame(client_msg_id: str | None) -> dict[str, Any]:
+    frame = error_frame("temporarily_unavailable", "not stored, please resend",
+                        client_msg_id=client_msg_id)
+    frame["retry"] = True
+    return frame
+
+
+def _client_msg_id(body: str | None) -> str | None:
+    try:
+        value = json.loads(body or "").get("client_msg_id")
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
+
+
+async def _dispatch(
+    frame: MessageFrame | SyncFrame | PingFrame | HandoffFrame,
+    record: ConnectionRecord,
+    deps: Deps,
+) -> None:
+    if isinstance(frame, PingFrame):
+        await send(deps, record.connection_id, {"type": "pong"})
+    elif isinstance(frame, SyncFrame):
+        await replay(deps, record, after_seq=frame.last_seq)
+    elif isinstance(frame, MessageFrame):
+        await _visitor_message(frame, record, deps)
+    else:
+        raise BadFrame("unsupported", "this action is not available yet")
+
+
+async def _visitor_message(frame: MessageFrame, record: ConnectionRecord, deps: Deps) -> None:
+    if record.role != "visitor" or record.conversation_id is None:
+        raise BadFrame("unsupported_for_role", "only visitors send chat messages here",
+                       client_msg_id=frame.client_msg_id)
+    conversation_id = record.conversation_id
+    stored = await deps.conversations.append(
+        tenant_id=record.tenant_id,
+        conversation_id=conversation_id,
+        role="visitor",
+        author=record.subject,
+        text=frame.text,
+        client_msg_id=frame.client_msg_id,
+    )
+    await send(deps, record.connection_id, ack_frame(
+        conversation_id=conversation_id, client_msg_id=frame.client_msg_id,
+        seq=stored.seq, duplicate=stored.duplicate,
+    ))
+    if stored.duplicate:
+        return
+    # Other tabs of the visitor and watching agents see the message too.
+    await broadcast(deps, conversation_id, {
+        "type": "message", "conversation_id": conversation_id, "seq": stored.seq,
+        "role": "visitor", "text": frame.text, "client_msg_id": frame.client_msg_id,
+    }, exclude=record.connection_id)
+    conversation = await deps.conversations.get(
+        tenant_id=record.tenant_id, conversation_id=conversation_id
+    )
+    if conversation is not None and conversation.owner == "bot":
+        await deps.invoker.invoke(StreamPayload(
+            tenant_id=record.tenant_id, conversation_id=conversation_id,
+            reply_to_seq=stored.seq, connection_id=record.connection_id,
+            domain_name=record.domain_name, stage=record.stage,
+        ).to_event())
+
+
+async def replay(deps: Deps, record: ConnectionRecord, *, after_seq: int) -> None:
+    """Send every message after ``after_seq`` in history frames below the frame size limit."""
+    if record.conversation_id is None:
+        await send(deps, record.connection_id, error_frame("no_conversation", "nothing to sync"))
+        return
+    conversation = await deps.conversations.get(
+        tenant_id=record.tenant_id, conversation_id=record.conversation_id
+    )
+    messages = await deps.conversations.since(
+        tenant_id=record.tenant_id, conversation_id=record.conversation_id,
+        after_seq=after_seq, limit=deps.settings.replay_max_messages,
+    )
+    base: dict[str, Any] = {
+        "type": "history",
+        "conversation_id": record.conversation_id,
+        "owner": conversation.owner if conversation else "bot",
+        "last_seq": conversation.last_seq if conversation else after_seq,
+    }
+    page: list[dict[str, Any]] = []
+    size = len(encode(base)) + 32
+    limit = deps.settings.replay_page_bytes
+    for message in messages:
+        item = message.public()
+        item_size = len(encode(item).encode()) + 1
+        if item_size > limit:  # a single huge message is cut for the replay, said so
+            item["text"] = item["text"][: limit // 8]
+            item["truncated"] = True
+            item_size = len(encode(item).encode()) + 1
+        if page and size + item_size > limit:
+            await send(deps, record.connection_id, {**base, "messages": page, "more": True})
+            page, size = [], len(encode(base)) + 32
+        page.append(item)
+        size += item_size
+    await send(deps, record.connection_id, {**base, "messages": page, "more": False})

@@ -1,0 +1,281 @@
+"""The gateway's Starlette application: WebSocket endpoint, management API, web files, admin."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from ..admin import create_admin_app
+from ..deps import Deps, build_deps
+from ..errors import GoneError, TransportError
+from ..flows import handle_connect, handle_disconnect, handle_message, handle_stream
+from ..protocol import encode, error_frame
+from ..settings import Settings
+from ..transport import TaskInvoker
+from .events import connect_event, disconnect_event, message_event, new_connection_id, route_for
+from .hub import Hub, LocalConnection
+from .limits import FloodGuard
+
+__all__ = ["create_gateway_app"]
+
+logger = logging.getLogger("kefu.gateway")
+ROUTES = frozenset({"message"})
+API_ID = "kefu-local"
+
+
+def _web_dir(settings: Settings) -> Path | None:
+    if settings.web_dir:
+        return Path(settings.web_dir)
+    candidate = Path(__file__).resolve().parents[3] / "web"
+    return candidate if candidate.is_dir() else None
+
+
+class Gateway:
+    """State of one gateway replica."""
+
+    def __init__(self, settings: Settings, *, replica_id: str | None = None) -> None:
+        self.settings = settings
+        self.replica_id = replica_id or uuid.uuid4().hex[:8]
+        self.deps: Deps | None = None
+        self.hub: Hub | None = None
+        self.invoker: TaskInvoker | None = None
+        self.guard = FloodGuard()
+
+    async def start(self) -> None:
+        invoker = TaskInvoker(self._stream)
+        import redis.asyncio as aioredis
+
+        assert self.settings.redis_url
+        redis = aioredis.Redis.from_url(self.settings.redis_url)
+        hub = Hub(redis, prefix=self.settings.redis_prefix, replica_id=self.replica_id,
+                  ttl_s=self.settings.connection_ttl_s)
+        self.deps = await build_deps(self.settings, poster=hub, invoker=invoker)
+        self.hub, self.invoker = hub, invoker
+        await hub.start()
+        logger.info("gateway replica %s ready", self.replica_id)
+
+    async def stop(self) -> None:
+        if self.invoker:
+            await self.invoker.drain(within_s=10)
+        if self.hub:
+            for connection_id in list(self.hub.local):
+                await self._disconnect(connection_id, 1001, "Going away")
+            await self.hub.stop()
+        if self.deps:
+            await self.deps.aclose()
+
+    async def _stream(self, payload: dict[str, Any]) -> dict[str, Any]:
+        assert self.deps is not None
+        return await handle_stream(payload, self.deps)
+
+    # -- WebSocket ---------------------------------------------------------------------------
+    async def websocket(self, websocket: WebSocket) -> None:
+        assert self.deps is not None and self.hub is not None
+        settings = self.settings
+        source_ip = websocket.client.host if websocket.client else "0.0.0.0"
+        if not self.guard.allow_connect(source_ip):
+            await websocket.send_denial_response(Response("Too Many Requests", status_code=429))
+            return
+        connection_id = new_connection_id()
+        connected_at = time.time()
+        connected_ms = int(connected_at * 1000)
+        headers = {k.title() if k != "user-agent" else k: v for k, v in websocket.headers.items()}
+        user_agent = websocket.headers.get("user-agent")
+        domain = websocket.headers.get("host", f"{settings.gateway_host}:{settings.gateway_port}")
+        common = {"connection_id": connection_id, "connected_at_ms": connected_ms,
+                  "domain_name": domain, "stage": settings.gateway_stage,
+                  "source_ip": source_ip, "api_id": API_ID}
+        query = parse_qs(websocket.url.query, keep_blank_values=True)
+        result = await handle_connect(
+            connect_event(headers=headers, query=query, **common), self.deps  # type: ignore[arg-type]
+        )
+        status = int(result.get("statusCode", 500))
+        if status != 200:
+            await websocket.send_denial_response(
+                Response(result.get("body", ""), status_code=status)
+            )
+            return
+        await websocket.accept()
+        conn = LocalConnection(connection_id=connection_id, websocket=websocket,
+                               connected_at=connected_at, source_ip=source_ip,
+                               user_agent=user_agent)
+        await self.hub.register(conn)
+        close_code, reason = 1000, "Client closed"
+        try:
+            close_code, reason = await self._receive_loop(conn, common, user_agent)
+        finally:
+            await self._disconnect(connection_id, close_code, reason, user_agent=user_agent,
+                                   common=common)
+
+    async def _receive_loop(
+        self, conn: LocalConnection, common: dict[str, Any], user_agent: str | None
+    ) -> tuple[int, str]:
+        assert self.deps is not None and self.hub is not None
+        settings = self.settings
+        ws = conn.websocket
+        deadline = conn.connected_at + settings.gateway_max_lifetime_s
+        while True:
+            timeout = min(settings.gateway_idle_timeout_s, max(0.0, deadline - time.time()))
+            try:
+                message = await asyncio.wait_for(ws.receive(), timeout)
+            except TimeoutError:
+                reason = "Going away" if time.time() >= deadline else "Idle timeout"
+                with contextlib.suppress(Exception):
+                    await ws.close(code=1001, reason=reason)
+                return 1001, reason
+            except WebSocketDisconnect as exc:
+                return exc.code, "Client closed"
+            if message["type"] == "websocket.disconnect":
+                return int(message.get("code", 1005)), "Client closed"
+            conn.last_active_at = time.time()
+            body = message.get("text")
+            if body is None:
+                try:
+                    body = (message.get("bytes") or b"").decode("utf-8")
+                except UnicodeDecodeError:
+                    await self.hub.post(conn.connection_id, encode(
+                        error_frame("bad_encoding", "frames must be UTF-8 text")))
+                    continue
+            if not self.guard.allow_message(conn.connection_id):
+                await self.hub.post(conn.connection_id, encode(error_frame(
+                    "rate_limited", "too many frames; slow down and resend")))
+                continue
+            event = message_event(route_key=route_for(body, routes=ROUTES), body=body,
+                                  user_agent=user_agent, **common)
+            try:
+                await handle_message(event, self.deps)
+            except Exception:  # a flow bug must not kill the connection
+                logger.exception("message flow crashed")
+                await self.hub.post(conn.connection_id, encode(error_frame(
+                    "internal_error", "something went wrong; please resend")))
+
+    async def _disconnect(
+        self,
+        connection_id: str,
+        code: int,
+        reason: str,
+        *,
+        user_agent: str | None = None,
+        common: dict[str, Any] | None = None,
+    ) -> None:
+        assert self.deps is not None and self.hub is not None
+        conn = self.hub.local.get(connection_id)
+        await self.hub.unregister(connection_id)
+        self.guard.forget(connection_id)
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.websocket.close(code=1001)
+        if common is None and conn is not None:
+            common = {"connection_id": connection_id,
+                      "connected_at_ms": int(conn.connected_at * 1000),
+                      "domain_name": f"{self.settings.gateway_host}:{self.settings.gateway_port}",
+                      "stage": self.settings.gateway_stage, "source_ip": conn.source_ip,
+                      "api_id": API_ID}
+        if common is not None:
+            try:
+                await handle_disconnect(disconnect_event(
+                    user_agent=user_agent, status_code=code, reason=reason, **common
+                ), self.deps)
+            except Exception:
+                logger.warning("disconnect flow failed", exc_info=True)
+
+    # -- management API ------------------------------------------------------------------------
+    async def post_to_connection(self, request: Request) -> Response:
+        assert self.hub is not None
+        connection_id = request.path_params["connection_id"]
+        data = await request.body()
+        if len(data) > 128 * 1024:
+            return _aws_error(413, "PayloadTooLargeException", "Payload too large")
+        try:
+            await self.hub.post(connection_id, data.decode("utf-8", errors="replace"))
+        except GoneError:
+            return _aws_error(410, "GoneException", "Connection is gone")
+        except TransportError:
+            return _aws_error(500, "InternalServerErrorException", "Delivery failed")
+        return Response(status_code=200)
+
+    async def get_connection(self, request: Request) -> Response:
+        assert self.hub is not None and self.deps is not None
+        connection_id = request.path_params["connection_id"]
+        conn = self.hub.local.get(connection_id)
+        if conn is not None:
+            return JSONResponse({
+                "ConnectedAt": _iso(conn.connected_at),
+                "LastActiveAt": _iso(conn.last_active_at),
+                "Identity": {"SourceIp": conn.source_ip, "UserAgent": conn.user_agent or ""},
+            })
+        record = await self.deps.connections.get(connection_id)
+        if record is None or await self.hub.owner(connection_id) is None:
+            return _aws_error(410, "GoneException", "Connection is gone")
+        return JSONResponse({
+            "ConnectedAt": _iso(record.connected_at),
+            "LastActiveAt": _iso(record.connected_at),
+            "Identity": {"SourceIp": record.source_ip or "", "UserAgent": ""},
+        })
+
+    async def delete_connection(self, request: Request) -> Response:
+        assert self.hub is not None
+        connection_id = request.path_params["connection_id"]
+        if await self.hub.owner(connection_id) is None:
+            return _aws_error(410, "GoneException", "Connection is gone")
+        await self.hub.close(connection_id)
+        return Response(status_code=204)
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
+def _aws_error(status: int, error_type: str, message: str) -> Response:
+    return JSONResponse({"message": message}, status_code=status,
+                        headers={"x-amzn-ErrorType": error_type})
+
+
+def create_gateway_app(settings: Settings, *, replica_id: str | None = None) -> Starlette:
+    """Build one gateway replica. ``DATABASE_URL`` and ``REDIS_URL`` must be resolved."""
+    gateway = Gateway(settings, replica_id=replica_id)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await gateway.start()
+        try:
+            yield
+        finally:
+            await gateway.stop()
+
+    management = [
+        Route("/@connections/{connection_id}", gateway.post_to_connection, methods=["POST"]),
+        Route("/@connections/{connection_id}", gateway.get_connection, methods=["GET"]),
+        Route("/@connections/{connection_id}", gateway.delete_connection, methods=["DELETE"]),
+    ]
+    routes: list[Any] = [
+        WebSocketRoute("/ws", gateway.websocket),
+        WebSocketRoute(f"/{settings.gateway_stage}", gateway.websocket),
+        *management,
+        Mount(f"/{settings.gateway_stage}", routes=list(management)),
+    ]
+    web = _web_dir(settings)
+    if web is not None:
+        demo = web / "demo.html"
+        routes.append(Route("/", lambda request: FileResponse(demo) if demo.exists()
+                            else RedirectResponse("/docs")))
+        routes.append(Mount("/web", app=StaticFiles(directory=web)))
+    routes.append(Mount("/", app=create_admin_app(settings)))
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.gateway = gateway
+    return app

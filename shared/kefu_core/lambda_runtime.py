@@ -1,0 +1,104 @@
+"""Running the async flows inside Lambda.
+
+One event loop lives as long as the container, so Redis and PostgreSQL connections opened on
+the first invocation are reused by the next ones. Dependencies are built on first use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
+
+from aws_lambda_powertools import Logger
+
+from .deps import Deps, build_deps
+from .settings import Settings, get_settings
+from .transport import ApiGatewayPoster, LambdaInvoker, StreamInvoker
+
+__all__ = ["api_gateway_handler", "async_invoke_handler", "get_deps", "run"]
+
+logger = Logger(service="kefu")
+T = TypeVar("T")
+Flow = Callable[[dict[str, Any], Deps], Awaitable[dict[str, Any]]]
+
+_loop: asyncio.AbstractEventLoop | None = None
+_deps: Deps | None = None
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine on the container's long-lived loop."""
+    global _loop
+    if _loop is None or _loop.is_closed():
+        _loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(_loop)
+    return _loop.run_until_complete(coro)
+
+
+def _load_token_secrets(settings: Settings) -> Settings:
+    if not settings.token_secret_id:
+        return settings
+    import boto3
+
+    client = boto3.client("secretsmanager", region_name=settings.aws_region)
+    raw = client.get_secret_value(SecretId=settings.token_secret_id)["SecretString"]
+    try:
+        parsed = json.loads(raw)
+        secrets = parsed["secrets"] if isinstance(parsed, dict) else list(parsed)
+    except (ValueError, KeyError, TypeError):
+        secrets = [raw]
+    return settings.model_copy(update={"token_secrets": [str(s) for s in secrets]})
+
+
+class _NoStreamFunction:
+    async def invoke(self, payload: dict[str, Any]) -> None:
+        logging.getLogger("kefu").warning("STREAM_FUNCTION_NAME is not set; no reply is sent")
+
+
+async def get_deps(event: dict[str, Any] | None = None) -> Deps:
+    """The container's dependencies (built on the first invocation)."""
+    global _deps
+    if _deps is None:
+        settings = _load_token_secrets(get_settings())
+        endpoint = settings.websocket_management_url
+        if not endpoint and event:
+            ctx = event.get("requestContext") or event
+            domain, stage = ctx.get("domainName") or ctx.get("domain_name"), ctx.get("stage")
+            if domain:
+                endpoint = f"https://{domain}/{stage}" if stage else f"https://{domain}"
+        poster = ApiGatewayPoster.for_endpoint(endpoint or "http://localhost",
+                                               region=settings.aws_region)
+        invoker: StreamInvoker = (
+            LambdaInvoker.for_function(settings.stream_function_name, region=settings.aws_region)
+            if settings.stream_function_name else _NoStreamFunction()
+        )
+        _deps = await build_deps(settings, poster=poster, invoker=invoker)
+    return _deps
+
+
+def api_gateway_handler(flow: Flow) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    """Wrap a flow as a Lambda handler for API Gateway WebSocket routes."""
+
+    @logger.inject_lambda_context(correlation_id_path="requestContext.connectionId")
+    def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        async def call() -> dict[str, Any]:
+            return await flow(event, await get_deps(event))
+
+        return run(call())
+
+    return lambda_handler
+
+
+def async_invoke_handler(flow: Flow) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    """Wrap a flow as a Lambda handler for an asynchronous invoke payload."""
+
+    @logger.inject_lambda_context(correlation_id_path="conversation_id")
+    def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        async def call() -> dict[str, Any]:
+            return await flow(event, await get_deps(event))
+
+        return run(call())
+
+    return lambda_handler

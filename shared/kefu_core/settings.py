@@ -1,0 +1,112 @@
+"""One settings object, read from the environment and validated at cold start.
+
+Placeholder secrets are accepted only when ``KEFU_ENV`` is ``development`` or ``test``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+__all__ = ["DEV_TOKEN_SECRET", "Settings", "get_settings"]
+
+DEV_TOKEN_SECRET = "kefu-dev-secret-change-me"
+
+
+def _split(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Kefu configuration. Every field maps to the upper-case environment variable."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+
+    kefu_env: Literal["development", "test", "production"] = "development"
+
+    # Stores. Empty means "start the embedded one" in `kefu run`; handlers require them.
+    database_url: str | None = None
+    redis_url: str | None = None
+    redis_prefix: str = "kefu:"
+    db_pool_min: int = 1
+    db_pool_max: int = 10
+
+    # Tokens: the first secret signs, all of them verify (rotation with an overlap window).
+    token_secrets: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: [DEV_TOKEN_SECRET]
+    )
+    token_secret_id: str | None = None  # Secrets Manager secret holding the signing secret(s)
+    token_ttl_s: int = 24 * 3600
+    # Widget keys: "public-key:tenant" pairs; a widget key lets a page obtain a visitor token.
+    widget_keys: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["demo-key:demo"])
+
+    # Transport.
+    websocket_management_url: str | None = None  # https://{api}.execute-api.{region}.amazonaws.com/{stage}
+    stream_function_name: str | None = None
+    aws_region: str = Field(default="us-east-1", alias="AWS_REGION")
+
+    # Connections and frames (API Gateway limits: 32 KB frames, 128 KB messages).
+    connection_ttl_s: int = 2 * 3600 + 300
+    max_text_chars: int = 4000
+    max_frame_bytes: int = 32 * 1024
+    replay_page_bytes: int = 24 * 1024
+    replay_max_messages: int = 500
+
+    # Replies.
+    delta_flush_ms: int = 40
+    delta_flush_chars: int = 400
+    context_window: int = 10
+    system_prompt: str = (
+        "You are a friendly, concise customer-service assistant. Answer from the knowledge "
+        "passages when they are relevant; if you do not know, say so and offer a human agent. "
+        "Answer in the visitor's language."
+    )
+
+    # Self-hosted gateway.
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = 8080
+    gateway_stage: str = "prod"
+    gateway_idle_timeout_s: int = 600
+    gateway_max_lifetime_s: int = 7200
+    data_dir: str = ".kefu"
+    web_dir: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_lists(cls, data: object) -> object:
+        if isinstance(data, dict):
+            for key in ("token_secrets", "TOKEN_SECRETS", "widget_keys", "WIDGET_KEYS"):
+                if key in data:
+                    data[key] = _split(data[key])
+        return data
+
+    @model_validator(mode="after")
+    def _refuse_placeholders(self) -> Settings:
+        if self.kefu_env == "production":
+            if not self.token_secret_id and (
+                not self.token_secrets or DEV_TOKEN_SECRET in self.token_secrets
+            ):
+                raise ValueError("TOKEN_SECRETS must be set to real secrets in production")
+            if any(len(secret) < 32 for secret in self.token_secrets if secret != DEV_TOKEN_SECRET):
+                raise ValueError("token secrets must be at least 32 characters")
+        if not self.token_secrets and not self.token_secret_id:
+            raise ValueError("no token secret configured")
+        return self
+
+    def widget_tenants(self) -> dict[str, str]:
+        pairs: dict[str, str] = {}
+        for item in self.widget_keys:
+            key, _, tenant = item.partition(":")
+            if key and tenant:
+                pairs[key] = tenant
+        return pairs
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

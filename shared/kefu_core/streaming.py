@@ -1,0 +1,91 @@
+"""Delta batching: a reply costs tens of frames, not one per token.
+
+The first delta goes out at once (time to first token is what a visitor feels); later deltas
+are gathered for ``flush_ms`` or until ``flush_chars`` characters, whichever comes first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Generic, TypeVar
+
+__all__ = ["DeltaBatcher"]
+
+E = TypeVar("E")
+
+
+class DeltaBatcher(Generic[E]):
+    def __init__(
+        self,
+        *,
+        flush: Callable[[str], Awaitable[None]],
+        text_of: Callable[[E], str | None],
+        flush_ms: int,
+        flush_chars: int,
+    ) -> None:
+        self._flush = flush
+        self._text_of = text_of
+        self._interval = flush_ms / 1000
+        self._chars = flush_chars
+        self.sent_chars = 0
+        self.flushes = 0
+
+    async def run(self, events: AsyncIterator[E]) -> list[E]:
+        """Consume ``events``; flush text deltas in batches; return the non-delta events."""
+        queue: asyncio.Queue[tuple[bool, E | BaseException | None]] = asyncio.Queue()
+
+        async def produce() -> None:
+            try:
+                async for event in events:
+                    await queue.put((False, event))
+            except BaseException as exc:  # handed to the consumer, re-raised there
+                await queue.put((True, exc))
+                return
+            await queue.put((True, None))
+
+        producer = asyncio.create_task(produce())
+        others: list[E] = []
+        buffer: list[str] = []
+        buffered = 0
+        deadline: float | None = None
+        try:
+            while True:
+                timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+                try:
+                    done, item = await asyncio.wait_for(queue.get(), timeout)
+                except TimeoutError:
+                    await self._emit(buffer)
+                    buffer, buffered, deadline = [], 0, None
+                    continue
+                if done:
+                    await self._emit(buffer)
+                    if isinstance(item, BaseException):
+                        raise item
+                    return others
+                assert item is not None and not isinstance(item, BaseException)
+                text = self._text_of(item)
+                if text is None:
+                    others.append(item)
+                    continue
+                if not text:
+                    continue
+                buffer.append(text)
+                buffered += len(text)
+                if self.flushes == 0 or buffered >= self._chars:
+                    await self._emit(buffer)
+                    buffer, buffered, deadline = [], 0, None
+                elif deadline is None:
+                    deadline = time.monotonic() + self._interval
+        finally:
+            if not producer.done():
+                producer.cancel()
+
+    async def _emit(self, buffer: list[str]) -> None:
+        if not buffer:
+            return
+        text = "".join(buffer)
+        await self._flush(text)
+        self.sent_chars += len(text)
+        self.flushes += 1
