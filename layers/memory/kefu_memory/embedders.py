@@ -1,0 +1,188 @@
+"""Embedders behind one interface.
+
+- `OfflineEmbedder`: model-free, no download, works for Chinese and English. Hashed features
+  (CJK character uni/bi/trigrams, jieba words, Latin words and their character trigrams) with
+  sub-linear term frequency, signed feature hashing into a fixed dimension, L2-normalised.
+- `OpenAIEmbedder`: the OpenAI embeddings API or any compatible endpoint (`base_url`).
+
+Every embedder has a `name` and a `dim`; both are stored with each vector so that a changed
+embedder is detected instead of silently comparing vectors from different spaces.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import zlib
+from collections import Counter
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+from ._errors import EmbedderError
+from ._text import STOP_TERMS, cjk_ngrams, normalize, words
+
+if TYPE_CHECKING:
+    from openai import AsyncOpenAI
+
+__all__ = ["Embedder", "OfflineEmbedder", "OpenAIEmbedder", "to_pgvector"]
+
+Vectors = npt.NDArray[np.float32]
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns texts into L2-normalised vectors of a fixed dimension."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def dim(self) -> int: ...
+
+    async def embed(self, texts: Sequence[str]) -> Vectors:
+        """Return an array of shape (len(texts), dim), rows L2-normalised."""
+        ...
+
+
+def to_pgvector(vector: Sequence[float] | npt.NDArray[np.floating]) -> str:
+    """Text form of a vector for PostgreSQL (`'[0.1,0.2]'::vector`)."""
+    return "[" + ",".join(f"{float(x):.6g}" for x in vector) + "]"
+
+
+def _l2_normalize(matrix: Vectors) -> Vectors:
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return (matrix / norms).astype(np.float32)
+
+
+class OfflineEmbedder:
+    """A model-free embedder: hashed character n-gram and word features, L2-normalised.
+
+    Deterministic across processes and machines (CRC32 hashing), needs nothing at run time
+    beyond numpy and jieba. It captures lexical overlap, not paraphrase; use an API model when
+    you need semantics.
+    """
+
+    _WEIGHTS: ClassVar[dict[str, float]] = {"u": 0.4, "b": 1.0, "t": 0.6, "w": 1.0, "l": 0.3}
+
+    def __init__(self, dim: int = 384) -> None:
+        if dim < 16:
+            raise ValueError("dim must be at least 16")
+        self._dim = dim
+
+    @property
+    def name(self) -> str:
+        return "offline-hash-v1"
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def features(self, text: str) -> Counter[str]:
+        norm = normalize(text)
+        feats: Counter[str] = Counter()
+        for gram in cjk_ngrams(norm, 1):
+            if gram not in STOP_TERMS:
+                feats["u:" + gram] += 1
+        for gram in cjk_ngrams(norm, 2):
+            feats["b:" + gram] += 1
+        for gram in cjk_ngrams(norm, 3):
+            feats["t:" + gram] += 1
+        for word in words(norm):
+            if word in STOP_TERMS:
+                continue
+            feats["w:" + word] += 1
+            if word.isascii() and len(word) > 3:
+                padded = f"#{word}#"
+                for i in range(len(padded) - 2):
+                    feats["l:" + padded[i : i + 3]] += 1
+        return feats
+
+    def embed_one(self, text: str) -> Vectors:
+        vec = np.zeros(self._dim, dtype=np.float32)
+        for feat, count in self.features(text).items():
+            h = zlib.crc32(feat.encode("utf-8"))
+            sign = 1.0 if (h >> 31) & 1 else -1.0
+            vec[h % self._dim] += sign * self._WEIGHTS[feat[0]] * (1.0 + math.log(count))
+        norm = float(np.linalg.norm(vec))
+        if norm > 0:
+            vec /= norm
+        return vec
+
+    def embed_sync(self, texts: Sequence[str]) -> Vectors:
+        if not texts:
+            return np.zeros((0, self._dim), dtype=np.float32)
+        return np.stack([self.embed_one(t) for t in texts])
+
+    async def embed(self, texts: Sequence[str]) -> Vectors:
+        # Pure CPU and fast for short texts; large batches go to a thread so the loop stays live.
+        if sum(len(t) for t in texts) < 4000:
+            return self.embed_sync(texts)
+        return await asyncio.to_thread(self.embed_sync, texts)
+
+
+class OpenAIEmbedder:
+    """Embeddings from the OpenAI API or any compatible endpoint (vLLM, Ollama, Qwen...).
+
+    Pass a configured `AsyncOpenAI` client, or `base_url`/`api_key` to build one. Set
+    `send_dimensions=True` for models that accept a `dimensions` parameter
+    (text-embedding-3-*), so that `dim` can be smaller than the model's native size.
+    """
+
+    def __init__(
+        self,
+        client: AsyncOpenAI | None = None,
+        *,
+        model: str = "text-embedding-3-small",
+        dim: int = 1536,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        batch_size: int = 128,
+        send_dimensions: bool = False,
+    ) -> None:
+        if client is None:
+            from openai import AsyncOpenAI
+
+            client = AsyncOpenAI(base_url=base_url, api_key=api_key)
+        self._client = client
+        self._model = model
+        self._dim = dim
+        self._batch_size = batch_size
+        self._send_dimensions = send_dimensions
+
+    @property
+    def name(self) -> str:
+        return f"openai:{self._model}"
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    async def embed(self, texts: Sequence[str]) -> Vectors:
+        if not texts:
+            return np.zeros((0, self._dim), dtype=np.float32)
+        rows: list[list[float]] = []
+        for start in range(0, len(texts), self._batch_size):
+            batch = [t if t.strip() else " " for t in texts[start : start + self._batch_size]]
+            try:
+                if self._send_dimensions:
+                    response = await self._client.embeddings.create(
+                        model=self._model, input=batch, dimensions=self._dim
+                    )
+                else:
+                    response = await self._client.embeddings.create(model=self._model, input=batch)
+            except Exception as exc:
+                raise EmbedderError(f"embedding request to {self._model} failed") from exc
+            data = sorted(response.data, key=lambda item: item.index)
+            if len(data) != len(batch):
+                raise EmbedderError(f"{self._model} returned {len(data)} vectors for {len(batch)}")
+            rows.extend(list(item.embedding) for item in data)
+        matrix = np.asarray(rows, dtype=np.float32)
+        if matrix.shape[1] != self._dim:
+            raise EmbedderError(
+                f"{self._model} returned dimension {matrix.shape[1]}, configured {self._dim}"
+            )
+        return _l2_normalize(matrix)

@@ -1,0 +1,493 @@
+"""Knowledge base: ingest documents, chunk, embed, store in pgvector, search hybrid.
+
+Search runs a vector query (HNSW, cosine) and a keyword query (BM25 over our own postings of
+jieba words and CJK bigrams) concurrently, and fuses the two rankings with reciprocal rank
+fusion. Every query is scoped to one tenant.
+
+Ingesting a document under an existing name replaces its chunks when its content hash (or the
+embedder) changed and does nothing otherwise; every change bumps the tenant's version
+(`kb_version`), which response caches key on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from ._chunking import Chunk, chunk_document, content_kind
+from ._errors import IngestError, StoreError, UnsupportedContentType
+from ._models import Passage
+from ._text import keyword_terms
+from .embedders import Embedder, to_pgvector
+
+__all__ = ["IngestResult", "KnowledgeBase", "SearchMode"]
+
+logger = logging.getLogger("kefu.memory.knowledge")
+
+SearchMode = Literal["hybrid", "vector", "keyword"]
+_BM25_K1 = 1.2
+_BM25_B = 0.75
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    document_id: int
+    name: str
+    chunks: int
+    changed: bool
+    kb_version: str
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    chunks: list[Chunk]
+    vectors: list[str]
+    terms: list[dict[str, int]]
+
+
+def _list_documents(root: Path) -> list[Path]:
+    found: list[Path] = []
+    for file in sorted(p for p in root.rglob("*") if p.is_file()):
+        try:
+            content_kind(file.suffix)
+        except UnsupportedContentType:
+            continue
+        found.append(file)
+    return found
+
+
+class KnowledgeBase:
+    """Tenant-scoped knowledge base over a psycopg async pool."""
+
+    def __init__(
+        self,
+        pool: AsyncConnectionPool[Any],
+        embedder: Embedder,
+        *,
+        max_chunk_tokens: int = 350,
+        overlap_tokens: int = 40,
+        candidates: int = 40,
+        rrf_k: int = 60,
+        ef_search: int = 80,
+    ) -> None:
+        self._pool = pool
+        self._embedder = embedder
+        self._max_chunk_tokens = max_chunk_tokens
+        self._overlap_tokens = overlap_tokens
+        self._candidates = candidates
+        self._rrf_k = rrf_k
+        self._ef_search = ef_search
+
+    @property
+    def embedder(self) -> Embedder:
+        return self._embedder
+
+    # ------------------------------------------------------------------ ingest
+
+    async def _prepare(self, content: str, content_type: str) -> _Prepared:
+        chunks = chunk_document(
+            content,
+            content_type,
+            max_tokens=self._max_chunk_tokens,
+            overlap_tokens=self._overlap_tokens,
+        )
+        if not chunks:
+            raise IngestError("document has no text to index")
+        texts = [c.embedding_text() for c in chunks]
+        matrix = await self._embedder.embed(texts)
+        terms = await asyncio.to_thread(lambda: [dict(keyword_terms(t)) for t in texts])
+        return _Prepared(chunks=chunks, vectors=[to_pgvector(row) for row in matrix], terms=terms)
+
+    async def ingest_document(
+        self,
+        *,
+        tenant_id: str,
+        name: str,
+        content: str,
+        content_type: str,
+    ) -> IngestResult:
+        """Add or replace one document (Markdown, plain text or FAQ CSV).
+
+        Unchanged content (same hash, same embedder) is a no-op and keeps the version.
+        """
+        content_kind(content_type)  # raises UnsupportedContentType early
+        digest = hashlib.sha256(f"{content_type}\n{content}".encode()).hexdigest()
+        existing = await self._existing(tenant_id, name)
+        if existing is not None and existing[1] == digest and existing[2]:
+            return IngestResult(
+                document_id=existing[0],
+                name=name,
+                chunks=existing[3],
+                changed=False,
+                kb_version=await self.kb_version(tenant_id),
+            )
+        prepared = await self._prepare(content, content_type)
+        try:
+            async with self._pool.connection() as conn, conn.transaction():
+                # Lock the tenant row first: serialises writers of one tenant, bumps the version.
+                cur = await conn.execute(
+                    "INSERT INTO kb_tenants (tenant_id) VALUES (%s) "
+                    "ON CONFLICT (tenant_id) DO UPDATE SET tenant_id = EXCLUDED.tenant_id "
+                    "RETURNING version",
+                    (tenant_id,),
+                )
+                cur = await conn.execute(
+                    "SELECT d.id, d.content_hash, d.chunk_count, "
+                    " coalesce(bool_and(c.embedder = %s AND c.dim = %s), true) "
+                    "FROM kb_documents d LEFT JOIN kb_chunks c ON c.document_id = d.id "
+                    "WHERE d.tenant_id = %s AND d.name = %s GROUP BY d.id",
+                    (self._embedder.name, self._embedder.dim, tenant_id, name),
+                )
+                row = await cur.fetchone()
+                if row is not None and row[1] == digest and row[3]:
+                    version = await self._version(conn, tenant_id)
+                    return IngestResult(int(row[0]), name, int(row[2]), False, version)
+                removed_chunks, removed_terms = 0, 0
+                if row is not None:
+                    document_id = int(row[0])
+                    cur = await conn.execute(
+                        "DELETE FROM kb_chunks WHERE document_id = %s RETURNING term_count",
+                        (document_id,),
+                    )
+                    gone = await cur.fetchall()
+                    removed_chunks, removed_terms = len(gone), sum(int(r[0]) for r in gone)
+                    await conn.execute(
+                        "UPDATE kb_documents SET content_hash = %s, content_type = %s, "
+                        "chunk_count = %s, updated_at = now() WHERE id = %s",
+                        (digest, content_type, len(prepared.chunks), document_id),
+                    )
+                else:
+                    cur = await conn.execute(
+                        "INSERT INTO kb_documents (tenant_id, name, content_type, content_hash,"
+                        " chunk_count) VALUES (%s, %s, %s, %s, %s) RETURNING id",
+                        (tenant_id, name, content_type, digest, len(prepared.chunks)),
+                    )
+                    inserted = await cur.fetchone()
+                    assert inserted is not None
+                    document_id = int(inserted[0])
+                added_terms = await self._write_chunks(conn, tenant_id, document_id, prepared)
+                cur = await conn.execute(
+                    "UPDATE kb_tenants SET version = version + 1, updated_at = now(), "
+                    "chunk_count = chunk_count + %s, term_total = term_total + %s "
+                    "WHERE tenant_id = %s RETURNING version",
+                    (
+                        len(prepared.chunks) - removed_chunks,
+                        added_terms - removed_terms,
+                        tenant_id,
+                    ),
+                )
+                bumped = await cur.fetchone()
+                assert bumped is not None
+        except psycopg.Error as exc:
+            raise StoreError("knowledge-base ingest failed") from exc
+        logger.info(
+            "ingested document",
+            extra={"tenant_id": tenant_id, "document": name, "chunks": len(prepared.chunks)},
+        )
+        return IngestResult(document_id, name, len(prepared.chunks), True, str(bumped[0]))
+
+    async def _write_chunks(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        tenant_id: str,
+        document_id: int,
+        prepared: _Prepared,
+    ) -> int:
+        n = len(prepared.chunks)
+        cur = await conn.execute(
+            "SELECT nextval('kb_chunks_id_seq') FROM generate_series(1, %s)", (n,)
+        )
+        ids = [int(r[0]) for r in await cur.fetchall()]
+        term_counts = [sum(t.values()) for t in prepared.terms]
+        async with conn.cursor().copy(
+            "COPY kb_chunks (id, document_id, tenant_id, ord, heading, content, term_count,"
+            " embedder, dim, embedding) FROM STDIN"
+        ) as copy:
+            for i, chunk in enumerate(prepared.chunks):
+                await copy.write_row(
+                    (
+                        ids[i],
+                        document_id,
+                        tenant_id,
+                        i,
+                        chunk.heading,
+                        chunk.text,
+                        term_counts[i],
+                        self._embedder.name,
+                        self._embedder.dim,
+                        prepared.vectors[i],
+                    )
+                )
+        async with conn.cursor().copy(
+            "COPY kb_postings (tenant_id, term, chunk_id, tf, doc_len) FROM STDIN"
+        ) as copy:
+            for i, terms in enumerate(prepared.terms):
+                for term, tf in terms.items():
+                    await copy.write_row((tenant_id, term, ids[i], tf, term_counts[i]))
+        return sum(term_counts)
+
+    async def _existing(self, tenant_id: str, name: str) -> tuple[int, str, bool, int] | None:
+        try:
+            async with self._pool.connection() as conn:
+                cur = await conn.execute(
+                    "SELECT d.id, d.content_hash, "
+                    " coalesce(bool_and(c.embedder = %s AND c.dim = %s), true), d.chunk_count "
+                    "FROM kb_documents d LEFT JOIN kb_chunks c ON c.document_id = d.id "
+                    "WHERE d.tenant_id = %s AND d.name = %s GROUP BY d.id",
+                    (self._embedder.name, self._embedder.dim, tenant_id, name),
+                )
+                row = await cur.fetchone()
+        except psycopg.Error as exc:
+            raise StoreError("knowledge-base lookup failed") from exc
+        if row is None:
+            return None
+        return int(row[0]), str(row[1]), bool(row[2]), int(row[3])
+
+    async def ingest_folder(
+        self, *, tenant_id: str, path: str | Path, prune: bool = False
+    ) -> list[IngestResult]:
+        """Ingest every .md/.markdown/.txt/.csv file under `path` (names are relative paths).
+
+        With `prune`, documents of the tenant that are no longer in the folder are deleted.
+        """
+        root = Path(path)
+        results: list[IngestResult] = []
+        seen: set[str] = set()
+        files = await asyncio.to_thread(_list_documents, root)
+        for file in files:
+            name = file.relative_to(root).as_posix()
+            seen.add(name)
+            text = await asyncio.to_thread(file.read_text, encoding="utf-8-sig")
+            results.append(
+                await self.ingest_document(
+                    tenant_id=tenant_id, name=name, content=text, content_type=file.suffix
+                )
+            )
+        if prune:
+            for name in set(await self.document_names(tenant_id)) - seen:
+                await self.delete_document(tenant_id=tenant_id, name=name)
+        return results
+
+    async def document_names(self, tenant_id: str) -> list[str]:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT name FROM kb_documents WHERE tenant_id = %s ORDER BY name", (tenant_id,)
+            )
+            return [str(r[0]) for r in await cur.fetchall()]
+
+    async def delete_document(self, *, tenant_id: str, name: str) -> bool:
+        """Delete a document and its chunks; bumps the version when something was deleted."""
+        try:
+            async with self._pool.connection() as conn, conn.transaction():
+                await conn.execute(
+                    "INSERT INTO kb_tenants (tenant_id) VALUES (%s) ON CONFLICT DO NOTHING",
+                    (tenant_id,),
+                )
+                await conn.execute(
+                    "SELECT 1 FROM kb_tenants WHERE tenant_id = %s FOR UPDATE", (tenant_id,)
+                )
+                cur = await conn.execute(
+                    "DELETE FROM kb_chunks c USING kb_documents d WHERE c.document_id = d.id"
+                    " AND d.tenant_id = %s AND d.name = %s RETURNING c.term_count",
+                    (tenant_id, name),
+                )
+                gone = await cur.fetchall()
+                cur = await conn.execute(
+                    "DELETE FROM kb_documents WHERE tenant_id = %s AND name = %s RETURNING id",
+                    (tenant_id, name),
+                )
+                if await cur.fetchone() is None:
+                    return False
+                await conn.execute(
+                    "UPDATE kb_tenants SET version = version + 1, updated_at = now(),"
+                    " chunk_count = chunk_count - %s, term_total = term_total - %s"
+                    " WHERE tenant_id = %s",
+                    (len(gone), sum(int(r[0]) for r in gone), tenant_id),
+                )
+                return True
+        except psycopg.Error as exc:
+            raise StoreError("knowledge-base delete failed") from exc
+
+    # ------------------------------------------------------------------ version
+
+    @staticmethod
+    async def _version(conn: psycopg.AsyncConnection[Any], tenant_id: str) -> str:
+        cur = await conn.execute(
+            "SELECT version FROM kb_tenants WHERE tenant_id = %s", (tenant_id,)
+        )
+        row = await cur.fetchone()
+        return str(row[0]) if row else "0"
+
+    async def kb_version(self, tenant_id: str) -> str:
+        """The tenant's knowledge-base version; it changes whenever its content changes."""
+        try:
+            async with self._pool.connection() as conn:
+                return await self._version(conn, tenant_id)
+        except psycopg.Error as exc:
+            raise StoreError("knowledge-base version lookup failed") from exc
+
+    # ------------------------------------------------------------------ search
+
+    async def search(
+        self, tenant_id: str, query: str, k: int = 5, *, mode: SearchMode = "hybrid"
+    ) -> list[Passage]:
+        """The k best passages of the tenant's knowledge base for `query`."""
+        if not query.strip() or k < 1:
+            return []
+        n = max(self._candidates, k)
+        try:
+            if mode == "vector":
+                return (await self._vector(tenant_id, query, n))[:k]
+            if mode == "keyword":
+                return (await self._keyword(tenant_id, query, n))[:k]
+            by_vector, by_keyword = await asyncio.gather(
+                self._vector(tenant_id, query, n), self._keyword(tenant_id, query, n)
+            )
+        except psycopg.Error as exc:
+            raise StoreError("knowledge-base search failed") from exc
+        return self._fuse(by_vector, by_keyword, k)
+
+    def _fuse(
+        self, by_vector: Sequence[Passage], by_keyword: Sequence[Passage], k: int
+    ) -> list[Passage]:
+        scores: dict[int, float] = {}
+        passages: dict[int, Passage] = {}
+        vector_rank: dict[int, int] = {}
+        keyword_rank: dict[int, int] = {}
+        for ranking, ranks in ((by_vector, vector_rank), (by_keyword, keyword_rank)):
+            for rank, passage in enumerate(ranking, start=1):
+                scores[passage.chunk_id] = scores.get(passage.chunk_id, 0.0) + 1.0 / (
+                    self._rrf_k + rank
+                )
+                passages.setdefault(passage.chunk_id, passage)
+                ranks[passage.chunk_id] = rank
+        best = sorted(scores, key=lambda cid: (-scores[cid], cid))[:k]
+        return [
+            passages[cid].model_copy(
+                update={
+                    "score": scores[cid],
+                    "vector_rank": vector_rank.get(cid),
+                    "keyword_rank": keyword_rank.get(cid),
+                }
+            )
+            for cid in best
+        ]
+
+    async def _vector(self, tenant_id: str, query: str, n: int) -> list[Passage]:
+        matrix = await self._embedder.embed([query])
+        dim = self._embedder.dim
+        statement = sql.SQL(
+            "SELECT c.id AS chunk_id, c.document_id, d.name AS document, c.heading, c.content,"
+            " 1 - c.distance AS score "
+            "FROM (SELECT id, document_id, heading, content,"
+            "      (embedding::vector({dim})) <=> %(q)s::vector({dim}) AS distance"
+            "      FROM kb_chunks WHERE tenant_id = %(t)s AND dim = {dim} AND embedder = %(e)s"
+            "      ORDER BY (embedding::vector({dim})) <=> %(q)s::vector({dim}) LIMIT %(n)s) c "
+            "JOIN kb_documents d ON d.id = c.document_id ORDER BY c.distance, c.id"
+        ).format(dim=sql.Literal(dim))
+        async with self._pool.connection() as conn, conn.transaction():
+            await conn.execute(
+                sql.SQL("SET LOCAL hnsw.ef_search = {}").format(
+                    sql.Literal(max(self._ef_search, n))
+                )
+            )
+            await conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(
+                statement,
+                {"q": to_pgvector(matrix[0]), "t": tenant_id, "e": self._embedder.name, "n": n},
+            )
+            rows = await cur.fetchall()
+        return [Passage(**row, vector_rank=i) for i, row in enumerate(rows, start=1)]
+
+    async def _keyword(self, tenant_id: str, query: str, n: int) -> list[Passage]:
+        terms = keyword_terms(query)
+        if not terms:
+            return []
+        statement = (
+            "WITH q(term, qtf) AS (SELECT * FROM unnest(%(terms)s::text[], %(qtf)s::int[])),"
+            " stats AS (SELECT greatest(chunk_count, 1)::float8 AS n,"
+            "   greatest(term_total::float8 / greatest(chunk_count, 1), 1) AS avgdl"
+            "   FROM kb_tenants WHERE tenant_id = %(t)s),"
+            " df AS (SELECT p.term, count(*)::float8 AS df FROM kb_postings p JOIN q USING (term)"
+            "   WHERE p.tenant_id = %(t)s GROUP BY p.term),"
+            " w AS (SELECT q.term, q.qtf * ln(1 + (stats.n - df.df + 0.5) / (df.df + 0.5)) AS idf"
+            "   FROM q JOIN df USING (term) CROSS JOIN stats),"
+            " scored AS (SELECT p.chunk_id, sum(w.idf * p.tf * (%(k1)s + 1) / (p.tf + %(k1)s *"
+            "   (1 - %(b)s + %(b)s * p.doc_len / stats.avgdl))) AS score"
+            "   FROM kb_postings p JOIN w USING (term) CROSS JOIN stats"
+            "   WHERE p.tenant_id = %(t)s GROUP BY p.chunk_id ORDER BY score DESC, p.chunk_id"
+            "   LIMIT %(n)s) "
+            "SELECT c.id AS chunk_id, c.document_id, d.name AS document, c.heading, c.content,"
+            " s.score FROM scored s JOIN kb_chunks c ON c.id = s.chunk_id"
+            " JOIN kb_documents d ON d.id = c.document_id ORDER BY s.score DESC, c.id"
+        )
+        params = {
+            "terms": list(terms.keys()),
+            "qtf": list(terms.values()),
+            "t": tenant_id,
+            "n": n,
+            "k1": _BM25_K1,
+            "b": _BM25_B,
+        }
+        async with self._pool.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(statement, params)
+            rows = await cur.fetchall()
+        return [Passage(**row, keyword_rank=i) for i, row in enumerate(rows, start=1)]
+
+    # ------------------------------------------------------------------ maintenance
+
+    async def stale_chunks(self, tenant_id: str) -> int:
+        """How many of the tenant's chunks were embedded by another embedder (or dimension)."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT count(*) FROM kb_chunks WHERE tenant_id = %s"
+                " AND (embedder <> %s OR dim <> %s)",
+                (tenant_id, self._embedder.name, self._embedder.dim),
+            )
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def reembed(self, *, tenant_id: str, batch: int = 256) -> int:
+        """Re-embed the tenant's chunks made by another embedder; returns how many changed."""
+        total = 0
+        while True:
+            async with self._pool.connection() as conn:
+                cur = await conn.execute(
+                    "SELECT id, heading, content FROM kb_chunks WHERE tenant_id = %s"
+                    " AND (embedder <> %s OR dim <> %s) ORDER BY id LIMIT %s",
+                    (tenant_id, self._embedder.name, self._embedder.dim, batch),
+                )
+                rows = await cur.fetchall()
+                if not rows:
+                    break
+                texts = [Chunk(heading=r[1], text=r[2]).embedding_text() for r in rows]
+                matrix = await self._embedder.embed(texts)
+                async with conn.transaction():
+                    async with conn.cursor() as wcur:
+                        await wcur.executemany(
+                            "UPDATE kb_chunks SET embedder = %s, dim = %s, embedding = %s::vector"
+                            " WHERE id = %s",
+                            [
+                                (self._embedder.name, self._embedder.dim, to_pgvector(v), r[0])
+                                for v, r in zip(matrix, rows, strict=True)
+                            ],
+                        )
+                    await conn.execute(
+                        "UPDATE kb_tenants SET version = version + 1, updated_at = now()"
+                        " WHERE tenant_id = %s",
+                        (tenant_id,),
+                    )
+            total += len(rows)
+        return total

@@ -1,0 +1,191 @@
+"""Recall: query every memory source in parallel under one deadline and merge the results.
+
+Each source is a zero-argument coroutine function returning memory items (`MemoryItem` or
+plain strings). All sources start at once; at the deadline the ones still running are
+cancelled and reported in `missing` (never awaited), failures are reported too. The sections
+that arrived are de-duplicated in precedence order (CRM > long-term > short-term by default:
+an item whose key or text an earlier source already gave is dropped) and rendered into one
+prompt section that fits a token budget.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+from ._models import MemoryItem, RecallResult, RecallSection
+from ._text import estimate_tokens, normalize
+
+__all__ = ["DEFAULT_PRECEDENCE", "DEFAULT_TITLES", "SourceFn", "recall", "render"]
+
+logger = logging.getLogger("kefu.memory.recall")
+
+SourceFn = Callable[[], Awaitable[Sequence[MemoryItem | str]]]
+
+DEFAULT_PRECEDENCE: tuple[str, ...] = ("crm", "long_term", "short_term")
+DEFAULT_TITLES: dict[str, str] = {
+    "crm": "Customer record (CRM)",
+    "long_term": "Remembered about this customer",
+    "short_term": "Recent conversation",
+    "knowledge": "Knowledge base",
+}
+_PUNCT_RE = re.compile(r"[\W_]+", re.UNICODE)
+
+
+def _swallow(task: asyncio.Task[Any]) -> None:
+    """Done-callback for abandoned tasks: retrieve the outcome so nothing is logged as lost."""
+    if not task.cancelled():
+        task.exception()
+
+
+def _dedupe_text(text: str) -> str:
+    return _PUNCT_RE.sub("", normalize(text))
+
+
+def _as_items(value: Sequence[MemoryItem | str]) -> list[MemoryItem]:
+    if isinstance(value, str):
+        return [MemoryItem(text=value)] if value.strip() else []
+    out: list[MemoryItem] = []
+    for item in value:
+        if isinstance(item, MemoryItem):
+            out.append(item)
+        elif isinstance(item, str):
+            out.append(MemoryItem(text=item))
+        else:
+            raise TypeError(f"a recall source returned {type(item).__name__}")
+    return [i for i in out if i.text.strip()]
+
+
+async def recall(
+    *,
+    sources: Mapping[str, SourceFn],
+    deadline_s: float = 0.2,
+    precedence: Sequence[str] = DEFAULT_PRECEDENCE,
+    token_budget: int = 1200,
+    count_tokens: Callable[[str], int] = estimate_tokens,
+    titles: Mapping[str, str] | None = None,
+    keep_latest: Sequence[str] = ("short_term",),
+    heading: str = "## Memory",
+) -> RecallResult:
+    """Run `sources` concurrently; keep what arrives within `deadline_s`; merge and render."""
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+
+    async def timed(name: str, fn: SourceFn) -> list[MemoryItem]:
+        items = _as_items(await fn())
+        timings[name] = (time.perf_counter() - started) * 1000
+        return items
+
+    tasks = {name: asyncio.create_task(timed(name, fn), name=f"recall:{name}")
+             for name, fn in sources.items()}
+    if tasks:
+        await asyncio.wait(tasks.values(), timeout=max(deadline_s, 0.0))
+    late: list[str] = []
+    failed: list[str] = []
+    arrived: dict[str, list[MemoryItem]] = {}
+    for name, task in tasks.items():
+        if not task.done():
+            task.cancel()
+            task.add_done_callback(_swallow)
+            late.append(name)
+            continue
+        exc = task.exception()
+        if exc is not None:
+            failed.append(name)
+            logger.warning(
+                "recall source failed", extra={"source": name, "error": type(exc).__name__}
+            )
+            continue
+        arrived[name] = task.result()
+    if late:
+        logger.warning("recall sources missed the deadline", extra={"sources": late})
+
+    order = [n for n in precedence if n in arrived] + [n for n in arrived if n not in precedence]
+    names = {**DEFAULT_TITLES, **(titles or {})}
+    seen_keys: set[str] = set()
+    seen_texts: set[str] = set()
+    sections: list[RecallSection] = []
+    for name in order:
+        kept: list[MemoryItem] = []
+        for item in arrived[name]:
+            text_key = _dedupe_text(item.text)
+            if (item.key and item.key in seen_keys) or text_key in seen_texts:
+                continue
+            if item.key:
+                seen_keys.add(item.key)
+            seen_texts.add(text_key)
+            kept.append(item)
+        sections.append(
+            RecallSection(
+                source=name,
+                title=names.get(name, name.replace("_", " ").capitalize()),
+                items=kept,
+                elapsed_ms=round(timings.get(name, 0.0), 3),
+                keep_latest=name in keep_latest,
+            )
+        )
+    prompt, tokens, dropped = render(
+        sections, token_budget=token_budget, count_tokens=count_tokens, heading=heading
+    )
+    return RecallResult(
+        sections=sections,
+        missing=[n for n in tasks if n in late or n in failed],
+        failed=failed,
+        late=late,
+        elapsed_ms=round((time.perf_counter() - started) * 1000, 3),
+        prompt=prompt,
+        tokens=tokens,
+        dropped_items=dropped,
+    )
+
+
+def render(
+    sections: Sequence[RecallSection],
+    *,
+    token_budget: int,
+    count_tokens: Callable[[str], int] = estimate_tokens,
+    heading: str = "## Memory",
+) -> tuple[str, int, int]:
+    """Render sections as Markdown within `token_budget`; return (text, tokens, dropped items).
+
+    Sections are filled in order; a section marked `keep_latest` keeps its newest items.
+    """
+    total_items = sum(len(s.items) for s in sections)
+    if total_items == 0:
+        return "", 0, 0
+    lines: list[str] = [heading]
+    used = count_tokens(heading + "\n")
+    kept_items = 0
+    for section in sections:
+        if not section.items:
+            continue
+        title = f"### {section.title}"
+        title_cost = count_tokens(title + "\n")
+        if used + title_cost >= token_budget:
+            break
+        chosen: list[str] = []
+        cost = title_cost
+        ordered = list(reversed(section.items)) if section.keep_latest else list(section.items)
+        for item in ordered:
+            line = f"- {item.text}"
+            line_cost = count_tokens(line + "\n")
+            if used + cost + line_cost > token_budget:
+                break
+            chosen.append(line)
+            cost += line_cost
+        if not chosen:
+            continue
+        if section.keep_latest:
+            chosen.reverse()
+        lines.append(title)
+        lines.extend(chosen)
+        used += cost
+        kept_items += len(chosen)
+    if len(lines) == 1:
+        return "", 0, total_items
+    text = "\n".join(lines)
+    return text, count_tokens(text), total_items - kept_items

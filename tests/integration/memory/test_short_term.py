@@ -1,0 +1,51 @@
+"""Short-term memory on a real Redis."""
+
+from __future__ import annotations
+
+import redis.asyncio as aioredis
+from kefu_memory import ShortTermMemory, Turn
+
+
+async def test_keeps_only_the_last_window_of_turns_oldest_first(
+    redis_client: aioredis.Redis, redis_prefix: str
+) -> None:
+    # GIVEN a window of 2 rounds (4 turns)
+    memory = ShortTermMemory(redis_client, prefix=redis_prefix, window=2, ttl_s=60)
+    # WHEN 7 turns are appended
+    for seq in range(1, 8):
+        role = "user" if seq % 2 else "assistant"
+        await memory.append("c1", Turn(role=role, content=f"message {seq}", seq=seq))
+    # THEN only the last 4 remain, in order
+    turns = await memory.recent("c1")
+    assert [t.seq for t in turns] == [4, 5, 6, 7]
+    assert turns[-1].content == "message 7"
+    assert await redis_client.llen(memory.key("c1")) == 4
+
+
+async def test_append_sets_a_ttl_and_conversations_are_separate(
+    redis_client: aioredis.Redis, redis_prefix: str
+) -> None:
+    # GIVEN a memory with a one-minute TTL
+    memory = ShortTermMemory(redis_client, prefix=redis_prefix, window=10, ttl_s=60)
+    # WHEN two conversations get turns
+    await memory.extend(
+        "a", [Turn(role="user", content="你好"), Turn(role="assistant", content="您好")]
+    )
+    await memory.append("b", Turn(role="user", content="hello"))
+    # THEN each has its own turns and a TTL no longer than configured
+    assert [t.content for t in await memory.recent("a")] == ["你好", "您好"]
+    assert [t.content for t in await memory.recent("b")] == ["hello"]
+    ttl = await redis_client.ttl(memory.key("a"))
+    assert 0 < ttl <= 60
+
+
+async def test_clear_forgets_a_conversation(
+    redis_client: aioredis.Redis, redis_prefix: str
+) -> None:
+    # GIVEN a conversation with a turn
+    memory = ShortTermMemory(redis_client, prefix=redis_prefix)
+    await memory.append("c", Turn(role="user", content="my phone is 13800138000"))
+    # WHEN it is cleared
+    await memory.clear("c")
+    # THEN nothing is left
+    assert await memory.recent("c") == []
