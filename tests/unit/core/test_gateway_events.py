@@ -1,0 +1,68 @@
+"""The gateway builds events of the shape API Gateway sends (compared with events/*.json)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from kefu_core.events import WebSocketEvent
+from kefu_core.gateway.events import (
+    connect_event,
+    disconnect_event,
+    message_event,
+    new_connection_id,
+    route_for,
+)
+from kefu_core.gateway.limits import FloodGuard
+
+EVENTS = Path(__file__).resolve().parents[3] / "events"
+COMMON = {"connection_id": "abc=", "connected_at_ms": 1, "domain_name": "localhost:8080",
+          "stage": "prod", "source_ip": "127.0.0.1", "api_id": "kefu-local"}
+
+
+def keys(obj: object) -> set[str]:
+    return set(obj) if isinstance(obj, dict) else set()
+
+
+def test_route_selection_on_body_action() -> None:
+    routes = frozenset({"message"})
+    assert route_for('{"action":"message"}', routes=routes) == "message"
+    assert route_for('{"action":"sync"}', routes=routes) == "$default"
+    assert route_for("not json", routes=routes) == "$default"
+    assert route_for('"a string"', routes=routes) == "$default"
+
+
+def test_connect_event_has_the_sample_shape() -> None:
+    # GIVEN the sample API Gateway connect event and one the gateway builds
+    sample = json.loads((EVENTS / "connect.json").read_text())
+    built = connect_event(headers={"Host": "x"}, query={"token": ["t"]}, **COMMON)
+    # THEN top-level and requestContext keys match
+    assert keys(sample) <= keys(built) | {"multiValueQueryStringParameters"}
+    assert keys(sample["requestContext"]) <= keys(built["requestContext"])
+    parsed = WebSocketEvent.model_validate(built)
+    assert parsed.request_context.event_type == "CONNECT"
+    assert parsed.query("token") == "t"
+
+
+def test_message_and_disconnect_events_have_the_sample_shape() -> None:
+    for name, built in (
+        ("message.json", message_event(route_key="message", body="{}", user_agent="ua", **COMMON)),
+        ("disconnect.json", disconnect_event(user_agent=None, status_code=1000,
+                                             reason="bye", **COMMON)),
+    ):
+        sample = json.loads((EVENTS / name).read_text())
+        assert keys(sample["requestContext"]) - {"identity"} <= keys(built["requestContext"]), name
+        assert sample["requestContext"]["eventType"] == built["requestContext"]["eventType"]
+
+
+def test_connection_ids_are_unique_and_path_safe() -> None:
+    ids = {new_connection_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    assert all("/" not in i and "+" not in i for i in ids)
+
+
+def test_flood_guard_limits_frames_per_connection() -> None:
+    guard = FloodGuard(frames_per_s=1, frame_burst=5)
+    allowed = [guard.allow_message("c1") for _ in range(10)]
+    assert allowed.count(True) == 5
+    assert guard.allow_message("c2")
