@@ -1,0 +1,98 @@
+"""Exact-match response cache: tenant + engine + knowledge-base version + prompt -> answer.
+
+Keys are SHA-256 digests (no prompt text or PII in key names). A small in-process LRU with the
+same TTL sits in front of Redis; several candidate keys (one per engine of the chain) are read
+in one MGET.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import OrderedDict
+from typing import Any
+
+from ._types import ChatRequest
+
+__all__ = ["ResponseCache", "cache_key"]
+
+
+def cache_key(request: ChatRequest, engine: str) -> str:
+    payload = json.dumps(
+        [
+            request.tenant_id,
+            engine,
+            request.kb_version,
+            [(m.role, m.content) for m in request.messages],
+            request.passages,
+            request.max_tokens,
+            request.temperature,
+            request.language,
+        ],
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+class ResponseCache:
+    def __init__(
+        self,
+        *,
+        ttl_s: float,
+        lru_size: int = 512,
+        redis: Any | None = None,
+        prefix: str = "kefu:",
+        clock: Any = time.monotonic,
+    ) -> None:
+        self.ttl_s = ttl_s
+        self._size = lru_size
+        self._lru: OrderedDict[str, tuple[float, str, str]] = OrderedDict()
+        self._redis = redis
+        self._prefix = prefix
+        self._clock = clock
+
+    @property
+    def enabled(self) -> bool:
+        return self.ttl_s > 0
+
+    def _rkey(self, digest: str) -> str:
+        return f"{self._prefix}rc:{digest}"
+
+    async def get(self, digests: list[tuple[str, str]]) -> tuple[str, str] | None:
+        """The first hit among ``(engine, digest)`` pairs, as ``(engine, text)``."""
+        if not self.enabled or not digests:
+            return None
+        now = self._clock()
+        for _engine, digest in digests:
+            hit = self._lru.get(digest)
+            if hit is not None:
+                if hit[0] > now:
+                    self._lru.move_to_end(digest)
+                    return hit[1], hit[2]
+                del self._lru[digest]
+        if self._redis is None:
+            return None
+        values = await self._redis.mget([self._rkey(d) for _, d in digests])
+        for (engine, digest), raw in zip(digests, values, strict=True):
+            if raw is not None:
+                text = raw.decode() if isinstance(raw, bytes) else raw
+                self._remember(digest, engine, text, now)
+                return engine, text
+        return None
+
+    def _remember(self, digest: str, engine: str, text: str, now: float) -> None:
+        if self._size <= 0:
+            return
+        self._lru[digest] = (now + self.ttl_s, engine, text)
+        self._lru.move_to_end(digest)
+        while len(self._lru) > self._size:
+            self._lru.popitem(last=False)
+
+    async def put(self, engine: str, digest: str, text: str) -> None:
+        if not self.enabled:
+            return
+        self._remember(digest, engine, text, self._clock())
+        if self._redis is not None:
+            await self._redis.set(self._rkey(digest), text, px=int(self.ttl_s * 1000))

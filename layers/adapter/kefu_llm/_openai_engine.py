@@ -1,0 +1,203 @@
+"""An engine for any OpenAI-compatible chat completions API, on the official SDK.
+
+The base URL decides the provider: OpenAI, DeepSeek, Qwen (DashScope compatible mode), Ollama
+(``/v1``), vLLM, llama.cpp's server... One `AsyncOpenAI` client per key shares one HTTP
+connection pool; the SDK's own retries are off (the router decides what happens next).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import openai
+from openai import AsyncOpenAI
+
+from ._engine_base import ApiKey
+from ._exceptions import (
+    EngineError,
+    EngineHTTPError,
+    EngineTimeout,
+    KeyUnavailableError,
+    StreamError,
+)
+from ._types import EngineCall
+
+__all__ = ["OpenAICompatibleEngine", "parse_retry_after"]
+
+_PASSAGES_HEAD = {
+    "zh": "以下是知识库中与问题相关的资料，请据此回答；资料中没有的内容请如实说明不知道：",
+    "en": "Knowledge-base passages relevant to the question. Answer from them; say you do not know "
+    "when they do not cover it:",
+}
+_PLACEHOLDER_NOTE = {
+    "zh": "文中形如 [PHONE_1] 的方括号标记代表已隐藏的个人信息，需要时请原样照抄标记。",
+    "en": "Bracketed markers like [PHONE_1] stand for hidden personal data; copy them verbatim "
+    "when you need them.",
+}
+
+
+def parse_retry_after(headers: Any) -> float | None:
+    """Seconds from ``retry-after-ms`` / ``Retry-After`` (seconds or HTTP date)."""
+    if headers is None:
+        return None
+    try:
+        ms = headers.get("retry-after-ms")
+        if ms:
+            return max(float(ms) / 1000.0, 0.0)
+        raw = headers.get("retry-after")
+    except Exception:
+        return None
+    if not raw:
+        return None
+    try:
+        return max(float(raw), 0.0)
+    except ValueError:
+        pass
+    import email.utils
+    import time
+
+    try:
+        when = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    return max(when.timestamp() - time.time(), 0.0)
+
+
+def build_messages(call: EngineCall, *, redacted: bool) -> list[dict[str, str]]:
+    """The chat messages sent to the provider: passages join as a system message."""
+    lang = "zh" if call.language.startswith("zh") else "en"
+    extra: list[str] = []
+    if call.passages:
+        extra.append(
+            _PASSAGES_HEAD[lang]
+            + "\n"
+            + "\n".join(f"[{i + 1}] {p}" for i, p in enumerate(call.passages))
+        )
+    if redacted:
+        extra.append(_PLACEHOLDER_NOTE[lang])
+    if not extra:
+        return call.messages
+    messages = list(call.messages)
+    at = 0
+    while at < len(messages) and messages[at].get("role") == "system":
+        at += 1
+    messages.insert(at, {"role": "system", "content": "\n\n".join(extra)})
+    return messages
+
+
+class OpenAICompatibleEngine:
+    """Streams chat completions from an OpenAI-compatible endpoint."""
+
+    needs_key = True
+    supports_continuation = True
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        model: str,
+        base_url: str | None = None,
+        provider: str = "openai",
+        connect_timeout_s: float = 3.0,
+        read_timeout_s: float = 15.0,
+        default_headers: dict[str, str] | None = None,
+        extra_body: dict[str, Any] | None = None,
+        encoding: str | None = None,
+        local: bool = False,
+        http_client: Any | None = None,
+    ) -> None:
+        self.name = name
+        self.model = model
+        self.provider = provider
+        self.base_url = base_url
+        self.encoding = encoding
+        self.local = local
+        self._extra_body = extra_body or None
+        self._timeout = openai.Timeout(read_timeout_s, connect=connect_timeout_s)
+        self._headers = default_headers or None
+        self._http_client = http_client
+        self._root: AsyncOpenAI | None = None
+        self._clients: dict[str, AsyncOpenAI] = {}
+        self.redacted_input = not local
+
+    def _client(self, key: ApiKey) -> AsyncOpenAI:
+        client = self._clients.get(key.value)
+        if client is None:
+            if self._root is None:
+                self._root = AsyncOpenAI(
+                    api_key=key.value,
+                    base_url=self.base_url,
+                    timeout=self._timeout,
+                    max_retries=0,
+                    default_headers=self._headers,
+                    http_client=self._http_client,
+                )
+                client = self._root
+            else:
+                client = self._root.with_options(api_key=key.value)
+            if len(self._clients) > 32:  # keys rotated many times: forget the oldest clients
+                self._clients.pop(next(iter(self._clients)))
+            self._clients[key.value] = client
+        return client
+
+    async def stream(self, call: EngineCall, *, key: ApiKey | None) -> AsyncIterator[str]:
+        if key is None:
+            raise KeyUnavailableError(f"engine {self.name} needs an API key")
+        client = self._client(key)
+        params: dict[str, Any] = {
+            "model": self.model,
+            "messages": build_messages(call, redacted=not self.local),
+            "stream": True,
+        }
+        if call.max_tokens is not None:
+            params["max_tokens"] = call.max_tokens
+        if call.temperature is not None:
+            params["temperature"] = call.temperature
+        if self._extra_body:
+            params["extra_body"] = self._extra_body
+        try:
+            stream = await client.chat.completions.create(**params)
+        except openai.APITimeoutError as exc:
+            raise EngineTimeout(f"{self.name}: request timed out", kind="timeout") from exc
+        except openai.APIStatusError as exc:
+            raise EngineHTTPError(
+                f"{self.name}: HTTP {exc.status_code}",
+                status=exc.status_code,
+                retry_after=parse_retry_after(exc.response.headers),
+            ) from exc
+        except openai.APIConnectionError as exc:
+            raise EngineError(f"{self.name}: connection failed", kind="connection") from exc
+        finish: str | None = None
+        try:
+            async for chunk in stream:
+                choices = chunk.choices
+                if not choices:
+                    continue
+                choice = choices[0]
+                delta = choice.delta
+                if delta is not None and delta.content:
+                    yield delta.content
+                if choice.finish_reason:
+                    finish = choice.finish_reason
+        except openai.APITimeoutError as exc:
+            raise EngineTimeout(f"{self.name}: read timed out", kind="stall") from exc
+        except openai.APIConnectionError as exc:
+            raise StreamError(f"{self.name}: stream cut", kind="cut") from exc
+        except openai.APIError as exc:
+            raise StreamError(f"{self.name}: error event in stream", kind="cut") from exc
+        except (ValueError, TypeError, AttributeError, KeyError) as exc:
+            raise StreamError(f"{self.name}: malformed chunk", kind="malformed") from exc
+        finally:
+            with contextlib.suppress(Exception):
+                await stream.close()
+        if finish is None:
+            raise StreamError(f"{self.name}: stream ended without a finish reason", kind="cut")
+        call.finish_reason = finish
+
+    async def aclose(self) -> None:
+        if self._root is not None:
+            await self._root.close()
+        self._root = None
+        self._clients.clear()

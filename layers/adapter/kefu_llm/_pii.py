@@ -1,0 +1,309 @@
+"""PII redaction: Chinese-first recognisers, placeholders out, real values back in.
+
+Recognised (after normalising full-width digits, letters and separators):
+
+- ``PHONE``: mainland mobile numbers (1[3-9]x, 11 digits, optional +86/0086, 3-4-4 groups);
+- ``ID``: 18-digit resident identity numbers with a valid birth date and the ISO 7064
+  MOD 11-2 check digit (6-8-4 groups allowed);
+- ``CARD``: bank card numbers, 15-19 digits with a card-network prefix and a valid Luhn sum;
+- ``EMAIL``: e-mail addresses.
+
+`Redactor` keeps one value -> placeholder table per request (``[PHONE_1]``...), `Restorer` puts
+the values back into a streamed answer, holding back only what could still become a
+placeholder. `redact_text` is the one-call helper for logs and the audit trail; it fails closed
+(returns ``[REDACTED]`` when detection itself fails).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from ._exceptions import RedactionError
+
+__all__ = [
+    "KINDS",
+    "Redactor",
+    "Restorer",
+    "Span",
+    "find_pii",
+    "luhn_ok",
+    "normalize",
+    "redact_text",
+    "resident_id_ok",
+]
+
+KINDS = ("ID", "CARD", "PHONE", "EMAIL")
+
+# One character in, one character out: indexes in the normalised text are indexes in the
+# original, so values can be cut from either.
+_FULLWIDTH = {chr(0xFF10 + i): str(i) for i in range(10)}
+_FULLWIDTH.update({chr(0xFF21 + i): chr(0x41 + i) for i in range(26)})
+_FULLWIDTH.update({chr(0xFF41 + i): chr(0x61 + i) for i in range(26)})
+_FULLWIDTH.update(
+    {
+        "\uff0b": "+",  # ＋
+        "\uff20": "@",  # ＠
+        "\uff0e": ".",  # ．
+        "\u3002": "。",
+        "\uff0d": "-",  # －
+        "\u2010": "-",
+        "\u2011": "-",
+        "\u2012": "-",
+        "\u2013": "-",
+        "\u2014": "-",
+        "\u2212": "-",
+        "\u3000": " ",  # ideographic space
+        "\u00a0": " ",
+        "\u2002": " ",
+        "\u2003": " ",
+        "\u2009": " ",
+        "\u200b": " ",
+        "\uff3f": "_",  # ＿
+    }
+)
+_TRANSLATE = str.maketrans(_FULLWIDTH)
+
+
+def normalize(text: str) -> str:
+    """Full-width digits/letters/separators to ASCII, character for character."""
+    return text.translate(_TRANSLATE)
+
+
+_SEP = r"[ \-]?"
+_PHONE_RE = re.compile(
+    r"(?<![0-9A-Za-z+])(?:(?:\+|00)?86[ \-]?)?1[3-9][0-9]"
+    + _SEP
+    + r"[0-9]{4}"
+    + _SEP
+    + r"[0-9]{4}(?![0-9A-Za-z])"
+)
+_ID_RE = re.compile(
+    r"(?<![0-9A-Za-z])[1-9][0-9]{5}"
+    + _SEP
+    + r"(?:18|19|20)[0-9]{2}[01][0-9][0-3][0-9]"
+    + _SEP
+    + r"[0-9]{3}[0-9Xx](?![0-9A-Za-z])"
+)
+# 15-19 digits, plain or in groups of four (4-4-4-4[-1..3]) or 4-6-5 (Amex).
+_CARD_RE = re.compile(
+    r"(?<![0-9A-Za-z])(?:[0-9]{15,19}|[0-9]{4}(?:[ \-][0-9]{4}){3}(?:[ \-]?[0-9]{1,3})?"
+    r"|[0-9]{4}[ \-][0-9]{6}[ \-][0-9]{5})(?![0-9A-Za-z])"
+)
+_EMAIL_RE = re.compile(
+    r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9][A-Za-z0-9._%+\-]*@[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?)*\.[A-Za-z]{2,24}(?![A-Za-z0-9])"
+)
+# Card-network prefixes (IIN ranges): UnionPay 62/81, Visa 4, Mastercard 51-55/2221-2720,
+# Amex 34/37, JCB 35, Discover 60/64/65, Diners 36/38/39/30.
+_CARD_PREFIX_RE = re.compile(
+    r"^(?:62|81|4|5[1-5]|222[1-9]|22[3-9][0-9]|2[3-6][0-9]{2}|27[01][0-9]|2720|3[4-9]|30|6011|64[4-9]|65)"
+)
+_NOT_DIGIT = re.compile(r"[^0-9Xx]")
+_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_ID_CHECK = "10X98765432"
+
+
+def luhn_ok(digits: str) -> bool:
+    """Luhn (mod 10) check of a digit string."""
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+def resident_id_ok(value: str, *, today: _dt.date | None = None) -> bool:
+    """18-digit PRC resident ID: valid birth date (not in the future) and MOD 11-2 check digit."""
+    value = value.upper()
+    if len(value) != 18 or not value[:17].isdigit():
+        return False
+    try:
+        born = _dt.date(int(value[6:10]), int(value[10:12]), int(value[12:14]))
+    except ValueError:
+        return False
+    if born > (today or _dt.date.today()) or born.year < 1900:
+        return False
+    total = sum(int(value[i]) * _ID_WEIGHTS[i] for i in range(17))
+    return _ID_CHECK[total % 11] == value[17]
+
+
+@dataclass(slots=True, frozen=True)
+class Span:
+    kind: str
+    start: int
+    end: int
+    value: str  # as written in the original text
+    canonical: str  # digits only / lower-cased e-mail: the identity of the value
+
+
+def _canonical(kind: str, raw: str) -> str:
+    if kind == "EMAIL":
+        return raw.lower()
+    digits = _NOT_DIGIT.sub("", raw).upper()
+    if kind == "PHONE" and len(digits) > 11:
+        digits = digits[-11:]
+    return digits
+
+
+def find_pii(text: str) -> list[Span]:
+    """All PII spans in ``text``, non-overlapping, in order. ID wins over CARD over PHONE."""
+    norm = normalize(text)
+    found: list[Span] = []
+    taken: list[tuple[int, int]] = []
+
+    def free(start: int, end: int) -> bool:
+        return all(end <= s or start >= e for s, e in taken)
+
+    def add(kind: str, start: int, end: int) -> None:
+        found.append(Span(kind, start, end, text[start:end], _canonical(kind, norm[start:end])))
+        taken.append((start, end))
+
+    if "@" in norm:
+        for m in _EMAIL_RE.finditer(norm):
+            add("EMAIL", m.start(), m.end())
+    for m in _ID_RE.finditer(norm):
+        if free(m.start(), m.end()) and resident_id_ok(_NOT_DIGIT.sub("", m.group())):
+            add("ID", m.start(), m.end())
+    for m in _CARD_RE.finditer(norm):
+        digits = _NOT_DIGIT.sub("", m.group())
+        if (
+            free(m.start(), m.end())
+            and 15 <= len(digits) <= 19
+            and _CARD_PREFIX_RE.match(digits)
+            and luhn_ok(digits)
+        ):
+            add("CARD", m.start(), m.end())
+    for m in _PHONE_RE.finditer(norm):
+        if free(m.start(), m.end()):
+            add("PHONE", m.start(), m.end())
+    found.sort(key=lambda s: s.start)
+    return found
+
+
+_PLACEHOLDER_RE = re.compile(r"[\[【](ID|CARD|PHONE|EMAIL)_([0-9]{1,4})[\]】]")
+
+
+@dataclass
+class Redactor:
+    """Replaces PII with numbered placeholders; one instance per request (or conversation)."""
+
+    detector: Callable[[str], list[Span]] = find_pii
+    by_value: dict[tuple[str, str], str] = field(default_factory=dict)
+    values: dict[str, str] = field(default_factory=dict)  # placeholder -> original value
+    _counts: dict[str, int] = field(default_factory=dict)
+
+    def redact(self, text: str) -> str:
+        """``text`` with every PII value replaced; raises `RedactionError` if detection fails."""
+        try:
+            spans = self.detector(text)
+        except Exception as exc:  # fail closed: whatever broke, nothing is sent
+            raise RedactionError("PII detection failed") from exc
+        if not spans:
+            return text
+        out: list[str] = []
+        pos = 0
+        for span in spans:
+            out.append(text[pos : span.start])
+            out.append(self._placeholder(span))
+            pos = span.end
+        out.append(text[pos:])
+        return "".join(out)
+
+    def redact_all(self, texts: Iterable[str]) -> list[str]:
+        return [self.redact(t) for t in texts]
+
+    def _placeholder(self, span: Span) -> str:
+        key = (span.kind, span.canonical)
+        ph = self.by_value.get(key)
+        if ph is None:
+            n = self._counts.get(span.kind, 0) + 1
+            self._counts[span.kind] = n
+            ph = f"[{span.kind}_{n}]"
+            self.by_value[key] = ph
+            self.values[ph] = span.value
+        return ph
+
+    def restorer(self) -> Restorer:
+        return Restorer(dict(self.values))
+
+    def restore(self, text: str) -> str:
+        return restore_text(text, self.values)
+
+
+def _ph_key(kind: str, num: str) -> str:
+    return f"[{kind}_{num}]"
+
+
+def restore_text(text: str, values: dict[str, str]) -> str:
+    if not values or ("[" not in text and "【" not in text):
+        return text
+    return _PLACEHOLDER_RE.sub(
+        lambda m: values.get(_ph_key(m.group(1), m.group(2)), m.group(0)), text
+    )
+
+
+_MAX_PLACEHOLDER = len("[EMAIL_9999]")
+_PARTIAL_RE = re.compile(r"[\[【](?:[A-Z]{0,5}(?:_[0-9]{0,4})?)?$")
+_NAMES = ("ID", "CARD", "PHONE", "EMAIL")
+
+
+def _could_be_placeholder(tail: str) -> bool:
+    """Whether ``tail`` (starting with a bracket, no closing bracket) can still become one."""
+    if len(tail) > _MAX_PLACEHOLDER or not _PARTIAL_RE.match(tail):
+        return False
+    name = tail[1:].split("_", 1)[0]
+    if "_" in tail:
+        return name in _NAMES
+    return any(n.startswith(name) for n in _NAMES)
+
+
+class Restorer:
+    """Puts real values back into a streamed answer, also across delta boundaries.
+
+    ``feed`` returns what can be shown now; at most one possible placeholder prefix (<= 12
+    characters) is held back. ``flush`` returns what is left at the end of the stream.
+    """
+
+    __slots__ = ("_buf", "_values")
+
+    def __init__(self, values: dict[str, str]) -> None:
+        self._values = values
+        self._buf = ""
+
+    def feed(self, delta: str) -> str:
+        if not self._values:
+            return delta
+        buf = self._buf + delta if self._buf else delta
+        if "[" not in buf and "【" not in buf:
+            self._buf = ""
+            return buf
+        restored = restore_text(buf, self._values)
+        # Hold back a trailing bracket that may still open a placeholder.
+        cut = max(restored.rfind("["), restored.rfind("【"))
+        if cut >= 0 and _could_be_placeholder(restored[cut:]):
+            self._buf = restored[cut:]
+            return restored[:cut]
+        self._buf = ""
+        return restored
+
+    def flush(self) -> str:
+        rest, self._buf = self._buf, ""
+        return rest
+
+
+def redact_text(text: str) -> str:
+    """``text`` with PII replaced by placeholders, for logs and the audit trail.
+
+    Fails closed: if detection raises, the whole text is replaced by ``[REDACTED]``.
+    """
+    try:
+        return Redactor().redact(text)
+    except RedactionError:
+        return "[REDACTED]"

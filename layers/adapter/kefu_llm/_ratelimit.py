@@ -1,0 +1,146 @@
+"""Token-bucket rate limits (requests and tokens per minute) per tenant and per key.
+
+One scope (``tenant:<id>`` or ``key:<engine>:<key id>``) has up to two buckets, each holding a
+minute's worth and refilling continuously. `acquire` takes from all buckets of a scope or from
+none, and says how long to wait when it cannot: atomically in Redis (one Lua script on one hash,
+server clock) or in this process. A scope found empty is remembered locally until it refills,
+so a flood of refused requests does not hit Redis either. ``force`` takes even past zero (used
+to charge the completion tokens after the answer).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+__all__ = ["Limit", "MemoryRateLimiter", "RateLimiter", "RedisRateLimiter"]
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """``per_minute`` units a minute; ``cost`` units for this call."""
+
+    name: str  # "req" | "tok"
+    per_minute: int
+    cost: float
+
+
+class RateLimiter(Protocol):
+    async def acquire(self, scope: str, limits: list[Limit], *, force: bool = False) -> float:
+        """0.0 when granted, else the seconds to wait before the call could be granted."""
+        ...
+
+
+def _bucket_math(tokens: float, last: float, now: float, per_minute: int) -> float:
+    rate = per_minute / 60.0
+    return min(float(per_minute), tokens + max(now - last, 0.0) * rate)
+
+
+class _LocalDeny:
+    """Remember refused scopes until they could refill (in-process read-through)."""
+
+    def __init__(self) -> None:
+        self._until: dict[str, float] = {}
+
+    def check(self, scope: str, now: float) -> float:
+        until = self._until.get(scope)
+        if until is None:
+            return 0.0
+        if now >= until:
+            del self._until[scope]
+            return 0.0
+        return until - now
+
+    def remember(self, scope: str, now: float, wait: float) -> None:
+        if len(self._until) > 10_000:
+            self._until.clear()
+        self._until[scope] = now + wait
+
+
+class MemoryRateLimiter:
+    def __init__(self, clock: Any = time.monotonic) -> None:
+        self._buckets: dict[tuple[str, str], tuple[float, float]] = {}
+        self._clock = clock
+
+    async def acquire(self, scope: str, limits: list[Limit], *, force: bool = False) -> float:
+        now = self._clock()
+        levels = []
+        wait = 0.0
+        for lim in limits:
+            if lim.per_minute <= 0:
+                continue
+            tokens, last = self._buckets.get((scope, lim.name), (float(lim.per_minute), now))
+            tokens = _bucket_math(tokens, last, now, lim.per_minute)
+            cost = min(lim.cost, float(lim.per_minute))
+            if tokens < cost:
+                wait = max(wait, (cost - tokens) * 60.0 / lim.per_minute)
+            levels.append((lim, tokens))
+        if wait > 0 and not force:
+            return wait
+        for lim, tokens in levels:
+            self._buckets[(scope, lim.name)] = (tokens - lim.cost, now)
+        return 0.0
+
+
+# KEYS[1]: the scope hash. ARGV: force, then triples (name, per_minute, cost).
+_LUA_ACQUIRE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local force = ARGV[1] == '1'
+local n = (#ARGV - 1) / 3
+local levels = {}
+local wait = 0
+for i = 0, n - 1 do
+  local name = ARGV[2 + i * 3]
+  local per_min = tonumber(ARGV[3 + i * 3])
+  local cost = tonumber(ARGV[4 + i * 3])
+  local v = redis.call('HMGET', KEYS[1], name, name .. ':ts')
+  local tokens = tonumber(v[1] or per_min)
+  local last = tonumber(v[2] or now)
+  local rate = per_min / 60.0
+  tokens = math.min(per_min, tokens + math.max(now - last, 0) * rate)
+  local need = math.min(cost, per_min)
+  if tokens < need then
+    wait = math.max(wait, (need - tokens) / rate)
+  end
+  levels[#levels + 1] = {name, tokens - cost}
+end
+if wait > 0 and not force then
+  return tostring(wait)
+end
+for _, lv in ipairs(levels) do
+  redis.call('HSET', KEYS[1], lv[1], tostring(lv[2]), lv[1] .. ':ts', tostring(now))
+end
+redis.call('EXPIRE', KEYS[1], 120)
+return '0'
+"""
+
+
+class RedisRateLimiter:
+    """Buckets in Redis, one hash per scope, so every container and replica shares them."""
+
+    def __init__(self, redis: Any, prefix: str, *, clock: Any = time.monotonic) -> None:
+        self._redis = redis
+        self._prefix = prefix
+        self._script = redis.register_script(_LUA_ACQUIRE)
+        self._deny = _LocalDeny()
+        self._clock = clock
+
+    async def acquire(self, scope: str, limits: list[Limit], *, force: bool = False) -> float:
+        active = [lim for lim in limits if lim.per_minute > 0]
+        if not active:
+            return 0.0
+        now = self._clock()
+        if not force:
+            wait = self._deny.check(scope, now)
+            if wait > 0:
+                return wait
+        args: list[Any] = ["1" if force else "0"]
+        for lim in active:
+            args += [lim.name, lim.per_minute, repr(float(lim.cost))]
+        raw = await self._script(keys=[f"{self._prefix}rl:{{{scope}}}"], args=args)
+        wait = float(raw.decode() if isinstance(raw, bytes) else raw)
+        if wait > 0:
+            self._deny.remember(scope, now, wait)
+        return wait

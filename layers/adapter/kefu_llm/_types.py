@@ -1,0 +1,80 @@
+"""Public data types: the request going in and the events coming out of `Router.stream`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+__all__ = ["Busy", "ChatMessage", "ChatRequest", "Delta", "EngineCall", "Event", "Final"]
+
+Role = Literal["system", "user", "assistant"]
+
+
+class ChatMessage(BaseModel):
+    """One message of the conversation as the model sees it."""
+
+    role: Role
+    content: str
+
+
+class ChatRequest(BaseModel):
+    """What the core asks the adapter for: a reply to ``messages`` grounded in ``passages``."""
+
+    tenant_id: str
+    conversation_id: str
+    messages: list[ChatMessage]
+    passages: list[str] = Field(default_factory=list)
+    kb_version: str = "0"
+    max_tokens: int | None = None
+    temperature: float | None = None
+    language: str | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class Delta:
+    """A piece of the answer, PII already restored."""
+
+    text: str
+
+
+@dataclass(slots=True, frozen=True)
+class Final:
+    """Always the last event of a reply.
+
+    ``status`` is ``incomplete`` when the stream broke after the first token and was not
+    continued; ``reason`` then says why (``cut``, ``stall``, ``malformed``, ``total_timeout``...).
+    For a complete reply ``reason`` is ``None`` or says how it was produced (``length`` when
+    the token limit ended it, ``continued_on:<engine>`` after a mid-stream continuation).
+    """
+
+    text: str
+    status: Literal["complete", "incomplete"]
+    engine: str
+    fallback_used: bool = False
+    cached: bool = False
+    reason: str | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class Busy:
+    """Rate limited: nothing was sent; retry after ``retry_after_s`` seconds."""
+
+    retry_after_s: float
+    scope: str
+
+
+Event = Delta | Final | Busy
+
+
+@dataclass(slots=True)
+class EngineCall:
+    """What an engine receives: messages already redacted, passages already redacted."""
+
+    messages: list[dict[str, str]]
+    passages: list[str] = field(default_factory=list)
+    max_tokens: int | None = None
+    temperature: float | None = None
+    language: str = "zh"
+    finish_reason: str | None = None  # set by the engine when its stream ended normally
