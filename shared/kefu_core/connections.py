@@ -68,13 +68,16 @@ class ConnectionRegistry:
             raise StoreError("cannot read connection") from exc
         return ConnectionRecord.model_validate_json(raw) if raw else None
 
-    async def remove(self, connection_id: str) -> ConnectionRecord | None:
+    async def remove(
+        self, connection_id: str, *, conversation_id: str | None = None
+    ) -> ConnectionRecord | None:
+        """Forget a connection; ``conversation_id`` also clears a watcher whose record expired."""
         record = await self.get(connection_id)
         try:
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.delete(self._conn(connection_id))
-                if record and record.conversation_id:
-                    pipe.srem(self._watchers(record.conversation_id), connection_id)
+                for conv in {conversation_id, record.conversation_id if record else None} - {None}:
+                    pipe.srem(self._watchers(str(conv)), connection_id)
                 if record and record.role == "agent":
                     pipe.srem(self._agents(record.tenant_id), connection_id)
                 await pipe.execute()

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SECRET = "test-secret-0123456789-0123456789-abcdef"
 
 
-def test_settings(*, pg_dsn: str, redis_url: str, redis_prefix: str, **extra: Any) -> Settings:
+def core_settings(*, pg_dsn: str, redis_url: str, redis_prefix: str, **extra: Any) -> Settings:
     return Settings(
         kefu_env="test",
         database_url=pg_dsn,

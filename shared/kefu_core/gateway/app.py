@@ -215,17 +215,17 @@ class Gateway:
         conn = self.hub.local.get(connection_id)
         if conn is not None:
             return JSONResponse({
-                "ConnectedAt": _iso(conn.connected_at),
-                "LastActiveAt": _iso(conn.last_active_at),
-                "Identity": {"SourceIp": conn.source_ip, "UserAgent": conn.user_agent or ""},
+                "connectedAt": _iso(conn.connected_at),
+                "lastActiveAt": _iso(conn.last_active_at),
+                "identity": {"sourceIp": conn.source_ip, "userAgent": conn.user_agent or ""},
             })
         record = await self.deps.connections.get(connection_id)
         if record is None or await self.hub.owner(connection_id) is None:
             return _aws_error(410, "GoneException", "Connection is gone")
         return JSONResponse({
-            "ConnectedAt": _iso(record.connected_at),
-            "LastActiveAt": _iso(record.connected_at),
-            "Identity": {"SourceIp": record.source_ip or "", "UserAgent": ""},
+            "connectedAt": _iso(record.connected_at),
+            "lastActiveAt": _iso(record.connected_at),
+            "identity": {"sourceIp": record.source_ip or "", "userAgent": ""},
         })
 
     async def delete_connection(self, request: Request) -> Response:

@@ -1,0 +1,64 @@
+"""Run a real gateway replica (uvicorn) in a background thread, on a free port."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import uvicorn
+
+from kefu_core.gateway import create_gateway_app
+from kefu_core.gateway.app import Gateway
+from kefu_core.settings import Settings
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class RunningGateway:
+    port: int
+    gateway: Gateway
+    server: uvicorn.Server
+    thread: threading.Thread
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/prod"
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(30)
+
+
+@contextlib.contextmanager
+def run_gateway(settings: Settings, *, replica_id: str | None = None) -> Iterator[RunningGateway]:
+    port = free_port()
+    settings = settings.model_copy(update={"gateway_port": port, "gateway_host": "127.0.0.1"})
+    app = create_gateway_app(settings, replica_id=replica_id)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                            ws_max_size=128 * 1024, lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True, name=f"gateway-{port}")
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("gateway did not start")
+        time.sleep(0.02)
+    running = RunningGateway(port=port, gateway=app.state.gateway, server=server, thread=thread)
+    try:
+        yield running
+    finally:
+        running.stop()
