@@ -206,6 +206,19 @@ class ConversationStore:
             raise StoreError("duplicate message vanished")
         return Stored(seq=seq, duplicate=True)
 
+    async def has_reply(self, *, conversation_id: str, seq: int) -> bool:
+        """Whether an assistant reply to message ``seq`` was started (or finished)."""
+        try:
+            async with self._pool.connection() as conn:
+                cur = await conn.execute(
+                    "SELECT 1 FROM messages WHERE conversation_id = %s AND reply_to = %s"
+                    " AND role = 'assistant'",
+                    (conversation_id, seq),
+                )
+                return await cur.fetchone() is not None
+        except psycopg.Error as exc:
+            raise StoreError("cannot read messages") from exc
+
     async def finish(
         self,
         *,

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..connections import ConnectionRecord
 from ..deps import Deps
-from ..errors import BadFrame, ConversationClosed, KefuError, StoreError
+from ..errors import BadFrame, ConversationClosed, KefuError, StoreError, TransportError
 from ..events import StreamPayload, WebSocketEvent
 from ..protocol import (
     HandoffFrame,
@@ -109,22 +109,32 @@ async def _visitor_message(frame: MessageFrame, record: ConnectionRecord, deps: 
         conversation_id=conversation_id, client_msg_id=frame.client_msg_id,
         seq=stored.seq, duplicate=stored.duplicate,
     ))
-    if stored.duplicate:
+    if not stored.duplicate:
+        # Other tabs of the visitor and watching agents see the message too.
+        await broadcast(deps, conversation_id, {
+            "type": "message", "conversation_id": conversation_id, "seq": stored.seq,
+            "role": "visitor", "text": frame.text, "client_msg_id": frame.client_msg_id,
+        }, exclude=record.connection_id)
+    elif await deps.conversations.has_reply(conversation_id=conversation_id, seq=stored.seq):
         return
-    # Other tabs of the visitor and watching agents see the message too.
-    await broadcast(deps, conversation_id, {
-        "type": "message", "conversation_id": conversation_id, "seq": stored.seq,
-        "role": "visitor", "text": frame.text, "client_msg_id": frame.client_msg_id,
-    }, exclude=record.connection_id)
+    # A resent message whose reply never started (the invoke failed) is answered now: the
+    # stream flow reserves its reply idempotently, so this is at-least-once without doubles.
     conversation = await deps.conversations.get(
         tenant_id=record.tenant_id, conversation_id=conversation_id
     )
     if conversation is not None and conversation.owner == "bot":
-        await deps.invoker.invoke(StreamPayload(
-            tenant_id=record.tenant_id, conversation_id=conversation_id,
-            reply_to_seq=stored.seq, connection_id=record.connection_id,
-            domain_name=record.domain_name, stage=record.stage,
-        ).to_event())
+        try:
+            await deps.invoker.invoke(StreamPayload(
+                tenant_id=record.tenant_id, conversation_id=conversation_id,
+                reply_to_seq=stored.seq, connection_id=record.connection_id,
+                domain_name=record.domain_name, stage=record.stage,
+            ).to_event())
+        except TransportError:
+            logger.exception("cannot start the reply", extra={"conversation_id": conversation_id})
+            frame_out = error_frame("reply_not_started", "stored; resend to get the reply",
+                                    client_msg_id=frame.client_msg_id)
+            frame_out["retry"] = True
+            await send(deps, record.connection_id, frame_out)
 
 
 async def replay(deps: Deps, record: ConnectionRecord, *, after_seq: int) -> None:
