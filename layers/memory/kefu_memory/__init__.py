@@ -5,6 +5,11 @@ Public surface (everything else is private):
 - `ShortTermMemory`, `Turn`: the last turns of a conversation in Redis.
 - `KnowledgeBase`, `Passage`, `IngestResult`: documents in pgvector, hybrid search, versions.
 - `recall`, `RecallResult`, `RecallSection`, `MemoryItem`: parallel recall under one deadline.
+- `LongTermMemory`, `Fact`, `StoredFact`, `MemoryExport`: customer facts with supersession,
+  provenance, export and erasure; `RuleBasedExtractor`, `LlmExtractor` find facts in turns.
+- `CrmClient`, `CustomerProfile`: business memory over the CRM HTTP contract
+  (`kefu_memory.sample_crm` serves it with demo data).
+- `short_term_source`, `long_term_source`, `crm_source`, `knowledge_source`: recall sources.
 - `Embedder`, `OfflineEmbedder`, `OpenAIEmbedder`: embedders behind one interface.
 - `migrate`: idempotent schema migrations (`python -m kefu_memory.migrate --dsn ...`).
 - `KefuMemoryError` and its subclasses (tree in `kefu_memory._errors`).
@@ -28,6 +33,7 @@ from ._migrations import migrate
 from ._models import (
     Fact,
     FactSource,
+    MemoryExport,
     MemoryItem,
     Passage,
     RecallResult,
@@ -35,24 +41,37 @@ from ._models import (
     StoredFact,
     Turn,
 )
+from .crm import CrmClient, CrmCustomer, CrmOrder, CrmTicket, CustomerProfile
 from .embedders import Embedder, OfflineEmbedder, OpenAIEmbedder
+from .extraction import FactExtractor, LlmExtractor, RuleBasedExtractor
 from .knowledge import IngestResult, KnowledgeBase
+from .long_term import LongTermMemory, RememberOutcome
 from .recall import recall
 from .short_term import ShortTermMemory
+from .sources import crm_source, knowledge_source, long_term_source, short_term_source
 
 __all__ = [
+    "CrmClient",
+    "CrmCustomer",
     "CrmError",
     "CrmNotFound",
+    "CrmOrder",
+    "CrmTicket",
+    "CustomerProfile",
     "Embedder",
     "EmbedderError",
     "EmbedderMismatchError",
     "ExtractionError",
     "Fact",
+    "FactExtractor",
     "FactSource",
     "IngestError",
     "IngestResult",
     "KefuMemoryError",
     "KnowledgeBase",
+    "LlmExtractor",
+    "LongTermMemory",
+    "MemoryExport",
     "MemoryItem",
     "MigrationError",
     "OfflineEmbedder",
@@ -60,11 +79,17 @@ __all__ = [
     "Passage",
     "RecallResult",
     "RecallSection",
+    "RememberOutcome",
+    "RuleBasedExtractor",
     "ShortTermMemory",
     "StoreError",
     "StoredFact",
     "Turn",
     "UnsupportedContentType",
+    "crm_source",
+    "knowledge_source",
+    "long_term_source",
     "migrate",
     "recall",
+    "short_term_source",
 ]

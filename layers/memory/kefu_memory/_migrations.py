@@ -29,7 +29,7 @@ __all__ = ["DEFAULT_DIMS", "Migration", "load_migrations", "migrate"]
 logger = logging.getLogger("kefu.memory.migrate")
 
 MIGRATIONS_TABLE = "kefu_memory_migrations"
-DEFAULT_DIMS: tuple[int, ...] = (384,)
+DEFAULT_DIMS: tuple[int, ...] = (512,)
 _LOCK_KEY = 0x6B65_6675_6D65_6D  # "kefumem"
 VECTOR_TABLES = ("mem_facts", "kb_chunks")
 

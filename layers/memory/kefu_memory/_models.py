@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 __all__ = [
     "Fact",
     "FactSource",
+    "MemoryExport",
     "MemoryItem",
     "Passage",
     "RecallResult",
@@ -59,7 +60,8 @@ class Fact(BaseModel):
     key: str
     value: str
     attributes: dict[str, Any] = Field(default_factory=dict)
-    confidence: float = 1.0
+    confidence: float = Field(default=1.0, ge=0.0, le=1.0)
+    message_seq: int | None = None
 
 
 class StoredFact(BaseModel):
@@ -85,6 +87,15 @@ class StoredFact(BaseModel):
     @property
     def current(self) -> bool:
         return self.valid_to is None
+
+
+class MemoryExport(BaseModel):
+    """Everything long-term memory holds about one customer, history and provenance included."""
+
+    tenant_id: str
+    customer_id: str
+    exported_at: datetime
+    facts: list[StoredFact]
 
 
 class Passage(BaseModel):

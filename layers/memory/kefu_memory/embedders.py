@@ -68,7 +68,7 @@ class OfflineEmbedder:
 
     _WEIGHTS: ClassVar[dict[str, float]] = {"u": 0.4, "b": 1.0, "t": 0.6, "w": 1.0, "l": 0.3}
 
-    def __init__(self, dim: int = 384) -> None:
+    def __init__(self, dim: int = 512) -> None:
         if dim < 16:
             raise ValueError("dim must be at least 16")
         self._dim = dim

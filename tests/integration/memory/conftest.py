@@ -6,8 +6,9 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 import redis.asyncio as aioredis
-from kefu_memory import OfflineEmbedder, migrate
 from psycopg_pool import AsyncConnectionPool
+
+from kefu_memory import OfflineEmbedder, migrate
 
 
 @pytest.fixture(scope="session")

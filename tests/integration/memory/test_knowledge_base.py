@@ -6,8 +6,9 @@ import uuid
 from pathlib import Path
 
 import pytest
-from kefu_memory import KnowledgeBase, OfflineEmbedder, UnsupportedContentType
 from psycopg_pool import AsyncConnectionPool
+
+from kefu_memory import KnowledgeBase, OfflineEmbedder, UnsupportedContentType
 
 RETURNS_MD = """# 退货政策
 
@@ -140,9 +141,9 @@ async def test_delete_document_and_folder_ingest_with_prune(
 async def test_changed_embedder_is_detected_and_reembedded(
     memory_pool: AsyncConnectionPool,
 ) -> None:
-    # GIVEN chunks stored by a 384-dimension embedder
+    # GIVEN chunks stored by a 512-dimension embedder
     t = tenant()
-    old = KnowledgeBase(memory_pool, OfflineEmbedder(dim=384))
+    old = KnowledgeBase(memory_pool, OfflineEmbedder(dim=512))
     await old.ingest_document(tenant_id=t, name="faq.csv", content=FAQ_CSV, content_type="csv")
     # WHEN the deployment switches to another dimension
     new = KnowledgeBase(memory_pool, OfflineEmbedder(dim=256))

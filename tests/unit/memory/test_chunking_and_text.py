@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from kefu_memory import IngestError, OfflineEmbedder, UnsupportedContentType
 from kefu_memory._chunking import chunk_document
 from kefu_memory._text import estimate_tokens, keyword_terms, normalize
