@@ -18,7 +18,7 @@ from .deps import Deps, build_deps
 from .settings import Settings, get_settings
 from .transport import ApiGatewayPoster, LambdaInvoker, StreamInvoker
 
-__all__ = ["api_gateway_handler", "async_invoke_handler", "get_deps", "run"]
+__all__ = ["api_gateway_handler", "async_invoke_handler", "get_deps", "reset", "run"]
 
 logger = Logger(service="kefu")
 T = TypeVar("T")
@@ -76,6 +76,15 @@ async def get_deps(event: dict[str, Any] | None = None) -> Deps:
         )
         _deps = await build_deps(settings, poster=poster, invoker=invoker)
     return _deps
+
+
+def reset() -> None:
+    """Forget the container's dependencies and settings (a new container, in effect)."""
+    global _deps
+    if _deps is not None:
+        run(_deps.aclose())
+    _deps = None
+    get_settings.cache_clear()
 
 
 def api_gateway_handler(flow: Flow) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
