@@ -9,7 +9,8 @@ ending with ``data: [DONE]``; otherwise one ``chat.completion`` object), ``POST 
 What a request gets (first match wins):
 
 1. options in the ``model`` name: ``"fake:mode=cut,after=3,ttft=100,tps=50"``;
-2. the next behaviour queued with `FakeOpenAI.push` or ``POST /_control {"push": [...]}``;
+2. the next behaviour queued with `FakeOpenAI.push` or ``POST /_control {"push": [...]}``
+   (for one model name with ``model=...`` / ``"model": ...``, else for any request);
 3. the server defaults (constructor keywords, `FakeOpenAI.configure`, ``{"defaults": {...}}``).
 
 Behaviour fields (model-name keys in brackets): ``mode`` ok | stall | cut | reset | malformed |
@@ -18,7 +19,8 @@ error; ``status`` (an error status: 429, 500, 401...; implies ``mode=error``); `
 range ``"1200-1800"``; ``tokens_per_s`` [``tps``] (0 = no pacing); ``after`` (pieces sent before
 a stall/cut/malformed chunk); ``tokens`` (answer length in pieces; default: the echo's length);
 ``reply`` (the answer text; default ``"OK. "`` + the last user message, so tests can see what
-the model received); ``stall_s`` (how long a stall lasts, default 3600).
+the model received); ``chunk_chars`` (split the answer every N characters instead of into
+words / CJK characters); ``stall_s`` (how long a stall lasts, default 3600).
 
 ``valid_keys``: when set, any other bearer token gets a 401 (key rotation tests).
 
@@ -83,6 +85,7 @@ class Behaviour:
     tokens: int | None = None
     reply: str | None = None
     stall_s: float = 3600.0
+    chunk_chars: int | None = None
 
     def merged(self, **changes: Any) -> Behaviour:
         return replace(self, **_coerce(changes))
@@ -111,7 +114,7 @@ def _coerce(raw: dict[str, Any]) -> dict[str, Any]:
             raise ValueError(f"unknown behaviour field {key!r}")
         if key == "first_token_ms":
             out[key] = _range(value)
-        elif key in ("status", "after", "tokens"):
+        elif key in ("status", "after", "tokens", "chunk_chars"):
             out[key] = None if value in (None, "") else int(value)
         elif key in ("retry_after", "tokens_per_s", "stall_s"):
             out[key] = None if value in (None, "") else float(value)
@@ -160,6 +163,7 @@ class _State:
         self.defaults = defaults
         self.valid_keys = valid_keys
         self.queue: deque[Behaviour] = deque()
+        self.model_queues: dict[str, deque[Behaviour]] = {}
         self.lock = threading.Lock()
         self.rng = random.Random(seed)
         self.requests: deque[dict[str, Any]] = deque(maxlen=1000)
@@ -169,8 +173,13 @@ class _State:
 
     def behaviour_for(self, model: str) -> Behaviour:
         opts = _model_options(model)
+        name = model.split(":", 1)[0]
         with self.lock:
-            queued = self.queue.popleft() if self.queue else None
+            own = self.model_queues.get(name)
+            if own:
+                queued: Behaviour | None = own.popleft()
+            else:
+                queued = self.queue.popleft() if self.queue else None
         base = queued or self.defaults
         return base.merged(**opts) if opts else base
 
@@ -207,7 +216,11 @@ def _pieces(behaviour: Behaviour, messages: list[dict[str, Any]]) -> list[str]:
         if isinstance(content, list):
             content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
         text = "OK. " + str(content)
-    pieces = _PIECE_RE.findall(text) or [text]
+    if behaviour.chunk_chars:
+        step = behaviour.chunk_chars
+        pieces = [text[i : i + step] for i in range(0, len(text), step)] or [text]
+    else:
+        pieces = _PIECE_RE.findall(text) or [text]
     if behaviour.tokens is not None:
         n = behaviour.tokens
         if n <= len(pieces):
@@ -384,8 +397,10 @@ def create_app(state: _State, *, min_tick_s: float = 0.005) -> Starlette:
         with state.lock:
             if "defaults" in body:
                 state.defaults = state.defaults.merged(**body["defaults"])
+            model = body.get("model")
+            queue = state.queue if model is None else state.model_queues.setdefault(model, deque())
             for item in body.get("push", []):
-                state.queue.append(state.defaults.merged(**item))
+                queue.append(state.defaults.merged(**item))
             if "valid_keys" in body:
                 vk = body["valid_keys"]
                 state.valid_keys = None if vk is None else set(vk)
@@ -394,6 +409,7 @@ def create_app(state: _State, *, min_tick_s: float = 0.005) -> Starlette:
     async def reset(request: Request) -> Response:
         with state.lock:
             state.queue.clear()
+            state.model_queues.clear()
             state.requests.clear()
             state.stats.clear()
         return JSONResponse({"ok": True})
@@ -508,11 +524,19 @@ class FakeOpenAI:
         with self._state.lock:
             self._state.defaults = self._state.defaults.merged(**defaults)
 
-    def push(self, *behaviours: dict[str, Any]) -> None:
-        """Queue behaviours for the next requests, one each, in order (over the defaults)."""
+    def push(self, *behaviours: dict[str, Any], model: str | None = None) -> None:
+        """Queue behaviours for the next requests, one each, in order (over the defaults).
+
+        With ``model``, only requests for that model name (before any ``:options``) take them.
+        """
         with self._state.lock:
+            queue = (
+                self._state.queue
+                if model is None
+                else self._state.model_queues.setdefault(model, deque())
+            )
             for item in behaviours:
-                self._state.queue.append(self._state.defaults.merged(**item))
+                queue.append(self._state.defaults.merged(**item))
 
     def set_valid_keys(self, keys: set[str] | list[str] | None) -> None:
         self._state.valid_keys = None if keys is None else set(keys)
@@ -520,6 +544,7 @@ class FakeOpenAI:
     def reset(self) -> None:
         with self._state.lock:
             self._state.queue.clear()
+            self._state.model_queues.clear()
             self._state.requests.clear()
             self._state.stats.clear()
 

@@ -243,6 +243,12 @@ class KeyRing:
         ):
             self._refreshing = asyncio.create_task(self._refresh_quietly())
 
+    async def refresh(self) -> None:
+        """Reload every source now (after any background refresh under way)."""
+        if self._refreshing is not None and not self._refreshing.done():
+            await self._refreshing
+        await self._load()
+
     def request_refresh(self, min_age_s: float = 5.0) -> None:
         """Refresh soon (a key just failed with 401): at most once every ``min_age_s``."""
         if self._loaded_at is not None and self._clock() - self._loaded_at >= min_age_s:

@@ -394,10 +394,10 @@ class Router:
                     continue
             usable.append(key)
         if not usable:
-            if is_last:
-                return [candidates[0]]  # the last resort is never locked out
-            if limited:
+            if limited:  # a rate limit is a "busy", not a lock-out: it holds for the last too
                 raise _Skip("rate_limited", limited)
+            if is_last:
+                return [candidates[0]]  # the last resort is never locked out by a breaker
             raise _Skip("breaker_open")
         return usable
 

@@ -1,0 +1,93 @@
+"""Breakers, rate limits and the cache shared through real Redis by several routers.
+
+Each router stands for one Lambda container or gateway replica: they share nothing but Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import redis.asyncio as aioredis
+
+from kefu_llm import Busy, Final, build_router
+from tests.support.fake_openai import FakeOpenAI
+
+from .conftest import collect, engine, request, settings
+
+
+async def test_a_breaker_opened_by_one_container_is_seen_by_another(
+    fake: FakeOpenAI, aredis: aioredis.Redis, redis_prefix: str
+) -> None:
+    cfg = settings(
+        engine(fake, "primary", "fake-primary"), engine(fake, "backup"), breaker_cache_s=0.05
+    )
+    a = build_router(settings=cfg, redis=aredis, key_prefix=redis_prefix)
+    b = build_router(settings=cfg, redis=aredis, key_prefix=redis_prefix)
+    # GIVEN container A sees five provider failures
+    fake.push(*[{"status": 502}] * 5, model="fake-primary")
+    for _ in range(5):
+        _, final = await collect(a.stream(request("x")))
+        assert final.engine == "backup"
+    # WHEN container B, which never saw a failure, gets a request
+    calls = sum(r["model"] == "fake-primary" for r in fake.requests)
+    _, final = await collect(b.stream(request("y")))
+    # THEN it skips the primary without calling it
+    assert final.engine == "backup"
+    assert sum(r["model"] == "fake-primary" for r in fake.requests) == calls
+    assert await aredis.exists(f"{redis_prefix}br:{{p:primary}}")
+    await a.aclose()
+    await b.aclose()
+
+
+async def test_half_open_admits_one_probe_across_containers(
+    fake: FakeOpenAI, aredis: aioredis.Redis, redis_prefix: str
+) -> None:
+    cfg = settings(engine(fake, "primary"), engine(fake, "backup"), breaker_open_s=0.01)
+    routers = [build_router(settings=cfg, redis=aredis, key_prefix=redis_prefix) for _ in range(3)]
+    store = routers[0].breakers.store
+    # GIVEN an open breaker whose open time is over
+    for _ in range(5):
+        await store.record(
+            "p:primary", routers[0].breakers.cfg, ok=False, extra_ok=0, open_for=None
+        )
+    await asyncio.sleep(0.05)
+    # WHEN three containers ask at once THEN exactly one gets the probe
+    grants = await asyncio.gather(
+        *(r.breakers.store.acquire_probe("p:primary", r.breakers.cfg) for r in routers)
+    )
+    assert sorted(g for g, _ in grants) == [False, False, True]
+    for r in routers:
+        await r.aclose()
+
+
+async def test_tenant_rate_limit_is_shared(
+    fake: FakeOpenAI, aredis: aioredis.Redis, redis_prefix: str
+) -> None:
+    cfg = settings(engine(fake, "primary"), tenant_rpm=2)
+    a = build_router(settings=cfg, redis=aredis, key_prefix=redis_prefix)
+    b = build_router(settings=cfg, redis=aredis, key_prefix=redis_prefix)
+    assert isinstance([e async for e in a.stream(request("1"))][-1], Final)
+    assert isinstance([e async for e in b.stream(request("2"))][-1], Final)
+    third = [e async for e in a.stream(request("3"))]
+    assert len(third) == 1 and isinstance(third[0], Busy)
+    assert third[0].scope == "tenant" and 0 < third[0].retry_after_s <= 30.1
+    # another tenant is not affected
+    assert isinstance([e async for e in b.stream(request("4", tenant="t2"))][-1], Final)
+    await a.aclose()
+    await b.aclose()
+
+
+async def test_cached_answer_is_shared(
+    fake: FakeOpenAI, aredis: aioredis.Redis, redis_prefix: str
+) -> None:
+    cfg = settings(engine(fake, "primary"), cache_ttl_s=30)
+    a = build_router(settings=cfg, redis=aredis, key_prefix=redis_prefix)
+    b = build_router(settings=cfg, redis=aredis, key_prefix=redis_prefix)
+    _, first = await collect(a.stream(request("what is the refund policy?")))
+    n = fake.stats["requests"]
+    _, second = await collect(b.stream(request("what is the refund policy?")))
+    assert second.cached and second.text == first.text and fake.stats["requests"] == n
+    ttl = await aredis.pttl(next(iter(await aredis.keys(f"{redis_prefix}rc:*"))))
+    assert 0 < ttl <= 30_000
+    await a.aclose()
+    await b.aclose()
