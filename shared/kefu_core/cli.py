@@ -50,6 +50,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.port:
         settings = settings.model_copy(update={"gateway_port": args.port})
     settings = resolve_services(settings)
+    demo_knowledge = Path(__file__).resolve().parents[2] / "knowledge" / "demo"
+    if settings.knowledge_dir is None and demo_knowledge.is_dir():
+        settings = settings.model_copy(update={"knowledge_dir": str(demo_knowledge)})
     app = create_gateway_app(settings, replica_id=args.replica_id)
     url = f"http://{settings.gateway_host}:{settings.gateway_port}/"
     print(f"Kefu is starting: open {url} to chat; WebSocket at "

@@ -8,7 +8,6 @@ Lambda (API Gateway management API, Lambda async invoke) and in the self-hosted 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,15 +18,14 @@ from .connections import ConnectionRegistry
 from .conversations import ConversationStore
 from .db import migrate, open_pool
 from .errors import StoreError
+from .memory import MemoryService, build_memory
 from .settings import Settings
 from .transport import Poster, StreamInvoker
 
-__all__ = ["Deps", "Knowledge", "build_deps"]
+__all__ = ["Deps", "build_deps"]
 
 logger = logging.getLogger("kefu.deps")
 
-# Returns knowledge passages for (tenant_id, query) and the knowledge-base version.
-Knowledge = Callable[[str, str], Awaitable[tuple[list[str], str]]]
 
 
 @dataclass
@@ -40,10 +38,12 @@ class Deps:
     poster: Poster
     invoker: StreamInvoker
     router: Any  # kefu_llm.Router
-    knowledge: Knowledge | None = None
+    memory: MemoryService | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
     async def aclose(self) -> None:
+        if self.memory is not None:
+            await self.memory.aclose()
         close = getattr(self.router, "aclose", None)
         if close is not None:
             await close()
@@ -57,7 +57,6 @@ async def build_deps(
     poster: Poster,
     invoker: StreamInvoker,
     router: Any | None = None,
-    knowledge: Knowledge | None = None,
 ) -> Deps:
     """Connect to Redis and PostgreSQL, apply pending migrations, build the LLM router."""
     if not settings.database_url or not settings.redis_url:
@@ -75,7 +74,10 @@ async def build_deps(
         router = build_router(
             settings=AdapterSettings(), redis=redis, key_prefix=settings.redis_prefix
         )
+    memory = (await build_memory(settings, pool=pool, redis=redis)
+              if settings.memory_enabled else None)
     return Deps(
+        memory=memory,
         settings=settings,
         redis=redis,
         pool=pool,
@@ -86,5 +88,4 @@ async def build_deps(
         poster=poster,
         invoker=invoker,
         router=router,
-        knowledge=knowledge,
     )

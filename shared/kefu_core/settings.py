@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     token_ttl_s: int = 24 * 3600
     # Widget keys: "public-key:tenant" pairs; a widget key lets a page obtain a visitor token.
     widget_keys: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["demo-key:demo"])
+    # Product layer: the super-admin (creates tenants) and the CRM the agent console reads.
+    super_admin_email: str | None = None
+    super_admin_password: str | None = None
+    crm_url: str | None = None
+    crm_token: str | None = None
 
     # Transport.
     websocket_management_url: str | None = None  # https://{api}.execute-api.{region}.amazonaws.com/{stage}
@@ -66,6 +71,19 @@ class Settings(BaseSettings):
         "passages when they are relevant; if you do not know, say so and offer a human agent. "
         "Answer in the visitor's language."
     )
+
+    # Memory and knowledge base.
+    memory_enabled: bool = True
+    recall_deadline_ms: int = 200
+    memory_token_budget: int = 800
+    knowledge_top_k: int = 4
+    knowledge_dir: str | None = None  # ingested at `kefu run` start for KNOWLEDGE_TENANT
+    knowledge_tenant: str = "demo"
+    embedder: Literal["offline", "openai"] = "offline"
+    embedding_model: str = "text-embedding-3-small"
+    embedding_dim: int = 1536
+    embedding_base_url: str | None = None
+    embedding_api_key: str | None = None
 
     # Self-hosted gateway.
     gateway_host: str = "127.0.0.1"

@@ -109,6 +109,9 @@ async def _visitor_message(frame: MessageFrame, record: ConnectionRecord, deps: 
         conversation_id=conversation_id, client_msg_id=frame.client_msg_id,
         seq=stored.seq, duplicate=stored.duplicate,
     ))
+    if not stored.duplicate and deps.memory is not None:
+        await deps.memory.remember_turn(conversation_id=conversation_id, role="visitor",
+                                        text=frame.text, seq=stored.seq)
     if not stored.duplicate:
         # Other tabs of the visitor and watching agents see the message too.
         await broadcast(deps, conversation_id, {

@@ -44,7 +44,10 @@ async def handle_stream(event: dict[str, Any], deps: Deps) -> dict[str, Any]:
     if reserved.duplicate:
         return {"status": "skipped", "reason": "already answered", "seq": reserved.seq}
     seq = reserved.seq
-    request = await _build_request(deps, payload, before_seq=seq)
+    if deps.memory is not None:
+        await deps.memory.warm_up()
+    request, question = await _build_request(deps, payload, before_seq=seq,
+                                             customer_id=conversation.visitor_id)
 
     offset = 0
 
@@ -92,6 +95,12 @@ async def handle_stream(event: dict[str, Any], deps: Deps) -> dict[str, Any]:
         text=final.text, status=final.status, engine=final.engine,
         fallback_used=final.fallback_used, reason=final.reason,
     ))
+    if deps.memory is not None and final.text and final.status == "complete":
+        await deps.memory.after_reply(
+            tenant_id=tenant_id, customer_id=conversation.visitor_id,
+            conversation_id=conversation_id, question=question,
+            question_seq=payload.reply_to_seq, answer=final.text, answer_seq=seq,
+        )
     logger.info("reply finished", extra={
         "conversation_id": conversation_id, "seq": seq, "status": final.status,
         "engine": final.engine, "frames": batcher.flushes,
@@ -100,26 +109,48 @@ async def handle_stream(event: dict[str, Any], deps: Deps) -> dict[str, Any]:
     return {"status": final.status, "seq": seq, "frames": batcher.flushes}
 
 
-async def _build_request(deps: Deps, payload: StreamPayload, *, before_seq: int) -> ChatRequest:
-    history = await deps.conversations.recent(
+async def _history(deps: Deps, payload: StreamPayload, *, before_seq: int) -> list[
+    tuple[str, str]
+]:
+    """(role, text) of the recent turns: Redis short-term memory when it holds every turn up to
+    this reply, PostgreSQL otherwise."""
+    if deps.memory is not None:
+        turns = await deps.memory.history(conversation_id=payload.conversation_id,
+                                          through_seq=before_seq - 1)
+        if turns is not None:
+            return [("visitor" if t.role == "user" else t.role, t.content) for t in turns]
+    stored = await deps.conversations.recent(
         tenant_id=payload.tenant_id, conversation_id=payload.conversation_id,
         limit=deps.settings.context_window * 2, before_seq=before_seq,
     )
-    messages = [ChatMessage(role="system", content=deps.settings.system_prompt)]
-    messages += [
-        ChatMessage(role=_ROLE_FOR_MODEL[m.role], content=m.text)
-        for m in history
-        if m.role in _ROLE_FOR_MODEL and m.text
-    ]
-    question = next((m.text for m in reversed(history) if m.role == "visitor"), "")
+    return [(m.role, m.text) for m in stored]
+
+
+async def _build_request(
+    deps: Deps, payload: StreamPayload, *, before_seq: int, customer_id: str
+) -> tuple[ChatRequest, str]:
+    history = await _history(deps, payload, before_seq=before_seq)
+    question = next((text for role, text in reversed(history) if role == "visitor"), "")
+    system = deps.settings.system_prompt
     passages: list[str] = []
     kb_version = "0"
-    if deps.knowledge is not None and question:
+    if deps.memory is not None and question:
         try:
-            passages, kb_version = await deps.knowledge(payload.tenant_id, question)
+            context = await deps.memory.recall(tenant_id=payload.tenant_id,
+                                               customer_id=customer_id, question=question)
+            passages, kb_version = context.passages, context.kb_version
+            if context.memory_prompt:
+                system = f"{system}\n\n{context.memory_prompt}"
         except Exception:
-            logger.warning("knowledge search failed; answering without it", exc_info=True)
-    return ChatRequest(
+            logger.warning("recall failed; answering without memory", exc_info=True)
+    messages = [ChatMessage(role="system", content=system)]
+    messages += [
+        ChatMessage(role=_ROLE_FOR_MODEL[role], content=text)
+        for role, text in history
+        if role in _ROLE_FOR_MODEL and text
+    ]
+    request = ChatRequest(
         tenant_id=payload.tenant_id, conversation_id=payload.conversation_id,
         messages=messages, passages=passages, kb_version=kb_version,
     )
+    return request, question

@@ -1,0 +1,177 @@
+"""Wiring of the memory layer (kefu_memory) into the chat flows.
+
+Read path (inside the stream flow, before the model is called): knowledge passages, the CRM
+record, long-term facts and the recent turns are fetched concurrently under one deadline
+(``RECALL_DEADLINE_MS``); a late source is dropped and logged, never waited for.
+
+Write path (after the reply was sent): the exchange goes to short-term memory and long-term
+facts are extracted and stored; failures are logged and never reach the visitor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis.asyncio as aioredis
+from psycopg_pool import AsyncConnectionPool
+
+from kefu_memory import (
+    CrmClient,
+    Embedder,
+    KefuMemoryError,
+    KnowledgeBase,
+    OfflineEmbedder,
+    OpenAIEmbedder,
+    ShortTermMemory,
+    Turn,
+    recall,
+)
+from kefu_memory import migrate as migrate_memory
+from kefu_memory._text import keyword_terms
+from kefu_memory.long_term import LongTermMemory
+from kefu_memory.sources import crm_source, long_term_source
+
+from .settings import Settings
+
+__all__ = ["MemoryContext", "MemoryService", "build_memory"]
+
+logger = logging.getLogger("kefu.memory")
+_TURN_ROLE = {"visitor": "user", "assistant": "assistant", "agent": "agent", "system": "system"}
+
+
+@dataclass
+class MemoryContext:
+    passages: list[str] = field(default_factory=list)
+    kb_version: str = "0"
+    memory_prompt: str = ""
+    missing: list[str] = field(default_factory=list)
+    elapsed_ms: float = 0.0
+
+
+class MemoryService:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        knowledge: KnowledgeBase,
+        short_term: ShortTermMemory,
+        long_term: LongTermMemory,
+        crm: CrmClient | None,
+    ) -> None:
+        self._settings = settings
+        self.knowledge = knowledge
+        self.short_term = short_term
+        self.long_term = long_term
+        self.crm = crm
+        self._warm = False
+
+    async def warm_up(self) -> None:
+        """Load the Chinese segmenter and the embedder off the event loop, once (its first use
+        would otherwise block the loop for most of a second)."""
+        if self._warm:
+            return
+        await self.knowledge.embedder.embed(["预热 warm up"])
+        await asyncio.to_thread(keyword_terms, "预热 warm up")
+        self._warm = True
+
+    async def recall(self, *, tenant_id: str, customer_id: str, question: str) -> MemoryContext:
+        """Knowledge and customer memory for one reply, within the recall deadline."""
+        deadline = self._settings.recall_deadline_ms / 1000
+        kb_task = asyncio.create_task(self._knowledge(tenant_id, question))
+        sources = {"long_term": long_term_source(self.long_term, tenant_id=tenant_id,
+                                                 customer_id=customer_id, query=question)}
+        if self.crm is not None:
+            sources["crm"] = crm_source(self.crm, customer_id)
+        result = await recall(sources=sources, deadline_s=deadline,
+                              token_budget=self._settings.memory_token_budget)
+        context = MemoryContext(memory_prompt=result.prompt if result.tokens else "",
+                                missing=list(result.missing), elapsed_ms=result.elapsed_ms)
+        done, _ = await asyncio.wait({kb_task}, timeout=max(0.0, deadline - result.elapsed_ms
+                                                             / 1000))
+        if kb_task in done and not kb_task.cancelled() and kb_task.exception() is None:
+            context.passages, context.kb_version = kb_task.result()
+        else:
+            kb_task.cancel()
+            kb_task.add_done_callback(lambda t: t.cancelled() or t.exception())
+            context.missing.append("knowledge")
+        if context.missing:
+            logger.info("recall dropped sources", extra={"missing": context.missing})
+        return context
+
+    async def _knowledge(self, tenant_id: str, question: str) -> tuple[list[str], str]:
+        version_task = asyncio.create_task(self.knowledge.kb_version(tenant_id))
+        passages = await self.knowledge.search(tenant_id, question,
+                                               k=self._settings.knowledge_top_k)
+        texts = [p.content for p in passages]
+        return texts, await version_task
+
+    async def history(self, *, conversation_id: str, through_seq: int) -> list[Turn] | None:
+        """The recent turns from Redis when they reach ``through_seq`` without a gap, else None
+        (the caller reads PostgreSQL instead)."""
+        try:
+            turns = await self.short_term.recent(conversation_id)
+        except (KefuMemoryError, OSError):
+            return None
+        if not turns or turns[-1].seq != through_seq:
+            return None
+        return turns
+
+    async def remember_turn(self, *, conversation_id: str, role: str, text: str,
+                            seq: int) -> None:
+        try:
+            await self.short_term.append(conversation_id, Turn(
+                role=_TURN_ROLE.get(role, "system"), content=text, seq=seq))  # type: ignore[arg-type]
+        except (KefuMemoryError, OSError):
+            logger.warning("short-term memory write failed", exc_info=True)
+
+    async def after_reply(self, *, tenant_id: str, customer_id: str, conversation_id: str,
+                          question: str, question_seq: int, answer: str,
+                          answer_seq: int) -> None:
+        """Write memory after the reply was sent; never on the read path."""
+        await self.remember_turn(conversation_id=conversation_id, role="assistant",
+                                 text=answer, seq=answer_seq)
+        try:
+            await self.long_term.remember_exchange(
+                tenant_id=tenant_id, customer_id=customer_id, conversation_id=conversation_id,
+                turns=[Turn(role="user", content=question, seq=question_seq),
+                       Turn(role="assistant", content=answer, seq=answer_seq)],
+            )
+        except (KefuMemoryError, OSError):
+            logger.warning("long-term memory write failed", exc_info=True)
+
+    async def ingest_folder(self, *, tenant_id: str, path: Path) -> int:
+        results = await self.knowledge.ingest_folder(tenant_id=tenant_id, path=path)
+        return len(results)
+
+    async def aclose(self) -> None:
+        if self.crm is not None:
+            await self.crm.aclose()
+
+
+def _embedder(settings: Settings) -> Embedder:
+    if settings.embedder == "openai":
+        return OpenAIEmbedder(model=settings.embedding_model, dim=settings.embedding_dim,
+                              base_url=settings.embedding_base_url,
+                              api_key=settings.embedding_api_key)
+    return OfflineEmbedder()
+
+
+async def build_memory(
+    settings: Settings, *, pool: AsyncConnectionPool, redis: aioredis.Redis
+) -> MemoryService:
+    """Apply the memory schema and build the service (stores are shared with the core)."""
+    await migrate_memory(pool)
+    embedder = _embedder(settings)
+    crm = (CrmClient(settings.crm_url, token=settings.crm_token or "")
+           if settings.crm_url else None)
+    return MemoryService(
+        settings=settings,
+        knowledge=KnowledgeBase(pool, embedder),
+        short_term=ShortTermMemory(redis, prefix=f"{settings.redis_prefix}stm:",
+                                   window=settings.context_window),
+        long_term=LongTermMemory(pool, embedder),
+        crm=crm,
+    )
