@@ -11,6 +11,7 @@ Nothing here ever triggers a download.
 from __future__ import annotations
 
 import functools
+import heapq
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
@@ -120,17 +121,19 @@ def protected_spans(text: str) -> list[str]:
 
 
 class Summarizer(Protocol):
-    """Summarises older turns; the router offers one that uses its chain's first engine."""
+    """Summarises older turns; `Router.summarize` is one (it uses the chain's remote engines)."""
 
     def __call__(self, text: str, *, language: str, max_tokens: int) -> Awaitable[str]: ...
 
 
-_CLAUSE_RE = re.compile(r"[^，。！？；,.!?;\n]+[，。！？；,.!?;\n]?")
-
-
 def _language_of(text: str) -> str:
+    letters = sum(1 for ch in text if ch.isalpha()) or 1
     cjk = sum(1 for ch in text if "\u4e00" <= ch <= "\u9fff")
-    return "zh" if cjk * 4 >= len(text.strip()) else "en"
+    return "zh" if cjk * 4 >= letters else "en"
+
+
+_HEAD = {"zh": "此前对话要点：", "en": "Earlier in this conversation: "}
+_MSG_SEP = {"zh": "；", "en": "; "}
 
 
 async def compress_history(
@@ -138,116 +141,233 @@ async def compress_history(
     *,
     budget_tokens: int,
     model: str | None = None,
+    encoding: str | None = None,
     keep_last: int = 4,
     summarizer: Summarizer | Callable[..., Awaitable[str]] | None = None,
     language: str | None = None,
 ) -> list[ChatMessage]:
-    """Fit ``messages`` into ``budget_tokens``.
+    """Fit ``messages`` into ``budget_tokens`` (counted like `count_tokens` on the list).
 
-    System messages and the last ``keep_last`` messages stay verbatim (fewer if they alone do
-    not fit). Older turns become one summary message: by ``summarizer`` when given (its output
-    is checked and any protected span it dropped is appended), extractively otherwise (the
-    clauses that carry protected spans, then others, in order, as far as the budget allows).
+    System messages and the last ``keep_last`` messages stay verbatim (fewer when they alone
+    would take more than 70% of the budget). Older turns become one system message: written by
+    ``summarizer`` when given (any protected span it dropped is appended, and it must fit),
+    otherwise extracted (`extractive_summary`): filler removed, the most informative pieces
+    chosen greedily by how much new content they add per token, protected spans kept whole.
     """
-    enc = encoding_for(model)
+    enc = encoding_for(model, encoding)
     if count_message_tokens(messages, enc=enc) <= budget_tokens:
         return list(messages)
     system = [m for m in messages if m.role == "system"]
     turns = [m for m in messages if m.role != "system"]
     fixed = count_message_tokens(system, enc=enc)
     keep = min(keep_last, len(turns))
-    while (
-        keep > 0
-        and fixed + count_message_tokens(turns[-keep:], enc=enc) - _REPLY_PRIMING
-        > budget_tokens * 0.7
-    ):
+    while keep > 0 and fixed + _cost(turns[len(turns) - keep :], enc) > budget_tokens * 0.7:
         keep -= 1
-    recent = turns[len(turns) - keep :]
+    recent = list(turns[len(turns) - keep :])
     older = turns[: len(turns) - keep]
     if not older:
         return system + recent
-    used = fixed + count_message_tokens(recent, enc=enc) - _REPLY_PRIMING
-    room = max(budget_tokens - used - _PER_MESSAGE - 1 - 12, 16)
     lang = language or _language_of("".join(m.content for m in older))
-    summary = await _summarize(older, room=room, enc=enc, language=lang, summarizer=summarizer)
-    head = "此前对话摘要：" if lang == "zh" else "Summary of the earlier conversation: "
-    return [*system, ChatMessage(role="system", content=head + summary), *recent]
+    lang = "zh" if lang.startswith("zh") else "en"
+    used = fixed + _cost(recent, enc) + _PER_MESSAGE + 1 + len(enc.encode_ordinary(_HEAD[lang]))
+    room = budget_tokens - used
+    summary = ""
+    if room > 8 and summarizer is not None:
+        summary = await _engine_summary(
+            older, room=room, enc=enc, language=lang, summarizer=summarizer
+        )
+    if room > 8 and not summary:
+        recent_text = "\n".join(m.content for m in recent)
+        for _ in range(4):  # token counts of joined pieces are not exactly additive
+            summary = extractive_summary(
+                older, room=room, enc=enc, language=lang, context=recent_text
+            )
+            over = (
+                len(enc.encode_ordinary(_HEAD[lang] + summary))
+                - len(enc.encode_ordinary(_HEAD[lang]))
+                - room
+            )
+            if over <= 0:
+                break
+            room -= over + 2
+    if not summary:
+        return system + recent
+    return [*system, ChatMessage(role="system", content=_HEAD[lang] + summary), *recent]
+
+
+def _cost(turns: Sequence[ChatMessage], enc: tiktoken.Encoding) -> int:
+    return count_message_tokens(turns, enc=enc) - _REPLY_PRIMING
 
 
 def _transcript(turns: Sequence[ChatMessage], language: str) -> str:
-    names = (
-        {"user": "用户", "assistant": "客服"}
-        if language == "zh"
-        else {"user": "User", "assistant": "Agent"}
-    )
+    names = _ROLE_NAMES[language]
     return "\n".join(f"{names.get(m.role, m.role)}: {m.content}" for m in turns)
 
 
-async def _summarize(
+_ROLE_NAMES = {
+    "zh": {"user": "用户", "assistant": "客服"},
+    "en": {"user": "User", "assistant": "Agent"},
+}
+
+
+async def _engine_summary(
     turns: Sequence[ChatMessage],
     *,
     room: int,
     enc: tiktoken.Encoding,
     language: str,
-    summarizer: Summarizer | Callable[..., Awaitable[str]] | None,
+    summarizer: Summarizer | Callable[..., Awaitable[str]],
 ) -> str:
-    if summarizer is not None:
-        try:
-            text = await summarizer(
-                _transcript(turns, language), language=language, max_tokens=room
-            )
-        except Exception:
-            text = ""
-        if text.strip():
-            missing = [
-                s
-                for s in dict.fromkeys(protected_spans(" ".join(m.content for m in turns)))
-                if s not in text
-            ]
-            if missing:
-                text = (
-                    text.rstrip()
-                    + (" 关键信息：" if language == "zh" else " Key facts: ")
-                    + "、".join(missing)
-                )
-            if len(enc.encode_ordinary(text)) <= room * 1.2:
-                return text
-    return extractive_summary(turns, room=room, enc=enc, language=language)
+    try:
+        text = await summarizer(_transcript(turns, language), language=language, max_tokens=room)
+    except Exception:
+        return ""
+    text = text.strip()
+    if not text:
+        return ""
+    source = " ".join(m.content for m in turns)
+    missing = [s for s in dict.fromkeys(protected_spans(source)) if s not in text]
+    if missing:
+        text += (" 关键信息：" if language == "zh" else " Key facts: ") + "、".join(missing)
+    return text if len(enc.encode_ordinary(text)) <= room else ""
+
+
+# ---------------------------------------------------------------------------------------------
+# Extractive summary.
+
+_FILLER_ZH = """
+你好 您好 请问 麻烦你 麻烦 谢谢你 谢谢您 谢谢 不客气 客气 好的 好吧 好了 嗯 哦 那么 我想要 我想找
+我想去 我想 我要 想找 想去 帮我找 帮我查 帮我推荐 请帮我 帮我 能帮我 给我推荐 给我 推荐您去 为您推荐
+推荐您 我推荐 推荐一个 推荐一家 推荐 找一个 找一家 找个 一下 一个 一家 这个 这家 那家 它家 他家 它的
+可以 能不能 是多少 是什么 有哪些 有什么 有啥 在哪里 在哪 告诉我 知道 的话 为您 查一下 您去
+建议您 建议
+的 了 吗 呢 吧 啊 呀 哈 您 你 我 请 再见 祝您 愉快 欢迎 是在 还有 那里 这里 其他 另外 以及 或者 然后
+需要 应该 感觉 不错 非常 比较 如果 一些 哪些 什么 多少 怎么 怎么样 哪里 哪个 哪家 么 呃 就是 也是
+都是 还是 可是 但是 不过 所以 因为 吃饭 去玩 用餐 住宿 入住 游玩 打车 坐车 出发 抱歉 很抱歉 不好意思
+对不起 收到 记下 感谢 多谢 不用谢 不用 没问题 没有问题 没关系 当然 打算 觉得 这样 那就 看看 介绍
+方便 接下来 选择 希望 适合 喜欢 考虑 您可以考虑 可以考虑 这边 分别是 为你 你们 我们 他们 好吗 行吗
+""".split()
+_FILLER_EN = """
+hi hello hey please thanks thank you could would can will shall may might i me my we our you your
+it its this that these those the a an is are was were be been am do does did to of for in on at
+with about just also so then well okay ok sure yes yeah would like want need know tell let
+""".split()
+_FILLER_ZH_RE = re.compile("|".join(map(re.escape, sorted(set(_FILLER_ZH), key=len, reverse=True))))
+_FILLER_EN_RE = re.compile(
+    r"\b(?:" + "|".join(map(re.escape, sorted(set(_FILLER_EN), key=len, reverse=True))) + r")\b",
+    re.IGNORECASE,
+)
+# Kept whole: bracketed parts of names ("庆丰包子铺(前门店)"), e-mails, and anything with a
+# digit: phone numbers (spaces allowed), amounts, times, dates and ids.
+_KEEP_WHOLE_RE = re.compile(
+    r"[（(][^）)]{1,24}[）)]"
+    r"|[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}"
+    r"|[$¥￥]?[A-Za-z0-9._%+\-:/]*[0-9][A-Za-z0-9._%+\-:/]*(?:[ \-]+[0-9][0-9.:/\-]*)*%?"
+)
+_CLAUSE_SPLIT_RE = re.compile(r"[^，。！？；,!?;\n]+[，。！？；,!?;\n]?")
+_CHUNK_SEP_RE = re.compile(r"[，。！？；,!?;、\n|]+|\.(?=\s|$)")
+_QUESTION_RE = re.compile(
+    r"[？?]|吗|呢|什么|哪|多少|几|是否|\b(?:what|which|where|when|how|who|whether)\b", re.I
+)
+_HAS_DIGIT_RE = re.compile(r"[0-9]")
+_SPACES_RE = re.compile(r"\s+")
+
+
+_NEW_TEXT_BONUS = 1.0
+_QUESTION_WEIGHT = 0.3
+_DIGIT_BOOST = 1.5
+
+
+def _chunks(text: str, language: str) -> list[tuple[str, bool]]:
+    """Content pieces of a message with filler cut out: ``(piece, from_a_question)``."""
+    filler = _FILLER_ZH_RE if language == "zh" else _FILLER_EN_RE
+    out: list[tuple[str, bool]] = []
+    for clause in _CLAUSE_SPLIT_RE.findall(text):
+        question = bool(_QUESTION_RE.search(clause)) and not _HAS_DIGIT_RE.search(clause)
+        parts: list[str] = []
+        pos = 0
+        for m in _KEEP_WHOLE_RE.finditer(clause):
+            parts.append(filler.sub("|", clause[pos : m.start()]))
+            parts.append(m.group())
+            pos = m.end()
+        parts.append(filler.sub("|", clause[pos:]))
+        for piece in _CHUNK_SEP_RE.split("".join(parts)):
+            piece = _SPACES_RE.sub(" ", piece).strip()
+            if len(piece) > 1 or piece.isdigit() or piece in ("是", "否", "无"):
+                out.append((piece, question))
+    return out
+
+
+def _grams(text: str) -> frozenset[str]:
+    t = _SPACES_RE.sub("", text.lower())
+    return frozenset(t[i : i + 2] for i in range(len(t) - 1)) or frozenset((t,))
 
 
 def extractive_summary(
-    turns: Sequence[ChatMessage], *, room: int, enc: tiktoken.Encoding, language: str
+    turns: Sequence[ChatMessage],
+    *,
+    room: int,
+    enc: tiktoken.Encoding,
+    language: str,
+    context: str = "",
 ) -> str:
-    """Keep, in order, the clauses with protected spans first, then others, within ``room``."""
-    names = (
-        {"user": "用户", "assistant": "客服"}
-        if language == "zh"
-        else {"user": "User", "assistant": "Agent"}
-    )
-    clauses: list[tuple[int, int, str, int]] = []  # (turn index, order, text, score)
+    """Older turns as content pieces within ``room`` tokens, in their original order.
+
+    Pieces are chosen greedily by gain per token (lazy greedy, i.e. submodular coverage): a
+    piece gains the rarity-weighted character bigrams it adds that neither the chosen pieces nor
+    ``context`` (the verbatim recent turns) cover yet, plus one when its exact text is new;
+    pieces from questions count a third, pieces with digits half again.
+    """
+    items: list[tuple[int, str, bool]] = []
     for ti, m in enumerate(turns):
-        for ci, c in enumerate(_CLAUSE_RE.findall(m.content)):
-            c = c.strip()
-            if not c:
-                continue
-            spans = protected_spans(c)
-            score = sum(len(s) for s in spans)
-            clauses.append((ti, ci, c, score))
-    ranked = sorted(range(len(clauses)), key=lambda i: (-clauses[i][3], -clauses[i][0]))
+        items.extend((ti, piece, q) for piece, q in _chunks(m.content, language))
+    if not items:
+        return ""
+    grams = [_grams(piece) for _, piece, _ in items]
+    df: dict[str, int] = {}
+    for g in grams:
+        for x in g:
+            df[x] = df.get(x, 0) + 1
+    covered: set[str] = set(_grams(context)) if context else set()
+    chosen_text: list[str] = [context] if context else []
+    sep = _MSG_SEP[language]
+    costs = [len(enc.encode_ordinary(piece)) + 1 for _, piece, _ in items]
+
+    def gain(i: int) -> float:
+        _, piece, question = items[i]
+        g = sum(1.0 / df[x] for x in grams[i] if x not in covered)
+        if not any(piece in t for t in chosen_text):
+            g += _NEW_TEXT_BONUS
+        if question:
+            g *= _QUESTION_WEIGHT
+        if _HAS_DIGIT_RE.search(piece):
+            g *= _DIGIT_BOOST
+        return g
+
+    heap = [(-gain(i) / costs[i], i) for i in range(len(items))]
+    heapq.heapify(heap)
     chosen: set[int] = set()
     spent = 0
-    for i in ranked:
-        cost = len(enc.encode_ordinary(clauses[i][2])) + 1
-        if spent + cost > room:
+    while heap:
+        _, i = heapq.heappop(heap)
+        ratio = gain(i) / costs[i]
+        if ratio <= 0:
+            continue
+        if heap and ratio < -heap[0][0] - 1e-12:
+            heapq.heappush(heap, (-ratio, i))  # stale: re-queue with its current gain
+            continue
+        if spent + costs[i] > room:
             continue
         chosen.add(i)
-        spent += cost
-    parts: list[str] = []
-    last_turn = -1
+        spent += costs[i]
+        covered.update(grams[i])
+        chosen_text.append(items[i][1])
+    out: list[str] = []
+    last = -1
     for i in sorted(chosen):
-        ti, _, c, _ = clauses[i]
-        if ti != last_turn:
-            parts.append(("\n" if parts else "") + names.get(turns[ti].role, turns[ti].role) + ": ")
-            last_turn = ti
-        parts.append(c)
-    return "".join(parts)
+        ti, piece, _ = items[i]
+        if out:
+            out.append(" " if ti == last else sep)
+        out.append(piece)
+        last = ti
+    return "".join(out)
