@@ -3,7 +3,9 @@
 Keys (all under the configured prefix):
 - ``conn:{connection_id}``: JSON record, expires with the connection's maximum lifetime;
 - ``conv:{conversation_id}:conns``: set of connection ids watching a conversation;
-- ``tenant:{tenant_id}:agents``: set of agent connection ids.
+- ``tenant:{tenant_id}:agents``: set of staff (agent and admin) connection ids;
+- ``tenant:{tenant_id}:agent:{agent_id}:conns``: set of one agent's connection ids (the console
+  may be open in several tabs); the handoff module reads it to know who is online.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from redis.exceptions import RedisError
 
 from .errors import StoreError
 
-__all__ = ["ConnectionRecord", "ConnectionRegistry"]
+__all__ = ["STAFF_ROLES", "ConnectionRecord", "ConnectionRegistry"]
+
+STAFF_ROLES = frozenset({"agent", "admin"})
 
 
 class ConnectionRecord(BaseModel):
@@ -47,6 +51,9 @@ class ConnectionRegistry:
     def _agents(self, tenant_id: str) -> str:
         return f"{self._prefix}tenant:{tenant_id}:agents"
 
+    def agent_conns_key(self, tenant_id: str, agent_id: str) -> str:
+        return f"{self._prefix}tenant:{tenant_id}:agent:{agent_id}:conns"
+
     async def add(self, record: ConnectionRecord) -> None:
         try:
             async with self._redis.pipeline(transaction=True) as pipe:
@@ -55,8 +62,11 @@ class ConnectionRegistry:
                     key = self._watchers(record.conversation_id)
                     pipe.sadd(key, record.connection_id)
                     pipe.expire(key, self._ttl)
-                if record.role == "agent":
+                if record.role in STAFF_ROLES:
                     pipe.sadd(self._agents(record.tenant_id), record.connection_id)
+                    own = self.agent_conns_key(record.tenant_id, record.subject)
+                    pipe.sadd(own, record.connection_id)
+                    pipe.expire(own, self._ttl)
                 await pipe.execute()
         except RedisError as exc:
             raise StoreError("cannot record connection") from exc
@@ -78,8 +88,10 @@ class ConnectionRegistry:
                 pipe.delete(self._conn(connection_id))
                 for conv in {conversation_id, record.conversation_id if record else None} - {None}:
                     pipe.srem(self._watchers(str(conv)), connection_id)
-                if record and record.role == "agent":
+                if record and record.role in STAFF_ROLES:
                     pipe.srem(self._agents(record.tenant_id), connection_id)
+                    pipe.srem(self.agent_conns_key(record.tenant_id, record.subject),
+                              connection_id)
                 await pipe.execute()
         except RedisError as exc:
             raise StoreError("cannot remove connection") from exc
@@ -109,6 +121,20 @@ class ConnectionRegistry:
         except RedisError as exc:
             raise StoreError("cannot read agents") from exc
         return sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
+
+    async def agent_connections(self, tenant_id: str, agent_id: str) -> list[str]:
+        """The live connections of one agent (every open console tab)."""
+        try:
+            members = await self._redis.smembers(self.agent_conns_key(tenant_id, agent_id))
+        except RedisError as exc:
+            raise StoreError("cannot read agent connections") from exc
+        return sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
+
+    async def unwatch(self, connection_id: str, conversation_id: str) -> None:
+        try:
+            await self._redis.srem(self._watchers(conversation_id), connection_id)
+        except RedisError as exc:
+            raise StoreError("cannot remove watcher") from exc
 
     @staticmethod
     def now() -> float:

@@ -20,14 +20,17 @@ from pydantic import BaseModel
 from .errors import ConversationClosed, StoreError
 
 __all__ = [
+    "CUSTOMER_PREFIX",
     "Conversation",
     "ConversationStore",
+    "ConversationSummary",
     "Stored",
     "StoredMessage",
 ]
 
 Role = Literal["visitor", "assistant", "agent", "system"]
 Status = Literal["complete", "streaming", "incomplete"]
+Owner = Literal["bot", "queue", "human"]
 
 
 class Conversation(BaseModel):
@@ -40,6 +43,15 @@ class Conversation(BaseModel):
     last_seq: int
     created_at: datetime
     updated_at: datetime
+    handoff_reason: str | None = None
+    queued_at: datetime | None = None
+    closed_at: datetime | None = None
+
+    @property
+    def customer_id(self) -> str | None:
+        """The company's customer id when the visitor was identified by the host page."""
+        return self.visitor_id[len(CUSTOMER_PREFIX):] if self.visitor_id.startswith(
+            CUSTOMER_PREFIX) else None
 
 
 class StoredMessage(BaseModel):
@@ -66,6 +78,8 @@ class StoredMessage(BaseModel):
             "client_msg_id": self.client_msg_id,
             "reply_to": self.reply_to,
             "at": self.created_at.isoformat(),
+            **({"event": self.meta["event"]} if self.meta.get("event") else {}),
+            **({"agent_name": self.meta["agent_name"]} if self.meta.get("agent_name") else {}),
         }
 
 
@@ -81,8 +95,14 @@ _MSG_BASE = (
 _MSG_COLUMNS = _MSG_BASE + ", m.status"
 _CONV_COLUMNS = (
     "id::text AS id, tenant_id, visitor_id, status, owner, assigned_agent, last_seq,"
-    " created_at, updated_at"
+    " created_at, updated_at, handoff_reason, queued_at, closed_at"
 )
+_CONV_C_COLUMNS = ", ".join(
+    "c.id::text AS id" if col.strip().startswith("id::") else "c." + col.strip()
+    for col in _CONV_COLUMNS.split(",")
+)
+# Visitors identified by a signed identity from the host page have this subject prefix.
+CUSTOMER_PREFIX = "cust:"
 
 
 class ConversationStore:
@@ -279,6 +299,121 @@ class ConversationStore:
         except psycopg.Error as exc:
             raise StoreError("cannot read messages") from exc
         return [StoredMessage.model_validate(row) for row in reversed(rows)]
+
+
+    # -- ownership (handoff) -------------------------------------------------------------------
+    async def transition(
+        self,
+        *,
+        tenant_id: str,
+        conversation_id: str,
+        owner: Owner,
+        assigned_agent: str | None,
+        from_owners: tuple[Owner, ...],
+        from_agent: str | Literal["any"] | None = "any",
+        reason: str | None = None,
+    ) -> Conversation | None:
+        """Move an open conversation to ``owner``/``assigned_agent`` when it is currently owned
+        by one of ``from_owners`` (and, unless ``from_agent`` is ``"any"``, assigned to
+        ``from_agent``). Returns the updated conversation, or ``None`` when it was not in that
+        state: concurrent moves (two agents taking the same conversation) cannot both win."""
+        where = "id = %s AND tenant_id = %s AND status = 'open' AND owner = ANY(%s)"
+        params: list[Any] = [conversation_id, tenant_id, list(from_owners)]
+        if from_agent != "any":
+            where += " AND assigned_agent IS NOT DISTINCT FROM %s"
+            params.append(from_agent)
+        queued = "now()" if owner == "queue" else "NULL"
+        try:
+            async with self._pool.connection() as conn:
+                cur = await conn.cursor(row_factory=dict_row).execute(
+                    f"UPDATE conversations SET owner = %s, assigned_agent = %s,"
+                    f" handoff_reason = coalesce(%s, handoff_reason), queued_at = {queued},"
+                    f" updated_at = now() WHERE {where} RETURNING {_CONV_COLUMNS}",
+                    [owner, assigned_agent, reason, *params],
+                )
+                row = await cur.fetchone()
+        except psycopg.Error as exc:
+            raise StoreError("cannot change conversation owner") from exc
+        return Conversation.model_validate(row) if row else None
+
+    async def close(self, *, tenant_id: str, conversation_id: str) -> Conversation | None:
+        """Close an open conversation; ``None`` when it was not open."""
+        try:
+            async with self._pool.connection() as conn:
+                cur = await conn.cursor(row_factory=dict_row).execute(
+                    f"UPDATE conversations SET status = 'closed', closed_at = now(),"
+                    f" queued_at = NULL, updated_at = now()"
+                    f" WHERE id = %s AND tenant_id = %s AND status = 'open'"
+                    f" RETURNING {_CONV_COLUMNS}",
+                    (conversation_id, tenant_id),
+                )
+                row = await cur.fetchone()
+        except psycopg.Error as exc:
+            raise StoreError("cannot close conversation") from exc
+        return Conversation.model_validate(row) if row else None
+
+    async def search(
+        self,
+        *,
+        tenant_id: str,
+        text: str | None = None,
+        status: str | None = None,
+        owners: tuple[str, ...] | None = None,
+        assigned_agent: str | None = None,
+        visitor_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[ConversationSummary]:
+        """Conversations of a tenant, newest activity first, with their last message."""
+        where = ["c.tenant_id = %s"]
+        params: list[Any] = [tenant_id]
+        if status:
+            where.append("c.status = %s")
+            params.append(status)
+        if owners:
+            where.append("c.owner = ANY(%s)")
+            params.append(list(owners))
+        if assigned_agent:
+            where.append("c.assigned_agent = %s")
+            params.append(assigned_agent)
+        if visitor_id:
+            where.append("c.visitor_id = %s")
+            params.append(visitor_id)
+        if since:
+            where.append("c.updated_at >= %s")
+            params.append(since)
+        if until:
+            where.append("c.created_at < %s")
+            params.append(until)
+        if text:
+            where.append("(c.visitor_id ILIKE %s OR EXISTS (SELECT 1 FROM messages s WHERE"
+                         " s.conversation_id = c.id AND s.text ILIKE %s))")
+            pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace(
+                "_", "\\_") + "%"
+            params += [pattern, pattern]
+        params += [max(1, min(limit, 1000)), max(0, offset)]
+        try:
+            async with self._pool.connection() as conn:
+                cur = await conn.cursor(row_factory=dict_row).execute(
+                    f"SELECT {_CONV_C_COLUMNS}, last.text AS last_text, last.role AS last_role"
+                    f" FROM conversations c LEFT JOIN LATERAL (SELECT m.text, m.role FROM"
+                    f" messages m WHERE m.conversation_id = c.id AND m.role <> 'system'"
+                    f" ORDER BY m.seq DESC LIMIT 1) last ON true"
+                    f" WHERE {' AND '.join(where)}"
+                    f" ORDER BY c.updated_at DESC LIMIT %s OFFSET %s",
+                    params,
+                )
+                rows = await cur.fetchall()
+        except psycopg.Error as exc:
+            raise StoreError("cannot search conversations") from exc
+        return [ConversationSummary.model_validate(row) for row in rows]
+
+
+class ConversationSummary(Conversation):
+    last_text: str | None = None
+    last_role: str | None = None
 
 
 class _Duplicate(Exception):

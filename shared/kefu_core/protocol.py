@@ -6,8 +6,20 @@ Client -> server frames carry ``action`` (API Gateway selects the route on it):
 - ``{"action": "sync", "last_seq": int}``: resume; the server replays every message after it.
 - ``{"action": "ping"}``: keep-alive; answered with ``pong``.
 
+Visitor frames of the customer-service layer (reference: docs/console.md):
+
+- ``handoff`` (ask for a human), ``typing``, ``end`` (close the conversation),
+  ``csat`` (``score`` 1-5, ``comment``), ``offline_message`` (``name``, ``contact``, ``text``).
+
+Agent (and admin) frames, all but ``presence``/``queue``/``agents`` naming a
+``conversation_id``: ``presence`` (``online``/``away``), ``queue``, ``agents``, ``open``,
+``take``, ``reply`` (``client_msg_id``, ``text``), ``suggest``, ``note`` (``text``),
+``transfer`` (``agent_id``), ``release`` (back to the bot), ``close``, ``typing``.
+
 Server -> client frames carry ``type``: ``ack``, ``delta``, ``final``, ``history``, ``state``,
-``error``, ``pong``, ``busy``. Builders below are the only place frames are shaped.
+``error``, ``pong``, ``busy``, ``message``, ``typing``, and for consoles ``queue``, ``agents``,
+``conversation``, ``suggestion``, ``note``, ``assigned``, ``unassigned``, ``queue_changed``.
+Builders below are the only place frames are shaped.
 """
 
 from __future__ import annotations
@@ -20,10 +32,22 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapte
 from .errors import BadFrame
 
 __all__ = [
+    "AnyClientFrame",
     "ClientFrame",
+    "ConversationActionFrame",
+    "CsatFrame",
+    "EndFrame",
+    "HandoffFrame",
+    "ListFrame",
     "MessageFrame",
+    "NoteFrame",
+    "OfflineMessageFrame",
     "PingFrame",
+    "PresenceFrame",
+    "ReplyFrame",
     "SyncFrame",
+    "TransferFrame",
+    "TypingFrame",
     "encode",
     "error_frame",
     "parse_client_frame",
@@ -52,23 +76,91 @@ class PingFrame(_Frame):
 
 
 class HandoffFrame(_Frame):
-    """Visitor asks for a human (grown by the console issue)."""
+    """Visitor asks for a human."""
 
     action: Literal["handoff"]
 
 
-ClientFrame = Annotated[
-    MessageFrame | SyncFrame | PingFrame | HandoffFrame, Field(discriminator="action")
-]
-_client_frame: TypeAdapter[MessageFrame | SyncFrame | PingFrame | HandoffFrame] = TypeAdapter(
-    ClientFrame
+ConversationId = Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F-]{32,36}$")]
+AgentId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[\w.:-]+$")]
+
+
+class TypingFrame(_Frame):
+    action: Literal["typing"]
+    conversation_id: ConversationId | None = None
+
+
+class EndFrame(_Frame):
+    """Visitor ends the conversation (then rates it)."""
+
+    action: Literal["end"]
+
+
+class CsatFrame(_Frame):
+    action: Literal["csat"]
+    score: int = Field(ge=1, le=5)
+    comment: str = Field(default="", max_length=1000)
+
+
+class OfflineMessageFrame(_Frame):
+    action: Literal["offline_message"]
+    name: str = Field(default="", max_length=100)
+    contact: str = Field(default="", max_length=200)
+    text: str = Field(min_length=1, max_length=4000)
+
+
+class PresenceFrame(_Frame):
+    action: Literal["presence"]
+    status: Literal["online", "away"] = "online"
+
+
+class ListFrame(_Frame):
+    """Console lists: the queue (waiting, bot-handled, mine) or the agents online."""
+
+    action: Literal["queue", "agents"]
+
+
+class ConversationActionFrame(_Frame):
+    action: Literal["open", "take", "suggest", "release", "close"]
+    conversation_id: ConversationId
+
+
+class ReplyFrame(_Frame):
+    action: Literal["reply"]
+    conversation_id: ConversationId
+    client_msg_id: ClientMsgId
+    text: str
+
+
+class NoteFrame(_Frame):
+    action: Literal["note"]
+    conversation_id: ConversationId
+    text: str = Field(min_length=1, max_length=4000)
+
+
+class TransferFrame(_Frame):
+    action: Literal["transfer"]
+    conversation_id: ConversationId
+    agent_id: AgentId
+
+
+AnyClientFrame = (
+    MessageFrame | SyncFrame | PingFrame | HandoffFrame | TypingFrame | EndFrame | CsatFrame
+    | OfflineMessageFrame | PresenceFrame | ListFrame | ConversationActionFrame | ReplyFrame
+    | NoteFrame | TransferFrame
 )
-KNOWN_ACTIONS = frozenset({"message", "sync", "ping", "handoff"})
+ClientFrame = Annotated[AnyClientFrame, Field(discriminator="action")]
+_client_frame: TypeAdapter[AnyClientFrame] = TypeAdapter(ClientFrame)
+KNOWN_ACTIONS = frozenset({
+    "message", "sync", "ping", "handoff", "typing", "end", "csat", "offline_message",
+    "presence", "queue", "agents", "open", "take", "suggest", "release", "close", "reply",
+    "note", "transfer",
+})
 
 
 def parse_client_frame(
     body: str | None, *, max_frame_bytes: int, max_text_chars: int
-) -> MessageFrame | SyncFrame | PingFrame | HandoffFrame:
+) -> AnyClientFrame:
     """Validate one client frame; raise :class:`BadFrame` with a precise code otherwise."""
     if body is None or body == "":
         raise BadFrame("bad_json", "empty frame")
@@ -93,7 +185,7 @@ def parse_client_frame(
         raise BadFrame(
             "invalid_frame", f"invalid fields: {fields or 'frame'}", client_msg_id=client_msg_id
         ) from exc
-    if isinstance(frame, MessageFrame):
+    if isinstance(frame, MessageFrame | ReplyFrame):
         text = frame.text.strip()
         if not text:
             raise BadFrame("empty_text", "text is empty", client_msg_id=frame.client_msg_id)

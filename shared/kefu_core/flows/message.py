@@ -10,20 +10,36 @@ import json
 import logging
 from typing import Any
 
-from ..connections import ConnectionRecord
+from ..connections import STAFF_ROLES, ConnectionRecord
 from ..deps import Deps
 from ..errors import BadFrame, ConversationClosed, KefuError, StoreError, TransportError
 from ..events import StreamPayload, WebSocketEvent
+from ..handoff import (
+    HandoffError,
+    close_conversation,
+    matches_keyword,
+    notify_staff,
+    request_handoff,
+    state_frame,
+)
+from ..product import stores
 from ..protocol import (
+    AnyClientFrame,
+    CsatFrame,
+    EndFrame,
     HandoffFrame,
     MessageFrame,
+    OfflineMessageFrame,
     PingFrame,
     SyncFrame,
+    TypingFrame,
     ack_frame,
     encode,
     error_frame,
     parse_client_frame,
 )
+from ..tenants import tenant_settings
+from .agent import handle_agent_frame
 from .fanout import broadcast, send
 
 __all__ = ["handle_message", "replay"]
@@ -56,6 +72,8 @@ async def handle_message(event: dict[str, Any], deps: Deps) -> dict[str, Any]:
     except ConversationClosed:
         await send(deps, connection_id, error_frame("conversation_closed",
                                                     "this conversation is closed"))
+    except HandoffError as exc:
+        await send(deps, connection_id, error_frame(exc.code, exc.message))
     except KefuError:
         logger.exception("message flow failed")
         await send(deps, connection_id, _retry_frame(_client_msg_id(ws.body)))
@@ -77,19 +95,73 @@ def _client_msg_id(body: str | None) -> str | None:
     return value if isinstance(value, str) else None
 
 
-async def _dispatch(
-    frame: MessageFrame | SyncFrame | PingFrame | HandoffFrame,
-    record: ConnectionRecord,
-    deps: Deps,
-) -> None:
+async def _dispatch(frame: AnyClientFrame, record: ConnectionRecord, deps: Deps) -> None:
     if isinstance(frame, PingFrame):
+        if record.role in STAFF_ROLES:
+            await stores(deps).handoff.heartbeat(tenant_id=record.tenant_id,
+                                                 agent_id=record.subject)
         await send(deps, record.connection_id, {"type": "pong"})
     elif isinstance(frame, SyncFrame):
         await replay(deps, record, after_seq=frame.last_seq)
+    elif record.role in STAFF_ROLES:
+        await handle_agent_frame(frame, record, deps)
     elif isinstance(frame, MessageFrame):
         await _visitor_message(frame, record, deps)
+    elif isinstance(frame, HandoffFrame | TypingFrame | EndFrame | CsatFrame
+                    | OfflineMessageFrame):
+        await _visitor_action(frame, record, deps)
     else:
-        raise BadFrame("unsupported", "this action is not available yet")
+        raise BadFrame("unsupported_for_role", "this action is for agents")
+
+
+async def _visitor_action(
+    frame: HandoffFrame | TypingFrame | EndFrame | CsatFrame | OfflineMessageFrame,
+    record: ConnectionRecord,
+    deps: Deps,
+) -> None:
+    conversation_id = record.conversation_id
+    if conversation_id is None:
+        raise BadFrame("no_conversation", "no conversation")
+    product = stores(deps)
+    tenant_id = record.tenant_id
+    if isinstance(frame, HandoffFrame):
+        await request_handoff(deps, tenant_id=tenant_id, conversation_id=conversation_id,
+                              reason="button", actor_type="visitor", actor_id=record.subject)
+    elif isinstance(frame, TypingFrame):
+        await broadcast(deps, conversation_id, {"type": "typing", "role": "visitor",
+                                                "conversation_id": conversation_id},
+                        exclude=record.connection_id)
+    elif isinstance(frame, EndFrame):
+        await close_conversation(deps, tenant_id=tenant_id, conversation_id=conversation_id,
+                                 actor_type="visitor", actor_id=record.subject)
+    elif isinstance(frame, CsatFrame):
+        conversation = await deps.conversations.get(tenant_id=tenant_id,
+                                                    conversation_id=conversation_id)
+        if conversation is None:
+            raise BadFrame("no_conversation", "no conversation")
+        rating = await product.service.rate(
+            tenant_id=tenant_id, conversation_id=conversation_id, score=frame.score,
+            comment=frame.comment, agent_id=conversation.assigned_agent,
+        )
+        await product.audit.safe_record(
+            tenant_id=tenant_id, actor_type="visitor", actor_id=record.subject,
+            action="conversation.rated", target_type="conversation",
+            target_id=conversation_id, detail={"score": rating.score,
+                                               "comment": rating.comment})
+        await send(deps, record.connection_id, {"type": "csat_saved",
+                                                "conversation_id": conversation_id,
+                                                "score": rating.score})
+    else:
+        saved = await product.service.leave_offline_message(
+            tenant_id=tenant_id, visitor_id=record.subject, conversation_id=conversation_id,
+            name=frame.name, contact=frame.contact, text=frame.text,
+        )
+        await product.audit.safe_record(
+            tenant_id=tenant_id, actor_type="visitor", actor_id=record.subject,
+            action="offline_message.left", target_type="offline_message",
+            target_id=str(saved.id), detail={"contact": frame.contact})
+        await notify_staff(deps, tenant_id, {"type": "offline_message", "id": saved.id})
+        await send(deps, record.connection_id, {"type": "offline_saved", "id": saved.id})
 
 
 async def _visitor_message(frame: MessageFrame, record: ConnectionRecord, deps: Deps) -> None:
@@ -125,19 +197,25 @@ async def _visitor_message(frame: MessageFrame, record: ConnectionRecord, deps: 
     conversation = await deps.conversations.get(
         tenant_id=record.tenant_id, conversation_id=conversation_id
     )
-    if conversation is not None and conversation.owner == "bot":
-        try:
-            await deps.invoker.invoke(StreamPayload(
-                tenant_id=record.tenant_id, conversation_id=conversation_id,
-                reply_to_seq=stored.seq, connection_id=record.connection_id,
-                domain_name=record.domain_name, stage=record.stage,
-            ).to_event())
-        except TransportError:
-            logger.exception("cannot start the reply", extra={"conversation_id": conversation_id})
-            frame_out = error_frame("reply_not_started", "stored; resend to get the reply",
-                                    client_msg_id=frame.client_msg_id)
-            frame_out["retry"] = True
-            await send(deps, record.connection_id, frame_out)
+    if conversation is None or conversation.owner != "bot":
+        return
+    settings, _ = await tenant_settings(deps.pool, record.tenant_id)
+    if matches_keyword(frame.text, settings.handoff_keywords):
+        await request_handoff(deps, tenant_id=record.tenant_id, conversation_id=conversation_id,
+                              reason="keyword", actor_type="visitor", actor_id=record.subject)
+        return
+    try:
+        await deps.invoker.invoke(StreamPayload(
+            tenant_id=record.tenant_id, conversation_id=conversation_id,
+            reply_to_seq=stored.seq, connection_id=record.connection_id,
+            domain_name=record.domain_name, stage=record.stage,
+        ).to_event())
+    except TransportError:
+        logger.exception("cannot start the reply", extra={"conversation_id": conversation_id})
+        frame_out = error_frame("reply_not_started", "stored; resend to get the reply",
+                                client_msg_id=frame.client_msg_id)
+        frame_out["retry"] = True
+        await send(deps, record.connection_id, frame_out)
 
 
 async def replay(deps: Deps, record: ConnectionRecord, *, after_seq: int) -> None:
@@ -174,3 +252,5 @@ async def replay(deps: Deps, record: ConnectionRecord, *, after_seq: int) -> Non
         page.append(item)
         size += item_size
     await send(deps, record.connection_id, {**base, "messages": page, "more": False})
+    if conversation is not None:
+        await send(deps, record.connection_id, await state_frame(deps, conversation))

@@ -1,0 +1,103 @@
+"""What the agent console shows about a customer: business memory (the CRM's orders and
+tickets) and long-term facts, behind one small interface that degrades gracefully.
+
+Each source answers under a deadline; one that is not configured, fails or is late is reported
+as unavailable (with a reason code), never as an error to the agent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Protocol
+
+from .deps import Deps
+
+__all__ = ["CustomerContext", "MemoryCustomerContext", "customer_context", "customer_view"]
+
+logger = logging.getLogger("kefu.customer")
+
+
+class CustomerContext(Protocol):
+    async def business(self, *, tenant_id: str, customer_id: str) -> dict[str, Any] | None:
+        """Customer record, recent orders and tickets; ``None`` when not configured."""
+
+    async def facts(self, *, tenant_id: str, customer_id: str) -> list[dict[str, Any]] | None:
+        """Current long-term facts; ``None`` when not configured."""
+
+
+class MemoryCustomerContext:
+    """kefu_memory's ``CrmClient`` and ``LongTermMemory`` (either may be missing)."""
+
+    def __init__(self, *, crm: Any | None, long_term: Any | None) -> None:
+        self._crm = crm
+        self._long_term = long_term
+
+    async def business(self, *, tenant_id: str, customer_id: str) -> dict[str, Any] | None:
+        if self._crm is None:
+            return None
+        profile = await self._crm.profile(customer_id)
+        result: dict[str, Any] = profile.model_dump(mode="json")
+        return result
+
+    async def facts(self, *, tenant_id: str, customer_id: str) -> list[dict[str, Any]] | None:
+        if self._long_term is None:
+            return None
+        found = await self._long_term.facts(tenant_id=tenant_id, customer_id=customer_id)
+        return [
+            {"kind": f.kind, "key": f.key, "value": f.value,
+             "since": f.valid_from.isoformat() if f.valid_from else None}
+            for f in found
+        ]
+
+
+def customer_context(deps: Deps) -> CustomerContext:
+    """The process's customer context: injected in ``deps.extras`` or built from deps.memory."""
+    found = deps.extras.get("customer_context")
+    if found is not None:
+        return found  # type: ignore[no-any-return]
+    memory = getattr(deps, "memory", None)
+    built = MemoryCustomerContext(crm=getattr(memory, "crm", None),
+                                  long_term=getattr(memory, "long_term", None))
+    deps.extras["customer_context"] = built
+    return built
+
+
+async def customer_view(
+    deps: Deps, *, tenant_id: str, visitor_id: str, customer_id: str | None,
+    deadline_s: float = 1.5,
+) -> dict[str, Any]:
+    """``{"customer_id", "business": {...}|None, "facts": [...]|None, "unavailable": {...}}``.
+
+    The CRM is asked only for identified customers (``customer_id``); long-term facts are keyed
+    like the memory layer writes them (by the conversation's visitor id).
+    """
+    context = customer_context(deps)
+    unavailable: dict[str, str] = {}
+
+    async def guarded(name: str, call: Any) -> Any:
+        try:
+            async with asyncio.timeout(deadline_s):
+                value = await call
+        except TimeoutError:
+            unavailable[name] = "timeout"
+            return None
+        except Exception:
+            logger.warning("customer source failed", extra={"source": name}, exc_info=True)
+            unavailable[name] = "error"
+            return None
+        if value is None:
+            unavailable[name] = "not_configured"
+        return value
+
+    async def no_customer() -> None:
+        unavailable["business"] = "anonymous_visitor"
+
+    business_call = (context.business(tenant_id=tenant_id, customer_id=customer_id)
+                     if customer_id else no_customer())
+    business, facts = await asyncio.gather(
+        guarded("business", business_call) if customer_id else business_call,
+        guarded("facts", context.facts(tenant_id=tenant_id, customer_id=visitor_id)),
+    )
+    return {"customer_id": customer_id, "business": business, "facts": facts,
+            "unavailable": unavailable}

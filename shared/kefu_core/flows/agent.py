@@ -1,0 +1,281 @@
+"""Agent (and admin) frames on the ``message``/``$default`` routes: the live agent console.
+
+Every action is scoped to the agent's tenant (conversation lookups are tenant-scoped, so
+another tenant's conversation id is simply not found) and recorded in the audit log.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from kefu_llm import ChatMessage, ChatRequest, Delta, Final
+
+from ..audit import ActorType
+from ..connections import ConnectionRecord
+from ..conversations import Conversation
+from ..customer import customer_view
+from ..deps import Deps
+from ..errors import BadFrame
+from ..handoff import (
+    HandoffError,
+    close_conversation,
+    dispatch,
+    release_to_bot,
+    state_frame,
+    take_over,
+    transfer,
+)
+from ..product import stores
+from ..protocol import (
+    AnyClientFrame,
+    ConversationActionFrame,
+    ListFrame,
+    NoteFrame,
+    PresenceFrame,
+    ReplyFrame,
+    TransferFrame,
+    TypingFrame,
+    ack_frame,
+)
+from ..tenants import tenant_settings
+from .fanout import broadcast, send
+
+__all__ = ["handle_agent_frame"]
+
+logger = logging.getLogger("kefu.flows.agent")
+
+_SUGGEST_INSTRUCTION = (
+    "Draft the next reply a human customer-service agent could send to this visitor. "
+    "Write only the reply, in the visitor's language, friendly and concise."
+)
+_ROLE_FOR_MODEL = {"visitor": "user", "assistant": "assistant", "agent": "assistant"}
+
+
+def _summary(conversation: Conversation) -> dict[str, Any]:
+    return {
+        "id": conversation.id, "visitor_id": conversation.visitor_id,
+        "customer_id": conversation.customer_id, "status": conversation.status,
+        "owner": conversation.owner, "assigned_agent": conversation.assigned_agent,
+        "handoff_reason": conversation.handoff_reason, "last_seq": conversation.last_seq,
+        "updated_at": conversation.updated_at.isoformat(),
+        "queued_at": conversation.queued_at.isoformat() if conversation.queued_at else None,
+        "last_text": getattr(conversation, "last_text", None),
+        "last_role": getattr(conversation, "last_role", None),
+    }
+
+
+async def handle_agent_frame(frame: AnyClientFrame, record: ConnectionRecord, deps: Deps) -> None:
+    tenant_id, me = record.tenant_id, record.subject
+    actor: ActorType = "admin" if record.role == "admin" else "agent"
+    product = stores(deps)
+    if isinstance(frame, PresenceFrame):
+        await _presence(frame, record, deps)
+    elif isinstance(frame, ListFrame) and frame.action == "queue":
+        await _queue(record, deps)
+    elif isinstance(frame, ListFrame):
+        online = await product.handoff.online_agents(tenant_id)
+        everyone = await product.tenants.list_agents(tenant_id)
+        await send(deps, record.connection_id, {
+            "type": "agents", "online": [a.model_dump() for a in online],
+            "all": [{"id": a.id, "name": a.name, "role": a.role} for a in everyone if a.active],
+        })
+    elif isinstance(frame, ReplyFrame):
+        await _reply(frame, record, deps)
+    elif isinstance(frame, NoteFrame):
+        conversation = await _conversation(deps, tenant_id, frame.conversation_id)
+        note = await product.service.add_note(
+            tenant_id=tenant_id, conversation_id=conversation.id, agent_id=me,
+            agent_name=record.name, text=frame.text.strip())
+        await product.audit.safe_record(
+            tenant_id=tenant_id, actor_type=actor, actor_id=me, action="conversation.note_added",
+            target_type="conversation", target_id=conversation.id, detail={"text": note.text})
+        await send(deps, record.connection_id, {"type": "note", **note.model_dump(mode="json")})
+    elif isinstance(frame, TransferFrame):
+        await transfer(deps, tenant_id=tenant_id, conversation_id=frame.conversation_id,
+                       from_agent=me, to_agent=frame.agent_id, actor_type=actor)
+        await _queue(record, deps)
+    elif isinstance(frame, TypingFrame):
+        if frame.conversation_id is None:
+            raise BadFrame("invalid_frame", "invalid fields: conversation_id")
+        conversation = await _conversation(deps, tenant_id, frame.conversation_id)
+        await broadcast(deps, conversation.id, {
+            "type": "typing", "role": "agent", "name": record.name,
+            "conversation_id": conversation.id}, exclude=record.connection_id)
+    elif isinstance(frame, ConversationActionFrame):
+        await _conversation_action(frame, record, deps)
+    else:
+        raise BadFrame("unsupported_for_role", "agents use reply, not message")
+
+
+async def _conversation(deps: Deps, tenant_id: str, conversation_id: str) -> Conversation:
+    conversation = await deps.conversations.get(tenant_id=tenant_id,
+                                                conversation_id=conversation_id)
+    if conversation is None:
+        raise HandoffError("not_found", "no such conversation")
+    return conversation
+
+
+async def _presence(frame: PresenceFrame, record: ConnectionRecord, deps: Deps) -> None:
+    product = stores(deps)
+    tenant_id, me = record.tenant_id, record.subject
+    if frame.status == "away":
+        await product.handoff.set_away(tenant_id=tenant_id, agent_id=me)
+    else:
+        agent = await product.tenants.get_agent(tenant_id=tenant_id, agent_id=me)
+        if agent is not None and not agent.active:
+            raise HandoffError("agent_disabled", "this agent account is disabled")
+        await product.handoff.set_online(
+            tenant_id=tenant_id, agent_id=me, name=agent.name if agent else (record.name or me),
+            capacity=agent.capacity if agent else 5)
+        for conversation_id in await product.handoff.assigned(tenant_id=tenant_id, agent_id=me):
+            await deps.connections.watch(record.connection_id, conversation_id)
+    await send(deps, record.connection_id, {"type": "presence", "status": frame.status})
+    if frame.status == "online":
+        await dispatch(deps, tenant_id=tenant_id)
+    await _queue(record, deps)
+
+
+async def _queue(record: ConnectionRecord, deps: Deps) -> None:
+    tenant_id, me = record.tenant_id, record.subject
+    product = stores(deps)
+    waiting = await deps.conversations.search(tenant_id=tenant_id, status="open",
+                                              owners=("queue",), limit=200)
+    order = {cid: i + 1 for i, cid in enumerate(await product.handoff.queued(tenant_id))}
+    waiting.sort(key=lambda c: order.get(c.id, 10**6))
+    bot = await deps.conversations.search(tenant_id=tenant_id, status="open", owners=("bot",),
+                                          limit=50)
+    humans = await deps.conversations.search(tenant_id=tenant_id, status="open",
+                                             owners=("human",), limit=200)
+    await send(deps, record.connection_id, {
+        "type": "queue",
+        "waiting": [{**_summary(c), "position": order.get(c.id)} for c in waiting],
+        "bot": [_summary(c) for c in bot],
+        "mine": [_summary(c) for c in humans if c.assigned_agent == me],
+        "others": [_summary(c) for c in humans if c.assigned_agent != me],
+    })
+
+
+async def _reply(frame: ReplyFrame, record: ConnectionRecord, deps: Deps) -> None:
+    tenant_id, me = record.tenant_id, record.subject
+    conversation = await _conversation(deps, tenant_id, frame.conversation_id)
+    if conversation.status != "open":
+        raise HandoffError("conversation_closed", "this conversation is closed")
+    if conversation.owner != "human" or conversation.assigned_agent != me:
+        raise HandoffError("not_yours", "take the conversation over before replying")
+    stored = await deps.conversations.append(
+        tenant_id=tenant_id, conversation_id=conversation.id, role="agent", author=me,
+        text=frame.text, client_msg_id=frame.client_msg_id,
+        meta={"agent_name": record.name} if record.name else None,
+    )
+    await send(deps, record.connection_id, ack_frame(
+        conversation_id=conversation.id, client_msg_id=frame.client_msg_id, seq=stored.seq,
+        duplicate=stored.duplicate))
+    if stored.duplicate:
+        return
+    await broadcast(deps, conversation.id, {
+        "type": "message", "conversation_id": conversation.id, "seq": stored.seq,
+        "role": "agent", "text": frame.text, "client_msg_id": frame.client_msg_id,
+        "agent_name": record.name,
+    }, exclude=record.connection_id)
+    await stores(deps).audit.safe_record(
+        tenant_id=tenant_id, actor_type="admin" if record.role == "admin" else "agent",
+        actor_id=me, action="conversation.agent_replied", target_type="conversation",
+        target_id=conversation.id, detail={"seq": stored.seq})
+
+
+async def _conversation_action(
+    frame: ConversationActionFrame, record: ConnectionRecord, deps: Deps
+) -> None:
+    tenant_id, me = record.tenant_id, record.subject
+    actor: ActorType = "admin" if record.role == "admin" else "agent"
+    if frame.action == "take":
+        await take_over(deps, tenant_id=tenant_id, conversation_id=frame.conversation_id,
+                        agent_id=me, actor_type=actor)
+        await _open(frame.conversation_id, record, deps)
+        await _queue(record, deps)
+    elif frame.action == "release":
+        await release_to_bot(deps, tenant_id=tenant_id, conversation_id=frame.conversation_id,
+                             agent_id=me, actor_type=actor)
+        await _queue(record, deps)
+    elif frame.action == "close":
+        await close_conversation(deps, tenant_id=tenant_id,
+                                 conversation_id=frame.conversation_id, actor_type=actor,
+                                 actor_id=me, agent_id=None if actor == "admin" else me)
+        await _queue(record, deps)
+    elif frame.action == "suggest":
+        await _suggest(frame.conversation_id, record, deps)
+    else:
+        await _open(frame.conversation_id, record, deps)
+
+
+async def _open(conversation_id: str, record: ConnectionRecord, deps: Deps) -> None:
+    tenant_id = record.tenant_id
+    product = stores(deps)
+    conversation = await _conversation(deps, tenant_id, conversation_id)
+    await deps.connections.watch(record.connection_id, conversation.id)
+    messages = await deps.conversations.recent(tenant_id=tenant_id,
+                                               conversation_id=conversation.id, limit=200)
+    notes = await product.service.notes(tenant_id=tenant_id, conversation_id=conversation.id)
+    rating = await product.service.rating(tenant_id=tenant_id, conversation_id=conversation.id)
+    customer = await customer_view(deps, tenant_id=tenant_id,
+                                   visitor_id=conversation.visitor_id,
+                                   customer_id=conversation.customer_id)
+    await product.audit.safe_record(
+        tenant_id=tenant_id, actor_type="admin" if record.role == "admin" else "agent",
+        actor_id=record.subject, action="conversation.opened", target_type="conversation",
+        target_id=conversation.id)
+    await send(deps, record.connection_id, {
+        "type": "conversation",
+        "conversation": _summary(conversation),
+        "state": await state_frame(deps, conversation),
+        "messages": [m.public() for m in messages],
+        "notes": [n.model_dump(mode="json") for n in notes],
+        "csat": rating.model_dump(mode="json") if rating else None,
+        "customer": customer,
+    })
+
+
+async def _suggest(conversation_id: str, record: ConnectionRecord, deps: Deps) -> None:
+    """Ask the router for a draft; it goes to the agent only, never to the visitor."""
+    tenant_id = record.tenant_id
+    conversation = await _conversation(deps, tenant_id, conversation_id)
+    settings, prompt = await tenant_settings(deps.pool, tenant_id)
+    history = await deps.conversations.recent(tenant_id=tenant_id,
+                                              conversation_id=conversation.id,
+                                              limit=settings.context_window * 2)
+    question = next((m.text for m in reversed(history) if m.role == "visitor"), "")
+    messages = [ChatMessage(role="system",
+                            content=f"{prompt or deps.settings.system_prompt}\n\n"
+                                    f"{_SUGGEST_INSTRUCTION}")]
+    messages += [ChatMessage(role=_ROLE_FOR_MODEL[m.role], content=m.text)  # type: ignore[arg-type]
+                 for m in history if m.role in _ROLE_FOR_MODEL and m.text]
+    passages: list[str] = []
+    kb_version = "0"
+    memory = getattr(deps, "memory", None)
+    if memory is not None and question:
+        try:
+            recalled = await memory.recall(tenant_id=tenant_id,
+                                           customer_id=conversation.visitor_id,
+                                           question=question)
+            passages, kb_version = list(recalled.passages), str(recalled.kb_version)
+        except Exception:
+            logger.warning("recall for a suggestion failed", exc_info=True)
+    request = ChatRequest(tenant_id=tenant_id, conversation_id=conversation.id,
+                          messages=messages, passages=passages, kb_version=kb_version)
+    parts: list[str] = []
+    final: Final | None = None
+    try:
+        async for event in deps.router.stream(request):
+            if isinstance(event, Delta):
+                parts.append(event.text)
+            elif isinstance(event, Final):
+                final = event
+    except Exception:
+        logger.warning("suggestion failed", exc_info=True)
+    text = final.text if final is not None and final.text else "".join(parts)
+    await send(deps, record.connection_id, {
+        "type": "suggestion", "conversation_id": conversation.id, "text": text,
+        "engine": final.engine if final else None,
+        "status": final.status if final else "unavailable",
+    })

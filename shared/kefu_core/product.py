@@ -1,0 +1,41 @@
+"""The product layer's stores, built once per :class:`~kefu_core.deps.Deps` from its pool/redis.
+
+Tests inject their own by putting a :class:`ProductStores` in ``deps.extras["product"]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .audit import AuditLog
+from .deps import Deps
+from .service import ServiceStore
+from .tenants import TenantStore
+
+__all__ = ["ProductStores", "stores"]
+
+
+@dataclass
+class ProductStores:
+    tenants: TenantStore
+    audit: AuditLog
+    service: ServiceStore
+    handoff: Any  # kefu_core.handoff.HandoffState (imported lazily: it imports this module)
+
+
+def stores(deps: Deps) -> ProductStores:
+    found = deps.extras.get("product")
+    if isinstance(found, ProductStores):
+        return found
+    from .handoff import HandoffState
+
+    built = ProductStores(
+        tenants=TenantStore(deps.pool),
+        audit=AuditLog(deps.pool),
+        service=ServiceStore(deps.pool),
+        handoff=HandoffState(deps.redis, prefix=deps.settings.redis_prefix,
+                             conns_key=deps.connections.agent_conns_key),
+    )
+    deps.extras["product"] = built
+    return built

@@ -1,0 +1,411 @@
+"""Tenants and what belongs to them: widget keys, agents, settings, prompts, engine config.
+
+- Passwords are hashed with ``hashlib.scrypt`` (random salt, parameters stored with the hash)
+  and compared in constant time.
+- The identity secret (which a company's backend uses to sign a logged-in customer's identity
+  for the widget) and engine secrets are write-only: no read path returns them, except
+  :meth:`TenantStore.identity_secret` used by the server to verify an identity.
+- :func:`tenant_settings` is the per-tenant settings lookup used by the flows (cached in the
+  process for a few seconds, so a Lambda does not read PostgreSQL on every reply).
+- :func:`ensure_bootstrap` creates the tenants of ``WIDGET_KEYS`` with their keys, the
+  super-admin from ``SUPER_ADMIN_EMAIL``/``SUPER_ADMIN_PASSWORD``, and, outside production,
+  a demo administrator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import logging
+import secrets
+import time
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+from pydantic import BaseModel, Field
+
+from .errors import KefuError, StoreError
+from .settings import Settings
+
+__all__ = [
+    "DEMO_ADMIN_EMAIL",
+    "DEMO_ADMIN_PASSWORD",
+    "ROOT_TENANT",
+    "Agent",
+    "Conflict",
+    "TenantSettings",
+    "TenantStore",
+    "WidgetKey",
+    "ensure_bootstrap",
+    "hash_password",
+    "tenant_settings",
+    "verify_password",
+]
+
+logger = logging.getLogger("kefu.tenants")
+
+ROOT_TENANT = "_root"  # the super-admin's tenant; no tenant id may start with "_"
+DEMO_ADMIN_EMAIL = "admin@demo.kefu"
+DEMO_ADMIN_PASSWORD = "kefu-demo-admin"
+AgentRole = Literal["agent", "admin"]
+
+_SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1
+
+
+class Conflict(KefuError):
+    code = "conflict"
+
+
+def hash_password(password: str) -> str:
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=_SCRYPT_N, r=_SCRYPT_R,
+                            p=_SCRYPT_P, dklen=32)
+    b64 = base64.b64encode
+    return (f"scrypt${_SCRYPT_N}${_SCRYPT_R}${_SCRYPT_P}$"
+            f"{b64(salt).decode()}${b64(digest).decode()}")
+
+
+def verify_password(password: str, stored: str) -> bool:
+    try:
+        scheme, n, r, p, salt, digest = stored.split("$")
+        if scheme != "scrypt":
+            return False
+        expected = base64.b64decode(digest)
+        actual = hashlib.scrypt(password.encode(), salt=base64.b64decode(salt), n=int(n),
+                                r=int(r), p=int(p), dklen=len(expected))
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(actual, expected)
+
+
+_DUMMY_HASH = hash_password(secrets.token_hex(8))
+
+
+class TenantSettings(BaseModel):
+    """Per-tenant knobs (admin API ``/v1/admin/settings``)."""
+
+    context_window: int = Field(default=10, ge=1, le=100)
+    enable_fallback: bool = True
+    # Humanisation: replies are paced at about this many characters per second (0 = as fast
+    # as the model streams), with a short "thinking" pause before the first delta, and emoji
+    # used at this frequency.
+    reply_pacing_cps: int = Field(default=0, ge=0, le=1000)
+    reply_first_delay_ms: int = Field(default=0, ge=0, le=5000)
+    emoji_frequency: Literal["none", "low", "medium", "high"] = "low"
+    # Handoff.
+    handoff_keywords: list[str] = Field(default_factory=lambda: [
+        "转人工", "人工客服", "人工服务", "找人工", "真人", "human", "agent", "real person",
+        "talk to a person",
+    ])
+    handoff_after_failures: int = Field(default=2, ge=0, le=20)
+    # Widget defaults (a page's data- attributes override them).
+    greeting_zh: str = "您好！我是智能客服，有什么可以帮您？"
+    greeting_en: str = "Hi! I'm the virtual assistant. How can I help?"
+    color: str = Field(default="#2f6fed", pattern=r"^#[0-9a-fA-F]{3,8}$")
+    avatar_url: str | None = Field(default=None, max_length=500)
+    offline_message_enabled: bool = True
+
+
+class WidgetKey(BaseModel):
+    key: str
+    tenant_id: str
+    label: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+class Agent(BaseModel):
+    id: str
+    tenant_id: str
+    email: str
+    name: str
+    role: AgentRole
+    capacity: int
+    active: bool
+    created_at: datetime
+
+
+class Tenant(BaseModel):
+    id: str
+    name: str
+    created_at: datetime
+    identity_secret_set: bool
+
+
+_AGENT_COLS = "id, tenant_id, email, name, role, capacity, active, created_at"
+
+
+class TenantStore:
+    """Tenant-scoped persistence of the product's configuration."""
+
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self._pool = pool
+
+    async def _one(self, sql: str, params: tuple[Any, ...] | list[Any]) -> dict[str, Any] | None:
+        try:
+            async with self._pool.connection() as conn:
+                cur = await conn.cursor(row_factory=dict_row).execute(sql, params)
+                return await cur.fetchone()
+        except psycopg.errors.UniqueViolation as exc:
+            raise Conflict("already exists") from exc
+        except psycopg.Error as exc:
+            raise StoreError("tenant store failed") from exc
+
+    async def _all(self, sql: str, params: tuple[Any, ...] | list[Any]) -> list[dict[str, Any]]:
+        try:
+            async with self._pool.connection() as conn:
+                cur = await conn.cursor(row_factory=dict_row).execute(sql, params)
+                return await cur.fetchall()
+        except psycopg.Error as exc:
+            raise StoreError("tenant store failed") from exc
+
+    # -- tenants ---------------------------------------------------------------------------
+    async def create_tenant(self, *, tenant_id: str, name: str) -> Tenant:
+        row = await self._one(
+            "INSERT INTO tenants (id, name) VALUES (%s, %s)"
+            " RETURNING id, name, created_at, identity_secret IS NOT NULL AS identity_secret_set",
+            (tenant_id, name),
+        )
+        assert row is not None
+        return Tenant.model_validate(row)
+
+    async def ensure_tenant(self, *, tenant_id: str, name: str) -> None:
+        await self._one("INSERT INTO tenants (id, name) VALUES (%s, %s) ON CONFLICT DO NOTHING"
+                        " RETURNING id", (tenant_id, name))
+
+    async def get_tenant(self, tenant_id: str) -> Tenant | None:
+        row = await self._one(
+            "SELECT id, name, created_at, identity_secret IS NOT NULL AS identity_secret_set"
+            " FROM tenants WHERE id = %s", (tenant_id,))
+        return Tenant.model_validate(row) if row else None
+
+    async def list_tenants(self) -> list[Tenant]:
+        rows = await self._all(
+            "SELECT id, name, created_at, identity_secret IS NOT NULL AS identity_secret_set"
+            " FROM tenants WHERE id <> %s ORDER BY id", (ROOT_TENANT,))
+        return [Tenant.model_validate(r) for r in rows]
+
+    async def rotate_identity_secret(self, tenant_id: str) -> str:
+        secret = "ids_" + secrets.token_urlsafe(32)
+        await self._one("UPDATE tenants SET identity_secret = %s WHERE id = %s RETURNING id",
+                        (secret, tenant_id))
+        return secret
+
+    async def identity_secret(self, tenant_id: str) -> str | None:
+        row = await self._one("SELECT identity_secret FROM tenants WHERE id = %s", (tenant_id,))
+        return str(row["identity_secret"]) if row and row["identity_secret"] else None
+
+    # -- widget keys -----------------------------------------------------------------------
+    async def create_widget_key(
+        self, *, tenant_id: str, label: str = "", key: str | None = None
+    ) -> WidgetKey:
+        row = await self._one(
+            "INSERT INTO widget_keys (key, tenant_id, label) VALUES (%s, %s, %s)"
+            " RETURNING key, tenant_id, label, created_at, revoked_at",
+            (key or "wk_" + secrets.token_urlsafe(18), tenant_id, label),
+        )
+        assert row is not None
+        return WidgetKey.model_validate(row)
+
+    async def list_widget_keys(self, tenant_id: str) -> list[WidgetKey]:
+        rows = await self._all("SELECT key, tenant_id, label, created_at, revoked_at"
+                               " FROM widget_keys WHERE tenant_id = %s ORDER BY created_at",
+                               (tenant_id,))
+        return [WidgetKey.model_validate(r) for r in rows]
+
+    async def revoke_widget_key(self, *, tenant_id: str, key: str) -> bool:
+        row = await self._one("UPDATE widget_keys SET revoked_at = now() WHERE key = %s"
+                              " AND tenant_id = %s AND revoked_at IS NULL RETURNING key",
+                              (key, tenant_id))
+        return row is not None
+
+    async def tenant_for_widget_key(self, key: str) -> str | None:
+        row = await self._one("SELECT tenant_id FROM widget_keys WHERE key = %s"
+                              " AND revoked_at IS NULL", (key,))
+        return str(row["tenant_id"]) if row else None
+
+    # -- agents ----------------------------------------------------------------------------
+    async def create_agent(
+        self, *, tenant_id: str, email: str, name: str, password: str, role: AgentRole = "agent",
+        capacity: int = 5,
+    ) -> Agent:
+        hashed = await asyncio.to_thread(hash_password, password)
+        row = await self._one(
+            f"INSERT INTO agents (id, tenant_id, email, name, role, password_hash, capacity)"
+            f" VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING {_AGENT_COLS}",
+            (f"a-{uuid.uuid4().hex[:16]}", tenant_id, email.strip(), name, role, hashed,
+             capacity),
+        )
+        assert row is not None
+        return Agent.model_validate(row)
+
+    async def update_agent(
+        self, *, tenant_id: str, agent_id: str, name: str | None = None,
+        role: AgentRole | None = None, capacity: int | None = None, active: bool | None = None,
+        password: str | None = None,
+    ) -> Agent | None:
+        hashed = await asyncio.to_thread(hash_password, password) if password else None
+        row = await self._one(
+            f"UPDATE agents SET name = coalesce(%s, name), role = coalesce(%s, role),"
+            f" capacity = coalesce(%s, capacity), active = coalesce(%s, active),"
+            f" password_hash = coalesce(%s, password_hash), updated_at = now()"
+            f" WHERE id = %s AND tenant_id = %s RETURNING {_AGENT_COLS}",
+            (name, role, capacity, active, hashed, agent_id, tenant_id),
+        )
+        return Agent.model_validate(row) if row else None
+
+    async def get_agent(self, *, tenant_id: str, agent_id: str) -> Agent | None:
+        row = await self._one(f"SELECT {_AGENT_COLS} FROM agents WHERE id = %s"
+                              " AND tenant_id = %s", (agent_id, tenant_id))
+        return Agent.model_validate(row) if row else None
+
+    async def list_agents(self, tenant_id: str) -> list[Agent]:
+        rows = await self._all(f"SELECT {_AGENT_COLS} FROM agents WHERE tenant_id = %s"
+                               " ORDER BY created_at", (tenant_id,))
+        return [Agent.model_validate(r) for r in rows]
+
+    async def authenticate(self, *, email: str, password: str) -> Agent | None:
+        row = await self._one(f"SELECT {_AGENT_COLS}, password_hash FROM agents"
+                              " WHERE lower(email) = lower(%s)", (email.strip(),))
+        stored = str(row["password_hash"]) if row else _DUMMY_HASH  # same work either way
+        ok = await asyncio.to_thread(verify_password, password, stored)
+        if not ok or row is None or not row["active"]:
+            return None
+        return Agent.model_validate(row)
+
+    # -- settings, prompts, engines --------------------------------------------------------
+    async def get_settings(self, tenant_id: str) -> TenantSettings:
+        row = await self._one("SELECT settings FROM tenant_settings WHERE tenant_id = %s",
+                              (tenant_id,))
+        return TenantSettings.model_validate(row["settings"] if row else {})
+
+    async def put_settings(self, tenant_id: str, value: TenantSettings) -> TenantSettings:
+        await self._one(
+            "INSERT INTO tenant_settings (tenant_id, settings) VALUES (%s, %s)"
+            " ON CONFLICT (tenant_id) DO UPDATE SET settings = EXCLUDED.settings,"
+            " updated_at = now() RETURNING tenant_id",
+            (tenant_id, Jsonb(value.model_dump(mode="json"))),
+        )
+        _settings_cache.pop(tenant_id, None)
+        return value
+
+    async def list_prompts(self, tenant_id: str) -> dict[str, str]:
+        rows = await self._all("SELECT name, text FROM prompts WHERE tenant_id = %s"
+                               " ORDER BY name", (tenant_id,))
+        return {str(r["name"]): str(r["text"]) for r in rows}
+
+    async def put_prompt(self, *, tenant_id: str, name: str, text: str) -> None:
+        await self._one(
+            "INSERT INTO prompts (tenant_id, name, text) VALUES (%s, %s, %s)"
+            " ON CONFLICT (tenant_id, name) DO UPDATE SET text = EXCLUDED.text,"
+            " updated_at = now() RETURNING name", (tenant_id, name, text))
+        _settings_cache.pop(tenant_id, None)
+
+    async def delete_prompt(self, *, tenant_id: str, name: str) -> bool:
+        row = await self._one("DELETE FROM prompts WHERE tenant_id = %s AND name = %s"
+                              " RETURNING name", (tenant_id, name))
+        _settings_cache.pop(tenant_id, None)
+        return row is not None
+
+    async def get_engine_chain(self, tenant_id: str) -> list[dict[str, Any]]:
+        row = await self._one("SELECT chain FROM engine_config WHERE tenant_id = %s",
+                              (tenant_id,))
+        return list(row["chain"]) if row else []
+
+    async def put_engine_chain(self, *, tenant_id: str, chain: list[dict[str, Any]]) -> None:
+        await self._one(
+            "INSERT INTO engine_config (tenant_id, chain) VALUES (%s, %s)"
+            " ON CONFLICT (tenant_id) DO UPDATE SET chain = EXCLUDED.chain, updated_at = now()"
+            " RETURNING tenant_id", (tenant_id, Jsonb(chain)))
+
+    async def put_engine_secret(self, *, tenant_id: str, name: str, secret: str) -> None:
+        await self._one(
+            "INSERT INTO engine_secrets (tenant_id, name, secret) VALUES (%s, %s, %s)"
+            " ON CONFLICT (tenant_id, name) DO UPDATE SET secret = EXCLUDED.secret,"
+            " updated_at = now() RETURNING name", (tenant_id, name, secret))
+
+    async def delete_engine_secret(self, *, tenant_id: str, name: str) -> bool:
+        row = await self._one("DELETE FROM engine_secrets WHERE tenant_id = %s AND name = %s"
+                              " RETURNING name", (tenant_id, name))
+        return row is not None
+
+    async def engine_secret_names(self, tenant_id: str) -> list[dict[str, Any]]:
+        """Names and update times only: secrets are never read back through the API."""
+        return await self._all("SELECT name, updated_at FROM engine_secrets"
+                               " WHERE tenant_id = %s ORDER BY name", (tenant_id,))
+
+
+# -- the per-tenant settings lookup (for the flows) -------------------------------------------
+_settings_cache: dict[str, tuple[float, TenantSettings, str | None]] = {}
+_CACHE_TTL_S = 10.0
+
+
+async def tenant_settings(
+    pool: AsyncConnectionPool, tenant_id: str, *, max_age_s: float = _CACHE_TTL_S
+) -> tuple[TenantSettings, str | None]:
+    """The tenant's settings and its system prompt override (``None`` = the global one).
+
+    Cached in the process for ``max_age_s``; falls back to defaults when the store fails, so
+    a reply is never refused because the settings could not be read.
+    """
+    now = time.monotonic()
+    hit = _settings_cache.get(tenant_id)
+    if hit is not None and hit[0] > now:
+        return hit[1], hit[2]
+    store = TenantStore(pool)
+    try:
+        value = await store.get_settings(tenant_id)
+        prompt = (await store.list_prompts(tenant_id)).get("system")
+    except StoreError:
+        logger.warning("tenant settings unavailable; using defaults", extra={"tenant": tenant_id})
+        return TenantSettings(), None
+    _settings_cache[tenant_id] = (now + max_age_s, value, prompt)
+    return value, prompt
+
+
+_bootstrapped: set[int] = set()
+_bootstrap_lock = asyncio.Lock()
+
+
+async def ensure_bootstrap(pool: AsyncConnectionPool, settings: Settings) -> None:
+    """Create what the environment configures, once per pool (idempotent across processes)."""
+    if id(pool) in _bootstrapped:
+        return
+    async with _bootstrap_lock:
+        if id(pool) in _bootstrapped:
+            return
+        store = TenantStore(pool)
+        for key, tenant in settings.widget_tenants().items():
+            await store.ensure_tenant(tenant_id=tenant, name=tenant)
+            await store._one("INSERT INTO widget_keys (key, tenant_id, label) VALUES (%s, %s,"
+                             " 'WIDGET_KEYS') ON CONFLICT DO NOTHING RETURNING key",
+                             (key, tenant))
+        email = getattr(settings, "super_admin_email", None)
+        password = getattr(settings, "super_admin_password", None)
+        if email and password:
+            await store.ensure_tenant(tenant_id=ROOT_TENANT, name="super-admin")
+            await _ensure_agent(store, tenant_id=ROOT_TENANT, email=email, name="Super admin",
+                                password=password)
+        if settings.kefu_env != "production":
+            for tenant in sorted(set(settings.widget_tenants().values()))[:1]:
+                await _ensure_agent(store, tenant_id=tenant, email=DEMO_ADMIN_EMAIL,
+                                    name="Demo admin", password=DEMO_ADMIN_PASSWORD)
+        _bootstrapped.add(id(pool))
+
+
+async def _ensure_agent(
+    store: TenantStore, *, tenant_id: str, email: str, name: str, password: str
+) -> None:
+    try:
+        await store.create_agent(tenant_id=tenant_id, email=email, name=name,
+                                 password=password, role="admin")
+        logger.info("bootstrap: created administrator", extra={"tenant": tenant_id})
+    except Conflict:
+        pass
