@@ -95,6 +95,14 @@ async def handle_stream(event: dict[str, Any], deps: Deps) -> dict[str, Any]:
         text=final.text, status=final.status, engine=final.engine,
         fallback_used=final.fallback_used, reason=final.reason,
     ))
+    try:  # a structured handoff signal, or too many failed replies in a row
+        from ..handoff import after_reply
+
+        await after_reply(deps, tenant_id=tenant_id, conversation_id=conversation_id,
+                          final=final)
+    except Exception:
+        logger.warning("handoff check failed", extra={"conversation_id": conversation_id},
+                       exc_info=True)
     if deps.memory is not None and final.text and final.status == "complete":
         await deps.memory.after_reply(
             tenant_id=tenant_id, customer_id=conversation.visitor_id,
