@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8080
     gateway_stage: str = "prod"
+    # Management API keys ("ACCESS_KEY_ID:secret", comma-separated) for SigV4-signed calls;
+    # with none configured only loopback clients may call it.
+    gateway_management_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
     gateway_idle_timeout_s: int = 600
     gateway_max_lifetime_s: int = 7200
     data_dir: str = ".kefu"
@@ -98,7 +101,8 @@ class Settings(BaseSettings):
     @classmethod
     def _split_lists(cls, data: object) -> object:
         if isinstance(data, dict):
-            for key in ("token_secrets", "TOKEN_SECRETS", "widget_keys", "WIDGET_KEYS"):
+            for key in ("token_secrets", "TOKEN_SECRETS", "widget_keys", "WIDGET_KEYS",
+                        "gateway_management_keys", "GATEWAY_MANAGEMENT_KEYS"):
                 if key in data:
                     data[key] = _split(data[key])
         return data

@@ -113,3 +113,39 @@ async def test_post_to_a_stopped_replicas_connection_is_gone(
         for key in r.scan_iter(match=prefix + "*"):
             r.delete(key)
         r.close()
+
+
+async def test_management_api_requires_a_valid_sigv4_key_when_keys_are_configured(
+    make_database, redis_url: str  # type: ignore[no-untyped-def]
+) -> None:
+    # GIVEN a gateway whose management API takes one access key
+    prefix = f"kefu-test:sigv4:{uuid.uuid4().hex[:8]}:"
+    settings = core_settings(pg_dsn=make_database(), redis_url=redis_url, redis_prefix=prefix,
+                             gateway_management_keys=["AKIDKEFU:s3cr3t-s3cr3t-s3cr3t"])
+    with run_gateway(settings) as gw:
+        token = issue_token(secrets=[SECRET], tenant_id="acme",
+                            subject=f"v-{uuid.uuid4().hex}", role="visitor", ttl_s=600)
+        async with websockets.connect(f"{gw.ws}?token={token}") as ws:
+            await ws.send(json.dumps({"action": "ping"}))
+            await frames_until(ws, "pong")
+            (connection_id,) = list(gw.gateway.hub.local)  # type: ignore[union-attr]
+
+            def client(secret: str) -> object:
+                return boto3.client("apigatewaymanagementapi", endpoint_url=f"{gw.http}/prod",
+                                    region_name="eu-west-1", aws_access_key_id="AKIDKEFU",
+                                    aws_secret_access_key=secret)
+
+            good, bad = client("s3cr3t-s3cr3t-s3cr3t"), client("wrong")
+            # WHEN a caller signs with the wrong secret / THEN 403 and nothing is delivered
+            with pytest.raises(bad.exceptions.ForbiddenException):  # type: ignore[attr-defined]
+                await asyncio.to_thread(bad.post_to_connection,  # type: ignore[attr-defined]
+                                        ConnectionId=connection_id, Data=b'{"type":"x"}')
+            # WHEN it signs with the configured key / THEN the frame arrives
+            await asyncio.to_thread(good.post_to_connection,  # type: ignore[attr-defined]
+                                    ConnectionId=connection_id,
+                                    Data=b'{"type":"notice","text":"signed"}')
+            assert (await frames_until(ws, "notice"))[-1]["text"] == "signed"
+    r = redis.Redis.from_url(redis_url)
+    for key in r.scan_iter(match=prefix + "*"):
+        r.delete(key)
+    r.close()

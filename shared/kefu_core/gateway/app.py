@@ -30,6 +30,7 @@ from ..transport import TaskInvoker
 from .events import connect_event, disconnect_event, message_event, new_connection_id, route_for
 from .hub import Hub, LocalConnection
 from .limits import FloodGuard
+from .sigv4 import verify_sigv4
 
 __all__ = ["create_gateway_app"]
 
@@ -202,8 +203,22 @@ class Gateway:
                 logger.warning("disconnect flow failed", exc_info=True)
 
     # -- management API ------------------------------------------------------------------------
+    async def authorised(self, request: Request) -> bool:
+        """SigV4 with a configured key; without keys, loopback clients only."""
+        keys = dict(k.split(":", 1) for k in self.settings.gateway_management_keys if ":" in k)
+        if not keys:
+            host = request.client.host if request.client else ""
+            return host in ("127.0.0.1", "::1", "localhost") or host.startswith("127.")
+        raw_path = request.scope.get("raw_path") or request.url.path.encode()
+        query = f"?{request.url.query}" if request.url.query else ""
+        url = f"{request.url.scheme}://{request.headers.get('host', '')}{raw_path.decode()}{query}"
+        return verify_sigv4(method=request.method, url=url, headers=request.headers,
+                            body=await request.body(), keys=keys)
+
     async def post_to_connection(self, request: Request) -> Response:
         assert self.hub is not None
+        if not await self.authorised(request):
+            return _aws_error(403, "ForbiddenException", "Forbidden")
         connection_id = request.path_params["connection_id"]
         data = await request.body()
         if len(data) > 128 * 1024:
@@ -218,6 +233,8 @@ class Gateway:
 
     async def get_connection(self, request: Request) -> Response:
         assert self.hub is not None and self.deps is not None
+        if not await self.authorised(request):
+            return _aws_error(403, "ForbiddenException", "Forbidden")
         connection_id = request.path_params["connection_id"]
         conn = self.hub.local.get(connection_id)
         if conn is not None:
@@ -237,6 +254,8 @@ class Gateway:
 
     async def delete_connection(self, request: Request) -> Response:
         assert self.hub is not None
+        if not await self.authorised(request):
+            return _aws_error(403, "ForbiddenException", "Forbidden")
         connection_id = request.path_params["connection_id"]
         if await self.hub.owner(connection_id) is None:
             return _aws_error(410, "GoneException", "Connection is gone")
