@@ -8,6 +8,9 @@ Recognised (after normalising full-width digits, letters and separators):
 - ``CARD``: bank card numbers, 15-19 digits with a card-network prefix and a valid Luhn sum;
 - ``EMAIL``: e-mail addresses.
 
+A phone or card number written right after an identifier cue (``订单号``, ``流水号``,
+``Order no.``, ``Transaction id``...) is taken as that identifier and left alone.
+
 `Redactor` keeps one value -> placeholder table per request (``[PHONE_1]``...), `Restorer` puts
 the values back into a streamed answer, holding back only what could still become a
 placeholder. `redact_text` is the one-call helper for logs and the audit trail; it fails closed
@@ -96,12 +99,40 @@ _EMAIL_RE = re.compile(
     r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9][A-Za-z0-9._%+\-]*@[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?"
     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?)*\.[A-Za-z]{2,24}(?![A-Za-z0-9])"
 )
-# Card-network prefixes (IIN ranges): UnionPay 62/81, Visa 4, Mastercard 51-55/2221-2720,
-# Amex 34/37, JCB 35, Discover 60/64/65, Diners 36/38/39/30.
-_CARD_PREFIX_RE = re.compile(
-    r"^(?:62|81|4|5[1-5]|222[1-9]|22[3-9][0-9]|2[3-6][0-9]{2}|27[01][0-9]|2720|3[4-9]|30|6011|64[4-9]|65)"
-)
+# Card networks: IIN prefix and the lengths that network issues. UnionPay 62/81 (16-19), Visa 4
+# (16/19), Mastercard 51-55 and 2221-2720 (16), Amex 34/37 (15), JCB 35 (16-19), Discover
+# 6011/644-649/65 (16-19), Diners 30/36/38/39 (14-19).
+_CARD_NETWORKS = [
+    (re.compile(r"^(?:62|81)"), range(16, 20)),
+    (re.compile(r"^4"), (16, 19)),
+    (re.compile(r"^(?:5[1-5]|222[1-9]|22[3-9][0-9]|2[3-6][0-9]{2}|27[01][0-9]|2720)"), (16,)),
+    (re.compile(r"^3[47]"), (15,)),
+    (re.compile(r"^35"), range(16, 20)),
+    (re.compile(r"^(?:6011|64[4-9]|65)"), range(16, 20)),
+    (re.compile(r"^(?:30|36|38|39)"), range(14, 20)),
+]
+
+
+def _card_network_ok(digits: str) -> bool:
+    return any(p.match(digits) and len(digits) in lengths for p, lengths in _CARD_NETWORKS)
+
+
 _NOT_DIGIT = re.compile(r"[^0-9Xx]")
+# A number right after one of these is an identifier of ours (order, waybill, transaction...),
+# not a phone or card number: ``订单号：13812345678``, ``Order no. 15812345678``.
+_ID_CUE_RE = re.compile(
+    r"(?:订单号?|单号|编号|流水号?|交易号|运单|工单号?|票号|发票号码?|取件码"
+    r"|order\s*(?:no\.?|number|id|#)?|transaction\s*(?:id|no\.?|number)?"
+    r"|tracking\s*(?:no\.?|number)?|ticket\s*(?:no\.?|id)?|invoice\s*(?:no\.?|number)?|sku)"
+    r"[\s:：#是为]*$",
+    re.IGNORECASE,
+)
+
+
+def _after_id_cue(text: str, start: int) -> bool:
+    return bool(_ID_CUE_RE.search(text[max(0, start - 16) : start]))
+
+
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
 
@@ -176,12 +207,13 @@ def find_pii(text: str) -> list[Span]:
         if (
             free(m.start(), m.end())
             and 15 <= len(digits) <= 19
-            and _CARD_PREFIX_RE.match(digits)
+            and _card_network_ok(digits)
             and luhn_ok(digits)
+            and not _after_id_cue(norm, m.start())
         ):
             add("CARD", m.start(), m.end())
     for m in _PHONE_RE.finditer(norm):
-        if free(m.start(), m.end()):
+        if free(m.start(), m.end()) and not _after_id_cue(norm, m.start()):
             add("PHONE", m.start(), m.end())
     found.sort(key=lambda s: s.start)
     return found
