@@ -22,7 +22,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..admin import create_admin_app
 from ..deps import Deps, build_deps
-from ..errors import GoneError, TransportError
+from ..errors import GoneError, StoreError, TransportError
 from ..flows import handle_connect, handle_disconnect, handle_message, handle_stream
 from ..protocol import encode, error_frame
 from ..settings import Settings
@@ -300,8 +300,16 @@ def create_gateway_app(settings: Settings, *, replica_id: str | None = None) -> 
         demo = web / "demo.html"
         routes.append(Route("/", lambda request: FileResponse(demo) if demo.exists()
                             else RedirectResponse("/docs")))
+        console = web / "console.html"
+        routes.append(Route("/console", lambda request: FileResponse(console)))
         routes.append(Mount("/web", app=StaticFiles(directory=web)))
-    routes.append(Mount("/", app=create_admin_app(settings)))
+
+    async def gateway_deps() -> Deps:
+        if gateway.deps is None:
+            raise StoreError("the gateway is starting")
+        return gateway.deps
+
+    routes.append(Mount("/", app=create_admin_app(settings, deps_provider=gateway_deps)))
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.gateway = gateway
     return app

@@ -1,0 +1,65 @@
+"""Who may call an admin route: bearer tokens (kefu_core.tokens) checked against a role set.
+
+Roles: ``visitor`` (widget), ``agent`` (console), ``admin`` (a tenant's administrator) and the
+super-admin (an ``admin`` of the reserved ``_root`` tenant), who only manages tenants. Every
+tenant-scoped route takes the tenant from the token, never from the request, so a token of
+one tenant cannot name another tenant's data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+from fastapi import Depends, HTTPException, Request
+
+from ..errors import Unauthorized
+from ..settings import Settings
+from ..tenants import ROOT_TENANT
+from ..tokens import Identity, verify_token
+
+__all__ = ["ADMIN", "AGENT", "SUPER", "Principal", "require"]
+
+AGENT = frozenset({"agent", "admin"})
+ADMIN = frozenset({"admin"})
+SUPER = frozenset({"super"})
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+def require(roles: frozenset[str]) -> Callable[[Request], Awaitable[Identity]]:
+    """A FastAPI dependency: the caller's identity when its role is in ``roles``.
+
+    401 without a valid token; 403 with a valid token of another role (or a super-admin
+    token on tenant routes, and a tenant token on super-admin routes).
+    """
+
+    async def dependency(request: Request) -> Identity:
+        settings: Settings = request.app.state.settings
+        try:
+            identity = verify_token(_bearer(request), secrets=settings.token_secrets)
+        except Unauthorized as exc:
+            raise HTTPException(status_code=401, detail="unauthorized",
+                                headers={"WWW-Authenticate": "Bearer"}) from exc
+        is_super = identity.role == "admin" and identity.tenant_id == ROOT_TENANT
+        if roles == SUPER:
+            if not is_super:
+                raise HTTPException(status_code=403, detail="forbidden")
+        elif is_super or identity.role not in roles:
+            raise HTTPException(status_code=403, detail="forbidden")
+        request.state.identity = identity
+        return identity
+
+    dependency.__name__ = f"require_{'_'.join(sorted(roles))}"
+    return dependency
+
+
+Principal = Annotated[Identity, Depends(require(AGENT))]
+
+
+def actor_type(identity: Identity) -> Any:
+    return "admin" if identity.role == "admin" else "agent"
