@@ -1,0 +1,176 @@
+"""Handoff state on real Redis and PostgreSQL: round-robin within capacity, presence,
+failures leading to a handoff, and the append-only, redacted audit log."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+import pytest
+
+from kefu_core.audit import AuditLog
+from kefu_core.connections import ConnectionRecord
+from kefu_core.deps import Deps
+from kefu_core.handoff import after_reply, dispatch, matches_keyword
+from kefu_core.product import stores
+from kefu_core.tenants import TenantStore, verify_password
+from tests.support.core import RecordingPoster, core_settings, make_deps
+
+
+@pytest.fixture
+async def deps(pg_dsn: str, redis_url: str, redis_prefix: str) -> AsyncIterator[
+    tuple[Deps, RecordingPoster]
+]:
+    built, poster, _ = await make_deps(
+        core_settings(pg_dsn=pg_dsn, redis_url=redis_url, redis_prefix=redis_prefix,
+                      memory_enabled=False),
+        router=object(),
+    )
+    yield built, poster
+    await built.aclose()
+
+
+async def _online(deps: Deps, tenant: str, agent: str, capacity: int) -> str:
+    connection_id = f"conn-{agent}-{uuid.uuid4().hex[:6]}"
+    await deps.connections.add(ConnectionRecord(
+        connection_id=connection_id, tenant_id=tenant, subject=agent, role="agent",
+        connected_at=deps.connections.now()))
+    await stores(deps).handoff.set_online(tenant_id=tenant, agent_id=agent, name=agent.title(),
+                                          capacity=capacity)
+    return connection_id
+
+
+async def test_round_robin_within_capacity(deps: tuple[Deps, RecordingPoster]) -> None:
+    d, _ = deps
+    state = stores(d).handoff
+    tenant = f"t-{uuid.uuid4().hex[:6]}"
+    # GIVEN two online agents with room for one conversation each, and one offline agent
+    await _online(d, tenant, "ann", 1)
+    await _online(d, tenant, "ben", 1)
+    await state.set_online(tenant_id=tenant, agent_id="cat", name="Cat", capacity=5)  # no conn
+    for conversation in ("c1", "c2", "c3"):
+        await state.enqueue(tenant_id=tenant, conversation_id=conversation)
+    # WHEN assignments are made
+    picks = [await state.assign_next(tenant) for _ in range(3)]
+    # THEN the oldest conversations go to each agent in turn, and the third waits
+    assert picks[0] is not None and picks[1] is not None and picks[2] is None
+    assert {picks[0][1], picks[1][1]} == {"ann", "ben"}
+    assert [picks[0][0], picks[1][0]] == ["c1", "c2"]
+    assert await state.position(tenant_id=tenant, conversation_id="c3") == 1
+    # WHEN one agent's conversation ends, the waiting one goes to them
+    await state.unbind(tenant_id=tenant, agent_id="ann", conversation_id="c1")
+    assert await state.assign_next(tenant) == ("c3", "ann")
+
+
+async def test_agent_without_connections_is_not_online(
+    deps: tuple[Deps, RecordingPoster],
+) -> None:
+    d, _ = deps
+    state = stores(d).handoff
+    tenant = f"t-{uuid.uuid4().hex[:6]}"
+    connection = await _online(d, tenant, "ann", 2)
+    assert [a.id for a in await state.online_agents(tenant)] == ["ann"]
+    # WHEN the agent's last console disconnects
+    await d.connections.remove(connection)
+    # THEN nobody is online and nothing is assigned
+    assert await state.online_agents(tenant) == []
+    await state.enqueue(tenant_id=tenant, conversation_id="c1")
+    assert await state.assign_next(tenant) is None
+
+
+@dataclass
+class _Final:
+    status: str = "complete"
+    text: str = "..."
+    handoff: bool = False
+
+
+async def test_repeated_failures_and_the_structured_signal_hand_off(
+    deps: tuple[Deps, RecordingPoster],
+) -> None:
+    d, poster = deps
+    tenant = f"t-{uuid.uuid4().hex[:6]}"
+    conversation = await d.conversations.open_for_visitor(tenant_id=tenant, visitor_id="v-1")
+    incomplete: Any = _Final(status="incomplete")
+    # GIVEN the default threshold of two failures in a row
+    assert await after_reply(d, tenant_id=tenant, conversation_id=conversation.id,
+                             final=incomplete) is False
+    # WHEN a good reply comes in between, the count starts again
+    assert await after_reply(d, tenant_id=tenant, conversation_id=conversation.id,
+                             final=_Final()) is False
+    assert await after_reply(d, tenant_id=tenant, conversation_id=conversation.id,
+                             final=incomplete) is False
+    # THEN the second failure in a row queues the conversation
+    assert await after_reply(d, tenant_id=tenant, conversation_id=conversation.id,
+                             final=incomplete) is True
+    queued = await d.conversations.get(tenant_id=tenant, conversation_id=conversation.id)
+    assert queued is not None and queued.owner == "queue" and queued.handoff_reason == "failures"
+    # AND a final event carrying the structured flag hands off at once
+    other = await d.conversations.open_for_visitor(tenant_id=tenant, visitor_id="v-2")
+    assert await after_reply(d, tenant_id=tenant, conversation_id=other.id,
+                             final=_Final(handoff=True)) is True
+    assert await dispatch(d, tenant_id=tenant) == 0  # nobody online: both wait
+
+
+def test_keywords_match_cjk_substrings_and_latin_words() -> None:
+    keywords = ["转人工", "human", "agent"]
+    assert matches_keyword("请帮我转人工，谢谢", keywords)
+    assert matches_keyword("Can I talk to a HUMAN?", keywords)
+    assert not matches_keyword("my user-agentless browser", ["agent"])
+    assert not matches_keyword("humanity is great", keywords)
+    assert not matches_keyword("退货政策是什么", keywords)
+
+
+async def test_audit_log_is_append_only_and_redacted(pg_dsn: str,
+                                                     deps: tuple[Deps, RecordingPoster]) -> None:
+    d, _ = deps
+    log = AuditLog(d.pool)
+    tenant = f"t-{uuid.uuid4().hex[:6]}"
+    entry = await log.record(tenant_id=tenant, actor_type="agent", actor_id="a-1",
+                             action="conversation.note_added", target_type="conversation",
+                             target_id="x", detail={"text": "手机 13812345678 邮箱 a@b.cn"})
+    stored = (await log.query(tenant_id=tenant))[0]
+    assert stored.id == entry
+    assert "13812345678" not in stored.detail["text"] and "a@b.cn" not in stored.detail["text"]
+    # WHEN anybody tries to change or remove history, the database refuses
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        for statement in ("UPDATE audit_log SET action = 'x'", "DELETE FROM audit_log",
+                          "TRUNCATE audit_log"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(statement)
+    assert len(await log.query(tenant_id=tenant)) == 1
+
+
+async def test_redaction_fails_closed(deps: tuple[Deps, RecordingPoster]) -> None:
+    d, _ = deps
+
+    def broken(text: str) -> str:
+        raise RuntimeError("detector down")
+
+    log = AuditLog(d.pool, redactor=broken)
+    tenant = f"t-{uuid.uuid4().hex[:6]}"
+    await log.record(tenant_id=tenant, actor_type="system", actor_id=None, action="x",
+                     detail={"text": "13812345678", "n": 3})
+    assert (await log.query(tenant_id=tenant))[0].detail == {"text": "[REDACTED]", "n": 3}
+
+
+async def test_passwords_are_hashed_and_checked(deps: tuple[Deps, RecordingPoster]) -> None:
+    d, _ = deps
+    store = TenantStore(d.pool)
+    tenant = f"t{uuid.uuid4().hex[:6]}"
+    await store.ensure_tenant(tenant_id=tenant, name=tenant)
+    email = f"x-{uuid.uuid4().hex[:6]}@t.cn"
+    agent = await store.create_agent(tenant_id=tenant, email=email, name="X",
+                                     password="correct horse")
+    async with d.pool.connection() as conn:
+        cur = await conn.execute("SELECT password_hash FROM agents WHERE id = %s", (agent.id,))
+        row = await cur.fetchone()
+    assert row is not None and row[0].startswith("scrypt$") and "correct" not in row[0]
+    assert verify_password("correct horse", row[0])
+    assert await store.authenticate(email=email.upper(), password="correct horse") is not None
+    assert await store.authenticate(email=email, password="wrong") is None
+    await store.update_agent(tenant_id=tenant, agent_id=agent.id, active=False)
+    assert await store.authenticate(email=email, password="correct horse") is None
