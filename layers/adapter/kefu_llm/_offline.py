@@ -1,8 +1,10 @@
 """The offline engine: no model, answers from the retrieved knowledge passages.
 
-It picks the passage sentences that share the most character bigrams / words with the
-visitor's last message and returns them; when nothing matches well enough it says it does not
-know and offers a human agent. Chinese and English.
+It scores each retrieved passage by the character bigrams / words it shares with the visitor's
+last message and answers from the best one: a FAQ passage (``Q: ...`` / ``A: ...``) gives its
+answer whole; any other passage gives its best-matching sentences in their original order
+(headings and question lines are never returned as the answer). When nothing matches well
+enough it says it does not know and offers a human agent. Chinese and English.
 """
 
 from __future__ import annotations
@@ -35,6 +37,10 @@ NO_ANSWER = {
     "Would you like me to connect you with a human agent?",
 }
 PREFIX = {"zh": "根据我们的资料：", "en": "According to our information: "}
+
+
+_FAQ_RE = re.compile(r"(?:^|\n)\s*Q[:：].*?(?:\n|\s)\s*A[:：]\s*(?P<answer>.+)", re.S)
+_QUESTION_LINE = re.compile(r"\s*Q[:：]")
 
 
 def detect_language(text: str) -> str:
@@ -109,28 +115,37 @@ class OfflineEngine:
         if not q or not call.passages:
             return NO_ANSWER[language]
         q_total = sum(q.values())
-        scored: list[tuple[float, int, int, str]] = []
-        for pi, passage in enumerate(call.passages):
-            for si, sentence in enumerate(s.strip() for s in _SENTENCE_SPLIT.split(passage)):
-                if not sentence:
-                    continue
-                f = _features(sentence)
-                if not f:
-                    continue
-                strong = sum(1 for k in q if k in f and q[k] > 1.0)
-                if strong:
-                    score = sum(w for k, w in q.items() if k in f) / q_total
-                    scored.append((score, pi, si, sentence))
-        if not scored:
+
+        def score(text: str) -> float:
+            f = _features(text)
+            if not any(k in f and w > 1.0 for k, w in q.items()):
+                return 0.0
+            return sum(w for k, w in q.items() if k in f) / q_total
+
+        # Earlier passages were ranked higher by retrieval: ties go to them.
+        ranked = sorted(
+            ((score(p), -i, p) for i, p in enumerate(call.passages)), reverse=True
+        )
+        best_score, _, passage = ranked[0]
+        if best_score < self.min_score:
             return NO_ANSWER[language]
-        scored.sort(key=lambda t: -t[0])
-        best = scored[0][0]
-        if best < self.min_score:
-            return NO_ANSWER[language]
-        keep = [t for t in scored[: self.max_sentences] if t[0] >= best * 0.5]
-        keep.sort(key=lambda t: (t[1], t[2]))
         sep = "" if language == "zh" else " "
-        return PREFIX[language] + sep.join(t[3] for t in keep)
+        faq = _FAQ_RE.search(passage)
+        if faq:
+            return PREFIX[language] + faq.group("answer").strip()
+        body = [line for line in passage.splitlines()
+                if line.strip() and not line.lstrip().startswith("#")
+                and not _QUESTION_LINE.match(line)]
+        sentences = [s.strip() for s in _SENTENCE_SPLIT.split("\n".join(body)) if s.strip()]
+        if not sentences:
+            return NO_ANSWER[language]
+        scored = sorted(((score(s), i, s) for i, s in enumerate(sentences)), reverse=True)
+        top = scored[0][0]
+        keep = [t for t in scored[: self.max_sentences] if top > 0 and t[0] >= top * 0.5]
+        if not keep:  # the passage matched as a whole: its opening sentences answer
+            keep = [(0.0, i, s) for i, s in enumerate(sentences[:2])]
+        keep.sort(key=lambda t: t[1])
+        return PREFIX[language] + sep.join(t[2] for t in keep)
 
     async def stream(self, call: EngineCall, *, key: ApiKey | None = None) -> AsyncIterator[str]:
         text = self.answer(call)
