@@ -91,7 +91,7 @@ class _Final:
 async def test_repeated_failures_and_the_structured_signal_hand_off(
     deps: tuple[Deps, RecordingPoster],
 ) -> None:
-    d, poster = deps
+    d, _ = deps
     tenant = f"t-{uuid.uuid4().hex[:6]}"
     conversation = await d.conversations.open_for_visitor(tenant_id=tenant, visitor_id="v-1")
     incomplete: Any = _Final(status="incomplete")

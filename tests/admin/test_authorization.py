@@ -1,0 +1,243 @@
+"""Authorisation and tenant isolation of the admin API, route by route.
+
+The routes are read from ``app.routes``: a new route without an entry in ``EXAMPLES`` fails
+``test_every_route_has_an_example``, so it cannot be added without being tried here.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+
+from kefu_core.admin import create_admin_app
+from kefu_core.deps import Deps
+from kefu_core.tenants import ROOT_TENANT, TenantStore
+from kefu_core.tokens import issue_token
+from tests.support.core import SECRET, core_settings, make_deps
+
+PUBLIC = {("GET", "/healthz"), ("POST", "/v1/visitor-token"), ("POST", "/v1/agent/login")}
+SUPER_ONLY = {"/v1/tenants"}
+
+# (method, path) -> JSON body (None for no body). Path parameters are filled from the victim.
+EXAMPLES: dict[tuple[str, str], Any] = {
+    ("GET", "/v1/tenants"): None,
+    ("POST", "/v1/tenants"): {"id": "intruder", "name": "Intruder",
+                              "admin_email": "x@intruder.cn", "admin_password": "p" * 12},
+    ("GET", "/v1/me"): None,
+    ("GET", "/v1/conversations"): None,
+    ("GET", "/v1/conversations/export"): None,
+    ("GET", "/v1/conversations/{conversation_id}"): None,
+    ("GET", "/v1/offline-messages"): None,
+    ("GET", "/v1/admin/agents"): None,
+    ("POST", "/v1/admin/agents"): {"email": "new@x.cn", "name": "New", "password": "p" * 12},
+    ("PATCH", "/v1/admin/agents/{agent_id}"): {"name": "Hijacked", "active": False},
+    ("GET", "/v1/admin/widget-keys"): None,
+    ("POST", "/v1/admin/widget-keys"): {"label": "x"},
+    ("DELETE", "/v1/admin/widget-keys/{key}"): None,
+    ("POST", "/v1/admin/identity-secret"): None,
+    ("GET", "/v1/admin/settings"): None,
+    ("PUT", "/v1/admin/settings"): {"greeting_en": "Hijacked"},
+    ("GET", "/v1/admin/prompts"): None,
+    ("PUT", "/v1/admin/prompts/{name}"): {"text": "Hijacked prompt"},
+    ("DELETE", "/v1/admin/prompts/{name}"): None,
+    ("GET", "/v1/admin/engines"): None,
+    ("PUT", "/v1/admin/engines"): {"chain": [{"name": "local", "kind": "offline"}]},
+    ("PUT", "/v1/admin/engines/secrets/{name}"): {"secret": "sk-intruder"},
+    ("DELETE", "/v1/admin/engines/secrets/{name}"): None,
+    ("GET", "/v1/admin/knowledge"): None,
+    ("POST", "/v1/admin/knowledge"): {"name": "intruder.md", "content": "# x\nintruder text"},
+    ("DELETE", "/v1/admin/knowledge/{name}"): None,
+    ("GET", "/v1/admin/csat"): None,
+    ("GET", "/v1/admin/audit"): None,
+    ("GET", "/v1/admin/audit/export"): None,
+}
+
+
+@dataclass
+class World:
+    app: FastAPI
+    deps: Deps
+    victim: dict[str, str]  # tenant A's resource ids and markers
+    tokens: dict[str, str]
+
+
+def _routes(app: FastAPI) -> list[tuple[str, str]]:
+    found = []
+    for route in app.routes:
+        if isinstance(route, APIRoute):
+            for method in sorted(route.methods - {"HEAD", "OPTIONS"}):
+                found.append((method, route.path))
+    return found
+
+
+def _token(tenant: str, subject: str, role: str) -> str:
+    return issue_token(secrets=[SECRET], tenant_id=tenant, subject=subject,
+                       role=role, ttl_s=600)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+async def world(make_database, redis_url) -> AsyncIterator[World]:  # type: ignore[no-untyped-def]
+    prefix = f"kefu-test:admin:{uuid.uuid4().hex[:8]}:"
+    settings = core_settings(pg_dsn=make_database(), redis_url=redis_url, redis_prefix=prefix,
+                             widget_keys=["victim-key:victim"])
+    deps, _, _ = await make_deps(settings, router=object())
+
+    async def provide() -> Deps:
+        return deps
+
+    app = create_admin_app(settings, deps_provider=provide)
+    store = TenantStore(deps.pool)
+    for tenant in ("victim", "intruder-co"):
+        await store.ensure_tenant(tenant_id=tenant, name=tenant)
+    agent = await store.create_agent(tenant_id="victim", email="marker-agent@victim.cn",
+                                     name="VictimAgent", password="p" * 12)
+    await store.put_prompt(tenant_id="victim", name="system", text="PROMPT-A-MARKER")
+    await store.put_engine_secret(tenant_id="victim", name="openai", secret="sk-VICTIM-SECRET")
+    conversation = await deps.conversations.open_for_visitor(tenant_id="victim",
+                                                             visitor_id="v-victim")
+    await deps.conversations.append(tenant_id="victim", conversation_id=conversation.id,
+                                    role="visitor", text="MARKER-A-CONVERSATION",
+                                    client_msg_id="m1")
+    assert deps.memory is not None
+    await deps.memory.knowledge.ingest_document(tenant_id="victim", name="victim-doc.md",
+                                                content="# Returns\nMARKER-A-DOC",
+                                                content_type=".md")
+    victim = {"conversation_id": conversation.id, "agent_id": agent.id, "key": "victim-key",
+              "name": "system", "doc": "victim-doc.md", "secret": "openai"}
+    tokens = {
+        "visitor": _token("victim", "v-victim", "visitor"),
+        "agent": _token("victim", agent.id, "agent"),
+        "admin": _token("victim", "admin-a", "admin"),
+        "intruder": _token("intruder-co", "admin-b", "admin"),
+        "super": _token(ROOT_TENANT, "root", "admin"),
+    }
+    yield World(app=app, deps=deps, victim=victim, tokens=tokens)
+    await deps.aclose()
+
+
+def _path(path: str, victim: dict[str, str]) -> str:
+    def fill(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name == "name" and "/knowledge/" in path:
+            return victim["doc"]
+        if name == "name" and "/secrets/" in path:
+            return victim["secret"]
+        return victim[name]
+
+    return re.sub(r"\{(\w+)\}", fill, path)
+
+
+async def _call(world: World, method: str, path: str, token: str | None) -> httpx.Response:
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    body = EXAMPLES.get((method, path))
+    transport = httpx.ASGITransport(app=world.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://admin") as client:
+        return await client.request(method, _path(path, world.victim), headers=headers,
+                                    json=body)
+
+
+def test_every_route_has_an_example(world: World) -> None:
+    missing = [r for r in _routes(world.app) if r not in EXAMPLES and r not in PUBLIC
+               and not r[1].startswith(("/docs", "/openapi", "/redoc"))]
+    assert missing == [], f"add these routes to EXAMPLES: {missing}"
+
+
+def _protected(world: World) -> list[tuple[str, str]]:
+    return [r for r in _routes(world.app) if r in EXAMPLES]
+
+
+async def test_no_token_and_forged_tokens_are_refused(world: World) -> None:
+    forged = issue_token(secrets=["f" * 40], tenant_id="victim", subject="x", role="admin",
+                         ttl_s=60)
+    for method, path in _protected(world):
+        for token in (None, forged, "garbage"):
+            response = await _call(world, method, path, token)
+            assert response.status_code == 401, (method, path, token)
+
+
+async def test_visitor_tokens_are_refused_everywhere(world: World) -> None:
+    for method, path in _protected(world):
+        response = await _call(world, method, path, world.tokens["visitor"])
+        assert response.status_code == 403, (method, path)
+
+
+async def test_agents_cannot_use_admin_or_super_routes(world: World) -> None:
+    for method, path in _protected(world):
+        response = await _call(world, method, path, world.tokens["agent"])
+        if path.startswith("/v1/admin") or path in SUPER_ONLY:
+            assert response.status_code == 403, (method, path)
+        else:
+            assert response.status_code in (200, 404), (method, path, response.text)
+
+
+async def test_only_the_super_admin_manages_tenants(world: World) -> None:
+    for method, path in _protected(world):
+        as_super = await _call(world, method, path, world.tokens["super"])
+        as_admin = await _call(world, method, path, world.tokens["intruder"])
+        if path in SUPER_ONLY:
+            assert as_admin.status_code == 403, (method, path)
+            assert as_super.status_code in (200, 201), (method, path, as_super.text)
+        else:
+            assert as_super.status_code == 403, (method, path)
+
+
+async def test_another_tenants_admin_sees_and_changes_nothing(world: World) -> None:
+    markers = ["MARKER-A-CONVERSATION", "marker-agent@victim.cn", "PROMPT-A-MARKER",
+               "MARKER-A-DOC", "victim-doc.md", "v-victim", world.victim["conversation_id"],
+               world.victim["agent_id"], "victim-key", "sk-VICTIM-SECRET"]
+    for method, path in _protected(world):
+        if path in SUPER_ONLY:
+            continue
+        response = await _call(world, method, path, world.tokens["intruder"])
+        # THEN a route naming the victim's resource by id does not find it (names of prompts
+        # and secrets are per tenant: the intruder only ever touches its own)...
+        if path.endswith(("{conversation_id}", "{agent_id}", "{key}")) or (
+                "/knowledge/" in path):
+            assert response.status_code == 404, (method, path, response.text)
+        else:
+            assert response.status_code < 500, (method, path, response.text)
+        # ...and no answer carries the victim's data
+        for marker in markers:
+            assert marker not in response.text, (method, path, marker)
+    # AND the victim's data is unchanged
+    store = TenantStore(world.deps.pool)
+    agent = await store.get_agent(tenant_id="victim", agent_id=world.victim["agent_id"])
+    assert agent is not None and agent.name == "VictimAgent" and agent.active
+    assert await store.tenant_for_widget_key("victim-key") == "victim"
+    assert (await store.list_prompts("victim"))["system"] == "PROMPT-A-MARKER"
+    assert [s["name"] for s in await store.engine_secret_names("victim")] == ["openai"]
+    assert (await store.get_settings("victim")).greeting_en != "Hijacked"
+    assert world.deps.memory is not None
+    assert await world.deps.memory.knowledge.document_names("victim") == ["victim-doc.md"]
+
+
+async def test_the_tenants_own_admin_reaches_its_data_and_secrets_stay_write_only(
+    world: World,
+) -> None:
+    transcript = await _call(world, "GET", "/v1/conversations/{conversation_id}",
+                             world.tokens["admin"])
+    assert transcript.status_code == 200 and "MARKER-A-CONVERSATION" in transcript.text
+    engines = await _call(world, "GET", "/v1/admin/engines", world.tokens["admin"])
+    assert engines.status_code == 200 and "openai" in engines.text
+    assert "sk-VICTIM-SECRET" not in engines.text
+    exported = await _call(world, "GET", "/v1/conversations/export", world.tokens["admin"])
+    assert "MARKER-A-CONVERSATION" in exported.text
+    audit = await _call(world, "GET", "/v1/admin/audit", world.tokens["admin"])
+    assert audit.status_code == 200
+    assert "conversations.exported" in audit.text
+
+
+async def test_openapi_documents_every_route(world: World) -> None:
+    transport = httpx.ASGITransport(app=world.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://admin") as client:
+        schema = (await client.get("/openapi.json")).json()
+    documented = {(m.upper(), p) for p, ops in schema["paths"].items() for m in ops}
+    assert set(EXAMPLES) | PUBLIC <= documented
