@@ -10,7 +10,7 @@ from ..deps import Deps
 from ..errors import GoneError, KefuError
 from ..protocol import encode
 
-__all__ = ["broadcast", "send"]
+__all__ = ["Audience", "broadcast", "send"]
 
 logger = logging.getLogger("kefu.fanout")
 
@@ -42,3 +42,34 @@ async def broadcast(
         *(send(deps, target, frame, conversation_id=conversation_id) for target in targets)
     )
     return sum(results)
+
+
+class Audience:
+    """The connections watching one conversation while a reply streams.
+
+    The watcher set is read from Redis at most every ``refresh_s`` (not once per delta), so a
+    reply costs a handful of Redis reads; a tab that joins mid-reply gets the rest of it.
+    """
+
+    def __init__(self, deps: Deps, conversation_id: str, *, refresh_s: float = 1.0) -> None:
+        self._deps = deps
+        self._conversation_id = conversation_id
+        self._refresh_s = refresh_s
+        self._targets: list[str] = []
+        self._read_at = float("-inf")
+
+    async def send(self, frame: dict[str, Any]) -> int:
+        now = asyncio.get_running_loop().time()
+        if now - self._read_at >= self._refresh_s:
+            self._targets = await self._deps.connections.watchers(self._conversation_id)
+            self._read_at = now
+        if not self._targets:
+            return 0
+        results = await asyncio.gather(*(
+            send(self._deps, target, frame, conversation_id=self._conversation_id)
+            for target in self._targets
+        ))
+        gone = {t for t, ok in zip(self._targets, results, strict=True) if not ok}
+        if gone:
+            self._targets = [t for t in self._targets if t not in gone]
+        return sum(results)

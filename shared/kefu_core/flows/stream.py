@@ -15,10 +15,11 @@ from typing import Any, Literal
 from kefu_llm import Busy, ChatMessage, ChatRequest, Delta, Final
 
 from ..deps import Deps
+from ..errors import StoreError
 from ..events import StreamPayload
 from ..protocol import delta_frame, final_frame
 from ..streaming import DeltaBatcher
-from .fanout import broadcast
+from .fanout import Audience, broadcast
 
 __all__ = ["handle_stream"]
 
@@ -50,10 +51,11 @@ async def handle_stream(event: dict[str, Any], deps: Deps) -> dict[str, Any]:
                                              customer_id=conversation.visitor_id)
 
     offset = 0
+    audience = Audience(deps, conversation_id)
 
     async def flush(text: str) -> None:
         nonlocal offset
-        await broadcast(deps, conversation_id, delta_frame(
+        await audience.send(delta_frame(
             conversation_id=conversation_id, seq=seq, reply_to=payload.reply_to_seq,
             offset=offset, text=text,
         ))
@@ -84,13 +86,17 @@ async def handle_stream(event: dict[str, Any], deps: Deps) -> dict[str, Any]:
                 "type": "busy", "conversation_id": conversation_id,
                 "retry_after_s": round(busy.retry_after_s, 1),
             })
-    await deps.conversations.finish(
-        conversation_id=conversation_id, seq=seq, text=final.text, status=final.status,
-        engine=final.engine,
-        meta={"reason": final.reason, "fallback_used": final.fallback_used,
-              "cached": final.cached, "frames": batcher.flushes},
-    )
-    await broadcast(deps, conversation_id, final_frame(
+    try:
+        await deps.conversations.finish(
+            conversation_id=conversation_id, seq=seq, text=final.text, status=final.status,
+            engine=final.engine,
+            meta={"reason": final.reason, "fallback_used": final.fallback_used,
+                  "cached": final.cached, "frames": batcher.flushes},
+        )
+    except StoreError:
+        # The visitor still gets the final frame; replay will show the reply incomplete.
+        logger.exception("cannot persist the reply", extra={"conversation_id": conversation_id})
+    await audience.send(final_frame(
         conversation_id=conversation_id, seq=seq, reply_to=payload.reply_to_seq,
         text=final.text, status=final.status, engine=final.engine,
         fallback_used=final.fallback_used, reason=final.reason,
