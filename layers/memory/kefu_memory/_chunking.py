@@ -164,6 +164,9 @@ def _markdown(content: str, max_tokens: int, overlap_tokens: int) -> list[Chunk]
     for heading, body in sections:
         for text in _pack(_paragraphs(body), max_tokens, overlap_tokens):
             chunks.append(Chunk(heading=heading, text=text))
+    if not chunks and path:
+        # Headings only: the headings are the content.
+        chunks.append(Chunk(heading="", text=" > ".join(title for _, title in path)))
     return chunks
 
 

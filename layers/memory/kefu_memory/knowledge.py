@@ -36,7 +36,12 @@ logger = logging.getLogger("kefu.memory.knowledge")
 
 SearchMode = Literal["hybrid", "vector", "keyword"]
 _BM25_K1 = 1.2
-_BM25_B = 0.75
+_BM25_B = 0.2
+# Terms of a chunk's heading (document title, section path, FAQ question) count this many times:
+# a simple field boost, so the entity or topic a chunk is about outweighs passing mentions.
+HEADING_BOOST = 3
+# Bump when chunking or term extraction changes, so unchanged documents are re-indexed once.
+INDEX_FORMAT = "kb-2"
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,13 @@ class _Prepared:
     chunks: list[Chunk]
     vectors: list[str]
     terms: list[dict[str, int]]
+
+
+def _chunk_terms(chunk: Chunk) -> dict[str, int]:
+    terms = keyword_terms(chunk.text)
+    for term, count in keyword_terms(chunk.heading).items():
+        terms[term] += HEADING_BOOST * count
+    return dict(terms)
 
 
 def _list_documents(root: Path) -> list[Path]:
@@ -79,6 +91,10 @@ class KnowledgeBase:
         candidates: int = 40,
         rrf_k: int = 60,
         ef_search: int = 80,
+        bm25_k1: float = _BM25_K1,
+        bm25_b: float = _BM25_B,
+        vector_weight: float = 1.0,
+        keyword_weight: float = 1.0,
     ) -> None:
         self._pool = pool
         self._embedder = embedder
@@ -87,6 +103,9 @@ class KnowledgeBase:
         self._candidates = candidates
         self._rrf_k = rrf_k
         self._ef_search = ef_search
+        self._bm25_k1 = bm25_k1
+        self._bm25_b = bm25_b
+        self._weights = (vector_weight, keyword_weight)
 
     @property
     def embedder(self) -> Embedder:
@@ -105,7 +124,7 @@ class KnowledgeBase:
             raise IngestError("document has no text to index")
         texts = [c.embedding_text() for c in chunks]
         matrix = await self._embedder.embed(texts)
-        terms = await asyncio.to_thread(lambda: [dict(keyword_terms(t)) for t in texts])
+        terms = await asyncio.to_thread(lambda: [_chunk_terms(c) for c in chunks])
         return _Prepared(chunks=chunks, vectors=[to_pgvector(row) for row in matrix], terms=terms)
 
     async def ingest_document(
@@ -121,7 +140,8 @@ class KnowledgeBase:
         Unchanged content (same hash, same embedder) is a no-op and keeps the version.
         """
         content_kind(content_type)  # raises UnsupportedContentType early
-        digest = hashlib.sha256(f"{content_type}\n{content}".encode()).hexdigest()
+        settings = f"{INDEX_FORMAT}:{self._max_chunk_tokens}:{self._overlap_tokens}"
+        digest = hashlib.sha256(f"{settings}\n{content_type}\n{content}".encode()).hexdigest()
         existing = await self._existing(tenant_id, name)
         if existing is not None and existing[1] == digest and existing[2]:
             return IngestResult(
@@ -364,9 +384,13 @@ class KnowledgeBase:
         passages: dict[int, Passage] = {}
         vector_rank: dict[int, int] = {}
         keyword_rank: dict[int, int] = {}
-        for ranking, ranks in ((by_vector, vector_rank), (by_keyword, keyword_rank)):
+        sides = (
+            (by_vector, vector_rank, self._weights[0]),
+            (by_keyword, keyword_rank, self._weights[1]),
+        )
+        for ranking, ranks, weight in sides:
             for rank, passage in enumerate(ranking, start=1):
-                scores[passage.chunk_id] = scores.get(passage.chunk_id, 0.0) + 1.0 / (
+                scores[passage.chunk_id] = scores.get(passage.chunk_id, 0.0) + weight / (
                     self._rrf_k + rank
                 )
                 passages.setdefault(passage.chunk_id, passage)
@@ -437,8 +461,8 @@ class KnowledgeBase:
             "qtf": list(terms.values()),
             "t": tenant_id,
             "n": n,
-            "k1": _BM25_K1,
-            "b": _BM25_B,
+            "k1": self._bm25_k1,
+            "b": self._bm25_b,
         }
         async with self._pool.connection() as conn:
             cur = conn.cursor(row_factory=dict_row)
