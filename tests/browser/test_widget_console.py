@@ -1,0 +1,241 @@
+"""The widget and the agent console in headless Chromium against a real gateway.
+
+Debian's chromium (``scripts/bootstrap --browser``) driven by Playwright; one browser per
+module, one context per person. Screenshots go to /tmp/kefu-browser-*.png for a human look.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+import redis
+
+from kefu_core.tenants import DEMO_ADMIN_EMAIL, DEMO_ADMIN_PASSWORD
+from tests.support.core import core_settings
+from tests.support.gateway import RunningGateway, run_gateway
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+TIMEOUT_MS = 15_000
+
+
+@pytest.fixture(scope="module")
+def gateway(make_database, redis_url) -> Iterator[RunningGateway]:  # type: ignore[no-untyped-def]
+    if not shutil.which("chromium"):
+        pytest.skip("chromium is not installed (scripts/bootstrap --browser)")
+    prefix = f"kefu-test:browser:{uuid.uuid4().hex[:8]}:"
+    settings = core_settings(pg_dsn=make_database(), redis_url=redis_url, redis_prefix=prefix)
+    with run_gateway(settings, replica_id="browser") as running:
+        yield running
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(match=prefix + "*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+@pytest.fixture(scope="module")
+async def browser(gateway: RunningGateway) -> AsyncIterator[Any]:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        launched = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield launched
+        await launched.close()
+
+
+class Frames:
+    """Every WebSocket frame the page received, parsed."""
+
+    def __init__(self, page: Any) -> None:
+        self.items: list[dict[str, Any]] = []
+        page.on("websocket", self._attach)
+
+    def _attach(self, ws: Any) -> None:
+        ws.on("framereceived", self._add)
+
+    def _add(self, payload: Any) -> None:
+        try:
+            self.items.append(json.loads(payload if isinstance(payload, str) else payload))
+        except (ValueError, TypeError):
+            pass
+
+    def of(self, kind: str) -> list[dict[str, Any]]:
+        return [f for f in self.items if f.get("type") == kind]
+
+
+async def _visitor_page(browser: Any, gateway: RunningGateway) -> tuple[Any, Any, Frames]:
+    context = await browser.new_context(viewport={"width": 1200, "height": 800}, locale="zh-CN")
+    page = await context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    frames = Frames(page)
+    await page.goto(f"{gateway.http}/")
+    await page.locator(".launcher").click()
+    await page.locator(".panel.open").wait_for()
+    await page.wait_for_function("window.__kefuWidget && window.__kefuWidget.state.connected")
+    return context, page, frames
+
+
+async def _say(page: Any, text: str) -> None:
+    box = page.locator("form.compose textarea")
+    await box.fill(text)
+    await box.press("Enter")
+
+
+async def _wait_last_bot_reply(page: Any, count: int) -> str:
+    rows = page.locator(".row.assistant:not(.streaming) .b")
+    await page.wait_for_function(
+        "n => document.querySelector('#kefu-widget').shadowRoot"
+        ".querySelectorAll('.row.assistant:not(.streaming)').length >= n", arg=count)
+    return str(await rows.nth(count - 1).inner_text())
+
+
+async def test_visitor_chats_asks_for_a_human_agent_takes_over_and_hands_back(
+    browser: Any, gateway: RunningGateway,
+) -> None:
+    # GIVEN a visitor on the sample host page with the widget open
+    v_context, visitor, v_frames = await _visitor_page(browser, gateway)
+    assert await visitor.locator(".row.assistant .b").first.inner_text()  # the greeting
+    # WHEN they ask a question
+    await _say(visitor, "你好，怎么退货？")
+    reply = await _wait_last_bot_reply(visitor, 2)
+    # THEN the reply streamed in as deltas and the bubble shows the whole final text
+    finals = v_frames.of("final")
+    assert v_frames.of("delta") and finals and finals[-1]["text"] == reply
+    await visitor.screenshot(path="/tmp/kefu-browser-1-visitor-bot.png")
+
+    # GIVEN an agent signed in to the console in a second browser context
+    a_context = await browser.new_context(viewport={"width": 1400, "height": 850},
+                                          locale="zh-CN")
+    agent = await a_context.new_page()
+    agent.set_default_timeout(TIMEOUT_MS)
+    await agent.goto(f"{gateway.http}/console")
+    await agent.fill("input[name=email]", DEMO_ADMIN_EMAIL)
+    await agent.fill("input[name=password]", DEMO_ADMIN_PASSWORD)
+    await agent.click("#login-form button[type=submit]")
+    await agent.locator("#conn", has_text="已连接").wait_for()
+    # WHEN the visitor asks for a human
+    await visitor.locator("button.human").click()
+    # THEN the agent (online, with capacity) gets it, and the visitor sees the agent join
+    await visitor.locator(".st", has_text="已接入").wait_for()
+    await agent.locator("#conv-state", has_text="人工接待中").wait_for()
+    await agent.locator("#log .msg.visitor", has_text="怎么退货").wait_for()
+    # WHEN the agent asks for a suggested reply, edits nothing, and sends it
+    await agent.click("#suggest")
+    await agent.wait_for_function("document.getElementById('text').value.length > 0")
+    await agent.fill("#text", "您好，我是人工客服，请提供订单号。")
+    await agent.press("#text", "Enter")
+    # THEN the visitor sees the agent's message
+    await visitor.locator(".row.agent .b", has_text="请提供订单号").wait_for()
+    await _say(visitor, "订单号 A123")
+    await agent.locator("#log .msg.visitor", has_text="A123").wait_for()
+    await agent.fill("#note-text", "客户要求退货")
+    await agent.click("#note-form button")
+    await agent.locator("#notes li", has_text="客户要求退货").wait_for()
+    await visitor.screenshot(path="/tmp/kefu-browser-2-visitor-agent.png")
+    await agent.screenshot(path="/tmp/kefu-browser-3-console.png")
+    # AND while the human owns it the bot stays silent
+    assert len(v_frames.of("final")) == len(finals)
+    # WHEN the agent hands it back to the bot
+    await agent.click("#release")
+    await visitor.locator(".sys", has_text="智能助手继续为您服务").wait_for()
+    await _say(visitor, "谢谢，还有运费问题")
+    await _wait_last_bot_reply(visitor, 3)
+    # THEN the bot answers again; WHEN the visitor ends the chat they can rate it
+    await visitor.locator("button.end").click()
+    await visitor.locator(".card.rate.show").wait_for()
+    await visitor.locator(".stars button").nth(4).click()
+    await visitor.locator(".r-send").click()
+    await visitor.locator(".card.rate h4", has_text="感谢").wait_for()
+    await visitor.screenshot(path="/tmp/kefu-browser-4-visitor-rated.png")
+    assert not v_frames.of("note") and not v_frames.of("suggestion")
+    await a_context.close()
+    await v_context.close()
+
+
+async def _drop_server_side(gateway: RunningGateway, conversation_id: str) -> int:
+    """Close the visitor's sockets from the server side (the management API's DELETE)."""
+    prefix = gateway.gateway.settings.redis_prefix
+    client = redis.Redis.from_url(gateway.gateway.settings.redis_url or "")
+    members = [m.decode() for m in client.smembers(f"{prefix}conv:{conversation_id}:conns")]
+    client.close()
+    async with httpx.AsyncClient(base_url=gateway.http) as http:
+        for connection_id in members:
+            await http.delete(f"/prod/@connections/{connection_id}")
+    return len(members)
+
+
+async def test_reconnects_mid_reply_and_resends_the_outbox_after_going_offline(
+    browser: Any, gateway: RunningGateway,
+) -> None:
+    context, visitor, frames = await _visitor_page(browser, gateway)
+    # GIVEN a reply that is streaming
+    await _say(visitor, "请详细介绍一下你们的退货政策和运费规则")
+    await visitor.wait_for_function("window.__kefuWidget.state.lastSeq >= 1")
+    state = await visitor.evaluate("window.__kefuWidget.state")
+    # WHEN the connection is dropped by the server mid-reply
+    assert await _drop_server_side(gateway, state["conversationId"]) >= 1
+    # THEN the widget reconnects, resumes from its last sequence number and shows the whole
+    # reply exactly once
+    await visitor.wait_for_function("window.__kefuWidget.state.connected")
+    reply = await _wait_last_bot_reply(visitor, 2)
+    syncs = [f for f in frames.of("history")]
+    assert len(syncs) >= 2
+    history = await _transcript(gateway, state["conversationId"])
+    assert reply == history[-1]["text"]
+    assert await visitor.locator(".row.visitor").count() == 1
+
+    # WHEN the network goes away and the visitor writes anyway
+    await context.set_offline(True)
+    await _drop_server_side(gateway, state["conversationId"])
+    await visitor.wait_for_function("!window.__kefuWidget.state.connected")
+    await _say(visitor, "离线时发的消息")
+    await visitor.locator(".row.visitor.pending").wait_for()
+    assert (await visitor.evaluate("window.__kefuWidget.state"))["outbox"] == 1
+    await visitor.screenshot(path="/tmp/kefu-browser-5-offline.png")
+    # AND the page is reloaded while the chat service is still unreachable
+    async def unreachable(route: Any) -> None:
+        await route.abort()
+
+    await context.route("**/v1/visitor-token", unreachable)
+    await context.set_offline(False)
+    await visitor.reload()
+    await visitor.locator(".row.visitor.pending", has_text="离线时发的消息").wait_for()
+    # WHEN the service is reachable again
+    await context.unroute("**/v1/visitor-token", unreachable)
+    await visitor.wait_for_function("window.__kefuWidget && window.__kefuWidget.state.connected",
+                                    timeout=30_000)
+    # THEN the message kept in the outbox is sent once (same client_msg_id) and answered
+    await visitor.wait_for_function("window.__kefuWidget.state.outbox === 0")
+    await _wait_last_bot_reply(visitor, 3)
+    history = await _transcript(gateway, state["conversationId"])
+    sent = [m for m in history if m["role"] == "visitor"]
+    assert [m["text"] for m in sent] == ["请详细介绍一下你们的退货政策和运费规则", "离线时发的消息"]
+    assert await visitor.locator(".row.visitor").count() == 2
+    await visitor.screenshot(path="/tmp/kefu-browser-6-reconnected.png")
+    await context.close()
+
+
+async def _transcript(gateway: RunningGateway, conversation_id: str) -> list[dict[str, Any]]:
+    async with httpx.AsyncClient(base_url=gateway.http) as http:
+        login = await http.post("/v1/agent/login", json={"email": DEMO_ADMIN_EMAIL,
+                                                         "password": DEMO_ADMIN_PASSWORD})
+        token = login.json()["token"]
+        for _ in range(100):
+            body = (await http.get(f"/v1/conversations/{conversation_id}",
+                                   headers={"authorization": f"Bearer {token}"})).json()
+            messages: list[dict[str, Any]] = body["messages"]
+            if messages and messages[-1]["status"] != "streaming":
+                return messages
+            await asyncio.sleep(0.1)
+    raise AssertionError("the reply never finished")

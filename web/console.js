@@ -1,0 +1,314 @@
+/*!
+ * Kefu agent console: sign in (POST /v1/agent/login), then everything is live over the same
+ * WebSocket API the widget uses (agent token, role agent/admin). Plain JavaScript.
+ * Frames: docs/console.md.
+ */
+(function () {
+  "use strict";
+  var I18N = {
+    zh: {
+      appTitle: "Kefu 客服工作台", email: "邮箱", password: "密码", signIn: "登录", wrong: "邮箱或密码错误",
+      online: "在线", away: "离开", waiting: "排队中", mine: "我的", botHandled: "机器人接待", others: "同事",
+      logout: "退出", pick: "从左侧选择一个对话", take: "接管", transfer: "转接", release: "交还机器人",
+      close: "结束对话", suggest: "AI 建议回复", send: "发送", customer: "客户信息", facts: "长期记忆",
+      notes: "内部备注", addNote: "添加备注", connected: "已连接", reconnecting: "重连中…",
+      owner_bot: "机器人接待中", owner_queue: "排队等待人工", owner_human: "人工接待中", closed: "已结束",
+      visitor: "访客", assistant: "智能助手", agent: "客服", anonymous: "匿名访客（未登录）",
+      notConfigured: "未配置", unavailable: "暂不可用", orders: "订单", tickets: "工单", none: "无",
+      ev_queued: "访客请求人工服务", ev_agent_joined: "{name} 已接入", ev_returned_to_bot: "已交还机器人",
+      ev_closed: "对话已结束", assigned: "新对话已分配给您", typing: "访客正在输入…", csat: "满意度评分",
+      offline: "收到一条新留言", suggestionEmpty: "暂时没有建议", replyPlaceholder: "输入回复，Enter 发送，Shift+Enter 换行",
+      notePlaceholder: "仅同事可见", pos: "第 {n} 位", err_not_yours: "该对话不属于您", err_not_available: "该对话已被他人接管",
+      transferTo: "转接给…"
+    },
+    en: {
+      appTitle: "Kefu agent console", email: "E-mail", password: "Password", signIn: "Sign in", wrong: "Wrong e-mail or password",
+      online: "Online", away: "Away", waiting: "Waiting", mine: "Mine", botHandled: "Bot", others: "Colleagues",
+      logout: "Sign out", pick: "Pick a conversation on the left", take: "Take over", transfer: "Transfer", release: "Hand back to bot",
+      close: "Close", suggest: "Suggest reply", send: "Send", customer: "Customer", facts: "Long-term memory",
+      notes: "Private notes", addNote: "Add note", connected: "Connected", reconnecting: "Reconnecting…",
+      owner_bot: "Handled by the bot", owner_queue: "Waiting for a human", owner_human: "Handled by a human", closed: "Closed",
+      visitor: "Visitor", assistant: "Assistant", agent: "Agent", anonymous: "Anonymous visitor (not signed in)",
+      notConfigured: "not configured", unavailable: "unavailable", orders: "Orders", tickets: "Tickets", none: "none",
+      ev_queued: "The visitor asked for a human", ev_agent_joined: "{name} joined", ev_returned_to_bot: "Handed back to the bot",
+      ev_closed: "Conversation closed", assigned: "A conversation was assigned to you", typing: "Visitor is typing…", csat: "Satisfaction",
+      offline: "New offline message", suggestionEmpty: "No suggestion right now", replyPlaceholder: "Reply. Enter sends, Shift+Enter for a new line",
+      notePlaceholder: "Visible to colleagues only", pos: "#{n}", err_not_yours: "This conversation is not yours", err_not_available: "Someone else took it",
+      transferTo: "Transfer to…"
+    }
+  };
+  var lang = localStorage.getItem("kefu.console.lang") || ((navigator.language || "zh").toLowerCase().indexOf("zh") === 0 ? "zh" : "en");
+  function t(key, vars) {
+    var s = (I18N[lang] || I18N.zh)[key] || key;
+    return s.replace(/\{(\w+)\}/g, function (_, k) { return vars && vars[k] != null ? vars[k] : ""; });
+  }
+  function $(id) { return document.getElementById(id); }
+  function el(tag, cls, text) { var e = document.createElement(tag); if (cls) e.className = cls; if (text != null) e.textContent = text; return e; }
+  function applyI18n() {
+    document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
+    document.querySelectorAll("[data-i18n]").forEach(function (n) { n.textContent = t(n.dataset.i18n); });
+    $("text").placeholder = t("replyPlaceholder"); $("note-text").placeholder = t("notePlaceholder");
+    document.title = t("appTitle");
+  }
+  document.querySelectorAll("[data-lang]").forEach(function (a) {
+    a.addEventListener("click", function (e) { e.preventDefault(); lang = a.dataset.lang; localStorage.setItem("kefu.console.lang", lang); applyI18n(); render(); });
+  });
+
+  var session = JSON.parse(sessionStorage.getItem("kefu.console.session") || "null");
+  var ws = null, backoff = 500, pingTimer = null;
+  var queue = { waiting: [], mine: [], bot: [], others: [] }, tab = "waiting";
+  var current = null;          // { conversation, messages by seq }
+  var msgEls = {};
+  var agents = [];
+
+  function toast(text) {
+    var n = $("toast"); n.textContent = text; n.hidden = false;
+    clearTimeout(toast.timer); toast.timer = setTimeout(function () { n.hidden = true; }, 3500);
+  }
+
+  // -- login ------------------------------------------------------------------------------
+  $("login-form").addEventListener("submit", function (e) {
+    e.preventDefault();
+    var f = e.target;
+    fetch("/v1/agent/login", { method: "POST", headers: { "content-type": "application/json" },
+      body: JSON.stringify({ email: f.email.value, password: f.password.value }) })
+      .then(function (r) { if (!r.ok) throw new Error(r.status); return r.json(); })
+      .then(function (body) {
+        session = { token: body.token, agent: body.agent };
+        sessionStorage.setItem("kefu.console.session", JSON.stringify(session));
+        start();
+      })
+      .catch(function () { var n = $("login-error"); n.textContent = t("wrong"); n.hidden = false; });
+  });
+  $("logout").addEventListener("click", function (e) {
+    e.preventDefault(); sessionStorage.removeItem("kefu.console.session"); session = null;
+    if (ws) { var old = ws; ws = null; old.close(); }
+    location.reload();
+  });
+
+  // -- socket -----------------------------------------------------------------------------
+  function send(frame) { if (ws && ws.readyState === 1) ws.send(JSON.stringify(frame)); }
+  function connect() {
+    var proto = location.protocol === "https:" ? "wss" : "ws";
+    var sock = new WebSocket(proto + "://" + location.host + "/prod?token=" + encodeURIComponent(session.token));
+    ws = sock;
+    sock.onopen = function () {
+      backoff = 500;
+      $("conn").textContent = t("connected"); $("conn").classList.remove("off");
+      send({ action: "presence", status: $("presence").value });
+      send({ action: "agents" });
+      if (current) send({ action: "open", conversation_id: current.conversation.id });
+      clearInterval(pingTimer);
+      pingTimer = setInterval(function () { send({ action: "ping" }); }, 30000);
+    };
+    sock.onmessage = function (ev) { handle(JSON.parse(ev.data)); };
+    sock.onclose = function (ev) {
+      if (ws !== sock) return;
+      clearInterval(pingTimer);
+      $("conn").textContent = t("reconnecting"); $("conn").classList.add("off");
+      if (ev.code === 1006 && backoff > 8000) { /* keep trying */ }
+      setTimeout(connect, backoff); backoff = Math.min(backoff * 2, 15000);
+    };
+  }
+
+  function handle(f) {
+    switch (f.type) {
+      case "queue": queue = f; renderList(); break;
+      case "queue_changed": send({ action: "queue" }); break;
+      case "assigned": toast(t("assigned")); tab = "mine"; send({ action: "queue" });
+        if (!current) send({ action: "open", conversation_id: f.conversation_id });
+        break;
+      case "unassigned": send({ action: "queue" }); break;
+      case "agents": agents = f.all || []; renderAgents(); break;
+      case "conversation": openConversation(f); break;
+      case "message":
+        if (current && f.conversation_id === current.conversation.id) {
+          addMessage({ seq: f.seq, role: f.role, text: f.text, agent_name: f.agent_name, status: "complete" });
+          if (f.role === "visitor") $("typing").textContent = "";
+        }
+        send({ action: "queue" });
+        break;
+      case "ack":
+        if (current && f.conversation_id === current.conversation.id) {
+          var pending = current.pending[f.client_msg_id];
+          if (pending) { addMessage({ seq: f.seq, role: "agent", text: pending, agent_name: session.agent.name, status: "complete" }); delete current.pending[f.client_msg_id]; }
+        }
+        break;
+      case "delta":
+        if (current && f.conversation_id === current.conversation.id) {
+          var prev = msgEls[f.seq] ? msgEls[f.seq].querySelector(".b").textContent : "";
+          addMessage({ seq: f.seq, role: "assistant", text: prev.slice(0, f.offset) + f.text, status: "streaming" });
+        }
+        break;
+      case "final":
+        if (current && f.conversation_id === current.conversation.id) addMessage({ seq: f.seq, role: "assistant", text: f.text, status: f.status });
+        break;
+      case "state":
+        if (current && f.conversation_id === current.conversation.id) {
+          if (f.seq) addMessage({ seq: f.seq, role: "system", event: f.state === "bot" ? "returned_to_bot" : f.state, agent_name: f.agent_name });
+          current.conversation.owner = { bot: "bot", queued: "queue", agent_joined: "human", closed: current.conversation.owner }[f.state];
+          if (f.state === "agent_joined") current.conversation.assigned_agent = f.agent_id;
+          if (f.state === "closed") current.conversation.status = "closed";
+          renderHead();
+        }
+        break;
+      case "typing":
+        if (current && f.conversation_id === current.conversation.id && f.role === "visitor") {
+          $("typing").textContent = t("typing");
+          clearTimeout(handle.typing); handle.typing = setTimeout(function () { $("typing").textContent = ""; }, 5000);
+        }
+        break;
+      case "note":
+        if (current && f.conversation_id === current.conversation.id) { current.notes.push(f); renderNotes(); }
+        break;
+      case "suggestion":
+        if (current && f.conversation_id === current.conversation.id) {
+          $("suggest").disabled = false;
+          if (f.text) { $("text").value = f.text; $("text").focus(); } else toast(t("suggestionEmpty"));
+        }
+        break;
+      case "offline_message": toast(t("offline")); break;
+      case "error": $("suggest").disabled = false; toast(t("err_" + f.code) !== "err_" + f.code ? t("err_" + f.code) : f.message); break;
+    }
+  }
+
+  // -- rendering --------------------------------------------------------------------------
+  function render() { renderList(); if (current) { renderHead(); renderLog(); renderSide(); } }
+  function renderList() {
+    ["waiting", "mine", "bot", "others"].forEach(function (k) { $("n-" + k).textContent = (queue[k] || []).length; });
+    document.querySelectorAll(".tabs button").forEach(function (b) { b.classList.toggle("active", b.dataset.tab === tab); });
+    var list = $("list"); list.innerHTML = "";
+    (queue[tab] || []).forEach(function (c) {
+      var li = el("li"); li.dataset.id = c.id;
+      if (current && current.conversation.id === c.id) li.classList.add("active");
+      var top = el("div", "v"); top.appendChild(el("span", null, c.customer_id || c.visitor_id.slice(0, 12)));
+      if (c.position) top.appendChild(el("span", "pos", t("pos", { n: c.position })));
+      li.appendChild(top);
+      li.appendChild(el("div", "p", c.last_text || ""));
+      li.addEventListener("click", function () { send({ action: "open", conversation_id: c.id }); });
+      list.appendChild(li);
+    });
+  }
+  document.querySelectorAll(".tabs button").forEach(function (b) {
+    b.addEventListener("click", function () { tab = b.dataset.tab; renderList(); });
+  });
+  function renderAgents() {
+    var sel = $("transfer-to"); sel.innerHTML = "";
+    var first = el("option", null, t("transferTo")); first.value = ""; sel.appendChild(first);
+    agents.filter(function (a) { return a.id !== session.agent.id; }).forEach(function (a) {
+      var o = el("option", null, a.name); o.value = a.id; sel.appendChild(o);
+    });
+  }
+  function openConversation(f) {
+    current = { conversation: f.conversation, notes: f.notes, customer: f.customer, csat: f.csat, pending: {} };
+    msgEls = {};
+    $("empty").hidden = true; $("conv").hidden = false; $("side").hidden = false;
+    $("log").innerHTML = ""; $("typing").textContent = "";
+    f.messages.forEach(addMessage);
+    renderHead(); renderSide(); renderList();
+  }
+  function renderHead() {
+    var c = current.conversation;
+    $("conv-title").textContent = (c.customer_id ? c.customer_id + " · " : "") + c.visitor_id;
+    var state = c.status === "closed" ? t("closed") : t("owner_" + c.owner);
+    $("conv-state").textContent = state + (c.handoff_reason ? " · " + c.handoff_reason : "");
+    var mine = c.owner === "human" && c.assigned_agent === session.agent.id && c.status === "open";
+    var admin = session.agent.role === "admin";
+    $("take").hidden = !(c.status === "open" && (c.owner === "bot" || c.owner === "queue"));
+    $("transfer").hidden = $("transfer-to").hidden = !(mine || (admin && c.status === "open"));
+    $("release").hidden = !(mine || (admin && c.status === "open" && c.owner !== "bot"));
+    $("close").hidden = c.status !== "open" || (c.owner === "human" && !mine && !admin);
+    $("compose").hidden = !mine;
+  }
+  function renderLog() { $("log").innerHTML = ""; var all = current.all || []; current.all = []; msgEls = {}; all.forEach(addMessage); }
+  function addMessage(m) {
+    current.all = current.all || [];
+    var existing = msgEls[m.seq];
+    if (!existing) current.all.push(m);
+    var node = existing || el("div");
+    if (m.role === "system") {
+      node.className = "sys";
+      node.textContent = t("ev_" + m.event, { name: m.agent_name || t("agent") });
+    } else {
+      node.className = "msg " + m.role + (m.status === "incomplete" ? " incomplete" : "");
+      node.innerHTML = "";
+      var col = el("div");
+      col.appendChild(el("div", "who", m.role === "agent" ? (m.agent_name || t("agent")) : t(m.role)));
+      col.appendChild(el("div", "b", m.text));
+      node.appendChild(col);
+    }
+    if (!existing) { $("log").appendChild(node); msgEls[m.seq] = node; }
+    $("log").scrollTop = $("log").scrollHeight;
+  }
+  function kv(obj, keys) {
+    var box = el("div", "kv");
+    keys.forEach(function (k) { if (obj[k] != null && obj[k] !== "") { var row = el("div"); row.appendChild(el("span", null, k)); row.appendChild(el("span", null, String(obj[k]))); box.appendChild(row); } });
+    return box;
+  }
+  function reason(code) { return code === "not_configured" ? t("notConfigured") : code === "anonymous_visitor" ? t("anonymous") : t("unavailable"); }
+  function renderSide() {
+    var cust = current.customer || {}, box = $("customer"); box.innerHTML = "";
+    var un = cust.unavailable || {};
+    if (cust.business) {
+      box.appendChild(kv(cust.business.customer, ["name", "id", "tier", "phone", "email"]));
+      box.appendChild(el("h4", null, t("orders")));
+      (cust.business.orders || []).forEach(function (o) { box.appendChild(el("div", "order", o.id + " · " + o.status + " · " + o.total + " " + (o.currency || ""))); });
+      box.appendChild(el("h4", null, t("tickets")));
+      (cust.business.tickets || []).forEach(function (tk) { box.appendChild(el("div", "ticket", tk.id + " · " + tk.subject + " · " + tk.status)); });
+    } else {
+      box.appendChild(el("div", "muted", reason(un.business)));
+    }
+    var facts = $("facts"); facts.innerHTML = "";
+    if (cust.facts && cust.facts.length) cust.facts.forEach(function (fa) { facts.appendChild(el("div", "fact", fa.key + ": " + fa.value)); });
+    else facts.appendChild(el("div", "muted", cust.facts ? t("none") : reason(un.facts)));
+    renderNotes();
+    var cs = $("csat"); cs.innerHTML = "";
+    if (current.csat) { cs.appendChild(el("h3", null, t("csat"))); cs.appendChild(el("div", null, "★".repeat(current.csat.score) + " " + (current.csat.comment || ""))); }
+  }
+  function renderNotes() {
+    var ul = $("notes"); ul.innerHTML = "";
+    current.notes.forEach(function (n) { var li = el("li", null, n.text); li.appendChild(el("small", null, (n.agent_name || n.agent_id) + " · " + new Date(n.created_at).toLocaleString())); ul.appendChild(li); });
+  }
+
+  // -- actions ----------------------------------------------------------------------------
+  function act(action) { return function () { if (current) send({ action: action, conversation_id: current.conversation.id }); }; }
+  $("take").addEventListener("click", act("take"));
+  $("release").addEventListener("click", act("release"));
+  $("close").addEventListener("click", act("close"));
+  $("suggest").addEventListener("click", function () { $("suggest").disabled = true; act("suggest")(); });
+  $("transfer").addEventListener("click", function () {
+    var to = $("transfer-to").value; if (!to || !current) return;
+    send({ action: "transfer", conversation_id: current.conversation.id, agent_id: to });
+  });
+  $("compose").addEventListener("submit", function (e) {
+    e.preventDefault();
+    var text = $("text").value.trim(); if (!text || !current) return;
+    var id = "a-" + Date.now().toString(36) + Math.random().toString(36).slice(2, 8);
+    current.pending[id] = text;
+    send({ action: "reply", conversation_id: current.conversation.id, client_msg_id: id, text: text });
+    $("text").value = "";
+  });
+  $("text").addEventListener("keydown", function (e) {
+    if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); $("compose").requestSubmit(); }
+  });
+  var lastTyping = 0;
+  $("text").addEventListener("input", function () {
+    if (current && Date.now() - lastTyping > 2000) { lastTyping = Date.now(); send({ action: "typing", conversation_id: current.conversation.id }); }
+  });
+  $("note-form").addEventListener("submit", function (e) {
+    e.preventDefault();
+    var text = $("note-text").value.trim(); if (!text || !current) return;
+    send({ action: "note", conversation_id: current.conversation.id, text: text });
+    $("note-text").value = "";
+  });
+  $("presence").addEventListener("change", function () { send({ action: "presence", status: $("presence").value }); });
+
+  function start() {
+    $("login").hidden = true; $("app").hidden = false;
+    $("me-name").textContent = session.agent.name + (session.agent.role === "admin" ? " (admin)" : "");
+    connect();
+  }
+  applyI18n();
+  if (session) start(); else $("login").hidden = false;
+  window.__kefuConsole = { get current() { return current; }, get queue() { return queue; } };
+})();

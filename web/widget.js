@@ -1,0 +1,403 @@
+/*!
+ * Kefu chat widget. One tag embeds it on any page:
+ *
+ *   <script src="https://HOST/web/widget.js" data-widget-key="demo-key" data-lang="zh"
+ *           data-color="#2f6fed" data-position="right" async></script>
+ *
+ * Optional attributes: data-identity (a JWT the company's backend signs with the tenant's
+ * identity secret for a logged-in customer), data-avatar, data-greeting, data-title,
+ * data-api (HTTP base, default: the script's origin), data-ws (WebSocket URL, default:
+ * ws(s)://<api host>/prod), data-open="true" (open at load).
+ *
+ * Plain JavaScript, no build step; the UI lives in a shadow root so host styles never leak in.
+ * Protocol: docs/protocol.md and docs/console.md.
+ */
+(function () {
+  "use strict";
+  var script = document.currentScript || document.querySelector("script[data-widget-key]");
+  if (!script || window.__kefuWidget) return;
+  var ds = script.dataset;
+  var widgetKey = ds.widgetKey;
+  if (!widgetKey) { console.warn("kefu: data-widget-key is required"); return; }
+  var api = (ds.api || new URL(script.src, location.href).origin).replace(/\/$/, "");
+  var wsUrl = ds.ws || api.replace(/^http/, "ws") + "/prod";
+  var lang = (ds.lang || navigator.language || "zh").toLowerCase().indexOf("zh") === 0 ? "zh" : "en";
+  var position = ds.position === "left" ? "left" : "right";
+
+  var T = {
+    zh: {
+      title: "在线客服", online: "在线", connecting: "连接中…", reconnecting: "网络中断，正在重连…",
+      placeholder: "输入消息…", send: "发送", human: "转人工", end: "结束对话", typing: "正在输入…",
+      queued: "正在为您转接人工客服，您当前排在第 {n} 位", queuedNoPos: "正在为您转接人工客服…",
+      noAgents: "当前没有客服在线，您可以留言，我们会尽快联系您。", leaveMessage: "留言",
+      joined: "客服 {name} 已接入", back: "智能助手继续为您服务", closed: "对话已结束",
+      rateTitle: "请为本次服务评分", comment: "还有什么想告诉我们的？（可选）", submit: "提交",
+      thanks: "感谢您的评价！", newChat: "开始新对话", cut: "回复中断", failed: "发送失败，正在重试",
+      name: "称呼", contact: "手机或邮箱", message: "留言内容", offlineSaved: "留言已提交，我们会尽快联系您。",
+      cancel: "取消", open: "打开客服对话", close: "关闭", busy: "咨询人数较多，请稍候再试",
+      greeting: "您好！有什么可以帮您？", agent: "客服", bot: "智能助手", you: "我"
+    },
+    en: {
+      title: "Customer service", online: "Online", connecting: "Connecting…", reconnecting: "Connection lost, reconnecting…",
+      placeholder: "Type a message…", send: "Send", human: "Talk to a human", end: "End chat", typing: "Typing…",
+      queued: "Connecting you to an agent. You are number {n} in the queue", queuedNoPos: "Connecting you to an agent…",
+      noAgents: "No agent is online right now. Leave a message and we will get back to you.", leaveMessage: "Leave a message",
+      joined: "{name} joined the chat", back: "The assistant is back", closed: "The conversation has ended",
+      rateTitle: "How did we do?", comment: "Anything else to tell us? (optional)", submit: "Submit",
+      thanks: "Thank you for your feedback!", newChat: "Start a new chat", cut: "reply cut off", failed: "Not sent, retrying",
+      name: "Name", contact: "Phone or e-mail", message: "Your message", offlineSaved: "Message sent. We will get back to you soon.",
+      cancel: "Cancel", open: "Open the chat", close: "Close", busy: "We are busy, please try again shortly",
+      greeting: "Hi! How can I help?", agent: "Agent", bot: "Assistant", you: "Me"
+    }
+  }[lang];
+  function t(key, vars) {
+    return String(T[key]).replace(/\{(\w+)\}/g, function (_, k) { return vars && vars[k] != null ? vars[k] : ""; });
+  }
+
+  // -- persistent state -------------------------------------------------------------------
+  var store = (function () { try { localStorage.setItem("kefu:probe", "1"); return localStorage; } catch (e) { return null; } })();
+  var ns = "kefu:" + widgetKey + ":";
+  function load(key, fallback) { try { var v = store && store.getItem(ns + key); return v ? JSON.parse(v) : fallback; } catch (e) { return fallback; } }
+  function save(key, value) { try { if (store) store.setItem(ns + key, JSON.stringify(value)); } catch (e) { /* private mode */ } }
+
+  var outbox = load("outbox", []);          // sent, not yet acknowledged: resent with the same client_msg_id
+  var wasOpen = load("open", false);
+  var lastSeq = 0, conversationId = null, ws = null, backoff = 500, retryTimer = null, pingTimer = null;
+  var owner = "bot", awaitingReply = false, typingTimer = null, unread = 0, rated = false, closedView = false;
+  var widgetConf = {};
+  var items = {};                           // key -> element
+
+  // -- DOM ---------------------------------------------------------------------------------
+  var host = document.createElement("div");
+  host.id = "kefu-widget";
+  host.setAttribute("data-kefu", "widget");
+  var root = host.attachShadow({ mode: "open" });
+  var color = ds.color || "#2f6fed";
+  root.innerHTML =
+    '<style>' +
+    ':host{all:initial}' +
+    '*{box-sizing:border-box;font-family:system-ui,-apple-system,"PingFang SC","Microsoft YaHei",sans-serif}' +
+    '.launcher{position:fixed;bottom:20px;' + position + ':20px;width:56px;height:56px;border-radius:50%;border:0;background:var(--c);color:#fff;cursor:pointer;box-shadow:0 4px 16px rgba(0,0,0,.25);z-index:2147483000;display:flex;align-items:center;justify-content:center}' +
+    '.launcher svg{width:26px;height:26px}' +
+    '.badge{position:absolute;top:-2px;right:-2px;min-width:20px;height:20px;border-radius:10px;background:#e5484d;color:#fff;font-size:12px;line-height:20px;text-align:center;padding:0 5px;display:none}' +
+    '.panel{position:fixed;bottom:88px;' + position + ':20px;width:370px;max-width:calc(100vw - 24px);height:560px;max-height:calc(100vh - 110px);background:#fff;border-radius:14px;box-shadow:0 8px 32px rgba(0,0,0,.22);display:none;flex-direction:column;overflow:hidden;z-index:2147483000;color:#1f2328;font-size:14px}' +
+    '.panel.open{display:flex}' +
+    'header{background:var(--c);color:#fff;padding:12px 14px;display:flex;align-items:center;gap:10px}' +
+    'header .av{width:34px;height:34px;border-radius:50%;background:rgba(255,255,255,.25);display:flex;align-items:center;justify-content:center;font-weight:600;overflow:hidden;flex:none}' +
+    'header .av img{width:100%;height:100%;object-fit:cover}' +
+    'header .ttl{flex:1;min-width:0}header .name{font-weight:600;font-size:15px}header .st{font-size:12px;opacity:.9}' +
+    'header button{background:rgba(255,255,255,.18);color:#fff;border:0;border-radius:6px;padding:5px 8px;font-size:12px;cursor:pointer;white-space:nowrap}' +
+    'header button:hover{background:rgba(255,255,255,.3)}header button[hidden]{display:none}' +
+    '.banner{background:#fff7e6;color:#8a5300;font-size:12.5px;padding:8px 12px;border-bottom:1px solid #f3e2bd;display:none}' +
+    '.banner.show{display:block}.banner button{margin-left:6px;background:var(--c);color:#fff;border:0;border-radius:5px;padding:3px 8px;font-size:12px;cursor:pointer}' +
+    '.log{flex:1;overflow-y:auto;padding:14px 12px;background:#f6f7f9}' +
+    '.row{display:flex;margin:6px 0}.row.visitor{justify-content:flex-end}' +
+    '.b{max-width:80%;padding:8px 12px;border-radius:14px;line-height:1.5;white-space:pre-wrap;word-break:break-word;background:#fff;box-shadow:0 1px 2px rgba(0,0,0,.06)}' +
+    '.visitor .b{background:var(--c);color:#fff;border-bottom-right-radius:4px}' +
+    '.assistant .b,.agent .b{border-bottom-left-radius:4px}' +
+    '.who{font-size:11px;color:#8b949e;margin:0 4px 2px}' +
+    '.col{display:flex;flex-direction:column;max-width:80%}.col .b{max-width:100%}' +
+    '.pending .b{opacity:.6}.incomplete .b:after{content:" ⚠ ' + T.cut + '";font-size:11px;color:#b45309}' +
+    '.sys{text-align:center;color:#6e7781;font-size:12px;margin:10px 0}' +
+    '.typing{font-size:12px;color:#6e7781;padding:2px 14px 6px;background:#f6f7f9;min-height:20px}' +
+    '.typing span{display:none}.typing.show span{display:inline}' +
+    'form.compose{display:flex;gap:8px;padding:10px;border-top:1px solid #eaecef;background:#fff}' +
+    'form.compose textarea{flex:1;resize:none;height:40px;padding:9px 10px;border:1px solid #d0d7de;border-radius:8px;font-size:14px;outline:none}' +
+    'form.compose textarea:focus{border-color:var(--c)}' +
+    'form.compose button,.card button.primary{background:var(--c);color:#fff;border:0;border-radius:8px;padding:0 14px;font-size:14px;cursor:pointer}' +
+    '.card{background:#fff;border-top:1px solid #eaecef;padding:12px;display:none}.card.show{display:block}' +
+    '.card h4{margin:0 0 8px;font-size:14px}.stars{display:flex;gap:6px;margin-bottom:8px}' +
+    '.stars button{font-size:24px;background:none;border:0;cursor:pointer;color:#d0d7de;padding:0}.stars button.on{color:#f5a623}' +
+    '.card textarea,.card input{width:100%;border:1px solid #d0d7de;border-radius:8px;padding:7px 9px;font-size:13px;margin-bottom:8px}' +
+    '.card .actions{display:flex;gap:8px;justify-content:flex-end}.card button{height:32px}' +
+    '.card button.ghost{background:#fff;border:1px solid #d0d7de;border-radius:8px;padding:0 12px;cursor:pointer}' +
+    '.done{color:#1a7f37;font-size:13px}' +
+    '</style>' +
+    '<button class="launcher" part="launcher" aria-label="' + T.open + '"><svg viewBox="0 0 24 24" fill="currentColor"><path d="M12 3C6.5 3 2 6.8 2 11.5c0 2.4 1.2 4.6 3.1 6.1L4 21l4.1-1.9c1.2.4 2.5.6 3.9.6 5.5 0 10-3.8 10-8.5S17.5 3 12 3z"/></svg><span class="badge"></span></button>' +
+    '<section class="panel" role="dialog" aria-label="' + T.title + '">' +
+    '  <header><div class="av"></div><div class="ttl"><div class="name"></div><div class="st"></div></div>' +
+    '    <button type="button" class="human">' + T.human + '</button><button type="button" class="end">' + T.end + '</button><button type="button" class="x" aria-label="' + T.close + '">✕</button></header>' +
+    '  <div class="banner"></div>' +
+    '  <div class="log" aria-live="polite"></div>' +
+    '  <div class="typing"><span>' + T.typing + '</span></div>' +
+    '  <div class="card offline"><h4>' + T.leaveMessage + '</h4><input class="o-name" placeholder="' + T.name + '"><input class="o-contact" placeholder="' + T.contact + '"><textarea class="o-text" rows="3" placeholder="' + T.message + '"></textarea><div class="actions"><button type="button" class="ghost o-cancel">' + T.cancel + '</button><button type="button" class="primary o-send">' + T.submit + '</button></div></div>' +
+    '  <div class="card rate"><h4>' + T.rateTitle + '</h4><div class="stars"></div><textarea class="r-comment" rows="2" placeholder="' + T.comment + '"></textarea><div class="actions"><button type="button" class="ghost r-new">' + T.newChat + '</button><button type="button" class="primary r-send">' + T.submit + '</button></div></div>' +
+    '  <form class="compose"><textarea placeholder="' + T.placeholder + '" aria-label="' + T.placeholder + '"></textarea><button type="submit">' + T.send + '</button></form>' +
+    '</section>';
+  function $(sel) { return root.querySelector(sel); }
+  var panel = $(".panel"), log = $(".log"), statusEl = $(".st"), banner = $(".banner"), typingEl = $(".typing");
+  var input = $("form.compose textarea"), badge = $(".badge"), humanBtn = $("button.human"), endBtn = $("button.end");
+  var offlineCard = $(".card.offline"), rateCard = $(".card.rate"), stars = $(".stars");
+  var score = 0;
+  for (var s = 1; s <= 5; s++) {
+    var star = document.createElement("button");
+    star.type = "button"; star.textContent = "★"; star.dataset.score = String(s);
+    star.setAttribute("aria-label", s + "/5");
+    stars.appendChild(star);
+  }
+
+  function applyTheme() {
+    var c = ds.color || widgetConf.color || color;
+    panel.style.setProperty("--c", c); $(".launcher").style.setProperty("--c", c);
+    $(".name").textContent = ds.title || T.title;
+    var avatar = ds.avatar || widgetConf.avatar_url, av = $(".av");
+    av.textContent = "";
+    if (avatar) { var img = document.createElement("img"); img.src = avatar; img.alt = ""; av.appendChild(img); }
+    else av.textContent = lang === "zh" ? "客" : "K";
+  }
+  applyTheme();
+
+  // -- rendering ---------------------------------------------------------------------------
+  function scroll() { log.scrollTop = log.scrollHeight; }
+  function setStatus(text) { statusEl.textContent = text; }
+  function bubble(key, role, text, opts) {
+    opts = opts || {};
+    var el = items[key];
+    if (!el) {
+      el = document.createElement("div");
+      var col = document.createElement("div"); col.className = "col";
+      if (role !== "visitor") { var who = document.createElement("div"); who.className = "who"; col.appendChild(who); }
+      var b = document.createElement("div"); b.className = "b"; col.appendChild(b);
+      el.appendChild(col);
+      log.appendChild(el);
+      items[key] = el;
+      if (!panel.classList.contains("open") && role !== "visitor" && !opts.replay) { unread++; renderBadge(); }
+    }
+    el.className = "row " + role + (opts.extra ? " " + opts.extra : "");
+    el.dataset.role = role;
+    var whoEl = el.querySelector(".who");
+    if (whoEl) whoEl.textContent = role === "agent" ? (opts.name || T.agent) : T.bot;
+    el.querySelector(".b").textContent = text;
+    scroll();
+    return el;
+  }
+  function notice(key, text) {
+    if (items[key]) { items[key].textContent = text; return; }
+    var el = document.createElement("div"); el.className = "sys"; el.textContent = text;
+    log.appendChild(el); items[key] = el; scroll();
+  }
+  function eventText(event, m) {
+    if (event === "queued") return T.queuedNoPos;
+    if (event === "agent_joined") return t("joined", { name: m.agent_name || T.agent });
+    if (event === "returned_to_bot") return T.back;
+    if (event === "closed") return T.closed;
+    return m.text || "";
+  }
+  function renderBadge() { badge.textContent = String(unread); badge.style.display = unread ? "block" : "none"; }
+  function showTyping(on) {
+    typingEl.classList.toggle("show", !!on);
+    if (typingTimer) clearTimeout(typingTimer);
+    if (on === "agent") typingTimer = setTimeout(function () { typingEl.classList.remove("show"); }, 5000);
+  }
+  function seen(seq) { if (seq > lastSeq) lastSeq = seq; }
+  function greet() {
+    var g = ds.greeting || (lang === "zh" ? widgetConf.greeting_zh : widgetConf.greeting_en) || T.greeting;
+    if (!items.greeting) bubble("greeting", "assistant", g, { replay: true });
+  }
+
+  function setOwner(state, frame) {
+    frame = frame || {};
+    owner = state;
+    if (state !== "bot") { showTyping(false); awaitingReply = false; }
+    humanBtn.hidden = state !== "bot";
+    endBtn.hidden = state === "closed";
+    banner.classList.remove("show"); banner.textContent = "";
+    if (state === "queued") {
+      banner.textContent = frame.position ? t("queued", { n: frame.position }) : T.queuedNoPos;
+      if (frame.agents_online === false && widgetConf.offline_message_enabled !== false) {
+        banner.textContent = T.noAgents;
+        var btn = document.createElement("button"); btn.type = "button"; btn.textContent = T.leaveMessage;
+        btn.className = "leave"; btn.onclick = function () { offlineCard.classList.add("show"); };
+        banner.appendChild(btn);
+      }
+      banner.classList.add("show");
+      setStatus(T.queuedNoPos);
+    } else if (state === "agent_joined") {
+      setStatus(t("joined", { name: frame.agent_name || T.agent }));
+      showTyping(false); awaitingReply = false;
+    } else if (state === "closed") {
+      setStatus(T.closed); showTyping(false); awaitingReply = false;
+      if (!closedView) { closedView = true; rateCard.classList.add("show"); }
+    } else {
+      setStatus(T.online);
+    }
+    $("form.compose").style.display = state === "closed" ? "none" : "flex";
+  }
+
+  // -- the connection ----------------------------------------------------------------------
+  function send(frame) { if (ws && ws.readyState === 1) { ws.send(JSON.stringify(frame)); return true; } return false; }
+
+  function fetchToken() {
+    var body = { widget_key: widgetKey };
+    var vid = load("visitor", null);
+    if (vid && /^v-[0-9a-f]{32}$/.test(vid)) body.visitor_id = vid;
+    if (ds.identity) body.identity = ds.identity;
+    return fetch(api + "/v1/visitor-token", {
+      method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body)
+    }).then(function (res) {
+      if (!res.ok) throw new Error("token " + res.status);
+      return res.json();
+    }).then(function (data) {
+      if (/^v-/.test(data.visitor_id)) save("visitor", data.visitor_id);
+      widgetConf = data.widget || {};
+      applyTheme(); greet();
+      return data.token;
+    });
+  }
+
+  function connect() {
+    clearTimeout(retryTimer);
+    setStatus(lastSeq || conversationId ? T.reconnecting : T.connecting);
+    fetchToken().then(function (token) {
+      var sock = new WebSocket(wsUrl + "?token=" + encodeURIComponent(token));
+      ws = sock;
+      sock.onopen = function () {
+        backoff = 500;
+        setStatus(T.online);
+        sock.send(JSON.stringify({ action: "sync", last_seq: lastSeq }));
+        outbox.forEach(function (m) { sock.send(JSON.stringify(m)); });   // same client_msg_id: de-duplicated
+        clearInterval(pingTimer);
+        pingTimer = setInterval(function () { send({ action: "ping" }); }, 60000);
+      };
+      sock.onmessage = function (ev) { try { handle(JSON.parse(ev.data)); } catch (e) { console.warn("kefu:", e); } };
+      sock.onclose = function () {
+        if (ws !== sock) return;
+        clearInterval(pingTimer);
+        setStatus(T.reconnecting);
+        retry();
+      };
+    }).catch(function () { setStatus(T.reconnecting); retry(); });
+  }
+  function retry() {
+    clearTimeout(retryTimer);
+    var wait = backoff * (0.75 + Math.random() * 0.5);
+    backoff = Math.min(backoff * 2, 15000);
+    retryTimer = setTimeout(connect, wait);
+  }
+  window.addEventListener("online", function () { if (!ws || ws.readyState > 1) { backoff = 500; connect(); } });
+
+  function handle(f) {
+    if (f.type === "history") {
+      if (conversationId && f.conversation_id !== conversationId && lastSeq > 0) {
+        // A new conversation (the old one was closed): start from its beginning.
+        lastSeq = 0; send({ action: "sync", last_seq: 0 }); conversationId = f.conversation_id; return;
+      }
+      conversationId = f.conversation_id;
+      f.messages.forEach(function (m) {
+        if (m.role === "system") { notice("s:" + m.seq, eventText(m.event, m)); seen(m.seq); return; }
+        var key = m.role === "visitor" && m.client_msg_id ? "c:" + m.client_msg_id : "s:" + m.seq;
+        bubble(key, m.role, m.text, { extra: m.status === "complete" ? "" : m.status, name: m.agent_name, replay: true });
+        if (m.status !== "streaming") seen(m.seq);
+        if (m.role === "visitor") dropFromOutbox(m.client_msg_id);
+      });
+    } else if (f.type === "ack") {
+      dropFromOutbox(f.client_msg_id);
+      var el = items["c:" + f.client_msg_id];
+      if (el) el.classList.remove("pending");
+      seen(f.seq);
+      if (owner === "bot") { awaitingReply = true; showTyping(true); }
+    } else if (f.type === "message") {
+      if (f.role === "visitor") bubble(f.client_msg_id ? "c:" + f.client_msg_id : "s:" + f.seq, "visitor", f.text);
+      else { bubble("s:" + f.seq, f.role, f.text, { name: f.agent_name }); showTyping(false); }
+      seen(f.seq);
+    } else if (f.type === "delta") {
+      var cur = items["s:" + f.seq], prev = cur ? cur.querySelector(".b").textContent : "";
+      bubble("s:" + f.seq, "assistant", prev.slice(0, f.offset) + f.text, { extra: "streaming" });
+      showTyping(false);
+    } else if (f.type === "final") {
+      bubble("s:" + f.seq, "assistant", f.text, { extra: f.status === "incomplete" ? "incomplete" : "" });
+      seen(f.seq); awaitingReply = false; showTyping(false);
+    } else if (f.type === "state") {
+      if (f.seq) seen(f.seq);
+      if (f.seq && !items["s:" + f.seq]) notice("s:" + f.seq, eventText(f.state === "bot" ? "returned_to_bot" : f.state, f));
+      setOwner(f.state, f);
+    } else if (f.type === "typing") {
+      if (f.role === "agent") showTyping("agent");
+    } else if (f.type === "csat_saved") {
+      rated = true;
+      rateCard.querySelector("h4").textContent = T.thanks;
+      stars.style.display = "none"; $(".r-comment").style.display = "none"; $(".r-send").style.display = "none";
+    } else if (f.type === "offline_saved") {
+      offlineCard.innerHTML = '<div class="done"></div>';
+      offlineCard.querySelector(".done").textContent = T.offlineSaved;
+    } else if (f.type === "busy") {
+      setStatus(T.busy); showTyping(false);
+    } else if (f.type === "error") {
+      if (f.code === "conversation_closed") setOwner("closed");
+      else if (f.retry && f.client_msg_id) setTimeout(function () { resend(f.client_msg_id); }, 1500);
+    }
+  }
+  function dropFromOutbox(id) {
+    var i = outbox.findIndex(function (m) { return m.client_msg_id === id; });
+    if (i >= 0) { outbox.splice(i, 1); save("outbox", outbox); }
+  }
+  function resend(id) { outbox.filter(function (m) { return m.client_msg_id === id; }).forEach(send); }
+
+  // -- actions -----------------------------------------------------------------------------
+  function newId() { return "c-" + Date.now().toString(36) + "-" + Math.random().toString(36).slice(2, 10); }
+  $("form.compose").addEventListener("submit", function (e) {
+    e.preventDefault();
+    var text = input.value.trim();
+    if (!text) return;
+    var frame = { action: "message", client_msg_id: newId(), text: text };
+    outbox.push(frame); save("outbox", outbox);
+    bubble("c:" + frame.client_msg_id, "visitor", text, { extra: "pending" });
+    send(frame);
+    input.value = "";
+  });
+  input.addEventListener("keydown", function (e) {
+    if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); $("form.compose").requestSubmit(); }
+  });
+  var lastTyping = 0;
+  input.addEventListener("input", function () {
+    if (owner === "agent_joined" && Date.now() - lastTyping > 2000) { lastTyping = Date.now(); send({ action: "typing" }); }
+  });
+  humanBtn.addEventListener("click", function () { send({ action: "handoff" }); });
+  endBtn.addEventListener("click", function () { send({ action: "end" }); });
+  stars.addEventListener("click", function (e) {
+    var b = e.target.closest("button"); if (!b) return;
+    score = Number(b.dataset.score);
+    Array.prototype.forEach.call(stars.children, function (x) { x.classList.toggle("on", Number(x.dataset.score) <= score); });
+  });
+  $(".r-send").addEventListener("click", function () {
+    if (!score) return;
+    send({ action: "csat", score: score, comment: $(".r-comment").value.trim() });
+  });
+  $(".r-new").addEventListener("click", function () {
+    // The old conversation is closed: a new connection opens a new one.
+    rateCard.classList.remove("show"); closedView = false; rated = false; score = 0;
+    stars.style.display = ""; $(".r-comment").style.display = ""; $(".r-send").style.display = "";
+    rateCard.querySelector("h4").textContent = T.rateTitle;
+    Array.prototype.forEach.call(stars.children, function (x) { x.classList.remove("on"); });
+    log.innerHTML = ""; items = {}; lastSeq = 0; conversationId = null;
+    setOwner("bot");
+    var old = ws; ws = null; if (old) old.close();
+    backoff = 500; connect();
+  });
+  $(".o-cancel").addEventListener("click", function () { offlineCard.classList.remove("show"); });
+  $(".o-send").addEventListener("click", function () {
+    var text = $(".o-text").value.trim(); if (!text) return;
+    send({ action: "offline_message", name: $(".o-name").value.trim(), contact: $(".o-contact").value.trim(), text: text });
+  });
+  function toggle(open) {
+    panel.classList.toggle("open", open);
+    save("open", open);
+    if (open) { unread = 0; renderBadge(); setTimeout(function () { input.focus(); }, 30); scroll(); }
+  }
+  $(".launcher").addEventListener("click", function () { toggle(!panel.classList.contains("open")); });
+  $("button.x").addEventListener("click", function () { toggle(false); });
+
+  function start() {
+    document.body.appendChild(host);
+    outbox.forEach(function (m) { bubble("c:" + m.client_msg_id, "visitor", m.text, { extra: "pending", replay: true }); });
+    setOwner("bot");
+    if (ds.open === "true" || wasOpen) toggle(true);
+    connect();
+  }
+  window.__kefuWidget = {
+    open: function () { toggle(true); }, close: function () { toggle(false); },
+    get state() { return { owner: owner, lastSeq: lastSeq, conversationId: conversationId, outbox: outbox.length, rated: rated, connected: !!(ws && ws.readyState === 1) }; },
+    _socket: function () { return ws; }
+  };
+  if (document.body) start(); else document.addEventListener("DOMContentLoaded", start);
+})();
