@@ -192,7 +192,7 @@
   function seen(seq) { if (seq > lastSeq) lastSeq = seq; }
   function greet() {
     var g = ds.greeting || (lang === "zh" ? widgetConf.greeting_zh : widgetConf.greeting_en) || T.greeting;
-    if (!items.greeting) bubble("greeting", "assistant", g, { replay: true });
+    bubble("greeting", "assistant", g, { replay: true });
   }
 
   function setOwner(state, frame) {
@@ -290,6 +290,9 @@
         if (m.status !== "streaming") seen(m.seq);
         if (m.role === "visitor") dropFromOutbox(m.client_msg_id);
       });
+      // Messages still waiting for their ack come after everything the server has.
+      outbox.forEach(function (m) { var p = items["c:" + m.client_msg_id]; if (p) log.appendChild(p); });
+      scroll();
     } else if (f.type === "ack") {
       dropFromOutbox(f.client_msg_id);
       var el = items["c:" + f.client_msg_id];
@@ -389,6 +392,7 @@
 
   function start() {
     document.body.appendChild(host);
+    greet();
     outbox.forEach(function (m) { bubble("c:" + m.client_msg_id, "visitor", m.text, { extra: "pending", replay: true }); });
     setOwner("bot");
     if (ds.open === "true" || wasOpen) toggle(true);

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -19,6 +20,7 @@ import redis
 
 from kefu_core.tenants import DEMO_ADMIN_EMAIL, DEMO_ADMIN_PASSWORD
 from tests.support.core import core_settings
+from tests.support.fake_openai import FakeOpenAI
 from tests.support.gateway import RunningGateway, run_gateway
 
 pytestmark = pytest.mark.browser
@@ -37,6 +39,40 @@ def gateway(make_database, redis_url) -> Iterator[RunningGateway]:  # type: igno
     settings = core_settings(pg_dsn=make_database(), redis_url=redis_url, redis_prefix=prefix)
     with run_gateway(settings, replica_id="browser") as running:
         yield running
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(match=prefix + "*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def slow_gateway(make_database, redis_url) -> Iterator[RunningGateway]:  # type: ignore[no-untyped-def]
+    """A gateway whose model streams ten pieces a second: replies take seconds."""
+    if not shutil.which("chromium"):
+        pytest.skip("chromium is not installed (scripts/bootstrap --browser)")
+    prefix = f"kefu-test:browser-slow:{uuid.uuid4().hex[:8]}:"
+    settings = core_settings(pg_dsn=make_database(), redis_url=redis_url, redis_prefix=prefix)
+    with FakeOpenAI(tokens_per_s=10, first_token_ms=50) as fake:
+        engines = [{"name": "slow", "provider": "slow", "base_url": fake.base_url,
+                    "model": "fake", "api_keys": ["sk-test"]}]
+        env = {"ENGINES": json.dumps(engines), "CACHE_TTL_S": "0"}
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)  # read once, when the gateway builds its router
+        try:
+            with run_gateway(settings, replica_id="browser-slow") as running:
+                for key, value in saved.items():
+                    if value is None:
+                        os.environ.pop(key, None)
+                    else:
+                        os.environ[key] = value
+                yield running
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
     client = redis.Redis.from_url(redis_url)
     keys = list(client.scan_iter(match=prefix + "*"))
     if keys:
@@ -176,15 +212,20 @@ async def _drop_server_side(gateway: RunningGateway, conversation_id: str) -> in
 
 
 async def test_reconnects_mid_reply_and_resends_the_outbox_after_going_offline(
-    browser: Any, gateway: RunningGateway,
+    browser: Any, slow_gateway: RunningGateway,
 ) -> None:
+    gateway = slow_gateway
     context, visitor, frames = await _visitor_page(browser, gateway)
-    # GIVEN a reply that is streaming
+    # GIVEN a reply that is streaming (the model sends ten pieces a second)
     await _say(visitor, "请详细介绍一下你们的退货政策和运费规则")
-    await visitor.wait_for_function("window.__kefuWidget.state.lastSeq >= 1")
+    async with asyncio.timeout(15):
+        while not frames.of("delta"):
+            await asyncio.sleep(0.02)
     state = await visitor.evaluate("window.__kefuWidget.state")
     # WHEN the connection is dropped by the server mid-reply
     assert await _drop_server_side(gateway, state["conversationId"]) >= 1
+    assert not frames.of("final"), "the drop must happen while the reply streams"
+    before = len(frames.of("delta"))
     # THEN the widget reconnects, resumes from its last sequence number and shows the whole
     # reply exactly once
     await visitor.wait_for_function("window.__kefuWidget.state.connected")
@@ -192,8 +233,10 @@ async def test_reconnects_mid_reply_and_resends_the_outbox_after_going_offline(
     syncs = [f for f in frames.of("history")]
     assert len(syncs) >= 2
     history = await _transcript(gateway, state["conversationId"])
-    assert reply == history[-1]["text"]
+    assert reply == history[-1]["text"] and reply.startswith("OK. ")
     assert await visitor.locator(".row.visitor").count() == 1
+    assert await visitor.locator(".row.assistant").count() == 2  # the greeting and the reply
+    assert len(frames.of("delta")) > before  # the rest streamed to the new connection
 
     # WHEN the network goes away and the visitor writes anyway
     await context.set_offline(True)
@@ -222,6 +265,9 @@ async def test_reconnects_mid_reply_and_resends_the_outbox_after_going_offline(
     sent = [m for m in history if m["role"] == "visitor"]
     assert [m["text"] for m in sent] == ["请详细介绍一下你们的退货政策和运费规则", "离线时发的消息"]
     assert await visitor.locator(".row.visitor").count() == 2
+    # AND the page shows the conversation in order
+    shown = await visitor.locator(".row.visitor .b").all_inner_texts()
+    assert shown == ["请详细介绍一下你们的退货政策和运费规则", "离线时发的消息"]
     await visitor.screenshot(path="/tmp/kefu-browser-6-reconnected.png")
     await context.close()
 
