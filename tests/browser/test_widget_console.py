@@ -95,16 +95,26 @@ class Frames:
 
     def __init__(self, page: Any) -> None:
         self.items: list[dict[str, Any]] = []
+        self._events: dict[str, asyncio.Event] = {}
         page.on("websocket", self._attach)
+
+    def _event(self, kind: str) -> asyncio.Event:
+        return self._events.setdefault(kind, asyncio.Event())
+
+    async def wait(self, kind: str, timeout: float = 15) -> None:
+        async with asyncio.timeout(timeout):
+            await self._event(kind).wait()
 
     def _attach(self, ws: Any) -> None:
         ws.on("framereceived", self._add)
 
     def _add(self, payload: Any) -> None:
         try:
-            self.items.append(json.loads(payload if isinstance(payload, str) else payload))
+            frame = json.loads(payload)
         except (ValueError, TypeError):
-            pass
+            return
+        self.items.append(frame)
+        self._event(str(frame.get("type"))).set()
 
     def of(self, kind: str) -> list[dict[str, Any]]:
         return [f for f in self.items if f.get("type") == kind]
@@ -218,9 +228,7 @@ async def test_reconnects_mid_reply_and_resends_the_outbox_after_going_offline(
     context, visitor, frames = await _visitor_page(browser, gateway)
     # GIVEN a reply that is streaming (the model sends ten pieces a second)
     await _say(visitor, "请详细介绍一下你们的退货政策和运费规则")
-    async with asyncio.timeout(15):
-        while not frames.of("delta"):
-            await asyncio.sleep(0.02)
+    await frames.wait("delta")
     state = await visitor.evaluate("window.__kefuWidget.state")
     # WHEN the connection is dropped by the server mid-reply
     assert await _drop_server_side(gateway, state["conversationId"]) >= 1
