@@ -22,6 +22,7 @@ import logging
 import secrets
 import time
 import uuid
+import weakref
 from datetime import datetime
 from typing import Any, Literal
 
@@ -370,34 +371,30 @@ async def tenant_settings(
     return value, prompt
 
 
-_bootstrapped: set[int] = set()
-_bootstrap_lock = asyncio.Lock()
+_bootstrapped: weakref.WeakSet[AsyncConnectionPool] = weakref.WeakSet()
 
 
 async def ensure_bootstrap(pool: AsyncConnectionPool, settings: Settings) -> None:
-    """Create what the environment configures, once per pool (idempotent across processes)."""
-    if id(pool) in _bootstrapped:
+    """Create what the environment configures, once per pool (idempotent, so two processes or
+    two concurrent first requests doing it at once are harmless)."""
+    if pool in _bootstrapped:
         return
-    async with _bootstrap_lock:
-        if id(pool) in _bootstrapped:
-            return
-        store = TenantStore(pool)
-        for key, tenant in settings.widget_tenants().items():
-            await store.ensure_tenant(tenant_id=tenant, name=tenant)
-            await store._one("INSERT INTO widget_keys (key, tenant_id, label) VALUES (%s, %s,"
-                             " 'WIDGET_KEYS') ON CONFLICT DO NOTHING RETURNING key",
-                             (key, tenant))
-        email = getattr(settings, "super_admin_email", None)
-        password = getattr(settings, "super_admin_password", None)
-        if email and password:
-            await store.ensure_tenant(tenant_id=ROOT_TENANT, name="super-admin")
-            await _ensure_agent(store, tenant_id=ROOT_TENANT, email=email, name="Super admin",
-                                password=password)
-        if settings.kefu_env != "production":
-            for tenant in sorted(set(settings.widget_tenants().values()))[:1]:
-                await _ensure_agent(store, tenant_id=tenant, email=DEMO_ADMIN_EMAIL,
-                                    name="Demo admin", password=DEMO_ADMIN_PASSWORD)
-        _bootstrapped.add(id(pool))
+    store = TenantStore(pool)
+    for key, tenant in settings.widget_tenants().items():
+        await store.ensure_tenant(tenant_id=tenant, name=tenant)
+        await store._one("INSERT INTO widget_keys (key, tenant_id, label) VALUES (%s, %s,"
+                         " 'WIDGET_KEYS') ON CONFLICT DO NOTHING RETURNING key", (key, tenant))
+    email = settings.super_admin_email
+    password = settings.super_admin_password
+    if email and password:
+        await store.ensure_tenant(tenant_id=ROOT_TENANT, name="super-admin")
+        await _ensure_agent(store, tenant_id=ROOT_TENANT, email=email, name="Super admin",
+                            password=password)
+    if settings.kefu_env != "production":
+        for tenant in sorted(set(settings.widget_tenants().values()))[:1]:
+            await _ensure_agent(store, tenant_id=tenant, email=DEMO_ADMIN_EMAIL,
+                                name="Demo admin", password=DEMO_ADMIN_PASSWORD)
+    _bootstrapped.add(pool)
 
 
 async def _ensure_agent(
