@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dsn", help="PostgreSQL with pgvector (default: embedded, kefu_bench)")
     parser.add_argument("--dim", type=int, default=512, help="offline embedder dimension")
     parser.add_argument("--limit", type=int, default=0, help="only the first N questions")
-    parser.add_argument("--chunk-tokens", type=int, default=350, help="chunk size (tokens)")
+    parser.add_argument("--chunk-tokens", type=int, default=200, help="chunk size (tokens)")
     parser.add_argument("--tenant", default=TENANT, help="tenant id to ingest into")
     args = parser.parse_args(argv)
     return asyncio.run(main_async(args))

@@ -1,7 +1,8 @@
 """Parse documents (Markdown, plain text, FAQ CSV) and cut them into chunks.
 
 Sizes are in estimated tokens (one per CJK character, ~4 characters per token otherwise), so
-the same setting gives ~350 Chinese characters or ~1,400 English characters per chunk.
+the default (200) gives ~200 Chinese characters or ~800 English characters per chunk: about
+one FAQ answer or one policy paragraph, small enough that a passage is about one thing.
 Markdown chunks carry their heading path; a FAQ row is one chunk (question as heading).
 Long paragraphs are cut at sentence ends, with a small sentence overlap between their pieces.
 """
@@ -194,8 +195,8 @@ def chunk_document(
     content: str,
     content_type: str,
     *,
-    max_tokens: int = 350,
-    overlap_tokens: int = 40,
+    max_tokens: int = 200,
+    overlap_tokens: int = 30,
 ) -> list[Chunk]:
     """Parse `content` according to `content_type` and return its chunks."""
     kind = content_kind(content_type)

@@ -68,6 +68,8 @@ class OfflineEmbedder:
 
     _WEIGHTS: ClassVar[dict[str, float]] = {"u": 0.4, "b": 1.0, "t": 0.6, "w": 1.0, "l": 0.3}
 
+    lexical = True  # it matches surface forms only; hybrid search weighs it accordingly
+
     def __init__(self, dim: int = 512) -> None:
         if dim < 16:
             raise ValueError("dim must be at least 16")
@@ -152,6 +154,7 @@ class OpenAIEmbedder:
         self._dim = dim
         self._batch_size = batch_size
         self._send_dimensions = send_dimensions
+        self.lexical = False
 
     @property
     def name(self) -> str:

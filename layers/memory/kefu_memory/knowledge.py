@@ -86,16 +86,33 @@ class KnowledgeBase:
         pool: AsyncConnectionPool[Any],
         embedder: Embedder,
         *,
-        max_chunk_tokens: int = 350,
-        overlap_tokens: int = 40,
+        max_chunk_tokens: int = 200,
+        overlap_tokens: int = 30,
         candidates: int = 40,
-        rrf_k: int = 60,
+        rrf_k: int | None = None,
         ef_search: int = 80,
         bm25_k1: float = _BM25_K1,
         bm25_b: float = _BM25_B,
-        vector_weight: float = 1.0,
+        vector_weight: float | None = None,
         keyword_weight: float = 1.0,
+        max_df_ratio: float = 0.5,
+        max_query_terms: int = 32,
     ) -> None:
+        """Search settings: `candidates` per side before fusion; `rrf_k` of reciprocal rank
+        fusion; BM25 `bm25_k1`/`bm25_b` (b is low because chunks are length-capped already);
+        keyword terms found in more than `max_df_ratio` of the tenant's chunks are skipped
+        (their BM25 weight is near zero and their postings are the longest), and at most
+        `max_query_terms` of the rarest query terms are scored.
+
+        Fusion defaults depend on the embedder: a semantic one (an API model) gets equal weight
+        and `rrf_k` 60; a lexical one (`embedder.lexical`, like `OfflineEmbedder`) only sees
+        what the keyword side sees, less well, so it gets weight 0.2 and `rrf_k` 10 (measured
+        on CrossWOZ by bench/retrieval_quality.py)."""
+        lexical = bool(getattr(embedder, "lexical", False))
+        if vector_weight is None:
+            vector_weight = 0.2 if lexical else 1.0
+        if rrf_k is None:
+            rrf_k = 10 if lexical else 60
         self._pool = pool
         self._embedder = embedder
         self._max_chunk_tokens = max_chunk_tokens
@@ -106,6 +123,8 @@ class KnowledgeBase:
         self._bm25_k1 = bm25_k1
         self._bm25_b = bm25_b
         self._weights = (vector_weight, keyword_weight)
+        self._max_df_ratio = max_df_ratio
+        self._max_query_terms = max_query_terms
 
     @property
     def embedder(self) -> Embedder:
@@ -175,6 +194,7 @@ class KnowledgeBase:
                 removed_chunks, removed_terms = 0, 0
                 if row is not None:
                     document_id = int(row[0])
+                    await self._forget_terms(conn, tenant_id, document_id)
                     cur = await conn.execute(
                         "DELETE FROM kb_chunks WHERE document_id = %s RETURNING term_count",
                         (document_id,),
@@ -254,7 +274,29 @@ class KnowledgeBase:
             for i, terms in enumerate(prepared.terms):
                 for term, tf in terms.items():
                     await copy.write_row((tenant_id, term, ids[i], tf, term_counts[i]))
+        await conn.execute(
+            "INSERT INTO kb_terms (tenant_id, term, df)"
+            " SELECT %s, term, count(*) FROM kb_postings WHERE chunk_id = ANY(%s) GROUP BY term"
+            " ON CONFLICT (tenant_id, term) DO UPDATE SET df = kb_terms.df + EXCLUDED.df",
+            (tenant_id, ids),
+        )
         return sum(term_counts)
+
+    @staticmethod
+    async def _forget_terms(
+        conn: psycopg.AsyncConnection[Any], tenant_id: str, document_id: int
+    ) -> None:
+        """Lower the document frequencies of the terms of a document about to be removed."""
+        await conn.execute(
+            "UPDATE kb_terms t SET df = t.df - s.n FROM ("
+            "  SELECT p.term, count(*) AS n FROM kb_postings p"
+            "  JOIN kb_chunks c ON c.id = p.chunk_id WHERE c.document_id = %s GROUP BY p.term"
+            ") s WHERE t.tenant_id = %s AND t.term = s.term",
+            (document_id, tenant_id),
+        )
+        await conn.execute(
+            "DELETE FROM kb_terms WHERE tenant_id = %s AND df <= 0", (tenant_id,)
+        )
 
     async def _existing(self, tenant_id: str, name: str) -> tuple[int, str, bool, int] | None:
         try:
@@ -316,6 +358,13 @@ class KnowledgeBase:
                 await conn.execute(
                     "SELECT 1 FROM kb_tenants WHERE tenant_id = %s FOR UPDATE", (tenant_id,)
                 )
+                cur = await conn.execute(
+                    "SELECT id FROM kb_documents WHERE tenant_id = %s AND name = %s",
+                    (tenant_id, name),
+                )
+                doc = await cur.fetchone()
+                if doc is not None:
+                    await self._forget_terms(conn, tenant_id, int(doc[0]))
                 cur = await conn.execute(
                     "DELETE FROM kb_chunks c USING kb_documents d WHERE c.document_id = d.id"
                     " AND d.tenant_id = %s AND d.name = %s RETURNING c.term_count",
@@ -419,18 +468,18 @@ class KnowledgeBase:
             "      ORDER BY (embedding::vector({dim})) <=> %(q)s::vector({dim}) LIMIT %(n)s) c "
             "JOIN kb_documents d ON d.id = c.document_id ORDER BY c.distance, c.id"
         ).format(dim=sql.Literal(dim))
-        async with self._pool.connection() as conn, conn.transaction():
-            await conn.execute(
-                sql.SQL("SET LOCAL hnsw.ef_search = {}").format(
-                    sql.Literal(max(self._ef_search, n))
+        params = {"q": to_pgvector(matrix[0]), "t": tenant_id, "e": self._embedder.name, "n": n}
+        async with self._pool.connection() as conn:
+            # One round trip: the settings and the query travel together in pipeline mode.
+            async with conn.pipeline(), conn.transaction():
+                await conn.execute(
+                    sql.SQL("SET LOCAL hnsw.ef_search = {}").format(
+                        sql.Literal(max(self._ef_search, n))
+                    )
                 )
-            )
-            await conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-            cur = conn.cursor(row_factory=dict_row)
-            await cur.execute(
-                statement,
-                {"q": to_pgvector(matrix[0]), "t": tenant_id, "e": self._embedder.name, "n": n},
-            )
+                await conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+                cur = conn.cursor(row_factory=dict_row)
+                await cur.execute(statement, params)
             rows = await cur.fetchall()
         return [Passage(**row, vector_rank=i) for i, row in enumerate(rows, start=1)]
 
@@ -443,10 +492,10 @@ class KnowledgeBase:
             " stats AS (SELECT greatest(chunk_count, 1)::float8 AS n,"
             "   greatest(term_total::float8 / greatest(chunk_count, 1), 1) AS avgdl"
             "   FROM kb_tenants WHERE tenant_id = %(t)s),"
-            " df AS (SELECT p.term, count(*)::float8 AS df FROM kb_postings p JOIN q USING (term)"
-            "   WHERE p.tenant_id = %(t)s GROUP BY p.term),"
-            " w AS (SELECT q.term, q.qtf * ln(1 + (stats.n - df.df + 0.5) / (df.df + 0.5)) AS idf"
-            "   FROM q JOIN df USING (term) CROSS JOIN stats),"
+            " w AS (SELECT q.term, q.qtf * ln(1 + (stats.n - t.df + 0.5) / (t.df + 0.5)) AS idf"
+            "   FROM q JOIN kb_terms t ON t.tenant_id = %(t)s AND t.term = q.term"
+            "   CROSS JOIN stats WHERE t.df <= greatest(stats.n * %(max_df)s, 2)"
+            "   ORDER BY idf DESC LIMIT %(max_terms)s),"
             " scored AS (SELECT p.chunk_id, sum(w.idf * p.tf * (%(k1)s + 1) / (p.tf + %(k1)s *"
             "   (1 - %(b)s + %(b)s * p.doc_len / stats.avgdl))) AS score"
             "   FROM kb_postings p JOIN w USING (term) CROSS JOIN stats"
@@ -461,6 +510,8 @@ class KnowledgeBase:
             "qtf": list(terms.values()),
             "t": tenant_id,
             "n": n,
+            "max_df": self._max_df_ratio,
+            "max_terms": self._max_query_terms,
             "k1": self._bm25_k1,
             "b": self._bm25_b,
         }

@@ -35,6 +35,26 @@ def tenant() -> str:
     return f"t-{uuid.uuid4().hex[:8]}"
 
 
+async def assert_index_consistent(pool: AsyncConnectionPool, tenant_id: str) -> None:
+    """Document frequencies and tenant statistics agree with the postings and chunks."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT count(*) FROM (SELECT term, count(*) AS n FROM kb_postings"
+            " WHERE tenant_id = %(t)s GROUP BY term) p FULL JOIN"
+            " (SELECT term, df FROM kb_terms WHERE tenant_id = %(t)s) t USING (term)"
+            " WHERE p.n IS DISTINCT FROM t.df",
+            {"t": tenant_id},
+        )
+        assert await cur.fetchone() == (0,)
+        cur = await conn.execute(
+            "SELECT k.chunk_count = (SELECT count(*) FROM kb_chunks WHERE tenant_id = %(t)s),"
+            " k.term_total = (SELECT coalesce(sum(term_count), 0) FROM kb_chunks"
+            "   WHERE tenant_id = %(t)s) FROM kb_tenants k WHERE k.tenant_id = %(t)s",
+            {"t": tenant_id},
+        )
+        assert await cur.fetchone() in ((True, True), None)
+
+
 @pytest.fixture
 def kb(memory_pool: AsyncConnectionPool, embedder: OfflineEmbedder) -> KnowledgeBase:
     return KnowledgeBase(memory_pool, embedder)
@@ -86,7 +106,7 @@ async def test_tenants_never_see_each_others_documents(kb: KnowledgeBase) -> Non
 
 
 async def test_reingest_replaces_chunks_and_bumps_version_only_on_change(
-    kb: KnowledgeBase,
+    kb: KnowledgeBase, memory_pool: AsyncConnectionPool
 ) -> None:
     # GIVEN a document ingested once
     t = tenant()
@@ -113,10 +133,11 @@ async def test_reingest_replaces_chunks_and_bumps_version_only_on_change(
     assert [h.content for h in hits] == ["客服工作时间：每天 8:00-22:00，节假日无休。"]
     stale = await kb.search(t, "周一至周五", k=5, mode="keyword")
     assert all("周一至周五" not in h.content for h in stale)
+    await assert_index_consistent(memory_pool, t)
 
 
 async def test_delete_document_and_folder_ingest_with_prune(
-    kb: KnowledgeBase, tmp_path: Path
+    kb: KnowledgeBase, tmp_path: Path, memory_pool: AsyncConnectionPool
 ) -> None:
     # GIVEN a folder with a Markdown file, an FAQ and a file type we do not read
     t = tenant()
@@ -134,8 +155,10 @@ async def test_delete_document_and_folder_ingest_with_prune(
     # THEN its document and chunks are gone
     assert await kb.document_names(t) == ["policies/returns.md"]
     assert await kb.search(t, "发票怎么开", k=5, mode="keyword") == []
+    await assert_index_consistent(memory_pool, t)
     assert await kb.delete_document(tenant_id=t, name="policies/returns.md")
     assert not await kb.delete_document(tenant_id=t, name="policies/returns.md")
+    await assert_index_consistent(memory_pool, t)
 
 
 async def test_changed_embedder_is_detected_and_reembedded(

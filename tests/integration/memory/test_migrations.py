@@ -36,7 +36,7 @@ async def test_migrate_is_idempotent_and_creates_the_prefixed_tables(
         indexes = {r[0] for r in conn.execute(
             "SELECT indexname FROM pg_indexes WHERE indexdef LIKE '%hnsw%'").fetchall()}
     assert tables == {"kefu_memory_migrations", "mem_facts", "mem_fact_sources", "mem_erasures",
-                      "kb_tenants", "kb_documents", "kb_chunks", "kb_postings"}
+                      "kb_tenants", "kb_documents", "kb_chunks", "kb_postings", "kb_terms"}
     assert indexes == {"mem_facts_hnsw_512", "kb_chunks_hnsw_512", "mem_facts_hnsw_1536",
                        "kb_chunks_hnsw_1536"}
 
