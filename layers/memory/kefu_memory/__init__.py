@@ -41,6 +41,7 @@ from ._models import (
     StoredFact,
     Turn,
 )
+from ._text import load_segmenter
 from .crm import CrmClient, CrmCustomer, CrmOrder, CrmTicket, CustomerProfile
 from .embedders import Embedder, OfflineEmbedder, OpenAIEmbedder
 from .extraction import FactExtractor, LlmExtractor, RuleBasedExtractor
@@ -92,4 +93,18 @@ __all__ = [
     "migrate",
     "recall",
     "short_term_source",
+    "warm_up",
 ]
+
+
+async def warm_up(embedder: Embedder | None = None) -> None:
+    """Load the Chinese segmenter off the event loop and run the embedder once.
+
+    Call it at cold start: the first segmentation would otherwise block the loop for most of
+    a second.
+    """
+    import asyncio
+
+    await asyncio.to_thread(load_segmenter)
+    if embedder is not None:
+        await embedder.embed(["预热 warm up"])

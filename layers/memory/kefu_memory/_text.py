@@ -20,6 +20,7 @@ __all__ = [
     "estimate_tokens",
     "is_cjk",
     "keyword_terms",
+    "load_segmenter",
     "normalize",
     "words",
 ]
@@ -54,6 +55,11 @@ def _jieba() -> Any:
                 jieba.initialize()
                 _jieba_ready = True
     return jieba
+
+
+def load_segmenter() -> None:
+    """Load jieba's dictionary now (blocking, ~0.7 s) instead of on first use."""
+    _jieba()
 
 
 def normalize(text: str) -> str:
