@@ -174,7 +174,12 @@ def parse_client_frame(
         raise BadFrame("bad_frame", "frame must be a JSON object")
     action = raw.get("action")
     client_msg_id = raw.get("client_msg_id") if isinstance(raw.get("client_msg_id"), str) else None
-    if action not in KNOWN_ACTIONS:
+    try:  # JSON escapes can spell lone surrogates, which no store can keep as UTF-8
+        json.dumps(raw, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise BadFrame("bad_encoding", "text must be valid Unicode (no lone surrogates)",
+                       client_msg_id=client_msg_id) from exc
+    if not isinstance(action, str) or action not in KNOWN_ACTIONS:
         raise BadFrame(
             "unknown_action", f"unknown action {str(action)[:32]!r}", client_msg_id=client_msg_id
         )

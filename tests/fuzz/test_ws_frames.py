@@ -171,23 +171,16 @@ def test_any_json_object_is_answered_and_every_ack_is_stored(
         assert seen["stored"].get(cid) == ack["seq"]
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: parse_client_frame tests a non-string action "
-                   "for membership in a frozenset and raises TypeError (internal_error)")
 async def test_a_list_as_action_is_a_client_error(fuzz_gateway: RunningGateway) -> None:
     seen = await _expect_error(fuzz_gateway, json.dumps({"action": ["message"]}))
     assert seen["reply"]["code"] == "unknown_action"
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: gateway/events.py route_for() catches "
-                   "ValueError but not RecursionError, so deeply nested JSON kills the socket")
 async def test_deeply_nested_json_is_a_client_error(fuzz_gateway: RunningGateway) -> None:
     seen = await _expect_error(fuzz_gateway, "[" * 5000)
     assert seen["reply"]["code"] == "bad_json"
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: a lone surrogate (valid JSON \\ud800) passes "
-                   "validation, then fails UTF-8 encoding when stored: internal_error, and a "
-                   "widget that resends on it loops")
 async def test_lone_surrogate_in_text_is_refused_or_stored_intact(
     fuzz_gateway: RunningGateway, fuzz_db: str
 ) -> None:

@@ -23,7 +23,7 @@ def route_for(body: str | None, *, routes: frozenset[str]) -> str:
     """``$request.body.action`` route selection; ``$default`` when it does not resolve."""
     try:
         action = json.loads(body or "").get("action")
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         return "$default"
     return action if isinstance(action, str) and action in routes else "$default"
 
