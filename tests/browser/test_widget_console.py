@@ -7,11 +7,14 @@ module, one context per person. Screenshots go to /tmp/kefu-browser-*.png for a 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
+import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -88,6 +91,32 @@ async def browser(gateway: RunningGateway) -> AsyncIterator[Any]:
         launched = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         yield launched
         await launched.close()
+
+
+@contextlib.contextmanager
+def _host_page(html: str) -> Iterator[str]:
+    """A company's page on another origin (another port) that embeds the widget."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = html.encode()
+            self.send_response(200)
+            self.send_header("content-type", "text/html; charset=utf-8")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/shop"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 class Frames:
@@ -293,3 +322,40 @@ async def _transcript(gateway: RunningGateway, conversation_id: str) -> list[dic
                 return messages
             await asyncio.sleep(0.1)
     raise AssertionError("the reply never finished")
+
+
+async def test_widget_embedded_cross_origin_in_english_takes_an_offline_message(
+    browser: Any, gateway: RunningGateway,
+) -> None:
+    # GIVEN a company page on another origin embedding the widget: English, left, green
+    page_html = (
+        "<!doctype html><html><head><title>Shop</title><style>body{font:16px serif;"
+        "background:#fffbe6} button{all:unset}</style></head><body><h1>Example shop</h1>"
+        f'<script src="{gateway.http}/web/widget.js" data-widget-key="demo-key" '
+        'data-lang="en" data-color="#0f9d58" data-position="left" data-open="true" '
+        'data-greeting="Hello from Example shop!" async></script></body></html>'
+    )
+    context = await browser.new_context(viewport={"width": 1000, "height": 760})
+    page = await context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    with _host_page(page_html) as url:
+        await page.goto(url)
+    await page.wait_for_function("window.__kefuWidget && window.__kefuWidget.state.connected")
+    assert not page.url.startswith(gateway.http)
+    # THEN the widget is themed and speaks English, unaffected by the page's CSS
+    assert await page.locator(".row.assistant .b").first.inner_text() == "Hello from Example shop!"
+    panel = page.locator(".panel")
+    assert await panel.evaluate("e => getComputedStyle(e).left") == "20px"
+    assert await page.locator("button.human").inner_text() == "Talk to a human"
+    # WHEN the visitor asks for a human while nobody is online
+    await page.locator("button.human").click()
+    await page.locator(".banner.show", has_text="No agent is online").wait_for()
+    await page.locator(".banner button.leave").click()
+    await page.locator(".o-name").fill("Ann")
+    await page.locator(".o-contact").fill("ann@example.com")
+    await page.locator(".o-text").fill("Please call me back about order 778")
+    await page.locator(".o-send").click()
+    # THEN the message is left for the team
+    await page.locator(".card.offline .done", has_text="Message sent").wait_for()
+    await page.screenshot(path="/tmp/kefu-browser-7-english-offline.png")
+    await context.close()
