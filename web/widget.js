@@ -321,6 +321,7 @@
       rateCard.querySelector("h4").textContent = T.thanks;
       stars.style.display = "none"; $(".r-comment").style.display = "none"; $(".r-send").style.display = "none";
     } else if (f.type === "offline_saved") {
+      var leave = banner.querySelector("button.leave"); if (leave) leave.remove();
       offlineCard.innerHTML = '<div class="done"></div>';
       offlineCard.querySelector(".done").textContent = T.offlineSaved;
     } else if (f.type === "busy") {
