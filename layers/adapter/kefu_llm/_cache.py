@@ -60,9 +60,13 @@ class ResponseCache:
     def _rkey(self, digest: str) -> str:
         return f"{self._prefix}rc:{digest}"
 
-    async def get(self, digests: list[tuple[str, str]]) -> tuple[str, str] | None:
-        """The first hit among ``(engine, digest)`` pairs, as ``(engine, text)``."""
-        if not self.enabled or not digests:
+    @property
+    def redis(self) -> Any:
+        return self._redis
+
+    def local_get(self, digests: list[tuple[str, str]]) -> tuple[str, str] | None:
+        """The first in-process hit among ``(engine, digest)`` pairs, as ``(engine, text)``."""
+        if not self.enabled:
             return None
         now = self._clock()
         for _engine, digest in digests:
@@ -72,15 +76,31 @@ class ResponseCache:
                     self._lru.move_to_end(digest)
                     return hit[1], hit[2]
                 del self._lru[digest]
-        if self._redis is None:
-            return None
-        values = await self._redis.mget([self._rkey(d) for _, d in digests])
+        return None
+
+    def queue_get(self, pipe: Any, digests: list[tuple[str, str]]) -> None:
+        pipe.mget([self._rkey(d) for _, d in digests])
+
+    def finish_get(
+        self, digests: list[tuple[str, str]], values: list[Any]
+    ) -> tuple[str, str] | None:
+        now = self._clock()
         for (engine, digest), raw in zip(digests, values, strict=True):
             if raw is not None:
                 text = raw.decode() if isinstance(raw, bytes) else raw
                 self._remember(digest, engine, text, now)
                 return engine, text
         return None
+
+    async def get(self, digests: list[tuple[str, str]]) -> tuple[str, str] | None:
+        """The first hit among ``(engine, digest)`` pairs, as ``(engine, text)``."""
+        if not self.enabled or not digests:
+            return None
+        hit = self.local_get(digests)
+        if hit is not None or self._redis is None:
+            return hit
+        values = await self._redis.mget([self._rkey(d) for _, d in digests])
+        return self.finish_get(digests, values)
 
     def _remember(self, digest: str, engine: str, text: str, now: float) -> None:
         if self._size <= 0:
@@ -90,9 +110,14 @@ class ResponseCache:
         while len(self._lru) > self._size:
             self._lru.popitem(last=False)
 
-    async def put(self, engine: str, digest: str, text: str) -> None:
-        if not self.enabled:
-            return
-        self._remember(digest, engine, text, self._clock())
-        if self._redis is not None:
+    def put_local(self, engine: str, digest: str, text: str) -> None:
+        if self.enabled:
+            self._remember(digest, engine, text, self._clock())
+
+    async def put_remote(self, digest: str, text: str) -> None:
+        if self.enabled and self._redis is not None:
             await self._redis.set(self._rkey(digest), text, px=int(self.ttl_s * 1000))
+
+    async def put(self, engine: str, digest: str, text: str) -> None:
+        self.put_local(engine, digest, text)
+        await self.put_remote(digest, text)

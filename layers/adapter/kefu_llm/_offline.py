@@ -123,9 +123,7 @@ class OfflineEngine:
             return sum(w for k, w in q.items() if k in f) / q_total
 
         # Earlier passages were ranked higher by retrieval: ties go to them.
-        ranked = sorted(
-            ((score(p), -i, p) for i, p in enumerate(call.passages)), reverse=True
-        )
+        ranked = sorted(((score(p), -i, p) for i, p in enumerate(call.passages)), reverse=True)
         best_score, _, passage = ranked[0]
         if best_score < self.min_score:
             return NO_ANSWER[language]
@@ -133,9 +131,11 @@ class OfflineEngine:
         faq = _FAQ_RE.search(passage)
         if faq:
             return PREFIX[language] + faq.group("answer").strip()
-        body = [line for line in passage.splitlines()
-                if line.strip() and not line.lstrip().startswith("#")
-                and not _QUESTION_LINE.match(line)]
+        body = [
+            line
+            for line in passage.splitlines()
+            if line.strip() and not line.lstrip().startswith("#") and not _QUESTION_LINE.match(line)
+        ]
         sentences = [s.strip() for s in _SENTENCE_SPLIT.split("\n".join(body)) if s.strip()]
         if not sentences:
             return NO_ANSWER[language]

@@ -127,20 +127,45 @@ class RedisRateLimiter:
         self._deny = _LocalDeny()
         self._clock = clock
 
-    async def acquire(self, scope: str, limits: list[Limit], *, force: bool = False) -> float:
+    @property
+    def redis(self) -> Any:
+        return self._redis
+
+    def prepare(
+        self, scope: str, limits: list[Limit], *, force: bool = False
+    ) -> float | list[Any] | None:
+        """Local part of `acquire`: a wait (refused from the local copy), ``None`` (nothing to
+        check) or the script arguments to send (see `queue` / `finish`)."""
         active = [lim for lim in limits if lim.per_minute > 0]
         if not active:
-            return 0.0
-        now = self._clock()
+            return None
         if not force:
-            wait = self._deny.check(scope, now)
+            wait = self._deny.check(scope, self._clock())
             if wait > 0:
                 return wait
         args: list[Any] = ["1" if force else "0"]
         for lim in active:
             args += [lim.name, lim.per_minute, repr(float(lim.cost))]
-        raw = await self._script(keys=[f"{self._prefix}rl:{{{scope}}}"], args=args)
+        return args
+
+    async def queue(self, pipe: Any, scope: str, args: list[Any]) -> None:
+        """Add the script call to a pipeline (one round trip with other commands)."""
+        await self._script(keys=[self._key(scope)], args=args, client=pipe)
+
+    def finish(self, scope: str, raw: Any) -> float:
         wait = float(raw.decode() if isinstance(raw, bytes) else raw)
         if wait > 0:
-            self._deny.remember(scope, now, wait)
+            self._deny.remember(scope, self._clock(), wait)
         return wait
+
+    def _key(self, scope: str) -> str:
+        return f"{self._prefix}rl:{{{scope}}}"
+
+    async def acquire(self, scope: str, limits: list[Limit], *, force: bool = False) -> float:
+        prepared = self.prepare(scope, limits, force=force)
+        if prepared is None:
+            return 0.0
+        if isinstance(prepared, float):
+            return prepared
+        raw = await self._script(keys=[self._key(scope)], args=prepared)
+        return self.finish(scope, raw)

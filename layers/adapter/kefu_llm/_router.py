@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -26,7 +26,7 @@ from ._exceptions import EngineError, EngineHTTPError, EngineTimeout, KefuLLMErr
 from ._keys import ApiKeyEntry, KeyRing
 from ._offline import detect_language
 from ._pii import Redactor, Restorer
-from ._ratelimit import Limit, RateLimiter
+from ._ratelimit import Limit, RateLimiter, RedisRateLimiter
 from ._tokens import count_message_tokens, encoding_for
 from ._types import Busy, ChatRequest, Delta, EngineCall, Event, Final
 
@@ -118,6 +118,7 @@ class Router:
         self.cache = cache
         self.config = config
         self._detector = detector
+        self._background: set[asyncio.Task[None]] = set()
 
     @property
     def engine_names(self) -> list[str]:
@@ -137,20 +138,20 @@ class Router:
         expected = prompt_tokens + (request.max_tokens or cfg.completion_token_estimate)
 
         tenant_scope = f"tenant:{request.tenant_id}"
-        wait = await self.limiter.acquire(
-            tenant_scope,
-            [Limit("req", cfg.tenant_rpm, 1), Limit("tok", cfg.tenant_tpm, expected)],
-        )
-        if wait > 0:
-            yield Busy(retry_after_s=_ceil(wait), scope="tenant")
-            return
-
         digests: list[tuple[str, str]] = []
         if self.cache.enabled:
             digests = [
                 (s.name, cache_key(request, s.name)) for s in self.slots if not s.engine.local
             ]
-            hit = await self.cache.get(digests)
+        wait, hit = await self._admit(
+            tenant_scope,
+            [Limit("req", cfg.tenant_rpm, 1), Limit("tok", cfg.tenant_tpm, expected)],
+            digests,
+        )
+        if wait > 0:
+            yield Busy(retry_after_s=_ceil(wait), scope="tenant")
+            return
+        if digests:
             if hit is not None:
                 engine_name, text = hit
                 step = max(cfg.cache_replay_chunk_chars, 1)
@@ -252,11 +253,16 @@ class Router:
                         if continuing
                         else ("length" if call.finish_reason == "length" else None)
                     )
-                    await self._charge_completion(request, slot, key, reply, tenant_scope)
+                    cache_digest = None
                     if digests and not continuing and not engine.local and reason is None:
-                        digest = next((d for name, d in digests if name == slot.name), None)
-                        if digest is not None:
-                            await self.cache.put(slot.name, digest, text)
+                        cache_digest = next((d for n, d in digests if n == slot.name), None)
+                        if cache_digest is not None:
+                            self.cache.put_local(slot.name, cache_digest, text)
+                    self._spawn(
+                        self._after_reply(
+                            request, slot, key, reply, tenant_scope, cache_digest, text
+                        )
+                    )
                     yield Final(
                         text=text,
                         status="complete",
@@ -277,7 +283,7 @@ class Router:
             if reply.raw and not (cfg.midstream_fallback and loop.time() < deadline):
                 break
         if reply.raw:
-            await self._charge_completion(request, None, None, reply, tenant_scope)
+            self._spawn(self._after_reply(request, None, None, reply, tenant_scope, None, ""))
             yield Final(
                 text="".join(reply.shown),
                 status="incomplete",
@@ -337,7 +343,17 @@ class Router:
                 await self._on_failure(slot, key, outcome.error, outcome.kind)
         raise KefuLLMError("no engine could summarise")
 
+    async def flush(self) -> None:
+        """Wait for the bookkeeping still running after the replies already given."""
+        while True:
+            pending = [t for t in self._background if not t.done()]
+            self._background = set(pending)
+            if not pending:
+                return
+            await asyncio.gather(*pending, return_exceptions=True)
+
     async def aclose(self) -> None:
+        await self.flush()
         await self.keyring.aclose()
         for slot in self.slots:
             try:
@@ -346,6 +362,63 @@ class Router:
                 logger.debug("engine close failed", exc_info=True)
 
     # -- internals --------------------------------------------------------------------------
+
+    async def _admit(
+        self, scope: str, limits: list[Limit], digests: list[tuple[str, str]]
+    ) -> tuple[float, tuple[str, str] | None]:
+        """Tenant rate limit and cache lookup; one Redis round trip for both when shared."""
+        hit = self.cache.local_get(digests) if digests else None
+        limiter = self.limiter
+        remote = self.cache.redis
+        if (
+            isinstance(limiter, RedisRateLimiter)
+            and remote is not None
+            and limiter.redis is remote
+            and digests
+            and hit is None
+        ):
+            prepared = limiter.prepare(scope, limits)
+            if isinstance(prepared, float):
+                return prepared, None
+            async with remote.pipeline(transaction=False) as pipe:
+                if prepared is not None:
+                    await limiter.queue(pipe, scope, prepared)
+                self.cache.queue_get(pipe, digests)
+                results = await pipe.execute()
+            wait = limiter.finish(scope, results[0]) if prepared is not None else 0.0
+            return wait, (self.cache.finish_get(digests, results[-1]) if wait <= 0 else None)
+        wait = await limiter.acquire(scope, limits)
+        if wait > 0:
+            return wait, None
+        if digests and hit is None:
+            hit = await self.cache.get(digests)
+        return 0.0, hit
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Bookkeeping after a reply (token charges, shared cache write) off the reply's path.
+
+        `flush` / `aclose` wait for it.
+        """
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _after_reply(
+        self,
+        request: ChatRequest,
+        slot: EngineSlot | None,
+        key: ApiKeyEntry | None,
+        reply: _Reply,
+        tenant_scope: str,
+        cache_digest: str | None,
+        text: str,
+    ) -> None:
+        try:
+            await self._charge_completion(request, slot, key, reply, tenant_scope)
+            if cache_digest is not None:
+                await self.cache.put_remote(cache_digest, text)
+        except Exception:
+            logger.warning("bookkeeping after a reply failed", exc_info=True)
 
     @staticmethod
     def _continuation(base: EngineCall, partial: str, lang: str) -> EngineCall:

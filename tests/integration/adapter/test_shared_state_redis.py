@@ -84,6 +84,7 @@ async def test_cached_answer_is_shared(
     a = build_router(settings=cfg, redis=aredis, key_prefix=redis_prefix)
     b = build_router(settings=cfg, redis=aredis, key_prefix=redis_prefix)
     _, first = await collect(a.stream(request("what is the refund policy?")))
+    await a.flush()  # the shared copy is written just after the reply
     n = fake.stats["requests"]
     _, second = await collect(b.stream(request("what is the refund policy?")))
     assert second.cached and second.text == first.text and fake.stats["requests"] == n
