@@ -4,9 +4,10 @@ Starts the OpenAI-compatible test server (tests/support/fake_openai.py) in a chi
 then sends ``--requests`` streaming chat requests through each path, alternating, one at a
 time: the bare SDK (``AsyncOpenAI.chat.completions.create(stream=True)``) and
 ``Router.stream`` (one engine, PII redaction on, in-process breakers, limits and cache, or
-Redis-backed ones with ``--redis-url``). Tenant rate limits and the response cache are on (every prompt is new, so every request
-pays a limit check, a cache miss and a cache write). Time to first token is measured to the first non-empty
-piece of text; total time to the end of the stream.
+Redis-backed ones with ``--redis-url``). Tenant rate limits and the response cache are on
+(every prompt is new, so every request pays a limit check, a cache miss and a cache write).
+Time to first token is measured to the first non-empty piece of text; total time to the end
+of the stream.
 
     python -m bench.adapter_overhead [--requests 400] [--first-token-ms 20] [--tokens 50]
                                      [--tokens-per-s 1000] [--redis-url redis://...]
@@ -38,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def start_server(args: argparse.Namespace) -> tuple[subprocess.Popen[bytes], str]:
