@@ -39,7 +39,7 @@ def llm_ttft_ms(text: str, lo: float, hi: float) -> int:
     if hi <= lo:
         return int(lo)
     frac = (zlib.crc32(text.strip().encode("utf-8")) % 10007) / 10006
-    return int(round(lo + frac * (hi - lo)))
+    return round(lo + frac * (hi - lo))
 
 
 def load_dialogues(path: str | None, *, seed: int = 7) -> list[list[str]]:

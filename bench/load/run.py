@@ -39,6 +39,7 @@ from .services import (
     Gateway,
     Postgres,
     Redis,
+    code_snapshot,
     engines_json,
 )
 
@@ -47,7 +48,7 @@ FAULTS = ("none", "llm-fail", "llm-stall", "llm-cut", "llm-midstall", "redis-res
 
 
 def raise_nofile(target: int = 65536) -> tuple[int, int]:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     for new_hard in (max(hard, target), hard):
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (min(target, new_hard), new_hard))
@@ -143,7 +144,7 @@ def pct(values: list[float], q: float) -> float | None:
     if not values:
         return None
     s = sorted(values)
-    k = max(0, min(len(s) - 1, int(round(q / 100 * (len(s) - 1)))))
+    k = max(0, min(len(s) - 1, round(q / 100 * (len(s) - 1))))
     return round(s[k], 1)
 
 
@@ -356,6 +357,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", type=int, default=0, help="py-spy the gateway for N seconds")
     ap.add_argument("--gateway-pythonpath", default=None,
                     help="extra PYTHONPATH for the gateway only (e.g. a folder with uvloop)")
+    ap.add_argument("--code", default="HEAD",
+                    help="git revision whose shared/ and layers/ the processes run "
+                         "(default HEAD), or 'worktree'")
     ap.add_argument("--env", action="append", default=[], help="extra gateway env KEY=VALUE")
     args = ap.parse_args(argv)
 
@@ -370,6 +374,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"warning: RLIMIT_NOFILE {nofile} below the {needed} a replica needs",
               file=sys.stderr)
 
+    code_path, code_sha = code_snapshot(args.code)
+    if code_path:
+        os.environ["PYTHONPATH"] = os.pathsep.join(
+            p for p in (code_path, str(ROOT), os.environ.get("PYTHONPATH")) if p)
     pg = Postgres(data_dir=Path("/tmp/kefu-bench/pg"))
     redis = Redis()
     llm = FakeLLM(first_token_ms=args.first_token_ms, tokens_per_s=args.tokens_per_s,
@@ -505,6 +513,7 @@ def main(argv: list[str] | None = None) -> int:
             "args": vars(args),
             "command": " ".join([".venv/bin/python -m bench.load.run", *(argv or sys.argv[1:])]),
             "machine": machine(),
+            "code": code_sha or "worktree",
             "limits": limits,
             "fault_events": [{**e, "t_rel_chat_s": round(e["t"] - chat_start, 1)}
                              for e in events],
@@ -515,7 +524,8 @@ def main(argv: list[str] | None = None) -> int:
                 "ramp_s": max((s["ramp_s"] for s in shard_results), default=None),
                 "timeline": _merge_timelines(shard_results),
             },
-            "llm": {"primary": _safe(llm.stats), "fallback": _safe(backup.stats) if backup else None},
+            "llm": {"primary": _safe(llm.stats),
+                    "fallback": _safe(backup.stats) if backup else None},
             "resources": resources(sampler.samples, window),
             **analyse(shard_results, dsn, window, arrivals),
         }

@@ -34,13 +34,34 @@ VENV_BIN = Path(sys.executable).parent
 TOKEN_SECRET = "bench-secret-0123456789-0123456789-abcdef"
 
 
+def code_snapshot(rev: str) -> tuple[str, str | None]:
+    """PYTHONPATH that runs the project's packages as committed at ``rev`` (``git archive``),
+    so a run measures a known commit while the work tree changes; ``worktree``: the tree."""
+    if rev == "worktree":
+        return "", None
+    sha = subprocess.run(["git", "rev-parse", rev], cwd=ROOT, check=True, capture_output=True,
+                         text=True).stdout.strip()
+    dest = Path("/tmp/kefu-bench/code") / sha[:12]
+    if not (dest / "shared").is_dir():
+        tmp = dest.with_suffix(".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        archive = subprocess.run(["git", "archive", sha, "shared", "layers"], cwd=ROOT,
+                                 check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive, check=True)
+        tmp.rename(dest)
+    paths = [dest / "shared", dest / "layers" / "adapter", dest / "layers" / "memory"]
+    return os.pathsep.join(str(p) for p in paths), sha
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
-def wait_port(port: int, *, timeout: float = 30.0, proc: subprocess.Popen[Any] | None = None) -> None:
+def wait_port(port: int, *, timeout: float = 30.0,
+              proc: subprocess.Popen[Any] | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
@@ -51,7 +72,8 @@ def wait_port(port: int, *, timeout: float = 30.0, proc: subprocess.Popen[Any] |
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
 
 
-def _stop(proc: subprocess.Popen[Any] | None, *, sig: int = signal.SIGTERM, wait: float = 15) -> None:
+def _stop(proc: subprocess.Popen[Any] | None, *, sig: int = signal.SIGTERM,
+          wait: float = 15) -> None:
     if proc is None or proc.poll() is not None:
         return
     proc.send_signal(sig)

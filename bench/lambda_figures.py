@@ -1,0 +1,457 @@
+"""Lambda figures from the `sam build` output, measured the way Lambda runs the code.
+
+    .venv/bin/python -m bench.lambda_figures [--build REV] [--repeat 5] [--out FILE]
+
+For each function a fresh ``python3.12 -S -I`` process gets exactly Lambda's layout on its
+path: the function folder, then ``.aws-sam/build/<Layer>/python`` of the three layers, then
+only what the python3.12 runtime ships (boto3 and its dependencies). Measured:
+
+- cold start: ``import app`` time inside the process, and "init": from spawning the process to
+  the handler being importable (what Lambda reports as Init Duration, interpreter included);
+- the first invocation of ``connect``/``message`` (it builds the Redis and PostgreSQL clients);
+- warm handler time of ``message`` (validate, de-duplicate, persist, acknowledge through the
+  management API, async-invoke ``stream``) and of ``stream`` with an instant LLM (the fake at 0 ms
+  first token and unpaced tokens), i.e. the handler's own overhead, the LLM excluded;
+- management-API calls per streamed reply (deltas batched every DELTA_FLUSH_MS) with the fake
+  LLM at a realistic 50 tokens/s;
+- zipped size of each function plus its layers (deflate, as ``sam deploy`` uploads them).
+
+The API Gateway management API and Lambda's invoke API are played by a local HTTP sink that
+boto3 reaches through ``WEBSOCKET_MANAGEMENT_URL`` and ``AWS_ENDPOINT_URL_LAMBDA``; Redis,
+PostgreSQL and the fake LLM are the harness's own (bench/load/services.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import threading
+import time
+import uuid
+import zipfile
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from bench.load.services import (
+    ROOT,
+    TOKEN_SECRET,
+    FakeLLM,
+    Postgres,
+    Redis,
+    engines_json,
+    free_port,
+)
+
+BUILD = ROOT / ".aws-sam" / "build"  # replaced by --build with a build of a committed revision
+LAYERS = ("CoreLayer", "MemoryLayer", "AdapterLayer")
+FUNCTIONS = {
+    "connect": "ConnectFunction",
+    "disconnect": "DisconnectFunction",
+    "message": "MessageFunction",
+    "stream": "StreamFunction",
+    "admin": "AdminFunction",
+}
+RUNTIME_MODULES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six.py")
+PYTHON = str(Path(sys.executable).parent / "python3.12")
+
+
+# -- the sink that plays API Gateway's management API and Lambda's invoke API ----------------
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.posts: Counter[str] = Counter()
+        self.invokes: list[dict[str, Any]] = []
+        self.port = free_port()
+
+        async def post(request: Request) -> Response:
+            self.posts[request.path_params["cid"]] += 1
+            await request.body()
+            return Response(status_code=200)
+
+        async def get(request: Request) -> Response:
+            return JSONResponse({"connectedAt": "2026-01-01T00:00:00Z",
+                                 "identity": {"sourceIp": "127.0.0.1", "userAgent": ""}})
+
+        async def invoke(request: Request) -> Response:
+            self.invokes.append(json.loads(await request.body()))
+            return Response(status_code=202)
+
+        app = Starlette(routes=[
+            Route("/@connections/{cid}", post, methods=["POST"]),
+            Route("/@connections/{cid}", get, methods=["GET"]),
+            Route("/2015-03-31/functions/{fn}/invocations", invoke, methods=["POST"]),
+        ])
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port,
+                                                    log_level="warning", lifespan="off"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> Sink:
+        self.thread.start()
+        while not self.server.started:
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(5)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+# -- the process Lambda would run ------------------------------------------------------------
+
+CHILD = r'''
+import json, sys, time
+t_start = time.perf_counter()
+build, fn_dir, runtime, mode = sys.argv[1:5]
+layers = [f"{build}/{name}/python" for name in ("CoreLayer", "MemoryLayer", "AdapterLayer")]
+sys.path[:0] = [fn_dir, *layers, runtime]
+t0 = time.perf_counter()
+import app
+import_ms = (time.perf_counter() - t0) * 1000
+out = {"import_ms": import_ms, "since_start_ms": (time.perf_counter() - t_start) * 1000}
+print("READY", flush=True)
+
+
+def load(name):
+    import importlib.util
+    path = f"{build}/{params['dirs'][name]}/app.py"
+    spec = importlib.util.spec_from_file_location(f"{name}_app", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.lambda_handler
+
+
+def message_event(i, prefix):
+    ev = json.loads(json.dumps(params["message_event"]))
+    text = params["texts"][i % len(params["texts"])]
+    ev["body"] = json.dumps({"action": "message", "client_msg_id": f"{prefix}-{i}",
+                             "text": text}, ensure_ascii=False)
+    return ev
+
+
+class Ctx:
+    function_name = "kefu-bench"
+    memory_limit_in_mb = 512
+    aws_request_id = "req"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:000000000000:function:kefu-bench"
+
+    def get_remaining_time_in_millis(self):
+        return 30000
+
+
+if mode != "cold":
+    params = json.loads(sys.stdin.readline())
+    ctx = Ctx()
+    connect = load("connect")
+    event = params["connect_event"]
+    t0 = time.perf_counter()
+    r = connect(event, ctx)
+    out["connect_first_ms"] = (time.perf_counter() - t0) * 1000
+    assert r["statusCode"] == 200, r
+    handler = app.lambda_handler
+    times = []
+    if mode == "message":
+        for i in range(params["n"]):
+            ev = message_event(i, "lf")
+            t0 = time.perf_counter()
+            handler(ev, ctx)
+            times.append((time.perf_counter() - t0) * 1000)
+    elif mode == "stream":
+        from kefu_core.lambda_runtime import get_deps, run
+        deps = run(get_deps(event))
+        rec = run(deps.connections.get(event["requestContext"]["connectionId"]))
+        send = load("message")
+        for i in range(params["n"]):
+            send(message_event(i, "ls"), ctx)
+            conv = run(deps.conversations.get(tenant_id=rec.tenant_id,
+                                              conversation_id=rec.conversation_id))
+            payload = {"kind": "stream", "tenant_id": rec.tenant_id,
+                       "conversation_id": rec.conversation_id, "reply_to_seq": conv.last_seq,
+                       "connection_id": rec.connection_id, "domain_name": "bench",
+                       "stage": "prod"}
+            t0 = time.perf_counter()
+            res = handler(payload, ctx)
+            times.append((time.perf_counter() - t0) * 1000)
+            out.setdefault("stream_results", []).append(res)
+    out["times_ms"] = times
+print("RESULT " + json.dumps(out), flush=True)
+'''
+
+
+def runtime_dir() -> str:
+    """A folder with only what the python3.12 Lambda runtime provides besides the stdlib."""
+    site = Path(sysconfig.get_paths()["purelib"])
+    folder = Path(tempfile.mkdtemp(prefix="lambda-runtime-"))
+    for name in RUNTIME_MODULES:
+        if (site / name).exists():
+            (folder / name).symlink_to(site / name)
+    return str(folder)
+
+
+def child(fn: str, mode: str, env: dict[str, str], runtime: str,
+          params: dict[str, Any] | None = None, timeout: float = 300,
+          build: Path | None = None) -> dict[str, Any]:
+    build = build or BUILD
+    started = time.perf_counter()
+    # -B: a Lambda's /opt and /var/task are read-only, so no .pyc is ever written there
+    proc = subprocess.Popen(
+        [PYTHON, "-B", "-S", "-I", "-c", CHILD, str(build), str(build / FUNCTIONS[fn]), runtime,
+         mode],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env, cwd=str(build),
+    )
+    assert proc.stdout is not None and proc.stdin is not None
+    ready_ms = None
+    lines = []
+    for line in proc.stdout:
+        if line.startswith("READY"):
+            ready_ms = (time.perf_counter() - started) * 1000
+            if mode == "cold":
+                proc.stdin.close()
+            else:
+                proc.stdin.write(json.dumps(params, ensure_ascii=False) + "\n")
+                proc.stdin.flush()
+        elif line.startswith("RESULT "):
+            result: dict[str, Any] = json.loads(line[7:])
+            result["init_ms"] = ready_ms
+            proc.wait(timeout)
+            return result
+        else:
+            lines.append(line)
+    proc.wait(timeout)
+    err = proc.stderr.read() if proc.stderr else ""
+    raise RuntimeError(f"{fn} ({mode}) failed: {''.join(lines)[-2000:]}{err[-3000:]}")
+
+
+def import_profile(fn: str, env: dict[str, str], runtime: str, build: Path) -> list[Any]:
+    """Top-level packages by cumulative import time (``-X importtime``), precompiled build."""
+    proc = subprocess.run(
+        [PYTHON, "-B", "-S", "-I", "-X", "importtime", "-c", CHILD, str(build),
+         str(build / FUNCTIONS[fn]), runtime, "cold"],
+        env=env, cwd=str(build), capture_output=True, text=True, timeout=120)
+    top: dict[str, int] = {}
+    for line in proc.stderr.splitlines():
+        if not line.startswith("import time:") or "|" not in line:
+            continue
+        _, cumulative, name = (part.strip() for part in line[len("import time:"):].split("|"))
+        if not cumulative.isdigit():
+            continue
+        if name == name.lstrip():  # top level (no indent): a package imported by the handler
+            top[name] = top.get(name, 0) + int(cumulative)
+    return [(name, round(us / 1000, 1)) for name, us in
+            sorted(top.items(), key=lambda kv: -kv[1])[:12]]
+
+
+def baseline_ms(runtime: str, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        subprocess.run([PYTHON, "-S", "-I", "-c", "pass"], check=True)
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
+
+
+def zipped(path: Path) -> tuple[int, int]:
+    """(zipped bytes, unzipped bytes) of a folder, deflated as sam deploy uploads it."""
+    buf = io.BytesIO()
+    raw = 0
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
+        for file in sorted(path.rglob("*")):
+            if file.is_file() and not file.is_symlink():
+                zf.write(file, file.relative_to(path))
+                raw += file.stat().st_size
+    return buf.tell(), raw
+
+
+def dist(values: list[float]) -> dict[str, Any]:
+    if not values:
+        return {"n": 0}
+    s = sorted(values)
+
+    def q(p: float) -> float:
+        return round(s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))], 1)
+
+    return {"n": len(s), "p50": q(50), "p95": q(95), "p99": q(99), "max": round(s[-1], 1)}
+
+
+def sam_build(rev: str) -> Path:
+    """``sam build`` of the committed revision ``rev`` (git archive), so a concurrent edit of
+    the work tree cannot leak into the figures. Layers are installed from PyPI (cached)."""
+    global BUILD
+    sha = subprocess.run(["git", "rev-parse", rev], cwd=ROOT, check=True, capture_output=True,
+                         text=True).stdout.strip()
+    src = Path("/tmp/kefu-bench/sam-src") / sha[:12]
+    out = Path("/tmp/kefu-bench/sam-build") / sha[:12]
+    if not (out / "CoreLayer").is_dir():
+        src.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(["git", "archive", sha], cwd=ROOT, check=True,
+                                 capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(src)], input=archive, check=True)
+        env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+               "SAM_CLI_TELEMETRY": "0", "AWS_DEFAULT_REGION": "us-east-1",
+               "AWS_EC2_METADATA_DISABLED": "true"}
+        subprocess.run([str(ROOT / ".kefu" / "sam-venv" / "bin" / "sam"), "build",
+                        "--template-file", "template.yaml", "--build-dir", str(out),
+                        "--cache-dir", "/tmp/kefu-bench/sam-cache", "--cached", "--parallel"],
+                       cwd=src, env=env, check=True, stdout=subprocess.DEVNULL)
+    BUILD = out
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--build", default="HEAD", help="sam build this git revision (default HEAD);"
+                    " 'existing' uses .aws-sam/build as it is")
+    ap.add_argument("--repeat", type=int, default=5, help="cold starts per function")
+    ap.add_argument("--warm", type=int, default=200, help="warm message invocations")
+    ap.add_argument("--streams", type=int, default=30, help="stream invocations")
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "lambda.json"))
+    args = ap.parse_args(argv)
+    if args.build != "existing":
+        sam_build(args.build)
+    for cache in list(BUILD.rglob("__pycache__")):  # as sam build made it: no bytecode
+        shutil.rmtree(cache, ignore_errors=True)
+    built_at = time.strftime("%Y-%m-%d %H:%M UTC",
+                             time.gmtime((BUILD / "CoreLayer").stat().st_mtime))
+    runtime = runtime_dir()
+    base_env = {"PATH": os.environ.get("PATH", ""), "HOME": "/tmp", "KEFU_ENV": "development",
+                "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1",
+                "AWS_EC2_METADATA_DISABLED": "true", "AWS_ACCESS_KEY_ID": "bench",
+                "AWS_SECRET_ACCESS_KEY": "bench", "POWERTOOLS_LOG_LEVEL": "WARNING",
+                "LOG_LEVEL": "WARNING", "TOKEN_SECRETS": TOKEN_SECRET}
+    result: dict[str, Any] = {"build": str(BUILD), "revision": args.build, "built_at": built_at}
+
+    # sizes
+    layer_sizes = {name: zipped(BUILD / name) for name in LAYERS}
+    sizes = {}
+    layers_zip = sum(z for z, _ in layer_sizes.values())
+    layers_raw = sum(u for _, u in layer_sizes.values())
+    for fn, folder in FUNCTIONS.items():
+        code = zipped(BUILD / folder)
+        sizes[fn] = {
+            "function_zip_kb": round(code[0] / 1024, 1),
+            "with_layers_zip_mb": round((code[0] + layers_zip) / 2**20, 1),
+            "with_layers_unzipped_mb": round((code[1] + layers_raw) / 2**20, 1),
+        }
+    result["layers"] = {name: {"zip_mb": round(z / 2**20, 1), "unzipped_mb": round(u / 2**20, 1)}
+                        for name, (z, u) in layer_sizes.items()}
+    result["sizes"] = sizes
+
+    # cold starts (imports only: no service needed)
+    result["interpreter_start_ms"] = round(baseline_ms(runtime, args.repeat), 1)
+    cold: dict[str, Any] = {}
+    for fn in FUNCTIONS:
+        runs = [child(fn, "cold", base_env, runtime) for _ in range(args.repeat)]
+        cold[fn] = {"import_ms_p50": round(statistics.median(r["import_ms"] for r in runs), 1),
+                    "init_ms_p50": round(statistics.median(r["init_ms"] for r in runs), 1),
+                    "init_ms_max": round(max(r["init_ms"] for r in runs), 1)}
+        print(f"cold {fn}: {cold[fn]}", flush=True)
+    result["cold"] = cold
+    # The same, with bytecode compiled into the package (python -m compileall before zipping).
+    compiled = Path(tempfile.mkdtemp(prefix="sam-compiled-")) / "build"
+    shutil.copytree(BUILD, compiled, symlinks=True)
+    subprocess.run([PYTHON, "-m", "compileall", "-q", "-j", "0", str(compiled)], check=False,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    precompiled: dict[str, Any] = {}
+    for fn in ("message", "stream", "connect"):
+        runs = [child(fn, "cold", base_env, runtime, build=compiled) for _ in range(args.repeat)]
+        precompiled[fn] = {
+            "import_ms_p50": round(statistics.median(r["import_ms"] for r in runs), 1),
+            "init_ms_p50": round(statistics.median(r["init_ms"] for r in runs), 1)}
+        print(f"cold {fn} (precompiled .pyc): {precompiled[fn]}", flush=True)
+    result["cold_precompiled"] = precompiled
+    result["import_profile_message"] = import_profile("message", base_env, runtime, compiled)
+    shutil.rmtree(compiled.parent, ignore_errors=True)
+
+    # warm: real Redis, PostgreSQL, the fake LLM; the sink for AWS APIs
+    pg = Postgres(data_dir=Path("/tmp/kefu-bench/pg-lambda"), database="kefu_lambda")
+    redis = Redis()
+    instant = FakeLLM(first_token_ms="0", tokens_per_s=0, reply_tokens=60)
+    paced = FakeLLM(first_token_ms="0", tokens_per_s=50, reply_tokens=100)
+    try:
+        dsn, redis_url = pg.start(), redis.start()
+        instant.start()
+        paced.start()
+        texts = ["你好，我的订单什么时候发货？", "可以改一下收货地址吗？", "退货运费谁出？"]
+        with Sink() as sink:
+            def env_for(llm: FakeLLM) -> dict[str, str]:
+                return {**base_env, "DATABASE_URL": dsn, "REDIS_URL": redis_url,
+                        "REDIS_PREFIX": f"kefu-lambda:{uuid.uuid4().hex[:6]}:",
+                        "WEBSOCKET_MANAGEMENT_URL": sink.url,
+                        "AWS_ENDPOINT_URL_LAMBDA": sink.url,
+                        "STREAM_FUNCTION_NAME": "kefu-bench-stream",
+                        "ENGINES": engines_json(llm.base_url), "CACHE_TTL_S": "0",
+                        "TENANT_RPM": "0", "TENANT_TPM": "0", "OFFLINE_LAST_RESORT": "true"}
+
+            def params(n: int) -> dict[str, Any]:
+                from kefu_core.tokens import issue_token
+
+                cid = f"L{uuid.uuid4().hex[:14]}="
+                token = issue_token(secrets=[TOKEN_SECRET], tenant_id="bench",
+                                    subject=f"v-{uuid.uuid4().hex}", role="visitor", ttl_s=3600)
+                connect_event = json.loads((ROOT / "events" / "connect.json").read_text()
+                                           .replace("REPLACE_WITH_TOKEN", token))
+                connect_event["requestContext"]["connectionId"] = cid
+                message_event = json.loads((ROOT / "events" / "message.json").read_text())
+                message_event["requestContext"]["connectionId"] = cid
+                return {"connect_event": connect_event, "message_event": message_event,
+                        "n": n, "texts": texts, "connection_id": cid, "dirs": FUNCTIONS}
+
+            p = params(args.warm)
+            msg = child("message", "message", env_for(instant), runtime, p)
+            times = msg["times_ms"]
+            result["message"] = {
+                "connect_first_invoke_ms": round(msg["connect_first_ms"], 1),
+                "first_invoke_ms": round(times[0], 1),
+                "warm_ms": dist(times[1:]),
+                "management_posts": sink.posts[p["connection_id"]],
+                "stream_invokes": len(sink.invokes),
+            }
+            print(f"message: {result['message']}", flush=True)
+            for name, llm in (("instant_llm", instant), ("llm_50_tokens_per_s", paced)):
+                sink.posts.clear()
+                p = params(args.streams)
+                st = child("stream", "stream", env_for(llm), runtime, p)
+                posts = sink.posts[p["connection_id"]]
+                acks = args.streams  # the message handler's ack, one per message
+                frames = [r.get("frames") for r in st["stream_results"]]
+                result[f"stream_{name}"] = {
+                    "warm_ms": dist(st["times_ms"][1:]),
+                    "statuses": dict(Counter(r.get("status") for r in st["stream_results"])),
+                    "management_calls_per_reply": round((posts - acks) / args.streams, 1),
+                    "delta_frames_per_reply": dist([float(f) for f in frames if f is not None]),
+                    "reply_tokens": llm.reply_tokens,
+                }
+                print(f"stream {name}: {result[f'stream_{name}']}", flush=True)
+    finally:
+        for service in (instant, paced, redis):
+            service.stop()
+        pg.stop()
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1, ensure_ascii=False))
+    print(json.dumps(result, indent=1, ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
