@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import math
 import zlib
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
 
@@ -70,10 +70,14 @@ class OfflineEmbedder:
 
     lexical = True  # it matches surface forms only; hybrid search weighs it accordingly
 
-    def __init__(self, dim: int = 512) -> None:
+    def __init__(self, dim: int = 512, *, cache_size: int = 1024) -> None:
         if dim < 16:
             raise ValueError("dim must be at least 16")
         self._dim = dim
+        # Short texts (queries) are often embedded twice per reply (long-term memory and the
+        # knowledge base search the same question): keep the latest ones.
+        self._cache: OrderedDict[str, Vectors] = OrderedDict()
+        self._cache_size = cache_size
 
     @property
     def name(self) -> str:
@@ -114,16 +118,33 @@ class OfflineEmbedder:
             vec /= norm
         return vec
 
+    def _cached(self, text: str) -> Vectors:
+        if len(text) > 256 or self._cache_size <= 0:
+            return self.embed_one(text)
+        hit = self._cache.get(text)
+        if hit is not None:
+            self._cache.move_to_end(text)
+            return hit
+        vec = self.embed_one(text)
+        self._cache[text] = vec
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return vec
+
     def embed_sync(self, texts: Sequence[str]) -> Vectors:
         if not texts:
             return np.zeros((0, self._dim), dtype=np.float32)
-        return np.stack([self.embed_one(t) for t in texts])
+        return np.stack([self._cached(t) for t in texts])  # stack copies: the cache stays intact
 
     async def embed(self, texts: Sequence[str]) -> Vectors:
         # Pure CPU and fast for short texts; large batches go to a thread so the loop stays live.
         if sum(len(t) for t in texts) < 4000:
             return self.embed_sync(texts)
-        return await asyncio.to_thread(self.embed_sync, texts)
+        # The cache is only touched from the event loop's thread.
+        return await asyncio.to_thread(self._embed_uncached, texts)
+
+    def _embed_uncached(self, texts: Sequence[str]) -> Vectors:
+        return np.stack([self.embed_one(t) for t in texts])
 
 
 class OpenAIEmbedder:

@@ -36,7 +36,7 @@ logger = logging.getLogger("kefu.memory.knowledge")
 
 SearchMode = Literal["hybrid", "vector", "keyword"]
 _BM25_K1 = 1.2
-_BM25_B = 0.2
+_BM25_B = 0.0
 # Terms of a chunk's heading (document title, section path, FAQ question) count this many times:
 # a simple field boost, so the entity or topic a chunk is about outweighs passing mentions.
 HEADING_BOOST = 3
@@ -99,20 +99,22 @@ class KnowledgeBase:
         max_query_terms: int = 32,
     ) -> None:
         """Search settings: `candidates` per side before fusion; `rrf_k` of reciprocal rank
-        fusion; BM25 `bm25_k1`/`bm25_b` (b is low because chunks are length-capped already);
+        fusion; BM25 `bm25_k1`/`bm25_b` (b = 0: chunks are length-capped already, and length
+        normalisation put short near-duplicate entries first in measurements);
         keyword terms found in more than `max_df_ratio` of the tenant's chunks are skipped
         (their BM25 weight is near zero and their postings are the longest), and at most
         `max_query_terms` of the rarest query terms are scored.
 
         Fusion defaults depend on the embedder: a semantic one (an API model) gets equal weight
         and `rrf_k` 60; a lexical one (`embedder.lexical`, like `OfflineEmbedder`) only sees
-        what the keyword side sees, less well, so it gets weight 0.2 and `rrf_k` 10 (measured
-        on CrossWOZ by bench/retrieval_quality.py)."""
+        what the keyword side sees, less sharply, so it gets weight 0.1 and `rrf_k` 5: it
+        breaks ties and fills in when the keyword side finds little (measured on CrossWOZ by
+        bench/retrieval_quality.py: any larger weight lowered recall@1)."""
         lexical = bool(getattr(embedder, "lexical", False))
         if vector_weight is None:
-            vector_weight = 0.2 if lexical else 1.0
+            vector_weight = 0.1 if lexical else 1.0
         if rrf_k is None:
-            rrf_k = 10 if lexical else 60
+            rrf_k = 5 if lexical else 60
         self._pool = pool
         self._embedder = embedder
         self._max_chunk_tokens = max_chunk_tokens
