@@ -367,6 +367,7 @@ def main(argv: list[str] | None = None) -> int:
                          f"-r{args.replicas}-{time.strftime('%H%M%S')}")
     out_dir = ROOT / "bench" / "results" / name
     out_dir.mkdir(parents=True, exist_ok=True)
+    load_at_start = [round(x, 2) for x in os.getloadavg()]
     nofile = raise_nofile()
     limits = kernel_limits()
     needed = args.connections // max(1, args.replicas) + 1000
@@ -513,6 +514,7 @@ def main(argv: list[str] | None = None) -> int:
             "args": vars(args),
             "command": " ".join([".venv/bin/python -m bench.load.run", *(argv or sys.argv[1:])]),
             "machine": machine(),
+            "loadavg_at_start": load_at_start,
             "code": code_sha or "worktree",
             "limits": limits,
             "fault_events": [{**e, "t_rel_chat_s": round(e["t"] - chat_start, 1)}

@@ -1,0 +1,346 @@
+"""Writes docs/benchmarks.md from the results of the load, fault and Lambda benchmarks.
+
+    .venv/bin/python -m bench.report              # render from bench/results/ as it is
+    .venv/bin/python -m bench.report --run all    # run every benchmark below first (~35 min)
+    .venv/bin/python -m bench.report --run faults # or: load, faults, lambda, fuzz
+
+Each benchmark writes ``bench/results/<name>/summary.json`` (load and fault runs) or
+``bench/results/lambda.json``; this module only reads them, so the page shows exactly what
+the runs measured, with the command that reproduces each figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+DOC = ROOT / "docs" / "benchmarks.md"
+PY = ".venv/bin/python"
+DIALOGUES = "../shared/data/crosswoz/val.json.zip"
+
+LOAD_RUNS = {
+    "load-2k": ["--connections", "2000", "--chatting", "400", "--duration", "60"],
+    "load-5k": ["--connections", "5000", "--chatting", "1000", "--duration", "60"],
+    "load-10k": ["--connections", "10000", "--chatting", "2000", "--duration", "120",
+                 "--profile", "30"],
+}
+FAULT_COMMON = ["--connections", "1000", "--chatting", "200", "--duration", "60",
+                "--fault-at", "15", "--fault-for", "10"]
+FAULT_RUNS = {
+    "fault-llm-fail": ["--fault", "llm-fail"],
+    "fault-llm-stall": ["--fault", "llm-stall"],
+    "fault-llm-cut": ["--fault", "llm-cut"],
+    "fault-llm-midstall": ["--fault", "llm-midstall"],
+    "fault-redis-restart": ["--fault", "redis-restart"],
+    "fault-pg-restart": ["--fault", "pg-restart"],
+    "fault-replica-kill": ["--fault", "replica-kill", "--replicas", "2"],
+}
+FAULT_TEXT = {
+    "llm-fail": "primary LLM answers HTTP 500 to everything for 10 s (breaker opens; a second "
+                "fake provider is the fallback engine)",
+    "llm-stall": "primary LLM accepts requests and never sends a first token for 10 s "
+                 "(first-token deadline 5 s, then fallback)",
+    "llm-cut": "primary LLM ends every stream after 5 pieces, with no finish reason, for 10 s",
+    "llm-midstall": "primary LLM stops sending after 5 pieces and holds the stream open, for "
+                    "10 s (stall timeout)",
+    "redis-restart": "the Redis server is killed (SIGKILL, no persistence) and a new empty one "
+                     "starts on the same port 10 s later",
+    "pg-restart": "PostgreSQL is stopped (fast shutdown: connections cut) and started again "
+                  "10 s later",
+    "replica-kill": "one of two gateway replicas is killed with SIGKILL and restarted 10 s "
+                    "later; its visitors reconnect (to the other replica first) and resume",
+}
+
+
+def load_cmd(name: str, args: list[str]) -> list[str]:
+    return [PY, "-m", "bench.load.run", "--name", name, "--dialogues", DIALOGUES, *args]
+
+
+def run_all(which: str) -> None:
+    jobs: list[list[str]] = []
+    if which in ("all", "load"):
+        jobs += [load_cmd(n, a) for n, a in LOAD_RUNS.items()]
+    if which in ("all", "faults"):
+        jobs += [load_cmd(n, [*FAULT_COMMON, *a]) for n, a in FAULT_RUNS.items()]
+    if which in ("all", "lambda"):
+        jobs.append([PY, "-m", "bench.lambda_figures"])
+    if which in ("all", "fuzz"):
+        jobs.append([PY, "-m", "pytest", "tests/fuzz", "-q", "-p", "no:cacheprovider",
+                     "--junitxml", str(RESULTS / "fuzz.xml")])
+    for cmd in jobs:
+        print("$ " + " ".join(cmd), flush=True)
+        subprocess.run(cmd, cwd=ROOT, check=False)
+
+
+def _read(path: Path) -> dict[str, Any] | None:
+    try:
+        data: dict[str, Any] = json.loads(path.read_text())
+        return data or None
+    except (OSError, ValueError):
+        return None
+
+
+def _ms(d: dict[str, Any] | None, key: str = "p99") -> str:
+    if not d or d.get(key) is None:
+        return "–"
+    return f"{d[key]:,.0f}" if d[key] >= 100 else f"{d[key]:.1f}"
+
+
+def _cmd(s: dict[str, Any]) -> str:
+    args = s.get("args", {})
+    name = s.get("name", "")
+    base = LOAD_RUNS.get(name) or ([*FAULT_COMMON, *FAULT_RUNS[name]] if name in FAULT_RUNS
+                                   else None)
+    if base is not None:
+        return " ".join(load_cmd(name, base))
+    return f"{PY} -m bench.load.run " + " ".join(
+        f"--{k.replace('_', '-')} {v}" for k, v in args.items() if v not in (None, False, []))
+
+
+def machine_section(any_summary: dict[str, Any] | None) -> list[str]:
+    m = (any_summary or {}).get("machine", {})
+    lim = (any_summary or {}).get("limits", {})
+    lines = ["## The machine", ""]
+    if m:
+        lines += [
+            f"- CPU: {m.get('cpu_model')}, **{m.get('nproc')} cores** (`nproc`); memory "
+            f"**{m.get('memory_gib')} GiB**; Linux {m.get('kernel')}; Python {m.get('python')}.",
+            f"- Limits: `ulimit -n` raised by the harness to {lim.get('nofile')} (soft, hard); "
+            f"fs.file-max {lim.get('fs.file-max')}, fs.nr_open {lim.get('fs.nr_open')}, "
+            f"net.core.somaxconn {lim.get('net.core.somaxconn')}, tcp_max_syn_backlog "
+            f"{lim.get('net.ipv4.tcp_max_syn_backlog')}, ephemeral ports "
+            f"{lim.get('net.ipv4.ip_local_port_range')}. Visitors connect from 50 source "
+            "addresses (127.0.0.2-51), so neither the port range nor the per-IP connection "
+            "limit (50/s, burst 200) caps the runs.",
+            "- Everything runs on this one machine: the gateway, PostgreSQL, Redis, the fake "
+            "LLM and the visitor processes share the 2 cores. The machine is shared with other "
+            "work, so the load average at the start of each run is shown; figures taken on a "
+            "busy machine are worse than the system's own.",
+        ]
+    return [*lines, ""]
+
+
+def load_section(summaries: dict[str, dict[str, Any]]) -> list[str]:
+    lines = ["## Load: visitors over real WebSocket connections", "",
+             "Visitors send the user turns of CrossWOZ dialogues (validation set) on a human "
+             "rhythm: after each reply they read and type for 2-6 s plus 1 s per 5 characters. "
+             "The fake LLM waits a first-token latency that is a pure function of the prompt "
+             "(uniform 1.2-1.8 s across prompts) and streams at 50 pieces/s, so the system's own "
+             "overhead is the time to the first delta minus that latency. Replies echo the "
+             "question (about 30 pieces). Lost = acknowledged but absent from PostgreSQL, or "
+             "sent and never acknowledged nor stored. Percentiles cover the steady state (from "
+             "10 s after the last connection opened to the end of the chat phase).", ""]
+    rows = [("run", "conns held / target", "chatting", "msgs sent / acked / answered",
+             "lost", "ack p50 / p99 ms", "overhead p50 / p99 ms", "end-to-end p50 / p99 ms",
+             "gateway CPU mean (max) % of 1 core", "gateway peak RSS MB", "load avg at start")]
+    for name in LOAD_RUNS:
+        s = summaries.get(name)
+        if not s:
+            continue
+        st, msg, c = s["steady"], s["messages"], s["connections"]
+        gw = s["resources"].get("gateway", {})
+        rows.append((
+            name, f"{c['held_at_end']:,} / {c['target']:,}", str(s["args"]["chatting"]),
+            f"{msg['sent']:,} / {msg['acknowledged']:,} / {msg['answered']:,}",
+            f"**{s['loss']['lost']}**",
+            f"{_ms(st['ack_ms'], 'p50')} / {_ms(st['ack_ms'])}",
+            f"{_ms(st['overhead_ms'], 'p50')} / {_ms(st['overhead_ms'])}",
+            f"{_ms(st['e2e_ms'], 'p50')} / {_ms(st['e2e_ms'])}",
+            f"{gw.get('cpu_pct_mean_steady')} ({gw.get('cpu_pct_max')})",
+            f"{gw.get('rss_mb_peak')}", str(s.get("loadavg_at_start", "–")),
+        ))
+    lines += _table(rows)
+    big = summaries.get("load-10k")
+    if big:
+        lines += ["", "### 10,000 connections, 2,000 chatting: against the goals", ""]
+        st, gw = big["steady"], big["resources"].get("gateway", {})
+        goal_rows = [("figure", "goal", "measured", "met")]
+        checks = [
+            ("connections held", "10,000", f"{big['connections']['held_at_end']:,}",
+             big["connections"]["held_at_end"] >= 10000),
+            ("messages lost", "0", str(big["loss"]["lost"]), big["loss"]["lost"] == 0),
+            ("overhead p99 (first token minus the LLM's own)", "< 50 ms",
+             f"{_ms(st['overhead_ms'])} ms", (st["overhead_ms"].get("p99") or 1e9) < 50),
+            ("end-to-end p99", "< 3 s", f"{_ms(st['e2e_ms'])} ms",
+             (st["e2e_ms"].get("p99") or 1e9) < 3000),
+            ("gateway peak RSS", "< 1 GB", f"{gw.get('rss_mb_peak')} MB",
+             (gw.get("rss_mb_peak") or 1e9) < 1024),
+        ]
+        for label, goal, got, ok in checks:
+            goal_rows.append((label, goal, got, "yes" if ok else "**no**"))
+        lines += _table(goal_rows)
+        others = big["resources"]
+        lines += ["", "Every process during that run (CPU in % of one core, steady-state mean; "
+                  "peak RSS):", ""]
+        lines += _table([("process", "CPU mean %", "CPU max %", "peak RSS MB")] + [
+            (k, str(v.get("cpu_pct_mean_steady")), str(v.get("cpu_pct_max")),
+             str(v.get("rss_mb_peak"))) for k, v in others.items()])
+        pre = st.get("pre_llm_ms", {})
+        lines += ["", f"Of the overhead, the part before the model (visitor sends → the prompt "
+                  f"reaches the LLM: acknowledge, persist, build the prompt, open the stream) "
+                  f"was p50 {_ms(pre, 'p50')} ms / p99 {_ms(pre)} ms. Delta frames per reply: "
+                  f"p50 {_ms(big['messages']['deltas_per_reply'], 'p50')}."]
+        prof = big.get("profile")
+        if prof and prof.get("own_by_package_pct"):
+            lines += ["", "### Where the gateway's time goes (py-spy, 30 s of the 10k run)", "",
+                      f"{prof['samples']} samples of the gateway process (`py-spy record "
+                      "--nonblocking --format raw`). Own time by package:", ""]
+            lines += _table([("package / module", "% of samples")] + [
+                (f"`{k}`", str(v)) for k, v in prof["own_by_package_pct"][:12]])
+            lines += ["", "Hottest functions (own time):", ""]
+            lines += _table([("function", "% of samples")] + [
+                (f"`{k}`", str(v)) for k, v in prof["own_pct"][:12]])
+    lines += ["", "Commands:", ""]
+    for name in LOAD_RUNS:
+        if summaries.get(name):
+            lines.append(f"    {_cmd(summaries[name])}")
+    return [*lines, ""]
+
+
+def fault_section(summaries: dict[str, dict[str, Any]]) -> list[str]:
+    lines = ["## Faults under load", "",
+             "Same harness, 1,000 connections with 200 visitors chatting; the fault starts 15 s "
+             "into the chat phase and lasts 10 s. Visitors resend an unacknowledged message "
+             "under the same `client_msg_id` (after an error frame with `retry`, 5 s without an "
+             "ack, or a reconnect), reconnect with jittered backoff and resume with `sync`. "
+             "\"No reply\" counts acknowledged messages with neither a final frame nor a "
+             "finished reply in the history within 30 s (+ one `sync`): a silent gap.", ""]
+    rows = [("fault", "sent", "acked (via sync)", "lost", "stored, never acked",
+             "final: complete / incomplete", "fallback", "answered via sync", "no reply",
+             "resent", "error frames", "reasons")]
+    for name in FAULT_RUNS:
+        s = summaries.get(name)
+        if not s:
+            continue
+        m = s["messages"]
+        fs = m["final_status"]
+        rows.append((
+            name.removeprefix("fault-"), f"{m['sent']:,}",
+            f"{m['acknowledged']:,} ({m['acknowledged_via_sync']})", f"**{s['loss']['lost']}**",
+            str(s["loss"]["stored_but_never_acked"]),
+            f"{fs.get('complete', 0)} / {fs.get('incomplete', 0)}", str(m["fallback_used"]),
+            str(m["answered_via_sync"]), str(m["no_reply"]), str(m["resent"]),
+            ", ".join(f"{k} {v}" for k, v in sorted(s.get("errors", {}).items())) or "–",
+            ", ".join(f"{k} {v}" for k, v in sorted(m.get("reasons", {}).items())) or "–",
+        ))
+    lines += _table(rows)
+    lines += ["", "What each fault does:", ""]
+    for key, text in FAULT_TEXT.items():
+        lines.append(f"- `{key}`: {text}.")
+    lines += ["", "Commands:", ""]
+    for name in FAULT_RUNS:
+        if summaries.get(name):
+            lines.append(f"    {_cmd(summaries[name])}")
+    return [*lines, ""]
+
+
+def lambda_section(r: dict[str, Any] | None) -> list[str]:
+    lines = ["## Lambda figures", ""]
+    if not r:
+        return [*lines, "Not measured yet: `.venv/bin/python -m bench.lambda_figures`.", ""]
+    lines += [
+        f"`sam build` of revision `{r.get('revision')}` (built {r.get('built_at')}). Each "
+        "function is imported in a fresh `python3.12 -B -S -I` process with Lambda's layout on "
+        "its path (function folder, the three layers' `python/`, then only boto3 and its "
+        "dependencies as the runtime ships them); `-B` because Lambda's file system is "
+        "read-only, so a package without `.pyc` files compiles every module on every cold "
+        f"start. Interpreter start alone: {r.get('interpreter_start_ms')} ms.", ""]
+    rows = [("function", "import ms (as built)", "init ms (as built)",
+             "init ms (with .pyc)", "zipped with layers MB", "unzipped MB")]
+    for fn, c in r["cold"].items():
+        pre = r.get("cold_precompiled", {}).get(fn, {})
+        size = r["sizes"][fn]
+        rows.append((fn, str(c["import_ms_p50"]), str(c["init_ms_p50"]),
+                     str(pre.get("init_ms_p50", "–")), str(size["with_layers_zip_mb"]),
+                     str(size["with_layers_unzipped_mb"])))
+    lines += _table(rows)
+    lines += ["", "Layers: " + ", ".join(
+        f"{k} {v['zip_mb']} MB zipped ({v['unzipped_mb']} MB)" for k, v in r["layers"].items())
+        + ". Every function carries all three layers."]
+    msg = r.get("message", {})
+    si, sp = r.get("stream_instant_llm", {}), r.get("stream_llm_50_tokens_per_s", {})
+    lines += [
+        "",
+        f"- `message`, warm (validate, de-duplicate, persist in PostgreSQL, post the ack through "
+        f"the management API, async-invoke `stream`; boto3 against a local stand-in for both "
+        f"APIs): p50 **{_ms(msg.get('warm_ms'), 'p50')} ms**, p95 "
+        f"{_ms(msg.get('warm_ms'), 'p95')} ms, p99 {_ms(msg.get('warm_ms'))} ms over "
+        f"{msg.get('warm_ms', {}).get('n')} invocations. First invocation of `connect` in a "
+        f"new container (opens Redis and PostgreSQL, checks migrations): "
+        f"{msg.get('connect_first_invoke_ms')} ms.",
+        f"- `stream`, warm, with an instant LLM ({si.get('reply_tokens')} pieces, 0 ms first "
+        f"token, unpaced): p50 {_ms(si.get('warm_ms'), 'p50')} ms: the handler's own cost "
+        "(history, prompt, reserve and finish the reply row, post deltas and final).",
+        f"- Management-API calls per streamed reply at 50 pieces/s ({sp.get('reply_tokens')} "
+        f"pieces, ~2 s): **{sp.get('management_calls_per_reply')}** (delta frames p50 "
+        f"{_ms(sp.get('delta_frames_per_reply'), 'p50')} plus the final), with "
+        "DELTA_FLUSH_MS=40.",
+    ]
+    prof = r.get("import_profile_message")
+    if prof:
+        lines += ["", "What `message` spends its import on (`-X importtime`, cumulative ms, "
+                  "precompiled build): " + ", ".join(f"`{k}` {v}" for k, v in prof[:8]) + "."]
+    lines += ["", "Command:", "", f"    {PY} -m bench.lambda_figures", ""]
+    return lines
+
+
+def _table(rows: list[tuple[str, ...]]) -> list[str]:
+    out = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+    out += ["| " + " | ".join(r) + " |" for r in rows[1:]]
+    return out
+
+
+def render() -> str:
+    summaries = {}
+    for name in [*LOAD_RUNS, *FAULT_RUNS]:
+        s = _read(RESULTS / name / "summary.json")
+        if s:
+            summaries[name] = s
+    lam = _read(RESULTS / "lambda.json")
+    first = next(iter(summaries.values()), None)
+    codes = sorted({s.get("code", "?")[:10] for s in summaries.values()})
+    parts = [
+        "# Benchmarks",
+        "",
+        "Load, fault and Lambda figures of Kefu, measured on the machine below with the "
+        "commands shown. Regenerate this page with `.venv/bin/python -m bench.report` (renders "
+        "the latest results in bench/results/) or `.venv/bin/python -m bench.report --run all` "
+        "(runs everything first, about 35 minutes). The harness is described in "
+        "[bench/load/README.md](../bench/load/README.md).",
+        "",
+        f"Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; code measured: "
+        f"{', '.join(f'`{c}`' for c in codes) or '–'} (each run executes `shared/` and "
+        "`layers/` of a committed revision).",
+        "",
+        *machine_section(first),
+        *load_section(summaries),
+        *fault_section(summaries),
+        *lambda_section(lam),
+    ]
+    notes = ROOT / "bench" / "load" / "FINDINGS.md"
+    if notes.exists():
+        parts += [notes.read_text().strip(), ""]
+    return "\n".join(parts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--run", choices=["all", "load", "faults", "lambda", "fuzz"], default=None)
+    args = ap.parse_args(argv)
+    if args.run:
+        run_all(args.run)
+    DOC.parent.mkdir(parents=True, exist_ok=True)
+    DOC.write_text(render())
+    print(f"wrote {DOC.relative_to(ROOT)}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
