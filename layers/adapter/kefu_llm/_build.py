@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ._breaker import BreakerConfig, Breakers, MemoryBreakerStore, RedisBreakerStore
@@ -18,6 +19,7 @@ from ._keys import (
 )
 from ._offline import OfflineEngine
 from ._openai_engine import OpenAICompatibleEngine
+from ._pii import Span
 from ._ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from ._router import EngineSlot, Router, RouterConfig
 from ._settings import AdapterSettings, EngineConfig
@@ -56,13 +58,15 @@ def build_router(
     secrets_client: Any | None = None,
     key_sources: list[KeySource] | None = None,
     http_client: Any | None = None,
+    pii_detector: Callable[[str], list[Span]] | None = None,
 ) -> Router:
     """A router for ``settings``. With ``redis`` (a ``redis.asyncio.Redis``) breakers, rate
     limits and the response cache are shared by every process using the same Redis and
     ``key_prefix``; with ``None`` they live in this process.
 
-    ``secrets_client`` (a boto3 Secrets Manager client), ``key_sources`` and ``http_client``
-    (an ``httpx``-compatible async client for the SDK) are seams for tests and special setups.
+    ``secrets_client`` (a boto3 Secrets Manager client), ``key_sources``, ``http_client`` (an
+    async HTTP client for the SDK) and ``pii_detector`` (replaces `find_pii`) are seams for
+    tests and special setups.
     """
     configs = settings.engine_chain()
     if not configs:
@@ -141,4 +145,5 @@ def build_router(
             key_retire_s=settings.key_retire_s,
             cache_replay_chunk_chars=settings.cache_replay_chunk_chars,
         ),
+        detector=pii_detector,
     )

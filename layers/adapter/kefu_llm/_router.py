@@ -225,7 +225,7 @@ class Router:
                     limited_wait = max(limited_wait, skip.wait)
                 last_error = skip.reason
                 continue
-            if tried_any or continuing:
+            if idx > 0:  # anything but the first engine of the chain is a fallback
                 reply.fallback_used = True
             tried_any = True
             for key in keys:

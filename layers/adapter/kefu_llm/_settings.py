@@ -118,6 +118,8 @@ class AdapterSettings(BaseSettings):
                     base_url=self.openai_base_url,
                     model=self.openai_model,
                     api_key_env="OPENAI_API_KEY",
+                    # Ollama, vLLM and llama.cpp servers need no key; the SDK needs a value
+                    api_keys=[SecretStr("none")] if self.openai_api_key is None else [],
                 )
             ]
         else:

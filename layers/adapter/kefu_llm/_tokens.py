@@ -99,7 +99,7 @@ _PROTECTED_PATTERNS = [
     # e-mail, phone-like and long digit runs, ids with letters (order/tracking numbers)
     r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}",
     r"(?:\+?86[ \-]?)?1[3-9][0-9](?:[ \-]?[0-9]{4}){2}",
-    r"[A-Za-z]{0,6}[0-9][0-9A-Za-z\-]{5,}",
+    r"[A-Za-z]{1,6}[\-_#]?[0-9][0-9A-Za-z\-]{3,}|[0-9][0-9A-Za-z\-]{5,}",
     # amounts, numbers with units, ranges, times, dates
     r"[¥$￥]?[0-9]+(?:[.,:：\-~～/][0-9]+)*(?:\s?(?:%|元|块|角|分|万|千|百|亿|个|件|天|晚|小时|分钟|号|楼|层|室|人|星|km|公里|米|kg|克|斤|RMB|CNY|USD|yuan))?",
     r"[零一二三四五六七八九十百千万两]+(?:元|块|个|件|天|晚|小时|分钟|号|楼|层|人|星级|点)",
@@ -109,8 +109,10 @@ _PROTECTED_PATTERNS = [
     r"[「“\"『《]([^」”\"』》]{1,40})[」”\"』》]",
     r"\b[A-Z][a-z]+(?:\s+[A-Z][a-z]+)+\b",
     r"\b(?:Mr|Mrs|Ms|Dr)\.?\s+[A-Z][a-z]+",
-    # Chinese personal names after a common title/cue
-    r"(?:先生|女士|小姐|经理)|(?:[张王李赵刘陈杨黄吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘蔡蒋余于杜叶程魏苏吕丁任卢姚沈钟姜崔谭陆范汪廖石金韦贾夏付方邹熊白孟秦邱侯江尹薛闫段雷黎史龙陶贺顾毛郝龚邵万钱严覃武戴莫孔向汤][\u4e00-\u9fff]{1,2}(?=先生|女士|小姐|经理|老师|师傅))",
+    # Chinese personal names: a common surname, up to two characters, a title
+    r"[张王李赵刘陈杨黄吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘蔡蒋余于杜叶程魏苏吕"
+    r"丁任卢姚沈钟姜崔谭陆范汪廖石金韦贾夏付方邹熊白孟秦邱侯江尹薛闫段雷黎史龙陶贺顾毛郝龚邵万钱严覃武戴莫孔向汤]"
+    r"[\u4e00-\u9fff]{0,2}?(?:先生|女士|小姐|经理|老师|师傅)",
 ]
 _PROTECTED_RE = re.compile("|".join(f"(?:{p})" for p in _PROTECTED_PATTERNS))
 
