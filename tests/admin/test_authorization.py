@@ -106,8 +106,9 @@ async def world(make_database, redis_url) -> AsyncIterator[World]:  # type: igno
     await deps.conversations.append(tenant_id="victim", conversation_id=conversation.id,
                                     role="visitor", text="MARKER-A-CONVERSATION",
                                     client_msg_id="m1")
-    assert deps.memory is not None
-    await deps.memory.knowledge.ingest_document(tenant_id="victim", name="victim-doc.md",
+    memory = await deps.load_memory()
+    assert memory is not None
+    await memory.knowledge.ingest_document(tenant_id="victim", name="victim-doc.md",
                                                 content="# Returns\nMARKER-A-DOC",
                                                 content_type=".md")
     victim = {"conversation_id": conversation.id, "agent_id": agent.id, "key": "victim-key",
@@ -215,8 +216,9 @@ async def test_another_tenants_admin_sees_and_changes_nothing(world: World) -> N
     assert (await store.list_prompts("victim"))["system"] == "PROMPT-A-MARKER"
     assert [s["name"] for s in await store.engine_secret_names("victim")] == ["openai"]
     assert (await store.get_settings("victim")).greeting_en != "Hijacked"
-    assert world.deps.memory is not None
-    assert await world.deps.memory.knowledge.document_names("victim") == ["victim-doc.md"]
+    memory = await world.deps.load_memory()
+    assert memory is not None
+    assert await memory.knowledge.document_names("victim") == ["victim-doc.md"]
 
 
 async def test_the_tenants_own_admin_reaches_its_data_and_secrets_stay_write_only(

@@ -83,3 +83,12 @@ async def test_revoked_widget_keys_stop_working(client: httpx.AsyncClient) -> No
     assert (await client.delete(f"/v1/admin/widget-keys/{key}",
                                 headers=_admin())).status_code == 204
     assert (await client.post("/v1/visitor-token", json={"widget_key": key})).status_code == 403
+
+
+async def test_repeated_wrong_passwords_lock_the_login_for_a_while(
+    client: httpx.AsyncClient,
+) -> None:
+    email = f"nobody-{uuid.uuid4().hex[:6]}@shop.cn"
+    codes = [(await client.post("/v1/agent/login", json={"email": email, "password": "x"}))
+             .status_code for _ in range(11)]
+    assert codes[:10] == [401] * 10 and codes[10] == 429

@@ -11,7 +11,9 @@ Every route is tenant-scoped by the caller's token and every change is audited.
 
 
 import asyncio
+import contextlib
 import csv
+import hashlib
 import io
 import json
 import logging
@@ -26,6 +28,7 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
+from redis.exceptions import RedisError
 
 from ..audit import ActorType, AuditEntry, entries_to_csv
 from ..conversations import CUSTOMER_PREFIX
@@ -52,6 +55,8 @@ logger = logging.getLogger("kefu.admin")
 
 DepsProvider = Callable[[], Awaitable[Deps]]
 AGENT_TOKEN_TTL_S = 12 * 3600
+LOGIN_MAX_FAILURES = 10  # per e-mail address, within LOGIN_LOCK_S
+LOGIN_LOCK_S = 900
 _NAME = r"^[A-Za-z0-9_.-]{1,64}$"
 
 
@@ -312,10 +317,26 @@ def create_admin_app(
     @app.post("/v1/agent/login", response_model=AgentToken, tags=["public"])
     async def agent_login(body: LoginRequest, deps: DepsDep) -> AgentToken:
         p = product(deps)
+        digest = hashlib.sha256(body.email.strip().lower().encode()).hexdigest()[:32]
+        failures_key = f"{config.redis_prefix}login-failures:{digest}"
+        try:
+            failures = int(await deps.redis.get(failures_key) or 0)
+        except RedisError:
+            failures = 0
+        if failures >= LOGIN_MAX_FAILURES:
+            raise HTTPException(status_code=429, detail="too many attempts; try again later",
+                                headers={"Retry-After": str(LOGIN_LOCK_S)})
         agent = await p.tenants.authenticate(email=body.email, password=body.password)
         if agent is None:
+            with contextlib.suppress(RedisError):
+                async with deps.redis.pipeline(transaction=True) as pipe:
+                    pipe.incr(failures_key)
+                    pipe.expire(failures_key, LOGIN_LOCK_S)
+                    await pipe.execute()
             await asyncio.sleep(0.2)
             raise HTTPException(status_code=401, detail="wrong email or password")
+        with contextlib.suppress(RedisError):
+            await deps.redis.delete(failures_key)
         token = issue_token(secrets=config.token_secrets, tenant_id=agent.tenant_id,
                             subject=agent.id, role=agent.role, ttl_s=AGENT_TOKEN_TTL_S,
                             name=agent.name)
@@ -560,8 +581,8 @@ def create_admin_app(
         return Response(status_code=204)
 
     # -- admins: knowledge base ----------------------------------------------------------
-    def _knowledge(deps: Deps) -> Any:
-        memory = getattr(deps, "memory", None)
+    async def _knowledge(deps: Deps) -> Any:
+        memory = await deps.load_memory()  # built on first use
         knowledge = getattr(memory, "knowledge", None)
         if knowledge is None:
             raise HTTPException(status_code=503, detail="knowledge base not configured")
@@ -569,13 +590,13 @@ def create_admin_app(
 
     @app.get("/v1/admin/knowledge", tags=["admin"])
     async def list_documents(who: AdminId, deps: DepsDep) -> dict[str, Any]:
-        kb = _knowledge(deps)
+        kb = await _knowledge(deps)
         return {"documents": await kb.document_names(who.tenant_id),
                 "version": await kb.kb_version(who.tenant_id)}
 
     @app.post("/v1/admin/knowledge", status_code=201, tags=["admin"])
     async def add_document(body: DocumentCreate, who: AdminId, deps: DepsDep) -> dict[str, Any]:
-        kb = _knowledge(deps)
+        kb = await _knowledge(deps)
         try:
             result = await kb.ingest_document(tenant_id=who.tenant_id, name=body.name,
                                               content=body.content,
@@ -594,7 +615,7 @@ def create_admin_app(
 
     @app.delete("/v1/admin/knowledge/{name}", status_code=204, tags=["admin"])
     async def delete_document(name: str, who: AdminId, deps: DepsDep) -> Response:
-        kb = _knowledge(deps)
+        kb = await _knowledge(deps)
         if not await kb.delete_document(tenant_id=who.tenant_id, name=name):
             raise HTTPException(status_code=404, detail="not found")
         await audit(deps, who, "knowledge.document_deleted", "document", name)
