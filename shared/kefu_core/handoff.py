@@ -52,6 +52,7 @@ __all__ = [
     "notify_staff",
     "release_to_bot",
     "request_handoff",
+    "requeue_if_agent_gone",
     "state_frame",
     "take_over",
     "transfer",
@@ -61,7 +62,8 @@ logger = logging.getLogger("kefu.handoff")
 
 HEARTBEAT_TTL_S = 90
 FAILURES_TTL_S = 3600
-HandoffReason = Literal["button", "keyword", "failures", "llm", "agent", "admin"]
+HandoffReason = Literal["button", "keyword", "failures", "llm", "agent", "admin",
+                        "agent_offline"]
 
 
 class HandoffError(KefuError):
@@ -171,6 +173,15 @@ class HandoffState:
         except RedisError as exc:
             raise StoreError("cannot read presence") from exc
         return result
+
+    async def is_connected(self, *, tenant_id: str, agent_id: str) -> bool:
+        """Whether the agent has a live console (heartbeat alive, a connection open)."""
+        try:
+            alive = await self._redis.exists(self._agent(tenant_id, agent_id, "alive"))
+            conns = await self._redis.scard(self._conns_key(tenant_id, agent_id))
+        except RedisError as exc:
+            raise StoreError("cannot read presence") from exc
+        return bool(alive) and bool(conns)
 
     async def enqueue(self, *, tenant_id: str, conversation_id: str) -> None:
         try:
@@ -392,6 +403,35 @@ async def request_handoff(
     await _announce(deps, moved, "queued", "Waiting for a human agent", reason=reason)
     await dispatch(deps, tenant_id=tenant_id)
     return moved
+
+
+async def requeue_if_agent_gone(deps: Deps, *, conversation: Conversation) -> bool:
+    """A visitor wrote to a conversation whose agent has no live console any more: put it
+    back in the queue (first in line by its original time) so another agent gets it."""
+    agent_id = conversation.assigned_agent
+    if conversation.owner != "human" or agent_id is None or conversation.status != "open":
+        return False
+    product = stores(deps)
+    tenant_id = conversation.tenant_id
+    if await product.handoff.is_connected(tenant_id=tenant_id, agent_id=agent_id):
+        return False
+    moved = await deps.conversations.transition(
+        tenant_id=tenant_id, conversation_id=conversation.id, owner="queue",
+        assigned_agent=None, from_owners=("human",), from_agent=agent_id,
+        reason="agent_offline",
+    )
+    if moved is None:
+        return False
+    await product.handoff.unbind(tenant_id=tenant_id, agent_id=agent_id,
+                                 conversation_id=conversation.id)
+    await product.handoff.enqueue(tenant_id=tenant_id, conversation_id=conversation.id)
+    await product.audit.safe_record(
+        tenant_id=tenant_id, actor_type="system", actor_id=None,
+        action="conversation.requeued", target_type="conversation",
+        target_id=conversation.id, detail={"reason": "agent_offline", "agent_id": agent_id})
+    await _announce(deps, moved, "queued", "Waiting for a human agent", reason="agent_offline")
+    await dispatch(deps, tenant_id=tenant_id)
+    return True
 
 
 async def dispatch(deps: Deps, *, tenant_id: str) -> int:

@@ -20,6 +20,7 @@ from ..handoff import (
     matches_keyword,
     notify_staff,
     request_handoff,
+    requeue_if_agent_gone,
     state_frame,
 )
 from ..product import stores
@@ -181,9 +182,6 @@ async def _visitor_message(frame: MessageFrame, record: ConnectionRecord, deps: 
         conversation_id=conversation_id, client_msg_id=frame.client_msg_id,
         seq=stored.seq, duplicate=stored.duplicate,
     ))
-    if not stored.duplicate and deps.memory is not None:
-        await deps.memory.remember_turn(conversation_id=conversation_id, role="visitor",
-                                        text=frame.text, seq=stored.seq)
     if not stored.duplicate:
         # Other tabs of the visitor and watching agents see the message too.
         await broadcast(deps, conversation_id, {
@@ -197,6 +195,8 @@ async def _visitor_message(frame: MessageFrame, record: ConnectionRecord, deps: 
     conversation = await deps.conversations.get(
         tenant_id=record.tenant_id, conversation_id=conversation_id
     )
+    if conversation is not None and conversation.owner == "human" and not stored.duplicate:
+        await requeue_if_agent_gone(deps, conversation=conversation)
     if conversation is None or conversation.owner != "bot":
         return
     settings, _ = await tenant_settings(deps.pool, record.tenant_id)
@@ -207,7 +207,7 @@ async def _visitor_message(frame: MessageFrame, record: ConnectionRecord, deps: 
     try:
         await deps.invoker.invoke(StreamPayload(
             tenant_id=record.tenant_id, conversation_id=conversation_id,
-            reply_to_seq=stored.seq, connection_id=record.connection_id,
+            reply_to_seq=stored.seq, text=frame.text, connection_id=record.connection_id,
             domain_name=record.domain_name, stage=record.stage,
         ).to_event())
     except TransportError:

@@ -174,3 +174,26 @@ async def test_passwords_are_hashed_and_checked(deps: tuple[Deps, RecordingPoste
     assert await store.authenticate(email=email, password="wrong") is None
     await store.update_agent(tenant_id=tenant, agent_id=agent.id, active=False)
     assert await store.authenticate(email=email, password="correct horse") is None
+
+
+async def test_a_conversation_whose_agent_left_goes_back_to_the_queue(
+    deps: tuple[Deps, RecordingPoster],
+) -> None:
+    from kefu_core.handoff import requeue_if_agent_gone, take_over
+
+    d, _ = deps
+    tenant = f"t-{uuid.uuid4().hex[:6]}"
+    conversation = await d.conversations.open_for_visitor(tenant_id=tenant, visitor_id="v-1")
+    connection = await _online(d, tenant, "ann", 2)
+    taken = await take_over(d, tenant_id=tenant, conversation_id=conversation.id,
+                            agent_id="ann")
+    # GIVEN the agent is still connected, nothing moves
+    assert await requeue_if_agent_gone(d, conversation=taken) is False
+    # WHEN the agent's console disconnects and another agent is online
+    await d.connections.remove(connection)
+    await _online(d, tenant, "ben", 2)
+    # THEN the conversation is re-queued and assigned to the other agent
+    assert await requeue_if_agent_gone(d, conversation=taken) is True
+    now = await d.conversations.get(tenant_id=tenant, conversation_id=conversation.id)
+    assert now is not None and now.owner == "human" and now.assigned_agent == "ben"
+    assert await stores(d).handoff.assigned(tenant_id=tenant, agent_id="ann") == []
