@@ -72,6 +72,8 @@ async def customer_view(
     The CRM is asked only for identified customers (``customer_id``); long-term facts are keyed
     like the memory layer writes them (by the conversation's visitor id).
     """
+    if "customer_context" not in deps.extras:
+        await deps.load_memory()  # built on first use (a Lambda container may not have it)
     context = customer_context(deps)
     unavailable: dict[str, str] = {}
 

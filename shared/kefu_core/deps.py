@@ -7,9 +7,10 @@ Lambda (API Gateway management API, Lambda async invoke) and in the self-hosted 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
 from psycopg_pool import AsyncConnectionPool
@@ -18,9 +19,11 @@ from .connections import ConnectionRegistry
 from .conversations import ConversationStore
 from .db import migrate, open_pool
 from .errors import StoreError
-from .memory import MemoryService, build_memory
 from .settings import Settings
 from .transport import Poster, StreamInvoker
+
+if TYPE_CHECKING:
+    from .memory import MemoryService
 
 __all__ = ["Deps", "build_deps"]
 
@@ -30,6 +33,10 @@ logger = logging.getLogger("kefu.deps")
 
 @dataclass
 class Deps:
+    """Clients and services of one process. The LLM router and the memory layer are built on
+    first use, so a function that never needs them (``connect``, ``message``) never imports
+    them: that keeps its cold start short."""
+
     settings: Settings
     redis: aioredis.Redis
     pool: AsyncConnectionPool
@@ -37,14 +44,38 @@ class Deps:
     connections: ConnectionRegistry
     poster: Poster
     invoker: StreamInvoker
-    router: Any  # kefu_llm.Router
-    memory: MemoryService | None = None
+    _router: Any = None  # kefu_llm.Router
+    memory: MemoryService | None = None  # set by load_memory()
     extras: dict[str, Any] = field(default_factory=dict)
+    _memory_loaded: bool = False
+    _memory_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @property
+    def router(self) -> Any:
+        if self._router is None:
+            from kefu_llm import AdapterSettings, build_router
+
+            self._router = build_router(settings=AdapterSettings(), redis=self.redis,
+                                        key_prefix=self.settings.redis_prefix)
+        return self._router
+
+    async def load_memory(self) -> MemoryService | None:
+        """The memory service (None when ``MEMORY_ENABLED`` is false), built once."""
+        if not self._memory_loaded:
+            async with self._memory_lock:
+                if not self._memory_loaded:
+                    if self.settings.memory_enabled:
+                        from .memory import build_memory
+
+                        self.memory = await build_memory(self.settings, pool=self.pool,
+                                                         redis=self.redis)
+                    self._memory_loaded = True
+        return self.memory
 
     async def aclose(self) -> None:
         if self.memory is not None:
             await self.memory.aclose()
-        close = getattr(self.router, "aclose", None)
+        close = getattr(self._router, "aclose", None)
         if close is not None:
             await close()
         await self.pool.close()
@@ -58,7 +89,7 @@ async def build_deps(
     invoker: StreamInvoker,
     router: Any | None = None,
 ) -> Deps:
-    """Connect to Redis and PostgreSQL, apply pending migrations, build the LLM router."""
+    """Connect to Redis and PostgreSQL and apply pending migrations."""
     if not settings.database_url or not settings.redis_url:
         raise StoreError("DATABASE_URL and REDIS_URL must be set")
     redis = aioredis.Redis.from_url(
@@ -68,16 +99,7 @@ async def build_deps(
         settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
     )
     await migrate(pool)
-    if router is None:
-        from kefu_llm import AdapterSettings, build_router
-
-        router = build_router(
-            settings=AdapterSettings(), redis=redis, key_prefix=settings.redis_prefix
-        )
-    memory = (await build_memory(settings, pool=pool, redis=redis)
-              if settings.memory_enabled else None)
     return Deps(
-        memory=memory,
         settings=settings,
         redis=redis,
         pool=pool,
@@ -87,5 +109,5 @@ async def build_deps(
         ),
         poster=poster,
         invoker=invoker,
-        router=router,
+        _router=router,
     )

@@ -56,6 +56,7 @@ class StreamPayload(_AwsModel):
     tenant_id: str
     conversation_id: str
     reply_to_seq: int
+    text: str | None = None  # the visitor's message, so the reply needs no database read
     connection_id: str | None = None
     domain_name: str | None = None
     stage: str | None = None

@@ -14,6 +14,7 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import redis.asyncio as aioredis
 from psycopg_pool import AsyncConnectionPool
@@ -36,10 +37,12 @@ from kefu_memory.sources import crm_source, long_term_source
 
 from .settings import Settings
 
-__all__ = ["MemoryContext", "MemoryService", "build_memory"]
+__all__ = ["TURN_ROLE", "MemoryContext", "MemoryService", "build_memory"]
 
 logger = logging.getLogger("kefu.memory")
-_TURN_ROLE = {"visitor": "user", "assistant": "assistant", "agent": "agent", "system": "system"}
+TURN_ROLE: dict[str, Literal["user", "assistant", "agent", "system"]] = {
+    "visitor": "user", "assistant": "assistant", "agent": "agent", "system": "system",
+}
 
 
 @dataclass
@@ -108,36 +111,53 @@ class MemoryService:
         texts = [p.content for p in passages]
         return texts, await version_task
 
-    async def history(self, *, conversation_id: str, through_seq: int) -> list[Turn] | None:
-        """The recent turns from Redis when they reach ``through_seq`` without a gap, else None
-        (the caller reads PostgreSQL instead)."""
+    async def history(
+        self, *, conversation_id: str, question_seq: int, question: str | None
+    ) -> list[Turn] | None:
+        """The recent turns plus the question, from Redis alone, when Redis holds every turn
+        up to the one before the question; else None (the caller reads PostgreSQL)."""
+        if question is None:
+            return None
         try:
             turns = await self.short_term.recent(conversation_id)
         except (KefuMemoryError, OSError):
             return None
-        if not turns or turns[-1].seq != through_seq:
+        if not turns or turns[-1].seq != question_seq - 1:
             return None
-        return turns
+        return [*turns, Turn(role="user", content=question, seq=question_seq)]
 
-    async def remember_turn(self, *, conversation_id: str, role: str, text: str,
-                            seq: int) -> None:
+    async def after_reply(
+        self,
+        *,
+        tenant_id: str,
+        customer_id: str,
+        conversation_id: str,
+        turns: list[Turn],
+        answer: str,
+        answer_seq: int,
+        from_short_term: bool,
+    ) -> None:
+        """Write memory after the reply was sent; never on the read path.
+
+        Short-term memory gets the question and the answer (or, when the history had to come
+        from PostgreSQL, is rebuilt from it so the next reply reads Redis alone); long-term
+        facts are extracted from the exchange."""
+        answer_turn = Turn(role="assistant", content=answer, seq=answer_seq)
         try:
-            await self.short_term.append(conversation_id, Turn(
-                role=_TURN_ROLE.get(role, "system"), content=text, seq=seq))  # type: ignore[arg-type]
+            if from_short_term:
+                await self.short_term.extend(conversation_id, [turns[-1], answer_turn])
+            else:
+                await self.short_term.clear(conversation_id)
+                await self.short_term.extend(conversation_id, [*turns, answer_turn])
         except (KefuMemoryError, OSError):
             logger.warning("short-term memory write failed", exc_info=True)
-
-    async def after_reply(self, *, tenant_id: str, customer_id: str, conversation_id: str,
-                          question: str, question_seq: int, answer: str,
-                          answer_seq: int) -> None:
-        """Write memory after the reply was sent; never on the read path."""
-        await self.remember_turn(conversation_id=conversation_id, role="assistant",
-                                 text=answer, seq=answer_seq)
+        question = next((t for t in reversed(turns) if t.role == "user"), None)
+        if question is None:
+            return
         try:
             await self.long_term.remember_exchange(
                 tenant_id=tenant_id, customer_id=customer_id, conversation_id=conversation_id,
-                turns=[Turn(role="user", content=question, seq=question_seq),
-                       Turn(role="assistant", content=answer, seq=answer_seq)],
+                turns=[question, answer_turn],
             )
         except (KefuMemoryError, OSError):
             logger.warning("long-term memory write failed", exc_info=True)

@@ -1,11 +1,32 @@
 """Chat flows: what each API Gateway route (and the stream function) does.
 
 Each flow takes the event (or the stream payload) and the process's :class:`~kefu_core.deps.Deps`
-and returns what API Gateway expects from a Lambda proxy integration.
+and returns what API Gateway expects from a Lambda proxy integration. Flows are imported on
+first use, so a Lambda function loads only the flow it runs (the stream flow pulls in the LLM
+adapter and the memory layer; ``connect`` and ``message`` do not).
 """
 
-from .connect import handle_connect, handle_disconnect
-from .message import handle_message
-from .stream import handle_stream
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .connect import handle_connect, handle_disconnect
+    from .message import handle_message
+    from .stream import handle_stream
 
 __all__ = ["handle_connect", "handle_disconnect", "handle_message", "handle_stream"]
+
+_WHERE = {
+    "handle_connect": ".connect",
+    "handle_disconnect": ".connect",
+    "handle_message": ".message",
+    "handle_stream": ".stream",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(import_module(_WHERE[name], __name__), name)
+    raise AttributeError(name)

@@ -9,8 +9,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from kefu_llm import ChatMessage, ChatRequest, Delta, Final
-
 from ..audit import ActorType
 from ..connections import ConnectionRecord
 from ..conversations import Conversation
@@ -238,6 +236,8 @@ async def _open(conversation_id: str, record: ConnectionRecord, deps: Deps) -> N
 
 async def _suggest(conversation_id: str, record: ConnectionRecord, deps: Deps) -> None:
     """Ask the router for a draft; it goes to the agent only, never to the visitor."""
+    from kefu_llm import ChatMessage, ChatRequest, Delta, Final  # loaded on first use
+
     tenant_id = record.tenant_id
     conversation = await _conversation(deps, tenant_id, conversation_id)
     settings, prompt = await tenant_settings(deps.pool, tenant_id)

@@ -13,10 +13,12 @@ import time
 from typing import Any, Literal
 
 from kefu_llm import Busy, ChatMessage, ChatRequest, Delta, Final
+from kefu_memory import Turn
 
 from ..deps import Deps
 from ..errors import StoreError
 from ..events import StreamPayload
+from ..memory import TURN_ROLE, MemoryService
 from ..protocol import delta_frame, final_frame
 from ..streaming import DeltaBatcher
 from .fanout import Audience, broadcast
@@ -26,7 +28,7 @@ __all__ = ["handle_stream"]
 logger = logging.getLogger("kefu.flows.stream")
 
 _ROLE_FOR_MODEL: dict[str, Literal["user", "assistant"]] = {
-    "visitor": "user", "assistant": "assistant", "agent": "assistant",
+    "user": "user", "assistant": "assistant", "agent": "assistant",
 }
 
 
@@ -45,10 +47,12 @@ async def handle_stream(event: dict[str, Any], deps: Deps) -> dict[str, Any]:
     if reserved.duplicate:
         return {"status": "skipped", "reason": "already answered", "seq": reserved.seq}
     seq = reserved.seq
-    if deps.memory is not None:
-        await deps.memory.warm_up()
-    request, question = await _build_request(deps, payload, before_seq=seq,
-                                             customer_id=conversation.visitor_id)
+    memory = await deps.load_memory()
+    if memory is not None:
+        await memory.warm_up()
+    turns, from_short_term = await _history(deps, memory, payload, before_seq=seq)
+    request = await _build_request(deps, memory, payload, turns=turns,
+                                   customer_id=conversation.visitor_id)
 
     offset = 0
     audience = Audience(deps, conversation_id)
@@ -109,11 +113,11 @@ async def handle_stream(event: dict[str, Any], deps: Deps) -> dict[str, Any]:
     except Exception:
         logger.warning("handoff check failed", extra={"conversation_id": conversation_id},
                        exc_info=True)
-    if deps.memory is not None and final.text and final.status == "complete":
-        await deps.memory.after_reply(
+    if memory is not None and final.text and final.status == "complete":
+        await memory.after_reply(
             tenant_id=tenant_id, customer_id=conversation.visitor_id,
-            conversation_id=conversation_id, question=question,
-            question_seq=payload.reply_to_seq, answer=final.text, answer_seq=seq,
+            conversation_id=conversation_id, turns=turns, answer=final.text,
+            answer_seq=seq, from_short_term=from_short_term,
         )
     logger.info("reply finished", extra={
         "conversation_id": conversation_id, "seq": seq, "status": final.status,
@@ -123,35 +127,36 @@ async def handle_stream(event: dict[str, Any], deps: Deps) -> dict[str, Any]:
     return {"status": final.status, "seq": seq, "frames": batcher.flushes}
 
 
-async def _history(deps: Deps, payload: StreamPayload, *, before_seq: int) -> list[
-    tuple[str, str]
-]:
-    """(role, text) of the recent turns: Redis short-term memory when it holds every turn up to
-    this reply, PostgreSQL otherwise."""
-    if deps.memory is not None:
-        turns = await deps.memory.history(conversation_id=payload.conversation_id,
-                                          through_seq=before_seq - 1)
+async def _history(
+    deps: Deps, memory: MemoryService | None, payload: StreamPayload, *, before_seq: int
+) -> tuple[list[Turn], bool]:
+    """The recent turns up to the question: from Redis short-term memory alone when it is
+    complete (the steady state), from PostgreSQL otherwise. True when Redis sufficed."""
+    if memory is not None:
+        turns = await memory.history(conversation_id=payload.conversation_id,
+                                     question_seq=payload.reply_to_seq, question=payload.text)
         if turns is not None:
-            return [("visitor" if t.role == "user" else t.role, t.content) for t in turns]
+            return turns, True
     stored = await deps.conversations.recent(
         tenant_id=payload.tenant_id, conversation_id=payload.conversation_id,
         limit=deps.settings.context_window * 2, before_seq=before_seq,
     )
-    return [(m.role, m.text) for m in stored]
+    return [Turn(role=TURN_ROLE[m.role], content=m.text, seq=m.seq)
+            for m in stored if m.text], False
 
 
 async def _build_request(
-    deps: Deps, payload: StreamPayload, *, before_seq: int, customer_id: str
-) -> tuple[ChatRequest, str]:
-    history = await _history(deps, payload, before_seq=before_seq)
-    question = next((text for role, text in reversed(history) if role == "visitor"), "")
+    deps: Deps, memory: MemoryService | None, payload: StreamPayload, *, turns: list[Turn],
+    customer_id: str,
+) -> ChatRequest:
+    question = next((t.content for t in reversed(turns) if t.role == "user"), "")
     system = deps.settings.system_prompt
     passages: list[str] = []
     kb_version = "0"
-    if deps.memory is not None and question:
+    if memory is not None and question:
         try:
-            context = await deps.memory.recall(tenant_id=payload.tenant_id,
-                                               customer_id=customer_id, question=question)
+            context = await memory.recall(tenant_id=payload.tenant_id,
+                                          customer_id=customer_id, question=question)
             passages, kb_version = context.passages, context.kb_version
             if context.memory_prompt:
                 system = f"{system}\n\n{context.memory_prompt}"
@@ -159,12 +164,11 @@ async def _build_request(
             logger.warning("recall failed; answering without memory", exc_info=True)
     messages = [ChatMessage(role="system", content=system)]
     messages += [
-        ChatMessage(role=_ROLE_FOR_MODEL[role], content=text)
-        for role, text in history
-        if role in _ROLE_FOR_MODEL and text
+        ChatMessage(role=_ROLE_FOR_MODEL[t.role], content=t.content)
+        for t in turns
+        if t.role in _ROLE_FOR_MODEL
     ]
-    request = ChatRequest(
+    return ChatRequest(
         tenant_id=payload.tenant_id, conversation_id=payload.conversation_id,
         messages=messages, passages=passages, kb_version=kb_version,
     )
-    return request, question

@@ -68,10 +68,11 @@ class Gateway:
         self.deps = await build_deps(self.settings, poster=hub, invoker=invoker)
         self.hub, self.invoker = hub, invoker
         await hub.start()
-        if self.deps.memory is not None:
-            await self.deps.memory.warm_up()
-        if self.settings.knowledge_dir and self.deps.memory is not None:
-            count = await self.deps.memory.ingest_folder(
+        memory = await self.deps.load_memory()
+        if memory is not None:
+            await memory.warm_up()
+        if self.settings.knowledge_dir and memory is not None:
+            count = await memory.ingest_folder(
                 tenant_id=self.settings.knowledge_tenant, path=Path(self.settings.knowledge_dir))
             logger.info("knowledge folder %s: %d documents for tenant %s",
                         self.settings.knowledge_dir, count, self.settings.knowledge_tenant)
