@@ -190,7 +190,7 @@ async def build_memory(
     return MemoryService(
         settings=settings,
         knowledge=KnowledgeBase(pool, embedder),
-        short_term=ShortTermMemory(redis, prefix=f"{settings.redis_prefix}stm:",
+        short_term=ShortTermMemory(redis, prefix=settings.redis_prefix,
                                    window=settings.context_window),
         long_term=LongTermMemory(pool, embedder),
         crm=crm,

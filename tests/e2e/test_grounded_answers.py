@@ -63,3 +63,28 @@ async def test_another_tenant_does_not_see_that_knowledge(gateway: RunningGatewa
     final = await ask(gateway, "other-shop", "你好，我想退货，怎么操作？")
     # THEN nothing from tenant "shop" leaks into the answer
     assert "7天" not in final["text"]
+
+
+async def test_short_term_memory_holds_the_conversation_after_each_reply(
+    gateway: RunningGateway, redis_url: str
+) -> None:
+    # GIVEN a visitor who asks two questions on one connection
+    token = issue_token(secrets=[SECRET], tenant_id="shop", subject=f"v-{uuid.uuid4().hex}",
+                        role="visitor", ttl_s=600)
+    async with websockets.connect(f"{gateway.ws}?token={token}") as ws:
+        for i, text in enumerate(("怎么退货？", "运费怎么算？")):
+            await ws.send(json.dumps({"action": "message", "client_msg_id": f"c-{i}",
+                                      "text": text}))
+            async with asyncio.timeout(10):
+                while (frame := json.loads(await ws.recv()))["type"] != "final":
+                    conversation_id = frame.get("conversation_id", "")
+    # THEN short-term memory in Redis holds all four turns in order, so the next reply reads
+    # its history without a database query
+    prefix = gateway.gateway.settings.redis_prefix
+    r = redis.Redis.from_url(redis_url)
+    raw = r.lrange(f"{prefix}stm:{conversation_id}", 0, -1)
+    r.close()
+    turns = [json.loads(item) for item in raw]
+    assert [(t["role"], t["seq"]) for t in turns] == [("user", 1), ("assistant", 2),
+                                                      ("user", 3), ("assistant", 4)]
+    assert turns[2]["content"] == "运费怎么算？"
