@@ -13,7 +13,7 @@ from .deps import Deps
 from .service import ServiceStore
 from .tenants import TenantStore
 
-__all__ = ["ProductStores", "stores"]
+__all__ = ["ProductStores", "memory_of", "stores"]
 
 
 @dataclass
@@ -39,3 +39,11 @@ def stores(deps: Deps) -> ProductStores:
     )
     deps.extras["product"] = built
     return built
+
+
+async def memory_of(deps: Deps) -> Any:
+    """The memory service (``kefu_core.memory.MemoryService``) or None, built on first use."""
+    load = getattr(deps, "load_memory", None)
+    if load is not None:
+        return await load()
+    return getattr(deps, "memory", None)

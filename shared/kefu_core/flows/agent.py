@@ -24,7 +24,7 @@ from ..handoff import (
     take_over,
     transfer,
 )
-from ..product import stores
+from ..product import memory_of, stores
 from ..protocol import (
     AnyClientFrame,
     ConversationActionFrame,
@@ -252,7 +252,7 @@ async def _suggest(conversation_id: str, record: ConnectionRecord, deps: Deps) -
                  for m in history if m.role in _ROLE_FOR_MODEL and m.text]
     passages: list[str] = []
     kb_version = "0"
-    memory = getattr(deps, "memory", None)
+    memory = await memory_of(deps)
     if memory is not None and question:
         try:
             recalled = await memory.recall(tenant_id=tenant_id,
