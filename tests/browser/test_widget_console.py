@@ -64,6 +64,8 @@ def slow_gateway(make_database, redis_url) -> Iterator[RunningGateway]:  # type:
         os.environ.update(env)  # read once, when the gateway builds its router
         try:
             with run_gateway(settings, replica_id="browser-slow") as running:
+                assert running.gateway.deps is not None
+                assert running.gateway.deps.router is not None  # built now, with ENGINES set
                 for key, value in saved.items():
                     if value is None:
                         os.environ.pop(key, None)
