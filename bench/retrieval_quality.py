@@ -185,7 +185,9 @@ async def main_async(args: argparse.Namespace) -> int:
     if not dsn:
         from kefu_core.embedded import EmbeddedPostgres
 
-        dsn = EmbeddedPostgres(data_dir=Path(".kefu/bench-pg"), database="kefu_bench").start()
+        dsn = EmbeddedPostgres(
+            data_dir=Path(".kefu/bench-pg"), database="kefu_bench_quality"
+        ).start()
     embedder = OfflineEmbedder(dim=args.dim)
     await migrate(dsn, dims=(embedder.dim,))
     docs = load_entities(root)
@@ -231,7 +233,9 @@ async def main_async(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.retrieval_quality")
     parser.add_argument("path", nargs="?", default="../shared/data/crosswoz/")
-    parser.add_argument("--dsn", help="PostgreSQL with pgvector (default: embedded, kefu_bench)")
+    parser.add_argument(
+        "--dsn", help="PostgreSQL with pgvector (default: embedded, kefu_bench_quality)"
+    )
     parser.add_argument("--dim", type=int, default=512, help="offline embedder dimension")
     parser.add_argument("--limit", type=int, default=0, help="only the first N questions")
     parser.add_argument("--chunk-tokens", type=int, default=200, help="chunk size (tokens)")

@@ -90,7 +90,7 @@ class KnowledgeBase:
         overlap_tokens: int = 30,
         candidates: int = 40,
         rrf_k: int | None = None,
-        ef_search: int = 80,
+        ef_search: int = 40,
         bm25_k1: float = _BM25_K1,
         bm25_b: float = _BM25_B,
         vector_weight: float | None = None,
@@ -99,7 +99,9 @@ class KnowledgeBase:
         max_query_terms: int = 32,
     ) -> None:
         """Search settings: `candidates` per side before fusion; `rrf_k` of reciprocal rank
-        fusion; BM25 `bm25_k1`/`bm25_b` (b = 0: chunks are length-capped already, and length
+        fusion; `ef_search` of the HNSW scan (at least `candidates`; a larger one makes the
+        planner prefer an exact scan on mid-sized tenants, which is much slower); BM25
+        `bm25_k1`/`bm25_b` (b = 0: chunks are length-capped already, and length
         normalisation put short near-duplicate entries first in measurements);
         keyword terms found in more than `max_df_ratio` of the tenant's chunks are skipped
         (their BM25 weight is near zero and their postings are the longest), and at most
