@@ -164,6 +164,8 @@ def main(argv: list[str] | None = None) -> None:
         f"{args.first_token_ms:g} ms, {args.tokens} pieces at {args.tokens_per_s:g}/s; "
         f"state: {'Redis' if args.redis_url else 'in-process'}\n"
     )
+    load = os.getloadavg()[0]
+    out.write(f"machine: {os.cpu_count()} cores, load average {load:.1f} during the run\n")
     out.write(f"{'':<14}{'p50 ms':>10}{'p99 ms':>10}\n")
     for key in ("bare_ttft", "router_ttft", "bare_total", "router_total"):
         out.write(f"{key:<14}{pct(res[key], 0.5):>10.2f}{pct(res[key], 0.99):>10.2f}\n")

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any
-
-import openai
-from openai import AsyncOpenAI
+from typing import TYPE_CHECKING, Any
 
 from ._engine_base import ApiKey
 from ._exceptions import (
@@ -23,6 +20,9 @@ from ._exceptions import (
     StreamError,
 )
 from ._types import EngineCall
+
+if TYPE_CHECKING:
+    from openai import AsyncOpenAI
 
 __all__ = ["OpenAICompatibleEngine", "parse_retry_after"]
 
@@ -115,7 +115,8 @@ class OpenAICompatibleEngine:
         self.encoding = encoding
         self.local = local
         self._extra_body = extra_body or None
-        self._timeout = openai.Timeout(read_timeout_s, connect=connect_timeout_s)
+        self._read_timeout_s = read_timeout_s
+        self._connect_timeout_s = connect_timeout_s
         self._headers = default_headers or None
         self._http_client = http_client
         self._root: AsyncOpenAI | None = None
@@ -126,10 +127,12 @@ class OpenAICompatibleEngine:
         client = self._clients.get(key.value)
         if client is None:
             if self._root is None:
-                self._root = AsyncOpenAI(
+                import openai  # imported on first use: it costs ~0.6 s at cold start
+
+                self._root = openai.AsyncOpenAI(
                     api_key=key.value,
                     base_url=self.base_url,
-                    timeout=self._timeout,
+                    timeout=openai.Timeout(self._read_timeout_s, connect=self._connect_timeout_s),
                     max_retries=0,
                     default_headers=self._headers,
                     http_client=self._http_client,
@@ -145,6 +148,8 @@ class OpenAICompatibleEngine:
     async def stream(self, call: EngineCall, *, key: ApiKey | None) -> AsyncIterator[str]:
         if key is None:
             raise KeyUnavailableError(f"engine {self.name} needs an API key")
+        import openai
+
         client = self._client(key)
         params: dict[str, Any] = {
             "model": self.model,
