@@ -25,6 +25,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from ._chunking import Chunk, chunk_document, content_kind
+from ._db import read_connection
 from ._errors import IngestError, StoreError, UnsupportedContentType
 from ._models import Passage
 from ._text import keyword_terms
@@ -304,7 +305,7 @@ class KnowledgeBase:
 
     async def _existing(self, tenant_id: str, name: str) -> tuple[int, str, bool, int] | None:
         try:
-            async with self._pool.connection() as conn:
+            async with read_connection(self._pool) as conn:
                 cur = await conn.execute(
                     "SELECT d.id, d.content_hash, "
                     " coalesce(bool_and(c.embedder = %s AND c.dim = %s), true), d.chunk_count "
@@ -345,7 +346,7 @@ class KnowledgeBase:
         return results
 
     async def document_names(self, tenant_id: str) -> list[str]:
-        async with self._pool.connection() as conn:
+        async with read_connection(self._pool) as conn:
             cur = await conn.execute(
                 "SELECT name FROM kb_documents WHERE tenant_id = %s ORDER BY name", (tenant_id,)
             )
@@ -404,7 +405,7 @@ class KnowledgeBase:
     async def kb_version(self, tenant_id: str) -> str:
         """The tenant's knowledge-base version; it changes whenever its content changes."""
         try:
-            async with self._pool.connection() as conn:
+            async with read_connection(self._pool) as conn:
                 return await self._version(conn, tenant_id)
         except psycopg.Error as exc:
             raise StoreError("knowledge-base version lookup failed") from exc
@@ -473,7 +474,7 @@ class KnowledgeBase:
             "JOIN kb_documents d ON d.id = c.document_id ORDER BY c.distance, c.id"
         ).format(dim=sql.Literal(dim))
         params = {"q": to_pgvector(matrix[0]), "t": tenant_id, "e": self._embedder.name, "n": n}
-        async with self._pool.connection() as conn:
+        async with read_connection(self._pool) as conn:
             # One round trip: the settings and the query travel together in pipeline mode.
             async with conn.pipeline(), conn.transaction():
                 await conn.execute(
@@ -519,7 +520,7 @@ class KnowledgeBase:
             "k1": self._bm25_k1,
             "b": self._bm25_b,
         }
-        async with self._pool.connection() as conn:
+        async with read_connection(self._pool) as conn:
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute(statement, params)
             rows = await cur.fetchall()
@@ -529,7 +530,7 @@ class KnowledgeBase:
 
     async def stale_chunks(self, tenant_id: str) -> int:
         """How many of the tenant's chunks were embedded by another embedder (or dimension)."""
-        async with self._pool.connection() as conn:
+        async with read_connection(self._pool) as conn:
             cur = await conn.execute(
                 "SELECT count(*) FROM kb_chunks WHERE tenant_id = %s"
                 " AND (embedder <> %s OR dim <> %s)",

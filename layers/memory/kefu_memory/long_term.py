@@ -31,6 +31,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from ._db import read_connection
 from ._errors import ExtractionError, StoreError
 from ._models import Fact, FactSource, MemoryExport, StoredFact, Turn
 from ._text import normalize
@@ -313,7 +314,7 @@ class LongTermMemory:
             "k": k,
         }
         try:
-            async with self._pool.connection() as conn:
+            async with read_connection(self._pool) as conn:
                 cur = conn.cursor(row_factory=dict_row)
                 await cur.execute(statement, params)
                 rows = await cur.fetchall()
@@ -327,7 +328,7 @@ class LongTermMemory:
         """The customer's facts (current only, or with superseded ones), with all sources."""
         where = "" if include_history else " AND f.valid_to IS NULL"
         try:
-            async with self._pool.connection() as conn:
+            async with read_connection(self._pool) as conn:
                 cur = conn.cursor(row_factory=dict_row)
                 await cur.execute(
                     "SELECT "

@@ -187,3 +187,19 @@ async def test_unsupported_content_type_is_refused(kb: KnowledgeBase) -> None:
     with pytest.raises(UnsupportedContentType):
         await kb.ingest_document(tenant_id=tenant(), name="x.pdf", content="%PDF",
                                  content_type="application/pdf")
+
+
+async def test_reads_leave_the_pools_connections_as_they_were(memory_dsn: str) -> None:
+    # GIVEN a one-connection pool in the default (transactional) mode
+    pool = AsyncConnectionPool(memory_dsn, min_size=1, max_size=1, open=False)
+    await pool.open(wait=True)
+    kb = KnowledgeBase(pool, OfflineEmbedder())
+    t = tenant()
+    await kb.ingest_document(tenant_id=t, name="faq.csv", content=FAQ_CSV, content_type="csv")
+    # WHEN searching (reads run in autocommit to save round trips)
+    assert await kb.search(t, "发票怎么开", k=1)
+    # THEN the connection comes back non-autocommit and idle
+    async with pool.connection() as conn:
+        assert conn.autocommit is False
+        assert conn.info.transaction_status.name == "IDLE"
+    await pool.close()
