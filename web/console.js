@@ -19,7 +19,7 @@
       ev_closed: "对话已结束", assigned: "新对话已分配给您", typing: "访客正在输入…", csat: "满意度评分",
       offline: "收到一条新留言", suggestionEmpty: "暂时没有建议", replyPlaceholder: "输入回复，Enter 发送，Shift+Enter 换行",
       notePlaceholder: "仅同事可见", pos: "第 {n} 位", err_not_yours: "该对话不属于您", err_not_available: "该对话已被他人接管",
-      transferTo: "转接给…"
+      transferTo: "转接给…", offlineTab: "访客留言"
     },
     en: {
       appTitle: "Kefu agent console", email: "E-mail", password: "Password", signIn: "Sign in", wrong: "Wrong e-mail or password",
@@ -34,7 +34,7 @@
       ev_closed: "Conversation closed", assigned: "A conversation was assigned to you", typing: "Visitor is typing…", csat: "Satisfaction",
       offline: "New offline message", suggestionEmpty: "No suggestion right now", replyPlaceholder: "Reply. Enter sends, Shift+Enter for a new line",
       notePlaceholder: "Visible to colleagues only", pos: "#{n}", err_not_yours: "This conversation is not yours", err_not_available: "Someone else took it",
-      transferTo: "Transfer to…"
+      transferTo: "Transfer to…", offlineTab: "Offline messages"
     }
   };
   var lang = localStorage.getItem("kefu.console.lang") || ((navigator.language || "zh").toLowerCase().indexOf("zh") === 0 ? "zh" : "en");
@@ -115,7 +115,7 @@
     switch (f.type) {
       case "queue": queue = f; renderList(); break;
       case "queue_changed": send({ action: "queue" }); break;
-      case "assigned": toast(t("assigned")); tab = "mine"; send({ action: "queue" });
+      case "assigned": toast(t("assigned")); if (tab === "waiting") tab = "mine"; send({ action: "queue" });
         if (!current) send({ action: "open", conversation_id: f.conversation_id });
         break;
       case "unassigned": send({ action: "queue" }); break;
@@ -167,17 +167,37 @@
           if (f.text) { $("text").value = f.text; $("text").focus(); } else toast(t("suggestionEmpty"));
         }
         break;
-      case "offline_message": toast(t("offline")); break;
+      case "offline_message": toast(t("offline")); loadOffline(); break;
       case "error": $("suggest").disabled = false; toast(t("err_" + f.code) !== "err_" + f.code ? t("err_" + f.code) : f.message); break;
     }
   }
 
   // -- rendering --------------------------------------------------------------------------
   function render() { renderList(); if (current) { renderHead(); renderLog(); renderSide(); } }
+  var offline = [];
+  function loadOffline() {
+    fetch("/v1/offline-messages", { headers: { authorization: "Bearer " + session.token } })
+      .then(function (r) { return r.ok ? r.json() : []; })
+      .then(function (items) { offline = items; renderList(); })
+      .catch(function () { /* shown again on the next refresh */ });
+  }
+  function renderOffline(list) {
+    offline.forEach(function (m) {
+      var li = el("li"); li.dataset.offline = String(m.id);
+      var top = el("div", "v"); top.appendChild(el("span", null, (m.name || m.visitor_id.slice(0, 12)) + (m.contact ? " · " + m.contact : "")));
+      top.appendChild(el("span", "pos", new Date(m.created_at).toLocaleString()));
+      li.appendChild(top);
+      li.appendChild(el("div", "p", m.text));
+      if (m.conversation_id) li.addEventListener("click", function () { send({ action: "open", conversation_id: m.conversation_id }); });
+      list.appendChild(li);
+    });
+  }
   function renderList() {
     ["waiting", "mine", "bot", "others"].forEach(function (k) { $("n-" + k).textContent = (queue[k] || []).length; });
+    $("n-offline").textContent = offline.length;
     document.querySelectorAll(".tabs button").forEach(function (b) { b.classList.toggle("active", b.dataset.tab === tab); });
     var list = $("list"); list.innerHTML = "";
+    if (tab === "offline") { renderOffline(list); return; }
     (queue[tab] || []).forEach(function (c) {
       var li = el("li"); li.dataset.id = c.id;
       if (current && current.conversation.id === c.id) li.classList.add("active");
@@ -190,7 +210,7 @@
     });
   }
   document.querySelectorAll(".tabs button").forEach(function (b) {
-    b.addEventListener("click", function () { tab = b.dataset.tab; renderList(); });
+    b.addEventListener("click", function () { tab = b.dataset.tab; if (tab === "offline") loadOffline(); renderList(); });
   });
   function renderAgents() {
     var sel = $("transfer-to"); sel.innerHTML = "";
@@ -307,6 +327,7 @@
     $("login").hidden = true; $("app").hidden = false;
     $("me-name").textContent = session.agent.name + (session.agent.role === "admin" ? " (admin)" : "");
     connect();
+    loadOffline();
   }
   applyI18n();
   if (session) start(); else $("login").hidden = false;
