@@ -48,8 +48,9 @@ class Embedder(Protocol):
 
 
 def to_pgvector(vector: Sequence[float] | npt.NDArray[np.floating]) -> str:
-    """Text form of a vector for PostgreSQL (`'[0.1,0.2]'::vector`)."""
-    return "[" + ",".join(f"{float(x):.6g}" for x in vector) + "]"
+    """Text form of a vector for PostgreSQL (`'[0.1,0.2]'::vector`), six decimals."""
+    rounded = np.round(np.asarray(vector, dtype=np.float64), 6).tolist()
+    return "[" + ",".join(map(str, rounded)) + "]"
 
 
 def _l2_normalize(matrix: Vectors) -> Vectors:
