@@ -486,8 +486,10 @@ async def take_over(
     if moved is None:
         current = await deps.conversations.get(tenant_id=tenant_id,
                                                conversation_id=conversation_id)
-        if current is not None and current.owner == "human" \
-                and current.assigned_agent == agent_id and current.status == "open":
+        if current is None:
+            raise HandoffError("not_found", "no such conversation")
+        if current.owner == "human" and current.assigned_agent == agent_id \
+                and current.status == "open":
             return current
         raise HandoffError("not_available", "this conversation is not available to take")
     await product.handoff.dequeue(tenant_id=tenant_id, conversation_id=conversation_id)

@@ -185,3 +185,34 @@ async def test_keyword_with_no_agent_online_queues_and_takes_an_offline_message(
         listed = (await http.get("/v1/offline-messages",
                                  headers={"authorization": f"Bearer {admin}"})).json()
         assert saved["id"] in [m["id"] for m in listed]
+
+
+async def test_visitors_cannot_act_as_agents_and_agents_stay_in_their_tenant(
+    gateway: RunningGateway,
+) -> None:
+    from kefu_core.tokens import issue_token
+    from tests.support.core import SECRET
+
+    async with httpx.AsyncClient(base_url=gateway.http) as http:
+        visitor = (await http.post("/v1/visitor-token", json={"widget_key": "demo-key"})).json()
+    outsider = issue_token(secrets=[SECRET], tenant_id="other-co", subject="a-outsider",
+                           role="agent", ttl_s=600, name="Outsider")
+    async with _ws(gateway, visitor["token"]) as v_ws, _ws(gateway, outsider) as o_ws:
+        guest, other = Client(v_ws), Client(o_ws)
+        await guest.send({"action": "sync", "last_seq": 0})
+        conversation_id = (await guest.until("history"))["conversation_id"]
+        # WHEN a visitor sends agent actions on their own conversation
+        for action in ("take", "close", "release", "suggest"):
+            await guest.send({"action": action, "conversation_id": conversation_id})
+            # THEN each is refused
+            assert (await guest.until("error"))["code"] == "unsupported_for_role"
+        # WHEN an agent of another tenant names this conversation
+        for frame in ({"action": "open"}, {"action": "take"},
+                      {"action": "note", "text": "x"},
+                      {"action": "reply", "client_msg_id": "o-1", "text": "hi"}):
+            await other.send({**frame, "conversation_id": conversation_id})
+            # THEN it does not exist for them
+            assert (await other.until("error"))["code"] == "not_found"
+        await guest.send({"action": "sync", "last_seq": 0})
+        history = await guest.until("history")
+        assert history["messages"] == [] and history["owner"] == "bot"
