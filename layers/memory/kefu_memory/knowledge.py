@@ -26,7 +26,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from ._chunking import Chunk, chunk_document, content_kind
 from ._db import read_connection
-from ._errors import IngestError, StoreError, UnsupportedContentType
+from ._errors import EmbedderMismatchError, IngestError, StoreError, UnsupportedContentType
 from ._models import Passage
 from ._text import keyword_terms
 from .embedders import Embedder, to_pgvector
@@ -538,6 +538,16 @@ class KnowledgeBase:
             )
             row = await cur.fetchone()
         return int(row[0]) if row else 0
+
+    async def ensure_embedder(self, tenant_id: str) -> None:
+        """Raise `EmbedderMismatchError` when some of the tenant's chunks were embedded by
+        another embedder or dimension (vector search ignores them until `reembed`)."""
+        stale = await self.stale_chunks(tenant_id)
+        if stale:
+            raise EmbedderMismatchError(
+                f"{stale} chunks of tenant {tenant_id!r} were not embedded by"
+                f" {self._embedder.name}/{self._embedder.dim}; run reembed()"
+            )
 
     async def reembed(self, *, tenant_id: str, batch: int = 256) -> int:
         """Re-embed the tenant's chunks made by another embedder; returns how many changed."""

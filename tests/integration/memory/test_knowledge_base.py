@@ -8,7 +8,12 @@ from pathlib import Path
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
-from kefu_memory import KnowledgeBase, OfflineEmbedder, UnsupportedContentType
+from kefu_memory import (
+    EmbedderMismatchError,
+    KnowledgeBase,
+    OfflineEmbedder,
+    UnsupportedContentType,
+)
 
 RETURNS_MD = """# 退货政策
 
@@ -172,9 +177,12 @@ async def test_changed_embedder_is_detected_and_reembedded(
     new = KnowledgeBase(memory_pool, OfflineEmbedder(dim=256))
     # THEN the stale chunks are reported, vector search ignores them, and reembed fixes them
     assert await new.stale_chunks(t) == 3
+    with pytest.raises(EmbedderMismatchError):
+        await new.ensure_embedder(t)
     assert await new.search(t, "发票", k=3, mode="vector") == []
     assert await new.reembed(tenant_id=t) == 3
     assert await new.stale_chunks(t) == 0
+    await new.ensure_embedder(t)
     assert "发票" in (await new.search(t, "电子发票怎么开", k=1, mode="vector"))[0].content
     # AND re-ingesting identical content under the old embedder is not a no-op for the new one
     result = await old.ingest_document(tenant_id=t, name="faq.csv", content=FAQ_CSV,
