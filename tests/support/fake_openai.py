@@ -585,6 +585,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--mode", default="ok", choices=_MODES)
     parser.add_argument("--valid-key", action="append", default=None, help="accept only these keys")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--min-tick-ms",
+        type=float,
+        default=20.0,
+        help="paced pieces due together go out in one write, at most every this often",
+    )
     args = parser.parse_args(argv)
     server = FakeOpenAI(
         host=args.host,
@@ -595,6 +601,7 @@ def main(argv: list[str] | None = None) -> None:
         tokens_per_s=args.tokens_per_s,
         tokens=args.tokens,
         mode=args.mode,
+        min_tick_s=args.min_tick_ms / 1000.0,
     )
     print(f"fake OpenAI server on {server.base_url}", flush=True)
     config = uvicorn.Config(
