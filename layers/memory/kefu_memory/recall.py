@@ -83,7 +83,13 @@ async def recall(
     tasks = {name: asyncio.create_task(timed(name, fn), name=f"recall:{name}")
              for name, fn in sources.items()}
     if tasks:
-        await asyncio.wait(tasks.values(), timeout=max(deadline_s, 0.0))
+        try:
+            await asyncio.wait(tasks.values(), timeout=max(deadline_s, 0.0))
+        except asyncio.CancelledError:
+            for task in tasks.values():
+                task.cancel()
+                task.add_done_callback(_swallow)
+            raise
     late: list[str] = []
     failed: list[str] = []
     arrived: dict[str, list[MemoryItem]] = {}

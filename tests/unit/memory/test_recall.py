@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Sequence
 
@@ -104,3 +105,26 @@ async def test_no_sources_gives_an_empty_result() -> None:
     # GIVEN nothing to ask / WHEN recalled / THEN an empty prompt and nothing missing
     result = await recall(sources={})
     assert result.prompt == "" and result.missing == [] and result.sections == []
+
+
+async def test_cancelling_recall_cancels_its_sources() -> None:
+    # GIVEN a recall waiting on a slow source
+    cancelled = asyncio.Event()
+
+    async def slow() -> Sequence[MemoryItem | str]:
+        try:
+            await asyncio.sleep(5)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        return []
+
+    task = asyncio.create_task(recall(sources={"crm": slow}, deadline_s=5))
+    await asyncio.sleep(0.01)
+    # WHEN the caller is cancelled
+    task.cancel()
+    # THEN the source is cancelled too
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await asyncio.sleep(0)
+    assert cancelled.is_set()
