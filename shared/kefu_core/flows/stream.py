@@ -150,7 +150,10 @@ async def _build_request(
     customer_id: str,
 ) -> ChatRequest:
     question = next((t.content for t in reversed(turns) if t.role == "user"), "")
-    system = deps.settings.system_prompt
+    from ..tenants import tenant_settings  # the tenant's own prompt (admin API), cached
+
+    _, tenant_prompt = await tenant_settings(deps.pool, payload.tenant_id)
+    system = tenant_prompt or deps.settings.system_prompt
     passages: list[str] = []
     kb_version = "0"
     if memory is not None and question:
