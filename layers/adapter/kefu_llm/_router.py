@@ -221,14 +221,17 @@ class Router:
             try:
                 keys = await self._usable_keys(slot, is_last=is_last, prompt_tokens=prompt_tokens)
             except _Skip as skip:
-                if skip.reason == "rate_limited":
-                    limited_wait = max(limited_wait, skip.wait)
                 last_error = skip.reason
                 continue
             if idx > 0:  # anything but the first engine of the chain is a fallback
                 reply.fallback_used = True
-            tried_any = True
             for key in keys:
+                wait = await self._key_admission(slot, key, prompt_tokens)
+                if wait > 0:
+                    limited_wait = min(limited_wait, wait) if limited_wait else wait
+                    last_error = "rate_limited"
+                    continue
+                tried_any = True
                 outcome = _Outcome()
                 async for piece in self._attempt(slot, call, key, outcome, deadline=deadline):
                     reply.raw.append(piece)
@@ -333,6 +336,8 @@ class Router:
             except _Skip:
                 continue
             for key in keys[:1]:
+                if await self._key_admission(slot, key, 0) > 0:
+                    continue
                 outcome = _Outcome()
                 parts = [
                     p async for p in self._attempt(slot, call, key, outcome, deadline=deadline)
@@ -452,27 +457,27 @@ class Router:
         if not candidates:
             raise _Skip("no_key")
         usable: list[ApiKeyEntry | None] = []
-        limited = 0.0
         for key in candidates:
             ok, _ = await self.breakers.allow([f"k:{slot.name}:{key.id}"])
-            if not ok:
-                continue
-            if slot.key_rpm or slot.key_tpm:
-                wait = await self.limiter.acquire(
-                    f"key:{slot.name}:{key.id}",
-                    [Limit("req", slot.key_rpm, 1), Limit("tok", slot.key_tpm, prompt_tokens)],
-                )
-                if wait > 0:
-                    limited = wait if not limited else min(limited, wait)
-                    continue
-            usable.append(key)
+            if ok:
+                usable.append(key)
         if not usable:
-            if limited:  # a rate limit is a "busy", not a lock-out: it holds for the last too
-                raise _Skip("rate_limited", limited)
             if is_last:
                 return [candidates[0]]  # the last resort is never locked out by a breaker
             raise _Skip("breaker_open")
         return usable
+
+    async def _key_admission(self, slot: EngineSlot, key: ApiKeyEntry | None, tokens: int) -> float:
+        """Take from the key's buckets just before using it: 0, or the seconds to wait.
+
+        A rate limit is a "busy", not a lock-out: it holds for the last engine too.
+        """
+        if key is None or not (slot.key_rpm or slot.key_tpm):
+            return 0.0
+        return await self.limiter.acquire(
+            f"key:{slot.name}:{key.id}",
+            [Limit("req", slot.key_rpm, 1), Limit("tok", slot.key_tpm, tokens)],
+        )
 
     async def _attempt(
         self,

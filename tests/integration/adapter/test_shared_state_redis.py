@@ -92,3 +92,69 @@ async def test_cached_answer_is_shared(
     assert 0 < ttl <= 30_000
     await a.aclose()
     await b.aclose()
+
+
+async def test_key_limits_are_shared_and_charge_only_the_key_used(
+    fake: FakeOpenAI, aredis: aioredis.Redis, redis_prefix: str
+) -> None:
+    # GIVEN two keys allowed one request a minute each, and two containers
+    cfg = settings(
+        engine(fake, "only", keys=["sk-1", "sk-2"], key_rpm=1), offline_last_resort=False
+    )
+    a = build_router(settings=cfg, redis=aredis, key_prefix=redis_prefix)
+    b = build_router(settings=cfg, redis=aredis, key_prefix=redis_prefix)
+    # WHEN three requests come THEN two are answered, one per key, and the third is told to wait
+    assert isinstance([e async for e in a.stream(request("1"))][-1], Final)
+    assert isinstance([e async for e in b.stream(request("2"))][-1], Final)
+    third = [e async for e in a.stream(request("3"))]
+    assert len(third) == 1 and isinstance(third[0], Busy) and third[0].scope == "key"
+    assert sorted(r["key"] for r in fake.requests) == ["sk-1", "sk-2"]
+    await a.aclose()
+    await b.aclose()
+
+
+async def test_lua_token_bucket(aredis: aioredis.Redis, redis_prefix: str) -> None:
+    from kefu_llm._ratelimit import Limit, RedisRateLimiter
+
+    lim = RedisRateLimiter(aredis, redis_prefix)
+    rules = [Limit("req", 60, 1), Limit("tok", 600, 300)]
+    assert await lim.acquire("s", rules) == 0
+    assert await lim.acquire("s", rules) == 0
+    # both buckets are taken from or neither: tokens are out, requests are not charged
+    wait = await lim.acquire("s", rules)
+    assert 29 < wait <= 30
+    raw = await aredis.hget(f"{redis_prefix}rl:{{s}}", "req")
+    assert 57.9 < float(raw) < 58.1
+    # a forced charge goes negative; 0 per minute means no limit
+    assert await lim.acquire("f", [Limit("tok", 100, 250)], force=True) == 0
+    assert float(await aredis.hget(f"{redis_prefix}rl:{{f}}", "tok")) == -150
+    assert await lim.acquire("u", [Limit("req", 0, 5)]) == 0
+
+
+async def test_lua_breaker_full_cycle(aredis: aioredis.Redis, redis_prefix: str) -> None:
+    from kefu_llm._breaker import BreakerConfig, RedisBreakerStore
+
+    cfg = BreakerConfig(open_s=0.2, half_open_successes=2, failure_threshold=3)
+    store = RedisBreakerStore(aredis, redis_prefix)
+    for _ in range(2):
+        snap = await store.record("b", cfg, ok=False, extra_ok=0, open_for=None)
+    assert snap.state == "closed" and snap.consecutive == 2
+    snap = await store.record("b", cfg, ok=False, extra_ok=0, open_for=None)
+    assert snap.state == "open"
+    assert (await store.acquire_probe("b", cfg))[0] is False
+    await asyncio.sleep(0.25)
+    assert (await store.acquire_probe("b", cfg))[0] is True
+    assert (await store.acquire_probe("b", cfg))[0] is False  # one probe at a time
+    snap = await store.record("b", cfg, ok=False, extra_ok=0, open_for=None)
+    assert snap.state == "open"  # the probe failed: open again, for twice as long
+    await asyncio.sleep(0.25)
+    assert (await store.acquire_probe("b", cfg))[0] is False
+    await asyncio.sleep(0.2)
+    for _ in range(2):
+        assert (await store.acquire_probe("b", cfg))[0] is True
+        snap = await store.record("b", cfg, ok=True, extra_ok=0, open_for=None)
+    assert snap.state == "closed"
+    snap = await store.record("b", cfg, ok=False, extra_ok=0, open_for=12.5)  # Retry-After
+    assert snap.state == "open"
+    server_now = float((await aredis.time())[0])
+    assert 11 < snap.open_until - server_now < 14
