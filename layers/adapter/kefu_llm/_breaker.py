@@ -16,7 +16,6 @@ next write, so a healthy request costs no Redis round trip.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -407,12 +406,3 @@ class Breakers:
         snap = await self.store.record(bid, self.cfg, ok=False, extra_ok=extra, open_for=open_for)
         self._remember(bid, snap)
         return snap
-
-    def open_now(self, bid: str) -> bool:
-        """From the cache only: whether ``bid`` is known to be open right now."""
-        c = self._cache.get(bid)
-        return c is not None and c.snap.state == "open" and self._wall() < c.snap.open_until
-
-    @staticmethod
-    def ceil(seconds: float) -> float:
-        return math.ceil(seconds * 10) / 10

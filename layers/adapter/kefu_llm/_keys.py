@@ -282,9 +282,6 @@ class KeyRing:
             self._promoted.add(key.id)
             logger.info("pending API key promoted", extra={"key_id": key.id})
 
-    def is_retired(self, key_id_: str) -> bool:
-        return bool(self._retired.get(key_id_, 0.0) > self._clock())
-
     async def aclose(self) -> None:
         if self._refreshing is not None and not self._refreshing.done():
             self._refreshing.cancel()

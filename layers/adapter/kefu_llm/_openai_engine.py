@@ -121,7 +121,6 @@ class OpenAICompatibleEngine:
         self._http_client = http_client
         self._root: AsyncOpenAI | None = None
         self._clients: dict[str, AsyncOpenAI] = {}
-        self.redacted_input = not local
 
     def _client(self, key: ApiKey) -> AsyncOpenAI:
         client = self._clients.get(key.value)

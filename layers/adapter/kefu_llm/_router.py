@@ -91,7 +91,6 @@ class _Reply:
     shown: list[str] = field(default_factory=list)  # restored text given to the caller
     engine: str = ""
     fallback_used: bool = False
-    continued_on: str | None = None
     cut_reason: str | None = None
 
 
@@ -248,8 +247,6 @@ class Router:
                     # complete
                     reply.engine = slot.name
                     await self._on_success(slot, key)
-                    if continuing:
-                        reply.continued_on = slot.name
                     text = "".join(reply.shown)
                     reason = (
                         f"continued_on:{slot.name}"
