@@ -80,14 +80,19 @@ class MemoryService:
         await asyncio.to_thread(keyword_terms, "预热 warm up")
         self._warm = True
 
-    async def recall(self, *, tenant_id: str, customer_id: str, question: str) -> MemoryContext:
-        """Knowledge and customer memory for one reply, within the recall deadline."""
+    async def recall(
+        self, *, tenant_id: str, memory_id: str, crm_id: str | None, question: str
+    ) -> MemoryContext:
+        """Knowledge and customer memory for one reply, within the recall deadline.
+
+        ``memory_id`` keys long-term facts (the visitor id: ``cust:<id>`` for a signed-in
+        customer); ``crm_id`` is the CRM's customer id, None for an anonymous visitor."""
         deadline = self._settings.recall_deadline_ms / 1000
         kb_task = asyncio.create_task(self._knowledge(tenant_id, question))
         sources = {"long_term": long_term_source(self.long_term, tenant_id=tenant_id,
-                                                 customer_id=customer_id, query=question)}
-        if self.crm is not None:
-            sources["crm"] = crm_source(self.crm, customer_id)
+                                                 customer_id=memory_id, query=question)}
+        if self.crm is not None and crm_id:
+            sources["crm"] = crm_source(self.crm, crm_id)
         result = await recall(sources=sources, deadline_s=deadline,
                               token_budget=self._settings.memory_token_budget)
         context = MemoryContext(memory_prompt=result.prompt if result.tokens else "",

@@ -11,7 +11,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Generic, TypeVar
 
-__all__ = ["DeltaBatcher"]
+__all__ = ["DeltaBatcher", "Pacer"]
 
 E = TypeVar("E")
 
@@ -89,3 +89,31 @@ class DeltaBatcher(Generic[E]):
         await self._flush(text)
         self.sent_chars += len(text)
         self.flushes += 1
+
+
+class Pacer:
+    """Humanised pacing of a reply: a short pause before the first delta, then about
+    ``chars_per_s`` characters per second (a model that streams slower is never slowed down
+    further). The total added delay is capped, so a reply never stalls on pacing."""
+
+    def __init__(self, *, chars_per_s: int, first_delay_ms: int, max_total_s: float = 8.0) -> None:
+        self._cps = chars_per_s
+        self._first = first_delay_ms / 1000
+        self._budget = max_total_s
+        self._last: float | None = None
+
+    @property
+    def active(self) -> bool:
+        return self._cps > 0 or self._first > 0
+
+    async def before(self, chars: int) -> None:
+        now = time.monotonic()
+        if self._last is None:
+            wait = self._first
+        else:
+            wait = (chars / self._cps - (now - self._last)) if self._cps > 0 else 0.0
+        wait = min(max(wait, 0.0), self._budget)
+        if wait > 0:
+            self._budget -= wait
+            await asyncio.sleep(wait)
+        self._last = time.monotonic()

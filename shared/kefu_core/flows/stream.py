@@ -20,7 +20,8 @@ from ..errors import StoreError
 from ..events import StreamPayload
 from ..memory import TURN_ROLE, MemoryService
 from ..protocol import delta_frame, final_frame
-from ..streaming import DeltaBatcher
+from ..streaming import DeltaBatcher, Pacer
+from ..tenants import TenantSettings, tenant_settings
 from .fanout import Audience, broadcast
 
 __all__ = ["handle_stream"]
@@ -50,15 +51,23 @@ async def handle_stream(event: dict[str, Any], deps: Deps) -> dict[str, Any]:
     memory = await deps.load_memory()
     if memory is not None:
         await memory.warm_up()
-    turns, from_short_term = await _history(deps, memory, payload, before_seq=seq)
-    request = await _build_request(deps, memory, payload, turns=turns,
-                                   customer_id=conversation.visitor_id)
+    tenant, tenant_prompt = await tenant_settings(deps.pool, tenant_id)
+    turns, from_short_term = await _history(deps, memory, payload, before_seq=seq,
+                                            window=tenant.context_window)
+    system = _system_prompt(tenant_prompt or deps.settings.system_prompt, tenant)
+    request = await _build_request(deps, memory, payload, turns=turns, system=system,
+                                   memory_id=conversation.visitor_id,
+                                   crm_id=conversation.customer_id)
 
     offset = 0
     audience = Audience(deps, conversation_id)
+    pacer = Pacer(chars_per_s=tenant.reply_pacing_cps,
+                  first_delay_ms=tenant.reply_first_delay_ms)
 
     async def flush(text: str) -> None:
         nonlocal offset
+        if pacer.active:
+            await pacer.before(len(text))
         await audience.send(delta_frame(
             conversation_id=conversation_id, seq=seq, reply_to=payload.reply_to_seq,
             offset=offset, text=text,
@@ -128,7 +137,8 @@ async def handle_stream(event: dict[str, Any], deps: Deps) -> dict[str, Any]:
 
 
 async def _history(
-    deps: Deps, memory: MemoryService | None, payload: StreamPayload, *, before_seq: int
+    deps: Deps, memory: MemoryService | None, payload: StreamPayload, *, before_seq: int,
+    window: int,
 ) -> tuple[list[Turn], bool]:
     """The recent turns up to the question: from Redis short-term memory alone when it is
     complete (the steady state), from PostgreSQL otherwise. True when Redis sufficed."""
@@ -136,30 +146,38 @@ async def _history(
         turns = await memory.history(conversation_id=payload.conversation_id,
                                      question_seq=payload.reply_to_seq, question=payload.text)
         if turns is not None:
-            return turns, True
+            return turns[-(window * 2):], True
     stored = await deps.conversations.recent(
         tenant_id=payload.tenant_id, conversation_id=payload.conversation_id,
-        limit=deps.settings.context_window * 2, before_seq=before_seq,
+        limit=window * 2, before_seq=before_seq,
     )
     return [Turn(role=TURN_ROLE[m.role], content=m.text, seq=m.seq)
             for m in stored if m.text], False
 
 
+_EMOJI = {
+    "none": "Do not use emoji.",
+    "low": "Use an emoji rarely: at most one in a reply, and only where it fits.",
+    "medium": "Use an emoji or two where it feels natural.",
+    "high": "Use emoji freely to sound warm and friendly.",
+}
+
+
+def _system_prompt(base: str, tenant: TenantSettings) -> str:
+    return f"{base}\n{_EMOJI[tenant.emoji_frequency]}"
+
+
 async def _build_request(
     deps: Deps, memory: MemoryService | None, payload: StreamPayload, *, turns: list[Turn],
-    customer_id: str,
+    system: str, memory_id: str, crm_id: str | None,
 ) -> ChatRequest:
     question = next((t.content for t in reversed(turns) if t.role == "user"), "")
-    from ..tenants import tenant_settings  # the tenant's own prompt (admin API), cached
-
-    _, tenant_prompt = await tenant_settings(deps.pool, payload.tenant_id)
-    system = tenant_prompt or deps.settings.system_prompt
     passages: list[str] = []
     kb_version = "0"
     if memory is not None and question:
         try:
-            context = await memory.recall(tenant_id=payload.tenant_id,
-                                          customer_id=customer_id, question=question)
+            context = await memory.recall(tenant_id=payload.tenant_id, memory_id=memory_id,
+                                          crm_id=crm_id, question=question)
             passages, kb_version = context.passages, context.kb_version
             if context.memory_prompt:
                 system = f"{system}\n\n{context.memory_prompt}"

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from kefu_core.streaming import DeltaBatcher
+from kefu_core.streaming import DeltaBatcher, Pacer
 
 
 async def tokens(n: int, gap_s: float, tail: str | None = "END") -> AsyncIterator[str]:
@@ -68,3 +68,26 @@ async def test_producer_error_is_raised_after_flushing_what_arrived() -> None:
     with pytest.raises(RuntimeError, match="cut"):
         await batcher.run(broken())
     assert "".join(flushed) == "ab"
+
+
+async def test_pacer_holds_a_fast_stream_to_the_configured_rate() -> None:
+    # GIVEN a pacer at 200 characters per second with a 50 ms first pause
+    pacer = Pacer(chars_per_s=200, first_delay_ms=50)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    # WHEN five 20-character flushes arrive back to back
+    for _ in range(5):
+        await pacer.before(20)
+    elapsed = loop.time() - started
+    # THEN they were spread over at least the first pause plus 4 x 100 ms
+    assert elapsed >= 0.05 + 4 * 0.1 - 0.02
+
+
+async def test_pacer_total_delay_is_capped_and_off_by_default() -> None:
+    assert not Pacer(chars_per_s=0, first_delay_ms=0).active
+    pacer = Pacer(chars_per_s=1, first_delay_ms=0, max_total_s=0.2)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    for _ in range(3):
+        await pacer.before(100)  # would be 100 s each without the cap
+    assert loop.time() - started < 1.0
