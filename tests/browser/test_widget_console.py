@@ -59,7 +59,8 @@ def slow_gateway(make_database, redis_url) -> Iterator[RunningGateway]:  # type:
     with FakeOpenAI(tokens_per_s=10, first_token_ms=50) as fake:
         engines = [{"name": "slow", "provider": "slow", "base_url": fake.base_url,
                     "model": "fake", "api_keys": ["sk-test"]}]
-        env = {"ENGINES": json.dumps(engines), "CACHE_TTL_S": "0"}
+        # A generous first-token deadline: a busy machine must not turn this into a fallback.
+        env = {"ENGINES": json.dumps(engines), "CACHE_TTL_S": "0", "FIRST_TOKEN_TIMEOUT_S": "30"}
         saved = {k: os.environ.get(k) for k in env}
         os.environ.update(env)  # read once, when the gateway builds its router
         try:
