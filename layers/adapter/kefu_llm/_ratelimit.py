@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from redis.exceptions import NoScriptError
+
 __all__ = ["Limit", "MemoryRateLimiter", "RateLimiter", "RedisRateLimiter"]
 
 
@@ -148,11 +150,20 @@ class RedisRateLimiter:
             args += [lim.name, lim.per_minute, repr(float(lim.cost))]
         return args
 
-    async def queue(self, pipe: Any, scope: str, args: list[Any]) -> None:
-        """Add the script call to a pipeline (one round trip with other commands)."""
-        await self._script(keys=[self._key(scope)], args=args, client=pipe)
+    def queue(self, pipe: Any, scope: str, args: list[Any]) -> None:
+        """Add the script call to a pipeline (one round trip with other commands).
 
-    def finish(self, scope: str, raw: Any) -> float:
+        By its SHA alone: a registered `Script` would make the pipeline ask ``SCRIPT EXISTS``
+        first, a second round trip. Execute the pipeline with ``raise_on_error=False`` and pass
+        its result to `finish`, which loads the script when Redis does not know it yet.
+        """
+        pipe.evalsha(self._script.sha, 1, self._key(scope), *args)
+
+    async def finish(self, scope: str, raw: Any, args: list[Any]) -> float:
+        if isinstance(raw, Exception):
+            if not isinstance(raw, NoScriptError):
+                raise raw
+            raw = await self._script(keys=[self._key(scope)], args=args)
         wait = float(raw.decode() if isinstance(raw, bytes) else raw)
         if wait > 0:
             self._deny.remember(scope, self._clock(), wait)
@@ -168,4 +179,4 @@ class RedisRateLimiter:
         if isinstance(prepared, float):
             return prepared
         raw = await self._script(keys=[self._key(scope)], args=prepared)
-        return self.finish(scope, raw)
+        return await self.finish(scope, raw, prepared)

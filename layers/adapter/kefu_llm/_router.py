@@ -384,10 +384,14 @@ class Router:
                 return prepared, None
             async with remote.pipeline(transaction=False) as pipe:
                 if prepared is not None:
-                    await limiter.queue(pipe, scope, prepared)
+                    limiter.queue(pipe, scope, prepared)
                 self.cache.queue_get(pipe, digests)
-                results = await pipe.execute()
-            wait = limiter.finish(scope, results[0]) if prepared is not None else 0.0
+                results = await pipe.execute(raise_on_error=False)
+            if isinstance(results[-1], Exception):
+                raise results[-1]
+            wait = (
+                await limiter.finish(scope, results[0], prepared) if prepared is not None else 0.0
+            )
             return wait, (self.cache.finish_get(digests, results[-1]) if wait <= 0 else None)
         wait = await limiter.acquire(scope, limits)
         if wait > 0:
