@@ -367,11 +367,17 @@ async def run_shard(cfg: dict[str, Any], shard_no: int) -> dict[str, Any]:
         await asyncio.sleep(0.5)
     held_at_end = shard.open
     shard.closing.set()
-    for v in visitors:
-        if v.ws is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(v.ws.close(), 2)
-    await asyncio.gather(*tasks, return_exceptions=True)
+    # Close every connection at once (bounded), then stop whatever is still running.
+    closers = [asyncio.ensure_future(v.ws.close()) for v in visitors if v.ws is not None]
+    if closers:
+        await asyncio.wait(closers, timeout=15)
+    _done, pending = await asyncio.wait(tasks, timeout=15) if tasks else (set(), set())
+    for task in pending:
+        task.cancel()
+    if pending:
+        await asyncio.wait(pending, timeout=5)
+    for task in closers:
+        task.cancel()
     sampler.cancel()
     return {
         "shard": shard_no,
