@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,6 +99,7 @@ class KnowledgeBase:
         keyword_weight: float = 1.0,
         max_df_ratio: float = 0.5,
         max_query_terms: int = 32,
+        exact_max_chunks: int = 2000,
     ) -> None:
         """Search settings: `candidates` per side before fusion; `rrf_k` of reciprocal rank
         fusion; `ef_search` of the HNSW scan (at least `candidates`; a larger one makes the
@@ -106,7 +108,8 @@ class KnowledgeBase:
         normalisation put short near-duplicate entries first in measurements);
         keyword terms found in more than `max_df_ratio` of the tenant's chunks are skipped
         (their BM25 weight is near zero and their postings are the longest), and at most
-        `max_query_terms` of the rarest query terms are scored.
+        `max_query_terms` of the rarest query terms are scored. Tenants with more than
+        `exact_max_chunks` chunks are searched through the HNSW index, smaller ones exactly.
 
         Fusion defaults depend on the embedder: a semantic one (an API model) gets equal weight
         and `rrf_k` 60; a lexical one (`embedder.lexical`, like `OfflineEmbedder`) only sees
@@ -130,6 +133,8 @@ class KnowledgeBase:
         self._weights = (vector_weight, keyword_weight)
         self._max_df_ratio = max_df_ratio
         self._max_query_terms = max_query_terms
+        self._exact_max_chunks = exact_max_chunks
+        self._chunk_counts: dict[str, tuple[float, int]] = {}
 
     @property
     def embedder(self) -> Embedder:
@@ -471,10 +476,11 @@ class KnowledgeBase:
             "      (embedding::vector({dim})) <=> %(q)s::vector({dim}) AS distance"
             "      FROM kb_chunks WHERE tenant_id = %(t)s AND dim = {dim} AND embedder = %(e)s"
             "      ORDER BY (embedding::vector({dim})) <=> %(q)s::vector({dim}) LIMIT %(n)s) c "
-            "JOIN kb_documents d ON d.id = c.document_id ORDER BY c.distance, c.id"
+            "JOIN kb_documents d ON d.id = c.document_id"
         ).format(dim=sql.Literal(dim))
         params = {"q": to_pgvector(matrix[0]), "t": tenant_id, "e": self._embedder.name, "n": n}
         async with read_connection(self._pool) as conn:
+            use_index = await self._tenant_chunks(conn, tenant_id) > self._exact_max_chunks
             # One round trip: the settings and the query travel together in pipeline mode.
             async with conn.pipeline(), conn.transaction():
                 await conn.execute(
@@ -483,10 +489,31 @@ class KnowledgeBase:
                     )
                 )
                 await conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+                if use_index:
+                    # PostgreSQL underestimates an exact scan (a cast and a 512-float distance
+                    # per row): on a large tenant make the HNSW index the only sort-free plan.
+                    await conn.execute("SET LOCAL enable_sort = off")
                 cur = conn.cursor(row_factory=dict_row)
                 await cur.execute(statement, params)
             rows = await cur.fetchall()
+        rows.sort(key=lambda r: (-r["score"], r["chunk_id"]))
         return [Passage(**row, vector_rank=i) for i, row in enumerate(rows, start=1)]
+
+    async def _tenant_chunks(self, conn: psycopg.AsyncConnection[Any], tenant_id: str) -> int:
+        """The tenant's chunk count, cached for a minute (it only steers the query plan)."""
+        now = time.monotonic()
+        hit = self._chunk_counts.get(tenant_id)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        cur = await conn.execute(
+            "SELECT chunk_count FROM kb_tenants WHERE tenant_id = %s", (tenant_id,)
+        )
+        row = await cur.fetchone()
+        count = int(row[0]) if row else 0
+        if len(self._chunk_counts) > 10_000:
+            self._chunk_counts.clear()
+        self._chunk_counts[tenant_id] = (now + 60.0, count)
+        return count
 
     async def _keyword(self, tenant_id: str, query: str, n: int) -> list[Passage]:
         terms = keyword_terms(query)
