@@ -134,6 +134,18 @@ _WIDTH_FOLD = {
 }
 
 
+_NEGATION_RE = re.compile(
+    r"不会|不能|无法|不予|不可以|不可|不给|没法|暂不|不支持|"
+    r"\b(?:not|no|never|cannot|unable)\b|n't",
+    re.I,
+)
+
+
+def _negated(sentence: str, match: re.Match[str]) -> bool:
+    """True when the promise phrase is negated ("我们不会退款", "we will not refund")."""
+    return bool(_NEGATION_RE.search(sentence[max(0, match.start() - 6) : match.end()]))
+
+
 def _sentences(text: str) -> list[str]:
     return [s.strip() for s in _SENTENCE_SPLIT.split(text) if s and s.strip()]
 
@@ -247,7 +259,7 @@ class RuleBasedExtractor:
         )
         for promise, zh, en in kinds:
             match = zh.search(sentence) or en.search(sentence)
-            if not match:
+            if not match or _negated(sentence, match):
                 continue
             attrs: dict[str, object] = {
                 "promise": promise,

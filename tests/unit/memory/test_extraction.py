@@ -96,3 +96,18 @@ async def test_llm_extractor_rejects_bad_output(answer: str) -> None:
 
     with pytest.raises(ExtractionError):
         await LlmExtractor(complete).extract([Turn(role="user", content="hi", seq=1)])
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "抱歉，这个订单我们不会退款。",
+        "定制商品无法退款。",
+        "We will not refund opened items.",
+        "Sorry, we can't send a coupon for this order.",
+    ],
+)
+async def test_negated_promises_are_not_promises(answer: str) -> None:
+    # GIVEN the company declining / WHEN extracted / THEN no promise is remembered
+    facts = await extract(Turn(role="assistant", content=answer, seq=1))
+    assert not any(k.startswith("promise:") for k in facts)
