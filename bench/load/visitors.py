@@ -66,6 +66,8 @@ class Msg:
     errors: list[str] = field(default_factory=list)
     conversation_id: str | None = None
     no_reply: bool = False
+    resend_scheduled: bool = False
+    retries: int = 0
 
 
 class Shard:
@@ -270,10 +272,20 @@ class Visitor:
             self.last_seq = seq
 
     async def _resend_later(self, msg: Msg) -> None:
-        await self._sleep(0.3 + self.rng.random() * 0.7)
-        if msg.seq is None and msg.cid in self.pending and await self._send_message(msg):
-            msg.sends += 1
-            self.s.counters["resent"] += 1
+        """Resend after an exponential, jittered backoff (1 s, 2 s, 4 s ... 16 s), once at a
+        time per message, like a widget that does not hammer a struggling server."""
+        if msg.resend_scheduled:
+            return
+        msg.resend_scheduled = True
+        try:
+            delay = min(16.0, 2.0 ** msg.retries) * (0.5 + self.rng.random())
+            msg.retries += 1
+            await self._sleep(delay)
+            if msg.seq is None and msg.cid in self.pending and await self._send_message(msg):
+                msg.sends += 1
+                self.s.counters["resent"] += 1
+        finally:
+            msg.resend_scheduled = False
 
     # -- chatting -----------------------------------------------------------------------------
     async def chat(self) -> None:
@@ -324,8 +336,10 @@ class Visitor:
                 return
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.changed.wait(), min(remaining, 1.0))
-            if msg.seq is None and now() - last_try > cfg["ack_timeout_s"]:
+            timeout = cfg["ack_timeout_s"] * min(8, 2 ** msg.retries)
+            if msg.seq is None and not msg.resend_scheduled and now() - last_try > timeout:
                 last_try = now()
+                msg.retries += 1
                 if await self._send_message(msg):
                     msg.sends += 1
                     self.s.counters["resent_timeout"] += 1
