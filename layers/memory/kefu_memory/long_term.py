@@ -7,7 +7,8 @@ Writing (after the reply, never on the read path):
 - a fact whose key has a current fact with another value supersedes it: the old row gets
   `valid_to = now()` and `superseded_by`, the new row starts `valid_from = now()`;
 - a preference, complaint or other keyless fact that is nearly identical (cosine similarity
-  above `merge_similarity`) to a current fact of the same kind is merged into it;
+  above `merge_similarity`) to a current fact of the same kind about the same order (or both
+  about none) is merged into it;
 - every fact keeps the message it came from (conversation id + message seq).
 
 Writers of one customer are serialised with a transaction-level advisory lock.
@@ -70,6 +71,11 @@ _PROMISE_LABELS = {
 def _embedding_text(fact: Fact) -> str:
     label = _PROMISE_LABELS.get(str(fact.attributes.get("promise", "")), "")
     return f"{fact.kind}: {label} {fact.value}" if label else f"{fact.kind}: {fact.value}"
+
+
+def _order_id(fact: Fact) -> str | None:
+    order = fact.attributes.get("order_id")
+    return None if order is None else str(order)
 
 
 def _value_norm(value: str) -> str:
@@ -219,9 +225,18 @@ class LongTermMemory:
                     "SELECT id, value_norm, 1 - ((embedding::vector({dim})) <=> %s::vector({dim}))"
                     " FROM mem_facts WHERE tenant_id = %s AND customer_id = %s AND kind = %s"
                     " AND valid_to IS NULL AND dim = {dim} AND embedder = %s"
+                    " AND (attributes->>'order_id') IS NOT DISTINCT FROM %s"
                     " ORDER BY (embedding::vector({dim})) <=> %s::vector({dim}) LIMIT 1"
                 ).format(dim=dim),
-                (vector, tenant_id, customer_id, fact.kind, self._embedder.name, vector),
+                (
+                    vector,
+                    tenant_id,
+                    customer_id,
+                    fact.kind,
+                    self._embedder.name,
+                    _order_id(fact),
+                    vector,
+                ),
             )
             near = await cur.fetchone()
             if near is not None and float(near[2]) >= self._merge_similarity:

@@ -196,3 +196,23 @@ async def test_llm_extractor_is_used_and_falls_back_to_rules_on_bad_output(
     answers.append("not json")
     with pytest.raises(ExtractionError):
         await strict.remember_exchange(tenant_id=t, customer_id=c, conversation_id="c", turns=turns)
+
+
+async def test_similar_complaints_about_different_orders_stay_separate(
+    ltm: LongTermMemory,
+) -> None:
+    # GIVEN a complaint about one order
+    t, c = ids()
+    await ltm.remember_exchange(
+        tenant_id=t, customer_id=c, conversation_id="c1",
+        turns=[Turn(role="user", content="My order #A100231 arrived damaged.", seq=1)],
+    )
+    # WHEN the same complaint is made about another order
+    outcome = await ltm.remember_exchange(
+        tenant_id=t, customer_id=c, conversation_id="c2",
+        turns=[Turn(role="user", content="My order #A100232 arrived damaged.", seq=1)],
+    )
+    # THEN both complaints are kept
+    assert "merged" not in [o.action for o in outcome]
+    complaints = [f for f in await ltm.facts(tenant_id=t, customer_id=c) if f.kind == "complaint"]
+    assert sorted(f.attributes["order_id"] for f in complaints) == ["A100231", "A100232"]
