@@ -125,3 +125,29 @@ async def test_provider_failure_falls_back_to_the_offline_engine(
     assert final["status"] == "complete"
     assert final["fallback_used"] is True and final["engine"] != "primary"
     assert "六个月" in final["text"]
+
+
+async def test_the_models_handoff_tool_call_queues_the_conversation_for_a_human(
+    gateway: RunningGateway, fake: FakeOpenAI
+) -> None:
+    # GIVEN the model answers by calling the request_human_agent tool, with no text
+    fake.reset()
+    fake.push({"tool": "request_human_agent", "reply": ""})
+    token = issue_token(secrets=[SECRET], tenant_id="shop", subject=f"v-{uuid.uuid4().hex}",
+                        role="visitor", ttl_s=600)
+    async with websockets.connect(f"{gateway.ws}?token={token}") as ws:
+        # WHEN the visitor writes
+        await ws.send(json.dumps({"action": "message", "client_msg_id": "c-h",
+                                  "text": "你们这服务太差了，我要投诉"}))
+        frames: list[dict[str, Any]] = []
+        async with asyncio.timeout(15):
+            while not any(f["type"] == "state" for f in frames):
+                frames.append(json.loads(await ws.recv()))
+    # THEN the tool was offered to the model, the visitor is told what happens, and the
+    # conversation left the bot (a structured signal, never parsed from text)
+    (request,) = fake.requests
+    assert request["body"]["tools"][0]["function"]["name"] == "request_human_agent"
+    final = next(f for f in frames if f["type"] == "final")
+    assert final["status"] == "complete" and "人工客服" in final["text"]
+    state = next(f for f in frames if f["type"] == "state")
+    assert state["state"] in ("queued", "agent_joined")

@@ -20,7 +20,8 @@ range ``"1200-1800"``; ``tokens_per_s`` [``tps``] (0 = no pacing); ``after`` (pi
 a stall/cut/malformed chunk); ``tokens`` (answer length in pieces; default: the echo's length);
 ``reply`` (the answer text; default ``"OK. "`` + the last user message, so tests can see what
 the model received); ``chunk_chars`` (split the answer every N characters instead of into
-words / CJK characters); ``stall_s`` (how long a stall lasts, default 3600).
+words / CJK characters); ``stall_s`` (how long a stall lasts, default 3600); ``tool`` (after
+the text, a ``tool_calls`` delta calling that function, finish reason ``tool_calls``).
 
 ``valid_keys``: when set, any other bearer token gets a 401 (key rotation tests).
 
@@ -86,6 +87,7 @@ class Behaviour:
     reply: str | None = None
     stall_s: float = 3600.0
     chunk_chars: int | None = None
+    tool: str | None = None  # after the text, call this function (a structured signal)
 
     def merged(self, **changes: Any) -> Behaviour:
         return replace(self, **_coerce(changes))
@@ -345,7 +347,13 @@ def create_app(state: _State, *, min_tick_s: float = 0.005) -> Starlette:
                 if b.mode == "malformed":
                     yield b'data: {"id": "broken", "choices": [{"delta": {"content": "x"\n\n'
                     return
-                tail = head + '{},"finish_reason":"' + finish + '"}]}\n\n'
+                if b.tool:
+                    call = {"index": 0, "id": "call_1", "type": "function",
+                            "function": {"name": b.tool, "arguments": "{}"}}
+                    yield (head + json.dumps({"tool_calls": [call]}) +
+                           ',"finish_reason":null}]}\n\n').encode()
+                tail = head + '{},"finish_reason":"' + (
+                    "tool_calls" if b.tool else finish) + '"}]}\n\n'
                 if include_usage:
                     n = len(pieces)
                     usage = (

@@ -47,6 +47,7 @@ def build_engine(
         encoding=config.encoding,
         local=config.local,
         http_client=http_client,
+        handoff_tool=config.handoff_tool,
     )
 
 

@@ -113,7 +113,7 @@ class OfflineEngine:
         language = "zh" if language.lower().startswith("zh") else "en"
         q = _features(question)
         if not q or not call.passages:
-            return NO_ANSWER[language]
+            return self._no_answer(call, language)
         q_total = sum(q.values())
 
         def score(text: str) -> float:
@@ -126,7 +126,7 @@ class OfflineEngine:
         ranked = sorted(((score(p), -i, p) for i, p in enumerate(call.passages)), reverse=True)
         best_score, _, passage = ranked[0]
         if best_score < self.min_score:
-            return NO_ANSWER[language]
+            return self._no_answer(call, language)
         sep = "" if language == "zh" else " "
         faq = _FAQ_RE.search(passage)
         if faq:
@@ -138,7 +138,7 @@ class OfflineEngine:
         ]
         sentences = [s.strip() for s in _SENTENCE_SPLIT.split("\n".join(body)) if s.strip()]
         if not sentences:
-            return NO_ANSWER[language]
+            return self._no_answer(call, language)
         scored = sorted(((score(s), i, s) for i, s in enumerate(sentences)), reverse=True)
         top = scored[0][0]
         keep = [t for t in scored[: self.max_sentences] if top > 0 and t[0] >= top * 0.5]
@@ -146,6 +146,11 @@ class OfflineEngine:
             keep = [(0.0, i, s) for i, s in enumerate(sentences[:2])]
         keep.sort(key=lambda t: t[1])
         return PREFIX[language] + sep.join(t[2] for t in keep)
+
+    @staticmethod
+    def _no_answer(call: EngineCall, language: str) -> str:
+        call.answered = False
+        return NO_ANSWER[language]
 
     async def stream(self, call: EngineCall, *, key: ApiKey | None = None) -> AsyncIterator[str]:
         text = self.answer(call)

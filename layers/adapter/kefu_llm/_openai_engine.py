@@ -87,6 +87,23 @@ def build_messages(call: EngineCall, *, redacted: bool) -> list[dict[str, str]]:
     return messages
 
 
+HANDOFF_TOOL_NAME = "request_human_agent"
+HANDOFF_TOOL: dict[str, Any] = {
+    "type": "function",
+    "function": {
+        "name": HANDOFF_TOOL_NAME,
+        "description": (
+            "Hand the conversation to a human customer-service agent: call it when the customer "
+            "asks for a person, is upset, or needs something you cannot do or do not know."
+        ),
+        "parameters": {
+            "type": "object",
+            "properties": {"reason": {"type": "string", "description": "why, in a few words"}},
+        },
+    },
+}
+
+
 class OpenAICompatibleEngine:
     """Streams chat completions from an OpenAI-compatible endpoint."""
 
@@ -107,8 +124,10 @@ class OpenAICompatibleEngine:
         encoding: str | None = None,
         local: bool = False,
         http_client: Any | None = None,
+        handoff_tool: bool = True,
     ) -> None:
         self.name = name
+        self.handoff_tool = handoff_tool
         self.model = model
         self.provider = provider
         self.base_url = base_url
@@ -161,6 +180,9 @@ class OpenAICompatibleEngine:
             params["temperature"] = call.temperature
         if self._extra_body:
             params["extra_body"] = self._extra_body
+        if self.handoff_tool:
+            params["tools"] = [HANDOFF_TOOL]
+            params["tool_choice"] = "auto"
         try:
             stream = await client.chat.completions.create(**params)
         except openai.APITimeoutError as exc:
@@ -183,6 +205,10 @@ class OpenAICompatibleEngine:
                 delta = choice.delta
                 if delta is not None and delta.content:
                     yield delta.content
+                if delta is not None and delta.tool_calls:
+                    for tool_call in delta.tool_calls:
+                        if tool_call.function and tool_call.function.name == HANDOFF_TOOL_NAME:
+                            call.handoff = True
                 if choice.finish_reason:
                     finish = choice.finish_reason
         except openai.APITimeoutError as exc:

@@ -254,7 +254,8 @@ class Router:
                         else ("length" if call.finish_reason == "length" else None)
                     )
                     cache_digest = None
-                    if digests and not continuing and not engine.local and reason is None:
+                    if (digests and not continuing and not engine.local and reason is None
+                            and not call.handoff):
                         cache_digest = next((d for n, d in digests if n == slot.name), None)
                         if cache_digest is not None:
                             self.cache.put_local(slot.name, cache_digest, text)
@@ -269,6 +270,8 @@ class Router:
                         engine=slot.name,
                         fallback_used=reply.fallback_used,
                         reason=reason,
+                        handoff=call.handoff,
+                        answered=call.answered,
                     )
                     return
                 err = outcome.error

@@ -43,6 +43,9 @@ class EngineConfig(BaseModel):
     extra_body: dict[str, Any] = Field(default_factory=dict)
     # A local engine sees unredacted text (it never sends anything out of the deployment).
     local: bool = False
+    # Offer the model a `request_human_agent` tool (the structured handoff signal); turn it off
+    # for servers without tool calling (vLLM without --enable-auto-tool-choice, say).
+    handoff_tool: bool = True
 
     @property
     def key_group(self) -> str:

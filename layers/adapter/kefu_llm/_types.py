@@ -55,6 +55,10 @@ class Final:
     fallback_used: bool = False
     cached: bool = False
     reason: str | None = None
+    # Structured signals for the conversation: the model asked for a human agent (a tool call,
+    # never parsed from text); the engine had nothing to answer from (a "don't know" reply).
+    handoff: bool = False
+    answered: bool = True
 
 
 @dataclass(slots=True, frozen=True)
@@ -78,3 +82,5 @@ class EngineCall:
     temperature: float | None = None
     language: str = "zh"
     finish_reason: str | None = None  # set by the engine when its stream ended normally
+    handoff: bool = False  # set by the engine when the model called the handoff tool
+    answered: bool = True  # cleared by an engine that had nothing to answer from

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from typing import Any, Literal
 
-from kefu_llm import Busy, ChatMessage, ChatRequest, Delta, Final
+from kefu_llm import Busy, ChatMessage, ChatRequest, Delta, Final, detect_language
 from kefu_memory import Turn
 
 from ..deps import Deps
@@ -99,6 +100,13 @@ async def handle_stream(event: dict[str, Any], deps: Deps) -> dict[str, Any]:
                 "type": "busy", "conversation_id": conversation_id,
                 "retry_after_s": round(busy.retry_after_s, 1),
             })
+    if final.handoff and not final.text.strip():
+        # The model only called the handoff tool: say what happens instead of showing nothing.
+        question = next((t.content for t in reversed(turns) if t.role == "user"), "")
+        final = replace(final, text=_HANDOFF_LINE[detect_language(question)])
+        await audience.send(delta_frame(conversation_id=conversation_id, seq=seq,
+                                        reply_to=payload.reply_to_seq, offset=0,
+                                        text=final.text))
     try:
         await deps.conversations.finish(
             conversation_id=conversation_id, seq=seq, text=final.text, status=final.status,
@@ -154,6 +162,11 @@ async def _history(
     return [Turn(role=TURN_ROLE[m.role], content=m.text, seq=m.seq)
             for m in stored if m.text], False
 
+
+_HANDOFF_LINE = {
+    "zh": "好的，正在为您转接人工客服，请稍候。",
+    "en": "Sure, I'm connecting you with a human agent. One moment, please.",
+}
 
 _EMOJI = {
     "none": "Do not use emoji.",
