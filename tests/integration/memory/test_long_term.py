@@ -203,14 +203,17 @@ async def test_similar_complaints_about_different_orders_stay_separate(
 ) -> None:
     # GIVEN a complaint about one order
     t, c = ids()
+    text = ("My order #{} arrived damaged, the box was crushed and the screen is cracked,"
+            " really unacceptable.")
     await ltm.remember_exchange(
         tenant_id=t, customer_id=c, conversation_id="c1",
-        turns=[Turn(role="user", content="My order #A100231 arrived damaged.", seq=1)],
+        turns=[Turn(role="user", content=text.format("A100231"), seq=1)],
     )
-    # WHEN the same complaint is made about another order
+    # WHEN the same complaint (cosine similarity above the merge threshold) is made about
+    # another order
     outcome = await ltm.remember_exchange(
         tenant_id=t, customer_id=c, conversation_id="c2",
-        turns=[Turn(role="user", content="My order #A100232 arrived damaged.", seq=1)],
+        turns=[Turn(role="user", content=text.format("A100232"), seq=1)],
     )
     # THEN both complaints are kept
     assert "merged" not in [o.action for o in outcome]
