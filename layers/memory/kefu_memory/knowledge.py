@@ -102,8 +102,7 @@ class KnowledgeBase:
         exact_max_chunks: int = 2000,
     ) -> None:
         """Search settings: `candidates` per side before fusion; `rrf_k` of reciprocal rank
-        fusion; `ef_search` of the HNSW scan (at least `candidates`; a larger one makes the
-        planner prefer an exact scan on mid-sized tenants, which is much slower); BM25
+        fusion; `ef_search` of the HNSW scan (at least `candidates` are asked for); BM25
         `bm25_k1`/`bm25_b` (b = 0: chunks are length-capped already, and length
         normalisation put short near-duplicate entries first in measurements);
         keyword terms found in more than `max_df_ratio` of the tenant's chunks are skipped
