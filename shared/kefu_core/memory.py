@@ -31,7 +31,7 @@ from kefu_memory import (
     recall,
 )
 from kefu_memory import migrate as migrate_memory
-from kefu_memory._text import keyword_terms
+from kefu_memory import warm_up as warm_up_memory
 from kefu_memory.long_term import LongTermMemory
 from kefu_memory.sources import crm_source, long_term_source
 
@@ -76,8 +76,7 @@ class MemoryService:
         would otherwise block the loop for most of a second)."""
         if self._warm:
             return
-        await self.knowledge.embedder.embed(["预热 warm up"])
-        await asyncio.to_thread(keyword_terms, "预热 warm up")
+        await warm_up_memory(self.knowledge.embedder)
         self._warm = True
 
     async def recall(
@@ -188,8 +187,8 @@ async def build_memory(
     settings: Settings, *, pool: AsyncConnectionPool, redis: aioredis.Redis
 ) -> MemoryService:
     """Apply the memory schema and build the service (stores are shared with the core)."""
-    await migrate_memory(pool)
     embedder = _embedder(settings)
+    await migrate_memory(pool, dims=(embedder.dim,))  # the HNSW index for this dimension
     crm = (CrmClient(settings.crm_url, token=settings.crm_token or "")
            if settings.crm_url else None)
     return MemoryService(
