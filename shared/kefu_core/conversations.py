@@ -262,16 +262,27 @@ class ConversationStore:
             raise StoreError("cannot finish message") from exc
 
     async def since(
-        self, *, tenant_id: str, conversation_id: str, after_seq: int, limit: int
+        self, *, tenant_id: str, conversation_id: str, after_seq: int, limit: int,
+        stale_after_s: int = 90,
     ) -> list[StoredMessage]:
-        """Messages after ``after_seq`` in order. A reply still ``streaming`` with no live writer
-        for over two minutes is reported ``incomplete``: a cut reply is never shown as whole."""
+        """Messages after ``after_seq`` in order.
+
+        A reply still ``streaming`` whose writer has been silent for ``stale_after_s`` (longer
+        than any reply may take: the adapter's total deadline plus pacing) died with its
+        process: it is stored as ``incomplete`` (reason ``interrupted``) and replayed so,
+        never shown as whole and never awaited forever."""
         try:
             async with self._pool.connection() as conn:
+                await conn.execute(
+                    "UPDATE messages m SET status = 'incomplete', updated_at = now(),"
+                    " meta = m.meta || '{\"reason\": \"interrupted\"}'::jsonb"
+                    " FROM conversations c WHERE c.id = m.conversation_id AND c.tenant_id = %s"
+                    " AND m.conversation_id = %s AND m.seq > %s AND m.status = 'streaming'"
+                    " AND m.updated_at < now() - make_interval(secs => %s)",
+                    (tenant_id, conversation_id, after_seq, stale_after_s),
+                )
                 cur = await conn.cursor(row_factory=dict_row).execute(
-                    f"SELECT {_MSG_BASE},"
-                    " CASE WHEN m.status = 'streaming' AND m.updated_at < now() - interval '2 min'"
-                    " THEN 'incomplete' ELSE m.status END AS status"
+                    f"SELECT {_MSG_COLUMNS}"
                     " FROM messages m JOIN conversations c ON c.id = m.conversation_id"
                     " WHERE m.conversation_id = %s AND c.tenant_id = %s AND m.seq > %s"
                     " ORDER BY m.seq LIMIT %s",

@@ -20,11 +20,16 @@ logger = logging.getLogger("kefu.db")
 _LOCK_ID = 0x6B656675  # "kefu"
 
 
-async def open_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> AsyncConnectionPool:
+async def open_pool(
+    dsn: str, *, min_size: int = 1, max_size: int = 10, timeout_s: float = 3.0
+) -> AsyncConnectionPool:
+    """``timeout_s`` bounds the wait for a free connection: a request then fails fast (and the
+    client is told to retry) instead of hanging through a database outage."""
     pool = AsyncConnectionPool(
         dsn,
         min_size=min_size,
         max_size=max_size,
+        timeout=timeout_s,
         open=False,
         kwargs={"autocommit": True},
         check=AsyncConnectionPool.check_connection,

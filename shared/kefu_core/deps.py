@@ -25,7 +25,7 @@ from .transport import Poster, StreamInvoker
 if TYPE_CHECKING:
     from .memory import MemoryService
 
-__all__ = ["Deps", "build_deps"]
+__all__ = ["Deps", "build_deps", "redis_client"]
 
 logger = logging.getLogger("kefu.deps")
 
@@ -82,6 +82,21 @@ class Deps:
         await self.redis.aclose()
 
 
+def redis_client(settings: Settings) -> aioredis.Redis:
+    """A Redis client whose pool makes callers wait (briefly) for a free connection instead of
+    failing at once when every connection is busy, as the default pool does under load."""
+    assert settings.redis_url
+    pool = aioredis.BlockingConnectionPool.from_url(
+        settings.redis_url,
+        max_connections=settings.redis_max_connections,
+        timeout=settings.redis_pool_timeout_s,
+        socket_timeout=5,
+        socket_connect_timeout=5,
+        health_check_interval=30,
+    )
+    return aioredis.Redis(connection_pool=pool)
+
+
 async def build_deps(
     settings: Settings,
     *,
@@ -92,11 +107,10 @@ async def build_deps(
     """Connect to Redis and PostgreSQL and apply pending migrations."""
     if not settings.database_url or not settings.redis_url:
         raise StoreError("DATABASE_URL and REDIS_URL must be set")
-    redis = aioredis.Redis.from_url(
-        settings.redis_url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=30
-    )
+    redis = redis_client(settings)
     pool = await open_pool(
-        settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+        settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max,
+        timeout_s=settings.db_pool_timeout_s,
     )
     await migrate(pool)
     return Deps(

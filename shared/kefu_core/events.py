@@ -57,6 +57,7 @@ class StreamPayload(_AwsModel):
     conversation_id: str
     reply_to_seq: int
     text: str | None = None  # the visitor's message, so the reply needs no database read
+    client_msg_id: str | None = None
     connection_id: str | None = None
     domain_name: str | None = None
     stage: str | None = None

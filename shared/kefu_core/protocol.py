@@ -57,7 +57,7 @@ ClientMsgId = Annotated[str, StringConstraints(min_length=1, max_length=64, patt
 
 
 class _Frame(BaseModel):
-    model_config = ConfigDict(extra="ignore", str_strip_whitespace=False)
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=False, strict=True)
 
 
 class MessageFrame(_Frame):
@@ -179,6 +179,9 @@ def parse_client_frame(
     except UnicodeEncodeError as exc:
         raise BadFrame("bad_encoding", "text must be valid Unicode (no lone surrogates)",
                        client_msg_id=client_msg_id) from exc
+    if "\x00" in body or "\\u0000" in body:  # PostgreSQL text cannot hold NUL
+        raise BadFrame("bad_encoding", "text must not contain NUL characters",
+                       client_msg_id=client_msg_id)
     if not isinstance(action, str) or action not in KNOWN_ACTIONS:
         raise BadFrame(
             "unknown_action", f"unknown action {str(action)[:32]!r}", client_msg_id=client_msg_id

@@ -35,6 +35,12 @@ class Settings(BaseSettings):
     redis_prefix: str = "kefu:"
     db_pool_min: int = 1
     db_pool_max: int = 10
+    # How long a request waits for a pooled database connection before the visitor is told to
+    # retry (a store outage must be answered in seconds, not after a 30 s default).
+    db_pool_timeout_s: float = 3.0
+    # Redis connections per process; a caller waits up to REDIS_POOL_TIMEOUT_S for one.
+    redis_max_connections: int = 500
+    redis_pool_timeout_s: float = 3.0
 
     # Tokens: the first secret signs, all of them verify (rotation with an overlap window).
     token_secrets: Annotated[list[str], NoDecode] = Field(
@@ -92,6 +98,9 @@ class Settings(BaseSettings):
     # Management API keys ("ACCESS_KEY_ID:secret", comma-separated) for SigV4-signed calls;
     # with none configured only loopback clients may call it.
     gateway_management_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # $connect flows in progress at once per replica; beyond that a handshake is refused at
+    # once with 503 (as API Gateway throttles with 429) instead of queueing until it times out.
+    gateway_max_pending_connects: int = 256
     gateway_idle_timeout_s: int = 600
     gateway_max_lifetime_s: int = 7200
     data_dir: str = ".kefu"

@@ -207,7 +207,8 @@ async def _visitor_message(frame: MessageFrame, record: ConnectionRecord, deps: 
     try:
         await deps.invoker.invoke(StreamPayload(
             tenant_id=record.tenant_id, conversation_id=conversation_id,
-            reply_to_seq=stored.seq, text=frame.text, connection_id=record.connection_id,
+            reply_to_seq=stored.seq, text=frame.text, client_msg_id=frame.client_msg_id,
+            connection_id=record.connection_id,
             domain_name=record.domain_name, stage=record.stage,
         ).to_event())
     except TransportError:

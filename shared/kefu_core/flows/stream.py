@@ -8,9 +8,10 @@ replay, never shown as whole.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from kefu_llm import Busy, ChatMessage, ChatRequest, Delta, Final, detect_language
@@ -20,7 +21,7 @@ from ..deps import Deps
 from ..errors import StoreError
 from ..events import StreamPayload
 from ..memory import TURN_ROLE, MemoryService
-from ..protocol import delta_frame, final_frame
+from ..protocol import delta_frame, error_frame, final_frame
 from ..streaming import DeltaBatcher, Pacer
 from ..tenants import TenantSettings, tenant_settings
 from .fanout import Audience, broadcast
@@ -34,8 +35,55 @@ _ROLE_FOR_MODEL: dict[str, Literal["user", "assistant"]] = {
 }
 
 
+@dataclass
+class _Progress:
+    """How far a reply got, for the guard that never leaves the visitor in silence."""
+
+    seq: int | None = None
+    shown: list[str] = field(default_factory=list)
+    finished: bool = False
+
+
 async def handle_stream(event: dict[str, Any], deps: Deps) -> dict[str, Any]:
     payload = StreamPayload.model_validate(event)
+    progress = _Progress()
+    try:
+        return await _stream(payload, deps, progress)
+    except Exception:
+        logger.exception("reply failed", extra={"conversation_id": payload.conversation_id})
+        await _report_failure(deps, payload, progress)
+        return {"status": "failed", "seq": progress.seq}
+
+
+async def _report_failure(deps: Deps, payload: StreamPayload, progress: _Progress) -> None:
+    """A store or a client failed outside the model's stream: finish the reply as incomplete
+    with what was shown, or, when it never started, ask the client to resend its message (the
+    resend starts the reply; de-duplication keeps it single). Best effort: the stores may be
+    the very thing that is down."""
+    if progress.finished:
+        return
+    audience = Audience(deps, payload.conversation_id)
+    with contextlib.suppress(Exception):
+        if progress.seq is None:
+            frame = error_frame("reply_not_started", "stored; resend to get the reply",
+                                client_msg_id=payload.client_msg_id)
+            frame.update(retry=True, reply_to=payload.reply_to_seq,
+                         conversation_id=payload.conversation_id)
+            await audience.send(frame)
+            return
+        text = "".join(progress.shown)
+        with contextlib.suppress(Exception):
+            await deps.conversations.finish(conversation_id=payload.conversation_id,
+                                            seq=progress.seq, text=text, status="incomplete",
+                                            engine=None, meta={"reason": "error"})
+        await audience.send(final_frame(
+            conversation_id=payload.conversation_id, seq=progress.seq,
+            reply_to=payload.reply_to_seq, text=text, status="incomplete", engine=None,
+            reason="error",
+        ))
+
+
+async def _stream(payload: StreamPayload, deps: Deps, progress: _Progress) -> dict[str, Any]:
     tenant_id, conversation_id = payload.tenant_id, payload.conversation_id
     conversation = await deps.conversations.get(
         tenant_id=tenant_id, conversation_id=conversation_id
@@ -48,7 +96,7 @@ async def handle_stream(event: dict[str, Any], deps: Deps) -> dict[str, Any]:
     )
     if reserved.duplicate:
         return {"status": "skipped", "reason": "already answered", "seq": reserved.seq}
-    seq = reserved.seq
+    seq = progress.seq = reserved.seq
     memory = await deps.load_memory()
     if memory is not None:
         await memory.warm_up()
@@ -74,6 +122,7 @@ async def handle_stream(event: dict[str, Any], deps: Deps) -> dict[str, Any]:
             offset=offset, text=text,
         ))
         offset += len(text)
+        progress.shown.append(text)
 
     batcher: DeltaBatcher[Delta | Final | Busy] = DeltaBatcher(
         flush=flush,
@@ -122,6 +171,7 @@ async def handle_stream(event: dict[str, Any], deps: Deps) -> dict[str, Any]:
         text=final.text, status=final.status, engine=final.engine,
         fallback_used=final.fallback_used, reason=final.reason,
     ))
+    progress.finished = True
     try:  # a structured handoff signal, or too many failed replies in a row
         from ..handoff import after_reply
 

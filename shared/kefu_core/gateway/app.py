@@ -21,7 +21,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..admin import create_admin_app
-from ..deps import Deps, build_deps
+from ..deps import Deps, build_deps, redis_client
 from ..errors import GoneError, StoreError, TransportError
 from ..flows import handle_connect, handle_disconnect, handle_message, handle_stream
 from ..protocol import encode, error_frame
@@ -56,13 +56,13 @@ class Gateway:
         self.hub: Hub | None = None
         self.invoker: TaskInvoker | None = None
         self.guard = FloodGuard()
+        self.pending_connects = 0
 
     async def start(self) -> None:
         invoker = TaskInvoker(self._stream)
-        import redis.asyncio as aioredis
 
         assert self.settings.redis_url
-        redis = aioredis.Redis.from_url(self.settings.redis_url)
+        redis = redis_client(self.settings)
         hub = Hub(redis, prefix=self.settings.redis_prefix, replica_id=self.replica_id,
                   ttl_s=self.settings.connection_ttl_s)
         self.deps = await build_deps(self.settings, poster=hub, invoker=invoker)
@@ -100,6 +100,10 @@ class Gateway:
         if not self.guard.allow_connect(source_ip):
             await websocket.send_denial_response(Response("Too Many Requests", status_code=429))
             return
+        if self.pending_connects >= settings.gateway_max_pending_connects:
+            await websocket.send_denial_response(Response("Service Unavailable", status_code=503,
+                                                          headers={"Retry-After": "1"}))
+            return
         connection_id = new_connection_id()
         connected_at = time.time()
         connected_ms = int(connected_at * 1000)
@@ -110,9 +114,14 @@ class Gateway:
                   "domain_name": domain, "stage": settings.gateway_stage,
                   "source_ip": source_ip, "api_id": API_ID}
         query = parse_qs(websocket.url.query, keep_blank_values=True)
-        result = await handle_connect(
-            connect_event(headers=headers, query=query, **common), self.deps  # type: ignore[arg-type]
-        )
+        self.pending_connects += 1
+        try:
+            result = await handle_connect(
+                connect_event(headers=headers, query=query, **common),  # type: ignore[arg-type]
+                self.deps,
+            )
+        finally:
+            self.pending_connects -= 1
         status = int(result.get("statusCode", 500))
         if status != 200:
             await websocket.send_denial_response(

@@ -70,3 +70,24 @@ def test_error_keeps_client_msg_id_so_the_client_can_match_it() -> None:
     with pytest.raises(BadFrame) as info:
         parse('{"action":"message","client_msg_id":"c-9","text":""}')
     assert info.value.client_msg_id == "c-9"
+
+
+@pytest.mark.parametrize("body", [
+    '{"action":"sync","last_seq":true}',
+    '{"action":"sync","last_seq":"5"}',
+    '{"action":"message","client_msg_id":"c-1","text":123}',
+])
+def test_fields_are_strictly_typed(body: str) -> None:
+    with pytest.raises(BadFrame) as info:
+        parse(body)
+    assert info.value.code == "invalid_frame"
+
+
+@pytest.mark.parametrize("body", [
+    '{"action":"message","client_msg_id":"c-1","text":"a\\u0000b"}',
+    '{"action":"message","client_msg_id":"c-1","text":"hi \\ud800"}',
+])
+def test_text_no_store_can_keep_is_refused(body: str) -> None:
+    with pytest.raises(BadFrame) as info:
+        parse(body)
+    assert info.value.code == "bad_encoding"
