@@ -24,7 +24,9 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import jwt
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
+import psycopg
+import psycopg.errors
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -58,6 +60,8 @@ AGENT_TOKEN_TTL_S = 12 * 3600
 LOGIN_MAX_FAILURES = 10  # per e-mail address, within LOGIN_LOCK_S
 LOGIN_LOCK_S = 900
 _NAME = r"^[A-Za-z0-9_.-]{1,64}$"
+# A prompt or secret name in a path: the pattern is enforced and published in the schema.
+ResourceName = Annotated[str, Path(pattern=_NAME, max_length=64)]
 
 
 # -- models ------------------------------------------------------------------------------------
@@ -274,8 +278,18 @@ def create_admin_app(
 
     @app.exception_handler(StoreError)
     async def store_error(request: Request, exc: StoreError) -> JSONResponse:
+        cause = exc.__cause__
+        if isinstance(cause, psycopg.DataError):  # e.g. a NUL character: the client's error
+            return JSONResponse({"detail": "invalid characters in the request"},
+                                status_code=422)
+        if isinstance(cause, psycopg.errors.ForeignKeyViolation):  # the token's tenant is gone
+            return JSONResponse({"detail": "tenant not found"}, status_code=404)
         logger.warning("store error in admin API", exc_info=exc)
         return JSONResponse({"detail": "temporarily unavailable"}, status_code=503)
+
+    @app.exception_handler(psycopg.DataError)
+    async def data_error(request: Request, exc: psycopg.DataError) -> JSONResponse:
+        return JSONResponse({"detail": "invalid characters in the request"}, status_code=422)
 
     @app.exception_handler(Conflict)
     async def conflict(request: Request, exc: Conflict) -> JSONResponse:
@@ -286,7 +300,8 @@ def create_admin_app(
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.post("/v1/visitor-token", response_model=VisitorToken, tags=["public"])
+    @app.post("/v1/visitor-token", response_model=VisitorToken, tags=["public"],
+              responses={403: {"description": "unknown widget key or invalid identity"}})
     async def visitor_token(body: VisitorTokenRequest, deps: DepsDep) -> VisitorToken:
         p = product(deps)
         tenant = await p.tenants.tenant_for_widget_key(body.widget_key)
@@ -530,7 +545,7 @@ def create_admin_app(
         return await product(deps).tenants.list_prompts(who.tenant_id)
 
     @app.put("/v1/admin/prompts/{name}", status_code=204, tags=["admin"])
-    async def put_prompt(name: Annotated[str, Depends(_prompt_name)], body: PromptBody,
+    async def put_prompt(name: ResourceName, body: PromptBody,
                          who: AdminId, deps: DepsDep) -> Response:
         await product(deps).tenants.put_prompt(tenant_id=who.tenant_id, name=name,
                                                text=body.text)
@@ -538,7 +553,7 @@ def create_admin_app(
         return Response(status_code=204)
 
     @app.delete("/v1/admin/prompts/{name}", status_code=204, tags=["admin"])
-    async def delete_prompt(name: Annotated[str, Depends(_prompt_name)], who: AdminId,
+    async def delete_prompt(name: ResourceName, who: AdminId,
                             deps: DepsDep) -> Response:
         if not await product(deps).tenants.delete_prompt(tenant_id=who.tenant_id, name=name):
             raise HTTPException(status_code=404, detail="not found")
@@ -564,7 +579,7 @@ def create_admin_app(
                           secrets=await p.tenants.engine_secret_names(who.tenant_id))
 
     @app.put("/v1/admin/engines/secrets/{name}", status_code=204, tags=["admin"])
-    async def put_engine_secret(name: Annotated[str, Depends(_secret_name)], body: SecretBody,
+    async def put_engine_secret(name: ResourceName, body: SecretBody,
                                 who: AdminId, deps: DepsDep) -> Response:
         await product(deps).tenants.put_engine_secret(tenant_id=who.tenant_id, name=name,
                                                       secret=body.secret)
@@ -572,7 +587,7 @@ def create_admin_app(
         return Response(status_code=204)
 
     @app.delete("/v1/admin/engines/secrets/{name}", status_code=204, tags=["admin"])
-    async def delete_engine_secret(name: Annotated[str, Depends(_secret_name)], who: AdminId,
+    async def delete_engine_secret(name: ResourceName, who: AdminId,
                                    deps: DepsDep) -> Response:
         if not await product(deps).tenants.delete_engine_secret(tenant_id=who.tenant_id,
                                                                 name=name):
@@ -668,10 +683,6 @@ def create_admin_app(
     return app
 
 
-def _prompt_name(name: str) -> str:
-    if not re.fullmatch(_NAME, name):
-        raise HTTPException(status_code=422, detail="invalid prompt name")
-    return name
 
 
 def _secret_name(name: str) -> str:
