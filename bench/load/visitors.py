@@ -240,7 +240,11 @@ class Visitor:
             if code == "not_connected" and self.ws is not None:
                 # The server lost this connection's record: reconnect, like the widget.
                 self._spawn(self.ws.close(code=1000))
-            if frame.get("retry") or code in ("rate_limited", "internal_error"):
+            if code == "reply_not_started" and msg is not None and msg.t_final is None:
+                # stored, but its reply never started: resending the same id starts it
+                self.s.counters["reply_not_started"] += 1
+                self._spawn(self._resend_later(msg, acked_too=True))
+            elif frame.get("retry") or code in ("rate_limited", "internal_error"):
                 for m in list(self.pending.values()):
                     if m.seq is None:
                         if m is not msg:
@@ -271,7 +275,7 @@ class Visitor:
         if isinstance(seq, int) and seq > self.last_seq:
             self.last_seq = seq
 
-    async def _resend_later(self, msg: Msg) -> None:
+    async def _resend_later(self, msg: Msg, *, acked_too: bool = False) -> None:
         """Resend after an exponential, jittered backoff (1 s, 2 s, 4 s ... 16 s), once at a
         time per message, like a widget that does not hammer a struggling server."""
         if msg.resend_scheduled:
@@ -281,7 +285,8 @@ class Visitor:
             delay = min(16.0, 2.0 ** msg.retries) * (0.5 + self.rng.random())
             msg.retries += 1
             await self._sleep(delay)
-            if msg.seq is None and msg.cid in self.pending and await self._send_message(msg):
+            wanted = msg.seq is None or (acked_too and msg.t_final is None)
+            if wanted and msg.cid in self.pending and await self._send_message(msg):
                 msg.sends += 1
                 self.s.counters["resent"] += 1
         finally:
