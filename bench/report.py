@@ -26,10 +26,14 @@ PY = ".venv/bin/python"
 DIALOGUES = "../shared/data/crosswoz/val.json.zip"
 
 LOAD_RUNS = {
-    "load-2k": ["--connections", "2000", "--chatting", "400", "--duration", "60"],
-    "load-5k": ["--connections", "5000", "--chatting", "1000", "--duration", "60"],
-    "load-10k": ["--connections", "10000", "--chatting", "2000", "--duration", "120",
-                 "--profile", "30"],
+    "hold-10k": ["--connections", "10000", "--chatting", "0", "--duration", "60",
+                 "--ramp", "100"],
+    "load-2k": ["--connections", "2000", "--chatting", "400", "--duration", "60",
+                "--ramp", "100"],
+    "load-10k-400": ["--connections", "10000", "--chatting", "400", "--duration", "60",
+                     "--ramp", "100"],
+    "load-10k": ["--connections", "10000", "--chatting", "2000", "--duration", "90",
+                 "--ramp", "100", "--profile", "30"],
 }
 FAULT_COMMON = ["--connections", "1000", "--chatting", "200", "--duration", "60",
                 "--fault-at", "15", "--fault-for", "10"]
