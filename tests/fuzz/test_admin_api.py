@@ -13,7 +13,7 @@ import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
-from schemathesis.checks import FailureGroup, not_a_server_error
+from schemathesis.checks import not_a_server_error
 
 from kefu_core.tokens import issue_token
 from tests.support.core import SECRET
