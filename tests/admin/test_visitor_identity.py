@@ -16,6 +16,7 @@ from kefu_core.admin import create_admin_app
 from kefu_core.deps import Deps
 from kefu_core.tokens import issue_token, verify_token
 from tests.support.core import SECRET, core_settings, make_deps
+from tests.support.gateway import redis_prefix_removed
 
 
 @pytest.fixture(scope="module")
@@ -29,10 +30,11 @@ async def client(make_database, redis_url) -> AsyncIterator[httpx.AsyncClient]: 
         return deps
 
     app = create_admin_app(settings, deps_provider=provide)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://admin") as http:
-        yield http
-    await deps.aclose()
+    with redis_prefix_removed(redis_url, prefix):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://admin") as http:
+            yield http
+        await deps.aclose()
 
 
 def _admin() -> dict[str, str]:

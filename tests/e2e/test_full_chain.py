@@ -16,15 +16,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import redis
 import uvicorn
 import websockets
 
 from kefu_core.tokens import issue_token
 from kefu_memory.sample_crm import create_app as create_crm_app
-from tests.support.core import ROOT, SECRET, core_settings
+from tests.support.core import ROOT, SECRET
 from tests.support.fake_openai import FakeOpenAI
-from tests.support.gateway import RunningGateway, free_port, run_gateway
+from tests.support.gateway import RunningGateway, free_port, gateway_for_test
 
 
 @pytest.fixture(scope="module")
@@ -50,21 +49,16 @@ def fake() -> Iterator[FakeOpenAI]:
 
 @pytest.fixture(scope="module")
 def gateway(make_database, redis_url, crm_url, fake) -> Iterator[RunningGateway]:  # type: ignore[no-untyped-def]
-    prefix = f"kefu-test:chain:{uuid.uuid4().hex[:8]}:"
     engines = [{"name": "primary", "provider": "fakeai", "base_url": fake.base_url,
                 "model": "fake-chat", "api_keys": ["sk-primary"]}]
     mp = pytest.MonkeyPatch()
     mp.setenv("ENGINES", json.dumps(engines))  # read by the adapter when the router is built
-    settings = core_settings(pg_dsn=make_database(), redis_url=redis_url, redis_prefix=prefix,
-                             knowledge_dir=str(ROOT / "knowledge" / "demo"),
-                             knowledge_tenant="shop", crm_url=crm_url, crm_token="crm-token")
-    with run_gateway(settings) as running:
+    with gateway_for_test(dsn=make_database(), redis_url=redis_url, name="chain",
+                          knowledge_dir=str(ROOT / "knowledge" / "demo"),
+                          knowledge_tenant="shop", crm_url=crm_url,
+                          crm_token="crm-token") as running:
         yield running
     mp.undo()
-    client = redis.Redis.from_url(redis_url)
-    for key in client.scan_iter(match=prefix + "*"):
-        client.delete(key)
-    client.close()
 
 
 async def converse(gw: RunningGateway, subject: str, text: str) -> list[dict[str, Any]]:

@@ -21,25 +21,14 @@ from botocore.config import Config
 from websockets.exceptions import InvalidStatus
 
 from kefu_core.tokens import issue_token
-from tests.support.core import SECRET, core_settings
-from tests.support.gateway import RunningGateway, run_gateway
+from tests.support.core import SECRET
+from tests.support.gateway import RunningGateway, gateway_for_test
 
 
 @pytest.fixture(scope="module")
-def settings_for(make_database, redis_url):  # type: ignore[no-untyped-def]
-    dsn = make_database()
-    prefix = f"kefu-test:e2e:{uuid.uuid4().hex[:8]}:"
-    yield lambda: core_settings(pg_dsn=dsn, redis_url=redis_url, redis_prefix=prefix)
-    client = redis.Redis.from_url(redis_url)
-    keys = list(client.scan_iter(match=prefix + "*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
-
-
-@pytest.fixture(scope="module")
-def gateway(settings_for) -> Iterator[RunningGateway]:  # type: ignore[no-untyped-def]
-    with run_gateway(settings_for(), replica_id="replica-a") as running:
+def gateway(make_database, redis_url) -> Iterator[RunningGateway]:  # type: ignore[no-untyped-def]
+    with gateway_for_test(dsn=make_database(), redis_url=redis_url, name="e2e",
+                          replica_id="replica-a") as running:
         yield running
 
 

@@ -12,22 +12,16 @@ import redis
 import websockets
 
 from kefu_core.tokens import issue_token
-from tests.support.core import ROOT, SECRET, core_settings
-from tests.support.gateway import RunningGateway, run_gateway
+from tests.support.core import ROOT, SECRET
+from tests.support.gateway import RunningGateway, gateway_for_test
 
 
 @pytest.fixture(scope="module")
 def gateway(make_database, redis_url) -> Iterator[RunningGateway]:  # type: ignore[no-untyped-def]
-    prefix = f"kefu-test:kb:{uuid.uuid4().hex[:8]}:"
-    settings = core_settings(pg_dsn=make_database(), redis_url=redis_url, redis_prefix=prefix,
-                             knowledge_dir=str(ROOT / "knowledge" / "demo"),
-                             knowledge_tenant="shop")
-    with run_gateway(settings) as running:
+    with gateway_for_test(dsn=make_database(), redis_url=redis_url, name="kb",
+                          knowledge_dir=str(ROOT / "knowledge" / "demo"),
+                          knowledge_tenant="shop") as running:
         yield running
-    client = redis.Redis.from_url(redis_url)
-    for key in client.scan_iter(match=prefix + "*"):
-        client.delete(key)
-    client.close()
 
 
 async def ask(gw: RunningGateway, tenant: str, text: str) -> dict:  # type: ignore[type-arg]

@@ -14,21 +14,21 @@ import websockets
 
 from kefu_core.tokens import issue_token
 from tests.support.core import SECRET, core_settings
-from tests.support.gateway import RunningGateway, run_gateway
+from tests.support.gateway import (
+    RunningGateway,
+    gateway_for_test,
+    redis_prefix_removed,
+    run_gateway,
+)
 
 
 @pytest.fixture(scope="module")
 def replicas(make_database, redis_url) -> Iterator[tuple[RunningGateway, RunningGateway]]:  # type: ignore[no-untyped-def]
-    dsn = make_database()
     prefix = f"kefu-test:replicas:{uuid.uuid4().hex[:8]}:"
-    settings = core_settings(pg_dsn=dsn, redis_url=redis_url, redis_prefix=prefix)
-    with run_gateway(settings, replica_id="a") as a, run_gateway(settings, replica_id="b") as b:
+    settings = core_settings(pg_dsn=make_database(), redis_url=redis_url, redis_prefix=prefix)
+    with redis_prefix_removed(redis_url, prefix), run_gateway(settings, replica_id="a") as a, \
+            run_gateway(settings, replica_id="b") as b:
         yield a, b
-    client = redis.Redis.from_url(redis_url)
-    keys = list(client.scan_iter(match=prefix + "*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
 
 
 async def frames_until(ws: websockets.ClientConnection, kind: str) -> list[dict]:  # type: ignore[type-arg]
@@ -96,10 +96,9 @@ async def test_post_to_a_stopped_replicas_connection_is_gone(
     make_database, redis_url: str  # type: ignore[no-untyped-def]
 ) -> None:
     # GIVEN a connection on replica C, which then stops without cleaning up its owner record
-    dsn = make_database()
-    prefix = f"kefu-test:replicas-gone:{uuid.uuid4().hex[:8]}:"
-    settings = core_settings(pg_dsn=dsn, redis_url=redis_url, redis_prefix=prefix)
-    with run_gateway(settings, replica_id="survivor") as survivor:
+    with gateway_for_test(dsn=make_database(), redis_url=redis_url, name="replicas-gone",
+                          replica_id="survivor") as survivor:
+        prefix = survivor.gateway.settings.redis_prefix
         r = redis.Redis.from_url(redis_url)
         r.set(f"{prefix}gw:owner:dead-conn=", "dead-replica", ex=60)
         api = boto3.client("apigatewaymanagementapi", endpoint_url=survivor.http,
@@ -110,8 +109,6 @@ async def test_post_to_a_stopped_replicas_connection_is_gone(
             await asyncio.to_thread(api.post_to_connection, ConnectionId="dead-conn=", Data=b"x")
         # THEN nobody listens on the dead replica's channel: 410, and the owner record is dropped
         assert r.get(f"{prefix}gw:owner:dead-conn=") is None
-        for key in r.scan_iter(match=prefix + "*"):
-            r.delete(key)
         r.close()
 
 
@@ -119,10 +116,8 @@ async def test_management_api_requires_a_valid_sigv4_key_when_keys_are_configure
     make_database, redis_url: str  # type: ignore[no-untyped-def]
 ) -> None:
     # GIVEN a gateway whose management API takes one access key
-    prefix = f"kefu-test:sigv4:{uuid.uuid4().hex[:8]}:"
-    settings = core_settings(pg_dsn=make_database(), redis_url=redis_url, redis_prefix=prefix,
-                             gateway_management_keys=["AKIDKEFU:s3cr3t-s3cr3t-s3cr3t"])
-    with run_gateway(settings) as gw:
+    with gateway_for_test(dsn=make_database(), redis_url=redis_url, name="sigv4",
+                          gateway_management_keys=["AKIDKEFU:s3cr3t-s3cr3t-s3cr3t"]) as gw:
         token = issue_token(secrets=[SECRET], tenant_id="acme",
                             subject=f"v-{uuid.uuid4().hex}", role="visitor", ttl_s=600)
         async with websockets.connect(f"{gw.ws}?token={token}") as ws:
@@ -145,7 +140,3 @@ async def test_management_api_requires_a_valid_sigv4_key_when_keys_are_configure
                                     ConnectionId=connection_id,
                                     Data=b'{"type":"notice","text":"signed"}')
             assert (await frames_until(ws, "notice"))[-1]["text"] == "signed"
-    r = redis.Redis.from_url(redis_url)
-    for key in r.scan_iter(match=prefix + "*"):
-        r.delete(key)
-    r.close()

@@ -6,9 +6,12 @@ import contextlib
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
+import redis
 import uvicorn
 
 from kefu_core.gateway import create_gateway_app
@@ -62,3 +65,30 @@ def run_gateway(settings: Settings, *, replica_id: str | None = None) -> Iterato
         yield running
     finally:
         running.stop()
+
+
+@contextlib.contextmanager
+def redis_prefix_removed(redis_url: str, prefix: str) -> Iterator[str]:
+    """Yield ``prefix``; afterwards delete every Redis key under it."""
+    try:
+        yield prefix
+    finally:
+        client = redis.Redis.from_url(redis_url)
+        keys = list(client.scan_iter(match=prefix + "*", count=1000))
+        if keys:
+            client.delete(*keys)
+        client.close()
+
+
+@contextlib.contextmanager
+def gateway_for_test(
+    *, dsn: str, redis_url: str, name: str, replica_id: str | None = None, **settings: Any
+) -> Iterator[RunningGateway]:
+    """A gateway on its own database and Redis key prefix, both cleaned up afterwards."""
+    from tests.support.core import core_settings
+
+    prefix = f"kefu-test:{name}:{uuid.uuid4().hex[:8]}:"
+    with redis_prefix_removed(redis_url, prefix):
+        config = core_settings(pg_dsn=dsn, redis_url=redis_url, redis_prefix=prefix, **settings)
+        with run_gateway(config, replica_id=replica_id) as running:
+            yield running
