@@ -44,7 +44,9 @@ FAULT_RUNS = {
     "fault-llm-midstall": ["--fault", "llm-midstall"],
     "fault-redis-restart": ["--fault", "redis-restart"],
     "fault-pg-restart": ["--fault", "pg-restart"],
-    "fault-replica-kill": ["--fault", "replica-kill", "--replicas", "2"],
+    # interrupted replies are reported incomplete after 90 s: wait long enough to see it
+    "fault-replica-kill": ["--fault", "replica-kill", "--replicas", "2", "--reply-timeout",
+                           "120", "--drain", "110"],
 }
 FAULT_TEXT = {
     "llm-fail": "primary LLM answers HTTP 500 to everything for 10 s (breaker opens; a second "
@@ -120,9 +122,9 @@ def machine_section(any_summary: dict[str, Any] | None) -> list[str]:
             f"fs.file-max {lim.get('fs.file-max')}, fs.nr_open {lim.get('fs.nr_open')}, "
             f"net.core.somaxconn {lim.get('net.core.somaxconn')}, tcp_max_syn_backlog "
             f"{lim.get('net.ipv4.tcp_max_syn_backlog')}, ephemeral ports "
-            f"{str(lim.get('net.ipv4.ip_local_port_range')).replace(chr(9), '-')}. Visitors connect from 50 source "
-            "addresses (127.0.0.2-51), so neither the port range nor the per-IP connection "
-            "limit (50/s, burst 200) caps the runs.",
+            f"{str(lim.get('net.ipv4.ip_local_port_range')).replace(chr(9), '-')}. Visitors "
+            "connect from 50 source addresses (127.0.0.2-51), so neither the port range "
+            "nor the per-IP connection limit (50/s, burst 200) caps the runs.",
             "- Everything runs on this one machine: the gateway, PostgreSQL, Redis, the fake "
             "LLM and the visitor processes share the 2 cores. The machine is shared with other "
             "work, so the load average at the start of each run is shown; figures taken on a "
