@@ -63,6 +63,8 @@ def _run(args: argparse.Namespace) -> int:
         host=settings.gateway_host,
         port=settings.gateway_port,
         ws_max_size=128 * 1024,
+        # Tokens travel in the WebSocket URL's query string: no access log may record them.
+        access_log=False,
         ws_ping_interval=30,
         ws_ping_timeout=30,
         log_level=os.environ.get("LOG_LEVEL", "info").lower(),

@@ -13,7 +13,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["DEV_TOKEN_SECRET", "Settings", "get_settings"]
 
-DEV_TOKEN_SECRET = "kefu-dev-secret-change-me"
+DEV_TOKEN_SECRET = "kefu-development-token-secret-change-me"
 
 
 def _split(value: object) -> object:
