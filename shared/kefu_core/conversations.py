@@ -293,6 +293,42 @@ class ConversationStore:
             raise StoreError("cannot read messages") from exc
         return [StoredMessage.model_validate(row) for row in rows]
 
+    async def mark_interrupted(self, *, conversation_id: str, seqs: list[int]) -> None:
+        """Store replies whose stream died with its process as ``incomplete``."""
+        if not seqs:
+            return
+        try:
+            async with self._pool.connection() as conn:
+                await conn.execute(
+                    "UPDATE messages SET status = 'incomplete', updated_at = now(),"
+                    " meta = meta || '{\"reason\": \"interrupted\"}'::jsonb"
+                    " WHERE conversation_id = %s AND seq = ANY(%s) AND status = 'streaming'",
+                    (conversation_id, seqs),
+                )
+        except psycopg.Error as exc:
+            raise StoreError("cannot mark replies interrupted") from exc
+
+    async def unanswered_tail(
+        self, *, tenant_id: str, conversation_id: str, older_than_s: float
+    ) -> StoredMessage | None:
+        """The conversation's last message when it is a visitor's, older than
+        ``older_than_s``, with no reply started: its reply was lost before it began (the
+        process that was to answer died), and must be started again."""
+        try:
+            async with self._pool.connection() as conn:
+                cur = await conn.cursor(row_factory=dict_row).execute(
+                    f"SELECT {_MSG_COLUMNS} FROM messages m"
+                    " JOIN conversations c ON c.id = m.conversation_id"
+                    " WHERE m.conversation_id = %s AND c.tenant_id = %s AND m.seq = c.last_seq"
+                    " AND m.role = 'visitor'"
+                    " AND m.created_at < now() - make_interval(secs => %s)",
+                    (conversation_id, tenant_id, older_than_s),
+                )
+                row = await cur.fetchone()
+        except psycopg.Error as exc:
+            raise StoreError("cannot read messages") from exc
+        return StoredMessage.model_validate(row) if row else None
+
     async def recent(
         self, *, tenant_id: str, conversation_id: str, limit: int, before_seq: int | None = None
     ) -> list[StoredMessage]:

@@ -6,11 +6,13 @@ with ``retry: true`` and resends the same ``client_msg_id``; de-duplication make
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from typing import Any
 
 from ..connections import STAFF_ROLES, ConnectionRecord
+from ..conversations import StoredMessage
 from ..deps import Deps
 from ..errors import BadFrame, ConversationClosed, KefuError, StoreError, TransportError
 from ..events import StreamPayload, WebSocketEvent
@@ -23,6 +25,7 @@ from ..handoff import (
     requeue_if_agent_gone,
     state_frame,
 )
+from ..liveness import alive_replies
 from ..product import stores
 from ..protocol import (
     AnyClientFrame,
@@ -231,6 +234,7 @@ async def replay(deps: Deps, record: ConnectionRecord, *, after_seq: int) -> Non
         tenant_id=record.tenant_id, conversation_id=record.conversation_id,
         after_seq=after_seq, limit=deps.settings.replay_max_messages,
     )
+    messages = await _interrupted_marked(deps, record.conversation_id, messages)
     base: dict[str, Any] = {
         "type": "history",
         "conversation_id": record.conversation_id,
@@ -255,3 +259,39 @@ async def replay(deps: Deps, record: ConnectionRecord, *, after_seq: int) -> Non
     await send(deps, record.connection_id, {**base, "messages": page, "more": False})
     if conversation is not None:
         await send(deps, record.connection_id, await state_frame(deps, conversation))
+        if conversation.owner == "bot":
+            await _restart_lost_reply(deps, record, conversation.id)
+
+
+async def _interrupted_marked(
+    deps: Deps, conversation_id: str, messages: list[StoredMessage]
+) -> list[StoredMessage]:
+    """Replies stored as streaming whose writer is gone are stored and shown as incomplete."""
+    streaming = [m.seq for m in messages if m.status == "streaming"]
+    alive = await alive_replies(deps.redis, prefix=deps.settings.redis_prefix,
+                                conversation_id=conversation_id, seqs=streaming)
+    if alive is None:
+        return messages
+    dead = [seq for seq in streaming if seq not in alive]
+    if not dead:
+        return messages
+    await deps.conversations.mark_interrupted(conversation_id=conversation_id, seqs=dead)
+    return [m.model_copy(update={"status": "incomplete"}) if m.seq in dead else m
+            for m in messages]
+
+
+async def _restart_lost_reply(deps: Deps, record: ConnectionRecord, conversation_id: str) -> None:
+    """A visitor message that ends the conversation and never got a reply started (the
+    process that was to answer it died) is answered now; the reply reservation keeps it single
+    if another process is in fact on it."""
+    lost = await deps.conversations.unanswered_tail(
+        tenant_id=record.tenant_id, conversation_id=conversation_id, older_than_s=5)
+    if lost is None:
+        return
+    with contextlib.suppress(TransportError):
+        await deps.invoker.invoke(StreamPayload(
+            tenant_id=record.tenant_id, conversation_id=conversation_id, reply_to_seq=lost.seq,
+            text=lost.text, client_msg_id=lost.client_msg_id,
+            connection_id=record.connection_id, domain_name=record.domain_name,
+            stage=record.stage,
+        ).to_event())

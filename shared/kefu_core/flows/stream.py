@@ -17,9 +17,11 @@ from typing import Any, Literal
 from kefu_llm import Busy, ChatMessage, ChatRequest, Delta, Final, detect_language
 from kefu_memory import Turn
 
+from ..conversations import Conversation
 from ..deps import Deps
 from ..errors import StoreError
 from ..events import StreamPayload
+from ..liveness import ReplyHeartbeat
 from ..memory import TURN_ROLE, MemoryService
 from ..protocol import delta_frame, error_frame, final_frame
 from ..streaming import DeltaBatcher, Pacer
@@ -97,6 +99,16 @@ async def _stream(payload: StreamPayload, deps: Deps, progress: _Progress) -> di
     if reserved.duplicate:
         return {"status": "skipped", "reason": "already answered", "seq": reserved.seq}
     seq = progress.seq = reserved.seq
+    async with ReplyHeartbeat(deps.redis, prefix=deps.settings.redis_prefix,
+                              conversation_id=conversation_id, seq=seq):
+        return await _answer(deps, payload, progress, conversation, seq)
+
+
+async def _answer(
+    deps: Deps, payload: StreamPayload, progress: _Progress, conversation: Conversation,
+    seq: int,
+) -> dict[str, Any]:
+    tenant_id, conversation_id = payload.tenant_id, payload.conversation_id
     memory = await deps.load_memory()
     if memory is not None:
         await memory.warm_up()

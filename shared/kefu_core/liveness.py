@@ -1,0 +1,71 @@
+"""Which replies are still being streamed by a live process.
+
+The stream flow keeps a short-lived Redis key per reply (``{prefix}live:{conversation}:{seq}``,
+refreshed every few seconds while it streams, deleted when it finishes). A reply stored as
+``streaming`` without its key has lost its writer (a replica killed, a Lambda timed out): a
+resuming client is told it is incomplete at once, instead of waiting for it forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+__all__ = ["ReplyHeartbeat", "alive_replies"]
+
+TTL_S = 15
+BEAT_S = 5.0
+
+
+def _key(prefix: str, conversation_id: str, seq: int) -> str:
+    return f"{prefix}live:{conversation_id}:{seq}"
+
+
+class ReplyHeartbeat:
+    """``async with ReplyHeartbeat(...)``: the reply's key lives while the block runs (a
+    background task refreshes it every few seconds, whatever the model is doing)."""
+
+    def __init__(self, redis: aioredis.Redis, *, prefix: str, conversation_id: str,
+                 seq: int) -> None:
+        self._redis = redis
+        self._key = _key(prefix, conversation_id, seq)
+        self._task: asyncio.Task[None] | None = None
+
+    async def _beat(self) -> None:
+        with contextlib.suppress(RedisError):  # advisory: a miss only says "incomplete" early
+            await self._redis.set(self._key, b"1", ex=TTL_S)
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(BEAT_S)
+            await self._beat()
+
+    async def __aenter__(self) -> ReplyHeartbeat:
+        await self._beat()
+        self._task = asyncio.create_task(self._loop())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        with contextlib.suppress(RedisError):
+            await self._redis.delete(self._key)
+
+
+async def alive_replies(
+    redis: aioredis.Redis, *, prefix: str, conversation_id: str, seqs: list[int]
+) -> set[int] | None:
+    """The sequence numbers among ``seqs`` whose stream is alive; None when Redis cannot tell
+    (then nobody is declared dead)."""
+    if not seqs:
+        return set()
+    try:
+        values = await redis.mget([_key(prefix, conversation_id, s) for s in seqs])
+    except RedisError:
+        return None
+    return {s for s, v in zip(seqs, values, strict=True) if v is not None}
