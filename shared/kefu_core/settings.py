@@ -34,7 +34,7 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     redis_prefix: str = "kefu:"
     db_pool_min: int = 1
-    db_pool_max: int = 10
+    db_pool_max: int = 20  # a gateway replica; Lambda containers use DB_POOL_MAX=2 (template)
     # How long a request waits for a pooled database connection before the visitor is told to
     # retry (a store outage must be answered in seconds, not after a 30 s default).
     db_pool_timeout_s: float = 3.0
