@@ -262,7 +262,8 @@ def lambda_section(r: dict[str, Any] | None) -> list[str]:
     if not r:
         return [*lines, "Not measured yet: `.venv/bin/python -m bench.lambda_figures`.", ""]
     lines += [
-        f"`sam build` of revision `{r.get('revision')}` (built {r.get('built_at')}). Each "
+        f"`sam build` of revision `{Path(str(r.get('build'))).name}` (built "
+        f"{r.get('built_at')}). Each "
         "function is imported in a fresh `python3.12 -B -S -I` process with Lambda's layout on "
         "its path (function folder, the three layers' `python/`, then only boto3 and its "
         "dependencies as the runtime ships them); `-B` because Lambda's file system is "
