@@ -34,6 +34,8 @@ LOAD_RUNS = {
                      "--ramp", "100"],
     "load-10k": ["--connections", "10000", "--chatting", "2000", "--duration", "90",
                  "--ramp", "100", "--profile", "30"],
+    "load-10k-r2": ["--connections", "10000", "--chatting", "2000", "--duration", "90",
+                    "--ramp", "100", "--replicas", "2"],
 }
 FAULT_COMMON = ["--connections", "1000", "--chatting", "200", "--duration", "60",
                 "--fault-at", "15", "--fault-for", "10"]
