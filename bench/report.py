@@ -112,6 +112,44 @@ def _cmd(s: dict[str, Any]) -> str:
         f"--{k.replace('_', '-')} {v}" for k, v in args.items() if v not in (None, False, []))
 
 
+def verdict(summaries: dict[str, dict[str, Any]], lam: dict[str, Any] | None) -> list[str]:
+    lines = ["## In short", ""]
+    lost = sum(s["loss"]["lost"] for s in summaries.values())
+    lines.append(f"- **Messages lost across every run on this page: {lost}** (load and fault runs "
+                 "together; each acknowledged message was found in PostgreSQL).")
+    hold = summaries.get("hold-10k")
+    if hold:
+        gw = hold["resources"]["gateway"]
+        lines.append(f"- One replica holds {hold['connections']['held_at_end']:,} idle "
+                     f"connections at {gw['cpu_pct_mean_steady']}% of a core and "
+                     f"{gw['rss_mb_peak']} MB RSS.")
+    small = summaries.get("load-2k")
+    if small:
+        st = small["steady"]
+        lines.append(f"- 2,000 connections with 400 chatting: end-to-end p99 "
+                     f"{_ms(st['e2e_ms'])} ms, overhead p50 {_ms(st['overhead_ms'], 'p50')} ms / "
+                     f"p99 {_ms(st['overhead_ms'])} ms, with the replica at "
+                     f"{small['resources']['gateway']['cpu_pct_mean_steady']}% of its core.")
+    big = summaries.get("load-10k")
+    if big:
+        lines.append("- 10,000 connections with 2,000 chatting is beyond this machine: one "
+                     "replica (one core) saturates and latencies grow to tens of seconds; two "
+                     "replicas answer more but the 2 cores are shared with the visitors, "
+                     "PostgreSQL and the fake LLM. The goals of overhead p99 < 50 ms and "
+                     "end-to-end p99 < 3 s are not met at that load; see \"Performance\" below "
+                     "for where the time goes.")
+    if lam:
+        msg = lam.get("message", {}).get("warm_ms", {})
+        cold = lam.get("cold", {}).get("message", {})
+        pre = lam.get("cold_precompiled", {}).get("message", {})
+        lines.append(f"- Lambda `message`: init {cold.get('init_ms_p50')} ms as built "
+                     f"({pre.get('init_ms_p50')} ms with precompiled bytecode; goal < 500 ms), "
+                     f"warm p50 {_ms(msg, 'p50')} ms (goal < 10 ms), "
+                     f"{lam['sizes']['message']['with_layers_zip_mb']} MB zipped with its layers "
+                     "(goal < 30 MB).")
+    return [*lines, ""]
+
+
 def machine_section(any_summary: dict[str, Any] | None) -> list[str]:
     m = (any_summary or {}).get("machine", {})
     lim = (any_summary or {}).get("limits", {})
@@ -145,7 +183,8 @@ def load_section(summaries: dict[str, dict[str, Any]]) -> list[str]:
              "question (about 30 pieces). Lost = acknowledged but absent from PostgreSQL, or "
              "sent and never acknowledged nor stored. Percentiles cover the steady state (from "
              "10 s after the last connection opened to the end of the chat phase).", ""]
-    rows = [("run", "conns held / target", "chatting", "msgs sent / acked / answered",
+    rows = [("run", "conns held / target", "chatting",
+             "msgs sent / acked / answered (incomplete; no reply in 30 s)",
              "lost", "ack p50 / p99 ms", "overhead p50 / p99 ms", "end-to-end p50 / p99 ms",
              "gateway CPU mean (max) % of 1 core", "gateway peak RSS MB", "load avg at start")]
     for name in LOAD_RUNS:
@@ -156,7 +195,8 @@ def load_section(summaries: dict[str, dict[str, Any]]) -> list[str]:
         gw = s["resources"].get("gateway", {})
         rows.append((
             name, f"{c['held_at_end']:,} / {c['target']:,}", str(s["args"]["chatting"]),
-            f"{msg['sent']:,} / {msg['acknowledged']:,} / {msg['answered']:,}",
+            f"{msg['sent']:,} / {msg['acknowledged']:,} / {msg['answered']:,} "
+            f"({msg['final_status'].get('incomplete', 0):,}; {msg['no_reply']:,})",
             f"**{s['loss']['lost']}**",
             f"{_ms(st['ack_ms'], 'p50')} / {_ms(st['ack_ms'])}",
             f"{_ms(st['overhead_ms'], 'p50')} / {_ms(st['overhead_ms'])}",
@@ -376,6 +416,7 @@ def render() -> str:
         f"{', '.join(f'`{c}`' for c in codes) or '–'} (each run executes `shared/` and "
         "`layers/` of a committed revision).",
         "",
+        *verdict(summaries, lam),
         *machine_section(first),
         *load_section(summaries),
         *fault_section(summaries),
