@@ -1,7 +1,7 @@
 """Writes docs/benchmarks.md from the results of the load, fault and Lambda benchmarks.
 
     .venv/bin/python -m bench.report              # render from bench/results/ as it is
-    .venv/bin/python -m bench.report --run all    # run every benchmark below first (~35 min)
+    .venv/bin/python -m bench.report --run all    # run every benchmark below first (~60 min)
     .venv/bin/python -m bench.report --run faults # or: load, faults, lambda, fuzz
 
 Each benchmark writes ``bench/results/<name>/summary.json`` (load and fault runs) or
@@ -409,7 +409,7 @@ def render() -> str:
         "Load, fault and Lambda figures of Kefu, measured on the machine below with the "
         "commands shown. Regenerate this page with `.venv/bin/python -m bench.report` (renders "
         "the latest results in bench/results/) or `.venv/bin/python -m bench.report --run all` "
-        "(runs everything first, about 35 minutes). The harness is described in "
+        "(runs everything first, about 60 minutes). The harness is described in "
         "[bench/load/README.md](../bench/load/README.md).",
         "",
         f"Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; code measured: "
