@@ -57,6 +57,7 @@ class Gateway:
         self.invoker: TaskInvoker | None = None
         self.guard = FloodGuard()
         self.pending_connects = 0
+        self.disconnects = asyncio.Semaphore(64)
 
     async def start(self) -> None:
         invoker = TaskInvoker(self._stream)
@@ -205,12 +206,15 @@ class Gateway:
                       "stage": self.settings.gateway_stage, "source_ip": conn.source_ip,
                       "api_id": API_ID}
         if common is not None:
-            try:
-                await handle_disconnect(disconnect_event(
-                    user_agent=user_agent, status_code=code, reason=reason, **common
-                ), self.deps)
-            except Exception:
-                logger.warning("disconnect flow failed", exc_info=True)
+            # Thousands of clients can leave at once (a network blip, a deploy): the cleanups
+            # queue here instead of exhausting the store pools all together.
+            async with self.disconnects:
+                try:
+                    await handle_disconnect(disconnect_event(
+                        user_agent=user_agent, status_code=code, reason=reason, **common
+                    ), self.deps)
+                except Exception:
+                    logger.warning("disconnect flow failed", exc_info=True)
 
     # -- management API ------------------------------------------------------------------------
     async def authorised(self, request: Request) -> bool:
