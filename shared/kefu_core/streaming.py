@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Generic, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from typing import Any, Generic, TypeVar
 
 __all__ = ["DeltaBatcher", "Pacer"]
 
@@ -33,59 +33,62 @@ class DeltaBatcher(Generic[E]):
         self.flushes = 0
 
     async def run(self, events: AsyncIterator[E]) -> list[E]:
-        """Consume ``events``; flush text deltas in batches; return the non-delta events."""
-        queue: asyncio.Queue[tuple[bool, E | BaseException | None]] = asyncio.Queue()
+        """Consume ``events``; flush text deltas in batches; return the non-delta events.
 
-        async def produce() -> None:
-            try:
-                async for event in events:
-                    await queue.put((False, event))
-            except BaseException as exc:  # handed to the consumer, re-raised there
-                await queue.put((True, exc))
-                return
-            await queue.put((True, None))
-
-        producer = asyncio.create_task(produce())
+        Reading never waits for a flush (posting a frame may be slow): flushes run as tasks,
+        one at a time and in order, each taking everything gathered so far. One timer per
+        batch, not per piece."""
         others: list[E] = []
         buffer: list[str] = []
         buffered = 0
-        deadline: float | None = None
+        lock = asyncio.Lock()  # FIFO: flushes leave in the order they were started
+        tasks: set[asyncio.Task[None]] = set()
+        timer: asyncio.Task[None] | None = None
+
+        async def flush_now() -> None:
+            nonlocal buffer, buffered
+            async with lock:
+                if buffer:
+                    text, buffer, buffered = "".join(buffer), [], 0
+                    await self._emit(text)
+
+        async def flush_later() -> None:
+            nonlocal timer
+            await asyncio.sleep(self._interval)
+            timer = None
+            await flush_now()
+
+        def start(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+            task = asyncio.create_task(coro)
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+            return task
+
         try:
-            while True:
-                timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-                try:
-                    done, item = await asyncio.wait_for(queue.get(), timeout)
-                except TimeoutError:
-                    await self._emit(buffer)
-                    buffer, buffered, deadline = [], 0, None
-                    continue
-                if done:
-                    await self._emit(buffer)
-                    if isinstance(item, BaseException):
-                        raise item
-                    return others
-                assert item is not None and not isinstance(item, BaseException)
-                text = self._text_of(item)
+            async for event in events:
+                text = self._text_of(event)
                 if text is None:
-                    others.append(item)
+                    others.append(event)
                     continue
                 if not text:
                     continue
+                first = self.flushes == 0 and not buffer and not tasks
                 buffer.append(text)
                 buffered += len(text)
-                if self.flushes == 0 or buffered >= self._chars:
-                    await self._emit(buffer)
-                    buffer, buffered, deadline = [], 0, None
-                elif deadline is None:
-                    deadline = time.monotonic() + self._interval
+                if first or buffered >= self._chars:
+                    start(flush_now())
+                elif timer is None:
+                    timer = start(flush_later())
         finally:
-            if not producer.done():
-                producer.cancel()
+            if timer is not None:
+                timer.cancel()
+            pending = [t for t in tasks if t is not timer]
+            if pending:
+                await asyncio.gather(*pending)
+            await flush_now()
+        return others
 
-    async def _emit(self, buffer: list[str]) -> None:
-        if not buffer:
-            return
-        text = "".join(buffer)
+    async def _emit(self, text: str) -> None:
         await self._flush(text)
         self.sent_chars += len(text)
         self.flushes += 1
