@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -40,6 +41,7 @@ from .settings import Settings
 __all__ = ["TURN_ROLE", "MemoryContext", "MemoryService", "build_memory"]
 
 logger = logging.getLogger("kefu.memory")
+KB_VERSION_TTL_S = 5.0
 TURN_ROLE: dict[str, Literal["user", "assistant", "agent", "system"]] = {
     "visitor": "user", "assistant": "assistant", "agent": "agent", "system": "system",
 }
@@ -70,6 +72,7 @@ class MemoryService:
         self.long_term = long_term
         self.crm = crm
         self._warm = False
+        self._versions: dict[str, tuple[float, str]] = {}
 
     async def warm_up(self) -> None:
         """Load the Chinese segmenter and the embedder off the event loop, once (its first use
@@ -109,11 +112,25 @@ class MemoryService:
         return context
 
     async def _knowledge(self, tenant_id: str, question: str) -> tuple[list[str], str]:
-        version_task = asyncio.create_task(self.knowledge.kb_version(tenant_id))
+        version = await self._kb_version(tenant_id)
+        if version == "0":  # the tenant has never had a document: nothing to search
+            return [], version
         passages = await self.knowledge.search(tenant_id, question,
                                                k=self._settings.knowledge_top_k)
-        texts = [p.content for p in passages]
-        return texts, await version_task
+        return [p.content for p in passages], version
+
+    async def _kb_version(self, tenant_id: str) -> str:
+        """The knowledge-base version, read at most every KB_VERSION_TTL_S per process (a
+        change reaches replies, and the response cache keyed on it, within that time)."""
+        now = time.monotonic()
+        hit = self._versions.get(tenant_id)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        version = await self.knowledge.kb_version(tenant_id)
+        if len(self._versions) > 10_000:
+            self._versions.clear()
+        self._versions[tenant_id] = (now + KB_VERSION_TTL_S, version)
+        return version
 
     async def history(
         self, *, conversation_id: str, question_seq: int, question: str | None

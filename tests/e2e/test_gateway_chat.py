@@ -94,15 +94,23 @@ async def test_visitor_chats_and_sees_the_reply_stream(gateway: RunningGateway) 
 async def test_bad_token_is_refused_with_401_and_leaves_no_record(
     gateway: RunningGateway, redis_url: str
 ) -> None:
-    before = len(gateway.gateway.hub.local) if gateway.gateway.hub else 0
+    # GIVEN the connection records that exist now (other tests' sockets may still be closing)
+    prefix = gateway.gateway.settings.redis_prefix
+    r = redis.Redis.from_url(redis_url)
+    before = set(r.scan_iter(match=f"{prefix}conn:*"))
     forged = issue_token(secrets=["x" * 40], tenant_id="acme", subject="v", role="visitor",
                          ttl_s=60)
+    # WHEN forged, malformed and missing tokens try to connect
     for token in (forged, "garbage", ""):
         with pytest.raises(InvalidStatus) as info:
             async with connect(gateway, token):
                 pass
+        # THEN each handshake is refused with 401
         assert info.value.response.status_code == 401
-    assert (len(gateway.gateway.hub.local) if gateway.gateway.hub else 0) == before
+    # AND none of them left a connection record
+    new = set(r.scan_iter(match=f"{prefix}conn:*")) - before
+    r.close()
+    assert new == set()
 
 
 async def test_bad_frames_get_error_frames_and_the_connection_survives(
