@@ -11,4 +11,4 @@ test:
 
 bench:
 	@scripts/bootstrap
-	.venv/bin/python -m bench.run_all
+	.venv/bin/python -m bench.report --run all
