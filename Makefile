@@ -1,5 +1,5 @@
 # The two commands: `make run` starts Kefu on embedded defaults; `make test` runs every check.
-.PHONY: run test lint typecheck pytest sam bench
+.PHONY: run test bench
 
 run:
 	@scripts/bootstrap
