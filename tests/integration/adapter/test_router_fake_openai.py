@@ -46,20 +46,21 @@ async def test_pii_never_reaches_the_provider_and_comes_back_in_the_answer(
 
 
 async def test_first_token_deadline_moves_to_the_next_engine(fake: FakeOpenAI) -> None:
-    # GIVEN a primary that needs 3 s for its first token and a 0.3 s first-token deadline
+    # GIVEN a primary that needs 20 s for its first token and a 2 s first-token deadline
+    # (generous, so a busy machine cannot push the backup past it too)
     router = build_router(
         settings=settings(
-            engine(fake, "slow", "fake:ttft=3000"),
+            engine(fake, "slow", "fake:ttft=20000"),
             engine(fake, "backup"),
-            first_token_timeout_s=0.3,
+            first_token_timeout_s=2.0,
         ),
         redis=None,
     )
     started = time.monotonic()
     _, final = await collect(router.stream(request("hi")))
-    # THEN the backup answers, the caller is told, well before the slow engine would have
+    # THEN the backup answers and the caller is told, long before the slow engine would have
     assert final.engine == "backup" and final.fallback_used and final.status == "complete"
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 15
     await router.aclose()
 
 
