@@ -93,7 +93,7 @@ async def test_after_the_first_token_a_cut_ends_the_reply_incomplete(fake: FakeO
         # GIVEN a primary that breaks after two pieces and a healthy backup, no continuation
         router = build_router(
             settings=settings(
-                engine(fake, "primary", model), engine(fake, "backup"), stall_timeout_s=0.3
+                engine(fake, "primary", model), engine(fake, "backup"), stall_timeout_s=1.0
             ),
             redis=None,
         )
@@ -253,5 +253,5 @@ async def test_total_deadline_ends_a_slow_stream(fake: FakeOpenAI) -> None:
     started = time.monotonic()
     _, final = await collect(router.stream(request("x")))
     assert final.status == "incomplete" and final.reason == "total_timeout"
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 5  # the whole stream would take 10 s
     await router.aclose()
