@@ -134,16 +134,28 @@ class ConversationStore:
         return Conversation.model_validate(row)
 
     async def get(self, *, tenant_id: str, conversation_id: str) -> Conversation | None:
+        row = await self._one(
+            f"SELECT {_CONV_COLUMNS} FROM conversations WHERE id = %s AND tenant_id = %s",
+            (conversation_id, tenant_id), failure="cannot read conversation",
+        )
+        return Conversation.model_validate(row) if row else None
+
+    async def _rows(
+        self, sql: str, params: tuple[Any, ...], *, failure: str
+    ) -> list[dict[str, Any]]:
+        """One statement on a pooled connection; a store failure becomes StoreError."""
         try:
             async with self._pool.connection() as conn:
-                cur = await conn.cursor(row_factory=dict_row).execute(
-                    f"SELECT {_CONV_COLUMNS} FROM conversations WHERE id = %s AND tenant_id = %s",
-                    (conversation_id, tenant_id),
-                )
-                row = await cur.fetchone()
+                cur = await conn.cursor(row_factory=dict_row).execute(sql.encode(), params)
+                return await cur.fetchall()
         except psycopg.Error as exc:
-            raise StoreError("cannot read conversation") from exc
-        return Conversation.model_validate(row) if row else None
+            raise StoreError(failure) from exc
+
+    async def _one(
+        self, sql: str, params: tuple[Any, ...], *, failure: str
+    ) -> dict[str, Any] | None:
+        rows = await self._rows(sql, params, failure=failure)
+        return rows[0] if rows else None
 
     async def append(
         self,
@@ -314,37 +326,28 @@ class ConversationStore:
         """The conversation's last message when it is a visitor's, older than
         ``older_than_s``, with no reply started: its reply was lost before it began (the
         process that was to answer died), and must be started again."""
-        try:
-            async with self._pool.connection() as conn:
-                cur = await conn.cursor(row_factory=dict_row).execute(
-                    f"SELECT {_MSG_COLUMNS} FROM messages m"
-                    " JOIN conversations c ON c.id = m.conversation_id"
-                    " WHERE m.conversation_id = %s AND c.tenant_id = %s AND m.seq = c.last_seq"
-                    " AND m.role = 'visitor'"
-                    " AND m.created_at < now() - make_interval(secs => %s)",
-                    (conversation_id, tenant_id, older_than_s),
-                )
-                row = await cur.fetchone()
-        except psycopg.Error as exc:
-            raise StoreError("cannot read messages") from exc
+        row = await self._one(
+            f"SELECT {_MSG_COLUMNS} FROM messages m"
+            " JOIN conversations c ON c.id = m.conversation_id"
+            " WHERE m.conversation_id = %s AND c.tenant_id = %s AND m.seq = c.last_seq"
+            " AND m.role = 'visitor'"
+            " AND m.created_at < now() - make_interval(secs => %s)",
+            (conversation_id, tenant_id, older_than_s), failure="cannot read messages",
+        )
         return StoredMessage.model_validate(row) if row else None
 
     async def recent(
         self, *, tenant_id: str, conversation_id: str, limit: int, before_seq: int | None = None
     ) -> list[StoredMessage]:
         """The last ``limit`` messages (oldest first), optionally before a sequence number."""
-        try:
-            async with self._pool.connection() as conn:
-                cur = await conn.cursor(row_factory=dict_row).execute(
-                    f"SELECT {_MSG_COLUMNS} FROM messages m"
-                    " JOIN conversations c ON c.id = m.conversation_id"
-                    " WHERE m.conversation_id = %s AND c.tenant_id = %s AND m.seq < %s"
-                    " ORDER BY m.seq DESC LIMIT %s",
-                    (conversation_id, tenant_id, before_seq or 2**62, limit),
-                )
-                rows = await cur.fetchall()
-        except psycopg.Error as exc:
-            raise StoreError("cannot read messages") from exc
+        rows = await self._rows(
+            f"SELECT {_MSG_COLUMNS} FROM messages m"
+            " JOIN conversations c ON c.id = m.conversation_id"
+            " WHERE m.conversation_id = %s AND c.tenant_id = %s AND m.seq < %s"
+            " ORDER BY m.seq DESC LIMIT %s",
+            (conversation_id, tenant_id, before_seq or 2**62, limit),
+            failure="cannot read messages",
+        )
         return [StoredMessage.model_validate(row) for row in reversed(rows)]
 
 
@@ -385,18 +388,13 @@ class ConversationStore:
 
     async def close(self, *, tenant_id: str, conversation_id: str) -> Conversation | None:
         """Close an open conversation; ``None`` when it was not open."""
-        try:
-            async with self._pool.connection() as conn:
-                cur = await conn.cursor(row_factory=dict_row).execute(
-                    f"UPDATE conversations SET status = 'closed', closed_at = now(),"
-                    f" queued_at = NULL, updated_at = now()"
-                    f" WHERE id = %s AND tenant_id = %s AND status = 'open'"
-                    f" RETURNING {_CONV_COLUMNS}",
-                    (conversation_id, tenant_id),
-                )
-                row = await cur.fetchone()
-        except psycopg.Error as exc:
-            raise StoreError("cannot close conversation") from exc
+        row = await self._one(
+            f"UPDATE conversations SET status = 'closed', closed_at = now(),"
+            f" queued_at = NULL, updated_at = now()"
+            f" WHERE id = %s AND tenant_id = %s AND status = 'open'"
+            f" RETURNING {_CONV_COLUMNS}",
+            (conversation_id, tenant_id), failure="cannot close conversation",
+        )
         return Conversation.model_validate(row) if row else None
 
     async def search(
