@@ -6,9 +6,9 @@ run:
 	.venv/bin/kefu run
 
 test:
-	@scripts/bootstrap --sam --browser
+	@scripts/bootstrap --dev --sam --browser
 	@scripts/test
 
 bench:
-	@scripts/bootstrap
+	@scripts/bootstrap --dev
 	.venv/bin/python -m bench.report --run all
