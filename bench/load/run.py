@@ -35,12 +35,14 @@ from .common import load_dialogues, parse_range
 from .services import (
     ROOT,
     TOKEN_SECRET,
+    BareRelay,
     FakeLLM,
     Gateway,
     Postgres,
     Redis,
     code_snapshot,
     engines_json,
+    pin,
 )
 
 FAULTS = ("none", "llm-fail", "llm-stall", "llm-cut", "llm-midstall", "redis-restart",
@@ -118,7 +120,7 @@ class Sampler(threading.Thread):
             t = time.monotonic()
             dt = t - last
             last = t
-            sample: dict[str, Any] = {"t": time.time()}
+            sample: dict[str, Any] = {"t": time.time(), "dt": dt}
             for name, roots in self.groups.items():
                 cpu = rss = 0.0
                 for p in self._tree(roots()):
@@ -258,7 +260,7 @@ def _count(items: Any) -> dict[str, int]:
 
 def resources(samples: list[dict[str, Any]], window: tuple[float, float]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    names = [k for k in (samples[0] if samples else {}) if k != "t"]
+    names = [k for k in (samples[0] if samples else {}) if k not in ("t", "dt")]
     lo, hi = window
     for name in names:
         cpu_all = [s[name]["cpu"] for s in samples]
@@ -271,6 +273,24 @@ def resources(samples: list[dict[str, Any]], window: tuple[float, float]) -> dic
             "rss_mb_peak": max(rss) if rss else None,
         }
     return out
+
+
+def cpu_per_answered(samples: list[dict[str, Any]], shards: list[dict[str, Any]],
+                     window: tuple[float, float], group: str = "gateway") -> dict[str, Any]:
+    """CPU milliseconds of every gateway process in the steady window, divided by the replies
+    whose final frame arrived in that window (the cost of one answered message)."""
+    lo, hi = window
+    cpu_s = sum(s[group]["cpu"] / 100 * s.get("dt", 1.0) for s in samples
+                if group in s and lo <= s["t"] <= hi)
+    answered = 0
+    for shard in shards:
+        for m in shard["messages"]:
+            if m["final_via"] == "final" and m["t_final"] is not None:
+                final_wall = m["t_send_wall"] + (m["t_final"] - m["t_send"])
+                if lo <= final_wall <= hi:
+                    answered += 1
+    return {"cpu_s": round(cpu_s, 2), "answered": answered, "window_s": round(hi - lo, 1),
+            "ms": round(1000 * cpu_s / answered, 2) if answered else None}
 
 
 # -- profiling ---------------------------------------------------------------------------------
@@ -361,10 +381,72 @@ def main(argv: list[str] | None = None) -> int:
                     help="git revision whose shared/ and layers/ the processes run "
                          "(default HEAD), or 'worktree'")
     ap.add_argument("--env", action="append", default=[], help="extra gateway env KEY=VALUE")
+    ap.add_argument("--system", choices=("kefu", "bare"), default="kefu",
+                    help="kefu: `kefu run` replicas; bare: ../shared/bench/bare_relay.py "
+                         "(the yardstick, --bare-loop) with the same services and visitors")
+    ap.add_argument("--bare-loop", choices=("uvloop", "asyncio"), default="uvloop")
+    ap.add_argument("--compare", action="store_true",
+                    help="run Kefu, then the bare relay, back to back with identical visitors, "
+                         "and print their CPU and tail ratios")
+    ap.add_argument("--pin", action=argparse.BooleanOptionalAction, default=True,
+                    help="pin the gateway to CPU 0 and every other process to the other CPUs "
+                         "(when the machine has at least two)")
     args = ap.parse_args(argv)
 
     name = args.name or (f"{args.fault}-c{args.connections}-v{args.chatting}"
                          f"-r{args.replicas}-{time.strftime('%H%M%S')}")
+    code_path, code_sha = code_snapshot(args.code)
+    if code_path:
+        os.environ["PYTHONPATH"] = os.pathsep.join(
+            p for p in (code_path, str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    if not args.compare:
+        summary = run(args, args.system, name, code_sha, argv)
+        return 0 if summary.get("loss", {}).get("lost", 1) == 0 else 1
+    kefu = run(args, "kefu", f"{name}-kefu", code_sha, argv)
+    bare = run(args, "bare", f"{name}-bare", code_sha, argv)
+    comparison = compare(kefu, bare)
+    out = ROOT / "bench" / "results" / name
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "compare.json").write_text(json.dumps(comparison, indent=1))
+    print(f"\n## {name}: Kefu against the bare relay ({args.bare_loop})")
+    for line in comparison["lines"]:
+        print(line)
+    lost = [s.get("loss", {}).get("lost", 1) for s in (kefu, bare)]
+    return 0 if lost == [0, 0] else 1
+
+
+def compare(kefu: dict[str, Any], bare: dict[str, Any]) -> dict[str, Any]:
+    """CPU per answered message and overhead p99 of Kefu over the bare relay's."""
+
+    def cpu(s: dict[str, Any]) -> float | None:
+        value: float | None = (s.get("gateway_cpu_per_answered") or {}).get("ms")
+        return value
+
+    def tail(s: dict[str, Any]) -> float | None:
+        value: float | None = (s.get("steady") or {}).get("overhead_ms", {}).get("p99")
+        return value
+
+    def ratio(a: float | None, b: float | None) -> float | None:
+        return round(a / b, 2) if a is not None and b else None
+
+    out = {"kefu": {"cpu_ms": cpu(kefu), "overhead_p99_ms": tail(kefu),
+                    "loadavg_at_start": kefu.get("loadavg_at_start")},
+           "bare": {"cpu_ms": cpu(bare), "overhead_p99_ms": tail(bare),
+                    "loadavg_at_start": bare.get("loadavg_at_start")},
+           "ratio": ratio(cpu(kefu), cpu(bare)),
+           "tail_ratio": ratio(tail(kefu), tail(bare))}
+    out["lines"] = [
+        f"kefu: gateway cpu per answered message {cpu(kefu)} ms, overhead p99 {tail(kefu)} ms",
+        f"bare: gateway cpu per answered message {cpu(bare)} ms, overhead p99 {tail(bare)} ms",
+        f"ratio: {out['ratio']}",
+        f"tail ratio: {out['tail_ratio']}",
+    ]
+    return out
+
+
+def run(args: argparse.Namespace, system: str, name: str, code_sha: str | None,
+        argv: list[str] | None) -> dict[str, Any]:
+    """One run: start the services, drive the visitors, check, summarise, print."""
     out_dir = ROOT / "bench" / "results" / name
     out_dir.mkdir(parents=True, exist_ok=True)
     load_at_start = [round(x, 2) for x in os.getloadavg()]
@@ -375,10 +457,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"warning: RLIMIT_NOFILE {nofile} below the {needed} a replica needs",
               file=sys.stderr)
 
-    code_path, code_sha = code_snapshot(args.code)
-    if code_path:
-        os.environ["PYTHONPATH"] = os.pathsep.join(
-            p for p in (code_path, str(ROOT), os.environ.get("PYTHONPATH")) if p)
     pg = Postgres(data_dir=Path("/tmp/kefu-bench/pg"))
     redis = Redis()
     llm = FakeLLM(first_token_ms=args.first_token_ms, tokens_per_s=args.tokens_per_s,
@@ -408,8 +486,11 @@ def main(argv: list[str] | None = None) -> int:
             key, _, value = item.partition("=")
             env[key] = value
         for r in range(args.replicas):
-            gw = Gateway(replica_id=f"r{r}", env=env, log=out_dir / f"gateway-r{r}.log",
-                         extra_pythonpath=args.gateway_pythonpath)
+            gw = (BareRelay(replica_id=f"r{r}", env=env, log=out_dir / f"gateway-r{r}.log",
+                            extra_pythonpath=args.gateway_pythonpath, loop=args.bare_loop)
+                  if system == "bare" else
+                  Gateway(replica_id=f"r{r}", env=env, log=out_dir / f"gateway-r{r}.log",
+                          extra_pythonpath=args.gateway_pythonpath))
             gw.start()
             gateways.append(gw)
 
@@ -447,6 +528,12 @@ def main(argv: list[str] | None = None) -> int:
                 [sys.executable, "-m", "bench.load.visitors", str(cfg_path), str(k)], cwd=ROOT,
                 stdout=open(out_dir / f"visitors-{k}.log", "wb"),
                 stderr=subprocess.STDOUT))
+        cpus = sorted(os.sched_getaffinity(0))
+        pinned = args.pin and len(cpus) >= 2
+        if pinned:
+            pin([p for g in gateways for p in g.pids()], {cpus[0]})
+            pin([*pg.pids(), *redis.pids(), *llm.pids(), *(backup.pids() if backup else []),
+                 *[p.pid for p in clients]], set(cpus[1:]))
         sampler = Sampler({
             "gateway": lambda: [p for g in gateways for p in g.pids()],
             "postgres": pg.pids,
@@ -511,6 +598,8 @@ def main(argv: list[str] | None = None) -> int:
         window = (chat_start + args.warmup, chat_end)
         summary = {
             "name": name,
+            "system": system if system == "kefu" else f"bare relay ({args.bare_loop})",
+            "pinned": ({"gateway": cpus[:1], "others": cpus[1:]} if pinned else None),
             "args": vars(args),
             "command": " ".join([".venv/bin/python -m bench.load.run", *(argv or sys.argv[1:])]),
             "machine": machine(),
@@ -529,6 +618,8 @@ def main(argv: list[str] | None = None) -> int:
             "llm": {"primary": _safe(llm.stats),
                     "fallback": _safe(backup.stats) if backup else None},
             "resources": resources(sampler.samples, window),
+            "gateway_cpu_per_answered": cpu_per_answered(sampler.samples, shard_results,
+                                                         window),
             **analyse(shard_results, dsn, window, arrivals),
         }
         if prof is not None:
@@ -549,7 +640,7 @@ def main(argv: list[str] | None = None) -> int:
     (out_dir / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=1))
     print(render(summary))
     print(f"\nfull results: {out_dir / 'summary.json'}")
-    return 0 if summary.get("loss", {}).get("lost", 1) == 0 else 1
+    return summary
 
 
 def _safe(fn: Any) -> Any:
@@ -576,7 +667,7 @@ def render(s: dict[str, Any]) -> str:
     m, loss, st = s["messages"], s["loss"], s["steady"]
     res = s["resources"]
     lines = [
-        f"## {s['name']}",
+        f"## {s['name']} ({s.get('system', 'kefu')})",
         f"connections: target {s['connections']['target']}, peak open "
         f"{s['connections']['peak_open']}, held at end {s['connections']['held_at_end']}, "
         f"ramp {s['connections']['ramp_s']} s",
@@ -596,6 +687,10 @@ def render(s: dict[str, Any]) -> str:
     for name, r in res.items():
         lines.append(f"  {name:9s} cpu mean {r['cpu_pct_mean_steady']}% (max {r['cpu_pct_max']}%)"
                      f", peak RSS {r['rss_mb_peak']} MB")
+    cost = s.get("gateway_cpu_per_answered") or {}
+    lines.append(f"gateway cpu per answered message: {cost.get('ms')} ms "
+                 f"({cost.get('cpu_s')} cpu-s / {cost.get('answered')} replies in the "
+                 f"{cost.get('window_s')} s steady window)")
     if s.get("errors"):
         lines.append(f"error frames: {s['errors']}")
     if s.get("fault_events"):

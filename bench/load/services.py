@@ -299,11 +299,7 @@ class Gateway:
                 p for p in (self.extra_pythonpath, env.get("PYTHONPATH")) if p
             )
         out = open(self.log, "ab") if self.log else subprocess.DEVNULL
-        self.proc = subprocess.Popen(
-            [str(VENV_BIN / "kefu"), "run", "--host", "127.0.0.1", "--port", str(self.port),
-             "--replica-id", self.replica_id],
-            cwd=ROOT, env=env, stdout=out, stderr=out,
-        )
+        self.proc = subprocess.Popen(self.command(), cwd=ROOT, env=env, stdout=out, stderr=out)
         deadline = time.monotonic() + 60
         while True:
             if self.proc.poll() is not None:
@@ -314,6 +310,10 @@ class Gateway:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"gateway {self.replica_id} did not become healthy")
             time.sleep(0.1)
+
+    def command(self) -> list[str]:
+        return [str(VENV_BIN / "kefu"), "run", "--host", "127.0.0.1", "--port", str(self.port),
+                "--replica-id", self.replica_id]
 
     @property
     def ws_url(self) -> str:
@@ -333,3 +333,31 @@ class Gateway:
             return [parent.pid] + [c.pid for c in parent.children(recursive=True)]
         except psutil.NoSuchProcess:
             return []
+
+
+BARE_RELAY = ROOT.parent / "shared" / "bench" / "bare_relay.py"
+
+
+@dataclass
+class BareRelay(Gateway):
+    """The yardstick: ``../shared/bench/bare_relay.py`` (run as it is, never tuned) in place of
+    ``kefu run``, with the same environment (DATABASE_URL, ENGINES, TOKEN_SECRETS, DB_POOL_MAX)
+    and the same visitors. ``loop`` is its ``--loop`` (uvloop by default, the floor)."""
+
+    loop: str = "uvloop"
+
+    def command(self) -> list[str]:
+        if not BARE_RELAY.exists():
+            raise RuntimeError(f"{BARE_RELAY} not found (the shared folder beside the project)")
+        return [sys.executable, str(BARE_RELAY), "--host", "127.0.0.1", "--port",
+                str(self.port), "--replica-id", self.replica_id, "--loop", self.loop]
+
+
+def pin(pids: list[int], cpus: set[int]) -> None:
+    """Pin processes (and their children) to a CPU set; best effort (a process may be gone)."""
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            proc = psutil.Process(pid)
+            for p in [proc, *proc.children(recursive=True)]:
+                with contextlib.suppress(psutil.Error):
+                    p.cpu_affinity(sorted(cpus))
