@@ -206,8 +206,14 @@ async def build_memory(
     """Apply the memory schema and build the service (stores are shared with the core)."""
     embedder = _embedder(settings)
     await migrate_memory(pool, dims=(embedder.dim,))  # the HNSW index for this dimension
-    crm = (CrmClient(settings.crm_url, token=settings.crm_token or "")
-           if settings.crm_url else None)
+    crm = None
+    if settings.crm_url:
+        from kefu_llm.netguard import guarded_transport
+
+        # Every CRM connection goes only where OUTBOUND_* allows (checked on the resolved
+        # address): a CRM on a private network must be allowed by the operator.
+        crm = CrmClient(settings.crm_url, token=settings.crm_token or "",
+                        transport=guarded_transport(settings.outbound_policy()))
     return MemoryService(
         settings=settings,
         knowledge=KnowledgeBase(pool, embedder),

@@ -6,10 +6,14 @@ Placeholder secrets are accepted only when ``KEFU_ENV`` is ``development`` or ``
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from kefu_llm.netguard import OutboundPolicy
 
 __all__ = ["DEV_TOKEN_SECRET", "Settings", "get_settings"]
 
@@ -55,6 +59,12 @@ class Settings(BaseSettings):
     super_admin_password: str | None = None
     crm_url: str | None = None
     crm_token: str | None = None
+    # Outbound calls to URLs that are not trusted: tenant engine base URLs and the CRM
+    # (kefu_llm.netguard). Loopback, private and CGNAT addresses are refused unless
+    # OUTBOUND_ALLOW_PRIVATE; OUTBOUND_ALLOWED_HOSTS lists host names (".example.com" for
+    # subdomains), addresses or CIDRs always allowed (the only way to a link-local address).
+    outbound_allow_private: bool = False
+    outbound_allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     # Transport.
     websocket_management_url: str | None = None  # https://{api}.execute-api.{region}.amazonaws.com/{stage}
@@ -111,7 +121,8 @@ class Settings(BaseSettings):
     def _split_lists(cls, data: object) -> object:
         if isinstance(data, dict):
             for key in ("token_secrets", "TOKEN_SECRETS", "widget_keys", "WIDGET_KEYS",
-                        "gateway_management_keys", "GATEWAY_MANAGEMENT_KEYS"):
+                        "gateway_management_keys", "GATEWAY_MANAGEMENT_KEYS",
+                        "outbound_allowed_hosts", "OUTBOUND_ALLOWED_HOSTS"):
                 if key in data:
                     data[key] = _split(data[key])
         return data
@@ -127,7 +138,16 @@ class Settings(BaseSettings):
                 raise ValueError("token secrets must be at least 32 characters")
         if not self.token_secrets and not self.token_secret_id:
             raise ValueError("no token secret configured")
+        if self.crm_url and urlsplit(self.crm_url).scheme.lower() not in ("http", "https"):
+            raise ValueError("CRM_URL must be an http:// or https:// URL")
         return self
+
+    def outbound_policy(self) -> OutboundPolicy:
+        """Where calls to untrusted URLs (tenant engines, the CRM) may go."""
+        from kefu_llm.netguard import OutboundPolicy
+
+        return OutboundPolicy.of(allow_private=self.outbound_allow_private,
+                                 allowed=self.outbound_allowed_hosts)
 
     def widget_tenants(self) -> dict[str, str]:
         pairs: dict[str, str] = {}

@@ -24,13 +24,21 @@ from ._ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from ._router import EngineSlot, Router, RouterConfig
 from ._settings import AdapterSettings, EngineConfig
 from ._tokens import encoding_for
+from .netguard import OutboundPolicy
 
 __all__ = ["build_engine", "build_router"]
 
 
 def build_engine(
-    config: EngineConfig, *, settings: AdapterSettings, http_client: Any | None = None
+    config: EngineConfig,
+    *,
+    settings: AdapterSettings,
+    http_client: Any | None = None,
+    outbound_policy: OutboundPolicy | None = None,
 ) -> Engine:
+    """The engine of ``config``. Give ``outbound_policy`` when the base URL is not the
+    operator's (a tenant's engine): its scheme is checked now and the address of every
+    connection when it is made (`kefu_llm.netguard`)."""
     if config.kind == "offline":
         return OfflineEngine(config.name)
     if not config.model:
@@ -48,6 +56,7 @@ def build_engine(
         local=config.local,
         http_client=http_client,
         handoff_tool=config.handoff_tool,
+        outbound_policy=outbound_policy,
     )
 
 

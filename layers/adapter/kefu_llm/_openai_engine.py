@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._engine_base import ApiKey
 from ._exceptions import (
+    ConfigurationError,
     EngineError,
     EngineHTTPError,
     EngineTimeout,
@@ -20,6 +21,7 @@ from ._exceptions import (
     StreamError,
 )
 from ._types import EngineCall
+from .netguard import OutboundPolicy, UnsafeURL, check_url
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
@@ -125,7 +127,15 @@ class OpenAICompatibleEngine:
         local: bool = False,
         http_client: Any | None = None,
         handoff_tool: bool = True,
+        outbound_policy: OutboundPolicy | None = None,
     ) -> None:
+        if outbound_policy is not None:
+            # An untrusted base URL (a tenant's): http(s) only, and every connection's address
+            # is checked when it is made, on the resolved address (DNS rebinding).
+            try:
+                check_url(base_url or "", outbound_policy)
+            except UnsafeURL as exc:
+                raise ConfigurationError(f"engine {name!r}: {exc}") from exc
         self.name = name
         self.handoff_tool = handoff_tool
         self.model = model
@@ -138,6 +148,7 @@ class OpenAICompatibleEngine:
         self._connect_timeout_s = connect_timeout_s
         self._headers = default_headers or None
         self._http_client = http_client
+        self._outbound_policy = outbound_policy
         self._root: AsyncOpenAI | None = None
         self._clients: dict[str, AsyncOpenAI] = {}
 
@@ -147,6 +158,15 @@ class OpenAICompatibleEngine:
             if self._root is None:
                 import openai  # imported on first use: it costs ~0.6 s at cold start
 
+                if self._http_client is None and self._outbound_policy is not None:
+                    import httpx  # the SDK takes an httpx client (and its own httpx2 ones)
+
+                    from .netguard import guarded_transport
+
+                    self._http_client = httpx.AsyncClient(
+                        transport=guarded_transport(self._outbound_policy),
+                        follow_redirects=False,
+                    )
                 self._root = openai.AsyncOpenAI(
                     api_key=key.value,
                     base_url=self.base_url,

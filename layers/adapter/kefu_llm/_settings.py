@@ -8,10 +8,12 @@ See docs/adapter.md for every variable.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from .netguard import OutboundPolicy
 
 __all__ = ["AdapterSettings", "EngineConfig"]
 
@@ -101,6 +103,22 @@ class AdapterSettings(BaseSettings):
 
     # PII
     pii_redaction: bool = True
+
+    # Engines whose base URL is not the operator's (a tenant's): which addresses they may
+    # reach (see kefu_llm.netguard). ENGINES / OPENAI_BASE_URL themselves are trusted.
+    outbound_allow_private: bool = False
+    outbound_allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @field_validator("outbound_allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    def outbound_policy(self) -> OutboundPolicy:
+        return OutboundPolicy.of(allow_private=self.outbound_allow_private,
+                                 allowed=self.outbound_allowed_hosts)
 
     @field_validator("engines", mode="before")
     @classmethod

@@ -8,7 +8,8 @@ The contract (documented in docs/memory.md; `kefu_memory.sample_crm` implements 
     Authorization: Bearer <token>             (401 when missing or wrong)
 
 Responses are cached in-process for `cache_ttl_s` (CRM data may be a few seconds old in a
-reply; it is never older than that). The httpx transport is injectable.
+reply; it is never older than that). The httpx transport is injectable: the core passes one that
+refuses private and metadata addresses (``kefu_llm.netguard``); redirects are not followed.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import time
 from datetime import datetime
 from types import TracebackType
 from typing import Any, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import httpx
 from pydantic import BaseModel, Field, ValidationError
@@ -96,7 +97,12 @@ class CrmClient:
         transport: httpx.AsyncBaseTransport | None = None,
         max_cached: int = 2048,
     ) -> None:
+        if urlsplit(base_url).scheme.lower() not in ("http", "https"):
+            raise ValueError("the CRM URL must be an http:// or https:// URL")
+        # No redirects: the CRM answers the contract itself (a redirect could take the bearer
+        # token, or the request, somewhere the transport's address checks were not meant for).
         self._client = httpx.AsyncClient(
+            follow_redirects=False,
             base_url=base_url.rstrip("/"),
             headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
             timeout=timeout_s,

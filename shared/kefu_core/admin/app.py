@@ -32,6 +32,8 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from redis.exceptions import RedisError
 
+from kefu_llm.netguard import OutboundPolicy, UnsafeURL, check_url
+
 from ..audit import ActorType, AuditEntry, entries_to_csv
 from ..conversations import CUSTOMER_PREFIX
 from ..deps import Deps
@@ -570,6 +572,7 @@ def create_admin_app(
 
     @app.put("/v1/admin/engines", response_model=EngineView, tags=["admin"])
     async def put_engines(body: EngineChain, who: AdminId, deps: DepsDep) -> EngineView:
+        _check_engine_urls(body, config.outbound_policy())
         p = product(deps)
         await p.tenants.put_engine_chain(tenant_id=who.tenant_id,
                                          chain=[e.model_dump() for e in body.chain])
@@ -683,6 +686,18 @@ def create_admin_app(
     return app
 
 
+
+
+def _check_engine_urls(body: EngineChain, policy: OutboundPolicy) -> None:
+    """A tenant's engine URL: http(s) only, and not an address the policy refuses (the
+    resolved address is checked again on every connection, see kefu_llm.netguard)."""
+    for entry in body.chain:
+        if entry.base_url is not None:
+            try:
+                check_url(entry.base_url, policy)
+            except UnsafeURL as exc:
+                raise HTTPException(status_code=422,
+                                    detail=f"engine {entry.name}: base_url: {exc}") from exc
 
 
 def _secret_name(name: str) -> str:
