@@ -18,6 +18,8 @@ import sys
 from pathlib import Path
 
 from .embedded import EmbeddedPostgres, EmbeddedRedis
+from .errors import ConfigError
+from .keyring import KeyringUnavailable, keyring_for
 from .settings import Settings
 from .tokens import issue_token
 
@@ -43,12 +45,18 @@ def _run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from .gateway import create_gateway_app
+    from .gateway.app import check_gateway_config
 
     settings = Settings()
     if args.host:
         settings = settings.model_copy(update={"gateway_host": args.host})
     if args.port:
         settings = settings.model_copy(update={"gateway_port": args.port})
+    try:  # before any embedded service starts
+        check_gateway_config(settings)
+    except ConfigError as exc:
+        print(f"kefu run: {exc}", file=sys.stderr)
+        return 2
     settings = resolve_services(settings)
     demo_knowledge = Path(__file__).resolve().parents[2] / "knowledge" / "demo"
     if settings.knowledge_dir is None and demo_knowledge.is_dir():
@@ -98,8 +106,12 @@ def _migrate(args: argparse.Namespace) -> int:
 
 
 def _token(args: argparse.Namespace) -> int:
-    settings = Settings()
-    print(issue_token(secrets=settings.token_secrets, tenant_id=args.tenant,
+    try:
+        signing = keyring_for(Settings()).keys().signing
+    except KeyringUnavailable as exc:
+        print(f"kefu token: no usable token secret: {exc}", file=sys.stderr)
+        return 2
+    print(issue_token(secrets=[signing], tenant_id=args.tenant,
                       subject=args.subject, role=args.role, ttl_s=args.ttl, name=args.name))
     return 0
 

@@ -3,6 +3,7 @@
 Tree::
 
     KefuError
+    ├── ConfigError         the configuration cannot be served (the process refuses to start)
     ├── BadFrame            a client frame we refuse (code says why); nothing was stored
     ├── Unauthorized        missing, expired or forged token
     ├── Forbidden           valid token, not allowed here
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 __all__ = [
     "BadFrame",
+    "ConfigError",
     "ConversationClosed",
     "Forbidden",
     "GoneError",
@@ -32,6 +34,10 @@ class KefuError(Exception):
     """Base of every core error."""
 
     code = "internal_error"
+
+
+class ConfigError(KefuError):
+    code = "configuration_error"
 
 
 class BadFrame(KefuError):

@@ -7,7 +7,6 @@ the first invocation are reused by the next ones. Dependencies are built on firs
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
@@ -15,6 +14,7 @@ from typing import Any, TypeVar
 from aws_lambda_powertools import Logger
 
 from .deps import Deps, build_deps
+from .keyring import reset_keyrings
 from .settings import Settings, get_settings
 from .transport import ApiGatewayPoster, LambdaInvoker, StreamInvoker
 
@@ -23,6 +23,8 @@ __all__ = ["api_gateway_handler", "async_invoke_handler", "get_deps", "reset", "
 logger = Logger(service="kefu")
 T = TypeVar("T")
 Flow = Callable[[dict[str, Any], Deps], Awaitable[dict[str, Any]]]
+# Answers an event without any store (e.g. $connect's token check): a response refuses it.
+Precheck = Callable[[dict[str, Any], Settings], Awaitable[dict[str, Any] | None]]
 
 _loop: asyncio.AbstractEventLoop | None = None
 _deps: Deps | None = None
@@ -37,21 +39,6 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     return _loop.run_until_complete(coro)
 
 
-def _load_token_secrets(settings: Settings) -> Settings:
-    if not settings.token_secret_id:
-        return settings
-    import boto3
-
-    client = boto3.client("secretsmanager", region_name=settings.aws_region)
-    raw = client.get_secret_value(SecretId=settings.token_secret_id)["SecretString"]
-    try:
-        parsed = json.loads(raw)
-        secrets = parsed["secrets"] if isinstance(parsed, dict) else list(parsed)
-    except (ValueError, KeyError, TypeError):
-        secrets = [raw]
-    return settings.model_copy(update={"token_secrets": [str(s) for s in secrets]})
-
-
 class _NoStreamFunction:
     async def invoke(self, payload: dict[str, Any]) -> None:
         logging.getLogger("kefu").warning("STREAM_FUNCTION_NAME is not set; no reply is sent")
@@ -61,7 +48,7 @@ async def get_deps(event: dict[str, Any] | None = None) -> Deps:
     """The container's dependencies (built on the first invocation)."""
     global _deps
     if _deps is None:
-        settings = _load_token_secrets(get_settings())
+        settings = get_settings()
         endpoint = settings.websocket_management_url
         if not endpoint and event:
             ctx = event.get("requestContext") or event
@@ -79,20 +66,31 @@ async def get_deps(event: dict[str, Any] | None = None) -> Deps:
 
 
 def reset() -> None:
-    """Forget the container's dependencies and settings (a new container, in effect)."""
-    global _deps
+    """Forget the container's dependencies, settings and token secrets (a new container)."""
+    global _deps, _loop
     if _deps is not None:
         run(_deps.aclose())
     _deps = None
+    if _loop is not None and not _loop.is_running():
+        _loop.close()
+        _loop = None
     get_settings.cache_clear()
+    reset_keyrings()
 
 
-def api_gateway_handler(flow: Flow) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
-    """Wrap a flow as a Lambda handler for API Gateway WebSocket routes."""
+def api_gateway_handler(
+    flow: Flow, *, precheck: Precheck | None = None
+) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    """Wrap a flow as a Lambda handler for API Gateway WebSocket routes. ``precheck`` runs
+    before the container's dependencies are built: what it refuses opens no connection."""
 
     @logger.inject_lambda_context(correlation_id_path="requestContext.connectionId")
     def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         async def call() -> dict[str, Any]:
+            if precheck is not None:
+                refused = await precheck(event, get_settings())
+                if refused is not None:
+                    return refused
             return await flow(event, await get_deps(event))
 
         return run(call())

@@ -1,6 +1,8 @@
 """One settings object, read from the environment and validated at cold start.
 
-Placeholder secrets are accepted only when ``KEFU_ENV`` is ``development`` or ``test``.
+Placeholder secrets are accepted only when ``KEFU_ENV`` is ``development`` or ``test``: the
+development token secret is the default there, and never in production, where the token
+keyring (:mod:`kefu_core.keyring`) refuses to serve without real secrets.
 """
 
 from __future__ import annotations
@@ -47,10 +49,12 @@ class Settings(BaseSettings):
     redis_pool_timeout_s: float = 3.0
 
     # Tokens: the first secret signs, all of them verify (rotation with an overlap window).
-    token_secrets: Annotated[list[str], NoDecode] = Field(
-        default_factory=lambda: [DEV_TOKEN_SECRET]
-    )
+    # Read only through kefu_core.keyring. Empty means: TOKEN_SECRET_ID, or outside production
+    # the development secret (filled in below); production never gets a default.
+    token_secrets: Annotated[list[str], NoDecode] = Field(default_factory=list)
     token_secret_id: str | None = None  # Secrets Manager secret holding the signing secret(s)
+    # How often the secret named by TOKEN_SECRET_ID is read again (a rotation's overlap).
+    token_secret_refresh_s: int = Field(default=60, ge=1, le=3600)
     token_ttl_s: int = 24 * 3600
     # Widget keys: "public-key:tenant" pairs; a widget key lets a page obtain a visitor token.
     widget_keys: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["demo-key:demo"])
@@ -106,8 +110,11 @@ class Settings(BaseSettings):
     gateway_port: int = 8080
     gateway_stage: str = "prod"
     # Management API keys ("ACCESS_KEY_ID:secret", comma-separated) for SigV4-signed calls;
-    # with none configured only loopback clients may call it.
+    # with none configured only loopback clients may call it, and only when loopback is trusted:
+    # by default outside production; in production GATEWAY_TRUST_LOOPBACK=true says so (no
+    # reverse proxy on this host forwards to the gateway), else keys are required.
     gateway_management_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    gateway_trust_loopback: bool | None = None
     # $connect flows in progress at once per replica; beyond that a handshake is refused at
     # once with 503 (as API Gateway throttles with 429) instead of queueing until it times out.
     gateway_max_pending_connects: int = 256
@@ -128,16 +135,11 @@ class Settings(BaseSettings):
         return data
 
     @model_validator(mode="after")
-    def _refuse_placeholders(self) -> Settings:
-        if self.kefu_env == "production":
-            if not self.token_secret_id and (
-                not self.token_secrets or DEV_TOKEN_SECRET in self.token_secrets
-            ):
-                raise ValueError("TOKEN_SECRETS must be set to real secrets in production")
-            if any(len(secret) < 32 for secret in self.token_secrets if secret != DEV_TOKEN_SECRET):
-                raise ValueError("token secrets must be at least 32 characters")
-        if not self.token_secrets and not self.token_secret_id:
-            raise ValueError("no token secret configured")
+    def _development_token_secret_and_urls(self) -> Settings:
+        # Token secrets are checked by the keyring, which answers 503 in production without
+        # real ones (a settings error would only crash the function at import).
+        if not self.token_secrets and not self.token_secret_id and self.kefu_env != "production":
+            self.token_secrets = [DEV_TOKEN_SECRET]
         if self.crm_url and urlsplit(self.crm_url).scheme.lower() not in ("http", "https"):
             raise ValueError("CRM_URL must be an http:// or https:// URL")
         return self
@@ -148,6 +150,32 @@ class Settings(BaseSettings):
 
         return OutboundPolicy.of(allow_private=self.outbound_allow_private,
                                  allowed=self.outbound_allowed_hosts)
+
+    @property
+    def trusts_loopback(self) -> bool:
+        """Whether a loopback caller may use the management API without a key."""
+        if self.gateway_trust_loopback is not None:
+            return self.gateway_trust_loopback
+        return self.kefu_env != "production"
+
+    def management_keys(self) -> dict[str, str]:
+        """``GATEWAY_MANAGEMENT_KEYS`` as access key id -> secret."""
+        return dict(item.split(":", 1) for item in self.gateway_management_keys if ":" in item)
+
+    def gateway_problem(self) -> str | None:
+        """Why the self-hosted gateway must not start with this configuration, if it must not."""
+        malformed = sum(1 for item in self.gateway_management_keys
+                        if not all(part.strip() for part in item.partition(":")[::2]))
+        if malformed:
+            return ("GATEWAY_MANAGEMENT_KEYS entries must be ACCESS_KEY_ID:secret "
+                    f"({malformed} malformed)")
+        if self.kefu_env == "production" and not self.management_keys() \
+                and not self.trusts_loopback:
+            return ("GATEWAY_MANAGEMENT_KEYS must be set in production: without keys every "
+                    "loopback caller may post to any connection, and a reverse proxy on this "
+                    "host makes every caller loopback. Set GATEWAY_TRUST_LOOPBACK=true only "
+                    "when no proxy on this host forwards to the gateway.")
+        return None
 
     def widget_tenants(self) -> dict[str, str]:
         pairs: dict[str, str] = {}

@@ -2,6 +2,8 @@
 
 The first configured secret signs; every configured secret verifies, so a new secret can be
 added, promoted and the old one removed without logging anybody out (see docs/configuration.md).
+Which secrets those are is decided by :mod:`kefu_core.keyring` alone; callers never pass
+settings' secrets here directly.
 The ``kid`` header names the signing secret by a short digest, never the secret itself.
 """
 
@@ -16,7 +18,7 @@ from pydantic import BaseModel, Field
 
 from .errors import Unauthorized
 
-__all__ = ["Identity", "issue_token", "verify_token"]
+__all__ = ["Identity", "Role", "issue_token", "verify_token"]
 
 Role = Literal["visitor", "agent", "admin"]
 ISSUER = "kefu"

@@ -51,7 +51,7 @@ from ..tenants import (
     ensure_bootstrap,
 )
 from ..tokens import Identity, issue_token
-from .auth import ADMIN, AGENT, SUPER, actor_type, require
+from .auth import ADMIN, AGENT, SUPER, actor_type, require, signing_secrets
 
 __all__ = ["DepsProvider", "create_admin_app"]
 
@@ -318,8 +318,9 @@ def create_admin_app(
                 raise HTTPException(status_code=403, detail="identity not enabled")
             customer, name = _verify_identity(body.identity, secret)
             visitor_id, identified = CUSTOMER_PREFIX + customer, True
-        token = issue_token(secrets=config.token_secrets, tenant_id=tenant, subject=visitor_id,
-                            role="visitor", ttl_s=config.token_ttl_s, name=name)
+        token = issue_token(secrets=await signing_secrets(config), tenant_id=tenant,
+                            subject=visitor_id, role="visitor", ttl_s=config.token_ttl_s,
+                            name=name)
         tenant_conf = await p.tenants.get_settings(tenant)
         online = await p.handoff.online_agents(tenant)
         widget = {
@@ -354,7 +355,7 @@ def create_admin_app(
             raise HTTPException(status_code=401, detail="wrong email or password")
         with contextlib.suppress(RedisError):
             await deps.redis.delete(failures_key)
-        token = issue_token(secrets=config.token_secrets, tenant_id=agent.tenant_id,
+        token = issue_token(secrets=await signing_secrets(config), tenant_id=agent.tenant_id,
                             subject=agent.id, role=agent.role, ttl_s=AGENT_TOKEN_TTL_S,
                             name=agent.name)
         await p.audit.safe_record(tenant_id=agent.tenant_id, actor_type=agent.role,

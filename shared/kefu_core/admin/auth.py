@@ -14,11 +14,12 @@ from typing import Annotated, Any
 from fastapi import Depends, HTTPException, Request
 
 from ..errors import Unauthorized
+from ..keyring import KeyringUnavailable, keyring_for
 from ..settings import Settings
 from ..tenants import ROOT_TENANT
-from ..tokens import Identity, verify_token
+from ..tokens import Identity
 
-__all__ = ["ADMIN", "AGENT", "SUPER", "Principal", "require"]
+__all__ = ["ADMIN", "AGENT", "SUPER", "Principal", "require", "signing_secrets"]
 
 AGENT = frozenset({"agent", "admin"})
 ADMIN = frozenset({"admin"})
@@ -31,6 +32,19 @@ def _bearer(request: Request) -> str | None:
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
 
+def _unavailable(exc: KeyringUnavailable) -> HTTPException:
+    # The keyring logged why; the caller only learns that the service cannot answer.
+    return HTTPException(status_code=503, detail="temporarily unavailable")
+
+
+async def signing_secrets(settings: Settings) -> list[str]:
+    """The secrets to sign a new token with (503 when the keyring has none to use)."""
+    try:
+        return await keyring_for(settings).signing_secrets()
+    except KeyringUnavailable as exc:
+        raise _unavailable(exc) from exc
+
+
 def require(roles: frozenset[str]) -> Callable[[Request], Awaitable[Identity]]:
     """A FastAPI dependency: the caller's identity when its role is in ``roles``.
 
@@ -41,7 +55,9 @@ def require(roles: frozenset[str]) -> Callable[[Request], Awaitable[Identity]]:
     async def dependency(request: Request) -> Identity:
         settings: Settings = request.app.state.settings
         try:
-            identity = verify_token(_bearer(request), secrets=settings.token_secrets)
+            identity = await keyring_for(settings).verify(_bearer(request))
+        except KeyringUnavailable as exc:
+            raise _unavailable(exc) from exc
         except Unauthorized as exc:
             raise HTTPException(status_code=401, detail="unauthorized",
                                 headers={"WWW-Authenticate": "Bearer"}) from exc

@@ -12,17 +12,19 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .connect import handle_connect, handle_disconnect
+    from .connect import handle_connect, handle_disconnect, refuse_unauthenticated
     from .message import handle_message
     from .stream import handle_stream
 
-__all__ = ["handle_connect", "handle_disconnect", "handle_message", "handle_stream"]
+__all__ = ["handle_connect", "handle_disconnect", "handle_message", "handle_stream",
+           "refuse_unauthenticated"]
 
 _WHERE = {
     "handle_connect": ".connect",
     "handle_disconnect": ".connect",
     "handle_message": ".message",
     "handle_stream": ".stream",
+    "refuse_unauthenticated": ".connect",
 }
 
 

@@ -9,9 +9,11 @@ from ..connections import ConnectionRecord
 from ..deps import Deps
 from ..errors import StoreError, Unauthorized
 from ..events import WebSocketEvent
-from ..tokens import verify_token
+from ..keyring import KeyringUnavailable, keyring_for
+from ..settings import Settings
+from ..tokens import Identity
 
-__all__ = ["handle_connect", "handle_disconnect"]
+__all__ = ["handle_connect", "handle_disconnect", "refuse_unauthenticated"]
 
 logger = logging.getLogger("kefu.flows.connect")
 
@@ -20,14 +22,33 @@ def _status(code: int, message: str) -> dict[str, Any]:
     return {"statusCode": code, "body": message}
 
 
-async def handle_connect(event: dict[str, Any], deps: Deps) -> dict[str, Any]:
-    """Check the token from the query string and record the connection; 401 leaves no record."""
-    ws = WebSocketEvent.model_validate(event)
+async def _authenticate(ws: WebSocketEvent, settings: Settings) -> Identity | dict[str, Any]:
+    """The token's identity, or the refusal to answer (401; 503 without usable secrets)."""
     try:
-        identity = verify_token(ws.query("token"), secrets=deps.settings.token_secrets)
+        return await keyring_for(settings).verify(ws.query("token"))
+    except KeyringUnavailable:
+        return _status(503, "Service Unavailable")
     except Unauthorized as exc:
         logger.info("connect refused: %s", exc)
         return _status(401, "Unauthorized")
+
+
+async def refuse_unauthenticated(
+    event: dict[str, Any], settings: Settings
+) -> dict[str, Any] | None:
+    """The refusal of a ``$connect`` whose token does not verify, else None. Needs no store:
+    the Lambda function runs it before it opens any connection (a flood of bad tokens costs
+    no database connection)."""
+    result = await _authenticate(WebSocketEvent.model_validate(event), settings)
+    return result if isinstance(result, dict) else None
+
+
+async def handle_connect(event: dict[str, Any], deps: Deps) -> dict[str, Any]:
+    """Check the token from the query string and record the connection; 401 leaves no record."""
+    ws = WebSocketEvent.model_validate(event)
+    identity = await _authenticate(ws, deps.settings)
+    if isinstance(identity, dict):
+        return identity
     conversation_id: str | None = None
     try:
         if identity.role == "visitor":

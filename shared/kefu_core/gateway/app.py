@@ -22,8 +22,9 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..admin import create_admin_app
 from ..deps import Deps, build_deps, redis_client
-from ..errors import GoneError, StoreError, TransportError
+from ..errors import ConfigError, GoneError, StoreError, TransportError
 from ..flows import handle_connect, handle_disconnect, handle_message, handle_stream
+from ..keyring import KeyringUnavailable, keyring_for
 from ..protocol import encode, error_frame
 from ..settings import Settings
 from ..transport import TaskInvoker
@@ -32,7 +33,7 @@ from .hub import Hub, LocalConnection
 from .limits import FloodGuard
 from .sigv4 import verify_sigv4
 
-__all__ = ["create_gateway_app"]
+__all__ = ["check_gateway_config", "create_gateway_app"]
 
 logger = logging.getLogger("kefu.gateway")
 ROUTES = frozenset({"message"})
@@ -218,9 +219,12 @@ class Gateway:
 
     # -- management API ------------------------------------------------------------------------
     async def authorised(self, request: Request) -> bool:
-        """SigV4 with a configured key; without keys, loopback clients only."""
-        keys = dict(k.split(":", 1) for k in self.settings.gateway_management_keys if ":" in k)
+        """SigV4 with a configured key; without keys, loopback clients only, and only when
+        loopback is trusted (see ``Settings.trusts_loopback``)."""
+        keys = self.settings.management_keys()
         if not keys:
+            if not self.settings.trusts_loopback:
+                return False
             host = request.client.host if request.client else ""
             return host in ("127.0.0.1", "::1", "localhost") or host.startswith("127.")
         raw_path = request.scope.get("raw_path") or request.url.path.encode()
@@ -286,8 +290,23 @@ def _aws_error(status: int, error_type: str, message: str) -> Response:
                         headers={"x-amzn-ErrorType": error_type})
 
 
+def check_gateway_config(settings: Settings) -> None:
+    """Refuse to start (``ConfigError``, saying why) a gateway that could not serve safely:
+    no usable token secret, or an unprotected management API in production."""
+    problem = settings.gateway_problem()
+    if problem:
+        raise ConfigError(problem)
+    try:
+        keyring_for(settings).keys()
+    except KeyringUnavailable as exc:
+        raise ConfigError(f"no usable token secret: {exc}") from exc
+
+
 def create_gateway_app(settings: Settings, *, replica_id: str | None = None) -> Starlette:
-    """Build one gateway replica. ``DATABASE_URL`` and ``REDIS_URL`` must be resolved."""
+    """Build one gateway replica. ``DATABASE_URL`` and ``REDIS_URL`` must be resolved.
+    Raises ``ConfigError`` when the configuration cannot be served (see
+    :func:`check_gateway_config`)."""
+    check_gateway_config(settings)
     gateway = Gateway(settings, replica_id=replica_id)
 
     @contextlib.asynccontextmanager
