@@ -332,6 +332,7 @@ def test_production_without_a_real_secret_refuses_to_serve(  # type: ignore[no-u
         # THEN they are told the service is unavailable: nothing is signed or verified
         assert fn.admin("GET", "/v1/admin/agents", token=dev_admin)[0] == 503
         assert fn.admin("POST", "/v1/visitor-token", body={"widget_key": WIDGET_KEY})[0] == 503
+        assert fn.admin("GET", "/healthz")[0] == 503
         assert fn.connect(visitor(DEV_TOKEN_SECRET)) == 503
         # AND the log says why
         assert any(reason in line and "refusing" in line for line in keyring_log), keyring_log
@@ -444,3 +445,15 @@ async def test_kefu_run_gateway_verifies_with_the_secrets_manager_secret(  # typ
                 response = await http.get("/v1/admin/agents",
                                           headers={"authorization": f"Bearer {dev_admin}"})
                 assert response.status_code == 401
+
+
+def test_only_the_keyring_reads_the_token_secret_settings() -> None:
+    # GIVEN the core package's source
+    package = ROOT / "shared" / "kefu_core"
+    allowed = {package / "keyring.py", package / "settings.py"}
+    # WHEN we look for code reading the token secrets from the settings
+    readers = [path.relative_to(ROOT) for path in package.rglob("*.py")
+               if path not in allowed and ("token_secrets" in path.read_text()
+                                           or "token_secret_id" in path.read_text())]
+    # THEN there is none: every signer and verifier goes through kefu_core.keyring
+    assert readers == []

@@ -300,6 +300,7 @@ def create_admin_app(
     # -- public --------------------------------------------------------------------------
     @app.get("/healthz", tags=["public"])
     async def healthz() -> dict[str, str]:
+        await signing_secrets(config)  # 503 while there is no usable token secret
         return {"status": "ok"}
 
     @app.post("/v1/visitor-token", response_model=VisitorToken, tags=["public"],
