@@ -27,6 +27,7 @@ from kefu_memory import (
     KnowledgeBase,
     OfflineEmbedder,
     OpenAIEmbedder,
+    Passage,
     ShortTermMemory,
     Turn,
     recall,
@@ -38,13 +39,22 @@ from kefu_memory.sources import crm_source, long_term_source
 
 from .settings import Settings
 
-__all__ = ["TURN_ROLE", "MemoryContext", "MemoryService", "build_memory"]
+__all__ = ["TURN_ROLE", "MemoryContext", "MemoryService", "build_memory", "passage_text"]
 
 logger = logging.getLogger("kefu.memory")
 KB_VERSION_TTL_S = 5.0
 TURN_ROLE: dict[str, Literal["user", "assistant", "agent", "system"]] = {
     "visitor": "user", "assistant": "assistant", "agent": "agent", "system": "system",
 }
+
+
+def passage_text(passage: Passage) -> str:
+    """A passage as the engines see it: its section heading (``# path > title``) on the first
+    line when the chunk text does not carry it (a FAQ chunk holds its question already), so a
+    section that answers "how to claim the warranty" says it is about the warranty."""
+    if passage.heading and passage.heading not in passage.content:
+        return f"# {passage.heading}\n{passage.content}"
+    return passage.content
 
 
 @dataclass
@@ -117,7 +127,7 @@ class MemoryService:
             return [], version
         passages = await self.knowledge.search(tenant_id, question,
                                                k=self._settings.knowledge_top_k)
-        return [p.content for p in passages], version
+        return [passage_text(p) for p in passages], version
 
     async def _kb_version(self, tenant_id: str) -> str:
         """The knowledge-base version, read at most every KB_VERSION_TTL_S per process (a
