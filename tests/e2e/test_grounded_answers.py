@@ -82,3 +82,46 @@ async def test_short_term_memory_holds_the_conversation_after_each_reply(
     assert [(t["role"], t["seq"]) for t in turns] == [("user", 1), ("assistant", 2),
                                                       ("user", 3), ("assistant", 4)]
     assert turns[2]["content"] == "运费怎么算？"
+
+
+@pytest.mark.parametrize(("question", "caveat"), [
+    ("手机不小心进水了，还能免费保修吗", "进水和私自拆机不在保修范围内"),
+    ("My phone fell in the pool, will the warranty cover it?",
+     "water damage and unauthorised repairs are not covered"),
+])
+async def test_a_grounded_answer_keeps_its_caveat(
+    gateway: RunningGateway, question: str, caveat: str
+) -> None:
+    # GIVEN the demo knowledge base / WHEN a visitor asks about water damage
+    final = await ask(gateway, "shop", question)
+    # THEN the answer quotes the warranty section with its exclusion sentence
+    assert final["status"] == "complete" and caveat in final["text"]
+
+
+async def test_unanswerable_questions_are_refused_and_then_handed_to_a_human(
+    gateway: RunningGateway,
+) -> None:
+    # GIVEN a visitor of the demo shop
+    token = issue_token(secrets=[SECRET], tenant_id="shop", subject=f"v-{uuid.uuid4().hex}",
+                        role="visitor", ttl_s=600)
+    finals: list[dict] = []  # type: ignore[type-arg]
+    states: list[str] = []
+    async with websockets.connect(f"{gateway.ws}?token={token}") as ws:
+        # WHEN they ask twice what the knowledge base does not answer
+        for i, text in enumerate(("可以货到付款吗？", "上海有没有线下门店？")):
+            await ws.send(json.dumps({"action": "message", "client_msg_id": f"u-{i}",
+                                      "text": text}))
+            async with asyncio.timeout(10):
+                while (frame := json.loads(await ws.recv()))["type"] != "final":
+                    pass
+            finals.append(frame)
+        async with asyncio.timeout(10):
+            while not states:
+                frame = json.loads(await ws.recv())
+                if frame["type"] == "state":
+                    states.append(frame["state"])
+    # THEN each reply says it does not know and offers a human, quoting no passage
+    for final in finals:
+        assert "人工客服" in final["text"] and "根据我们的资料" not in final["text"]
+    # AND the two "don't know" replies in a row queue the conversation for a human agent
+    assert states == ["queued"]

@@ -1,10 +1,20 @@
-"""The offline engine: no model, answers from the retrieved knowledge passages.
+"""The offline engine: no model, answers from the retrieved knowledge passages, or refuses.
 
-It scores each retrieved passage by the character bigrams / words it shares with the visitor's
-last message and answers from the best one: a FAQ passage (``Q: ...`` / ``A: ...``) gives its
-answer whole; any other passage gives its best-matching sentences in their original order
-(headings and question lines are never returned as the answer). When nothing matches well
-enough it says it does not know and offers a human agent. Chinese and English.
+Each passage is cut into answer units: a FAQ entry (``Q: ...`` / ``A: ...``) is one unit whose
+answer is given whole; any other passage gives one unit per paragraph. A unit answers the
+question when it covers enough of what the question asks about: the question's terms (shop
+concepts from ``_offline_lexicon`` in Chinese and English, other English words, Chinese
+character pairs), each weighted by how much it tells, are looked up in the unit, and the
+covered share (``min_score``, calibrated on bench/data/offline_questions.jsonl) and the
+covered weight (``min_matched``) must both be reached. A question whose main terms the
+passages do not mention (cash on delivery, a store in Shanghai) is refused, even when the
+passages share shop words with it.
+
+The answer quotes the unit whole: a FAQ answer, or the whole paragraph, so a "not covered" or
+"except" sentence is never cut from the sentence it qualifies (a long paragraph gives its
+matching sentences and every caveat sentence). A refusal says so in the visitor's language,
+offers a human agent and clears ``EngineCall.answered``: the router reports the reply as not
+answered and the handoff logic counts it.
 """
 
 from __future__ import annotations
@@ -12,23 +22,36 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 from ._engine_base import ApiKey
+from ._offline_lexicon import CONCEPTS, EN_STOP, GENERIC_WORDS, ZH_FILLER, stem
 from ._types import EngineCall
 
 __all__ = ["OfflineEngine", "detect_language"]
 
 _CJK_RE = re.compile(r"[\u4e00-\u9fff]")
-_WORD_RE = re.compile(r"[a-z0-9]+")
-_SENTENCE_SPLIT = re.compile(r"(?<=[。！？!?；\n])|(?<=[.;])\s+")
+_CJK_RUN = re.compile(r"[\u4e00-\u9fff]+")
+_EN_WORD = re.compile(r"[a-z]+|[0-9]+")
+_SENTENCE_RE = re.compile(r"[^。！？!?\n]+?(?:[。！？!?]+|(?<=[a-z0-9)\"'])\.(?=\s|$)|$)\s*", re.I)
 _PLACEHOLDER_RE = re.compile(r"\[(?:ID|CARD|PHONE|EMAIL)_[0-9]+\]")
-_EN_STOP = frozenset(
-    "a an the is are was were be to of and or in on at for with my your i you we it this that "
-    "do does can could would will how what when where which who why please me our us from by "
-    "as".split()
+_FAQ_RE = re.compile(r"^\s*Q[:：](?P<question>.*?)\n\s*A[:：]\s*(?P<answer>.+)$", re.S)
+_QUESTION_LINE = re.compile(r"\s*Q[:：]")
+_CLOCK_RE = re.compile(
+    r"\d{1,2}[:：]\d{2}|[0-9一二三四五六七八九十两]+点|\b\d{1,2}\s*(?:am|pm)\b|\bnoon\b", re.I
 )
-_ZH_STOP = frozenset(
-    "的了吗呢吧啊是我你们在有和就都也请问一下这个那个怎么什么".replace("", " ").split()
+# A duration: "7天", "六个月", "一年", "3 business days", "one-year", "six months".
+_DAYS_RE = re.compile(
+    r"[0-9一二三四五六七八九十两半]+\s*(?:个工作日|个?天|日内|个?月|年|小时)"
+    r"|\b(?:\d+|one|two|three|four|five|six|seven|eight|nine|ten|twelve|few|a)(?:-\d+)?"
+    r"[\s-]+(?:business |working )?(?:days?|weeks?|months?|years?|hours?)\b",
+    re.I,
+)
+# Sentences that limit or qualify an answer: never cut from the answer they belong to.
+_CAVEAT_RE = re.compile(
+    r"不在|不包括|不含|不支持|不与|不可|不能|无法|除外|除了|另计|另行|仅|只|须|需|"
+    r"\bnot\b|n't\b|\bexcept|\bexcluding\b|\bonly\b|\bunless\b|\bno\b|\bmust\b",
+    re.I,
 )
 
 NO_ANSWER = {
@@ -37,10 +60,7 @@ NO_ANSWER = {
     "Would you like me to connect you with a human agent?",
 }
 PREFIX = {"zh": "根据我们的资料：", "en": "According to our information: "}
-
-
-_FAQ_RE = re.compile(r"(?:^|\n)\s*Q[:：].*?(?:\n|\s)\s*A[:：]\s*(?P<answer>.+)", re.S)
-_QUESTION_LINE = re.compile(r"\s*Q[:：]")
+_LONG_PARAGRAPH = 400  # characters: longer paragraphs give their matching sentences only
 
 
 def detect_language(text: str) -> str:
@@ -51,36 +71,133 @@ def detect_language(text: str) -> str:
     return "zh" if len(_CJK_RE.findall(text)) * 4 >= letters else "en"
 
 
-_ZH_QUESTION = re.compile(
-    r"请问|你们|我们|我的|你好|您好|是什么|什么|怎么样|怎么|如何|哪里|哪些|哪个|多少|可以|能不能|有没有|是否|一下|想要|想|吗|呢|吧|啊|呀"
-)
+def _alternation(forms: list[str]) -> re.Pattern[str]:
+    return re.compile("|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True)))
 
 
-def _stem(word: str) -> str:
-    for suffix in ("ing", "ed", "es", "s"):
-        if len(word) > len(suffix) + 2 and word.endswith(suffix):
-            return word[: -len(suffix)]
-    return word
+_ZH_FORMS: dict[str, str] = {}
+_EN_FORMS: dict[tuple[str, ...], str] = {}
+for _concept, (_weight, _zh, _en) in CONCEPTS.items():
+    for _form in _zh:
+        _ZH_FORMS.setdefault(_form, _concept)
+    for _form in _en:
+        _EN_FORMS.setdefault(tuple(stem(w) for w in _EN_WORD.findall(_form)), _concept)
+_ZH_LEXICON = _alternation(list(_ZH_FORMS))
+_ZH_FILLER_RE = _alternation(list(ZH_FILLER))
+_EN_MAX_PHRASE = max(len(k) for k in _EN_FORMS)
 
 
-def _features(text: str) -> dict[str, float]:
-    """Weighted features: words and CJK bigrams (2.0), single CJK characters (0.5)."""
+def _concept_weight(concept: str) -> float:
+    return CONCEPTS[concept][0] if concept in CONCEPTS else 0.5
+
+
+def _terms(text: str, *, question: bool) -> dict[str, float]:
+    """Weighted terms of ``text``: ``c:`` concepts, ``w:`` English words, ``z:`` Chinese pairs
+    or single characters. A passage (``question=False``) keeps every character pair, so any
+    pair of the question can be found in it."""
     text = _PLACEHOLDER_RE.sub(" ", text.lower())
-    text = _ZH_QUESTION.sub(" ", text)
-    feats: dict[str, float] = {_stem(w): 2.0 for w in _WORD_RE.findall(text) if w not in _EN_STOP}
-    run: list[str] = []
-    for ch in text + " ":
-        if "\u4e00" <= ch <= "\u9fff":
-            run.append(ch)
+    terms: dict[str, float] = {}
+
+    def concept(name: str) -> None:
+        terms[f"c:{name}"] = _concept_weight(name)
+
+    for pattern, name in ((_CLOCK_RE, "clock"), (_DAYS_RE, "days")):
+        if pattern.search(text):
+            concept(name)
+            if not question:  # a passage stating a time or duration answers "how long"
+                concept("how_long")
+    text = _DAYS_RE.sub(" ", _CLOCK_RE.sub(" ", text))
+    # Chinese: lexicon forms first, then (questions) fillers out, then character pairs.
+    latin: list[str] = []
+    last = 0
+    for run in _CJK_RUN.finditer(text):
+        latin.append(text[last : run.start()])
+        last = run.end()
+        chars = run.group()
+        for m in _ZH_LEXICON.finditer(chars):
+            concept(_ZH_FORMS[m.group()])
+        if not question:
+            for a, b in itertools.pairwise(chars):
+                terms[f"z:{a}{b}"] = 0.5
+            for c in chars:
+                terms.setdefault(f"z:{c}", 0.25)
             continue
-        if run:
-            for a, b in itertools.pairwise(run):
-                feats[a + b] = 2.0
-            for c in run:
-                if c not in _ZH_STOP:
-                    feats.setdefault(c, 0.5)
-            run = []
-    return feats
+        rest = _ZH_FILLER_RE.sub(" ", _ZH_LEXICON.sub(" ", chars))
+        for piece in rest.split():
+            if len(piece) == 1:
+                terms.setdefault(f"z:{piece}", 0.25)
+            for a, b in itertools.pairwise(piece):
+                terms[f"z:{a}{b}"] = 0.5
+    latin.append(text[last:])
+    # English: stemmed words, the longest lexicon phrase first, stop words out.
+    raw = _EN_WORD.findall(" ".join(latin))
+    words = [stem(w) for w in raw]
+    i = 0
+    while i < len(words):
+        for size in range(min(_EN_MAX_PHRASE, len(words) - i), 0, -1):
+            hit = _EN_FORMS.get(tuple(words[i : i + size]))
+            if hit is not None:
+                concept(hit)
+                i += size
+                break
+        else:
+            word = words[i]
+            if raw[i] not in EN_STOP and word not in EN_STOP and not word.isdigit():
+                terms[f"w:{word}"] = 0.3 if raw[i] in GENERIC_WORDS else 1.0
+            i += 1
+    return terms
+
+
+@dataclass(slots=True)
+class _Unit:
+    """One answerable piece of a passage: what it is matched on and what it answers."""
+
+    title: str  # the FAQ question or the section heading: what the unit is about
+    answer: str
+    rank: int
+    language: str
+
+    @property
+    def match_text(self) -> str:
+        return f"{self.title}\n{self.answer}"
+
+
+def _units(passage: str, rank: int) -> list[_Unit]:
+    faq = _FAQ_RE.match(passage)
+    if faq:
+        answer = faq.group("answer").strip()
+        return [_Unit(faq.group("question").strip(), answer, rank, detect_language(answer))]
+    units: list[_Unit] = []
+    title = ""
+    current: list[str] = []
+    for line in [*passage.splitlines(), ""]:
+        heading = line.lstrip().startswith("#") or _QUESTION_LINE.match(line)
+        if current and (heading or not line.strip()):
+            text = " ".join(current)
+            units.append(_Unit(title, text, rank, detect_language(text)))
+            current = []
+        if heading:
+            title = line.strip().lstrip("#").strip()
+            title = title.split(">")[-1].strip() if ">" in title and "Q" not in title[:2] \
+                else title
+        elif line.strip():
+            current.append(line.strip())
+    return units
+
+
+@dataclass(slots=True, frozen=True)
+class Grounding:
+    """The best answer unit for a question: ``share`` of the question's term weight it
+    covers, the ``matched`` weight, its quoted ``answer``, and whether it grounds a reply."""
+
+    grounded: bool
+    share: float
+    matched: float
+    answer: str | None
+
+
+def _sentences(text: str) -> list[str]:
+    return [s.strip() for s in _SENTENCE_RE.findall(text) if s.strip()]
 
 
 class OfflineEngine:
@@ -94,16 +211,69 @@ class OfflineEngine:
         self,
         name: str = "offline",
         *,
-        min_score: float = 0.15,
+        min_score: float = 0.6,
+        min_matched: float = 1.0,
         max_sentences: int = 3,
         chunk_chars: int = 6,
     ) -> None:
+        """``min_score``: the share of the question's term weight a unit must cover;
+        ``min_matched``: the covered weight it must reach (more than generic shop words);
+        ``max_sentences``: matching sentences quoted from a long paragraph (caveats added)."""
         self.name = name
         self.provider = "offline"
         self.model = "offline"
         self.min_score = min_score
+        self.min_matched = min_matched
         self.max_sentences = max_sentences
         self.chunk_chars = chunk_chars
+
+    def grounding(self, question: str, passages: list[str]) -> Grounding:
+        """The unit that best answers ``question``, and whether it grounds an answer."""
+        q = _terms(question, question=True)
+        total = sum(q.values())
+        if not total:
+            return Grounding(False, 0.0, 0.0, None)
+        language = detect_language(question)
+        scored: list[tuple[bool, float, float, float, int, _Unit]] = []
+        for rank, passage in enumerate(passages):
+            for unit in _units(passage, rank):
+                found = _terms(unit.match_text, question=False)
+                matched = sum(w for k, w in q.items() if k in found)
+                share = matched / total
+                # What the unit is about should be what the question asks about: how well its
+                # title and the question agree (F1 of their shared terms' weight), and how
+                # much of the question its best single sentence (the title included) covers.
+                title = _terms(unit.title, question=True)
+                both = sum(w for k, w in q.items() if k in title)
+                about = 2 * both / (total + sum(title.values()))
+                grounded = share >= self.min_score and matched >= self.min_matched
+                focus = max(self._covered(q, s) for s in [unit.title, *_sentences(unit.answer)])
+                fit = share + 0.5 * about + 0.2 * focus / total
+                scored.append((grounded, fit, share, matched, -rank, unit))
+        if not scored:
+            return Grounding(False, 0.0, 0.0, None)
+        # A grounded unit in the visitor's language first; then the best fit, then the better
+        # retrieval rank.
+        grounded, _, share, matched, _, unit = max(
+            scored, key=lambda s: (s[0] and s[5].language == language, s[0], s[1], s[4])
+        )
+        return Grounding(grounded, share, matched, self._quote(unit, q))
+
+    @staticmethod
+    def _covered(q: dict[str, float], text: str) -> float:
+        found = _terms(text, question=False)
+        return sum(w for k, w in q.items() if k in found)
+
+    def _quote(self, unit: _Unit, q: dict[str, float]) -> str:
+        if len(unit.answer) <= _LONG_PARAGRAPH:
+            return unit.answer
+        sentences = _sentences(unit.answer)
+        scored = [(self._covered(q, sentence), i) for i, sentence in enumerate(sentences)]
+        top = sorted(scored, reverse=True)[: self.max_sentences]
+        keep = {i for score, i in top if score > 0 and score >= top[0][0] * 0.5}
+        keep |= {i for i, s in enumerate(sentences) if _CAVEAT_RE.search(s)}
+        sep = "" if unit.language == "zh" else " "
+        return sep.join(sentences[i] for i in sorted(keep)) or unit.answer
 
     def answer(self, call: EngineCall) -> str:
         question = next(
@@ -111,46 +281,11 @@ class OfflineEngine:
         )
         language = call.language or detect_language(question)
         language = "zh" if language.lower().startswith("zh") else "en"
-        q = _features(question)
-        if not q or not call.passages:
-            return self._no_answer(call, language)
-        q_total = sum(q.values())
-
-        def score(text: str) -> float:
-            f = _features(text)
-            if not any(k in f and w > 1.0 for k, w in q.items()):
-                return 0.0
-            return sum(w for k, w in q.items() if k in f) / q_total
-
-        # Earlier passages were ranked higher by retrieval: ties go to them.
-        ranked = sorted(((score(p), -i, p) for i, p in enumerate(call.passages)), reverse=True)
-        best_score, _, passage = ranked[0]
-        if best_score < self.min_score:
-            return self._no_answer(call, language)
-        sep = "" if language == "zh" else " "
-        faq = _FAQ_RE.search(passage)
-        if faq:
-            return PREFIX[language] + faq.group("answer").strip()
-        body = [
-            line
-            for line in passage.splitlines()
-            if line.strip() and not line.lstrip().startswith("#") and not _QUESTION_LINE.match(line)
-        ]
-        sentences = [s.strip() for s in _SENTENCE_SPLIT.split("\n".join(body)) if s.strip()]
-        if not sentences:
-            return self._no_answer(call, language)
-        scored = sorted(((score(s), i, s) for i, s in enumerate(sentences)), reverse=True)
-        top = scored[0][0]
-        keep = [t for t in scored[: self.max_sentences] if top > 0 and t[0] >= top * 0.5]
-        if not keep:  # the passage matched as a whole: its opening sentences answer
-            keep = [(0.0, i, s) for i, s in enumerate(sentences[:2])]
-        keep.sort(key=lambda t: t[1])
-        return PREFIX[language] + sep.join(t[2] for t in keep)
-
-    @staticmethod
-    def _no_answer(call: EngineCall, language: str) -> str:
-        call.answered = False
-        return NO_ANSWER[language]
+        found = self.grounding(question, call.passages)
+        if not found.grounded or found.answer is None:
+            call.answered = False
+            return NO_ANSWER[language]
+        return PREFIX[language] + found.answer
 
     async def stream(self, call: EngineCall, *, key: ApiKey | None = None) -> AsyncIterator[str]:
         text = self.answer(call)

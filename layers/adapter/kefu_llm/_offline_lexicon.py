@@ -1,0 +1,135 @@
+"""Customer-service vocabulary for the offline engine: words that mean the same thing to a shop.
+
+Each concept lists Chinese and English ways shoppers and shop policies say it ("money back",
+「退的钱」 and "refund" are one concept; a phone, a laptop and 「耳机」 are electronics; a pool,
+rain and 「进水」 are water damage). A concept shared by the question and a passage counts as a
+matched term, in either language. The weight says how much a concept tells about what the
+question is about: generic shop words (an order, paying, customer service) weigh little, so a
+passage sharing only them with the question does not ground an answer.
+
+English forms are matched on stemmed words (see ``stem``), Chinese forms as substrings (the
+longest form wins). Forms are general shop vocabulary, not phrases of a particular knowledge
+base.
+"""
+
+from __future__ import annotations
+
+__all__ = ["CONCEPTS", "EN_STOP", "GENERIC_WORDS", "ZH_FILLER", "stem"]
+
+
+def stem(word: str) -> str:
+    """A light English stemmer: plural, past and -ing forms share a stem."""
+    if word.endswith("ies") and len(word) > 4:
+        word = word[:-3] + "y"
+    elif word.endswith(("ches", "shes", "sses", "xes", "zes")) and len(word) > 4:
+        word = word[:-2]
+    elif word.endswith("s") and not word.endswith("ss") and len(word) > 3:
+        word = word[:-1]
+    elif word.endswith("ing") and len(word) > 5:
+        word = word[:-3]
+    elif word.endswith("ed") and len(word) > 4:
+        word = word[:-2]
+    if word.endswith("e") and len(word) > 4:
+        word = word[:-1]  # arrive / arriv(ed) / arriv(ing) share "arriv"
+    if len(word) > 3 and word[-1] == word[-2] and word[-1] not in "ls":
+        word = word[:-1]  # shipp(ed) -> ship, dropp(ed) -> drop
+    return word
+
+
+# concept: (weight, Chinese forms, English forms)
+CONCEPTS: dict[str, tuple[float, tuple[str, ...], tuple[str, ...]]] = {
+    "return": (1.0, ("退货", "退换", "退掉", "退回去", "寄回", "不想要", "无理由", "退"),
+               ("return", "send back", "send it back", "take back", "give back")),
+    "refund": (1.0, ("退款", "退钱", "退的钱", "钱退", "到账", "账上", "原路退回", "返还"),
+               ("refund", "money back", "reimburse", "paid back")),
+    "ship": (1.0, ("发货", "发出", "寄出", "出库", "发走", "发件"),
+             ("ship", "dispatch", "send out", "go out", "sent out", "post out")),
+    "delivery": (0.6, ("送达", "到货", "收到货", "收货", "签收", "送到", "配送", "寄到", "到达",
+                      "包裹", "快递"),
+                 ("deliver", "delivery", "arrive", "arrival", "receive", "got", "get there",
+                  "parcel", "package")),
+    "tracking": (1.0, ("物流单号", "快递单号", "运单号", "物流", "单号", "查件"),
+                 ("tracking", "track", "waybill")),
+    "shipping_fee": (1.0, ("运费", "包邮", "免运费", "快递费"),
+                     ("shipping fee", "shipping cost", "free shipping", "delivery fee",
+                      "delivery charge")),
+    "region": (0.8, ("国外", "海外", "国际", "境外", "美国", "日本", "新加坡", "台湾", "香港",
+                     "澳门", "大陆", "偏远", "新疆", "西藏"),
+               ("international", "internationally", "abroad", "overseas", "country",
+                "united states", "usa",
+                "america", "singapore", "japan", "europe", "uk", "australia", "canada",
+                "hong kong", "macau", "mainland")),
+    "invoice": (1.0, ("发票", "开票", "报销", "抬头", "税号"),
+                ("invoice", "receipt", "fapiao", "vat")),
+    "email": (1.0, ("邮箱", "电子邮件", "邮件"), ("email", "e-mail", "inbox", "mailbox")),
+    "member": (0.8, ("会员", "等级"), ("member", "membership", "tier", "status", "vip")),
+    "gold": (1.0, ("金卡",), ("gold",)),
+    "silver": (1.0, ("银卡",), ("silver",)),
+    "discount": (0.8, ("折扣", "打折", "几折", "优惠", "折"),
+                 ("discount", "off", "perk", "benefit")),
+    "coupon": (1.0, ("优惠券", "代金券", "折扣券", "领的券", "券"), ("coupon", "voucher")),
+    "stack": (1.0, ("叠加", "一起用", "同时用", "合并使用", "共用"),
+              ("stack", "combine", "together", "at the same time", "plus")),
+    "expired": (1.0, ("过期", "失效", "到期"), ("expire", "expired", "lapsed")),
+    "warranty": (1.0, ("保修", "质保", "保固", "免费修"), ("warranty", "guarantee")),
+    "repair": (0.8, ("维修", "修好", "修理", "寄修", "送修", "修"),
+               ("repair", "fix", "mend", "service")),
+    "claim": (0.8, ("申请", "办理", "提交", "提出"),
+              ("claim", "apply", "make a claim", "submit", "file", "request")),
+    "water": (1.0, ("进水", "泡水", "浸水", "落水", "淋雨", "掉水里", "水"),
+              ("water", "pool", "rain", "wet", "liquid", "spill", "sea", "toilet", "sink")),
+    "physical_damage": (1.0, ("人为损坏", "摔坏", "摔碎", "摔", "碰坏", "压坏", "掉地上", "碎"),
+                        ("physical damage", "drop", "fell", "fall", "crack", "smash",
+                         "shatter")),
+    "teardown": (1.0, ("私自拆机", "拆机", "拆过", "拆开", "自己修", "第三方维修"),
+                 ("unauthorised", "unauthorized", "third party", "local shop", "repair shop",
+                  "opened it", "took it apart")),
+    "covered": (0.5, ("保修范围", "范围内", "包括", "覆盖"), ("cover", "covered", "valid")),
+    "electronics": (0.6, ("电子产品", "手机", "耳机", "电脑", "笔记本", "平板", "相机", "手表",
+                          "音箱", "电器"),
+                    ("electronics", "electronic", "phone", "laptop", "headphone", "earphone",
+                     "tablet", "camera", "watch", "speaker", "device", "gadget")),
+    "battery": (1.0, ("电池", "充电器", "充电宝"), ("battery", "charger", "power bank")),
+    "fault": (0.6, ("故障", "坏了", "坏掉", "不能用", "失灵", "问题"),
+              ("fault", "broken", "broke", "defect", "not working", "faulty", "stopped working")),
+    "photo": (1.0, ("照片", "图片", "拍照"), ("photo", "picture", "image")),
+    "postage": (1.0, ("免费寄修", "寄修地址", "邮费", "寄回运费", "面单"),
+                ("postage", "prepaid", "label", "return label", "shipping label")),
+    "where": (0.3, ("在哪里", "在哪儿", "在哪", "哪里", "哪儿", "查看", "看到", "查到", "找到",
+                    "入口"),
+              ("where", "find", "listed", "located", "see", "view", "look up")),
+    "count": (0.6, ("一张", "两张", "几张", "多张", "一个", "两个", "几个", "多个", "一次"),
+              ("one", "two", "three", "single", "multiple", "several", "more than one")),
+    "order": (0.3, ("订单", "下单", "单子"), ("order", "ordering", "purchase")),
+    "pay": (0.4, ("付款", "支付", "付的款", "付钱", "付了款"), ("pay", "paid", "payment")),
+    "contact_number": (1.0, ("电话", "热线", "联系方式", "手机号"),
+                       ("phone number", "telephone", "hotline", "call", "contact number")),
+    "support": (0.3, ("客服", "人工", "在线客服"), ("support", "agent", "customer service")),
+    "today": (0.6, ("今天", "当天", "今日", "马上"), ("today", "same day", "right away")),
+    "working_day": (0.5, ("工作日", "周一到周五"), ("weekday", "working day", "business day")),
+    "credit_card": (1.0, ("信用卡",), ("credit card", "card")),
+    "how_long": (0.4, ("多久", "多长时间", "多长", "几天", "多少天", "什么时候", "多快", "期限",
+                       "时限"),
+                 ("how long", "how many day", "when", "how quickly", "how fast", "how soon",
+                  "time limit", "deadline", "cutoff", "period")),
+}
+
+# English words that never decide what a question is about.
+EN_STOP = frozenset(
+    "a an the is are was were be been to of and or in on at for with my your i you we it this "
+    "that do does did can could would will how what when where which who why please me our us "
+    "from by as if any some there have has had get after before up so not no just about item "
+    "thing product something stuff bought buy still too late want need like know tell much many "
+    "long quickly fast until take happen ok hi hello thank thanks am im under ago back "
+    "something anything s t let use using per steps step process procedure way".split()
+)
+# English words that say little: they count, but weigh like generic concepts.
+GENERIC_WORDS = frozenset("day time week send spare new".split())
+# Chinese question words and fillers, removed before bigrams are taken.
+ZH_FILLER = (
+    "请问", "你们", "我们", "我的", "你好", "您好", "是什么", "什么", "怎么样", "怎么", "怎样",
+    "如何", "哪里", "哪些", "哪个", "多少", "可以", "能不能", "有没有", "是否", "一下", "想要",
+    "需要", "还能", "还可以", "能够", "能", "想", "吗", "呢", "吧", "啊", "呀", "了", "的", "我",
+    "你", "要", "会", "还", "给", "就", "都", "也", "和", "在", "是", "有", "不", "一般", "大概",
+    "东西", "商品", "买", "才", "成", "到", "以后", "后", "流程", "步骤", "操作", "手续",
+)

@@ -1,0 +1,153 @@
+"""The offline engine answers only what a passage grounds, whole and with its caveats."""
+
+from __future__ import annotations
+
+from kefu_llm import (
+    AdapterSettings,
+    ChatMessage,
+    ChatRequest,
+    EngineCall,
+    Final,
+    build_router,
+    detect_language,
+)
+from kefu_llm._offline import NO_ANSWER, OfflineEngine
+
+WARRANTY_ZH = (
+    "# 保修政策 Warranty > 保修期\n"
+    "所有电子产品自签收之日起享受一年免费保修；电池类配件保修六个月。"
+    "人为损坏、进水和私自拆机不在保修范围内。"
+)
+WARRANTY_EN = (
+    "# 保修政策 Warranty > Warranty period\n"
+    "Electronics carry a one-year free warranty from the day of delivery; batteries and "
+    "chargers six months. Physical damage, water damage and unauthorised repairs are not covered."
+)
+SHIPPING_FAQ = (
+    "Q: How long does shipping take?\n"
+    "A: Orders paid before 16:00 on a working day ship the same day; others ship the next day. "
+    "Delivery usually takes 1-3 days in mainland China."
+)
+RETURNS_FAQ = (
+    "Q: 怎么退货？\n"
+    "A: 自签收之日起7天内可无理由退货。请在“我的订单”中点击“申请退货”，填写原因后等待审核，"
+    "审核通过后按页面提示寄回商品。退款会在收到退货后3个工作日内原路退回。"
+)
+COUPONS_ZH = "# 会员与优惠券 Membership and coupons > 优惠券\n优惠券在“我的优惠券”中查看，每笔订单限用一张，不与会员折扣叠加。过期优惠券无法恢复。"  # noqa: E501
+
+
+def ask(question: str, passages: list[str], language: str | None = None) -> EngineCall:
+    """The engine's answer, with the language the router gives it (the visitor's)."""
+    call = EngineCall(messages=[{"role": "user", "content": question}], passages=passages,
+                      language=language or detect_language(question))
+    call.messages.append({"role": "assistant", "content": OfflineEngine().answer(call)})
+    return call
+
+
+def reply(call: EngineCall) -> str:
+    return call.messages[-1]["content"]
+
+
+def test_a_question_the_passages_do_not_answer_is_refused_in_chinese() -> None:
+    # GIVEN passages that share shop words (付款, 订单) with the question but not its subject
+    passages = [SHIPPING_FAQ, RETURNS_FAQ, COUPONS_ZH]
+    # WHEN a visitor asks about cash on delivery / instalments / a store in Shanghai
+    for question in ("可以货到付款吗？", "支持分期付款吗？", "上海有没有线下门店？"):
+        call = ask(question, passages, "zh")
+        # THEN the engine says it does not know, offers a human, and reports "not answered"
+        assert reply(call) == NO_ANSWER["zh"] and "人工" in reply(call)
+        assert call.answered is False
+
+
+def test_a_question_the_passages_do_not_answer_is_refused_in_english() -> None:
+    passages = [SHIPPING_FAQ, RETURNS_FAQ, WARRANTY_EN]
+    for question in ("Can I pay cash on delivery?", "Do you offer monthly instalments?",
+                     "Is there a physical store in Shanghai?", "Is shipping free?"):
+        call = ask(question, passages, "en")
+        assert reply(call) == NO_ANSWER["en"] and "human agent" in reply(call)
+        assert call.answered is False, question
+
+
+def test_never_presents_an_unrelated_passage() -> None:
+    # GIVEN a passage about shipping times and one about a free warranty
+    # WHEN the visitor asks whether shipping is free (neither passage says)
+    call = ask("Is shipping free?", [WARRANTY_EN, SHIPPING_FAQ], "en")
+    # THEN neither is offered as the answer
+    assert call.answered is False and reply(call) == NO_ANSWER["en"]
+
+
+def test_water_damage_answer_keeps_the_not_covered_sentence() -> None:
+    # GIVEN the warranty section in both languages
+    # WHEN the visitor asks whether water damage is covered
+    zh = ask("手机不小心进水了，还能免费保修吗", [WARRANTY_ZH, WARRANTY_EN], "zh")
+    en = ask("My phone fell in the pool, will the warranty cover it?",
+             [WARRANTY_EN, WARRANTY_ZH], "en")
+    # THEN the answer is the whole section, exclusion included, in the visitor's language
+    assert zh.answered and en.answered
+    assert "一年免费保修" in reply(zh) and "进水和私自拆机不在保修范围内" in reply(zh)
+    assert "water damage and unauthorised repairs are not covered" in reply(en)
+    assert "保修" not in reply(en)
+
+
+def test_a_warranty_period_question_gets_the_exclusions_too() -> None:
+    call = ask("买的蓝牙耳机保修多久？", [WARRANTY_ZH], "zh")
+    assert call.answered
+    assert reply(call).startswith("根据我们的资料：所有电子产品")
+    assert reply(call).endswith("不在保修范围内。")
+
+
+def test_a_faq_answer_is_quoted_whole() -> None:
+    call = ask("买的东西不想要了，能退吗？", [COUPONS_ZH, RETURNS_FAQ], "zh")
+    assert call.answered
+    assert reply(call) == "根据我们的资料：" + RETURNS_FAQ.split("A: ", 1)[1]
+
+
+def test_a_long_paragraph_gives_its_matching_sentences_and_every_caveat() -> None:
+    # GIVEN a long policy paragraph where the exclusion is far from the matching sentence
+    filler = " ".join(f"Our stores hold event number {i} every spring." for i in range(12))
+    paragraph = ("Electronics carry a one-year warranty from the day of delivery. " + filler
+                 + " Water damage is not covered.")
+    call = ask("How long is the warranty on a laptop?", [paragraph], "en")
+    # THEN the answer holds the warranty sentence and the exclusion, not the filler
+    text = reply(call)
+    assert call.answered and "one-year warranty" in text and "Water damage is not covered." in text
+    assert "event number 3" not in text
+
+
+def test_the_visitor_language_picks_the_passage_and_the_wording() -> None:
+    # GIVEN the same policy in both languages
+    zh = ask("充电器坏了，保修期是多长", [WARRANTY_EN, WARRANTY_ZH])
+    en = ask("What's the warranty on a spare battery?", [WARRANTY_ZH, WARRANTY_EN])
+    # THEN each visitor gets the passage in their own language
+    assert reply(zh).startswith("根据我们的资料：") and "六个月" in reply(zh)
+    assert reply(en).startswith("According to our information:") and "six months" in reply(en)
+    # AND a refusal follows the language of the question, whatever the passages' language
+    assert reply(ask("你们的客服电话是多少", [WARRANTY_EN])) == NO_ANSWER["zh"]
+    assert reply(ask("Do you accept PayPal?", [WARRANTY_ZH])) == NO_ANSWER["en"]
+
+
+def test_pii_placeholders_do_not_count_as_terms() -> None:
+    call = ask("[PHONE_1] [ID_2]", [WARRANTY_ZH])
+    assert call.answered is False
+
+
+async def test_the_router_reports_a_refusal_as_not_answered() -> None:
+    # GIVEN the router with no engine configured (the offline chain)
+    router = build_router(settings=AdapterSettings(engines=[], openai_api_key=None,
+                                                   openai_base_url=None), redis=None)
+    request = ChatRequest(tenant_id="t1", conversation_id="c1",
+                          messages=[ChatMessage(role="user", content="可以分期付款吗？")],
+                          passages=[RETURNS_FAQ, SHIPPING_FAQ])
+    # WHEN the visitor asks what the passages do not answer
+    events = [e async for e in router.stream(request)]
+    final = events[-1]
+    # THEN the final event is complete but not answered: the handoff logic counts it
+    assert isinstance(final, Final)
+    assert final.status == "complete" and final.answered is False
+    assert final.text == NO_ANSWER["zh"]
+    # AND an answered question is reported as answered
+    request = request.model_copy(update={"messages": [ChatMessage(role="user",
+                                                                  content="退货要怎么操作")]})
+    final = [e async for e in router.stream(request)][-1]
+    assert isinstance(final, Final) and final.answered is True and "7天内" in final.text
+    await router.aclose()
