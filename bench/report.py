@@ -424,6 +424,9 @@ def render() -> str:
         *lambda_section(lam),
         *fuzz_section(),
     ]
+    # Hand-written sections of quality benchmarks (each names its command and figures).
+    for section in sorted((ROOT / "bench" / "sections").glob("*.md")):
+        parts += [section.read_text().strip(), ""]
     notes = ROOT / "bench" / "load" / "FINDINGS.md"
     if notes.exists():
         parts += [notes.read_text().strip(), ""]
