@@ -8,8 +8,6 @@ PII-redacted with :func:`kefu_llm.redact_text` before it is written; redaction f
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 from collections.abc import Callable
@@ -22,6 +20,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel
 
+from .csv_export import to_csv
 from .errors import StoreError
 
 __all__ = ["ActorType", "AuditEntry", "AuditLog", "entries_to_csv", "redact_value"]
@@ -157,12 +156,10 @@ class AuditLog:
 
 
 def entries_to_csv(entries: list[AuditEntry]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["id", "at", "actor_type", "actor_id", "action", "target_type",
-                     "target_id", "detail"])
-    for e in entries:
-        writer.writerow([e.id, e.at.isoformat(), e.actor_type, e.actor_id or "", e.action,
-                         e.target_type or "", e.target_id or "",
-                         json.dumps(e.detail, ensure_ascii=False, sort_keys=True)])
-    return out.getvalue()
+    """The entries as CSV; cells a spreadsheet would evaluate are escaped (csv_export)."""
+    return to_csv(
+        ["id", "at", "actor_type", "actor_id", "action", "target_type", "target_id", "detail"],
+        ([e.id, e.at.isoformat(), e.actor_type, e.actor_id, e.action, e.target_type,
+          e.target_id, json.dumps(e.detail, ensure_ascii=False, sort_keys=True)]
+         for e in entries),
+    )

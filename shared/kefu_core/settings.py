@@ -58,6 +58,19 @@ class Settings(BaseSettings):
     token_ttl_s: int = 24 * 3600
     # Widget keys: "public-key:tenant" pairs; a widget key lets a page obtain a visitor token.
     widget_keys: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["demo-key:demo"])
+    # Visitor tokens: how many one source address and one widget key may obtain per window
+    # (429 with Retry-After beyond; 0 = no limit). Counted in Redis, shared by every replica.
+    visitor_token_rate_per_address: int = Field(default=30, ge=0)
+    visitor_token_rate_per_key: int = Field(default=3000, ge=0)
+    visitor_token_rate_window_s: int = Field(default=60, ge=1, le=3600)
+    # Origins (scheme://host[:port]) whose pages may call the admin API's staff routes (CORS);
+    # empty: same origin only. The widget's POST /v1/visitor-token follows the widget key's
+    # allowed origins instead.
+    admin_allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Request bodies: larger ones are refused with 413 before they are read. JSON routes, and
+    # the knowledge-base document upload (2,000,000 characters of content at most).
+    http_max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    knowledge_max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     # Product layer: the super-admin (creates tenants) and the CRM the agent console reads.
     super_admin_email: str | None = None
     super_admin_password: str | None = None
@@ -129,7 +142,8 @@ class Settings(BaseSettings):
         if isinstance(data, dict):
             for key in ("token_secrets", "TOKEN_SECRETS", "widget_keys", "WIDGET_KEYS",
                         "gateway_management_keys", "GATEWAY_MANAGEMENT_KEYS",
-                        "outbound_allowed_hosts", "OUTBOUND_ALLOWED_HOSTS"):
+                        "outbound_allowed_hosts", "OUTBOUND_ALLOWED_HOSTS",
+                        "admin_allowed_origins", "ADMIN_ALLOWED_ORIGINS"):
                 if key in data:
                     data[key] = _split(data[key])
         return data

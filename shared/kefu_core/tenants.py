@@ -120,6 +120,8 @@ class WidgetKey(BaseModel):
     label: str
     created_at: datetime
     revoked_at: datetime | None = None
+    # Origins whose pages may use the key (kefu_core.widget_origins); empty: every origin.
+    allowed_origins: list[str] = Field(default_factory=list)
 
 
 class Agent(BaseModel):
@@ -141,6 +143,7 @@ class Tenant(BaseModel):
 
 
 _AGENT_COLS = "id, tenant_id, email, name, role, capacity, active, created_at"
+_WIDGET_KEY_COLS = "key, tenant_id, label, created_at, revoked_at, allowed_origins"
 
 
 class TenantStore:
@@ -205,20 +208,34 @@ class TenantStore:
 
     # -- widget keys -----------------------------------------------------------------------
     async def create_widget_key(
-        self, *, tenant_id: str, label: str = "", key: str | None = None
+        self, *, tenant_id: str, label: str = "", key: str | None = None,
+        allowed_origins: list[str] | None = None,
     ) -> WidgetKey:
         row = await self._one(
-            "INSERT INTO widget_keys (key, tenant_id, label) VALUES (%s, %s, %s)"
-            " RETURNING key, tenant_id, label, created_at, revoked_at",
-            (key or "wk_" + secrets.token_urlsafe(18), tenant_id, label),
+            "INSERT INTO widget_keys (key, tenant_id, label, allowed_origins)"
+            f" VALUES (%s, %s, %s, %s) RETURNING {_WIDGET_KEY_COLS}",
+            (key or "wk_" + secrets.token_urlsafe(18), tenant_id, label,
+             list(allowed_origins or [])),
         )
         assert row is not None
         return WidgetKey.model_validate(row)
 
+    async def update_widget_key(
+        self, *, tenant_id: str, key: str, label: str | None = None,
+        allowed_origins: list[str] | None = None,
+    ) -> WidgetKey | None:
+        """Change an active key's label and/or allowed origins; None when there is no such key."""
+        row = await self._one(
+            "UPDATE widget_keys SET label = coalesce(%s, label),"
+            " allowed_origins = coalesce(%s, allowed_origins) WHERE key = %s"
+            f" AND tenant_id = %s AND revoked_at IS NULL RETURNING {_WIDGET_KEY_COLS}",
+            (label, allowed_origins, key, tenant_id),
+        )
+        return WidgetKey.model_validate(row) if row else None
+
     async def list_widget_keys(self, tenant_id: str) -> list[WidgetKey]:
-        rows = await self._all("SELECT key, tenant_id, label, created_at, revoked_at"
-                               " FROM widget_keys WHERE tenant_id = %s ORDER BY created_at",
-                               (tenant_id,))
+        rows = await self._all(f"SELECT {_WIDGET_KEY_COLS} FROM widget_keys"
+                               " WHERE tenant_id = %s ORDER BY created_at", (tenant_id,))
         return [WidgetKey.model_validate(r) for r in rows]
 
     async def revoke_widget_key(self, *, tenant_id: str, key: str) -> bool:
@@ -227,10 +244,15 @@ class TenantStore:
                               (key, tenant_id))
         return row is not None
 
-    async def tenant_for_widget_key(self, key: str) -> str | None:
-        row = await self._one("SELECT tenant_id FROM widget_keys WHERE key = %s"
+    async def widget_key(self, key: str) -> WidgetKey | None:
+        """An active (not revoked) key, whichever tenant it belongs to."""
+        row = await self._one(f"SELECT {_WIDGET_KEY_COLS} FROM widget_keys WHERE key = %s"
                               " AND revoked_at IS NULL", (key,))
-        return str(row["tenant_id"]) if row else None
+        return WidgetKey.model_validate(row) if row else None
+
+    async def tenant_for_widget_key(self, key: str) -> str | None:
+        found = await self.widget_key(key)
+        return found.tenant_id if found else None
 
     # -- agents ----------------------------------------------------------------------------
     async def create_agent(

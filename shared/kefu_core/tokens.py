@@ -29,6 +29,9 @@ class Identity(BaseModel):
     subject: str = Field(min_length=1, max_length=128)
     role: Role
     name: str | None = None
+    # Visitor tokens name the widget key that obtained them (claim ``wk``): $connect checks
+    # that key's allowed origins (kefu_core.widget_origins).
+    widget_key: str | None = Field(default=None, max_length=128)
     expires_at: int
 
 
@@ -45,6 +48,7 @@ def issue_token(
     ttl_s: int,
     name: str | None = None,
     now: float | None = None,
+    widget_key: str | None = None,
 ) -> str:
     if not secrets:
         raise ValueError("no signing secret")
@@ -59,6 +63,8 @@ def issue_token(
     }
     if name:
         claims["name"] = name
+    if widget_key:
+        claims["wk"] = widget_key
     return jwt.encode(claims, secrets[0], algorithm="HS256", headers={"kid": _kid(secrets[0])})
 
 
@@ -94,6 +100,7 @@ def verify_token(token: str | None, *, secrets: list[str]) -> Identity:
                 subject=claims["sub"],
                 role=claims.get("role", ""),
                 name=claims.get("name"),
+                widget_key=claims.get("wk"),
                 expires_at=int(claims["exp"]),
             )
         except ValueError as exc:

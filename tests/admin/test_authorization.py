@@ -41,6 +41,7 @@ EXAMPLES: dict[tuple[str, str], Any] = {
     ("PATCH", "/v1/admin/agents/{agent_id}"): {"name": "Hijacked", "active": False},
     ("GET", "/v1/admin/widget-keys"): None,
     ("POST", "/v1/admin/widget-keys"): {"label": "x"},
+    ("PATCH", "/v1/admin/widget-keys/{key}"): {"allowed_origins": ["https://intruder.example"]},
     ("DELETE", "/v1/admin/widget-keys/{key}"): None,
     ("POST", "/v1/admin/identity-secret"): None,
     ("GET", "/v1/admin/settings"): None,

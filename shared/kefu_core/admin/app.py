@@ -12,9 +12,7 @@ Every route is tenant-scoped by the caller's token and every change is audited.
 
 import asyncio
 import contextlib
-import csv
 import hashlib
-import io
 import json
 import logging
 import re
@@ -27,18 +25,20 @@ import jwt
 import psycopg
 import psycopg.errors
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from redis.exceptions import RedisError
 
 from kefu_llm.netguard import OutboundPolicy, UnsafeURL, check_url
 
 from ..audit import ActorType, AuditEntry, entries_to_csv
 from ..conversations import CUSTOMER_PREFIX
+from ..csv_export import to_csv
 from ..deps import Deps
 from ..errors import StoreError
+from ..http_limits import KIB, BodyLimit, BodyLimitMiddleware
 from ..product import ProductStores, stores
+from ..rate_limits import counter_key, hit
 from ..service import CsatFigures, Note, OfflineMessage, Rating
 from ..settings import Settings, get_settings
 from ..tenants import (
@@ -51,7 +51,9 @@ from ..tenants import (
     ensure_bootstrap,
 )
 from ..tokens import Identity, issue_token
+from ..widget_origins import forget_widget_key, normalise_origins, origin_allowed
 from .auth import ADMIN, AGENT, SUPER, actor_type, require, signing_secrets
+from .cors import SplitCorsMiddleware
 
 __all__ = ["DepsProvider", "create_admin_app"]
 
@@ -61,6 +63,8 @@ DepsProvider = Callable[[], Awaitable[Deps]]
 AGENT_TOKEN_TTL_S = 12 * 3600
 LOGIN_MAX_FAILURES = 10  # per e-mail address, within LOGIN_LOCK_S
 LOGIN_LOCK_S = 900
+# A prompt is up to 20,000 characters: 120 KB as JSON even when every one is \u-escaped.
+PROMPT_MAX_BODY_BYTES = 128 * KIB
 _NAME = r"^[A-Za-z0-9_.-]{1,64}$"
 # A prompt or secret name in a path: the pattern is enforced and published in the schema.
 ResourceName = Annotated[str, Path(pattern=_NAME, max_length=64)]
@@ -129,9 +133,24 @@ class AgentUpdate(BaseModel):
     password: str | None = Field(default=None, min_length=10, max_length=200)
 
 
-class WidgetKeyCreate(BaseModel):
+class _WidgetKeyOrigins(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    # Pages allowed to use the key: "https://shop.example.com", "https://*.example.com";
+    # empty (the default): every origin.
+    allowed_origins: list[str] | None = Field(default=None, max_length=20)
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else normalise_origins(value)
+
+
+class WidgetKeyCreate(_WidgetKeyOrigins):
     label: str = Field(default="", max_length=100)
+
+
+class WidgetKeyUpdate(_WidgetKeyOrigins):
+    label: str | None = Field(default=None, max_length=100)
 
 
 class IdentitySecret(BaseModel):
@@ -245,8 +264,9 @@ def create_admin_app(
                     "/v1/agent/login; every route is scoped to the token's tenant.",
     )
     app.state.settings = config
-    app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["*"],
-                       allow_headers=["authorization", "content-type"])
+    # Outermost last: CORS wraps the body limit, so a 413 carries the CORS headers too.
+    app.add_middleware(BodyLimitMiddleware, **body_limits(config))
+    app.add_middleware(SplitCorsMiddleware, staff_origins=config.admin_allowed_origins)
 
     async def default_provider() -> Deps:
         from ..lambda_runtime import get_deps
@@ -303,13 +323,32 @@ def create_admin_app(
         await signing_secrets(config)  # 503 while there is no usable token secret
         return {"status": "ok"}
 
+    async def rate_limited(deps: Deps, scope: str, value: str, limit: int) -> None:
+        window = config.visitor_token_rate_window_s
+        wait = await hit(deps.redis, counter_key(config.redis_prefix, scope, value),
+                         limit=limit, window_s=window)
+        if wait:
+            raise HTTPException(status_code=429, detail="too many requests; try again later",
+                                headers={"Retry-After": str(wait)})
+
     @app.post("/v1/visitor-token", response_model=VisitorToken, tags=["public"],
-              responses={403: {"description": "unknown widget key or invalid identity"}})
-    async def visitor_token(body: VisitorTokenRequest, deps: DepsDep) -> VisitorToken:
+              responses={403: {"description": "unknown widget key, origin not allowed for the "
+                                              "key, or invalid identity"},
+                         429: {"description": "too many tokens from this address or for this "
+                                              "widget key (Retry-After)"}})
+    async def visitor_token(body: VisitorTokenRequest, request: Request,
+                            deps: DepsDep) -> VisitorToken:
+        address = request.client.host if request.client else "unknown"
+        await rate_limited(deps, "visitor-token:address", address,
+                           config.visitor_token_rate_per_address)
         p = product(deps)
-        tenant = await p.tenants.tenant_for_widget_key(body.widget_key)
-        if tenant is None:
+        key = await p.tenants.widget_key(body.widget_key)
+        if key is None:
             raise HTTPException(status_code=403, detail="unknown widget key")
+        if not origin_allowed(request.headers.get("origin"), key.allowed_origins):
+            raise HTTPException(status_code=403, detail="origin not allowed for this widget key")
+        await rate_limited(deps, "visitor-token:key", key.key, config.visitor_token_rate_per_key)
+        tenant = key.tenant_id
         visitor_id = body.visitor_id or f"v-{_secrets.token_hex(16)}"
         name: str | None = None
         identified = False
@@ -321,7 +360,7 @@ def create_admin_app(
             visitor_id, identified = CUSTOMER_PREFIX + customer, True
         token = issue_token(secrets=await signing_secrets(config), tenant_id=tenant,
                             subject=visitor_id, role="visitor", ttl_s=config.token_ttl_s,
-                            name=name)
+                            name=name, widget_key=key.key)
         tenant_conf = await p.tenants.get_settings(tenant)
         online = await p.handoff.online_agents(tenant)
         widget = {
@@ -434,16 +473,12 @@ def create_admin_app(
         await audit(deps, who, "conversations.exported", detail_format=format,
                     count=len(found))
         if format == "csv":
-            out = io.StringIO()
-            writer = csv.writer(out)
-            writer.writerow(["conversation_id", "visitor_id", "seq", "role", "author", "text",
-                             "status", "at"])
-            for conversation, messages in transcripts:
-                for m in messages:
-                    writer.writerow([conversation.id, conversation.visitor_id, m.seq, m.role,
-                                     m.author or "", m.text, m.status,
-                                     m.created_at.isoformat()])
-            return Response(out.getvalue(), media_type="text/csv; charset=utf-8", headers={
+            rows = ([conversation.id, conversation.visitor_id, m.seq, m.role, m.author, m.text,
+                     m.status, m.created_at.isoformat()]
+                    for conversation, messages in transcripts for m in messages)
+            text = to_csv(["conversation_id", "visitor_id", "seq", "role", "author", "text",
+                           "status", "at"], rows)
+            return Response(text, media_type="text/csv; charset=utf-8", headers={
                 "content-disposition": 'attachment; filename="conversations.csv"'})
         body = [{"conversation": _view(c).model_dump(mode="json"),
                  "messages": [m.public() for m in messages]} for c, messages in transcripts]
@@ -511,15 +546,31 @@ def create_admin_app(
               tags=["admin"])
     async def create_widget_key(body: WidgetKeyCreate, who: AdminId,
                                 deps: DepsDep) -> WidgetKey:
-        key = await product(deps).tenants.create_widget_key(tenant_id=who.tenant_id,
-                                                            label=body.label)
-        await audit(deps, who, "widget_key.created", "widget_key", key.key)
+        key = await product(deps).tenants.create_widget_key(
+            tenant_id=who.tenant_id, label=body.label, allowed_origins=body.allowed_origins)
+        await audit(deps, who, "widget_key.created", "widget_key", key.key,
+                    allowed_origins=key.allowed_origins)
         return key
+
+    @app.patch("/v1/admin/widget-keys/{key}", response_model=WidgetKey, tags=["admin"])
+    async def update_widget_key(key: str, body: WidgetKeyUpdate, who: AdminId,
+                                deps: DepsDep) -> WidgetKey:
+        updated = await product(deps).tenants.update_widget_key(
+            tenant_id=who.tenant_id, key=key, label=body.label,
+            allowed_origins=body.allowed_origins)
+        if updated is None:
+            raise HTTPException(status_code=404, detail="not found")
+        forget_widget_key(key)
+        changed = sorted(k for k, v in body.model_dump().items() if v is not None)
+        await audit(deps, who, "widget_key.updated", "widget_key", key, fields=changed,
+                    allowed_origins=updated.allowed_origins)
+        return updated
 
     @app.delete("/v1/admin/widget-keys/{key}", status_code=204, tags=["admin"])
     async def revoke_widget_key(key: str, who: AdminId, deps: DepsDep) -> Response:
         if not await product(deps).tenants.revoke_widget_key(tenant_id=who.tenant_id, key=key):
             raise HTTPException(status_code=404, detail="not found")
+        forget_widget_key(key)
         await audit(deps, who, "widget_key.revoked", "widget_key", key)
         return Response(status_code=204)
 
@@ -700,6 +751,20 @@ def _check_engine_urls(body: EngineChain, policy: OutboundPolicy) -> None:
             except UnsafeURL as exc:
                 raise HTTPException(status_code=422,
                                     detail=f"engine {entry.name}: base_url: {exc}") from exc
+
+
+def body_limits(config: Settings) -> dict[str, Any]:
+    """The admin API's request body limits (kefu_core.http_limits): knowledge-base documents,
+    prompts, and every other (JSON) route."""
+    return {
+        "default_max_bytes": config.http_max_body_bytes,
+        "limits": [
+            BodyLimit(path="/v1/admin/knowledge", methods=frozenset({"POST"}),
+                      max_bytes=config.knowledge_max_body_bytes),
+            BodyLimit(path="/v1/admin/prompts/[^/]+", methods=frozenset({"PUT"}),
+                      max_bytes=max(PROMPT_MAX_BODY_BYTES, config.http_max_body_bytes)),
+        ],
+    }
 
 
 def _secret_name(name: str) -> str:

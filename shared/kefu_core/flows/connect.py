@@ -12,6 +12,7 @@ from ..events import WebSocketEvent
 from ..keyring import KeyringUnavailable, keyring_for
 from ..settings import Settings
 from ..tokens import Identity
+from ..widget_origins import connect_origin_allowed, header
 
 __all__ = ["handle_connect", "handle_disconnect", "refuse_unauthenticated"]
 
@@ -49,6 +50,9 @@ async def handle_connect(event: dict[str, Any], deps: Deps) -> dict[str, Any]:
     identity = await _authenticate(ws, deps.settings)
     if isinstance(identity, dict):
         return identity
+    refusal = await _origin_refusal(ws, identity, deps)
+    if refusal is not None:
+        return refusal
     conversation_id: str | None = None
     try:
         if identity.role == "visitor":
@@ -81,3 +85,22 @@ async def handle_disconnect(event: dict[str, Any], deps: Deps) -> dict[str, Any]
     ws = WebSocketEvent.model_validate(event)
     await deps.connections.remove(ws.request_context.connection_id)
     return _status(200, "Disconnected")
+
+
+async def _origin_refusal(
+    ws: WebSocketEvent, identity: Identity, deps: Deps
+) -> dict[str, Any] | None:
+    """403 when the widget key that minted a visitor token is revoked or does not allow the
+    page's ``Origin`` (kefu_core.widget_origins); None to go on."""
+    if identity.role != "visitor" or not identity.widget_key:
+        return None
+    try:
+        allowed = await connect_origin_allowed(deps.pool, widget_key=identity.widget_key,
+                                               origin=header(ws.headers, "origin"))
+    except StoreError:
+        logger.exception("connect failed: store unavailable")
+        return _status(503, "Service Unavailable")
+    if not allowed:
+        logger.info("connect refused: origin not allowed for the widget key")
+        return _status(403, "Forbidden")
+    return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -14,6 +15,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
@@ -21,9 +23,11 @@ from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..admin import create_admin_app
+from ..admin.app import body_limits
 from ..deps import Deps, build_deps, redis_client
 from ..errors import ConfigError, GoneError, StoreError, TransportError
 from ..flows import handle_connect, handle_disconnect, handle_message, handle_stream
+from ..http_limits import KIB, BodyLimit, BodyLimitMiddleware
 from ..keyring import KeyringUnavailable, keyring_for
 from ..protocol import encode, error_frame
 from ..settings import Settings
@@ -38,6 +42,7 @@ __all__ = ["check_gateway_config", "create_gateway_app"]
 logger = logging.getLogger("kefu.gateway")
 ROUTES = frozenset({"message"})
 API_ID = "kefu-local"
+MANAGEMENT_MAX_BODY_BYTES = 128 * KIB  # API Gateway's limit for a posted message
 
 
 def _web_dir(settings: Settings) -> Path | None:
@@ -238,9 +243,7 @@ class Gateway:
         if not await self.authorised(request):
             return _aws_error(403, "ForbiddenException", "Forbidden")
         connection_id = request.path_params["connection_id"]
-        data = await request.body()
-        if len(data) > 128 * 1024:
-            return _aws_error(413, "PayloadTooLargeException", "Payload too large")
+        data = await request.body()  # at most 128 KB: BodyLimitMiddleware refuses more
         try:
             await self.hub.post(connection_id, data.decode("utf-8", errors="replace"))
         except GoneError:
@@ -302,6 +305,18 @@ def check_gateway_config(settings: Settings) -> None:
         raise ConfigError(f"no usable token secret: {exc}") from exc
 
 
+def _body_limits(settings: Settings) -> dict[str, Any]:
+    """Every HTTP route of the gateway: the management API at API Gateway's limit, the rest at
+    the admin API's largest (the admin app then applies its own, per route)."""
+    admin = body_limits(settings)
+    largest = max([admin["default_max_bytes"], *(rule.max_bytes for rule in admin["limits"])])
+    stage = re.escape(settings.gateway_stage)
+    return {"default_max_bytes": largest, "limits": [
+        BodyLimit(path=f"(/{stage})?/@connections/.*", max_bytes=MANAGEMENT_MAX_BODY_BYTES,
+                  error="aws"),
+    ]}
+
+
 def create_gateway_app(settings: Settings, *, replica_id: str | None = None) -> Starlette:
     """Build one gateway replica. ``DATABASE_URL`` and ``REDIS_URL`` must be resolved.
     Raises ``ConfigError`` when the configuration cannot be served (see
@@ -343,6 +358,7 @@ def create_gateway_app(settings: Settings, *, replica_id: str | None = None) -> 
         return gateway.deps
 
     routes.append(Mount("/", app=create_admin_app(settings, deps_provider=gateway_deps)))
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan,
+                    middleware=[Middleware(BodyLimitMiddleware, **_body_limits(settings))])
     app.state.gateway = gateway
     return app

@@ -1,0 +1,44 @@
+"""Fixed-window request counters in Redis, shared by every replica and Lambda container.
+
+:func:`hit` counts one request against ``limit`` per ``window_s`` seconds and answers how long
+the caller must wait (0: allowed). The counter and its expiry are set in one transaction, so
+a counter never outlives its window. When Redis fails, the request is allowed and a warning is
+logged: a limit must not take the widget down with the cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+__all__ = ["counter_key", "hit"]
+
+logger = logging.getLogger("kefu.rate_limits")
+
+
+def counter_key(prefix: str, scope: str, value: str) -> str:
+    """A Redis key for ``value`` (an address, a widget key) that does not store it in clear."""
+    digest = hashlib.sha256(value.encode()).hexdigest()[:24]
+    return f"{prefix}rate:{scope}:{digest}"
+
+
+async def hit(redis: aioredis.Redis, key: str, *, limit: int, window_s: int) -> int:
+    """Count one request; 0 when it is within ``limit`` (0 = unlimited), else the seconds until
+    the window ends (at least 1), to send as ``Retry-After``."""
+    if limit <= 0:
+        return 0
+    try:
+        async with redis.pipeline(transaction=True) as pipe:
+            pipe.set(key, 0, ex=window_s, nx=True)
+            pipe.incr(key)
+            pipe.ttl(key)
+            _, count, ttl = await pipe.execute()
+    except RedisError:
+        logger.warning("rate limit not checked: Redis unavailable", extra={"scope": key})
+        return 0
+    if int(count) <= limit:
+        return 0
+    return max(1, int(ttl)) if int(ttl) > 0 else window_s

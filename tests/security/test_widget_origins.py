@@ -1,0 +1,153 @@
+"""A widget key can name the pages allowed to use it: the browser's ``Origin`` is checked when
+a visitor token is obtained and again at the WebSocket ``$connect`` (the token names the key
+that minted it). CORS of the visitor-token route names the caller's origin, never ``*``; staff
+routes answer other origins only when ``ADMIN_ALLOWED_ORIGINS`` lists them."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+import websockets
+from websockets.exceptions import InvalidStatus
+from websockets.typing import Origin
+
+from kefu_core.tokens import verify_token
+from tests.support.core import SECRET
+from tests.support.gateway import RunningGateway
+from tests.support.prod_gateway import admin_token, production_gateway
+
+SHOP = "https://shop.example.com"
+EVIL = "https://evil.example"
+
+
+@pytest.fixture(scope="module")
+def gateway(make_database: Callable[[], str], redis_url: str) -> Iterator[RunningGateway]:
+    with production_gateway(dsn=make_database(), redis_url=redis_url,
+                            name=f"origins-{uuid.uuid4().hex[:6]}",
+                            admin_allowed_origins=["https://console.example.com"]) as running:
+        yield running
+
+
+async def _restricted_key(gateway: RunningGateway, *origins: str) -> tuple[str, str]:
+    """(admin token, a new widget key allowing ``origins``)."""
+    token = await admin_token(gateway, tenant=f"shop-{uuid.uuid4().hex[:6]}")
+    async with httpx.AsyncClient(base_url=gateway.http, timeout=30) as http:
+        created = await http.post("/v1/admin/widget-keys",
+                                  headers={"authorization": f"Bearer {token}"},
+                                  json={"label": "shop", "allowed_origins": list(origins)})
+    assert created.status_code == 201, created.text
+    return token, str(created.json()["key"])
+
+
+async def _mint(gateway: RunningGateway, key: str, origin: str | None) -> httpx.Response:
+    headers = {"origin": origin} if origin else {}
+    async with httpx.AsyncClient(base_url=gateway.http, timeout=30) as http:
+        return await http.post("/v1/visitor-token", json={"widget_key": key}, headers=headers)
+
+
+async def _connect_status(gateway: RunningGateway, token: str, origin: str | None) -> int:
+    try:
+        async with websockets.connect(f"{gateway.ws}?token={token}",
+                                      origin=Origin(origin) if origin else None):
+            return 101
+    except InvalidStatus as exc:
+        return exc.response.status_code
+
+
+async def test_a_restricted_key_serves_only_its_pages(gateway: RunningGateway) -> None:
+    # GIVEN a widget key that allows the shop's pages (written as an admin might type it)
+    _, key = await _restricted_key(gateway, "HTTPS://Shop.Example.com:443/")
+    # WHEN the shop's page asks for a visitor token
+    ok = await _mint(gateway, key, SHOP)
+    # THEN it gets one, readable by that page only (CORS names the origin, never *)
+    assert ok.status_code == 200, ok.text
+    assert ok.headers["access-control-allow-origin"] == SHOP
+    assert "origin" in ok.headers.get("vary", "").lower()
+    assert verify_token(ok.json()["token"], secrets=[SECRET]).widget_key == key
+    # AND another site's page, or a request without an Origin, is refused
+    for origin in (EVIL, "https://shop.example.com.evil.example", "null", None):
+        refused = await _mint(gateway, key, origin)
+        assert refused.status_code == 403, origin
+        assert refused.json()["detail"] == "origin not allowed for this widget key"
+
+
+async def test_connect_checks_the_origin_of_the_key_that_minted_the_token(
+    gateway: RunningGateway,
+) -> None:
+    # GIVEN a visitor token minted on the shop's page
+    admin, key = await _restricted_key(gateway, SHOP)
+    token = (await _mint(gateway, key, SHOP)).json()["token"]
+    # WHEN the token is used to connect from the shop, from another site, or with no Origin
+    # THEN only the shop's page is accepted
+    assert await _connect_status(gateway, token, SHOP) == 101
+    assert await _connect_status(gateway, token, EVIL) == 403
+    assert await _connect_status(gateway, token, None) == 403
+    # WHEN the admin adds the other site to the key
+    async with httpx.AsyncClient(base_url=gateway.http, timeout=30) as http:
+        changed = await http.patch(f"/v1/admin/widget-keys/{key}",
+                                   headers={"authorization": f"Bearer {admin}"},
+                                   json={"allowed_origins": [SHOP, EVIL]})
+        assert changed.status_code == 200, changed.text
+        assert changed.json()["allowed_origins"] == [SHOP, EVIL]
+        # THEN it may connect too
+        assert await _connect_status(gateway, token, EVIL) == 101
+        # WHEN the admin revokes the key
+        revoked = await http.delete(f"/v1/admin/widget-keys/{key}",
+                                    headers={"authorization": f"Bearer {admin}"})
+        assert revoked.status_code == 204
+    # THEN the tokens it minted no longer open connections, from anywhere
+    assert await _connect_status(gateway, token, SHOP) == 403
+
+
+async def test_a_key_without_origins_stays_open(gateway: RunningGateway) -> None:
+    # GIVEN a key with no allowed origins (the default, and the keys of WIDGET_KEYS)
+    for origin in (SHOP, EVIL, None):
+        # THEN any page gets a token, and CORS names the caller's origin
+        response = await _mint(gateway, "demo-key", origin)
+        assert response.status_code == 200
+        if origin:
+            assert response.headers["access-control-allow-origin"] == origin
+        assert await _connect_status(gateway, response.json()["token"], origin) == 101
+
+
+async def test_preflights(gateway: RunningGateway) -> None:
+    preflight = {"access-control-request-method": "POST",
+                 "access-control-request-headers": "content-type"}
+    async with httpx.AsyncClient(base_url=gateway.http, timeout=30) as http:
+        # GIVEN the widget on any page: its preflight is answered for that page
+        widget = await http.options("/v1/visitor-token", headers={**preflight, "origin": EVIL})
+        assert widget.status_code == 200
+        assert widget.headers["access-control-allow-origin"] == EVIL
+        # AND a staff route answers only the origins ADMIN_ALLOWED_ORIGINS lists
+        staff = await http.options("/v1/agent/login", headers={**preflight, "origin": EVIL})
+        assert "access-control-allow-origin" not in staff.headers
+        listed = await http.options("/v1/agent/login", headers={
+            **preflight, "origin": "https://console.example.com"})
+        assert listed.headers["access-control-allow-origin"] == "https://console.example.com"
+        simple = await http.get("/healthz", headers={"origin": EVIL})
+        assert "access-control-allow-origin" not in simple.headers
+
+
+async def test_allowed_origins_are_validated(gateway: RunningGateway) -> None:
+    admin, key = await _restricted_key(gateway, "https://*.example.com")
+    async with httpx.AsyncClient(base_url=gateway.http, timeout=30) as http:
+        auth = {"authorization": f"Bearer {admin}"}
+        for bad in ("javascript:alert(1)", "https://shop.example.com/path", "shop.example.com",
+                    "https://user@shop.example.com", "https://*", "https://*.com",
+                    "ftp://shop.example.com"):
+            response = await http.patch(f"/v1/admin/widget-keys/{key}", headers=auth,
+                                        json={"allowed_origins": [bad]})
+            assert response.status_code == 422, bad
+        too_many = [f"https://s{i}.example.com" for i in range(21)]
+        response = await http.patch(f"/v1/admin/widget-keys/{key}", headers=auth,
+                                    json={"allowed_origins": too_many})
+        assert response.status_code == 422
+    # AND a wildcard covers the subdomains, not the domain itself nor look-alikes
+    assert (await _mint(gateway, key, "https://shop.example.com")).status_code == 200
+    assert (await _mint(gateway, key, "https://a.b.example.com")).status_code == 200
+    assert (await _mint(gateway, key, "https://example.com")).status_code == 403
+    assert (await _mint(gateway, key, "https://evilexample.com")).status_code == 403
+    assert (await _mint(gateway, key, "http://shop.example.com")).status_code == 403
