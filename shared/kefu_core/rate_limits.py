@@ -9,14 +9,29 @@ logged: a limit must not take the widget down with the cache.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import logging
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-__all__ = ["counter_key", "hit"]
+__all__ = ["address_bucket", "counter_key", "hit"]
 
 logger = logging.getLogger("kefu.rate_limits")
+
+
+def address_bucket(address: str) -> str:
+    """What one client is counted as: its IPv4 address, or the /64 network of its IPv6
+    address (one host is routinely given a whole /64, so single IPv6 addresses are free)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
 
 
 def counter_key(prefix: str, scope: str, value: str) -> str:

@@ -30,7 +30,8 @@ def replicas(make_database: Callable[[], str],
     limits = {"visitor_token_rate_per_address": PER_ADDRESS,
               "visitor_token_rate_per_key": PER_KEY,
               "visitor_token_rate_window_s": WINDOW_S,
-              "widget_keys": ["demo-key:demo", "other-key:other", "third-key:third"]}
+              "widget_keys": ["demo-key:demo", "other-key:other", "third-key:third",
+                             "ipv6-key:ipv6"]}
     with redis_prefix_removed(redis_url, prefix), \
             production_gateway(dsn=dsn, redis_url=redis_url, name="vt-a", prefix=prefix,
                                **limits) as a, \
@@ -62,6 +63,19 @@ def test_one_address_gets_a_few_tokens_per_window_across_replicas(
     assert _mint(a, "no-such-key", "198.51.100.7").status_code == 429
     # AND another address is not affected
     assert _mint(a, "demo-key", "198.51.100.8").status_code == 200
+
+
+def test_an_ipv6_network_counts_as_one_address(
+    replicas: tuple[RunningGateway, RunningGateway],
+) -> None:
+    a, _ = replicas
+    # GIVEN a client rotating through the addresses of its IPv6 /64 (it has 2^64 of them)
+    statuses = [_mint(a, "ipv6-key", f"2001:db8:7:1::{i + 1:x}").status_code
+                for i in range(PER_ADDRESS + 1)]
+    # THEN they share one budget
+    assert statuses == [200] * PER_ADDRESS + [429]
+    # AND another /64 has its own
+    assert _mint(a, "ipv6-key", "2001:db8:7:2::1").status_code == 200
 
 
 def test_one_widget_key_gets_a_bounded_number_of_tokens_from_many_addresses(

@@ -38,7 +38,7 @@ from ..deps import Deps
 from ..errors import StoreError
 from ..http_limits import KIB, BodyLimit, BodyLimitMiddleware
 from ..product import ProductStores, stores
-from ..rate_limits import counter_key, hit
+from ..rate_limits import address_bucket, counter_key, hit
 from ..service import CsatFigures, Note, OfflineMessage, Rating
 from ..settings import Settings, get_settings
 from ..tenants import (
@@ -338,7 +338,7 @@ def create_admin_app(
                                               "widget key (Retry-After)"}})
     async def visitor_token(body: VisitorTokenRequest, request: Request,
                             deps: DepsDep) -> VisitorToken:
-        address = request.client.host if request.client else "unknown"
+        address = address_bucket(request.client.host if request.client else "unknown")
         await rate_limited(deps, "visitor-token:address", address,
                            config.visitor_token_rate_per_address)
         p = product(deps)
