@@ -1,15 +1,24 @@
 """PII redaction: Chinese-first recognisers, placeholders out, real values back in.
 
-Recognised (after normalising full-width digits, letters and separators):
+Recognised (after normalising full-width digits, letters, brackets and separators):
 
-- ``PHONE``: mainland mobile numbers (1[3-9]x, 11 digits, optional +86/0086, 3-4-4 groups);
-- ``ID``: 18-digit resident identity numbers with a valid birth date and the ISO 7064
-  MOD 11-2 check digit (6-8-4 groups allowed);
-- ``CARD``: bank card numbers, 15-19 digits with a card-network prefix and a valid Luhn sum;
+- ``PHONE``: mainland mobile numbers (1[3-9]x, 11 digits) written plain, 3-4-4, 4-3-4 or 3-8,
+  with spaces, dashes or dots (``139.4385.8037``), and a ``+86`` / ``0086`` / ``86`` /
+  ``(+86)`` prefix redacted together with the number; private landlines: an area code
+  (``010``, ``02x``, ``0xxx``, or ``+86`` without the 0) and a 7-8 digit local number
+  (``010-12345678``, ``021 1234 5678``, ``(0755)12345678``). Company hotlines (``400``/``800``
+  numbers, ``95xxx`` and other short service numbers) are not personal and are kept, as is a
+  landline written right after a hotline cue (``客服热线``, ``hotline``);
+- ``ID``: resident identity numbers: 18 digits with a valid birth date and the ISO 7064
+  MOD 11-2 check digit (6-8-4 groups allowed), or the old 15 digits (a province code, a valid
+  19YYMMDD birth date, a 3-digit sequence);
+- ``CARD``: bank card numbers, 15-19 digits with a card-network prefix and a valid Luhn sum,
+  plain or grouped 4-4-4-4(-3), 4-6-5, 6-10, 6-13 (and 6-9..13);
 - ``EMAIL``: e-mail addresses.
 
-A phone or card number written right after an identifier cue (``订单号``, ``流水号``,
-``Order no.``, ``Transaction id``...) is taken as that identifier and left alone.
+A phone or card number written after an identifier cue (``订单号``, ``订单``, ``单号``,
+``流水号``, ``Order no.``, ``order #``, ``Transaction id``...) is taken as that identifier and
+left alone, unless a card cue (``卡号``, ``card``) comes after the identifier cue.
 
 `Redactor` keeps one value -> placeholder table per request (``[PHONE_1]``...), `Restorer` puts
 the values back into a streamed answer, holding back only what could still become a
@@ -65,6 +74,9 @@ _FULLWIDTH.update(
         "\u2009": " ",
         "\u200b": " ",
         "\uff3f": "_",  # ＿
+        "\uff08": "(",  # （
+        "\uff09": ")",  # ）
+        "\u00b7": ".",  # · (middle dot between digit groups)
     }
 )
 _TRANSLATE = str.maketrans(_FULLWIDTH)
@@ -76,24 +88,46 @@ def normalize(text: str) -> str:
 
 
 _SEP = r"[ \-]?"
+_PSEP = r"[ \-.]?"  # mobile groups: space, dash or dot
+# +86 / 0086 / 86 / (+86) / (0086) / (86), redacted with the number it belongs to.
+_CC = r"(?:\(\s*(?:\+|00)?86\s*\)|(?:\+|00)?86)"
 _PHONE_RE = re.compile(
-    r"(?<![0-9A-Za-z+])(?:(?:\+|00)?86[ \-]?)?1[3-9][0-9]"
-    + _SEP
-    + r"[0-9]{4}"
-    + _SEP
-    + r"[0-9]{4}(?![0-9A-Za-z])"
+    r"(?<![0-9A-Za-z+])(?:" + _CC + r"[ \-]?)?"
+    r"(?:1[3-9][0-9]" + _PSEP + r"[0-9]{4}" + _PSEP + r"[0-9]{4}"  # 3-4-4 / 3-8 / 11
+    r"|1[3-9][0-9]{2}[ \-.][0-9]{3}[ \-.][0-9]{4}"  # 4-3-4
+    r"|1[3-9][0-9][ \-.][0-9]{3}[ \-.][0-9]{5})"  # 3-3-5
+    r"(?![0-9A-Za-z])"
 )
+# Area code (010, 02x, 0xxx; after +86 without its 0, optionally in brackets) and a 7-8 digit
+# local number, optionally split 3-4 / 4-4.
+_AREA = r"0(?:10|2[0-9]|[3-9][0-9]{2})"
+_LANDLINE_RE = re.compile(
+    r"(?<![0-9A-Za-z+])(?:(?:\+|00)86[ \-]?\(?(?:10|2[0-9]|[3-9][0-9]{2})\)?"
+    r"|\(\s*" + _AREA + r"\s*\)|" + _AREA + r")"
+    r"[ \-]?[1-9][0-9]{2,3}[ \-]?[0-9]{4}(?![0-9A-Za-z])"
+)
+# 18 digits, plain, 6-8-4 or 4-4-4-4-2 (how a card-style copy groups them).
 _ID_RE = re.compile(
-    r"(?<![0-9A-Za-z])[1-9][0-9]{5}"
+    r"(?<![0-9A-Za-z])(?:[1-9][0-9]{5}"
     + _SEP
     + r"(?:18|19|20)[0-9]{2}[01][0-9][0-3][0-9]"
     + _SEP
-    + r"[0-9]{3}[0-9Xx](?![0-9A-Za-z])"
+    + r"[0-9]{3}[0-9Xx]"
+    + r"|[1-9][0-9]{3}(?:[ \-][0-9]{4}){3}[ \-][0-9][0-9Xx])(?![0-9A-Za-z])"
 )
-# 15-19 digits, plain or in groups of four (4-4-4-4[-1..3]) or 4-6-5 (Amex).
+# Old 15-digit resident IDs: 6-digit region, YYMMDD (19YY), 3-digit sequence; 6-6-3 groups.
+_ID15_RE = re.compile(
+    r"(?<![0-9A-Za-z])[1-9][0-9]{5}" + _SEP + r"[0-9]{6}" + _SEP + r"[0-9]{3}(?![0-9A-Za-z])"
+)
+_PROVINCES = frozenset(
+    [*range(11, 16), *range(21, 24), *range(31, 38), *range(41, 47), *range(50, 55),
+     *range(61, 66)]
+)
+# 15-19 digits, plain or in groups of four (4-4-4-4[-1..3]), 4-6-5 (Amex) or 6 + the rest
+# (6-10, 6-13: how UnionPay cards are often copied, bank prefix first).
 _CARD_RE = re.compile(
     r"(?<![0-9A-Za-z])(?:[0-9]{15,19}|[0-9]{4}(?:[ \-][0-9]{4}){3}(?:[ \-]?[0-9]{1,3})?"
-    r"|[0-9]{4}[ \-][0-9]{6}[ \-][0-9]{5})(?![0-9A-Za-z])"
+    r"|[0-9]{4}[ \-][0-9]{6}[ \-][0-9]{5}|[0-9]{6}[ \-][0-9]{9,13})(?![0-9A-Za-z])"
 )
 _EMAIL_RE = re.compile(
     r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9][A-Za-z0-9._%+\-]*@[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?"
@@ -118,19 +152,49 @@ def _card_network_ok(digits: str) -> bool:
 
 
 _NOT_DIGIT = re.compile(r"[^0-9Xx]")
-# A number right after one of these is an identifier of ours (order, waybill, transaction...),
-# not a phone or card number: ``订单号：13812345678``, ``Order no. 15812345678``.
+# A number after one of these is an identifier of ours (order, waybill, transaction...), not a
+# phone or card number: ``订单号：13812345678``, ``我的订单 6222...``, ``Order no. 15812345678``.
 _ID_CUE_RE = re.compile(
-    r"(?:订单号?|单号|编号|流水号?|交易号|运单|工单号?|票号|发票号码?|取件码"
-    r"|order\s*(?:no\.?|number|id|#)?|transaction\s*(?:id|no\.?|number)?"
-    r"|tracking\s*(?:no\.?|number)?|ticket\s*(?:no\.?|id)?|invoice\s*(?:no\.?|number)?|sku)"
-    r"[\s:：#是为]*$",
+    r"(?:订单|单号|编号|流水|交易号|运单|工单|票号|发票号|取件码"
+    r"|order|transaction|tracking|ticket|invoice|sku)"
+    r"(?P<filler>[^0-9\n，,。;；!！?？]{0,12})$",
+    re.IGNORECASE,
+)
+# ...unless the customer names a card after that cue: ``订单退款到卡号6222...``.
+_CARD_CUE_RE = re.compile(r"卡|card|visa|mastercard|amex|unionpay", re.IGNORECASE)
+# A landline right after one of these is a company's service line, not a person's.
+_HOTLINE_CUE_RE = re.compile(
+    r"(?:热线|客服电话|服务电话|客服|总机|售后电话|hotline"
+    r"|customer\s*service(?:\s*(?:line|number))?|service\s*(?:line|number))"
+    r"[^0-9\n，,。;；]{0,4}$",
+    re.IGNORECASE,
+)
+
+
+# ...or right before one: ``6217...是我的订单号``, ``6217... is my order number``.
+_ID_CUE_AFTER_RE = re.compile(
+    r"^\s*(?:是|为|is|was)?\s*(?:我的|我们的|那个|这个|my|the|our)?\s*"
+    r"(?:订单|单号|流水|交易号|运单|order|transaction|tracking)",
     re.IGNORECASE,
 )
 
 
 def _after_id_cue(text: str, start: int) -> bool:
-    return bool(_ID_CUE_RE.search(text[max(0, start - 16) : start]))
+    cue = _ID_CUE_RE.search(text[max(0, start - 24) : start])
+    return cue is not None and not _CARD_CUE_RE.search(cue.group("filler"))
+
+
+def _is_identifier(text: str, start: int, end: int) -> bool:
+    """An order / transaction / tracking number by its cue, before or right after it."""
+    if _after_id_cue(text, start):
+        return True
+    return bool(_ID_CUE_AFTER_RE.match(text[end : end + 16])) and not _CARD_CUE_RE.search(
+        text[max(0, start - 12) : start]
+    )
+
+
+def _after_hotline_cue(text: str, start: int) -> bool:
+    return bool(_HOTLINE_CUE_RE.search(text[max(0, start - 24) : start]))
 
 
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
@@ -172,15 +236,32 @@ class Span:
     end: int
     value: str  # as written in the original text
     canonical: str  # digits only / lower-cased e-mail: the identity of the value
+    form: str = ""  # mobile / landline, id18 / id15, card, email
 
 
-def _canonical(kind: str, raw: str) -> str:
+def _canonical(kind: str, raw: str, form: str = "") -> str:
     if kind == "EMAIL":
         return raw.lower()
     digits = _NOT_DIGIT.sub("", raw).upper()
-    if kind == "PHONE" and len(digits) > 11:
+    if form == "landline":  # +86 10 ... / 0086 10 ... / 010 ... are one number
+        if digits.startswith("0086"):
+            digits = "0" + digits[4:]
+        elif digits.startswith("86") and not raw.lstrip("( ").startswith("0"):
+            digits = "0" + digits[2:]
+    elif kind == "PHONE" and len(digits) > 11:
         digits = digits[-11:]
     return digits
+
+
+def _id15_ok(digits: str, today: _dt.date | None = None) -> bool:
+    """Old 15-digit resident ID: a province code and a real 19YYMMDD birth date."""
+    if len(digits) != 15 or not digits.isdigit() or int(digits[:2]) not in _PROVINCES:
+        return False
+    try:
+        born = _dt.date(1900 + int(digits[6:8]), int(digits[8:10]), int(digits[10:12]))
+    except ValueError:
+        return False
+    return born <= (today or _dt.date.today())
 
 
 def find_pii(text: str) -> list[Span]:
@@ -192,29 +273,47 @@ def find_pii(text: str) -> list[Span]:
     def free(start: int, end: int) -> bool:
         return all(end <= s or start >= e for s, e in taken)
 
-    def add(kind: str, start: int, end: int) -> None:
-        found.append(Span(kind, start, end, text[start:end], _canonical(kind, norm[start:end])))
+    def add(kind: str, start: int, end: int, form: str) -> None:
+        canonical = _canonical(kind, norm[start:end], form)
+        found.append(Span(kind, start, end, text[start:end], canonical, form))
         taken.append((start, end))
+
+    def card_ok(digits: str) -> bool:
+        return 15 <= len(digits) <= 19 and _card_network_ok(digits) and luhn_ok(digits)
 
     if "@" in norm:
         for m in _EMAIL_RE.finditer(norm):
-            add("EMAIL", m.start(), m.end())
+            add("EMAIL", m.start(), m.end(), "email")
     for m in _ID_RE.finditer(norm):
         if free(m.start(), m.end()) and resident_id_ok(_NOT_DIGIT.sub("", m.group())):
-            add("ID", m.start(), m.end())
-    for m in _CARD_RE.finditer(norm):
+            add("ID", m.start(), m.end(), "id18")
+    for m in _ID15_RE.finditer(norm):
         digits = _NOT_DIGIT.sub("", m.group())
+        before = norm[max(0, m.start() - 12) : m.start()]
         if (
             free(m.start(), m.end())
-            and 15 <= len(digits) <= 19
-            and _card_network_ok(digits)
-            and luhn_ok(digits)
-            and not _after_id_cue(norm, m.start())
+            and _id15_ok(digits)
+            and not _is_identifier(norm, m.start(), m.end())
+            # a 15-digit Amex number the customer calls a card stays a card
+            and not (card_ok(digits) and _CARD_CUE_RE.search(before))
         ):
-            add("CARD", m.start(), m.end())
+            add("ID", m.start(), m.end(), "id15")
+    for m in _CARD_RE.finditer(norm):
+        digits = _NOT_DIGIT.sub("", m.group())
+        if free(m.start(), m.end()) and card_ok(digits) and not _is_identifier(
+            norm, m.start(), m.end()
+        ):
+            add("CARD", m.start(), m.end(), "card")
     for m in _PHONE_RE.finditer(norm):
-        if free(m.start(), m.end()) and not _after_id_cue(norm, m.start()):
-            add("PHONE", m.start(), m.end())
+        if free(m.start(), m.end()) and not _is_identifier(norm, m.start(), m.end()):
+            add("PHONE", m.start(), m.end(), "mobile")
+    for m in _LANDLINE_RE.finditer(norm):
+        if (
+            free(m.start(), m.end())
+            and not _is_identifier(norm, m.start(), m.end())
+            and not _after_hotline_cue(norm, m.start())
+        ):
+            add("PHONE", m.start(), m.end(), "landline")
     found.sort(key=lambda s: s.start)
     return found
 

@@ -58,7 +58,15 @@ def test_ids_cards_emails() -> None:
         "身份证110105194912310021不对",  # wrong check digit
         "卡号4111111111111112",  # fails Luhn
         "时间戳1700000000123",
-        "座机010-67389898",
+        "客服热线010-67389898",  # a company's service line
+        "售后电话400-820-8820，或者800-830-1234，银行95588，移动10086",
+        "订单号：6222787789328792172",  # a Luhn-valid order number after an order cue
+        "我的订单 4512081003390757 还没到",
+        "order # 6011612310077280 is late",
+        "6217421809679297是我的订单号",  # the cue after the number
+        "老身份证440305761305112",  # 15 digits, month 13
+        "运单773012345678901",  # 15 digits, no such province
+        "下单时间2024-11-24 15:30，共¥1399.00",
         "编号SF1234567890123",
         "价格¥13800.00",
         "12345678901",  # not a mobile prefix
@@ -68,6 +76,66 @@ def test_ids_cards_emails() -> None:
 )
 def test_hard_negatives(text: str) -> None:
     assert kinds(text) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("手机139.4385.8037", "139.4385.8037"),
+        ("号码 1394 385 8037 谢谢", "1394 385 8037"),
+        ("号码1394-385-8037", "1394-385-8037"),
+        ("号码138 123 45678", "138 123 45678"),
+        ("(+86)13943858037", "(+86)13943858037"),
+        ("（+86）139 4385 8037", "（+86）139 4385 8037"),
+        ("call (+86) 186-7316-2198", "(+86) 186-7316-2198"),
+        ("0086-159-2187-6543", "0086-159-2187-6543"),
+        ("+86-138-1234-5678", "+86-138-1234-5678"),
+    ],
+)
+def test_mobile_forms_and_prefixes_are_redacted_whole(text: str, value: str) -> None:
+    assert kinds(text) == [("PHONE", value)]
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("我家座机010-12345678", "010-12345678"),
+        ("电话021 1234 5678", "021 1234 5678"),
+        ("固话(0755)12345678", "(0755)12345678"),
+        ("固话（0755）2678 1234", "（0755）2678 1234"),
+        ("座机0571-8765432", "0571-8765432"),
+        ("landline +86 10 6234 5678", "+86 10 6234 5678"),
+    ],
+)
+def test_private_landlines_are_redacted(text: str, value: str) -> None:
+    spans = find_pii(text)
+    assert [(s.kind, s.value, s.form) for s in spans] == [("PHONE", value, "landline")]
+
+
+def test_old_15_digit_ids_and_more_card_groupings() -> None:
+    assert kinds("老身份证440305760305112") == [("ID", "440305760305112")]
+    assert kinds("身份证 440305 760305 112") == [("ID", "440305 760305 112")]
+    assert kinds("身份证 3201 0220 0306 1101 9X") == [("ID", "3201 0220 0306 1101 9X")]
+    assert kinds("卡号622588 6281948214") == [("CARD", "622588 6281948214")]  # 6+10
+    assert kinds("卡号622202 5260181590832") == [("CARD", "622202 5260181590832")]  # 6+13
+    assert kinds("卡号6228 4839 0996 0308 244") == [("CARD", "6228 4839 0996 0308 244")]
+    assert kinds("Amex 3712 619345 14505") == [("CARD", "3712 619345 14505")]
+
+
+def test_a_card_named_after_an_order_cue_is_still_a_card() -> None:
+    assert kinds("订单已付款，请退到6228483909960308244") == [("CARD", "6228483909960308244")]
+    assert kinds("我的订单退款到卡号6225886281948214") == [("CARD", "6225886281948214")]
+    assert kinds("Refund to card no. 4392 3231 9487 5740 for order 2024112400078") == [
+        ("CARD", "4392 3231 9487 5740")
+    ]
+
+
+def test_one_number_in_several_forms_gets_one_placeholder() -> None:
+    r = Redactor()
+    assert r.redact("手机139.4385.8037") == "手机[PHONE_1]"
+    assert r.redact("或 (+86) 139 4385 8037") == "或 [PHONE_1]"
+    assert r.redact("座机010-62345678，+86 10 6234 5678") == "座机[PHONE_2]，[PHONE_2]"
+    assert r.restore("请拨 [PHONE_1] 或 [PHONE_2]") == "请拨 139.4385.8037 或 010-62345678"
 
 
 def test_normalize_is_one_to_one() -> None:
