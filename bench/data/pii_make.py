@@ -8,7 +8,8 @@ MOD 11-2 check digit), bank cards (network prefix, Luhn) and e-mails, written th
 write them (spaces, dashes, +86, full-width digits), in Chinese and English customer-service
 messages. Hard negatives look like them but are not: IDs with a wrong check digit or an
 impossible date, card numbers failing Luhn, order / tracking / waybill numbers, timestamps,
-landlines, prices, 11-digit numbers that are not mobiles, malformed e-mails.
+company service lines (a landline after 客服热线, 400 numbers), prices, 11-digit numbers that
+are not mobiles, malformed e-mails.
 """
 
 from __future__ import annotations
