@@ -5,8 +5,13 @@ routes answer other origins only when ``ADMIN_ALLOWED_ORIGINS`` lists them."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import shutil
+import threading
 import uuid
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
@@ -151,3 +156,82 @@ async def test_allowed_origins_are_validated(gateway: RunningGateway) -> None:
     assert (await _mint(gateway, key, "https://example.com")).status_code == 403
     assert (await _mint(gateway, key, "https://evilexample.com")).status_code == 403
     assert (await _mint(gateway, key, "http://shop.example.com")).status_code == 403
+
+
+# -- in a real browser -------------------------------------------------------------------------
+@contextlib.contextmanager
+def _shop_site() -> Iterator[tuple[str, dict[str, str]]]:
+    """A company's site on its own origin; ``pages[path]`` is the HTML served at ``path``."""
+    pages: dict[str, str] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = pages.get(self.path, "not found").encode()
+            self.send_response(200 if self.path in pages else 404)
+            self.send_header("content-type", "text/html; charset=utf-8")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", pages
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _embed(gateway: RunningGateway, key: str) -> str:
+    return ("<!doctype html><html><body><h1>Shop</h1>"
+            f'<script src="{gateway.http}/web/widget.js" data-widget-key="{key}" '
+            'data-lang="en" data-open="true" async></script></body></html>')
+
+
+@pytest.mark.browser
+async def test_the_widget_works_on_allowed_pages_only_in_a_browser(
+    gateway: RunningGateway,
+) -> None:
+    if not shutil.which("chromium"):
+        pytest.skip("chromium is not installed (scripts/bootstrap --browser)")
+    from playwright.async_api import async_playwright
+
+    with _shop_site() as (site, pages):
+        # GIVEN a key restricted to the shop's site, and a key restricted to another site
+        _, shop_key = await _restricted_key(gateway, site)
+        _, other_key = await _restricted_key(gateway, "https://elsewhere.example")
+        pages["/allowed"] = _embed(gateway, shop_key)
+        pages["/copied"] = _embed(gateway, other_key)
+        async with async_playwright() as p:
+            browser = await p.chromium.launch(
+                executable_path=shutil.which("chromium") or "/usr/bin/chromium",
+                args=["--headless", "--no-sandbox", "--disable-gpu"])
+            try:
+                page = await browser.new_page()
+                page.set_default_timeout(15_000)
+                # WHEN the shop's page embeds its own key
+                await page.goto(f"{site}/allowed")
+                # THEN the widget obtains a token and connects (the preflight, the token
+                # request and the WebSocket handshake all carry the shop's origin)
+                await page.wait_for_function(
+                    "window.__kefuWidget && window.__kefuWidget.state.connected")
+                # WHEN a page embeds a key that does not allow it
+                page = await browser.new_page()
+                statuses: list[int] = []
+                page.on("response", lambda r: statuses.append(r.status)
+                        if r.url.endswith("/v1/visitor-token") else None)
+                await page.goto(f"{site}/copied")
+                # THEN the widget gets no token, and never connects
+                await page.wait_for_function("() => window.__kefuWidget !== undefined")
+                for _ in range(100):
+                    if statuses:
+                        break
+                    await asyncio.sleep(0.1)
+                assert statuses and set(statuses) == {403}
+                assert not await page.evaluate("window.__kefuWidget.state.connected")
+            finally:
+                await browser.close()
