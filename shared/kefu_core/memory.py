@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -21,6 +22,7 @@ import redis.asyncio as aioredis
 from psycopg_pool import AsyncConnectionPool
 
 from kefu_memory import (
+    CondenseFn,
     CrmClient,
     Embedder,
     KefuMemoryError,
@@ -35,6 +37,7 @@ from kefu_memory import (
 from kefu_memory import migrate as migrate_memory
 from kefu_memory import warm_up as warm_up_memory
 from kefu_memory.long_term import LongTermMemory
+from kefu_memory.retrieval import ConversationRetriever
 from kefu_memory.sources import crm_source, long_term_source
 
 from .settings import Settings
@@ -43,6 +46,7 @@ __all__ = ["TURN_ROLE", "MemoryContext", "MemoryService", "build_memory", "passa
 
 logger = logging.getLogger("kefu.memory")
 KB_VERSION_TTL_S = 5.0
+CONDENSE_SHARE = 0.75  # of the recall deadline, for the condensed query and its search
 TURN_ROLE: dict[str, Literal["user", "assistant", "agent", "system"]] = {
     "visitor": "user", "assistant": "assistant", "agent": "agent", "system": "system",
 }
@@ -64,6 +68,8 @@ class MemoryContext:
     memory_prompt: str = ""
     missing: list[str] = field(default_factory=list)
     elapsed_ms: float = 0.0
+    query: str = ""  # what the knowledge base was searched with
+    query_source: str = ""  # question / conversation / condensed
 
 
 class MemoryService:
@@ -78,6 +84,7 @@ class MemoryService:
     ) -> None:
         self._settings = settings
         self.knowledge = knowledge
+        self.retriever = ConversationRetriever(knowledge)
         self.short_term = short_term
         self.long_term = long_term
         self.crm = crm
@@ -93,14 +100,20 @@ class MemoryService:
         self._warm = True
 
     async def recall(
-        self, *, tenant_id: str, memory_id: str, crm_id: str | None, question: str
+        self, *, tenant_id: str, memory_id: str, crm_id: str | None, question: str,
+        history: Sequence[Turn] = (), condense: CondenseFn | None = None,
     ) -> MemoryContext:
         """Knowledge and customer memory for one reply, within the recall deadline.
 
         ``memory_id`` keys long-term facts (the visitor id: ``cust:<id>`` for a signed-in
-        customer); ``crm_id`` is the CRM's customer id, None for an anonymous visitor."""
+        customer); ``crm_id`` is the CRM's customer id, None for an anonymous visitor.
+        ``history`` is the conversation before the question (oldest first): the knowledge
+        search carries its subject over to follow-ups; ``condense`` (a language model) may
+        rewrite the question as a standalone query within part of the deadline."""
         deadline = self._settings.recall_deadline_ms / 1000
-        kb_task = asyncio.create_task(self._knowledge(tenant_id, question))
+        query: dict[str, str] = {}
+        kb_task = asyncio.create_task(self._knowledge(tenant_id, question, history, condense,
+                                                      deadline, query))
         sources = {"long_term": long_term_source(self.long_term, tenant_id=tenant_id,
                                                  customer_id=memory_id, query=question)}
         if self.crm is not None and crm_id:
@@ -113,6 +126,7 @@ class MemoryService:
                                                              / 1000))
         if kb_task in done and not kb_task.cancelled() and kb_task.exception() is None:
             context.passages, context.kb_version = kb_task.result()
+            context.query, context.query_source = query.get("text", ""), query.get("source", "")
         else:
             kb_task.cancel()
             kb_task.add_done_callback(lambda t: t.cancelled() or t.exception())
@@ -121,12 +135,21 @@ class MemoryService:
             logger.info("recall dropped sources", extra={"missing": context.missing})
         return context
 
-    async def _knowledge(self, tenant_id: str, question: str) -> tuple[list[str], str]:
+    async def _knowledge(
+        self, tenant_id: str, question: str, history: Sequence[Turn],
+        condense: CondenseFn | None, deadline_s: float, query: dict[str, str],
+    ) -> tuple[list[str], str]:
+        started = time.monotonic()
         version = await self._kb_version(tenant_id)
         if version == "0":  # the tenant has never had a document: nothing to search
             return [], version
-        passages = await self.knowledge.search(tenant_id, question,
-                                               k=self._settings.knowledge_top_k)
+        # The model's query must arrive early enough for its own search to end in time.
+        budget = CONDENSE_SHARE * deadline_s - (time.monotonic() - started)
+        passages, used = await self.retriever.search(
+            tenant_id, question, history, k=self._settings.knowledge_top_k, version=version,
+            condense=condense if budget > 0 else None, condense_timeout_s=max(budget, 0.0),
+        )
+        query.update(text=used.text, source=used.source)
         return [passage_text(p) for p in passages], version
 
     async def _kb_version(self, tenant_id: str) -> str:

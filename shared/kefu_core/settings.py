@@ -110,6 +110,10 @@ class Settings(BaseSettings):
     recall_deadline_ms: int = 200
     memory_token_budget: int = 800
     knowledge_top_k: int = 4
+    # How the knowledge search query is built from the conversation: "rules" (entity carried
+    # over from the recent turns, ~1 ms) or "llm" (a remote engine rewrites the question as a
+    # standalone query within part of RECALL_DEADLINE_MS; the rules answer when it is late).
+    query_condenser: Literal["rules", "llm"] = "rules"
     knowledge_dir: str | None = None  # ingested at `kefu run` start for KNOWLEDGE_TENANT
     knowledge_tenant: str = "demo"
     embedder: Literal["offline", "openai"] = "offline"

@@ -4,6 +4,8 @@ Public surface (everything else is private):
 
 - `ShortTermMemory`, `Turn`: the last turns of a conversation in Redis.
 - `KnowledgeBase`, `Passage`, `IngestResult`: documents in pgvector, hybrid search, versions.
+- `build_query`, `condense_query`, `EntityIndex`, `SearchQuery`: the knowledge-search query
+  of a reply, built from the recent turns (rules, or a language model under a deadline).
 - `recall`, `RecallResult`, `RecallSection`, `MemoryItem`: parallel recall under one deadline.
 - `LongTermMemory`, `Fact`, `StoredFact`, `MemoryExport`: customer facts with supersession,
   provenance, export and erasure; `RuleBasedExtractor`, `LlmExtractor` find facts in turns.
@@ -47,11 +49,13 @@ from .embedders import Embedder, OfflineEmbedder, OpenAIEmbedder
 from .extraction import FactExtractor, LlmExtractor, RuleBasedExtractor
 from .knowledge import IngestResult, KnowledgeBase
 from .long_term import LongTermMemory, RememberOutcome
+from .query import CondenseFn, EntityIndex, SearchQuery, build_query, condense_query
 from .recall import recall
 from .short_term import ShortTermMemory
 from .sources import crm_source, knowledge_source, long_term_source, short_term_source
 
 __all__ = [
+    "CondenseFn",
     "CrmClient",
     "CrmCustomer",
     "CrmError",
@@ -62,6 +66,7 @@ __all__ = [
     "Embedder",
     "EmbedderError",
     "EmbedderMismatchError",
+    "EntityIndex",
     "ExtractionError",
     "Fact",
     "FactExtractor",
@@ -82,11 +87,14 @@ __all__ = [
     "RecallSection",
     "RememberOutcome",
     "RuleBasedExtractor",
+    "SearchQuery",
     "ShortTermMemory",
     "StoreError",
     "StoredFact",
     "Turn",
     "UnsupportedContentType",
+    "build_query",
+    "condense_query",
     "crm_source",
     "knowledge_source",
     "long_term_source",

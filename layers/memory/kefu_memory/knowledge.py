@@ -31,6 +31,7 @@ from ._errors import EmbedderMismatchError, IngestError, StoreError, Unsupported
 from ._models import Passage
 from ._text import keyword_terms
 from .embedders import Embedder, to_pgvector
+from .query import heading_keys
 
 __all__ = ["IngestResult", "KnowledgeBase", "SearchMode"]
 
@@ -417,23 +418,66 @@ class KnowledgeBase:
     # ------------------------------------------------------------------ search
 
     async def search(
-        self, tenant_id: str, query: str, k: int = 5, *, mode: SearchMode = "hybrid"
+        self,
+        tenant_id: str,
+        query: str,
+        k: int = 5,
+        *,
+        mode: SearchMode = "hybrid",
+        prefer: Sequence[str] = (),
     ) -> list[Passage]:
-        """The k best passages of the tenant's knowledge base for `query`."""
+        """The k best passages of the tenant's knowledge base for `query`.
+
+        `prefer` lists entity names (as `EntityIndex.find` returns them, best first): among the
+        candidates, passages whose heading names one of them come first, in that order (the
+        conversation said what the question is about; the ranking decides among its passages).
+        """
         if not query.strip() or k < 1:
             return []
         n = max(self._candidates, k)
         try:
             if mode == "vector":
-                return (await self._vector(tenant_id, query, n))[:k]
-            if mode == "keyword":
-                return (await self._keyword(tenant_id, query, n))[:k]
-            by_vector, by_keyword = await asyncio.gather(
-                self._vector(tenant_id, query, n), self._keyword(tenant_id, query, n)
-            )
+                found = await self._vector(tenant_id, query, n)
+            elif mode == "keyword":
+                found = await self._keyword(tenant_id, query, n)
+            else:
+                by_vector, by_keyword = await asyncio.gather(
+                    self._vector(tenant_id, query, n), self._keyword(tenant_id, query, n)
+                )
+                found = self._fuse(by_vector, by_keyword, n)
         except psycopg.Error as exc:
             raise StoreError("knowledge-base search failed") from exc
-        return self._fuse(by_vector, by_keyword, k)
+        return self._prefer(found, prefer)[:k]
+
+    @staticmethod
+    def _prefer(passages: list[Passage], prefer: Sequence[str]) -> list[Passage]:
+        if not prefer:
+            return passages
+        rank = {name: i for i, name in reversed(list(enumerate(prefer)))}
+        first: list[tuple[int, int, Passage]] = []
+        rest: list[Passage] = []
+        for order, passage in enumerate(passages):
+            hits = [rank[key] for key in heading_keys(passage.heading) if key in rank]
+            if hits:
+                first.append((min(hits), order, passage))
+            else:
+                rest.append(passage)
+        return [p for _, _, p in sorted(first, key=lambda x: (x[0], x[1]))] + rest
+
+    async def titles(self, tenant_id: str) -> list[tuple[str, str]]:
+        """(document, heading) of every distinct heading of the tenant's chunks: the source
+        of the entity names a conversation is matched against (`EntityIndex`)."""
+        try:
+            async with read_connection(self._pool) as conn:
+                cur = await conn.execute(
+                    "SELECT DISTINCT d.name, c.heading FROM kb_chunks c"
+                    " JOIN kb_documents d ON d.id = c.document_id"
+                    " WHERE c.tenant_id = %s AND c.heading <> ''",
+                    (tenant_id,),
+                )
+                return [(str(r[0]), str(r[1])) for r in await cur.fetchall()]
+        except psycopg.Error as exc:
+            raise StoreError("knowledge-base titles lookup failed") from exc
 
     def _fuse(
         self, by_vector: Sequence[Passage], by_keyword: Sequence[Passage], k: int

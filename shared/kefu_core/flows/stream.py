@@ -24,6 +24,7 @@ from ..events import StreamPayload
 from ..liveness import ReplyHeartbeat
 from ..memory import TURN_ROLE, MemoryService
 from ..protocol import delta_frame, error_frame, final_frame
+from ..query_condenser import router_condenser
 from ..streaming import DeltaBatcher, Pacer
 from ..tenants import TenantSettings, tenant_settings
 from .fanout import Audience, broadcast
@@ -246,13 +247,19 @@ async def _build_request(
     deps: Deps, memory: MemoryService | None, payload: StreamPayload, *, turns: list[Turn],
     system: str, memory_id: str, crm_id: str | None,
 ) -> ChatRequest:
-    question = next((t.content for t in reversed(turns) if t.role == "user"), "")
+    asked = next((i for i in range(len(turns) - 1, -1, -1) if turns[i].role == "user"), None)
+    question = turns[asked].content if asked is not None else ""
     passages: list[str] = []
     kb_version = "0"
     if memory is not None and question:
+        condense = None
+        if deps.settings.query_condenser == "llm":
+            condense = router_condenser(deps.router, tenant_id=payload.tenant_id,
+                                        conversation_id=payload.conversation_id)
         try:
             context = await memory.recall(tenant_id=payload.tenant_id, memory_id=memory_id,
-                                          crm_id=crm_id, question=question)
+                                          crm_id=crm_id, question=question,
+                                          history=turns[:asked], condense=condense)
             passages, kb_version = context.passages, context.kb_version
             if context.memory_prompt:
                 system = f"{system}\n\n{context.memory_prompt}"

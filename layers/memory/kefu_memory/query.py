@@ -1,0 +1,337 @@
+"""The knowledge-search query of a reply, built from the conversation the product has.
+
+A visitor's follow-up rarely names what it is about: 「它几点开门？」, "and the refund?". Searching
+with the last message alone finds whatever passage mentions opening hours. This module builds
+the query from what the product holds at reply time, the recent turns (the visitor's and the
+assistant's own), in about a millisecond:
+
+- **Entities** are the knowledge base's own titles: every heading segment of the tenant's chunks
+  (a Markdown document's title and section names, a FAQ question), found verbatim in the turns
+  by an index keyed on their first two characters (`EntityIndex`). A trailing qualifier in
+  brackets (``故宫（景点）``, ``Pro X (headphones)``) also gives the bare name and a *kind*.
+- **Focus**: the entity the conversation is about, tracked turn by turn. A visitor turn that
+  names an entity makes it the focus; an assistant turn that introduces exactly one new entity
+  (a recommendation) moves the focus to it, except when it answers a question about what is
+  near or around the focus (``周边有什么餐馆？``, "what else is nearby?"): those names are
+  attributes of the focus, not a new subject. When the question asks about a kind
+  (``这个景点``) the focus kind does not match, the latest entity of that kind is used.
+- **Query**: the question itself when it names an entity; else the question plus the focus;
+  else, with no entity anywhere, the question plus the previous visitor turn (the topic).
+  `SearchQuery.entities` lists the focus first, then earlier subjects and the names of the last
+  turn: `KnowledgeBase.search(prefer=...)` puts passages under those titles first.
+
+With a language model, `condense_query` asks for a standalone question (one short call) and
+falls back to the rule-based query on failure, a malformed answer or the deadline. The model is
+injected as ``async complete(prompt) -> str``: this package never imports an engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ._models import Turn
+from ._text import normalize
+
+__all__ = [
+    "CondenseFn",
+    "EntityIndex",
+    "SearchQuery",
+    "build_query",
+    "condense_prompt",
+    "condense_query",
+    "heading_keys",
+    "heading_names",
+]
+
+logger = logging.getLogger("kefu.memory.query")
+
+CondenseFn = Callable[[str], Awaitable[str]]
+
+_QUALIFIED_RE = re.compile(r"^(.+?)\s*[（(]([^（）()]{1,20})[)）]$")
+_LATIN_EDGE_RE = re.compile(r"[a-z0-9]")
+# A visitor turn asking what is near or around the focus: the names in the reply are the
+# focus's neighbours or attributes, not a new subject (unless the visitor asked for a pick).
+_NEAR_RE = re.compile(r"周边|附近|周围|旁边|边上|\b(?:nearby|around|near)\b")
+_LIST_RE = re.compile(
+    r"有什么|有哪些|有啥|都有|还有|别的|其他|其它|\b(?:what|which|any|other|else)\b"
+)
+_PICK_RE = re.compile(r"找|推荐|建议|安排|订|\b(?:recommend|find|suggest|book|pick)\b")
+_DETERMINER_RE = re.compile(r"(?:这|那|该|此)[个家间座所条款位]?$|\b(?:this|that|the)\s*$")
+MAX_NAME_CHARS = 60
+MAX_TITLE_DOCUMENTS = 5  # a heading shared by more documents ("概述", "FAQ") is no entity
+MIN_KIND_TITLES = 3  # a bracketed qualifier is a kind when at least this many titles carry it
+MAX_TOPIC_CHARS = 200
+MAX_CONDENSED_CHARS = 300
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    """What the knowledge search is asked: `text` for the keyword and vector sides, and the
+    entity names whose passages go first (`entities`, best first)."""
+
+    text: str
+    entities: tuple[str, ...] = ()
+    source: Literal["question", "conversation", "condensed"] = "question"
+
+
+def heading_names(headings: Iterable[str]) -> list[str]:
+    """The title segments of chunk headings (``退货政策 > 退款时效`` gives both parts)."""
+    out: dict[str, None] = {}
+    for heading in headings:
+        for part in heading.split(" > "):
+            part = part.strip()
+            if part:
+                out[part] = None
+    return list(out)
+
+
+def _key(name: str) -> str:
+    return normalize(name)
+
+
+def heading_keys(heading: str) -> set[str]:
+    """The entity names a chunk heading stands for: each segment, normalised, and its bare
+    name without a bracketed qualifier (what `EntityIndex.find` returns for it)."""
+    keys: set[str] = set()
+    for part in heading_names([heading]):
+        key = _key(part)
+        keys.add(key)
+        match = _QUALIFIED_RE.match(key)
+        if match:
+            keys.add(match.group(1).strip())
+    return keys
+
+
+@dataclass
+class EntityIndex:
+    """Entity names of a knowledge base, found verbatim in text in time linear in its length."""
+
+    _by_prefix: dict[str, list[str]] = field(default_factory=dict)
+    _kinds: dict[str, frozenset[str]] = field(default_factory=dict)
+    kinds: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_titles(cls, titles: Iterable[str], *, documents: Iterable[str] | None = None
+                    ) -> EntityIndex:
+        """Index titles (heading segments). `documents`, parallel to `titles`, names the
+        document of each: a title found in more than `MAX_TITLE_DOCUMENTS` documents is a
+        generic heading, not an entity."""
+        titles = list(titles)
+        docs = list(documents) if documents is not None else [str(i) for i in range(len(titles))]
+        spread: dict[str, set[str]] = {}
+        for title, doc in zip(titles, docs, strict=True):
+            spread.setdefault(_key(title), set()).add(doc)
+        names: set[str] = set()
+        name_kinds: dict[str, set[str]] = {}
+        kind_counts: Counter[str] = Counter()
+        for key, where in spread.items():
+            if len(where) > MAX_TITLE_DOCUMENTS or len(key) > MAX_NAME_CHARS:
+                continue
+            names.add(key)
+            match = _QUALIFIED_RE.match(key)
+            if match:
+                base, kind = match.group(1).strip(), match.group(2).strip()
+                names.add(base)
+                name_kinds.setdefault(base, set()).add(kind)
+                name_kinds.setdefault(key, set()).add(kind)
+                kind_counts[kind] += 1
+        by_prefix: dict[str, set[str]] = {}
+        for name in names:
+            if len(name) >= 2 and not (name.isascii() and len(name) < 3):
+                by_prefix.setdefault(name[:2], set()).add(name)
+        kinds = frozenset(k for k, n in kind_counts.items() if n >= MIN_KIND_TITLES)
+        return cls(
+            _by_prefix={p: sorted(v, key=len, reverse=True) for p, v in by_prefix.items()},
+            _kinds={n: frozenset(k & kinds) for n, k in name_kinds.items() if k & kinds},
+            kinds=kinds,
+        )
+
+    @classmethod
+    def from_headings(cls, pairs: Iterable[tuple[str, str]]) -> EntityIndex:
+        """Index the heading segments of (document, heading) pairs (`KnowledgeBase.titles`).
+
+        A section heading found under several parents ("Refund" under each product) names an
+        aspect, not a thing: it is left out, so a follow-up naming it still carries the
+        subject of the conversation."""
+        titles: list[str] = []
+        documents: list[str] = []
+        parents: dict[str, set[tuple[str, str]]] = {}
+        for document, heading in pairs:
+            parts = [p.strip() for p in heading.split(" > ") if p.strip()]
+            for depth, part in enumerate(parts):
+                if depth:
+                    parents.setdefault(_key(part), set()).add((document, _key(parts[depth - 1])))
+                titles.append(part)
+                documents.append(document)
+        aspects = {name for name, where in parents.items() if len(where) > 1}
+        kept = [(t, d) for t, d in zip(titles, documents, strict=True) if _key(t) not in aspects]
+        return cls.from_titles([t for t, _ in kept], documents=[d for _, d in kept])
+
+    def __len__(self) -> int:
+        return sum(len(v) for v in self._by_prefix.values())
+
+    def find(self, text: str) -> list[str]:
+        """Entity names in `text`, in order of appearance, longest match first, no overlap."""
+        s = normalize(text)
+        out: list[str] = []
+        i, end = 0, len(s) - 1
+        while i < end:
+            hit = None
+            for name in self._by_prefix.get(s[i : i + 2], ()):
+                if s.startswith(name, i) and self._edges_ok(s, i, i + len(name)):
+                    hit = name
+                    break
+            if hit is None:
+                i += 1
+                continue
+            out.append(hit)
+            i += len(hit)
+        return out
+
+    @staticmethod
+    def _edges_ok(s: str, start: int, stop: int) -> bool:
+        """Latin names match whole words only ("tv" is not in "tvs")."""
+        if start > 0 and _LATIN_EDGE_RE.match(s[start]) and _LATIN_EDGE_RE.match(s[start - 1]):
+            return False
+        return not (stop < len(s) and _LATIN_EDGE_RE.match(s[stop - 1])
+                    and _LATIN_EDGE_RE.match(s[stop]))
+
+    def kinds_of(self, name: str) -> frozenset[str]:
+        return self._kinds.get(name, frozenset())
+
+    def kind_asked(self, question: str) -> str | None:
+        """The kind a question is about (``这个景点的地址`` -> 景点): a kind word after a
+        determiner or before 的 wins, else the first kind word."""
+        s = normalize(question)
+        found = sorted((s.find(k), k) for k in self.kinds if k in s)
+        for pos, kind in found:
+            if _DETERMINER_RE.search(s[:pos]) or s[pos + len(kind) : pos + len(kind) + 1] == "的":
+                return kind
+        return found[0][1] if found else None
+
+
+@dataclass
+class _Focus:
+    current: str | None = None
+    earlier: list[str] = field(default_factory=list)
+    by_kind: dict[str, str] = field(default_factory=dict)
+
+    def move(self, name: str, index: EntityIndex) -> None:
+        if self.current is not None and self.current != name:
+            self.earlier.insert(0, self.current)
+        self.current = name
+        for kind in index.kinds_of(name):
+            self.by_kind[kind] = name
+
+
+def _track(history: Sequence[Turn], index: EntityIndex) -> _Focus:
+    focus = _Focus()
+    about_focus = False
+    asked: list[str] = []
+    for turn in history:
+        if turn.role == "system":
+            continue
+        names = list(dict.fromkeys(index.find(turn.content)))
+        if turn.role == "user":
+            text = normalize(turn.content)
+            asked = names
+            about_focus = bool(_NEAR_RE.search(text) and _LIST_RE.search(text)
+                               and not _PICK_RE.search(text))
+            if names:
+                focus.move(names[0], index)
+            continue
+        new = [n for n in names if n != focus.current and n not in asked]
+        if focus.current is None and names:
+            focus.move(names[0], index)
+        elif len(new) == 1 and not about_focus:
+            focus.move(new[0], index)
+    return focus
+
+
+def build_query(
+    question: str,
+    history: Sequence[Turn],
+    entities: EntityIndex | None = None,
+    *,
+    max_entities: int = 4,
+) -> SearchQuery:
+    """The rule-based search query for `question` after `history` (oldest first, without the
+    question). Pure and fast: about a millisecond for a long conversation."""
+    question = question.strip()
+    index = entities or EntityIndex()
+    named = list(dict.fromkeys(index.find(question)))
+    if named:
+        return SearchQuery(text=question, entities=tuple(named[:max_entities]))
+    turns = [t for t in history if t.role != "system" and t.content.strip()]
+    if not turns:
+        return SearchQuery(text=question)
+    focus = _track(turns, index) if len(index) else _Focus()
+    subject = focus.current
+    kind = index.kind_asked(question) if index.kinds else None
+    if subject is not None and kind and kind not in index.kinds_of(subject):
+        subject = focus.by_kind.get(kind, subject)
+    if subject is None:
+        previous = next((t.content for t in reversed(turns) if t.role == "user"), "")
+        if not previous:
+            return SearchQuery(text=question)
+        return SearchQuery(text=f"{question} {previous[:MAX_TOPIC_CHARS]}",
+                           source="conversation")
+    last = index.find(turns[-1].content)
+    preferred = list(dict.fromkeys([subject, *focus.earlier, *last]))[:max_entities]
+    return SearchQuery(text=f"{question} {subject}", entities=tuple(preferred),
+                       source="conversation")
+
+
+_CONDENSE_INSTRUCTION = (
+    "Rewrite the customer's last message as one standalone search query for the company's "
+    "knowledge base: name the product, place or topic it refers to (taken from the "
+    "conversation), keep the customer's language, add nothing else. Answer with the query "
+    "only.\n\n"
+)
+
+
+def condense_prompt(question: str, history: Sequence[Turn], *, max_turns: int = 6,
+                    max_chars: int = 300) -> str:
+    """The prompt for a standalone question: the last turns (each cut to `max_chars`)."""
+    lines = []
+    for turn in [t for t in history if t.role != "system"][-max_turns:]:
+        who = "Customer" if turn.role == "user" else "Assistant"
+        lines.append(f"{who}: {turn.content.strip()[:max_chars]}")
+    lines.append(f"Customer (last message): {question.strip()[:max_chars]}")
+    return _CONDENSE_INSTRUCTION + "\n".join(lines) + "\nQuery:"
+
+
+async def condense_query(
+    question: str,
+    history: Sequence[Turn],
+    *,
+    complete: CondenseFn,
+    fallback: SearchQuery,
+    entities: EntityIndex | None = None,
+    timeout_s: float,
+) -> SearchQuery:
+    """A standalone question from a language model, within `timeout_s`; `fallback` (the
+    rule-based query) on timeout, failure or an empty or oversized answer. The model's query is
+    searched together with the question, and entities it names lead the preference."""
+    try:
+        raw = await asyncio.wait_for(complete(condense_prompt(question, history)), timeout_s)
+    except TimeoutError:
+        logger.info("query condenser missed its deadline")
+        return fallback
+    except Exception as exc:  # an engine failure must never cost the reply its knowledge
+        logger.warning("query condenser failed", extra={"error": type(exc).__name__})
+        return fallback
+    text = " ".join(raw.strip().strip("\"'“”「」").split())
+    if text.lower().startswith("query:"):
+        text = text[6:].strip()
+    if not text or len(text) > MAX_CONDENSED_CHARS:
+        return fallback
+    named = list(dict.fromkeys(entities.find(text))) if entities is not None else []
+    preferred = tuple(dict.fromkeys([*named, *fallback.entities]))[:4]
+    return SearchQuery(text=f"{text} {question.strip()}", entities=preferred, source="condensed")
