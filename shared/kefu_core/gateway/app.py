@@ -26,7 +26,7 @@ from ..admin import create_admin_app
 from ..admin.app import body_limits
 from ..deps import Deps, build_deps, redis_client
 from ..errors import ConfigError, GoneError, StoreError, TransportError
-from ..flows import handle_connect, handle_disconnect, handle_message, handle_stream
+from ..flows import handle_stream
 from ..http_limits import KIB, BodyLimit, BodyLimitMiddleware
 from ..keyring import KeyringUnavailable, keyring_for
 from ..protocol import encode, error_frame
@@ -34,10 +34,11 @@ from ..settings import Settings
 from ..transport import TaskInvoker
 from .events import connect_event, disconnect_event, message_event, new_connection_id, route_for
 from .hub import Hub, LocalConnection
+from .integration import FlowIntegration, Integration
 from .limits import FloodGuard
 from .sigv4 import verify_sigv4
 
-__all__ = ["check_gateway_config", "create_gateway_app"]
+__all__ = ["Gateway", "check_gateway_config", "create_gateway_app", "websocket_routes"]
 
 logger = logging.getLogger("kefu.gateway")
 ROUTES = frozenset({"message"})
@@ -53,11 +54,26 @@ def _web_dir(settings: Settings) -> Path | None:
 
 
 class Gateway:
-    """State of one gateway replica."""
+    """State of one gateway replica.
 
-    def __init__(self, settings: Settings, *, replica_id: str | None = None) -> None:
+    Without an ``integration`` it builds its dependencies and calls the flows in this process
+    (``kefu run``); the local stack passes one that invokes the built Lambda functions.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        replica_id: str | None = None,
+        integration: Integration | None = None,
+        routes: frozenset[str] = ROUTES,
+        api_id: str = API_ID,
+    ) -> None:
         self.settings = settings
         self.replica_id = replica_id or uuid.uuid4().hex[:8]
+        self.integration = integration
+        self.routes = routes
+        self.api_id = api_id
         self.deps: Deps | None = None
         self.hub: Hub | None = None
         self.invoker: TaskInvoker | None = None
@@ -66,13 +82,18 @@ class Gateway:
         self.disconnects = asyncio.Semaphore(64)
 
     async def start(self) -> None:
-        invoker = TaskInvoker(self._stream)
-
         assert self.settings.redis_url
         redis = redis_client(self.settings)
         hub = Hub(redis, prefix=self.settings.redis_prefix, replica_id=self.replica_id,
                   ttl_s=self.settings.connection_ttl_s)
+        if self.integration is not None:
+            self.hub = hub
+            await hub.start()
+            logger.info("gateway replica %s ready", self.replica_id)
+            return
+        invoker = TaskInvoker(self._stream)
         self.deps = await build_deps(self.settings, poster=hub, invoker=invoker)
+        self.integration = FlowIntegration(self.deps)
         self.hub, self.invoker = hub, invoker
         await hub.start()
         memory = await self.deps.load_memory()
@@ -101,7 +122,7 @@ class Gateway:
 
     # -- WebSocket ---------------------------------------------------------------------------
     async def websocket(self, websocket: WebSocket) -> None:
-        assert self.deps is not None and self.hub is not None
+        assert self.integration is not None and self.hub is not None
         settings = self.settings
         source_ip = websocket.client.host if websocket.client else "0.0.0.0"
         if not self.guard.allow_connect(source_ip):
@@ -119,13 +140,12 @@ class Gateway:
         domain = websocket.headers.get("host", f"{settings.gateway_host}:{settings.gateway_port}")
         common = {"connection_id": connection_id, "connected_at_ms": connected_ms,
                   "domain_name": domain, "stage": settings.gateway_stage,
-                  "source_ip": source_ip, "api_id": API_ID}
+                  "source_ip": source_ip, "api_id": self.api_id}
         query = parse_qs(websocket.url.query, keep_blank_values=True)
         self.pending_connects += 1
         try:
-            result = await handle_connect(
+            result = await self.integration.connect(
                 connect_event(headers=headers, query=query, **common),  # type: ignore[arg-type]
-                self.deps,
             )
         finally:
             self.pending_connects -= 1
@@ -150,7 +170,7 @@ class Gateway:
     async def _receive_loop(
         self, conn: LocalConnection, common: dict[str, Any], user_agent: str | None
     ) -> tuple[int, str]:
-        assert self.deps is not None and self.hub is not None
+        assert self.integration is not None and self.hub is not None
         settings = self.settings
         ws = conn.websocket
         deadline = conn.connected_at + settings.gateway_max_lifetime_s
@@ -180,10 +200,10 @@ class Gateway:
                 await self.hub.post(conn.connection_id, encode(error_frame(
                     "rate_limited", "too many frames; slow down and resend")))
                 continue
-            event = message_event(route_key=route_for(body, routes=ROUTES), body=body,
+            event = message_event(route_key=route_for(body, routes=self.routes), body=body,
                                   user_agent=user_agent, **common)
             try:
-                await handle_message(event, self.deps)
+                await self.integration.message(event)
             except Exception:  # a flow bug must not kill the connection
                 logger.exception("message flow crashed")
                 await self.hub.post(conn.connection_id, encode(error_frame(
@@ -198,7 +218,7 @@ class Gateway:
         user_agent: str | None = None,
         common: dict[str, Any] | None = None,
     ) -> None:
-        assert self.deps is not None and self.hub is not None
+        assert self.integration is not None and self.hub is not None
         conn = self.hub.local.get(connection_id)
         await self.hub.unregister(connection_id)
         self.guard.forget(connection_id)
@@ -210,15 +230,15 @@ class Gateway:
                       "connected_at_ms": int(conn.connected_at * 1000),
                       "domain_name": f"{self.settings.gateway_host}:{self.settings.gateway_port}",
                       "stage": self.settings.gateway_stage, "source_ip": conn.source_ip,
-                      "api_id": API_ID}
+                      "api_id": self.api_id}
         if common is not None:
             # Thousands of clients can leave at once (a network blip, a deploy): the cleanups
             # queue here instead of exhausting the store pools all together.
             async with self.disconnects:
                 try:
-                    await handle_disconnect(disconnect_event(
+                    await self.integration.disconnect(disconnect_event(
                         user_agent=user_agent, status_code=code, reason=reason, **common
-                    ), self.deps)
+                    ))
                 except Exception:
                     logger.warning("disconnect flow failed", exc_info=True)
 
@@ -253,7 +273,7 @@ class Gateway:
         return Response(status_code=200)
 
     async def get_connection(self, request: Request) -> Response:
-        assert self.hub is not None and self.deps is not None
+        assert self.hub is not None
         if not await self.authorised(request):
             return _aws_error(403, "ForbiddenException", "Forbidden")
         connection_id = request.path_params["connection_id"]
@@ -264,7 +284,7 @@ class Gateway:
                 "lastActiveAt": _iso(conn.last_active_at),
                 "identity": {"sourceIp": conn.source_ip, "userAgent": conn.user_agent or ""},
             })
-        record = await self.deps.connections.get(connection_id)
+        record = await self.deps.connections.get(connection_id) if self.deps else None
         if record is None or await self.hub.owner(connection_id) is None:
             return _aws_error(410, "GoneException", "Connection is gone")
         return JSONResponse({
@@ -317,6 +337,23 @@ def _body_limits(settings: Settings) -> dict[str, Any]:
     ]}
 
 
+def websocket_routes(gateway: Gateway) -> list[Any]:
+    """The WebSocket endpoint (``/{stage}``, and ``/ws``) and the management API
+    (``/@connections/{id}`` and ``/{stage}/@connections/{id}``) of a gateway."""
+    stage = gateway.settings.gateway_stage
+    management = [
+        Route("/@connections/{connection_id}", gateway.post_to_connection, methods=["POST"]),
+        Route("/@connections/{connection_id}", gateway.get_connection, methods=["GET"]),
+        Route("/@connections/{connection_id}", gateway.delete_connection, methods=["DELETE"]),
+    ]
+    return [
+        WebSocketRoute("/ws", gateway.websocket),
+        WebSocketRoute(f"/{stage}", gateway.websocket),
+        *management,
+        Mount(f"/{stage}", routes=list(management)),
+    ]
+
+
 def create_gateway_app(settings: Settings, *, replica_id: str | None = None) -> Starlette:
     """Build one gateway replica. ``DATABASE_URL`` and ``REDIS_URL`` must be resolved.
     Raises ``ConfigError`` when the configuration cannot be served (see
@@ -332,17 +369,7 @@ def create_gateway_app(settings: Settings, *, replica_id: str | None = None) -> 
         finally:
             await gateway.stop()
 
-    management = [
-        Route("/@connections/{connection_id}", gateway.post_to_connection, methods=["POST"]),
-        Route("/@connections/{connection_id}", gateway.get_connection, methods=["GET"]),
-        Route("/@connections/{connection_id}", gateway.delete_connection, methods=["DELETE"]),
-    ]
-    routes: list[Any] = [
-        WebSocketRoute("/ws", gateway.websocket),
-        WebSocketRoute(f"/{settings.gateway_stage}", gateway.websocket),
-        *management,
-        Mount(f"/{settings.gateway_stage}", routes=list(management)),
-    ]
+    routes: list[Any] = websocket_routes(gateway)
     web = _web_dir(settings)
     if web is not None:
         demo = web / "demo.html"
