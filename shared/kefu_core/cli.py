@@ -6,6 +6,9 @@
   services with no code change.
 - ``kefu migrate``: apply every schema migration to ``DATABASE_URL``.
 - ``kefu token``: issue a signed token (for agents, tests and scripts).
+- ``kefu local``: the SAM build (``.aws-sam/build``) run the way AWS runs it, locally: each
+  function in Lambda-like worker processes, the WebSocket and admin HTTP APIs in front, the
+  Lambda Invoke API, Secrets Manager on moto (see :mod:`kefu_core.local`).
 """
 
 from __future__ import annotations
@@ -116,6 +119,49 @@ def _token(args: argparse.Namespace) -> int:
     return 0
 
 
+def _local(args: argparse.Namespace) -> int:
+    import json
+
+    from .local import LocalOptions, run_local
+    from .local.template import parse_parameter_overrides
+
+    root = Path.cwd()
+    if args.build:
+        import subprocess
+
+        check = root / "scripts" / "sam-check"
+        if subprocess.run([str(check)], cwd=root, check=False).returncode != 0:
+            print("kefu local: sam build failed", file=sys.stderr)
+            return 2
+    env_vars: dict[str, dict[str, str]] = {}
+    if args.env_vars:
+        try:
+            loaded = json.loads(Path(args.env_vars).read_text())
+        except (OSError, ValueError) as exc:
+            print(f"kefu local: cannot read --env-vars {args.env_vars}: {exc}", file=sys.stderr)
+            return 2
+        if not isinstance(loaded, dict) or not all(isinstance(v, dict) for v in loaded.values()):
+            print('kefu local: --env-vars must be {"Parameters"|"<FunctionLogicalId>": '
+                  '{"VAR": "value"}}', file=sys.stderr)
+            return 2
+        env_vars = {str(k): {str(n): str(v) for n, v in vars_.items()}
+                    for k, vars_ in loaded.items()}
+    from .local import LocalStackError
+
+    try:
+        overrides = parse_parameter_overrides(args.parameter_overrides or [])
+    except LocalStackError as exc:
+        print(f"kefu local: {exc}", file=sys.stderr)
+        return 2
+    options = LocalOptions(
+        build_dir=Path(args.build_dir), host=args.host, port=args.port,
+        admin_port=args.admin_port, lambda_port=args.lambda_port,
+        parameter_overrides=overrides, env_vars=env_vars, stack_name=args.stack_name,
+        region=args.region, max_workers=args.max_workers, data_dir=Path(args.data_dir),
+    )
+    return asyncio.run(run_local(options))
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO").upper(),
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -138,6 +184,29 @@ def main(argv: list[str] | None = None) -> int:
     tok.add_argument("--name")
     tok.add_argument("--ttl", type=int, default=8 * 3600)
     tok.set_defaults(func=_token)
+    loc = sub.add_parser(
+        "local", help="run the SAM build the way AWS runs it (WebSocket + admin APIs, "
+        "Lambda workers, moto Secrets Manager)")
+    loc.add_argument("--build", action="store_true",
+                     help="run `sam build` (scripts/sam-check) first")
+    loc.add_argument("--build-dir", default=".aws-sam/build")
+    loc.add_argument("--host", default="127.0.0.1")
+    loc.add_argument("--port", type=int, default=3000,
+                     help="WebSocket API and its management API (0: any free port)")
+    loc.add_argument("--admin-port", type=int, default=3001, help="admin HTTP API")
+    loc.add_argument("--lambda-port", type=int, default=3002, help="Lambda Invoke API")
+    loc.add_argument("--parameter-overrides", nargs="*", metavar="KEY=VALUE",
+                     help="template parameters, as `sam deploy --parameter-overrides`")
+    loc.add_argument("--env-vars", metavar="FILE",
+                     help='JSON {"Parameters": {...all functions}, "<FunctionLogicalId>": '
+                     '{...}} of environment variables, as `sam local --env-vars`')
+    loc.add_argument("--stack-name", default="kefu-local")
+    loc.add_argument("--region", default=os.environ.get("AWS_REGION", "us-east-1"))
+    loc.add_argument("--max-workers", type=int, default=2,
+                     help="execution environments per function at most")
+    loc.add_argument("--data-dir", default=".kefu/local",
+                     help="runtime folders and the embedded PostgreSQL's data")
+    loc.set_defaults(func=_local)
     args = parser.parse_args(argv)
     result: int = args.func(args)
     return result
