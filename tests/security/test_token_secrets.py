@@ -28,7 +28,8 @@ import redis
 
 from kefu_core import lambda_runtime
 from kefu_core.cli import main as kefu
-from kefu_core.keyring import TokenKeyring
+from kefu_core.errors import Unauthorized
+from kefu_core.keyring import KeyringUnavailable, TokenKeyring
 from kefu_core.settings import DEV_TOKEN_SECRET, Settings
 from kefu_core.tokens import issue_token
 from tests.support.core import load_event
@@ -375,8 +376,6 @@ def test_unreadable_secret_at_start_refuses(sm, keyring_log: list[str]) -> None:
     keyring = TokenKeyring(Settings(kefu_env="production", token_secret_id="kefu/missing"),
                            client=sm)
     # WHEN tokens are to be verified THEN it refuses, saying why
-    from kefu_core.keyring import KeyringUnavailable
-
     with pytest.raises(KeyringUnavailable, match="could not be read"):
         keyring.keys()
     assert any("could not be read" in line for line in keyring_log)
@@ -457,3 +456,20 @@ def test_only_the_keyring_reads_the_token_secret_settings() -> None:
                                            or "token_secret_id" in path.read_text())]
     # THEN there is none: every signer and verifier goes through kefu_core.keyring
     assert readers == []
+
+
+async def test_a_development_secret_staged_as_pending_is_never_used(  # type: ignore[no-untyped-def]
+    sm, keyring_log: list[str],
+) -> None:
+    with token_secret(sm, token_secret_value(REAL)) as arn:
+        # GIVEN a real secret WHEN a rotation stages the development secret as AWSPENDING
+        stage_pending(sm, arn, token_secret_value(DEV_TOKEN_SECRET, NEW))
+        keyring = TokenKeyring(Settings(kefu_env="production", token_secret_id=arn),
+                               client=sm)
+        # THEN tokens signed with it are refused, the strong staged secret verifies,
+        # and the log says a staged secret was ignored
+        with pytest.raises(Unauthorized):
+            await keyring.verify(visitor(DEV_TOKEN_SECRET))
+        assert (await keyring.verify(visitor(NEW))).tenant_id == TENANT
+        assert (await keyring.verify(visitor(REAL))).tenant_id == TENANT
+        assert any("ignored" in line for line in keyring_log)
