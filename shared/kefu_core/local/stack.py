@@ -252,7 +252,9 @@ async def _serve(stack: LocalStack, stop: asyncio.Event) -> None:
 
     assert stack.app is not None
     config = uvicorn.Config(
-        stack.app, lifespan="off", ws_max_size=128 * 1024, ws_per_message_deflate=False,
+        # log_config=None keeps the logging main() configured (uvicorn's would replace it).
+        stack.app, lifespan="off", log_config=None, ws_max_size=128 * 1024,
+        ws_per_message_deflate=False,
         access_log=False, log_level=os.environ.get("LOG_LEVEL", "info").lower(),
         ws_ping_interval=30, ws_ping_timeout=30, timeout_graceful_shutdown=5,
     )

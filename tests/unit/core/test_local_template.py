@@ -1,0 +1,64 @@
+"""kefu local reads the SAM template as CloudFormation would: parameters checked, intrinsic
+functions and conditions resolved, Globals merged into each function."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kefu_core.local.errors import LocalStackError
+from kefu_core.local.template import FunctionSpec, Template, parse_parameter_overrides
+
+ROOT = Path(__file__).resolve().parents[3]
+ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:kefu/token-secret-AbCdEf"
+REQUIRED = {"DatabaseUrl": "postgresql://db/kefu", "RedisUrl": "redis://cache:6379/0",
+            "TokenSecretArn": ARN, "WidgetKeys": "pk-1:acme"}
+
+
+def _functions(**overrides: str) -> dict[str, FunctionSpec]:
+    template = Template(ROOT / "template.yaml", overrides={**REQUIRED, **overrides})
+    return {spec.logical_id: spec for spec in template.functions()}
+
+
+def test_every_function_gets_the_environment_the_template_gives_it() -> None:
+    # WHEN the project's template is read with the required parameters only
+    functions = _functions()
+    # THEN the five functions are there with their own settings and the merged globals
+    assert set(functions) == {"ConnectFunction", "DisconnectFunction", "MessageFunction",
+                              "StreamFunction", "AdminFunction"}
+    message, stream = functions["MessageFunction"], functions["StreamFunction"]
+    env = message.environment
+    assert env["KEFU_ENV"] == "production" and env["TOKEN_SECRET_ID"] == ARN
+    assert env["STREAM_FUNCTION_NAME"] == "kefu-local-StreamFunction"
+    assert env["WEBSOCKET_MANAGEMENT_URL"].startswith("https://") \
+        and env["WEBSOCKET_MANAGEMENT_URL"].endswith(".execute-api.us-east-1.amazonaws.com/prod")
+    # AND conditions drop what is not configured (AWS::NoValue)
+    assert "LLM_KEYS_SECRET_ID" not in env and "CRM_URL" not in env and "CRM_TOKEN" not in env
+    assert env["ENGINES"] == "[]"  # the parameter's default is given, so the condition holds
+    assert message.timeout_s == 25 and stream.timeout_s == 120
+    assert stream.memory_mb == 1024 and stream.max_retry_attempts == 0
+    # AND the layers come in the template's order
+    assert [p.name for p in message.layers] == ["adapter", "memory", "shared"]
+
+
+def test_a_condition_turns_variables_on() -> None:
+    env = _functions(CrmUrl="https://crm.example.com", CrmToken="t")["StreamFunction"].environment
+    assert env["CRM_URL"] == "https://crm.example.com" and env["CRM_TOKEN"] == "t"
+
+
+def test_parameters_are_checked_as_cloudformation_does() -> None:
+    with pytest.raises(LocalStackError, match="TokenSecretArn does not match"):
+        _functions(TokenSecretArn="kefu/token-secret")
+    with pytest.raises(LocalStackError, match="LogLevel"):
+        _functions(LogLevel="LOUD")
+    with pytest.raises(LocalStackError, match="unknown template parameters: Nope"):
+        _functions(Nope="1")
+    with pytest.raises(LocalStackError, match="need a value"):
+        Template(ROOT / "template.yaml", overrides={})
+
+
+def test_parameter_overrides_take_both_sam_syntaxes() -> None:
+    assert parse_parameter_overrides(
+        ["A=1 'B=two words'", "ParameterKey=C,ParameterValue=x=y"]
+    ) == {"A": "1", "B": "two words", "C": "x=y"}
