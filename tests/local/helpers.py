@@ -50,8 +50,10 @@ def visitor_token_signed_with(secrets: list[str], tenant: str = "demo") -> str:
                        role="visitor", ttl_s=600)
 
 
-async def login(http: httpx.AsyncClient, email: str, password: str) -> dict[str, Any]:
-    response = await http.post("/v1/agent/login", json={"email": email, "password": password})
+async def login(http: httpx.AsyncClient, tenant: str, email: str, password: str
+                ) -> dict[str, Any]:
+    response = await http.post("/v1/agent/login",
+                               json={"tenant": tenant, "email": email, "password": password})
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body

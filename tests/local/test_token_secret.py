@@ -14,6 +14,7 @@ from websockets.exceptions import InvalidStatus
 
 from kefu_core.errors import Unauthorized
 from kefu_core.settings import DEV_TOKEN_SECRET
+from kefu_core.tenants import ROOT_TENANT
 from kefu_core.tokens import issue_token, verify_token
 from tests.local.conftest import SUPER_EMAIL, SUPER_PASSWORD, TOKEN_SECRET_REFRESH_S
 from tests.local.helpers import Client, admin_client, bearer, connect, login
@@ -83,7 +84,7 @@ async def test_rotating_the_token_secret_keeps_connections_and_old_tokens_workin
     async with admin_client(local_stack) as http:
         # GIVEN a visitor connected with a token signed by the current secret, and an agent
         before = (await http.post("/v1/visitor-token", json={"widget_key": "demo-key"})).json()
-        root = await login(http, SUPER_EMAIL, SUPER_PASSWORD)
+        root = await login(http, ROOT_TENANT, SUPER_EMAIL, SUPER_PASSWORD)
     async with connect(local_stack, before["token"]) as ws:
         live = Client(ws)
         await live.send({"action": "message", "client_msg_id": "r-1", "text": "hello"})

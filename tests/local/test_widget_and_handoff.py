@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 
+from kefu_core.tenants import ROOT_TENANT
 from tests.local.conftest import SUPER_EMAIL, SUPER_PASSWORD
 from tests.local.helpers import Client, admin_client, bearer, connect, login
 from tests.support.local_stack import LocalStackProcess
@@ -46,17 +47,17 @@ async def test_an_agent_signs_in_and_takes_over_a_conversation(
     tenant = f"acme-{uuid.uuid4().hex[:6]}"
     async with admin_client(local_stack) as http:
         # GIVEN a tenant created by the super-admin, with its admin and an agent
-        root = await login(http, SUPER_EMAIL, SUPER_PASSWORD)
+        root = await login(http, ROOT_TENANT, SUPER_EMAIL, SUPER_PASSWORD)
         created = await http.post("/v1/tenants", headers=bearer(root["token"]), json={
             "id": tenant, "name": "Acme", "admin_email": f"admin@{tenant}.test",
             "admin_password": "acme-admin-password"})
         assert created.status_code == 201, created.text
         widget_key = created.json()["widget_key"]["key"]
-        admin = await login(http, f"admin@{tenant}.test", "acme-admin-password")
+        admin = await login(http, tenant, f"admin@{tenant}.test", "acme-admin-password")
         made = await http.post("/v1/admin/agents", headers=bearer(admin["token"]), json={
             "email": f"alice@{tenant}.test", "name": "Alice", "password": "alice-password-1"})
         assert made.status_code == 201, made.text
-        alice = await login(http, f"alice@{tenant}.test", "alice-password-1")
+        alice = await login(http, tenant, f"alice@{tenant}.test", "alice-password-1")
         visitor = (await http.post("/v1/visitor-token", json={"widget_key": widget_key})).json()
     # AND a visitor of that tenant chatting with the assistant
     async with connect(local_stack, visitor["token"]) as v_ws, \
