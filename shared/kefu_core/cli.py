@@ -9,6 +9,8 @@
 - ``kefu local``: the SAM build (``.aws-sam/build``) run the way AWS runs it, locally: each
   function in Lambda-like worker processes, the WebSocket and admin HTTP APIs in front, the
   Lambda Invoke API, Secrets Manager on moto (see :mod:`kefu_core.local`).
+- ``kefu reencrypt-secrets``: seal every tenant secret stored in PostgreSQL with the current
+  data encryption key (after a key rotation, or to encrypt rows written before encryption).
 """
 
 from __future__ import annotations
@@ -162,6 +164,33 @@ def _local(args: argparse.Namespace) -> int:
     return asyncio.run(run_local(options))
 
 
+def _reencrypt_secrets(args: argparse.Namespace) -> int:
+    from .datakeys import DataKeyError, DataKeys, DataKeyUnavailable
+    from .db import open_pool
+    from .tenants import TenantStore
+
+    settings = Settings()
+    if not settings.database_url:
+        print("DATABASE_URL is not set", file=sys.stderr)
+        return 2
+
+    async def reseal() -> dict[str, int]:
+        pool = await open_pool(settings.database_url or "", min_size=1, max_size=1)
+        try:
+            return await TenantStore(pool, DataKeys.from_settings(settings)).reseal_all()
+        finally:
+            await pool.close()
+
+    try:
+        counts = asyncio.run(reseal())
+    except (DataKeyUnavailable, DataKeyError) as exc:
+        print(f"kefu reencrypt-secrets: {exc}", file=sys.stderr)
+        return 1
+    print(f"re-encrypted: {counts['identity_secrets']} identity secret(s), "
+          f"{counts['engine_secrets']} engine secret(s)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO").upper(),
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -207,6 +236,9 @@ def main(argv: list[str] | None = None) -> int:
     loc.add_argument("--data-dir", default=".kefu/local",
                      help="runtime folders and the embedded PostgreSQL's data")
     loc.set_defaults(func=_local)
+    enc = sub.add_parser("reencrypt-secrets",
+                         help="seal every stored tenant secret with the current data key")
+    enc.set_defaults(func=_reencrypt_secrets)
     args = parser.parse_args(argv)
     result: int = args.func(args)
     return result

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .audit import AuditLog
+from .datakeys import data_keys_for
 from .deps import Deps
 from .service import ServiceStore
 from .tenants import TenantStore
@@ -31,7 +32,7 @@ def stores(deps: Deps) -> ProductStores:
     from .handoff import HandoffState
 
     built = ProductStores(
-        tenants=TenantStore(deps.pool),
+        tenants=TenantStore(deps.pool, data_keys_for(deps.settings)),
         audit=AuditLog(deps.pool),
         service=ServiceStore(deps.pool),
         handoff=HandoffState(deps.redis, prefix=deps.settings.redis_prefix,

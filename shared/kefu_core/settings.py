@@ -82,6 +82,10 @@ class Settings(BaseSettings):
     # subdomains), addresses or CIDRs always allowed (the only way to a link-local address).
     outbound_allow_private: bool = False
     outbound_allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Encryption at rest of tenants' engine and identity secrets (kefu_core.datakeys): keys
+    # (comma-separated, the first encrypts) or the Secrets Manager secret holding them.
+    data_encryption_key: Annotated[list[str], NoDecode] = Field(default_factory=list, repr=False)
+    data_encryption_key_id: str | None = None
 
     # Transport.
     websocket_management_url: str | None = None  # https://{api}.execute-api.{region}.amazonaws.com/{stage}
@@ -147,7 +151,8 @@ class Settings(BaseSettings):
             for key in ("token_secrets", "TOKEN_SECRETS", "widget_keys", "WIDGET_KEYS",
                         "gateway_management_keys", "GATEWAY_MANAGEMENT_KEYS",
                         "outbound_allowed_hosts", "OUTBOUND_ALLOWED_HOSTS",
-                        "admin_allowed_origins", "ADMIN_ALLOWED_ORIGINS"):
+                        "admin_allowed_origins", "ADMIN_ALLOWED_ORIGINS",
+                        "data_encryption_key", "DATA_ENCRYPTION_KEY"):
                 if key in data:
                     data[key] = _split(data[key])
         return data

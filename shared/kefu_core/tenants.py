@@ -4,7 +4,9 @@
   and compared in constant time.
 - The identity secret (which a company's backend uses to sign a logged-in customer's identity
   for the widget) and engine secrets are write-only: no read path returns them, except
-  :meth:`TenantStore.identity_secret` used by the server to verify an identity.
+  :meth:`TenantStore.identity_secret` used by the server to verify an identity and
+  :meth:`TenantStore.engine_secret` for the engines. Both are stored encrypted
+  (:mod:`kefu_core.datakeys`); a value stored before encryption is sealed when next read.
 - :func:`tenant_settings` is the per-tenant settings lookup used by the flows (cached in the
   process for a few seconds, so a Lambda does not read PostgreSQL on every reply).
 - :func:`ensure_bootstrap` creates the tenants of ``WIDGET_KEYS`` with their keys, the
@@ -32,6 +34,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, Field
 
+from .datakeys import DataKeys, data_keys_for
 from .errors import KefuError, StoreError
 from .settings import Settings
 
@@ -149,8 +152,16 @@ _WIDGET_KEY_COLS = "key, tenant_id, label, created_at, revoked_at, allowed_origi
 class TenantStore:
     """Tenant-scoped persistence of the product's configuration."""
 
-    def __init__(self, pool: AsyncConnectionPool) -> None:
+    def __init__(self, pool: AsyncConnectionPool, data_keys: DataKeys | None = None) -> None:
         self._pool = pool
+        self._data_keys = data_keys
+
+    @property
+    def data_keys(self) -> DataKeys:
+        """The keys sealing secrets (by default those the environment configures)."""
+        if self._data_keys is None:
+            self._data_keys = data_keys_for(Settings())
+        return self._data_keys
 
     async def _one(self, sql: str, params: tuple[Any, ...] | list[Any]) -> dict[str, Any] | None:
         try:
@@ -197,16 +208,57 @@ class TenantStore:
         return [Tenant.model_validate(r) for r in rows]
 
     async def rotate_identity_secret(self, tenant_id: str) -> str:
+        """A new identity secret (returned once, stored sealed)."""
         secret = "ids_" + secrets.token_urlsafe(32)
+        sealed = await self.data_keys.seal(secret, context=_identity_context(tenant_id))
         await self._one("UPDATE tenants SET identity_secret = %s WHERE id = %s RETURNING id",
-                        (secret, tenant_id))
+                        (sealed, tenant_id))
         return secret
 
     async def identity_secret(self, tenant_id: str) -> str | None:
         row = await self._one("SELECT identity_secret FROM tenants WHERE id = %s", (tenant_id,))
-        return str(row["identity_secret"]) if row and row["identity_secret"] else None
+        if not row or not row["identity_secret"]:
+            return None
+        stored = str(row["identity_secret"])
+        context = _identity_context(tenant_id)
+        secret = await self.data_keys.open(stored, context=context)
+        if not await self.data_keys.is_current(stored):
+            await self._reseal("UPDATE tenants SET identity_secret = %s"
+                               " WHERE id = %s AND identity_secret = %s RETURNING id",
+                               secret, context, (tenant_id, stored))
+        return secret
 
-    # -- widget keys -----------------------------------------------------------------------
+    async def _reseal(self, sql: str, secret: str, context: str,
+                      where: tuple[Any, ...]) -> bool:
+        """Seal a plaintext (or old-key) value again with the current key, unless the row
+        changed meanwhile."""
+        sealed = await self.data_keys.seal(secret, context=context)
+        return await self._one(sql, (sealed, *where)) is not None
+
+    async def reseal_all(self) -> dict[str, int]:
+        """Seal every stored secret with the current key (plaintext rows from before
+        encryption, rows sealed with an older key). Returns how many rows changed."""
+        counts = {"identity_secrets": 0, "engine_secrets": 0}
+        for row in await self._all("SELECT id, identity_secret FROM tenants"
+                                   " WHERE identity_secret IS NOT NULL", ()):
+            stored, context = str(row["identity_secret"]), _identity_context(row["id"])
+            if not await self.data_keys.is_current(stored):
+                secret = await self.data_keys.open(stored, context=context)
+                counts["identity_secrets"] += await self._reseal(
+                    "UPDATE tenants SET identity_secret = %s"
+                    " WHERE id = %s AND identity_secret = %s RETURNING id",
+                    secret, context, (row["id"], stored))
+        for row in await self._all("SELECT tenant_id, name, secret FROM engine_secrets", ()):
+            stored = str(row["secret"])
+            context = _engine_context(row["tenant_id"], row["name"])
+            if not await self.data_keys.is_current(stored):
+                secret = await self.data_keys.open(stored, context=context)
+                counts["engine_secrets"] += await self._reseal(
+                    "UPDATE engine_secrets SET secret = %s"
+                    " WHERE tenant_id = %s AND name = %s AND secret = %s RETURNING name",
+                    secret, context, (row["tenant_id"], row["name"], stored))
+        return counts
+
     async def create_widget_key(
         self, *, tenant_id: str, label: str = "", key: str | None = None,
         allowed_origins: list[str] | None = None,
@@ -349,10 +401,25 @@ class TenantStore:
             " RETURNING tenant_id", (tenant_id, Jsonb(chain)))
 
     async def put_engine_secret(self, *, tenant_id: str, name: str, secret: str) -> None:
+        sealed = await self.data_keys.seal(secret, context=_engine_context(tenant_id, name))
         await self._one(
             "INSERT INTO engine_secrets (tenant_id, name, secret) VALUES (%s, %s, %s)"
             " ON CONFLICT (tenant_id, name) DO UPDATE SET secret = EXCLUDED.secret,"
-            " updated_at = now() RETURNING name", (tenant_id, name, secret))
+            " updated_at = now() RETURNING name", (tenant_id, name, sealed))
+
+    async def engine_secret(self, *, tenant_id: str, name: str) -> str | None:
+        """A tenant's engine secret, for building its engine (never for an API answer)."""
+        row = await self._one("SELECT secret FROM engine_secrets WHERE tenant_id = %s"
+                              " AND name = %s", (tenant_id, name))
+        if row is None:
+            return None
+        stored, context = str(row["secret"]), _engine_context(tenant_id, name)
+        secret = await self.data_keys.open(stored, context=context)
+        if not await self.data_keys.is_current(stored):
+            await self._reseal("UPDATE engine_secrets SET secret = %s"
+                               " WHERE tenant_id = %s AND name = %s AND secret = %s"
+                               " RETURNING name", secret, context, (tenant_id, name, stored))
+        return secret
 
     async def delete_engine_secret(self, *, tenant_id: str, name: str) -> bool:
         row = await self._one("DELETE FROM engine_secrets WHERE tenant_id = %s AND name = %s"
@@ -363,6 +430,14 @@ class TenantStore:
         """Names and update times only: secrets are never read back through the API."""
         return await self._all("SELECT name, updated_at FROM engine_secrets"
                                " WHERE tenant_id = %s ORDER BY name", (tenant_id,))
+
+
+def _identity_context(tenant_id: str) -> str:
+    return f"identity:{tenant_id}"
+
+
+def _engine_context(tenant_id: str, name: str) -> str:
+    return f"engine:{tenant_id}:{name}"
 
 
 # -- the per-tenant settings lookup (for the flows) -------------------------------------------

@@ -34,6 +34,7 @@ from kefu_llm.netguard import OutboundPolicy, UnsafeURL, check_url
 from ..audit import ActorType, AuditEntry, entries_to_csv
 from ..conversations import CUSTOMER_PREFIX
 from ..csv_export import to_csv
+from ..datakeys import DataKeyError, DataKeyUnavailable
 from ..deps import Deps
 from ..errors import StoreError
 from ..http_limits import KIB, BodyLimit, BodyLimitMiddleware
@@ -308,6 +309,16 @@ def create_admin_app(
             return JSONResponse({"detail": "tenant not found"}, status_code=404)
         logger.warning("store error in admin API", exc_info=exc)
         return JSONResponse({"detail": "temporarily unavailable"}, status_code=503)
+
+    @app.exception_handler(DataKeyUnavailable)
+    async def data_key_unavailable(request: Request, exc: DataKeyUnavailable) -> JSONResponse:
+        # datakeys logged why (no key in production, unreadable key secret)
+        return JSONResponse({"detail": "data encryption key unavailable"}, status_code=503)
+
+    @app.exception_handler(DataKeyError)
+    async def data_key_error(request: Request, exc: DataKeyError) -> JSONResponse:
+        logger.error("stored tenant secret unreadable: %s", exc)
+        return JSONResponse({"detail": "a stored secret cannot be decrypted"}, status_code=503)
 
     @app.exception_handler(psycopg.DataError)
     async def data_error(request: Request, exc: psycopg.DataError) -> JSONResponse:
