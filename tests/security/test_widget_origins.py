@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import shutil
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import httpx
 import pytest
@@ -19,8 +22,12 @@ import websockets
 from websockets.exceptions import InvalidStatus
 from websockets.typing import Origin
 
-from kefu_core.tokens import verify_token
-from tests.support.core import SECRET
+from kefu_core import lambda_runtime
+from kefu_core.db import migrate, open_pool
+from kefu_core.settings import get_settings
+from kefu_core.tenants import TenantStore
+from kefu_core.tokens import issue_token, verify_token
+from tests.support.core import ROOT, SECRET, load_event
 from tests.support.gateway import RunningGateway
 from tests.support.prod_gateway import admin_token, production_gateway
 
@@ -235,3 +242,74 @@ async def test_the_widget_works_on_allowed_pages_only_in_a_browser(
                 assert not await page.evaluate("window.__kefuWidget.state.connected")
             finally:
                 await browser.close()
+
+
+# -- on AWS: the connect function ---------------------------------------------------------------
+@pytest.fixture
+def connect_function(make_database: Callable[[], str], redis_url: str, redis_prefix: str,
+                     monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Any]]:
+    """functions/connect/app.py in a Lambda-like container (one worker thread), with the
+    template's production environment; yields (its database, invoke)."""
+    dsn = make_database()
+    for name, value in {"KEFU_ENV": "production", "TOKEN_SECRETS": SECRET,
+                        "DATABASE_URL": dsn, "REDIS_URL": redis_url,
+                        "REDIS_PREFIX": redis_prefix,
+                        "WEBSOCKET_MANAGEMENT_URL": "http://127.0.0.1:9"}.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    spec = importlib.util.spec_from_file_location(
+        f"connect_function_{uuid.uuid4().hex[:6]}", ROOT / "functions" / "connect" / "app.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    worker = ThreadPoolExecutor(max_workers=1)
+
+    def invoke(event: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = worker.submit(module.lambda_handler, event,
+                                               LambdaContext()).result(60)
+        return result
+
+    yield dsn, invoke
+    worker.submit(lambda_runtime.reset).result(60)
+    worker.shutdown()
+    get_settings.cache_clear()
+
+
+class LambdaContext:
+    function_name = "kefu-connect"
+    memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:kefu-connect"
+    aws_request_id = "req-1"
+
+
+async def test_the_connect_function_checks_the_origin(
+    connect_function: tuple[str, Any],
+) -> None:
+    dsn, invoke = connect_function
+    # GIVEN a widget key allowing the shop, and a visitor token it minted
+    pool = await open_pool(dsn, min_size=1, max_size=1, timeout_s=10)
+    try:
+        await migrate(pool)
+        store = TenantStore(pool)
+        await store.ensure_tenant(tenant_id="shop", name="shop")
+        key = await store.create_widget_key(tenant_id="shop", allowed_origins=[SHOP])
+    finally:
+        await pool.close()
+    token = issue_token(secrets=[SECRET], tenant_id="shop", subject="v-" + "b" * 32,
+                        role="visitor", ttl_s=600, widget_key=key.key)
+
+    def event(origin: str | None) -> dict[str, Any]:
+        connect = load_event("connect.json", REPLACE_WITH_TOKEN=token)
+        connect["requestContext"]["connectionId"] = f"c-{uuid.uuid4().hex[:10]}="
+        for headers in (connect["headers"], connect["multiValueHeaders"]):
+            headers.pop("Origin")
+            if origin:
+                headers["Origin"] = origin if headers is connect["headers"] else [origin]
+        return connect
+
+    # WHEN API Gateway hands the connect function the handshake of the shop's page, of
+    # another site's page, and of a client sending no Origin
+    # THEN only the shop's page is accepted
+    assert invoke(event(SHOP))["statusCode"] == 200
+    assert invoke(event(EVIL))["statusCode"] == 403
+    assert invoke(event(None))["statusCode"] == 403
