@@ -25,6 +25,7 @@ from pathlib import Path
 from .embedded import EmbeddedPostgres, EmbeddedRedis
 from .errors import ConfigError
 from .keyring import KeyringUnavailable, keyring_for
+from .logs import append_log_fields, configure_logging
 from .settings import Settings
 from .tokens import issue_token
 
@@ -67,6 +68,7 @@ def _run(args: argparse.Namespace) -> int:
     if settings.knowledge_dir is None and demo_knowledge.is_dir():
         settings = settings.model_copy(update={"knowledge_dir": str(demo_knowledge)})
     app = create_gateway_app(settings, replica_id=args.replica_id)
+    append_log_fields(replica_id=app.state.gateway.replica_id)
     url = f"http://{settings.gateway_host}:{settings.gateway_port}/"
     print(f"Kefu is starting: open {url} to chat; WebSocket at "
           f"ws://{settings.gateway_host}:{settings.gateway_port}/{settings.gateway_stage}",
@@ -81,6 +83,9 @@ def _run(args: argparse.Namespace) -> int:
         ws_per_message_deflate=args.ws_deflate,
         # Tokens travel in the WebSocket URL's query string: no access log may record them.
         access_log=False,
+        # Keep the logging configured in main(): uvicorn's own config would replace the
+        # redacting handler on its loggers.
+        log_config=None,
         ws_ping_interval=30,
         ws_ping_timeout=30,
         log_level=os.environ.get("LOG_LEVEL", "info").lower(),
@@ -192,8 +197,11 @@ def _reencrypt_secrets(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO").upper(),
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        configure_logging()
+    except ValueError as exc:
+        print(f"kefu: {exc}", file=sys.stderr)
+        return 2
     parser = argparse.ArgumentParser(prog="kefu", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the self-hosted gateway (embedded services by default)")

@@ -11,16 +11,16 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
-from aws_lambda_powertools import Logger
-
 from .deps import Deps, build_deps
 from .keyring import reset_keyrings
+from .logs import lambda_logger
 from .settings import Settings, get_settings
 from .transport import ApiGatewayPoster, LambdaInvoker, StreamInvoker
 
 __all__ = ["api_gateway_handler", "async_invoke_handler", "get_deps", "reset", "run"]
 
-logger = Logger(service="kefu")
+# Powertools' Logger, writing redacted JSON lines (no token, no personal data).
+logger = lambda_logger()
 T = TypeVar("T")
 Flow = Callable[[dict[str, Any], Deps], Awaitable[dict[str, Any]]]
 # Answers an event without any store (e.g. $connect's token check): a response refuses it.
