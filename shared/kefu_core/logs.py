@@ -49,6 +49,7 @@ __all__ = [
 REDACTED = "[REDACTED]"
 LOG_FORMATS = ("auto", "json", "text")
 TRACE = 5  # uvicorn's TRACE level
+_HANDLER_NAME = "kefu-redacting"
 
 # Libraries that write request or response bodies at DEBUG (prompts, frames posted back to
 # API Gateway, headers): they stay at INFO even when LOG_LEVEL=DEBUG.
@@ -263,30 +264,49 @@ def _cap_payload_loggers(level: int) -> None:
         logging.getLogger(name).setLevel(max(level, logging.INFO))
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a record is written (as logging's last resort
+    does), so a replaced or closed stream (a test's capture) is never written to later."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> IO[str]:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: IO[str]) -> None:
+        pass
+
+
 def configure_logging(
     *, level: str | None = None, fmt: str | None = None, service: str = "kefu",
     stream: IO[str] | None = None,
 ) -> logging.Handler:
     """The self-hosted process's logging: one redacting handler on the root logger.
 
-    uvicorn's loggers lose their own handlers and propagate to it (start uvicorn with
-    ``log_config=None`` so it does not put them back). Raises ``ValueError`` on a bad
-    ``LOG_LEVEL`` or ``LOG_FORMAT``.
+    It writes to ``stream``, by default the process's stderr. Calling it again replaces the
+    handler it put there; other root handlers are kept, with the redacting filter. uvicorn's
+    loggers lose their own handlers and propagate to it (start uvicorn with
+    ``log_config=None`` so it does not put them back).
+    Raises ``ValueError`` on a bad ``LOG_LEVEL`` or ``LOG_FORMAT``.
     """
     numeric = log_level(level)
     chosen = (fmt or os.environ.get("LOG_FORMAT") or "auto").strip().lower()
     if chosen not in LOG_FORMATS:
         raise ValueError(f"LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, not {chosen!r}")
-    out = stream or sys.stderr
     if chosen == "auto":
-        chosen = "text" if out.isatty() else "json"
-    handler = logging.StreamHandler(out)
+        chosen = "text" if (stream or sys.stderr).isatty() else "json"
+    handler = logging.StreamHandler(stream) if stream is not None else _StderrHandler()
+    handler.set_name(_HANDLER_NAME)
     handler.setFormatter(JsonFormatter(service=service) if chosen == "json" else TextFormatter())
     handler.addFilter(RedactingFilter())
     root = logging.getLogger()
-    for old in list(root.handlers):
+    for old in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
         root.removeHandler(old)
     root.addHandler(handler)
+    install_redaction(root)  # a handler someone else put there redacts too
     root.setLevel(numeric)
     for name in UVICORN_LOGGERS:
         uvicorn_logger = logging.getLogger(name)
