@@ -140,6 +140,7 @@ def test_only_http_and_https_urls_with_a_host_are_accepted(url: str) -> None:
 
 @pytest.mark.parametrize("url", [
     "http://127.0.0.1:11434/v1", "http://localhost/v1", "http://api.localhost/v1",
+    "http://LOCALHOST./v1",
     "http://[::1]/v1", "http://10.1.2.3/v1", "http://192.168.0.10/v1", "http://172.16.0.1/v1",
     "http://[fd12:3456::1]/v1", "http://100.64.0.1/v1", "http://0.0.0.0/v1", "http://[::]/v1",
     "http://169.254.169.254/latest/meta-data/", "http://[fd00:ec2::254]/latest/",

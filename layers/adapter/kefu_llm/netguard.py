@@ -200,6 +200,7 @@ def check_url(url: str, policy: OutboundPolicy) -> None:
         raise UnsafeURL("only http and https URLs are allowed")
     if not host:
         raise UnsafeURL("the URL has no host")
+    host = host.rstrip(".")
     if policy.host_allowed(host):
         return
     address = parse_address(host)
