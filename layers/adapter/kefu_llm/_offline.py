@@ -42,12 +42,22 @@ _CLOCK_RE = re.compile(
 )
 # A duration: "7天", "六个月", "一年", "3 business days", "one-year", "six months".
 _DAYS_RE = re.compile(
-    r"[0-9一二三四五六七八九十两半]+\s*(?:个工作日|个?天|日内|个?月|年|小时)"
+    r"(?<![第0-9一二三四五六七八九十两半])[0-9一二三四五六七八九十两半]+\s*"
+    r"(?:个工作日|个?天|日内|个?月|年|小时|个?星期|周)"
     r"|\b(?:\d+|one|two|three|four|five|six|seven|eight|nine|ten|twelve|few|a)(?:-\d+)?"
-    r"[\s-]+(?:business |working )?(?:days?|weeks?|months?|years?|hours?)\b",
+    r"[\s-]+(?:full |whole |entire )?(?:business |working )?"
+    r"(?:days?|weeks?|months?|years?|hours?)\b",
     re.I,
 )
 # Sentences that limit or qualify an answer: never cut from the answer they belong to.
+# A sum of money: "满5000元", "五千", "99元", "1000 yuan", "¥99".
+_AMOUNT_RE = re.compile(
+    r"[0-9]+(?:\.[0-9]+)?\s*(?:元|块|yuan\b|rmb\b)|[¥$]\s*[0-9]+"
+    r"|满[0-9一二三四五六七八九十两百千万]+|[一二三四五六七八九十两]+[百千万]+(?:元|块)?",
+    re.I,
+)
+# "send it back", "take the item back": a return, whatever sits between verb and particle.
+_PARTICLE_VERBS = frozenset({"send", "take", "bring", "give", "post", "mail"})
 _CAVEAT_RE = re.compile(
     r"不在|不包括|不含|不支持|不与|不可|不能|无法|除外|除了|另计|另行|仅|只|须|需|"
     r"\bnot\b|n't\b|\bexcept|\bexcluding\b|\bonly\b|\bunless\b|\bno\b|\bmust\b",
@@ -101,19 +111,19 @@ def _terms(text: str, *, question: bool) -> dict[str, float]:
     def concept(name: str) -> None:
         terms[f"c:{name}"] = _concept_weight(name)
 
-    for pattern, name in ((_CLOCK_RE, "clock"), (_DAYS_RE, "days")):
+    for pattern, name in ((_CLOCK_RE, "clock"), (_DAYS_RE, "days"), (_AMOUNT_RE, "amount")):
         if pattern.search(text):
             concept(name)
-            if not question:  # a passage stating a time or duration answers "how long"
+            if not question and name != "amount":  # a time or duration answers "how long"
                 concept("how_long")
-    text = _DAYS_RE.sub(" ", _CLOCK_RE.sub(" ", text))
+            text = pattern.sub(" ", text)
     # Chinese: lexicon forms first, then (questions) fillers out, then character pairs.
     latin: list[str] = []
     last = 0
     for run in _CJK_RUN.finditer(text):
         latin.append(text[last : run.start()])
         last = run.end()
-        chars = run.group()
+        chars = run.group().replace("的", "")  # 「下的单」 is 下单, 「退的钱」 退钱
         for m in _ZH_LEXICON.finditer(chars):
             concept(_ZH_FORMS[m.group()])
         if not question:
@@ -132,6 +142,11 @@ def _terms(text: str, *, question: bool) -> dict[str, float]:
     # English: stemmed words, the longest lexicon phrase first, stop words out.
     raw = _EN_WORD.findall(" ".join(latin))
     words = [stem(w) for w in raw]
+    for i, word in enumerate(raw):
+        if word in _PARTICLE_VERBS and "back" in raw[i + 1 : i + 5]:
+            concept("return")
+            back = raw.index("back", i + 1)
+            words[i] = words[back] = ""
     i = 0
     while i < len(words):
         for size in range(min(_EN_MAX_PHRASE, len(words) - i), 0, -1):
@@ -142,7 +157,7 @@ def _terms(text: str, *, question: bool) -> dict[str, float]:
                 break
         else:
             word = words[i]
-            if raw[i] not in EN_STOP and word not in EN_STOP and not word.isdigit():
+            if word and raw[i] not in EN_STOP and word not in EN_STOP and not word.isdigit():
                 terms[f"w:{word}"] = 0.3 if raw[i] in GENERIC_WORDS else 1.0
             i += 1
     return terms
@@ -246,7 +261,13 @@ class OfflineEngine:
                 title = _terms(unit.title, question=True)
                 both = sum(w for k, w in q.items() if k in title)
                 about = 2 * both / (total + sum(title.values()))
-                grounded = share >= self.min_score and matched >= self.min_matched
+                # A shop topic the question names (weight 1: points, invoice, warranty...) that
+                # the unit never mentions means the unit answers another question.
+                missing_topic = any(
+                    k.startswith("c:") and w >= 1.0 and k not in found for k, w in q.items()
+                )
+                grounded = (share >= self.min_score and matched >= self.min_matched
+                            and not missing_topic)
                 focus = max(self._covered(q, s) for s in [unit.title, *_sentences(unit.answer)])
                 fit = share + 0.5 * about + 0.2 * focus / total
                 scored.append((grounded, fit, share, matched, -rank, unit))
