@@ -151,3 +151,20 @@ async def test_the_router_reports_a_refusal_as_not_answered() -> None:
     final = [e async for e in router.stream(request)][-1]
     assert isinstance(final, Final) and final.answered is True and "7天内" in final.text
     await router.aclose()
+
+
+def test_a_passage_missing_the_topic_the_question_names_is_not_an_answer() -> None:
+    # GIVEN the coupon section, which shares "member" and "expire" with the question
+    # WHEN the visitor asks whether loyalty points expire (the shop has no points)
+    call = ask("会员积分会过期吗", [COUPONS_ZH])
+    # THEN the coupon section is not offered as the answer
+    assert call.answered is False and reply(call) == NO_ANSWER["zh"]
+
+
+def test_paraphrases_with_durations_and_phrasal_verbs_find_the_policy() -> None:
+    returns_en = ("Q: How do I return an item?\nA: You can return any item within 7 days of "
+                  "delivery. Open My Orders, choose Request return.")
+    call = ask("How many days do I have to send something back?", [SHIPPING_FAQ, returns_en])
+    assert call.answered and "within 7 days" in reply(call)
+    call = ask("签收超过一个星期了还能退吗", [COUPONS_ZH, RETURNS_FAQ])
+    assert call.answered and "7天内" in reply(call)
