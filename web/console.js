@@ -1,13 +1,16 @@
 /*!
- * Kefu agent console: sign in (POST /v1/agent/login), then everything is live over the same
- * WebSocket API the widget uses (agent token, role agent/admin). Plain JavaScript.
+ * Kefu agent console: sign in (POST /v1/agent/login with tenant, e-mail and password), then
+ * everything is live over the same WebSocket API the widget uses (agent token, role
+ * agent/admin). Agent tokens are short-lived: the console refreshes its token before it expires
+ * (POST /v1/agent/refresh) and (re)connects the WebSocket with the fresh one; when the server
+ * refuses (access revoked) it returns to the sign-in form. Plain JavaScript.
  * Frames: docs/console.md.
  */
 (function () {
   "use strict";
   var I18N = {
     zh: {
-      appTitle: "Kefu 客服工作台", email: "邮箱", password: "密码", signIn: "登录", wrong: "邮箱或密码错误",
+      appTitle: "Kefu 客服工作台", tenant: "组织 ID", signedOut: "您已退出，请重新登录", signOutAll: "退出所有设备", email: "邮箱", password: "密码", signIn: "登录", wrong: "组织、邮箱或密码错误", throttled: "尝试次数过多，请 {s} 秒后再试",
       online: "在线", away: "离开", waiting: "排队中", mine: "我的", botHandled: "机器人接待", others: "同事",
       logout: "退出", pick: "从左侧选择一个对话", take: "接管", transfer: "转接", release: "交还机器人",
       close: "结束对话", suggest: "AI 建议回复", send: "发送", customer: "客户信息", facts: "长期记忆",
@@ -22,7 +25,7 @@
       transferTo: "转接给…", offlineTab: "访客留言"
     },
     en: {
-      appTitle: "Kefu agent console", email: "E-mail", password: "Password", signIn: "Sign in", wrong: "Wrong e-mail or password",
+      appTitle: "Kefu agent console", tenant: "Organisation ID", signedOut: "You were signed out: please sign in again", signOutAll: "Sign out everywhere", email: "E-mail", password: "Password", signIn: "Sign in", wrong: "Wrong organisation, e-mail or password", throttled: "Too many attempts: try again in {s} s",
       online: "Online", away: "Away", waiting: "Waiting", mine: "Mine", botHandled: "Bot", others: "Colleagues",
       logout: "Sign out", pick: "Pick a conversation on the left", take: "Take over", transfer: "Transfer", release: "Hand back to bot",
       close: "Close", suggest: "Suggest reply", send: "Send", customer: "Customer", facts: "Long-term memory",
@@ -55,7 +58,7 @@
   });
 
   var session = JSON.parse(sessionStorage.getItem("kefu.console.session") || "null");
-  var ws = null, backoff = 500, pingTimer = null;
+  var ws = null, backoff = 500, pingTimer = null, refreshTimer = null;
   var queue = { waiting: [], mine: [], bot: [], others: [] }, tab = "waiting";
   var current = null;          // { conversation, messages by seq }
   var msgEls = {};
@@ -66,29 +69,90 @@
     clearTimeout(toast.timer); toast.timer = setTimeout(function () { n.hidden = true; }, 3500);
   }
 
-  // -- login ------------------------------------------------------------------------------
+  // -- login and token refresh ----------------------------------------------------------
+  var tenantParam = new URLSearchParams(location.search).get("tenant");
+  $("login-form").tenant.value = tenantParam || localStorage.getItem("kefu.console.tenant") || "";
+  function keep(body) {
+    session = { token: body.token, agent: body.agent, expiresAt: Date.now() + body.expires_in * 1000 };
+    sessionStorage.setItem("kefu.console.session", JSON.stringify(session));
+    scheduleRefresh();
+  }
+  function signedOut(message) {
+    clearTimeout(refreshTimer); clearInterval(pingTimer);
+    sessionStorage.removeItem("kefu.console.session"); session = null;
+    if (ws) { var old = ws; ws = null; old.close(); }
+    $("app").hidden = true; $("login").hidden = false;
+    if (message) { var n = $("login-error"); n.textContent = message; n.hidden = false; }
+  }
+  // A fresh token while the agent's access is unchanged; 401 means it changed (deactivated,
+  // new role or password, signed out everywhere): back to the sign-in form.
+  function refresh() {
+    return fetch("/v1/agent/refresh", { method: "POST", headers: { authorization: "Bearer " + session.token } })
+      .then(function (r) {
+        if (r.status === 401 || r.status === 403) { signedOut(t("signedOut")); throw new Error("signed out"); }
+        if (!r.ok) throw new Error(r.status);
+        return r.json();
+      })
+      .then(keep);
+  }
+  function scheduleRefresh() {
+    clearTimeout(refreshTimer);
+    if (!session) return;
+    var left = session.expiresAt - Date.now();
+    // two minutes before expiry (a third of the lifetime for very short tokens)
+    var wait = Math.max(1000, Math.min(left - 120000, left * 2 / 3));
+    refreshTimer = setTimeout(function () {
+      if (!session) return;
+      refresh().catch(function () { if (session) refreshTimer = setTimeout(scheduleRefresh, 10000); });
+    }, wait);
+  }
+  document.addEventListener("visibilitychange", function () {
+    // a laptop waking up: timers may have slept through the refresh
+    if (!document.hidden && session && session.expiresAt - Date.now() < 180000) refresh().catch(function () {});
+  });
   $("login-form").addEventListener("submit", function (e) {
     e.preventDefault();
     var f = e.target;
+    localStorage.setItem("kefu.console.tenant", f.tenant.value.trim());
     fetch("/v1/agent/login", { method: "POST", headers: { "content-type": "application/json" },
-      body: JSON.stringify({ email: f.email.value, password: f.password.value }) })
-      .then(function (r) { if (!r.ok) throw new Error(r.status); return r.json(); })
+      body: JSON.stringify({ tenant: f.tenant.value.trim(), email: f.email.value, password: f.password.value }) })
+      .then(function (r) {
+        if (r.status === 429) throw new Error(t("throttled", { s: r.headers.get("retry-after") || "60" }));
+        if (!r.ok) throw new Error(t("wrong"));
+        return r.json();
+      })
       .then(function (body) {
-        session = { token: body.token, agent: body.agent };
-        sessionStorage.setItem("kefu.console.session", JSON.stringify(session));
+        $("login-error").hidden = true; f.password.value = "";
+        keep(body);
         start();
       })
-      .catch(function () { var n = $("login-error"); n.textContent = t("wrong"); n.hidden = false; });
+      .catch(function (err) { var n = $("login-error"); n.textContent = err.message || t("wrong"); n.hidden = false; });
   });
   $("logout").addEventListener("click", function (e) {
-    e.preventDefault(); sessionStorage.removeItem("kefu.console.session"); session = null;
-    if (ws) { var old = ws; ws = null; old.close(); }
+    e.preventDefault(); signedOut();
     location.reload();
+  });
+  $("logout-all").addEventListener("click", function (e) {
+    e.preventDefault();
+    var token = session && session.token;
+    var done = function () { signedOut(); location.reload(); };
+    if (!token) return done();
+    fetch("/v1/agent/sign-out", { method: "POST", headers: { authorization: "Bearer " + token } }).then(done, done);
   });
 
   // -- socket -----------------------------------------------------------------------------
   function send(frame) { if (ws && ws.readyState === 1) ws.send(JSON.stringify(frame)); }
+  function reconnect() {
+    // The socket dropped or was refused: refresh first (a revoked agent is signed out here),
+    // then connect with the fresh token.
+    if (!session) return;
+    refresh().then(connect, function () {
+      if (!session) return;
+      setTimeout(reconnect, backoff); backoff = Math.min(backoff * 2, 15000);
+    });
+  }
   function connect() {
+    if (!session) return;
     var proto = location.protocol === "https:" ? "wss" : "ws";
     var sock = new WebSocket(proto + "://" + location.host + "/prod?token=" + encodeURIComponent(session.token));
     ws = sock;
@@ -106,8 +170,8 @@
       if (ws !== sock) return;
       clearInterval(pingTimer);
       $("conn").textContent = t("reconnecting"); $("conn").classList.add("off");
-      if (ev.code === 1006 && backoff > 8000) { /* keep trying */ }
-      setTimeout(connect, backoff); backoff = Math.min(backoff * 2, 15000);
+      if (!session) return;
+      setTimeout(reconnect, backoff); backoff = Math.min(backoff * 2, 15000);
     };
   }
 
@@ -168,7 +232,9 @@
         }
         break;
       case "offline_message": toast(t("offline")); loadOffline(); break;
-      case "error": $("suggest").disabled = false; toast(t("err_" + f.code) !== "err_" + f.code ? t("err_" + f.code) : f.message); break;
+      case "error":
+        if (f.code === "unauthorized") { if (ws) ws.close(); break; }  // onclose refreshes or signs out
+        $("suggest").disabled = false; toast(t("err_" + f.code) !== "err_" + f.code ? t("err_" + f.code) : f.message); break;
     }
   }
 
@@ -324,12 +390,14 @@
   $("presence").addEventListener("change", function () { send({ action: "presence", status: $("presence").value }); });
 
   function start() {
+    scheduleRefresh();
     $("login").hidden = true; $("app").hidden = false;
     $("me-name").textContent = session.agent.name + (session.agent.role === "admin" ? " (admin)" : "");
     connect();
     loadOffline();
   }
   applyI18n();
-  if (session) start(); else $("login").hidden = false;
+  if (session && session.expiresAt > Date.now() + 5000) start();
+  else { if (session) signedOut(t("signedOut")); $("login").hidden = false; }
   window.__kefuConsole = { get current() { return current; }, get queue() { return queue; } };
 })();

@@ -11,6 +11,7 @@
   Lambda Invoke API, Secrets Manager on moto (see :mod:`kefu_core.local`).
 - ``kefu reencrypt-secrets``: seal every tenant secret stored in PostgreSQL with the current
   data encryption key (after a key rotation, or to encrypt rows written before encryption).
+- ``kefu admin create``: a tenant's first administrator (kefu_core.admin_cli).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 
+from . import admin_cli
 from .embedded import EmbeddedPostgres, EmbeddedRedis
 from .errors import ConfigError
 from .keyring import KeyringUnavailable, keyring_for
@@ -311,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     enc = sub.add_parser("reencrypt-secrets",
                          help="seal every stored tenant secret with the current data key")
     enc.set_defaults(func=_reencrypt_secrets)
+    admin_cli.add_parser(sub)
     args = parser.parse_args(argv)
     result: int = args.func(args)
     return result

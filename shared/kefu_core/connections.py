@@ -34,6 +34,7 @@ class ConnectionRecord(BaseModel):
     source_ip: str | None = None
     domain_name: str | None = None
     stage: str | None = None
+    token_version: int | None = None  # staff: the agent token's version (kefu_core.agent_auth)
 
 
 class ConnectionRegistry:

@@ -572,13 +572,14 @@ async def close_conversation(
     deps: Deps, *, tenant_id: str, conversation_id: str, actor_type: ActorType,
     actor_id: str | None, agent_id: str | None = None,
 ) -> Conversation:
-    """Close a conversation. An agent may close only a conversation assigned to them."""
+    """Close a conversation. An agent (``agent_id``) may close only a conversation assigned to
+    them, never one the bot or the queue holds; admins and visitors pass no ``agent_id``."""
     product = stores(deps)
     current = await deps.conversations.get(tenant_id=tenant_id, conversation_id=conversation_id)
     if current is None:
         raise HandoffError("not_found", "no such conversation")
-    if agent_id is not None and current.owner == "human" and current.assigned_agent != agent_id:
-        raise HandoffError("not_yours", "this conversation is assigned to another agent")
+    if agent_id is not None and (current.owner != "human" or current.assigned_agent != agent_id):
+        raise HandoffError("not_yours", "this conversation is not assigned to you")
     closed = await deps.conversations.close(tenant_id=tenant_id, conversation_id=conversation_id)
     if closed is None:
         raise HandoffError("conversation_closed", "this conversation is already closed")

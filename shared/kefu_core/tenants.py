@@ -136,6 +136,10 @@ class Agent(BaseModel):
     capacity: int
     active: bool
     created_at: datetime
+    # Never in an API answer: the version carried in this agent's tokens (bumped to revoke
+    # them) and the demo flag (a demo account is refused in production).
+    token_version: int = Field(default=1, exclude=True)
+    demo: bool = Field(default=False, exclude=True)
 
 
 class Tenant(BaseModel):
@@ -145,7 +149,8 @@ class Tenant(BaseModel):
     identity_secret_set: bool
 
 
-_AGENT_COLS = "id, tenant_id, email, name, role, capacity, active, created_at"
+_AGENT_COLS = ("id, tenant_id, email, name, role, capacity, active, created_at, token_version,"
+               " demo")
 _WIDGET_KEY_COLS = "key, tenant_id, label, created_at, revoked_at, allowed_origins"
 
 
@@ -309,14 +314,16 @@ class TenantStore:
     # -- agents ----------------------------------------------------------------------------
     async def create_agent(
         self, *, tenant_id: str, email: str, name: str, password: str, role: AgentRole = "agent",
-        capacity: int = 5,
+        capacity: int = 5, demo: bool = False,
     ) -> Agent:
+        """Create an agent; :class:`Conflict` when the tenant already has that e-mail address
+        (addresses are unique per tenant only, so another tenant's agents are never revealed)."""
         hashed = await asyncio.to_thread(hash_password, password)
         row = await self._one(
-            f"INSERT INTO agents (id, tenant_id, email, name, role, password_hash, capacity)"
-            f" VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING {_AGENT_COLS}",
+            f"INSERT INTO agents (id, tenant_id, email, name, role, password_hash, capacity,"
+            f" demo) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING {_AGENT_COLS}",
             (f"a-{uuid.uuid4().hex[:16]}", tenant_id, email.strip(), name, role, hashed,
-             capacity),
+             capacity, demo),
         )
         assert row is not None
         return Agent.model_validate(row)
@@ -326,14 +333,26 @@ class TenantStore:
         role: AgentRole | None = None, capacity: int | None = None, active: bool | None = None,
         password: str | None = None,
     ) -> Agent | None:
+        """Change an agent. A new role, a change of ``active`` or a new password bumps the
+        token version, which revokes every token the agent holds."""
         hashed = await asyncio.to_thread(hash_password, password) if password else None
         row = await self._one(
             f"UPDATE agents SET name = coalesce(%s, name), role = coalesce(%s, role),"
             f" capacity = coalesce(%s, capacity), active = coalesce(%s, active),"
-            f" password_hash = coalesce(%s, password_hash), updated_at = now()"
+            f" password_hash = coalesce(%s, password_hash),"
+            f" token_version = token_version + CASE WHEN coalesce(%s, role) <> role"
+            f" OR coalesce(%s, active) <> active OR %s::text IS NOT NULL THEN 1 ELSE 0 END,"
+            f" updated_at = now()"
             f" WHERE id = %s AND tenant_id = %s RETURNING {_AGENT_COLS}",
-            (name, role, capacity, active, hashed, agent_id, tenant_id),
+            (name, role, capacity, active, hashed, role, active, hashed, agent_id, tenant_id),
         )
+        return Agent.model_validate(row) if row else None
+
+    async def revoke_tokens(self, *, tenant_id: str, agent_id: str) -> Agent | None:
+        """Sign the agent out everywhere: every token issued before stops working."""
+        row = await self._one(
+            f"UPDATE agents SET token_version = token_version + 1, updated_at = now()"
+            f" WHERE id = %s AND tenant_id = %s RETURNING {_AGENT_COLS}", (agent_id, tenant_id))
         return Agent.model_validate(row) if row else None
 
     async def get_agent(self, *, tenant_id: str, agent_id: str) -> Agent | None:
@@ -346,12 +365,18 @@ class TenantStore:
                                " ORDER BY created_at", (tenant_id,))
         return [Agent.model_validate(r) for r in rows]
 
-    async def authenticate(self, *, email: str, password: str) -> Agent | None:
+    async def authenticate(
+        self, *, tenant_id: str, email: str, password: str, allow_demo: bool = True
+    ) -> Agent | None:
+        """The active agent of ``tenant_id`` with this e-mail and password, else None (the
+        same work and the same answer whether the address exists or not). Demo accounts are
+        refused unless ``allow_demo`` (never in production)."""
         row = await self._one(f"SELECT {_AGENT_COLS}, password_hash FROM agents"
-                              " WHERE lower(email) = lower(%s)", (email.strip(),))
+                              " WHERE tenant_id = %s AND lower(email) = lower(%s)",
+                              (tenant_id, email.strip()))
         stored = str(row["password_hash"]) if row else _DUMMY_HASH  # same work either way
         ok = await asyncio.to_thread(verify_password, password, stored)
-        if not ok or row is None or not row["active"]:
+        if not ok or row is None or not row["active"] or (row["demo"] and not allow_demo):
             return None
         return Agent.model_validate(row)
 
@@ -487,19 +512,20 @@ async def ensure_bootstrap(pool: AsyncConnectionPool, settings: Settings) -> Non
         await store.ensure_tenant(tenant_id=ROOT_TENANT, name="super-admin")
         await _ensure_agent(store, tenant_id=ROOT_TENANT, email=email, name="Super admin",
                             password=password)
-    if settings.kefu_env != "production":
+    if settings.kefu_env != "production":  # never in production, and refused there
         for tenant in sorted(set(settings.widget_tenants().values()))[:1]:
             await _ensure_agent(store, tenant_id=tenant, email=DEMO_ADMIN_EMAIL,
-                                name="Demo admin", password=DEMO_ADMIN_PASSWORD)
+                                name="Demo admin", password=DEMO_ADMIN_PASSWORD, demo=True)
     _bootstrapped.add(pool)
 
 
 async def _ensure_agent(
-    store: TenantStore, *, tenant_id: str, email: str, name: str, password: str
+    store: TenantStore, *, tenant_id: str, email: str, name: str, password: str,
+    demo: bool = False,
 ) -> None:
     try:
         await store.create_agent(tenant_id=tenant_id, email=email, name=name,
-                                 password=password, role="admin")
+                                 password=password, role="admin", demo=demo)
         logger.info("bootstrap: created administrator", extra={"tenant": tenant_id})
     except Conflict:
         pass

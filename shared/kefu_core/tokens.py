@@ -33,6 +33,9 @@ class Identity(BaseModel):
     # that key's allowed origins (kefu_core.widget_origins).
     widget_key: str | None = Field(default=None, max_length=128)
     expires_at: int
+    # Staff tokens carry the agent's token version (claim ``ver``): bumping it in the database
+    # revokes every token issued before (see kefu_core.agent_auth).
+    version: int | None = None
 
 
 def _kid(secret: str) -> str:
@@ -49,6 +52,7 @@ def issue_token(
     name: str | None = None,
     now: float | None = None,
     widget_key: str | None = None,
+    version: int | None = None,
 ) -> str:
     if not secrets:
         raise ValueError("no signing secret")
@@ -65,6 +69,8 @@ def issue_token(
         claims["name"] = name
     if widget_key:
         claims["wk"] = widget_key
+    if version is not None:
+        claims["ver"] = version
     return jwt.encode(claims, secrets[0], algorithm="HS256", headers={"kid": _kid(secrets[0])})
 
 
@@ -102,6 +108,7 @@ def verify_token(token: str | None, *, secrets: list[str]) -> Identity:
                 name=claims.get("name"),
                 widget_key=claims.get("wk"),
                 expires_at=int(claims["exp"]),
+                version=claims.get("ver"),
             )
         except ValueError as exc:
             raise Unauthorized("invalid token claims") from exc

@@ -197,7 +197,7 @@ async def test_visitor_chats_asks_for_a_human_agent_takes_over_and_hands_back(
                                           locale="zh-CN")
     agent = await a_context.new_page()
     agent.set_default_timeout(TIMEOUT_MS)
-    await agent.goto(f"{gateway.http}/console")
+    await agent.goto(f"{gateway.http}/console?tenant=demo")  # the organisation, prefilled
     await agent.fill("input[name=email]", DEMO_ADMIN_EMAIL)
     await agent.fill("input[name=password]", DEMO_ADMIN_PASSWORD)
     await agent.click("#login-form button[type=submit]")
@@ -314,8 +314,8 @@ async def test_reconnects_mid_reply_and_resends_the_outbox_after_going_offline(
 
 async def _transcript(gateway: RunningGateway, conversation_id: str) -> list[dict[str, Any]]:
     async with httpx.AsyncClient(base_url=gateway.http) as http:
-        login = await http.post("/v1/agent/login", json={"email": DEMO_ADMIN_EMAIL,
-                                                         "password": DEMO_ADMIN_PASSWORD})
+        login = await http.post("/v1/agent/login", json={
+            "tenant": "demo", "email": DEMO_ADMIN_EMAIL, "password": DEMO_ADMIN_PASSWORD})
         token = login.json()["token"]
         for _ in range(100):
             body = (await http.get(f"/v1/conversations/{conversation_id}",
@@ -368,6 +368,7 @@ async def test_widget_embedded_cross_origin_in_english_takes_an_offline_message(
     agent = await console_context.new_page()
     agent.set_default_timeout(TIMEOUT_MS)
     await agent.goto(f"{gateway.http}/console")
+    await agent.fill("input[name=tenant]", "demo")
     await agent.fill("input[name=email]", DEMO_ADMIN_EMAIL)
     await agent.fill("input[name=password]", DEMO_ADMIN_PASSWORD)
     await agent.click("#login-form button[type=submit]")

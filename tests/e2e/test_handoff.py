@@ -51,7 +51,8 @@ class Client:
 
 
 async def _login(http: httpx.AsyncClient, email: str, password: str) -> dict[str, Any]:
-    response = await http.post("/v1/agent/login", json={"email": email, "password": password})
+    response = await http.post("/v1/agent/login", json={"tenant": "demo", "email": email,
+                                                         "password": password})
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
@@ -190,13 +191,18 @@ async def test_keyword_with_no_agent_online_queues_and_takes_an_offline_message(
 async def test_visitors_cannot_act_as_agents_and_agents_stay_in_their_tenant(
     gateway: RunningGateway,
 ) -> None:
-    from kefu_core.tokens import issue_token
-    from tests.support.core import SECRET
+    from kefu_core.db import open_pool
+    from kefu_core.tenants import TenantStore
+    from tests.support.staff import make_staff, token_for
 
     async with httpx.AsyncClient(base_url=gateway.http) as http:
         visitor = (await http.post("/v1/visitor-token", json={"widget_key": "demo-key"})).json()
-    outsider = issue_token(secrets=[SECRET], tenant_id="other-co", subject="a-outsider",
-                           role="agent", ttl_s=600, name="Outsider")
+    pool = await open_pool(gateway.gateway.settings.database_url or "", max_size=1)
+    try:
+        outsider = token_for(await make_staff(TenantStore(pool), tenant_id="other-co",
+                                              name="Outsider"))
+    finally:
+        await pool.close()
     async with _ws(gateway, visitor["token"]) as v_ws, _ws(gateway, outsider) as o_ws:
         guest, other = Client(v_ws), Client(o_ws)
         await guest.send({"action": "sync", "last_seq": 0})

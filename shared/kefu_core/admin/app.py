@@ -1,7 +1,10 @@
 """The admin HTTP API (FastAPI, OpenAPI docs at ``/docs``).
 
 Public: ``GET /healthz``; ``POST /v1/visitor-token`` (a widget key, optionally with the signed
-identity of a logged-in customer, buys a visitor token); ``POST /v1/agent/login``.
+identity of a logged-in customer, buys a visitor token); ``POST /v1/agent/login`` (tenant,
+e-mail and password buy a short-lived agent token, throttled per e-mail and source address).
+Signed-in staff: ``POST /v1/agent/refresh`` (a fresh token while access is unchanged) and
+``POST /v1/agent/sign-out`` (revokes every token of the caller).
 
 Agents and admins of a tenant (``/v1/me``, ``/v1/conversations...``, ``/v1/offline-messages``)
 and admins only (``/v1/admin/...``: agents, widget keys, identity secret, settings, prompts,
@@ -10,9 +13,7 @@ Every route is tenant-scoped by the caller's token and every change is audited.
 """
 
 
-import asyncio
 import contextlib
-import hashlib
 import json
 import logging
 import re
@@ -27,17 +28,18 @@ import psycopg.errors
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from redis.exceptions import RedisError
 
 from kefu_llm.netguard import OutboundPolicy, UnsafeURL, check_url
 
+from ..agent_auth import forget, staff_access
 from ..audit import ActorType, AuditEntry, entries_to_csv
 from ..conversations import CUSTOMER_PREFIX
 from ..csv_export import to_csv
 from ..datakeys import DataKeyError, DataKeyUnavailable
 from ..deps import Deps
-from ..errors import StoreError
+from ..errors import StoreError, Unauthorized
 from ..http_limits import KIB, BodyLimit, BodyLimitMiddleware
+from ..login_throttle import LoginThrottle, Throttled, client_address
 from ..product import ProductStores, stores
 from ..rate_limits import address_bucket, counter_key, hit
 from ..service import CsatFigures, Note, OfflineMessage, Rating
@@ -53,7 +55,7 @@ from ..tenants import (
 )
 from ..tokens import Identity, issue_token
 from ..widget_origins import forget_widget_key, normalise_origins, origin_allowed
-from .auth import ADMIN, AGENT, SUPER, actor_type, require, signing_secrets
+from .auth import ADMIN, AGENT, STAFF, SUPER, actor_type, require, signing_secrets
 from .cors import SplitCorsMiddleware
 
 __all__ = ["DepsProvider", "create_admin_app"]
@@ -61,9 +63,9 @@ __all__ = ["DepsProvider", "create_admin_app"]
 logger = logging.getLogger("kefu.admin")
 
 DepsProvider = Callable[[], Awaitable[Deps]]
-AGENT_TOKEN_TTL_S = 12 * 3600
-LOGIN_MAX_FAILURES = 10  # per e-mail address, within LOGIN_LOCK_S
-LOGIN_LOCK_S = 900
+# Agent tokens are short-lived; the console refreshes them (POST /v1/agent/refresh) while the
+# agent's access is unchanged. Revocation itself does not wait for expiry (agent_auth).
+AGENT_TOKEN_TTL_S = 15 * 60
 # A prompt is up to 20,000 characters: 120 KB as JSON even when every one is \u-escaped.
 PROMPT_MAX_BODY_BYTES = 128 * KIB
 _NAME = r"^[A-Za-z0-9_.-]{1,64}$"
@@ -91,6 +93,8 @@ class VisitorToken(BaseModel):
 
 
 class LoginRequest(BaseModel):
+    # E-mail addresses are unique per tenant, so the tenant (organisation id) names the account.
+    tenant: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$")
     email: str = Field(min_length=3, max_length=200)
     password: str = Field(min_length=1, max_length=200)
 
@@ -284,10 +288,13 @@ def create_admin_app(
             raise HTTPException(status_code=503, detail="temporarily unavailable") from exc
         return deps
 
+    app.state.provide_deps = get_deps_dep  # the token check (auth.require) reads the agent row
+
     DepsDep = Annotated[Deps, Depends(get_deps_dep)]
     AgentId = Annotated[Identity, Depends(require(AGENT))]
     AdminId = Annotated[Identity, Depends(require(ADMIN))]
     SuperId = Annotated[Identity, Depends(require(SUPER))]
+    StaffId = Annotated[Identity, Depends(require(STAFF))]
 
     def product(deps: Deps) -> ProductStores:
         return stores(deps)
@@ -383,36 +390,70 @@ def create_admin_app(
         return VisitorToken(token=token, visitor_id=visitor_id, tenant_id=tenant,
                             expires_in=config.token_ttl_s, identified=identified, widget=widget)
 
-    @app.post("/v1/agent/login", response_model=AgentToken, tags=["public"])
-    async def agent_login(body: LoginRequest, deps: DepsDep) -> AgentToken:
-        p = product(deps)
-        digest = hashlib.sha256(body.email.strip().lower().encode()).hexdigest()[:32]
-        failures_key = f"{config.redis_prefix}login-failures:{digest}"
-        try:
-            failures = int(await deps.redis.get(failures_key) or 0)
-        except RedisError:
-            failures = 0
-        if failures >= LOGIN_MAX_FAILURES:
-            raise HTTPException(status_code=429, detail="too many attempts; try again later",
-                                headers={"Retry-After": str(LOGIN_LOCK_S)})
-        agent = await p.tenants.authenticate(email=body.email, password=body.password)
-        if agent is None:
-            with contextlib.suppress(RedisError):
-                async with deps.redis.pipeline(transaction=True) as pipe:
-                    pipe.incr(failures_key)
-                    pipe.expire(failures_key, LOGIN_LOCK_S)
-                    await pipe.execute()
-            await asyncio.sleep(0.2)
-            raise HTTPException(status_code=401, detail="wrong email or password")
-        with contextlib.suppress(RedisError):
-            await deps.redis.delete(failures_key)
+    async def agent_token(agent: Agent) -> AgentToken:
         token = issue_token(secrets=await signing_secrets(config), tenant_id=agent.tenant_id,
                             subject=agent.id, role=agent.role, ttl_s=AGENT_TOKEN_TTL_S,
-                            name=agent.name)
+                            name=agent.name, version=agent.token_version)
+        return AgentToken(token=token, expires_in=AGENT_TOKEN_TTL_S, agent=agent)
+
+    async def access_changed(deps: Deps, agent: Agent) -> None:
+        """After a token version bump: drop the cached access and the agent's presence, so
+        nothing is assigned to a console that is about to be refused."""
+        await forget(deps.redis, config.redis_prefix, tenant_id=agent.tenant_id,
+                     agent_id=agent.id)
+        with contextlib.suppress(StoreError):
+            await product(deps).handoff.set_away(tenant_id=agent.tenant_id, agent_id=agent.id)
+
+    @app.post("/v1/agent/login", response_model=AgentToken, tags=["public"], responses={
+        401: {"description": "wrong tenant, e-mail or password"},
+        429: {"description": "too many failures from this address; see Retry-After"}})
+    async def agent_login(body: LoginRequest, request: Request, deps: DepsDep) -> AgentToken:
+        p = product(deps)
+        throttle = LoginThrottle(deps.redis, prefix=config.redis_prefix)
+        attempt = {"tenant_id": body.tenant, "email": body.email,
+                   "address": client_address(request)}
+        try:
+            await throttle.check(**attempt)
+        except Throttled as exc:
+            raise HTTPException(status_code=429, detail="too many attempts; try again later",
+                                headers={"Retry-After": str(exc.retry_after)}) from exc
+        agent = await p.tenants.authenticate(tenant_id=body.tenant, email=body.email,
+                                             password=body.password,
+                                             allow_demo=config.kefu_env != "production")
+        if agent is None:
+            await throttle.failed(**attempt)
+            raise HTTPException(status_code=401, detail="wrong tenant, e-mail or password")
+        await throttle.succeeded(**attempt)
         await p.audit.safe_record(tenant_id=agent.tenant_id, actor_type=agent.role,
                                   actor_id=agent.id, action="agent.login",
                                   target_type="agent", target_id=agent.id)
-        return AgentToken(token=token, expires_in=AGENT_TOKEN_TTL_S, agent=agent)
+        return await agent_token(agent)
+
+    @app.post("/v1/agent/refresh", response_model=AgentToken, tags=["console"])
+    async def agent_refresh(who: StaffId, deps: DepsDep) -> AgentToken:
+        """A new short-lived token for a still-valid one, re-checked against the database
+        (active, not a demo account in production, same token version)."""
+        try:
+            await staff_access(deps, tenant_id=who.tenant_id, agent_id=who.subject,
+                               version=who.version, fresh=True)
+        except Unauthorized as exc:
+            raise HTTPException(status_code=401, detail="unauthorized",
+                                headers={"WWW-Authenticate": "Bearer"}) from exc
+        agent = await product(deps).tenants.get_agent(tenant_id=who.tenant_id,
+                                                      agent_id=who.subject)
+        if agent is None:
+            raise HTTPException(status_code=401, detail="unauthorized")
+        return await agent_token(agent)
+
+    @app.post("/v1/agent/sign-out", status_code=204, tags=["console"])
+    async def agent_sign_out(who: StaffId, deps: DepsDep) -> Response:
+        """Sign out everywhere: every token of the caller stops working at once."""
+        agent = await product(deps).tenants.revoke_tokens(tenant_id=who.tenant_id,
+                                                          agent_id=who.subject)
+        if agent is not None:
+            await access_changed(deps, agent)
+            await audit(deps, who, "agent.signed_out", "agent", agent.id)
+        return Response(status_code=204)
 
     # -- super-admin ---------------------------------------------------------------------
     @app.get("/v1/tenants", response_model=list[Tenant], tags=["super-admin"])
@@ -545,8 +586,21 @@ def create_admin_app(
         if agent is None:
             raise HTTPException(status_code=404, detail="not found")
         changed = sorted(k for k, v in body.model_dump().items() if v is not None)
+        if {"role", "active", "password"} & set(changed):  # the token version may have moved
+            await access_changed(deps, agent)
         await audit(deps, who, "agent.updated", "agent", agent.id, fields=changed)
         return agent
+
+    @app.post("/v1/admin/agents/{agent_id}/sign-out", status_code=204, tags=["admin"])
+    async def sign_out_agent(agent_id: str, who: AdminId, deps: DepsDep) -> Response:
+        """Sign an agent out everywhere (a lost laptop): every token it holds stops working."""
+        agent = await product(deps).tenants.revoke_tokens(tenant_id=who.tenant_id,
+                                                          agent_id=agent_id)
+        if agent is None:
+            raise HTTPException(status_code=404, detail="not found")
+        await access_changed(deps, agent)
+        await audit(deps, who, "agent.signed_out", "agent", agent.id)
+        return Response(status_code=204)
 
     # -- admins: widget keys and identity ------------------------------------------------
     @app.get("/v1/admin/widget-keys", response_model=list[WidgetKey], tags=["admin"])

@@ -4,6 +4,10 @@ Roles: ``visitor`` (widget), ``agent`` (console), ``admin`` (a tenant's administ
 super-admin (an ``admin`` of the reserved ``_root`` tenant), who only manages tenants. Every
 tenant-scoped route takes the tenant from the token, never from the request, so a token of
 one tenant cannot name another tenant's data.
+
+A staff token must also still be current (kefu_core.agent_auth): its version must match the
+agent's row, and the role is the row's, so deactivation, a role change, a new password or
+"sign out everywhere" take effect on the next request.
 """
 
 from __future__ import annotations
@@ -13,17 +17,19 @@ from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 
+from ..agent_auth import staff_access
 from ..errors import Unauthorized
 from ..keyring import KeyringUnavailable, keyring_for
 from ..settings import Settings
 from ..tenants import ROOT_TENANT
 from ..tokens import Identity
 
-__all__ = ["ADMIN", "AGENT", "SUPER", "Principal", "require", "signing_secrets"]
+__all__ = ["ADMIN", "AGENT", "STAFF", "SUPER", "Principal", "require", "signing_secrets"]
 
 AGENT = frozenset({"agent", "admin"})
 ADMIN = frozenset({"admin"})
 SUPER = frozenset({"super"})
+STAFF = frozenset({"agent", "admin", "super"})  # anyone signed in, the super-admin included
 
 
 def _bearer(request: Request) -> str | None:
@@ -61,8 +67,13 @@ def require(roles: frozenset[str]) -> Callable[[Request], Awaitable[Identity]]:
         except Unauthorized as exc:
             raise HTTPException(status_code=401, detail="unauthorized",
                                 headers={"WWW-Authenticate": "Bearer"}) from exc
+        if identity.role in AGENT:
+            identity = await _current(request, identity)
         is_super = identity.role == "admin" and identity.tenant_id == ROOT_TENANT
-        if roles == SUPER:
+        if roles == STAFF:
+            if identity.role not in AGENT:
+                raise HTTPException(status_code=403, detail="forbidden")
+        elif roles == SUPER:
             if not is_super:
                 raise HTTPException(status_code=403, detail="forbidden")
         elif is_super or identity.role not in roles:
@@ -72,6 +83,18 @@ def require(roles: frozenset[str]) -> Callable[[Request], Awaitable[Identity]]:
 
     dependency.__name__ = f"require_{'_'.join(sorted(roles))}"
     return dependency
+
+
+async def _current(request: Request, identity: Identity) -> Identity:
+    """The identity with the role and name the database gives now; 401 when revoked."""
+    deps = await request.app.state.provide_deps()
+    try:
+        access = await staff_access(deps, tenant_id=identity.tenant_id,
+                                    agent_id=identity.subject, version=identity.version)
+    except Unauthorized as exc:
+        raise HTTPException(status_code=401, detail="unauthorized",
+                            headers={"WWW-Authenticate": "Bearer"}) from exc
+    return identity.model_copy(update={"role": access.role, "name": access.name})
 
 
 Principal = Annotated[Identity, Depends(require(AGENT))]

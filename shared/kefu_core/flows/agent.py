@@ -2,19 +2,30 @@
 
 Every action is scoped to the agent's tenant (conversation lookups are tenant-scoped, so
 another tenant's conversation id is simply not found) and recorded in the audit log.
+
+Before any staff frame, :func:`current_staff` checks that the connection's token is still
+current (kefu_core.agent_auth) and takes the role from the database; a revoked console gets an
+``unauthorized`` error frame and is disconnected.
+
+Role rules (docs/console.md): every agent and admin may read any conversation of the tenant
+(``open``, lists) and take one the bot or the queue holds; only the assigned agent replies and
+signals typing. An agent transfers, hands back, closes, annotates and asks for suggestions only
+on conversations assigned to them; an admin may do so on any conversation of the tenant.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
+from ..agent_auth import staff_access
 from ..audit import ActorType
 from ..connections import ConnectionRecord
 from ..conversations import Conversation
 from ..customer import customer_view
 from ..deps import Deps
-from ..errors import BadFrame
+from ..errors import BadFrame, StoreError, Unauthorized
 from ..handoff import (
     HandoffError,
     close_conversation,
@@ -35,11 +46,12 @@ from ..protocol import (
     TransferFrame,
     TypingFrame,
     ack_frame,
+    error_frame,
 )
 from ..tenants import tenant_settings
 from .fanout import broadcast, send
 
-__all__ = ["handle_agent_frame"]
+__all__ = ["current_staff", "handle_agent_frame"]
 
 logger = logging.getLogger("kefu.flows.agent")
 
@@ -63,6 +75,40 @@ def _summary(conversation: Conversation) -> dict[str, Any]:
     }
 
 
+async def current_staff(record: ConnectionRecord, deps: Deps) -> ConnectionRecord | None:
+    """The connection's record with the role and name the database gives now, or None when
+    its token was revoked (then the console is told and disconnected)."""
+    try:
+        access = await staff_access(deps, tenant_id=record.tenant_id, agent_id=record.subject,
+                                    version=record.token_version)
+    except Unauthorized as exc:
+        logger.info("staff frame refused: %s", exc)
+        await send(deps, record.connection_id,
+                   error_frame("unauthorized", "your access changed: sign in again"))
+        with contextlib.suppress(StoreError):
+            await stores(deps).handoff.set_away(tenant_id=record.tenant_id,
+                                                agent_id=record.subject)
+        await deps.poster.close(record.connection_id)
+        return None
+    if access.role == record.role and access.name == record.name:
+        return record
+    return record.model_copy(update={"role": access.role, "name": access.name})
+
+
+def _assigned_to_me(conversation: Conversation, me: str) -> bool:
+    return conversation.owner == "human" and conversation.assigned_agent == me
+
+
+async def _own_or_admin(
+    deps: Deps, record: ConnectionRecord, conversation_id: str
+) -> Conversation:
+    """The conversation, when the caller is an admin or the agent it is assigned to."""
+    conversation = await _conversation(deps, record.tenant_id, conversation_id)
+    if record.role != "admin" and conversation.assigned_agent != record.subject:
+        raise HandoffError("not_yours", "this conversation is not assigned to you")
+    return conversation
+
+
 async def handle_agent_frame(frame: AnyClientFrame, record: ConnectionRecord, deps: Deps) -> None:
     tenant_id, me = record.tenant_id, record.subject
     actor: ActorType = "admin" if record.role == "admin" else "agent"
@@ -81,7 +127,7 @@ async def handle_agent_frame(frame: AnyClientFrame, record: ConnectionRecord, de
     elif isinstance(frame, ReplyFrame):
         await _reply(frame, record, deps)
     elif isinstance(frame, NoteFrame):
-        conversation = await _conversation(deps, tenant_id, frame.conversation_id)
+        conversation = await _own_or_admin(deps, record, frame.conversation_id)
         note = await product.service.add_note(
             tenant_id=tenant_id, conversation_id=conversation.id, agent_id=me,
             agent_name=record.name, text=frame.text.strip())
@@ -97,6 +143,8 @@ async def handle_agent_frame(frame: AnyClientFrame, record: ConnectionRecord, de
         if frame.conversation_id is None:
             raise BadFrame("invalid_frame", "invalid fields: conversation_id")
         conversation = await _conversation(deps, tenant_id, frame.conversation_id)
+        if not _assigned_to_me(conversation, me):  # the visitor sees it: the replier only
+            raise HandoffError("not_yours", "take the conversation over first")
         await broadcast(deps, conversation.id, {
             "type": "typing", "role": "agent", "name": record.name,
             "conversation_id": conversation.id}, exclude=record.connection_id)
@@ -202,6 +250,7 @@ async def _conversation_action(
                                  actor_id=me, agent_id=None if actor == "admin" else me)
         await _queue(record, deps)
     elif frame.action == "suggest":
+        await _own_or_admin(deps, record, frame.conversation_id)
         await _suggest(frame.conversation_id, record, deps)
     else:
         await _open(frame.conversation_id, record, deps)

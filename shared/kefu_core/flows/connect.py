@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ..connections import ConnectionRecord
+from ..agent_auth import staff_access
+from ..connections import STAFF_ROLES, ConnectionRecord
 from ..deps import Deps
 from ..errors import StoreError, Unauthorized
 from ..events import WebSocketEvent
@@ -55,6 +56,14 @@ async def handle_connect(event: dict[str, Any], deps: Deps) -> dict[str, Any]:
         return refusal
     conversation_id: str | None = None
     try:
+        if identity.role in STAFF_ROLES:  # still current, with the role the database gives
+            try:
+                access = await staff_access(deps, tenant_id=identity.tenant_id,
+                                            agent_id=identity.subject, version=identity.version)
+            except Unauthorized as exc:
+                logger.info("connect refused: %s", exc)
+                return _status(401, "Unauthorized")
+            identity = identity.model_copy(update={"role": access.role, "name": access.name})
         if identity.role == "visitor":
             conversation = await deps.conversations.open_for_visitor(
                 tenant_id=identity.tenant_id, visitor_id=identity.subject
@@ -73,6 +82,7 @@ async def handle_connect(event: dict[str, Any], deps: Deps) -> dict[str, Any]:
                 source_ip=ctx.identity.source_ip,
                 domain_name=ctx.domain_name,
                 stage=ctx.stage,
+                token_version=identity.version,
             )
         )
     except StoreError:

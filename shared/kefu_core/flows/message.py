@@ -43,7 +43,7 @@ from ..protocol import (
     parse_client_frame,
 )
 from ..tenants import tenant_settings
-from .agent import handle_agent_frame
+from .agent import current_staff, handle_agent_frame
 from .fanout import broadcast, send
 
 __all__ = ["handle_message", "replay"]
@@ -100,6 +100,11 @@ def _client_msg_id(body: str | None) -> str | None:
 
 
 async def _dispatch(frame: AnyClientFrame, record: ConnectionRecord, deps: Deps) -> None:
+    if record.role in STAFF_ROLES:  # every staff frame, pings included: access still current?
+        current = await current_staff(record, deps)
+        if current is None:
+            return
+        record = current
     if isinstance(frame, PingFrame):
         if record.role in STAFF_ROLES:
             await stores(deps).handoff.heartbeat(tenant_id=record.tenant_id,

@@ -3,6 +3,7 @@ failures leading to a handoff, and the append-only, redacted audit log."""
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -170,10 +171,12 @@ async def test_passwords_are_hashed_and_checked(deps: tuple[Deps, RecordingPoste
         row = await cur.fetchone()
     assert row is not None and row[0].startswith("scrypt$") and "correct" not in row[0]
     assert verify_password("correct horse", row[0])
-    assert await store.authenticate(email=email.upper(), password="correct horse") is not None
-    assert await store.authenticate(email=email, password="wrong") is None
+    sign_in = functools.partial(store.authenticate, tenant_id=tenant)
+    assert await sign_in(email=email.upper(), password="correct horse") is not None
+    assert await sign_in(email=email, password="wrong") is None
+    assert await sign_in(email=email, password="correct horse", allow_demo=False) is not None
     await store.update_agent(tenant_id=tenant, agent_id=agent.id, active=False)
-    assert await store.authenticate(email=email, password="correct horse") is None
+    assert await sign_in(email=email, password="correct horse") is None
 
 
 async def test_a_conversation_whose_agent_left_goes_back_to_the_queue(

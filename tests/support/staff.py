@@ -1,0 +1,29 @@
+"""Staff accounts for tests: a real agent row and a token carrying its current version.
+
+Staff tokens are checked against the agent's row on every use (kefu_core.agent_auth), so a
+test token must name an agent that exists, is active and has that token version.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from kefu_core.tenants import Agent, AgentRole, TenantStore
+from kefu_core.tokens import issue_token
+from tests.support.core import SECRET
+
+
+async def make_staff(
+    store: TenantStore, *, tenant_id: str, role: AgentRole = "agent", name: str | None = None,
+    password: str = "p" * 12, email: str | None = None,
+) -> Agent:
+    await store.ensure_tenant(tenant_id=tenant_id, name=tenant_id)
+    return await store.create_agent(
+        tenant_id=tenant_id, email=email or f"{role}-{uuid.uuid4().hex[:8]}@{tenant_id}.test",
+        name=name or role.title(), password=password, role=role)
+
+
+def token_for(agent: Agent, *, secret: str = SECRET, ttl_s: int = 600) -> str:
+    return issue_token(secrets=[secret], tenant_id=agent.tenant_id, subject=agent.id,
+                       role=agent.role, ttl_s=ttl_s, name=agent.name,
+                       version=agent.token_version)
