@@ -20,7 +20,7 @@ import pytest
 from kefu_core.admin import create_admin_app
 from kefu_core.deps import Deps
 from kefu_core.settings import Settings
-from kefu_core.tokens import issue_token
+from kefu_core.tenants import TenantStore
 from kefu_llm import (
     AdapterSettings,
     ConfigurationError,
@@ -34,6 +34,7 @@ from kefu_llm.netguard import OutboundPolicy, UnsafeURL, check_url, guarded_tran
 from tests.support.core import SECRET, make_deps
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.gateway import redis_prefix_removed
+from tests.support.staff import make_staff, token_for
 
 DEFAULT = OutboundPolicy()
 
@@ -417,6 +418,9 @@ async def admin(make_database, redis_url) -> AsyncIterator[httpx.AsyncClient]:  
         return deps
 
     app = create_admin_app(settings, deps_provider=provide)
+    # staff tokens must name a current agent (kefu_core.agent_auth)
+    _ADMIN["token"] = token_for(await make_staff(TenantStore(deps.pool), tenant_id="ssrf",
+                                                 role="admin"))
     with redis_prefix_removed(redis_url, prefix):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                      base_url="http://admin") as http:
@@ -424,10 +428,11 @@ async def admin(make_database, redis_url) -> AsyncIterator[httpx.AsyncClient]:  
         await deps.aclose()
 
 
+_ADMIN: dict[str, str] = {}
+
+
 def _admin_headers() -> dict[str, str]:
-    token = issue_token(secrets=[SECRET], tenant_id="ssrf", subject="admin-1", role="admin",
-                        ttl_s=600)
-    return {"authorization": f"Bearer {token}"}
+    return {"authorization": f"Bearer {_ADMIN['token']}"}
 
 
 @pytest.mark.parametrize("base_url", [

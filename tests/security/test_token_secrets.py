@@ -110,9 +110,9 @@ class Container:
             payload = text
         return int(result["statusCode"]), payload
 
-    def login(self, email: str, password: str) -> str:
+    def login(self, tenant: str, email: str, password: str) -> str:
         status, body = self.admin("POST", "/v1/agent/login",
-                                  body={"email": email, "password": password})
+                                  body={"tenant": tenant, "email": email, "password": password})
         assert status == 200, body
         return str(body["token"])
 
@@ -221,13 +221,14 @@ def eventually(check: Callable[[], bool], *, within_s: float = 30.0) -> bool:
 
 def staff_tokens(fn: Container) -> tuple[str, str]:
     """A super-admin token and a tenant admin's token, both obtained by signing in."""
-    root = fn.login(SUPER_EMAIL, SUPER_PASSWORD)
+    root = fn.login("_root", SUPER_EMAIL, SUPER_PASSWORD)
     email = f"admin-{uuid.uuid4().hex[:6]}@sec.example"
+    tenant = f"t{uuid.uuid4().hex[:8]}"
     status, body = fn.admin("POST", "/v1/tenants", token=root, body={
-        "id": f"t{uuid.uuid4().hex[:8]}", "name": "Security", "admin_email": email,
+        "id": tenant, "name": "Security", "admin_email": email,
         "admin_password": "admin-password-0123"})
     assert status == 201 or status == 200, body
-    return root, fn.login(email, "admin-password-0123")
+    return root, fn.login(tenant, email, "admin-password-0123")
 
 
 ROUTES = [("/v1/admin/agents", "admin"), ("/v1/conversations", "admin"), ("/v1/tenants", "root")]
