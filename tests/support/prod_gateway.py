@@ -62,6 +62,7 @@ async def admin_token(gateway: RunningGateway, *, tenant: str) -> str:
     finally:
         await pool.close()
     async with httpx.AsyncClient(base_url=gateway.http, timeout=30) as http:
-        login = await http.post("/v1/agent/login", json={"email": email, "password": password})
+        login = await http.post("/v1/agent/login", json={"tenant": tenant, "email": email,
+                                                         "password": password})
     assert login.status_code == 200, login.text
     return str(login.json()["token"])
