@@ -33,11 +33,11 @@ from kefu_core.datakeys import (
 from kefu_core.db import migrate, open_pool
 from kefu_core.deps import Deps
 from kefu_core.settings import Settings
-from kefu_core.tenants import TenantStore
-from kefu_core.tokens import issue_token
+from kefu_core.tenants import ROOT_TENANT, TenantStore
 from tests.support.core import SECRET, make_deps
 from tests.support.fake_openai import free_port
 from tests.support.gateway import redis_prefix_removed
+from tests.support.staff import make_staff, token_for
 
 KEY_A = "kA-" + "a1b2c3d4e5f6" * 4
 KEY_B = "kB-" + "0f9e8d7c6b5a" * 4
@@ -49,10 +49,11 @@ def _raw(dsn: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
         return conn.execute(sql, params).fetchall()
 
 
-def _headers(tenant: str, role: str = "admin") -> dict[str, str]:
-    token = issue_token(secrets=[SECRET], tenant_id=tenant, subject=f"{role}-1", role=role,
-                        ttl_s=600)
-    return {"authorization": f"Bearer {token}"}
+_TOKENS: dict[str, str] = {}  # tenant -> a token of a real admin (kefu_core.agent_auth)
+
+
+def _headers(tenant: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {_TOKENS[tenant]}"}
 
 
 @dataclass
@@ -82,6 +83,9 @@ async def _admin(make_database: Callable[[], str], redis_url: str,
         return deps
 
     app = create_admin_app(settings, deps_provider=provide)
+    for tenant in ("rest", ROOT_TENANT):
+        _TOKENS[tenant] = token_for(await make_staff(TenantStore(deps.pool), tenant_id=tenant,
+                                                     role="admin"))
     with redis_prefix_removed(redis_url, prefix):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                      base_url="http://admin") as http:
