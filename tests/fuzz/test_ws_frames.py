@@ -295,8 +295,12 @@ async def test_connection_flood_from_one_ip_is_limited_per_ip(
 
     loop = asyncio.get_running_loop()
     started = loop.time()
-    # WHEN one address opens 320 connections at once (with a bad token: no store work)
-    statuses = await asyncio.gather(*(attempt("127.0.0.27") for _ in range(320)))
+    # WHEN one address opens connections 160 at a time (with a bad token: no store work)
+    # until it is refused (a busy machine handshakes slower than the refill of 50 a second
+    # only when it is far below a hundred handshakes a second, so a few rounds suffice)
+    statuses: list[int] = []
+    while 429 not in statuses and len(statuses) < 3200:
+        statuses += await asyncio.gather(*(attempt("127.0.0.27") for _ in range(160)))
     elapsed = loop.time() - started
     # THEN past its burst of 200 (refilled at 50 a second) it gets 429 Too Many Requests
     assert set(statuses) <= {401, 429}
