@@ -33,6 +33,8 @@ from .websocket import LambdaIntegration, websocket_api
 __all__ = ["LocalOptions", "LocalStack", "run_local"]
 
 logger = logging.getLogger("kefu.local")
+# Ctrl-C, a service manager's stop, a closed terminal: each stops the stack in order.
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 @dataclass
@@ -276,10 +278,10 @@ async def _serve(stack: LocalStack, stop: asyncio.Event) -> None:
 
 
 async def run_local(options: LocalOptions) -> int:
-    """Start the stack, serve until SIGINT/SIGTERM, stop everything."""
+    """Start the stack, serve until SIGINT, SIGTERM or SIGHUP, stop everything."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in _STOP_SIGNALS:
         loop.add_signal_handler(sig, stop.set)
     stack = LocalStack(options)
     try:
@@ -301,5 +303,5 @@ async def run_local(options: LocalOptions) -> int:
     finally:
         print("kefu local: stopping", file=sys.stderr, flush=True)
         await stack.stop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in _STOP_SIGNALS:
             loop.remove_signal_handler(sig)
