@@ -27,7 +27,7 @@ from .functions import FunctionPool, LogSink, Result, print_log
 from .http_api import HttpApi
 from .lambda_api import create_lambda_api
 from .runtime import Credentials, Runtime
-from .template import FunctionSpec, StackContext, Template, api_id
+from .template import ACCOUNT_ID, FunctionSpec, StackContext, Template, api_id
 from .websocket import LambdaIntegration, websocket_api
 
 __all__ = ["LocalOptions", "LocalStack", "run_local"]
@@ -110,6 +110,11 @@ class LocalStack:
         if not template_path.is_file():
             raise LocalStackError(f"{template_path} not found: build first with `sam build` "
                                   "(scripts/sam-check), or pass --build")
+        # Refuse bad parameters before anything starts (the services fill in the rest later).
+        Template(template_path, context=StackContext(region=opts.region), overrides={
+            "DatabaseUrl": "postgresql://pending", "RedisUrl": "redis://pending",
+            "TokenSecretArn": f"arn:aws:secretsmanager:{opts.region}:{ACCOUNT_ID}:secret:pending",
+            "WidgetKeys": "demo-key:demo", **opts.parameter_overrides})
         for name, port in (("ws", opts.port), ("admin", opts.admin_port),
                            ("lambda", opts.lambda_port)):
             self.sockets[name] = _bind(opts.host, port)
