@@ -44,7 +44,8 @@ class Deps:
     connections: ConnectionRegistry
     poster: Poster
     invoker: StreamInvoker
-    _router: Any = None  # kefu_llm.Router
+    _router: Any = None  # kefu_llm.Router: the deployment's chain
+    _tenant_routers: Any = None  # kefu_core.tenant_engines.TenantRouters
     memory: MemoryService | None = None  # set by load_memory()
     extras: dict[str, Any] = field(default_factory=dict)
     _memory_loaded: bool = False
@@ -58,6 +59,23 @@ class Deps:
             self._router = build_router(settings=AdapterSettings(), redis=self.redis,
                                         key_prefix=self.settings.redis_prefix)
         return self._router
+
+    async def router_for(self, tenant_id: str) -> Any:
+        """The router answering ``tenant_id``: built from the tenant's own engine chain, or
+        the deployment's (:mod:`kefu_core.tenant_engines`)."""
+        if self._tenant_routers is None:
+            from .tenant_engines import TenantRouters
+
+            self._tenant_routers = TenantRouters(pool=self.pool, settings=self.settings,
+                                                 redis=self.redis,
+                                                 deployment=lambda: self.router)
+        return await self._tenant_routers.router_for(tenant_id)
+
+    def engines_changed(self, tenant_id: str) -> None:
+        """The tenant's engine chain or secrets changed: this process rebuilds its router
+        before the next reply (other processes within ``TENANT_ENGINES_REFRESH_S``)."""
+        if self._tenant_routers is not None:
+            self._tenant_routers.changed(tenant_id)
 
     async def load_memory(self) -> MemoryService | None:
         """The memory service (None when ``MEMORY_ENABLED`` is false), built once."""
@@ -75,6 +93,8 @@ class Deps:
     async def aclose(self) -> None:
         if self.memory is not None:
             await self.memory.aclose()
+        if self._tenant_routers is not None:
+            await self._tenant_routers.aclose()
         close = getattr(self._router, "aclose", None)
         if close is not None:
             await close()

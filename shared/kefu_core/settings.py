@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     # subdomains), addresses or CIDRs always allowed (the only way to a link-local address).
     outbound_allow_private: bool = False
     outbound_allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Tenants' own engine chains (PUT /v1/admin/engines): how often, at most, a process checks
+    # whether a tenant's chain or engine secrets changed (kefu_core.tenant_engines).
+    tenant_engines_refresh_s: float = Field(default=5.0, ge=0, le=3600)
     # Encryption at rest of tenants' engine and identity secrets (kefu_core.datakeys): keys
     # (comma-separated, the first encrypts) or the Secrets Manager secret holding them.
     data_encryption_key: Annotated[list[str], NoDecode] = Field(default_factory=list, repr=False)

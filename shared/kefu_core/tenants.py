@@ -451,6 +451,16 @@ class TenantStore:
                               " RETURNING name", (tenant_id, name))
         return row is not None
 
+    async def engine_stamp(self, tenant_id: str) -> str:
+        """Changes whenever the tenant's chain or one of its engine secrets is set or deleted
+        (one indexed read; :mod:`kefu_core.tenant_engines` checks it every few seconds)."""
+        row = await self._one(
+            "SELECT (SELECT updated_at FROM engine_config WHERE tenant_id = %s) AS chain_at,"
+            " count(*) AS secrets, max(updated_at) AS secrets_at"
+            " FROM engine_secrets WHERE tenant_id = %s", (tenant_id, tenant_id))
+        assert row is not None
+        return f"{row['chain_at']}|{row['secrets']}|{row['secrets_at']}"
+
     async def engine_secret_names(self, tenant_id: str) -> list[dict[str, Any]]:
         """Names and update times only: secrets are never read back through the API."""
         return await self._all("SELECT name, updated_at FROM engine_secrets"

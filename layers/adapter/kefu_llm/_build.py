@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +28,8 @@ from ._tokens import encoding_for
 from .netguard import OutboundPolicy
 
 __all__ = ["build_engine", "build_router"]
+
+logger = logging.getLogger("kefu.llm.build")
 
 
 def build_engine(
@@ -69,23 +72,42 @@ def build_router(
     key_sources: list[KeySource] | None = None,
     http_client: Any | None = None,
     pii_detector: Callable[[str], list[Span]] | None = None,
+    configs: list[EngineConfig] | None = None,
+    outbound_policy: OutboundPolicy | None = None,
+    scope_of: Callable[[EngineConfig], str] | None = None,
+    share_with: Router | None = None,
 ) -> Router:
     """A router for ``settings``. With ``redis`` (a ``redis.asyncio.Redis``) breakers, rate
     limits and the response cache are shared by every process using the same Redis and
     ``key_prefix``; with ``None`` they live in this process.
 
+    Another chain than the deployment's (a tenant's): ``configs`` (the whole chain, last
+    resort included: `AdapterSettings.with_last_resort`), ``key_sources`` (its keys only),
+    ``outbound_policy`` (its base URLs are not the operator's: checked by `kefu_llm.netguard`,
+    and an engine that cannot be built is skipped with a warning instead of failing the
+    router), ``scope_of`` (the prefix of an engine's breaker, limit and cache ids) and
+    ``share_with`` (a router whose breakers, limits and cache this one uses too).
+
     ``secrets_client`` (a boto3 Secrets Manager client), ``key_sources``, ``http_client`` (an
     async HTTP client for the SDK) and ``pii_detector`` (replaces `find_pii`) are seams for
     tests and special setups.
     """
-    configs = settings.engine_chain()
+    if configs is None:
+        configs = settings.engine_chain()
     if not configs:
         raise ConfigurationError("no engine configured")
     slots: list[EngineSlot] = []
     env_vars: dict[str, str] = {}
     inline: dict[str, list[str]] = {}
     for cfg in configs:
-        engine = build_engine(cfg, settings=settings, http_client=http_client)
+        try:
+            engine = build_engine(cfg, settings=settings, http_client=http_client,
+                                  outbound_policy=outbound_policy)
+        except ConfigurationError as exc:
+            if outbound_policy is None:
+                raise
+            logger.warning("engine skipped: %s", exc)
+            continue
         if cfg.api_key_env:
             env_vars.setdefault(cfg.key_group, cfg.api_key_env)
         if cfg.api_keys:
@@ -100,8 +122,11 @@ def build_router(
                 key_rpm=settings.key_rpm if cfg.key_rpm is None else cfg.key_rpm,
                 key_tpm=settings.key_tpm if cfg.key_tpm is None else cfg.key_tpm,
                 encoding=encoding_for(cfg.model or None, cfg.encoding),
+                scope=scope_of(cfg) if scope_of is not None else "",
             )
         )
+    if not slots:
+        raise ConfigurationError("no engine of the chain could be built")
     if key_sources is None:
         key_sources = []
         if settings.llm_keys_secret_id:
@@ -117,6 +142,34 @@ def build_router(
     keyring = KeyRing(
         key_sources, refresh_s=settings.llm_keys_refresh_s, retire_s=settings.key_retire_s
     )
+    if share_with is not None:
+        breakers, limiter, cache = share_with.breakers, share_with.limiter, share_with.cache
+    else:
+        breakers, limiter, cache = _shared_state(settings, redis, key_prefix)
+    return Router(
+        slots=slots,
+        keyring=keyring,
+        breakers=breakers,
+        limiter=limiter,
+        cache=cache,
+        config=RouterConfig(
+            total_timeout_s=settings.total_timeout_s,
+            midstream_fallback=settings.midstream_fallback,
+            tenant_rpm=settings.tenant_rpm,
+            tenant_tpm=settings.tenant_tpm,
+            completion_token_estimate=settings.completion_token_estimate,
+            pii_redaction=settings.pii_redaction,
+            key_retire_s=settings.key_retire_s,
+            cache_replay_chunk_chars=settings.cache_replay_chunk_chars,
+        ),
+        detector=pii_detector,
+    )
+
+
+def _shared_state(
+    settings: AdapterSettings, redis: Any | None, key_prefix: str
+) -> tuple[Breakers, RateLimiter, ResponseCache]:
+    """Breakers, rate limiter and response cache: in Redis when there is one."""
     bcfg = BreakerConfig(
         failure_threshold=settings.breaker_failure_threshold,
         failure_rate=settings.breaker_failure_rate,
@@ -139,21 +192,4 @@ def build_router(
     cache = ResponseCache(
         ttl_s=settings.cache_ttl_s, lru_size=settings.cache_lru_size, redis=redis, prefix=key_prefix
     )
-    return Router(
-        slots=slots,
-        keyring=keyring,
-        breakers=breakers,
-        limiter=limiter,
-        cache=cache,
-        config=RouterConfig(
-            total_timeout_s=settings.total_timeout_s,
-            midstream_fallback=settings.midstream_fallback,
-            tenant_rpm=settings.tenant_rpm,
-            tenant_tpm=settings.tenant_tpm,
-            completion_token_estimate=settings.completion_token_estimate,
-            pii_redaction=settings.pii_redaction,
-            key_retire_s=settings.key_retire_s,
-            cache_replay_chunk_chars=settings.cache_replay_chunk_chars,
-        ),
-        detector=pii_detector,
-    )
+    return breakers, limiter, cache

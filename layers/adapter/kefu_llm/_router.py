@@ -58,10 +58,28 @@ class EngineSlot:
     key_rpm: int = 0
     key_tpm: int = 0
     encoding: tiktoken.Encoding = field(default_factory=lambda: encoding_for(None))
+    # Prefix of this engine's breaker, rate-limit and cache ids: empty for the deployment's
+    # engines; a tenant's own engine gets its tenant and configuration, so tenants pointing
+    # engines of the same name at different servers never share a breaker or a cached answer.
+    scope: str = ""
 
     @property
     def name(self) -> str:
         return self.engine.name
+
+    @property
+    def provider_breaker(self) -> str:
+        return f"p:{self.scope}{self.engine.provider}"
+
+    @property
+    def cache_id(self) -> str:
+        return f"{self.scope}{self.name}"
+
+    def key_breaker(self, key_id: str) -> str:
+        return f"k:{self.scope}{self.name}:{key_id}"
+
+    def key_limit(self, key_id: str) -> str:
+        return f"key:{self.scope}{self.name}:{key_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +158,7 @@ class Router:
         digests: list[tuple[str, str]] = []
         if self.cache.enabled:
             digests = [
-                (s.name, cache_key(request, s.name)) for s in self.slots if not s.engine.local
+                (s.name, cache_key(request, s.cache_id)) for s in self.slots if not s.engine.local
             ]
         wait, hit = await self._admit(
             tenant_scope,
@@ -447,7 +465,7 @@ class Router:
         self, slot: EngineSlot, *, is_last: bool, prompt_tokens: int
     ) -> list[ApiKeyEntry | None]:
         engine = slot.engine
-        provider_bid = f"p:{engine.provider}"
+        provider_bid = slot.provider_breaker
         if not is_last:
             ok, wait = await self.breakers.allow([provider_bid])
             if not ok:
@@ -462,7 +480,7 @@ class Router:
             raise _Skip("no_key")
         usable: list[ApiKeyEntry | None] = []
         for key in candidates:
-            ok, _ = await self.breakers.allow([f"k:{slot.name}:{key.id}"])
+            ok, _ = await self.breakers.allow([slot.key_breaker(key.id)])
             if ok:
                 usable.append(key)
         if not usable:
@@ -479,7 +497,7 @@ class Router:
         if key is None or not (slot.key_rpm or slot.key_tpm):
             return 0.0
         return await self.limiter.acquire(
-            f"key:{slot.name}:{key.id}",
+            slot.key_limit(key.id),
             [Limit("req", slot.key_rpm, 1), Limit("tok", slot.key_tpm, tokens)],
         )
 
@@ -549,9 +567,9 @@ class Router:
     async def _on_success(self, slot: EngineSlot, key: ApiKeyEntry | None) -> None:
         if slot.engine.provider == "offline":
             return
-        await self.breakers.success(f"p:{slot.engine.provider}")
+        await self.breakers.success(slot.provider_breaker)
         if key is not None:
-            await self.breakers.success(f"k:{slot.name}:{key.id}")
+            await self.breakers.success(slot.key_breaker(key.id))
             self.keyring.worked(key)
 
     async def _on_failure(
@@ -575,9 +593,9 @@ class Router:
                 open_for = self.config.key_retire_s
             elif err.status == 429 and err.retry_after:
                 open_for = err.retry_after
-            await self.breakers.failure(f"k:{slot.name}:{key.id}", open_for=open_for)
+            await self.breakers.failure(slot.key_breaker(key.id), open_for=open_for)
         if err.counts_for_provider:
-            await self.breakers.failure(f"p:{slot.engine.provider}", open_for=None)
+            await self.breakers.failure(slot.provider_breaker, open_for=None)
 
     async def _charge_completion(
         self,
@@ -602,7 +620,7 @@ class Router:
         if slot is not None and key is not None and slot.key_tpm and used:
             jobs.append(
                 self.limiter.acquire(
-                    f"key:{slot.name}:{key.id}", [Limit("tok", slot.key_tpm, used)], force=True
+                    slot.key_limit(key.id), [Limit("tok", slot.key_tpm, used)], force=True
                 )
             )
         for job in jobs:

@@ -128,7 +128,7 @@ class AdapterSettings(BaseSettings):
         return value
 
     def engine_chain(self) -> list[EngineConfig]:
-        """The configured chain, before the offline engine is appended."""
+        """The deployment's chain (``ENGINES`` or ``OPENAI_*``), with its last resort."""
         if self.engines:
             chain = list(self.engines)
         elif self.openai_api_key is not None or self.openai_base_url:
@@ -145,6 +145,12 @@ class AdapterSettings(BaseSettings):
             ]
         else:
             chain = []
+        return self.with_last_resort(chain)
+
+    def with_last_resort(self, engines: list[EngineConfig]) -> list[EngineConfig]:
+        """``engines`` as a chain: cut to the first without ``ENABLE_FALLBACK``, the offline
+        engine appended unless ``OFFLINE_LAST_RESORT=false`` (or the chain has one)."""
+        chain = list(engines)
         if not self.enable_fallback and chain:
             chain = chain[:1]
         has_offline = any(e.kind == "offline" for e in chain)

@@ -44,6 +44,7 @@ from ..product import ProductStores, stores
 from ..rate_limits import address_bucket, counter_key, hit
 from ..service import CsatFigures, Note, OfflineMessage, Rating
 from ..settings import Settings, get_settings
+from ..tenant_engines import EngineEntry
 from ..tenants import (
     ROOT_TENANT,
     Agent,
@@ -166,18 +167,6 @@ class IdentitySecret(BaseModel):
 class PromptBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     text: str = Field(min_length=1, max_length=20_000)
-
-
-class EngineEntry(BaseModel):
-    """One engine of the chain. Secrets are referenced by name (``key_ref``), never inlined."""
-
-    model_config = ConfigDict(extra="forbid")
-    name: str = Field(pattern=_NAME)
-    kind: Literal["openai", "offline"] = "openai"
-    base_url: str | None = Field(default=None, max_length=500)
-    model: str | None = Field(default=None, max_length=200)
-    key_ref: str | None = Field(default=None, pattern=_NAME)
-    first_token_timeout_s: float | None = Field(default=None, gt=0, le=60)
 
 
 class EngineChain(BaseModel):
@@ -694,6 +683,7 @@ def create_admin_app(
         p = product(deps)
         await p.tenants.put_engine_chain(tenant_id=who.tenant_id,
                                          chain=[e.model_dump() for e in body.chain])
+        deps.engines_changed(who.tenant_id)
         await audit(deps, who, "engines.updated", "engines", who.tenant_id,
                     chain=[e.name for e in body.chain])
         return EngineView(chain=body.chain,
@@ -704,6 +694,7 @@ def create_admin_app(
                                 who: AdminId, deps: DepsDep) -> Response:
         await product(deps).tenants.put_engine_secret(tenant_id=who.tenant_id, name=name,
                                                       secret=body.secret)
+        deps.engines_changed(who.tenant_id)
         await audit(deps, who, "engine_secret.set", "engine_secret", name)
         return Response(status_code=204)
 
@@ -713,6 +704,7 @@ def create_admin_app(
         if not await product(deps).tenants.delete_engine_secret(tenant_id=who.tenant_id,
                                                                 name=name):
             raise HTTPException(status_code=404, detail="not found")
+        deps.engines_changed(who.tenant_id)
         await audit(deps, who, "engine_secret.deleted", "engine_secret", name)
         return Response(status_code=204)
 

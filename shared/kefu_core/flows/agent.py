@@ -315,7 +315,8 @@ async def _suggest(conversation_id: str, record: ConnectionRecord, deps: Deps) -
     parts: list[str] = []
     final: Final | None = None
     try:
-        async for event in deps.router.stream(request):
+        router = await deps.router_for(tenant_id)
+        async for event in router.stream(request):
             if isinstance(event, Delta):
                 parts.append(event.text)
             elif isinstance(event, Final):

@@ -114,10 +114,11 @@ async def _answer(
     if memory is not None:
         await memory.warm_up()
     tenant, tenant_prompt = await tenant_settings(deps.pool, tenant_id)
+    router = await deps.router_for(tenant_id)
     turns, from_short_term = await _history(deps, memory, payload, before_seq=seq,
                                             window=tenant.context_window)
     system = _system_prompt(tenant_prompt or deps.settings.system_prompt, tenant)
-    request = await _build_request(deps, memory, payload, turns=turns, system=system,
+    request = await _build_request(deps, router, memory, payload, turns=turns, system=system,
                                    memory_id=conversation.visitor_id,
                                    crm_id=conversation.customer_id)
 
@@ -147,7 +148,7 @@ async def _answer(
     final: Final | None = None
     busy: Busy | None = None
     try:
-        for other in await batcher.run(deps.router.stream(request)):
+        for other in await batcher.run(router.stream(request)):
             if isinstance(other, Final):
                 final = other
             elif isinstance(other, Busy):
@@ -244,8 +245,8 @@ def _system_prompt(base: str, tenant: TenantSettings) -> str:
 
 
 async def _build_request(
-    deps: Deps, memory: MemoryService | None, payload: StreamPayload, *, turns: list[Turn],
-    system: str, memory_id: str, crm_id: str | None,
+    deps: Deps, router: Any, memory: MemoryService | None, payload: StreamPayload, *,
+    turns: list[Turn], system: str, memory_id: str, crm_id: str | None,
 ) -> ChatRequest:
     asked = next((i for i in range(len(turns) - 1, -1, -1) if turns[i].role == "user"), None)
     question = turns[asked].content if asked is not None else ""
@@ -254,7 +255,7 @@ async def _build_request(
     if memory is not None and question:
         condense = None
         if deps.settings.query_condenser == "llm":
-            condense = router_condenser(deps.router, tenant_id=payload.tenant_id,
+            condense = router_condenser(router, tenant_id=payload.tenant_id,
                                         conversation_id=payload.conversation_id)
         try:
             context = await memory.recall(tenant_id=payload.tenant_id, memory_id=memory_id,
