@@ -1,4 +1,5 @@
-"""One local stack (``kefu local`` on the SAM build) for every test in this folder.
+"""One local stack (``kefu local`` on the SAM build) for every test in this folder, stopped
+when they are done.
 
 It runs in production mode as deployed: the template's environment, the token secret on moto's
 Secrets Manager, a super-admin from the template parameters, PostgreSQL from the test server
@@ -20,7 +21,7 @@ SUPER_PASSWORD = "super-secret-password-1"
 TOKEN_SECRET_REFRESH_S = "2"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # stopped once this folder's tests are done
 def local_stack(
     make_database: Callable[[], str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LocalStackProcess]:
