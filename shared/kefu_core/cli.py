@@ -188,7 +188,8 @@ def _token(args: argparse.Namespace) -> int:
         print(f"kefu token: no usable token secret: {exc}", file=sys.stderr)
         return 2
     print(issue_token(secrets=[signing], tenant_id=args.tenant,
-                      subject=args.subject, role=args.role, ttl_s=args.ttl, name=args.name))
+                      subject=args.subject, role=args.role, ttl_s=args.ttl, name=args.name,
+                      version=args.token_version))
     return 0
 
 
@@ -286,6 +287,9 @@ def main(argv: list[str] | None = None) -> int:
     tok.add_argument("--role", choices=["visitor", "agent", "admin"], default="agent")
     tok.add_argument("--name")
     tok.add_argument("--ttl", type=int, default=8 * 3600)
+    tok.add_argument("--token-version", type=int,
+                     help="agent and admin tokens: the agent's current token_version (staff "
+                     "tokens are checked against the agent's row and refused without it)")
     tok.set_defaults(func=_token)
     loc = sub.add_parser(
         "local", help="run the SAM build the way AWS runs it (WebSocket + admin APIs, "
