@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
 import re
 import sys
@@ -38,7 +39,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     create.add_argument("--password-stdin", action="store_true",
                         help="read the password from the first line of standard input")
     create.add_argument("--embedded", action="store_true",
-                        help="use the embedded PostgreSQL of `kefu run`")
+                        help="use the embedded PostgreSQL of `kefu run` (while it is stopped)")
     create.set_defaults(func=_create)
 
 
@@ -68,11 +69,13 @@ def _create(args: argparse.Namespace) -> int:
     if len(password) < MIN_PASSWORD:
         print(f"password: at least {MIN_PASSWORD} characters", file=sys.stderr)
         return 2
-    settings = resolve_services(Settings()) if args.embedded else Settings()
-    if not settings.database_url:
-        print("DATABASE_URL is not set (or pass --embedded)", file=sys.stderr)
-        return 2
-    return asyncio.run(_apply(settings.database_url, args, password))
+    with contextlib.ExitStack() as stops:  # embedded services stop on every way out
+        settings = (resolve_services(Settings(), stops=stops) if args.embedded
+                    else Settings())
+        if not settings.database_url:
+            print("DATABASE_URL is not set (or pass --embedded)", file=sys.stderr)
+            return 2
+        return asyncio.run(_apply(settings.database_url, args, password))
 
 
 async def _apply(dsn: str, args: argparse.Namespace, password: str) -> int:
