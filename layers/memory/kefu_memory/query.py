@@ -112,9 +112,11 @@ def heading_keys(heading: str) -> set[str]:
 class EntityIndex:
     """Entity names of a knowledge base, found verbatim in text in time linear in its length."""
 
-    _by_prefix: dict[str, list[str]] = field(default_factory=dict)
+    # first two characters -> [(length, names of that length)], longest first
+    _by_prefix: dict[str, list[tuple[int, frozenset[str]]]] = field(default_factory=dict)
     _kinds: dict[str, frozenset[str]] = field(default_factory=dict)
     kinds: frozenset[str] = frozenset()
+    size: int = 0
 
     @classmethod
     def from_titles(cls, titles: Iterable[str], *, documents: Iterable[str] | None = None
@@ -146,10 +148,15 @@ class EntityIndex:
             if len(name) >= 2 and not (name.isascii() and len(name) < 3):
                 by_prefix.setdefault(name[:2], set()).add(name)
         kinds = frozenset(k for k, n in kind_counts.items() if n >= MIN_KIND_TITLES)
+        grouped: dict[str, list[tuple[int, frozenset[str]]]] = {}
+        for prefix, group in by_prefix.items():
+            lengths = sorted({len(n) for n in group}, reverse=True)
+            grouped[prefix] = [(n, frozenset(x for x in group if len(x) == n)) for n in lengths]
         return cls(
-            _by_prefix={p: sorted(v, key=len, reverse=True) for p, v in by_prefix.items()},
+            _by_prefix=grouped,
             _kinds={n: frozenset(k & kinds) for n, k in name_kinds.items() if k & kinds},
             kinds=kinds,
+            size=sum(len(v) for v in by_prefix.values()),
         )
 
     @classmethod
@@ -174,7 +181,7 @@ class EntityIndex:
         return cls.from_titles([t for t, _ in kept], documents=[d for _, d in kept])
 
     def __len__(self) -> int:
-        return sum(len(v) for v in self._by_prefix.values())
+        return self.size
 
     def find(self, text: str) -> list[str]:
         """Entity names in `text`, in order of appearance, longest match first, no overlap."""
@@ -183,9 +190,10 @@ class EntityIndex:
         i, end = 0, len(s) - 1
         while i < end:
             hit = None
-            for name in self._by_prefix.get(s[i : i + 2], ()):
-                if s.startswith(name, i) and self._edges_ok(s, i, i + len(name)):
-                    hit = name
+            for length, names in self._by_prefix.get(s[i : i + 2], ()):
+                candidate = s[i : i + length]
+                if candidate in names and self._edges_ok(s, i, i + length):
+                    hit = candidate
                     break
             if hit is None:
                 i += 1
@@ -275,7 +283,11 @@ def build_query(
     subject = focus.current
     kind = index.kind_asked(question) if index.kinds else None
     if subject is not None and kind and kind not in index.kinds_of(subject):
-        subject = focus.by_kind.get(kind, subject)
+        if kind not in focus.by_kind:
+            # Asking for another kind of thing than anything named so far ("a restaurant
+            # near it"): the subject helps the search but its passages are not the answer.
+            return SearchQuery(text=f"{question} {subject}", source="conversation")
+        subject = focus.by_kind[kind]
     if subject is None:
         previous = next((t.content for t in reversed(turns) if t.role == "user"), "")
         if not previous:
