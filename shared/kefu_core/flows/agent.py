@@ -304,9 +304,17 @@ async def _suggest(conversation_id: str, record: ConnectionRecord, deps: Deps) -
     memory = await memory_of(deps)
     if memory is not None and question:
         try:
+            from kefu_memory import Turn
+
+            from ..memory import TURN_ROLE
+
+            asked = max(i for i, m in enumerate(history) if m.role == "visitor")
+            before = [Turn(role=TURN_ROLE[m.role], content=m.text, seq=m.seq)
+                      for m in history[:asked] if m.text and m.role in TURN_ROLE]
             recalled = await memory.recall(tenant_id=tenant_id,
-                                           customer_id=conversation.visitor_id,
-                                           question=question)
+                                           memory_id=conversation.visitor_id,
+                                           crm_id=conversation.customer_id,
+                                           question=question, history=before)
             passages, kb_version = list(recalled.passages), str(recalled.kb_version)
         except Exception:
             logger.warning("recall for a suggestion failed", exc_info=True)
