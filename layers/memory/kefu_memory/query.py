@@ -115,6 +115,7 @@ class EntityIndex:
     # first two characters -> [(length, names of that length)], longest first
     _by_prefix: dict[str, list[tuple[int, frozenset[str]]]] = field(default_factory=dict)
     _kinds: dict[str, frozenset[str]] = field(default_factory=dict)
+    _qualified: dict[tuple[str, str], str] = field(default_factory=dict)
     kinds: frozenset[str] = frozenset()
     size: int = 0
 
@@ -131,6 +132,7 @@ class EntityIndex:
             spread.setdefault(_key(title), set()).add(doc)
         names: set[str] = set()
         name_kinds: dict[str, set[str]] = {}
+        qualified: dict[tuple[str, str], str] = {}
         kind_counts: Counter[str] = Counter()
         for key, where in spread.items():
             if len(where) > MAX_TITLE_DOCUMENTS or len(key) > MAX_NAME_CHARS:
@@ -142,6 +144,7 @@ class EntityIndex:
                 names.add(base)
                 name_kinds.setdefault(base, set()).add(kind)
                 name_kinds.setdefault(key, set()).add(kind)
+                qualified[(base, kind)] = key
                 kind_counts[kind] += 1
         by_prefix: dict[str, set[str]] = {}
         for name in names:
@@ -155,6 +158,7 @@ class EntityIndex:
         return cls(
             _by_prefix=grouped,
             _kinds={n: frozenset(k & kinds) for n, k in name_kinds.items() if k & kinds},
+            _qualified={nk: key for nk, key in qualified.items() if nk[1] in kinds},
             kinds=kinds,
             size=sum(len(v) for v in by_prefix.values()),
         )
@@ -213,6 +217,15 @@ class EntityIndex:
     def kinds_of(self, name: str) -> frozenset[str]:
         return self._kinds.get(name, frozenset())
 
+    def qualify(self, names: Sequence[str], kind: str | None) -> list[str]:
+        """`names`, each preceded by its title of `kind` when it has one ("故宫" asked as a
+        景点 -> "故宫(景点)", "故宫"): same-named entries of other kinds come after it."""
+        out: list[str] = []
+        for name in names:
+            full = self._qualified.get((name, kind)) if kind else None
+            out.extend([full, name] if full else [name])
+        return list(dict.fromkeys(out))
+
     def kind_asked(self, question: str) -> str | None:
         """The kind a question is about (``这个景点的地址`` -> 景点): a kind word after a
         determiner or before 的 wins, else the first kind word."""
@@ -229,19 +242,24 @@ class _Focus:
     current: str | None = None
     earlier: list[str] = field(default_factory=list)
     by_kind: dict[str, str] = field(default_factory=dict)
+    kind_of: dict[str, str] = field(default_factory=dict)  # the kind it was brought up as
 
-    def move(self, name: str, index: EntityIndex) -> None:
+    def move(self, name: str, index: EntityIndex, asked: str | None) -> None:
         if self.current is not None and self.current != name:
             self.earlier.insert(0, self.current)
         self.current = name
-        for kind in index.kinds_of(name):
+        kinds = index.kinds_of(name)
+        for kind in kinds:
             self.by_kind[kind] = name
+        if asked in kinds:
+            self.kind_of[name] = asked
 
 
 def _track(history: Sequence[Turn], index: EntityIndex) -> _Focus:
     focus = _Focus()
     about_focus = False
     asked: list[str] = []
+    asked_kind: str | None = None
     for turn in history:
         if turn.role == "system":
             continue
@@ -251,15 +269,33 @@ def _track(history: Sequence[Turn], index: EntityIndex) -> _Focus:
             asked = names
             about_focus = bool(_NEAR_RE.search(text) and _LIST_RE.search(text)
                                and not _PICK_RE.search(text))
+            asked_kind = index.kind_asked(_without(text, names)) if index.kinds else None
             if names:
-                focus.move(names[0], index)
+                focus.move(names[0], index, asked_kind)
             continue
         new = [n for n in names if n != focus.current and n not in asked]
         if focus.current is None and names:
-            focus.move(names[0], index)
+            focus.move(names[0], index, asked_kind)
         elif len(new) == 1 and not about_focus:
-            focus.move(new[0], index)
+            focus.move(new[0], index, asked_kind)
     return focus
+
+
+def _without(text: str, names: Sequence[str]) -> str:
+    for name in names:  # a kind word inside a name ("如家快捷酒店") asks nothing
+        text = text.replace(name, " ")
+    return text
+
+
+def _kind_for(name: str, index: EntityIndex, *hints: str | None) -> str | None:
+    """Which of the name's kinds is meant: the first hint it has, else a kind word inside the
+    name itself ("如家快捷酒店" is a 酒店 rather than the metro entry of the same name)."""
+    kinds = index.kinds_of(name)
+    for hint in hints:
+        if hint in kinds:
+            return hint
+    inside = [k for k in kinds if k in name]
+    return inside[0] if len(inside) == 1 else None
 
 
 def build_query(
@@ -274,14 +310,15 @@ def build_query(
     question = question.strip()
     index = entities or EntityIndex()
     named = list(dict.fromkeys(index.find(question)))
+    kind = index.kind_asked(_without(normalize(question), named)) if index.kinds else None
     if named:
-        return SearchQuery(text=question, entities=tuple(named[:max_entities]))
+        preferred = index.qualify(named[:max_entities], _kind_for(named[0], index, kind))
+        return SearchQuery(text=question, entities=tuple(preferred))
     turns = [t for t in history if t.role != "system" and t.content.strip()]
     if not turns:
         return SearchQuery(text=question)
     focus = _track(turns, index) if len(index) else _Focus()
     subject = focus.current
-    kind = index.kind_asked(question) if index.kinds else None
     if subject is not None and kind and kind not in index.kinds_of(subject):
         if kind not in focus.by_kind:
             # Asking for another kind of thing than anything named so far ("a restaurant
@@ -296,6 +333,8 @@ def build_query(
                            source="conversation")
     last = index.find(turns[-1].content)
     preferred = list(dict.fromkeys([subject, *focus.earlier, *last]))[:max_entities]
+    preferred = index.qualify(preferred,
+                              _kind_for(subject, index, kind, focus.kind_of.get(subject)))
     return SearchQuery(text=f"{question} {subject}", entities=tuple(preferred),
                        source="conversation")
 

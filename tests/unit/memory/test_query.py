@@ -83,8 +83,8 @@ def test_the_assistants_recommendation_becomes_the_subject() -> None:
     history = [user("帮我推荐一个景点"), bot("推荐您去颐和园。")]
     # WHEN the visitor asks about "it"
     query = build_query("它的门票多少钱？", history, CROSSWOZ)
-    # THEN the recommended place is the subject
-    assert query.entities[0] == "颐和园"
+    # THEN the recommended place is the subject (its 景点 title first, then any same name)
+    assert query.entities[:2] == ("颐和园(景点)", "颐和园")
 
 
 def test_names_listed_as_what_is_nearby_do_not_replace_the_subject() -> None:
@@ -94,7 +94,7 @@ def test_names_listed_as_what_is_nearby_do_not_replace_the_subject() -> None:
     # WHEN the visitor asks a follow-up
     query = build_query("那它的电话是多少？", history, CROSSWOZ)
     # THEN the place stays the subject; the listed hotel is only a second choice
-    assert query.entities[:2] == ("故宫", "北京饭店")
+    assert query.entities[:3] == ("故宫(景点)", "故宫", "北京饭店")
 
 
 def test_a_kind_in_the_question_picks_the_latest_entity_of_that_kind() -> None:
@@ -104,8 +104,9 @@ def test_a_kind_in_the_question_picks_the_latest_entity_of_that_kind() -> None:
     # WHEN the visitor asks about "this place" (景点) rather than the restaurant
     query = build_query("这个景点的地址是？", history, CROSSWOZ)
     # THEN the place of that kind is the subject
-    assert query.entities[0] == "天坛"
-    assert build_query("电话是多少？", history, CROSSWOZ).entities[0] == "四季民福"
+    assert query.entities[:2] == ("天坛(景点)", "天坛")
+    assert build_query("电话是多少？", history, CROSSWOZ).entities[:2] == ("四季民福(餐馆)",
+                                                                         "四季民福")
 
 
 def test_with_no_entity_anywhere_the_previous_question_gives_the_topic() -> None:
@@ -156,3 +157,17 @@ def test_a_section_repeated_under_several_titles_is_an_aspect_not_an_entity() ->
                                                                      "pairing"]
     history = [user("Can I return the speaker?"), bot("Yes, the Air Mini speaker: 14 days.")]
     assert build_query("and the refund?", history, index).entities[0] == "air mini speaker"
+
+
+def test_same_named_entries_of_several_kinds_are_told_apart_by_the_kind_asked() -> None:
+    # GIVEN a place and a metro entry that share a name
+    index = EntityIndex.from_titles([
+        "故宫（景点）", "天坛（景点）", "颐和园（景点）",
+        "故宫（地铁）", "天坛（地铁）", "西单（地铁）",
+        "北京饭店（酒店）", "北京首都宾馆（酒店）", "如家酒店（酒店）", "如家酒店（地铁）",
+    ])
+    # WHEN a question asks about it as a place, or names it with a kind word inside the name
+    # THEN the title of that kind comes first
+    assert build_query("这个景点的门票多少？", [user("故宫怎么样？"), bot("很好。")],
+                       index).entities[:2] == ("故宫(景点)", "故宫")
+    assert build_query("如家酒店有停车位吗？", [], index).entities == ("如家酒店(酒店)", "如家酒店")
