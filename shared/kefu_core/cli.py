@@ -297,7 +297,9 @@ def main(argv: list[str] | None = None) -> int:
     loc.add_argument("--build", action="store_true",
                      help="run `sam build` (scripts/sam-check) first")
     loc.add_argument("--build-dir", default=".aws-sam/build")
-    loc.add_argument("--host", default="127.0.0.1")
+    loc.add_argument("--host", default="127.0.0.1",
+                     help="address of the WebSocket and admin APIs (the Lambda API and moto "
+                     "stay on loopback)")
     loc.add_argument("--port", type=int, default=3000,
                      help="WebSocket API and its management API (0: any free port)")
     loc.add_argument("--admin-port", type=int, default=3001, help="admin HTTP API")

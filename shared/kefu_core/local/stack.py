@@ -102,6 +102,8 @@ class LocalStack:
 
     def _url(self, name: str) -> str:
         host, port = self.sockets[name].getsockname()[:2]
+        if host in ("0.0.0.0", "::"):  # all interfaces: the functions use loopback
+            host = "127.0.0.1"
         return f"http://{host}:{port}"
 
     async def start(self) -> None:
@@ -115,11 +117,14 @@ class LocalStack:
             "DatabaseUrl": "postgresql://pending", "RedisUrl": "redis://pending",
             "TokenSecretArn": f"arn:aws:secretsmanager:{opts.region}:{ACCOUNT_ID}:secret:pending",
             "WidgetKeys": "demo-key:demo", **opts.parameter_overrides})
-        for name, port in (("ws", opts.port), ("admin", opts.admin_port),
-                           ("lambda", opts.lambda_port)):
-            self.sockets[name] = _bind(opts.host, port)
+        # --host exposes the two APIs clients use; the Lambda API and moto (which has no
+        # authentication at all) only ever listen on loopback, where the functions run.
+        for name, host, port in (("ws", opts.host, opts.port),
+                                 ("admin", opts.host, opts.admin_port),
+                                 ("lambda", "127.0.0.1", opts.lambda_port)):
+            self.sockets[name] = _bind(host, port)
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's request lines
-        self.moto = MotoServer(host=opts.host)
+        self.moto = MotoServer(host="127.0.0.1")
         moto_url = self.moto.start()
         secrets = await asyncio.to_thread(create_secrets, endpoint_url=moto_url,
                                           region=opts.region)
