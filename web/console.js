@@ -61,7 +61,8 @@
   var ws = null, backoff = 500, pingTimer = null, refreshTimer = null;
   var queue = { waiting: [], mine: [], bot: [], others: [] }, tab = "waiting";
   var current = null;          // { conversation, messages by seq }
-  var msgEls = {};
+  var msgEls = {}, msgData = {};  // seq -> element, seq -> the message (text: its Markdown source)
+  var dirty = {}, frame = 0;      // streaming bubbles to paint on the next animation frame
   var agents = [];
 
   function toast(text) {
@@ -200,8 +201,8 @@
         break;
       case "delta":
         if (current && f.conversation_id === current.conversation.id) {
-          var prev = msgEls[f.seq] ? msgEls[f.seq].querySelector(".b").textContent : "";
-          addMessage({ seq: f.seq, role: "assistant", text: prev.slice(0, f.offset) + f.text, status: "streaming" });
+          var prev = msgData[f.seq] ? msgData[f.seq].text || "" : "";
+          addMessage({ seq: f.seq, role: "assistant", text: head(prev, f.offset) + f.text, status: "streaming" }, true);
         }
         break;
       case "final":
@@ -287,10 +288,10 @@
   }
   function openConversation(f) {
     current = { conversation: f.conversation, notes: f.notes, customer: f.customer, csat: f.csat, pending: {} };
-    msgEls = {};
+    msgEls = {}; msgData = {}; dirty = {};
     $("empty").hidden = true; $("conv").hidden = false; $("side").hidden = false;
     $("log").innerHTML = ""; $("typing").textContent = "";
-    f.messages.forEach(addMessage);
+    f.messages.forEach(function (m) { addMessage(m); });
     renderHead(); renderSide(); renderList();
   }
   function renderHead() {
@@ -306,25 +307,60 @@
     $("close").hidden = c.status !== "open" || (c.owner === "human" && !mine && !admin);
     $("compose").hidden = !mine;
   }
-  function renderLog() { $("log").innerHTML = ""; var all = current.all || []; current.all = []; msgEls = {}; all.forEach(addMessage); }
-  function addMessage(m) {
+  function renderLog() {
+    $("log").innerHTML = ""; var all = current.all || []; current.all = []; msgEls = {}; msgData = {}; dirty = {};
+    all.forEach(function (m) { addMessage(m); });
+  }
+  // The first n characters (code points, as the server counts them) of s.
+  function head(s, n) { var cps = Array.from(s); return cps.length > n ? cps.slice(0, n).join("") : s; }
+  function scrollLog() { $("log").scrollTop = $("log").scrollHeight; }
+  // Assistant and agent messages are rendered as safe Markdown (web/markdown.js); visitor
+  // messages are plain text.
+  function paint(seq) {
+    var m = msgData[seq], b = msgEls[seq] && msgEls[seq].querySelector(".b");
+    if (!m || !b) return;
+    if (m.role === "visitor") { b.className = "b"; b.textContent = m.text; return; }
+    b.className = "b md";
+    b.textContent = "";
+    b.appendChild(KefuMarkdown.render(m.text));
+  }
+  function paintDirty() {
+    frame = 0;
+    var seqs = Object.keys(dirty);
+    dirty = {};
+    seqs.forEach(paint);
+    if (seqs.length) scrollLog();
+  }
+  // defer: a streaming reply, painted once per animation frame from its whole text so far.
+  function addMessage(m, defer) {
     current.all = current.all || [];
     var existing = msgEls[m.seq];
-    if (!existing) current.all.push(m);
+    if (existing) m = Object.assign(msgData[m.seq], m);
+    else { current.all.push(m); msgData[m.seq] = m; }
     var node = existing || el("div");
     if (m.role === "system") {
       node.className = "sys";
       node.textContent = t("ev_" + m.event, { name: m.agent_name || t("agent") });
     } else {
       node.className = "msg " + m.role + (m.status === "incomplete" ? " incomplete" : "");
-      node.innerHTML = "";
-      var col = el("div");
-      col.appendChild(el("div", "who", m.role === "agent" ? (m.agent_name || t("agent")) : t(m.role)));
-      col.appendChild(el("div", "b", m.text));
-      node.appendChild(col);
+      if (!node.firstChild) {
+        var col = el("div");
+        col.appendChild(el("div", "who"));
+        col.appendChild(el("div", "b"));
+        node.appendChild(col);
+      }
+      node.querySelector(".who").textContent = m.role === "agent" ? (m.agent_name || t("agent")) : t(m.role);
     }
     if (!existing) { $("log").appendChild(node); msgEls[m.seq] = node; }
-    $("log").scrollTop = $("log").scrollHeight;
+    if (m.role === "system") { scrollLog(); return; }
+    if (defer) {
+      dirty[m.seq] = true;
+      if (!frame) frame = requestAnimationFrame(paintDirty);
+      return;
+    }
+    delete dirty[m.seq];
+    paint(m.seq);
+    scrollLog();
   }
   function kv(obj, keys) {
     var box = el("div", "kv");
