@@ -16,18 +16,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 
-from kefu_core.tenants import DEMO_ADMIN_EMAIL, DEMO_ADMIN_PASSWORD
-from tests.browser.test_widget_console import ARGS, CHROMIUM, TIMEOUT_MS, Frames
-from tests.support.core import core_settings
+from kefu_core.db import open_pool
+from kefu_core.tenants import Agent, TenantStore
+from tests.browser.test_widget_console import ARGS, CHROMIUM, TIMEOUT_MS, Frames, _host_page
 from tests.support.fake_openai import FakeOpenAI
-from tests.support.gateway import RunningGateway, run_gateway
+from tests.support.gateway import RunningGateway, redis_prefix_removed, run_gateway
+from tests.support.production import production_settings
+from tests.support.staff import make_staff
 
 pytestmark = pytest.mark.browser
 
 WEB = Path(__file__).resolve().parents[2] / "web"
 LINK = 'target="_blank" rel="noopener noreferrer"'
+PASSWORD = "correct-horse-battery"
 
 # What a model writes, and what an attacker would like it to write (prompt injection).
 REPLY = (
@@ -178,9 +180,10 @@ async def test_hostile_delimiter_floods_render_as_text(renderer: Any) -> None:
 
 @pytest.fixture(scope="module")
 def markdown_gateway(make_database, redis_url) -> Iterator[RunningGateway]:  # type: ignore[no-untyped-def]
-    """A gateway whose model streams REPLY in small pieces (about 25 a second)."""
+    """A production gateway whose model streams REPLY in small pieces (about 25 a second)."""
     prefix = f"kefu-test:browser-md:{uuid.uuid4().hex[:8]}:"
-    settings = core_settings(pg_dsn=make_database(), redis_url=redis_url, redis_prefix=prefix)
+    settings = production_settings(pg_dsn=make_database(), redis_url=redis_url,
+                                   redis_prefix=prefix, widget_keys=["md-key:acme"])
     with FakeOpenAI(reply=REPLY, chunk_chars=3, tokens_per_s=25, first_token_ms=50) as fake:
         engines = [{"name": "md", "provider": "md", "base_url": fake.base_url,
                     "model": "fake", "api_keys": ["sk-test"]}]
@@ -188,18 +191,14 @@ def markdown_gateway(make_database, redis_url) -> Iterator[RunningGateway]:  # t
         saved = {k: os.environ.get(k) for k in env}
         os.environ.update(env)  # read once, when the gateway builds its router
         try:
-            with run_gateway(settings, replica_id="browser-md") as running:
+            with redis_prefix_removed(redis_url, prefix), \
+                    run_gateway(settings, replica_id="browser-md") as running:
                 assert running.gateway.deps is not None
                 assert running.gateway.deps.router is not None  # built now, with ENGINES set
                 _restore(saved)
                 yield running
         finally:
             _restore(saved)
-    client = redis.Redis.from_url(redis_url)
-    keys = list(client.scan_iter(match=prefix + "*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
 
 
 def _restore(saved: dict[str, str | None]) -> None:
@@ -208,6 +207,15 @@ def _restore(saved: dict[str, str | None]) -> None:
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+
+
+async def _staff(gw: RunningGateway) -> Agent:
+    pool = await open_pool(gw.gateway.settings.database_url or "", max_size=1)
+    try:
+        return await make_staff(TenantStore(pool), tenant_id="acme", role="agent",
+                                password=PASSWORD)
+    finally:
+        await pool.close()
 
 
 async def _check_rendered(bubble: Any) -> None:
@@ -233,13 +241,17 @@ async def test_widget_and_console_render_a_streamed_markdown_reply_and_run_nothi
     browser: Any, markdown_gateway: RunningGateway,
 ) -> None:
     gateway = markdown_gateway
-    # GIVEN a visitor with the widget open
+    # GIVEN a visitor on a company page that embeds the widget, open
+    page_html = (
+        "<!doctype html><html><head><title>Shop</title></head><body><h1>Acme</h1>"
+        f'<script src="{gateway.http}/web/widget.js" data-widget-key="md-key" data-lang="zh" '
+        'data-open="true" async></script></body></html>')
     context = await browser.new_context(viewport={"width": 1200, "height": 800}, locale="zh-CN")
     visitor = await context.new_page()
     visitor.set_default_timeout(TIMEOUT_MS)
     frames = Frames(visitor)
-    await visitor.goto(f"{gateway.http}/")
-    await visitor.locator(".launcher").click()
+    with _host_page(page_html) as url:
+        await visitor.goto(url)
     await visitor.wait_for_function("window.__kefuWidget && window.__kefuWidget.state.connected")
     # WHEN they write Markdown and HTML themselves, and the model answers in Markdown
     mine = "请问 **怎么** 退货？<b>急</b>"
@@ -264,14 +276,15 @@ async def test_widget_and_console_render_a_streamed_markdown_reply_and_run_nothi
     await visitor.screenshot(path="/tmp/kefu-browser-9-widget-markdown.png")
 
     # GIVEN an agent who opens the conversation (handled by the bot) in the console
+    staff = await _staff(gateway)
     a_context = await browser.new_context(viewport={"width": 1400, "height": 850},
                                           locale="zh-CN")
     agent = await a_context.new_page()
     agent.set_default_timeout(TIMEOUT_MS)
     a_frames = Frames(agent)
-    await agent.goto(f"{gateway.http}/console")
-    await agent.fill("input[name=email]", DEMO_ADMIN_EMAIL)
-    await agent.fill("input[name=password]", DEMO_ADMIN_PASSWORD)
+    await agent.goto(f"{gateway.http}/console?tenant=acme")
+    await agent.fill("input[name=email]", staff.email)
+    await agent.fill("input[name=password]", PASSWORD)
     await agent.click("#login-form button[type=submit]")
     await agent.locator("#conn", has_text="已连接").wait_for()
     await agent.click(".tabs button[data-tab=bot]")
