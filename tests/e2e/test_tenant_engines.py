@@ -189,6 +189,30 @@ async def test_an_offline_only_chain_never_reaches_a_remote_provider(
     assert all(fake.requests == [] for fake in fakes.values())
 
 
+async def test_the_tenants_fallback_setting_decides_whether_the_chain_goes_on(
+    gateway: RunningGateway, fakes: dict[str, FakeOpenAI],
+) -> None:
+    tenant = f"nofb-{uuid.uuid4().hex[:6]}"
+    async with await _admin(gateway, tenant) as admin:
+        # GIVEN a tenant on provider A that turned fallback off, and provider A failing
+        await _own_engine(admin, fakes["a"], model="model-nofb", key="sk-nofb")
+        settings = await admin.put("/v1/admin/settings", json={"enable_fallback": False})
+        assert settings.status_code == 200, settings.text
+        fakes["a"].push({"status": 500}, {"status": 500}, model="model-nofb")
+        # WHEN its visitor asks
+        final = await _ask(gateway, tenant, "Is anyone answering?")
+        # THEN only its own engine was tried: no offline answer, the reply is incomplete
+        assert final["status"] == "incomplete" and final["engine"] != "offline", final
+        assert len(fakes["a"].requests) == 1
+        # WHEN fallback is turned back on
+        settings = await admin.put("/v1/admin/settings", json={"enable_fallback": True})
+        assert settings.status_code == 200, settings.text
+        final = await _ask(gateway, tenant, "Anyone now?")
+        # THEN the offline engine, the tenant chain's last resort, answers
+        assert final["engine"] == "offline" and final["fallback_used"] is True, final
+        assert fakes["deployment"].requests == []
+
+
 async def test_a_tenant_url_on_loopback_is_refused_without_the_operator_setting(
     make_database: Callable[[], str], redis_url: str, deployment_chain: None,
     fakes: dict[str, FakeOpenAI],

@@ -148,7 +148,8 @@ class Router:
         cfg = self.config
         loop = asyncio.get_running_loop()
         deadline = loop.time() + cfg.total_timeout_s
-        primary = self.slots[0]
+        slots = self.slots if request.fallback else self.slots[:1]
+        primary = slots[0]
         prompt_tokens = count_message_tokens(request.messages, enc=primary.encoding)
         if request.passages:
             prompt_tokens += sum(len(primary.encoding.encode_ordinary(p)) for p in request.passages)
@@ -158,7 +159,7 @@ class Router:
         digests: list[tuple[str, str]] = []
         if self.cache.enabled:
             digests = [
-                (s.name, cache_key(request, s.cache_id)) for s in self.slots if not s.engine.local
+                (s.name, cache_key(request, s.cache_id)) for s in slots if not s.engine.local
             ]
         wait, hit = await self._admit(
             tenant_scope,
@@ -213,8 +214,8 @@ class Router:
         tried_any = False
         limited_wait = 0.0
         last_error = "no_engine"
-        n = len(self.slots)
-        for idx, slot in enumerate(self.slots):
+        n = len(slots)
+        for idx, slot in enumerate(slots):
             is_last = idx == n - 1
             continuing = bool(reply.raw)
             if continuing and not slot.engine.supports_continuation:

@@ -30,6 +30,9 @@ class ChatRequest(BaseModel):
     max_tokens: int | None = None
     temperature: float | None = None
     language: str | None = None
+    # False: the first engine of the chain only (no other engine, no offline last resort),
+    # as ENABLE_FALLBACK=false does for every request; a tenant's own setting.
+    fallback: bool = True
 
 
 @dataclass(slots=True, frozen=True)

@@ -319,7 +319,8 @@ async def _suggest(conversation_id: str, record: ConnectionRecord, deps: Deps) -
         except Exception:
             logger.warning("recall for a suggestion failed", exc_info=True)
     request = ChatRequest(tenant_id=tenant_id, conversation_id=conversation.id,
-                          messages=messages, passages=passages, kb_version=kb_version)
+                          messages=messages, passages=passages, kb_version=kb_version,
+                          fallback=settings.enable_fallback)
     parts: list[str] = []
     final: Final | None = None
     try:

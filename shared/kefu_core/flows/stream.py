@@ -120,7 +120,8 @@ async def _answer(
     system = _system_prompt(tenant_prompt or deps.settings.system_prompt, tenant)
     request = await _build_request(deps, router, memory, payload, turns=turns, system=system,
                                    memory_id=conversation.visitor_id,
-                                   crm_id=conversation.customer_id)
+                                   crm_id=conversation.customer_id,
+                                   fallback=tenant.enable_fallback)
 
     offset = 0
     audience = Audience(deps, conversation_id)
@@ -246,7 +247,7 @@ def _system_prompt(base: str, tenant: TenantSettings) -> str:
 
 async def _build_request(
     deps: Deps, router: Any, memory: MemoryService | None, payload: StreamPayload, *,
-    turns: list[Turn], system: str, memory_id: str, crm_id: str | None,
+    turns: list[Turn], system: str, memory_id: str, crm_id: str | None, fallback: bool = True,
 ) -> ChatRequest:
     asked = next((i for i in range(len(turns) - 1, -1, -1) if turns[i].role == "user"), None)
     question = turns[asked].content if asked is not None else ""
@@ -274,5 +275,5 @@ async def _build_request(
     ]
     return ChatRequest(
         tenant_id=payload.tenant_id, conversation_id=payload.conversation_id,
-        messages=messages, passages=passages, kb_version=kb_version,
+        messages=messages, passages=passages, kb_version=kb_version, fallback=fallback,
     )

@@ -177,3 +177,18 @@ async def test_summarize_uses_a_remote_engine_and_restores_pii() -> None:
     text = await router.summarize("用户: 我的电话13812345678", language="zh", max_tokens=50)
     assert text == "用户留了电话 13812345678"
     assert "13812345678" not in str(summarizer.calls[0].messages)
+
+
+async def test_a_request_without_fallback_tries_the_first_engine_only() -> None:
+    # GIVEN a chain whose first engine fails, then a working one and the offline engine
+    first = Scripted("a", [], error=EngineHTTPError("x", status=500))
+    second = Scripted("b", ["fine"])
+    router = router_with(first, second)
+    # WHEN a request says no fallback (a tenant's ENABLE_FALLBACK setting)
+    _, final = await run(router, req("hi", fallback=False))
+    # THEN only the first engine was tried and the reply is incomplete
+    assert len(first.calls) == 1 and second.calls == []
+    assert final.status == "incomplete" and final.text == "" and not final.fallback_used
+    # AND the same chain falls back for a request that allows it
+    _, final = await run(router, req("hi"))
+    assert (final.engine, final.fallback_used) == ("b", True)
