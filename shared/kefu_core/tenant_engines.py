@@ -72,6 +72,14 @@ class EngineEntry(BaseModel):
     first_token_timeout_s: float | None = Field(default=None, gt=0, le=60)
 
 
+_RETRY = "retry"  # never a stamp: the next check builds the router again
+
+
+@dataclass
+class _Build:
+    transient: bool = False  # a failure that may be gone at the next check
+
+
 @dataclass
 class _Cached:
     router: Any  # kefu_llm.Router, or the deployment's router
@@ -166,12 +174,20 @@ class TenantRouters:
             cached.checked_at = now
             self._cached.move_to_end(tenant_id)
             return cached.router
+        build = _Build()
         try:
-            own = await self._build(tenant_id)
-        except StoreError:
-            logger.warning("tenant engine chain unreadable; the deployment's engines answer",
+            own = await self._build(tenant_id, build)
+        except Exception:  # a reply is never refused because a tenant's chain is broken
+            logger.warning("tenant engine chain unusable; the current router answers",
                            extra={"tenant": tenant_id}, exc_info=True)
-            own = None
+            if cached is not None:  # its old stamp makes the next check build again
+                cached.checked_at = now
+                return cached.router
+            own, build.transient = None, True
+        if build.transient:
+            # Something may work on the next check (the database, the data key): build again
+            # then, instead of keeping this router until the tenant changes something.
+            stamp = _RETRY
         router = own if own is not None else self._deployment()
         self._cached[tenant_id] = _Cached(router=router, stamp=stamp, checked_at=now,
                                           own=own is not None)
@@ -185,7 +201,7 @@ class TenantRouters:
                 self._retire(evicted.router)
         return router
 
-    async def _build(self, tenant_id: str) -> Router | None:
+    async def _build(self, tenant_id: str, build: _Build) -> Router | None:
         """The tenant's own router, or None (no chain, or nothing usable in it)."""
         stored = await self._store.get_engine_chain(tenant_id)
         if not stored:
@@ -196,7 +212,7 @@ class TenantRouters:
         configs: list[EngineConfig] = []
         keys: dict[str, list[str]] = {}
         for position, raw in enumerate(stored):
-            config = await self._engine_config(tenant_id, position, raw, keys)
+            config = await self._engine_config(tenant_id, position, raw, keys, build)
             if config is not None and all(c.name != config.name for c in configs):
                 configs.append(config)
         if not configs:
@@ -231,7 +247,8 @@ class TenantRouters:
         return router
 
     async def _engine_config(
-        self, tenant_id: str, position: int, raw: Any, keys: dict[str, list[str]]
+        self, tenant_id: str, position: int, raw: Any, keys: dict[str, list[str]],
+        build: _Build,
     ) -> EngineConfig | None:
         """One stored entry as an engine configuration (its key put in ``keys``), or None
         when it cannot be used (logged without any secret)."""
@@ -255,6 +272,7 @@ class TenantRouters:
             try:
                 found = await self._store.engine_secret(tenant_id=tenant_id, name=entry.key_ref)
             except StoreError as exc:  # a data key missing, or a value that does not decrypt
+                build.transient = True
                 logger.warning("tenant engine %s: secret %s unreadable (%s); skipped",
                                entry.name, entry.key_ref, type(exc).__name__,
                                extra={"tenant": tenant_id})

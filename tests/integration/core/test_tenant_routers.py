@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from kefu_core.datakeys import DataKeys
+from kefu_core.datakeys import DataKeys, DataKeyUnavailable
 from kefu_core.db import migrate, open_pool
 from kefu_core.settings import Settings
 from kefu_core.tenant_engines import TenantRouters
@@ -33,13 +33,20 @@ class Clock:
 
 
 class CountingStore(TenantStore):
-    """The real store, counting the stamp reads (the only read on the reply path)."""
+    """The real store, counting the stamp reads (the only read on the reply path), and able
+    to fail secret reads as an unavailable data key does."""
 
     stamp_reads = 0
+    secrets_unavailable = False
 
     async def engine_stamp(self, tenant_id: str) -> str:
         self.stamp_reads += 1
         return await super().engine_stamp(tenant_id)
+
+    async def engine_secret(self, *, tenant_id: str, name: str) -> str | None:
+        if self.secrets_unavailable:
+            raise DataKeyUnavailable("the data key could not be read")
+        return await super().engine_secret(tenant_id=tenant_id, name=name)
 
 
 @dataclass
@@ -220,4 +227,25 @@ async def test_tenants_with_engines_of_the_same_name_never_share_a_breaker(
     # THEN tenant B's engine of the same name is still tried, and answers
     final = await _reply(await replica.router_for(tenant_b), tenant_b, "three")
     assert final.engine == "main" and len(b.requests) == 1
+    await replica.aclose()
+
+
+async def test_a_secret_that_could_not_be_read_is_tried_again_at_the_next_check(
+    world: World, fakes: tuple[FakeOpenAI, FakeOpenAI],
+) -> None:
+    a, _ = fakes
+    replica = world.routers()
+    tenant = await _tenant(world, [_engine(a)], key="sk-a")
+    # GIVEN the data key is unavailable when the tenant's router is first built
+    world.store.secrets_unavailable = True
+    first = await replica.router_for(tenant)
+    assert first is world.deployments[-1]  # nothing usable: the deployment's chain answers
+    # WHEN the key is back and the refresh interval is over, nothing else having changed
+    world.store.secrets_unavailable = False
+    world.clock.now += REFRESH_S
+    router = await replica.router_for(tenant)
+    # THEN the tenant's engine is built and answers
+    assert router.engine_names == ["main", "offline"]
+    assert (await _reply(router, tenant, "hello")).engine == "main"
+    assert [r["key"] for r in a.requests] == ["sk-a"]
     await replica.aclose()
