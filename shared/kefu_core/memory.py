@@ -47,6 +47,7 @@ __all__ = ["TURN_ROLE", "MemoryContext", "MemoryService", "build_memory", "passa
 logger = logging.getLogger("kefu.memory")
 KB_VERSION_TTL_S = 5.0
 CONDENSE_SHARE = 0.75  # of the recall deadline, for the condensed query and its search
+INDEX_WAIT_SHARE = 0.5  # of the recall deadline, for a tenant's first entity index
 TURN_ROLE: dict[str, Literal["user", "assistant", "agent", "system"]] = {
     "visitor": "user", "assistant": "assistant", "agent": "agent", "system": "system",
 }
@@ -148,6 +149,7 @@ class MemoryService:
         passages, used = await self.retriever.search(
             tenant_id, question, history, k=self._settings.knowledge_top_k, version=version,
             condense=condense if budget > 0 else None, condense_timeout_s=max(budget, 0.0),
+            index_wait_s=INDEX_WAIT_SHARE * deadline_s,
         )
         query.update(text=used.text, source=used.source)
         return [passage_text(p) for p in passages], version

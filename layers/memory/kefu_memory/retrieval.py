@@ -35,9 +35,11 @@ class ConversationRetriever:
         self._indexes: dict[str, tuple[str, EntityIndex]] = {}
         self._refreshing: dict[str, asyncio.Task[None]] = {}
 
-    async def entities(self, tenant_id: str, version: str) -> EntityIndex:
-        """The tenant's entity index for `version`. The first call for a tenant waits for it;
-        after a change the previous index serves while the new one is built."""
+    async def entities(self, tenant_id: str, version: str, *, wait_s: float | None = None
+                       ) -> EntityIndex:
+        """The tenant's entity index for `version`. The first call for a tenant waits for it
+        (at most `wait_s`; an empty index meanwhile); after a change the previous index serves
+        while the new one is built."""
         hit = self._indexes.get(tenant_id)
         if hit is not None and hit[0] == version:
             return hit[1]
@@ -47,7 +49,10 @@ class ConversationRetriever:
             self._refreshing[tenant_id] = task
         if hit is not None:
             return hit[1]
-        await asyncio.shield(task)
+        try:
+            await asyncio.wait_for(asyncio.shield(task), wait_s)
+        except TimeoutError:
+            logger.info("entity index not ready yet", extra={"tenant_id": tenant_id})
         fresh = self._indexes.get(tenant_id)
         return fresh[1] if fresh is not None else EntityIndex()
 
@@ -76,11 +81,13 @@ class ConversationRetriever:
         version: str,
         condense: CondenseFn | None = None,
         condense_timeout_s: float = 0.15,
+        index_wait_s: float | None = None,
         **search_options: Any,
     ) -> tuple[list[Passage], SearchQuery]:
         """The k passages for `question` after `history` (oldest first, question excluded),
-        and the query that found them."""
-        index = await self.entities(tenant_id, version)
+        and the query that found them. `index_wait_s` bounds the wait for a tenant's first
+        entity index (None: wait)."""
+        index = await self.entities(tenant_id, version, wait_s=index_wait_s)
         rules = build_query(question, history, index)
         if condense is None or not history or (rules.source == "question" and rules.entities):
             return await self._run(tenant_id, rules, k, search_options), rules

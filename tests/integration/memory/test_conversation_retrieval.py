@@ -181,3 +181,29 @@ async def test_a_condensed_question_drives_the_search_when_it_arrives_in_time(
         assert passages[0].heading == "静安店"
     finally:
         await _delete(kb, tenant)
+
+
+async def test_a_first_search_does_not_wait_for_the_entity_index_past_its_share(
+    memory_pool: AsyncConnectionPool, embedder: OfflineEmbedder
+) -> None:
+    # GIVEN a process that has not indexed the tenant's titles yet
+    kb, tenant = await _kb(memory_pool, embedder)
+    retriever = ConversationRetriever(kb)
+    version = await kb.kb_version(tenant)
+    try:
+        # WHEN its first search may not wait for the index at all
+        history = [user("徐汇店在哪里？"), bot("徐汇店在漕溪北路88号。")]
+        passages, query = await retriever.search(tenant, "它几点开门？", history, k=3,
+                                                 version=version, index_wait_s=0)
+        # THEN it still answers (with the previous question as the topic), and the index is
+        # built behind it for the next search
+        assert passages
+        assert query.entities == ()
+        for _ in range(100):
+            if (await retriever.entities(tenant, version, wait_s=0)).find("徐汇店"):
+                break
+            await asyncio.sleep(0.05)
+        _, later = await retriever.search(tenant, "它几点开门？", history, k=3, version=version)
+        assert later.entities[0] == "徐汇店"
+    finally:
+        await _delete(kb, tenant)
