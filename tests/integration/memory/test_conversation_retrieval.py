@@ -125,7 +125,7 @@ async def test_the_entity_index_follows_knowledge_base_changes(
                                  content="# 长宁店\n营业时间：每天上午8点开门。")
         version = await kb.kb_version(tenant)
         await retriever.entities(tenant, version)  # serves the old index, rebuilds behind
-        for _ in range(100):
+        for _ in range(600):
             if (await retriever.entities(tenant, version)).find("长宁店"):
                 break
             await asyncio.sleep(0.05)
@@ -199,7 +199,7 @@ async def test_a_first_search_does_not_wait_for_the_entity_index_past_its_share(
         # built behind it for the next search
         assert passages
         assert query.entities == ()
-        for _ in range(100):
+        for _ in range(600):
             if (await retriever.entities(tenant, version, wait_s=0)).find("徐汇店"):
                 break
             await asyncio.sleep(0.05)
