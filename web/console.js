@@ -342,7 +342,7 @@
       node.className = "sys";
       node.textContent = t("ev_" + m.event, { name: m.agent_name || t("agent") });
     } else {
-      node.className = "msg " + m.role + (m.status === "incomplete" ? " incomplete" : "");
+      node.className = "msg " + m.role + (m.status === "incomplete" || m.status === "streaming" ? " " + m.status : "");
       if (!node.firstChild) {
         var col = el("div");
         col.appendChild(el("div", "who"));

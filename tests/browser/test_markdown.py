@@ -209,6 +209,17 @@ def _restore(saved: dict[str, str | None]) -> None:
             os.environ[key] = value
 
 
+# Records whether a reply was ever shown formatted while still streaming (in the widget's shadow
+# root when given its host's selector, else in the document).
+WATCH_STREAMING = """host => {
+  const root = host ? document.querySelector(host).shadowRoot : document;
+  window.__kefuStreamedFormatted = false;
+  new MutationObserver(() => {
+    if (root.querySelector(".streaming .b.md strong")) window.__kefuStreamedFormatted = true;
+  }).observe(root, {childList: true, subtree: true, attributes: true});
+}"""
+
+
 async def _staff(gw: RunningGateway) -> Agent:
     pool = await open_pool(gw.gateway.settings.database_url or "", max_size=1)
     try:
@@ -255,6 +266,7 @@ async def test_widget_and_console_render_a_streamed_markdown_reply_and_run_nothi
     await visitor.wait_for_function("window.__kefuWidget && window.__kefuWidget.state.connected")
     # WHEN they write Markdown and HTML themselves, and the model answers in Markdown
     mine = "请问 **怎么** 退货？<b>急</b>"
+    await visitor.evaluate(WATCH_STREAMING, "#kefu-widget")
     box = visitor.locator("form.compose textarea")
     await box.fill(mine)
     await box.press("Enter")
@@ -264,6 +276,8 @@ async def test_widget_and_console_render_a_streamed_markdown_reply_and_run_nothi
     # THEN the reply arrived as several deltas and its final text is the model's, unchanged
     assert len(frames.of("delta")) >= 3
     assert frames.of("final")[-1]["text"] == REPLY
+    # AND it was already formatted while it streamed (repainted from its text so far)
+    assert await visitor.evaluate("window.__kefuStreamedFormatted") is True
     # AND the widget shows it formatted, with the HTML and the javascript: link as text
     await _check_rendered(reply)
     assert await reply.get_attribute("class") == "b md"
@@ -296,6 +310,7 @@ async def test_widget_and_console_render_a_streamed_markdown_reply_and_run_nothi
     assert await visitor_in_console.inner_text() == mine
     assert await visitor_in_console.locator("*").count() == 0
     # WHEN the visitor asks again while the agent watches
+    await agent.evaluate(WATCH_STREAMING, None)
     await box.fill("还有呢")
     await box.press("Enter")
     # THEN the console renders the reply as it streams in, and the finished reply formatted
@@ -304,6 +319,7 @@ async def test_widget_and_console_render_a_streamed_markdown_reply_and_run_nothi
     second = agent.locator("#log .msg.assistant .b").nth(1)
     await second.locator("a").wait_for()
     await _check_rendered(second)
+    assert await agent.evaluate("window.__kefuStreamedFormatted") is True
     assert await agent.evaluate("window.__kefuPwned === undefined")
     assert await visitor.evaluate("window.__kefuPwned === undefined")
     await agent.screenshot(path="/tmp/kefu-browser-10-console-markdown.png")
