@@ -7,7 +7,10 @@ What it sets up (idempotent: run it as often as you like):
   ``AWSPENDING`` version, the shape a key rotation is in while both keys are accepted;
 - the token secret (default name ``kefu/token-secret``): ``{"secrets": ["<64 hex chars>"]}``,
   the HMAC key that signs visitor and agent tokens. A random key is generated the first time
-  and kept on later runs.
+  and kept on later runs;
+- the data key secret (default name ``kefu/data-key``): ``{"keys": ["<64 hex chars>"]}``, the
+  key that encrypts tenants' engine and identity secrets in PostgreSQL (``DataKeySecretArn``).
+  Generated the first time and kept on later runs (a new key would make them unreadable).
 
 It talks to LocalStack (``http://localhost:4566``), to moto's server (``moto_server`` or
 ``python -m moto.server``, default ``http://127.0.0.1:5000``) or to real AWS (omit
@@ -17,7 +20,8 @@ It talks to LocalStack (``http://localhost:4566``), to moto's server (``moto_ser
     python localstack/setup_resources.py --endpoint-url http://127.0.0.1:5000 --format env
 
 Output: the secrets' ARNs and the environment variables (``TOKEN_SECRET_ID``,
-``LLM_KEYS_SECRET_ID``, ``AWS_ENDPOINT_URL_SECRETS_MANAGER``) that point Kefu at them.
+``LLM_KEYS_SECRET_ID``, ``DATA_ENCRYPTION_KEY_ID``, ``AWS_ENDPOINT_URL_SECRETS_MANAGER``) that
+point Kefu at them.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from botocore.exceptions import ClientError
 
 DEFAULT_LLM_SECRET = "kefu/llm-keys"
 DEFAULT_TOKEN_SECRET = "kefu/token-secret"
+DEFAULT_DATA_KEY_SECRET = "kefu/data-key"
 # Placeholders, never real keys: an emulator needs no working provider key. With these keys the
 # OpenAI-compatible engine fails over to the offline engine, which is what local runs expect.
 DEFAULT_LLM_CURRENT = {"openai": ["sk-local-current-placeholder"]}
@@ -59,11 +64,13 @@ class SetupResult:
     region: str
     llm_keys: SecretInfo
     token: SecretInfo
+    data_key: SecretInfo
 
     def env(self) -> dict[str, str]:
         out = {
             "TOKEN_SECRET_ID": self.token.arn,
             "LLM_KEYS_SECRET_ID": self.llm_keys.arn,
+            "DATA_ENCRYPTION_KEY_ID": self.data_key.arn,
             "AWS_REGION": self.region,
         }
         if self.endpoint_url:
@@ -170,11 +177,12 @@ def setup(
     region: str = "us-east-1",
     llm_secret_name: str = DEFAULT_LLM_SECRET,
     token_secret_name: str = DEFAULT_TOKEN_SECRET,
+    data_key_secret_name: str = DEFAULT_DATA_KEY_SECRET,
     llm_current: dict[str, Any] | None = None,
     llm_pending: dict[str, Any] | None = None,
     token_value: str | None = None,
 ) -> SetupResult:
-    """Create or update both secrets; safe to call repeatedly."""
+    """Create or update the secrets; safe to call repeatedly."""
     client = _client(endpoint_url, region)
 
     llm = _ensure_secret(
@@ -199,7 +207,17 @@ def setup(
         current=token_content,
         pending=None,
     )
-    return SetupResult(endpoint_url=endpoint_url, region=region, llm_keys=llm, token=token)
+    data_key = _ensure_secret(
+        client,
+        name=data_key_secret_name,
+        description="Kefu data encryption key(s) sealing tenants' secrets; the first encrypts",
+        # Keep an existing key: a new one would leave the stored secrets unreadable.
+        current=_existing_current(client, data_key_secret_name)
+        or json.dumps({"keys": [secrets.token_hex(32)]}),
+        pending=None,
+    )
+    return SetupResult(endpoint_url=endpoint_url, region=region, llm_keys=llm, token=token,
+                       data_key=data_key)
 
 
 def _parse_json_object(text: str) -> dict[str, Any]:

@@ -101,6 +101,14 @@ def test_setup_creates_both_secrets_and_is_idempotent(moto_endpoint: str) -> Non
     int(token["secrets"][0], 16)
     assert len(client.describe_secret(SecretId=token_arn)["VersionIdsToStages"]) == 1
 
+    # AND the data key secret holds one key of 64 hex characters, kept across runs
+    assert second["data_key"] == first["data_key"]
+    data_arn = first["data_key"]["arn"]
+    assert first["env"]["DATA_ENCRYPTION_KEY_ID"] == data_arn
+    data = json.loads(client.get_secret_value(SecretId=data_arn)["SecretString"])
+    assert list(data) == ["keys"] and len(data["keys"]) == 1 and len(data["keys"][0]) == 64
+    assert len(client.describe_secret(SecretId=data_arn)["VersionIdsToStages"]) == 1
+
 
 def test_rotation_moves_only_the_pending_stage(moto_endpoint: str) -> None:
     # GIVEN secrets set up with the default placeholder keys

@@ -52,6 +52,7 @@ class MotoServer:
 class SecretsReady:
     token_secret_arn: str
     llm_keys_secret_arn: str
+    data_key_secret_arn: str
 
 
 def _setup_module() -> ModuleType:
@@ -66,7 +67,9 @@ def _setup_module() -> ModuleType:
 
 
 def create_secrets(*, endpoint_url: str, region: str) -> SecretsReady:
-    """The token secret (a random signing key) and the LLM key secret (placeholders)."""
+    """The token secret (a random signing key), the LLM key secret (placeholders) and the data
+    key secret (a random key)."""
     result = _setup_module().setup(endpoint_url=endpoint_url, region=region)
     return SecretsReady(token_secret_arn=result.token.arn,
-                        llm_keys_secret_arn=result.llm_keys.arn)
+                        llm_keys_secret_arn=result.llm_keys.arn,
+                        data_key_secret_arn=result.data_key.arn)

@@ -130,6 +130,7 @@ class LocalStack:
                                           region=opts.region)
         parameters = dict(opts.parameter_overrides)
         parameters.setdefault("TokenSecretArn", secrets.token_secret_arn)
+        parameters.setdefault("DataKeySecretArn", secrets.data_key_secret_arn)
         parameters.setdefault("WidgetKeys", "demo-key:demo")
         await asyncio.to_thread(self._data_stores, parameters)
         context = StackContext(stack_name=opts.stack_name, region=opts.region)
