@@ -18,14 +18,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import os
-import signal
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-from types import FrameType
 
 from . import admin_cli
 from .embedded import EmbeddedPostgres, EmbeddedRedis
@@ -33,6 +29,7 @@ from .errors import ConfigError
 from .keyring import KeyringUnavailable, keyring_for
 from .logs import append_log_fields, configure_logging
 from .settings import Settings
+from .shutdown import ServiceStops, Stopped
 from .tokens import issue_token
 
 __all__ = ["main", "resolve_services"]
@@ -40,13 +37,11 @@ __all__ = ["main", "resolve_services"]
 logger = logging.getLogger("kefu")
 
 
-def resolve_services(
-    settings: Settings, *, stops: contextlib.ExitStack | None = None
-) -> Settings:
+def resolve_services(settings: Settings, *, stops: ServiceStops | None = None) -> Settings:
     """Fill in DATABASE_URL and REDIS_URL with embedded services when they are not set.
 
-    With ``stops``, each service's stop is registered before it starts, so leaving the stack
-    stops whatever was started, even by a start that failed half-way.
+    With ``stops``, each service's stop is registered before it starts, so whatever was
+    started is stopped on the way out, even after a start that failed half-way.
     """
     updates: dict[str, str] = {}
     data_dir = Path(settings.data_dir)
@@ -65,55 +60,16 @@ def resolve_services(
     return settings.model_copy(update=updates) if updates else settings
 
 
-class _Stopped(SystemExit):
-    """Raised in the main thread by SIGTERM or SIGHUP, so every ``finally`` runs."""
-
-
-@contextlib.contextmanager
-def _stopping_cleanly() -> Iterator[contextlib.ExitStack]:
-    """An exit stack for the embedded services' stops, run on every way out.
-
-    SIGTERM and SIGHUP would kill the process outright, leaving redis-server and PostgreSQL
-    running: here they raise :class:`_Stopped` instead (SIGINT already raises
-    KeyboardInterrupt). While uvicorn serves it catches both itself, shuts down gracefully,
-    then raises the signal again, which lands here. Once the stops run, further signals only
-    log: nothing may interrupt them.
-    """
-    stopping = False
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        if stopping:
-            logger.info("stopping the embedded services; please wait",
-                        extra={"signal": signal.Signals(signum).name})
-            return
-        raise _Stopped(0)
-
-    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGHUP,
-                                                    signal.SIGINT)}
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGHUP, on_signal)
-    try:
-        with contextlib.ExitStack() as stops:
-            try:
-                yield stops
-            finally:
-                stopping = True
-                signal.signal(signal.SIGINT, on_signal)
-    finally:
-        for sig, handler in saved.items():
-            signal.signal(sig, handler)
-
-
 def _run(args: argparse.Namespace) -> int:
     """Serve until stopped; a requested stop (SIGTERM, SIGINT, SIGHUP) exits with 0."""
     try:
-        with _stopping_cleanly() as stops:
+        with ServiceStops() as stops:
             return _serve(args, stops)
-    except (_Stopped, KeyboardInterrupt):
+    except Stopped:
         return 0
 
 
-def _serve(args: argparse.Namespace, stops: contextlib.ExitStack) -> int:
+def _serve(args: argparse.Namespace, stops: ServiceStops) -> int:
     import uvicorn
 
     from .gateway import create_gateway_app
@@ -129,7 +85,8 @@ def _serve(args: argparse.Namespace, stops: contextlib.ExitStack) -> int:
     except ConfigError as exc:
         print(f"kefu run: {exc}", file=sys.stderr)
         return 2
-    settings = resolve_services(settings, stops=stops)
+    with stops.starting():
+        settings = resolve_services(settings, stops=stops)
     demo_knowledge = Path(__file__).resolve().parents[2] / "knowledge" / "demo"
     if settings.knowledge_dir is None and demo_knowledge.is_dir():
         settings = settings.model_copy(update={"knowledge_dir": str(demo_knowledge)})

@@ -8,8 +8,11 @@ after its services started.
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import signal
 import socket
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,7 +22,7 @@ import psutil
 import pytest
 
 from tests.support.gateway import free_port
-from tests.support.kefu_process import KefuProcess, kefu_run
+from tests.support.kefu_process import ROOT, KefuProcess, kefu_run
 
 pytestmark = pytest.mark.timeout(900)  # the first start runs initdb on a busy machine
 
@@ -27,17 +30,29 @@ ENV = {"KEFU_ENV": "production", "TOKEN_SECRETS": "shutdown-test-secret-01234567
        "GATEWAY_MANAGEMENT_KEYS": "AKIDSHUTDOWN:management-secret-0123456789"}
 
 
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """One data directory for the module: initdb runs once, each test starts the server again."""
-    path = tmp_path_factory.mktemp("kefu-data")
-    yield path
-    # Whatever a failed test left running on it is stopped, so the machine stays clean.
-    pid_file = path / "pg" / "postmaster.pid"
-    if pid_file.exists():
-        pid = int(pid_file.read_text().split()[0])
-        if psutil.pid_exists(pid):
+@contextlib.contextmanager
+def _data_dir() -> Iterator[Path]:
+    """A data directory PostgreSQL's own user can reach (pytest's base temp is private to root,
+    and other sessions reset it to 0700 at any time); removed afterwards."""
+    base = ROOT / ".kefu"
+    base.mkdir(exist_ok=True)
+    path = Path(tempfile.mkdtemp(prefix="test-shutdown-", dir=base))
+    try:
+        yield path
+    finally:
+        # Whatever a failed test left running on it is stopped, so the machine stays clean.
+        pid = _postmaster_pid(path)
+        if pid is not None and psutil.pid_exists(pid):
             psutil.Process(pid).send_signal(signal.SIGINT)
+            _gone(psutil.Process(pid))
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def data_dir() -> Iterator[Path]:
+    """One data directory for the module: initdb runs once, each test starts the server again."""
+    with _data_dir() as path:
+        yield path
 
 
 @dataclass
@@ -188,3 +203,52 @@ def test_a_server_left_by_a_killed_run_is_stopped_by_the_next_one(
     assert code == 0, output[-3000:]
     assert _gone(leftover), output[-3000:]
     assert not (data_dir / "pg" / "postmaster.pid").exists(), output[-3000:]
+
+
+def _postgres_on(data_dir: Path) -> list[psutil.Process]:
+    """Every PostgreSQL (or initdb) process working on ``data_dir``'s cluster."""
+    pgdata = str((data_dir / "pg").resolve())
+    found = []
+    for process in psutil.process_iter(["name", "cmdline"]):
+        try:
+            if process.info["name"] in ("postgres", "initdb", "pg_ctl") and \
+                    pgdata in (process.info["cmdline"] or []):
+                found.append(process)
+        except psutil.Error:
+            continue
+    return found
+
+
+def _wait_for_output(kefu: KefuProcess, text: str, within_s: float = 120) -> None:
+    deadline = time.monotonic() + within_s
+    while text not in kefu.output():
+        if kefu.proc.poll() is not None or time.monotonic() > deadline:
+            raise AssertionError(f"{text!r} never logged\n{kefu.output()[-3000:]}")
+        time.sleep(0.02)
+
+
+def test_a_stop_during_the_first_start_lets_it_finish_then_stops_everything(
+    tmp_path: Path, started: Started
+) -> None:
+    # GIVEN `kefu run` on a new data directory, busy creating its PostgreSQL cluster
+    with _data_dir() as data_dir:
+        _stop_during_first_start(data_dir, tmp_path, started)
+
+
+def _stop_during_first_start(data_dir: Path, tmp_path: Path, started: Started) -> None:
+    with kefu_run({**ENV, "DATA_DIR": str(data_dir)}, tmp_path / "first") as kefu:
+        _wait_for_output(kefu, "starting embedded PostgreSQL")
+        # WHEN it is stopped with SIGTERM right then
+        code = kefu.stop(signal.SIGTERM)
+        output = kefu.output()
+    # THEN it exits as after any requested stop, once the start it was in has finished ...
+    assert code == 0, output[-3000:]
+    assert "stop requested" in output, output[-3000:]
+    # ... with no PostgreSQL, initdb or redis-server of its own left running
+    leftovers = [p for p in _postgres_on(data_dir) if not _gone(p)]
+    assert leftovers == [], output[-3000:]
+    assert not (data_dir / "pg" / "postmaster.pid").exists()
+    # AND the data directory is whole: the next run serves from it and stops cleanly
+    code, output = _start_and_stop(data_dir, tmp_path / "second", signal.SIGTERM, started)
+    assert code == 0, output[-3000:]
+    _assert_nothing_left(started, data_dir, output)
