@@ -68,6 +68,8 @@ _PAIR_RE = re.compile(
     rf"(?i)((?:{_SECRET_KEY})[\"']?\s*[=:]\s*[\"']?)"
     r"(?!\[|(?:bearer|basic|aws4-hmac-sha256)\s)([^&\s\"',;}\]]+)"
 )
+# pydantic's ValidationError repeats the rejected input (a visitor's text) in its message
+_INPUT_VALUE_RE = re.compile(r"input_value=(?:'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|[^,\]\s]+)")
 # user:password@ in a URL (a DSN, a proxy URL)
 _URL_CREDENTIALS_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*:)[^@\s/]+@")
 _SECRET_KEY_RE = re.compile(rf"(?i)(?:^|[_\-.])(?:{_SECRET_KEY})$")
@@ -81,6 +83,7 @@ def _redact_pii(text: str) -> str:
 
 def _redact_tokens(text: str) -> str:
     text = _JWT_RE.sub("[TOKEN]", text)
+    text = _INPUT_VALUE_RE.sub(f"input_value={REDACTED}", text)
     text = _URL_CREDENTIALS_RE.sub(lambda m: f"{m.group(1)}{REDACTED}@", text)
     text = _SCHEME_RE.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
     return _PAIR_RE.sub(lambda m: m.group(1) + REDACTED, text)

@@ -29,7 +29,7 @@ from kefu_core.logs import (
     redact_log_text,
 )
 from kefu_core.tokens import issue_token
-from tests.support.kefu_process import ROOT, kefu_run
+from tests.support.kefu_process import ROOT, kefu_command, kefu_run
 
 SECRET = "log-test-secret-0123456789-abcdefghijklmnop"
 PHONE = "13912345678"
@@ -258,3 +258,33 @@ def test_filter_and_formatter_survive_odd_records() -> None:
     written = stream.getvalue()
     assert len(written.splitlines()) == 3
     assert PHONE not in written
+
+
+def test_a_rejected_input_repeated_by_a_validation_error_is_withheld() -> None:
+    # GIVEN a validation error about a visitor's text (pydantic repeats the input in it)
+    from pydantic import BaseModel, ValidationError
+
+    class Frame(BaseModel):
+        seq: int
+
+    visitor_text = "我叫王小明，住在长宁路5号"
+    with pytest.raises(ValidationError) as info:
+        Frame(seq=visitor_text)  # type: ignore[arg-type]
+    # WHEN a record carrying it is filtered
+    record = _record("bad frame", exc=info.value)
+    RedactingFilter().filter(record)
+    # THEN the text is not written, the error still is
+    written = logging.Formatter().format(record)
+    assert "王小明" not in written and "input_value=[REDACTED]" in written
+
+
+def test_kefu_refuses_an_unknown_log_format_or_level(tmp_path: Path) -> None:
+    # GIVEN a typo in LOG_FORMAT or LOG_LEVEL
+    for env in ({"LOG_FORMAT": "xml"}, {"LOG_LEVEL": "verbose"}):
+        # WHEN kefu starts
+        done = subprocess.run([*kefu_command(), "token", "--tenant", "t", "--subject", "s"],
+                              env={"PATH": "/usr/bin:/bin", "TOKEN_SECRETS": SECRET, **env},
+                              cwd=tmp_path, capture_output=True, timeout=60, check=False)
+        # THEN it stops at once with a clear message instead of logging some other way
+        assert done.returncode == 2
+        assert next(iter(env)) in done.stderr.decode()
