@@ -21,7 +21,9 @@ import asyncio
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, Protocol
 
 from . import admin_cli
 from .embedded import EmbeddedPostgres, EmbeddedRedis
@@ -37,7 +39,13 @@ __all__ = ["main", "resolve_services"]
 logger = logging.getLogger("kefu")
 
 
-def resolve_services(settings: Settings, *, stops: ServiceStops | None = None) -> Settings:
+class _Stops(Protocol):
+    """Where a service's stop is registered: a ``contextlib.ExitStack`` or ``ServiceStops``."""
+
+    def callback(self, stop: Callable[[], Any], /) -> Any: ...
+
+
+def resolve_services(settings: Settings, *, stops: _Stops | None = None) -> Settings:
     """Fill in DATABASE_URL and REDIS_URL with embedded services when they are not set.
 
     With ``stops``, each service's stop is registered before it starts, so whatever was
@@ -121,19 +129,24 @@ def _serve(args: argparse.Namespace, stops: ServiceStops) -> int:
 def _migrate(args: argparse.Namespace) -> int:
     from .db import migrate, open_pool
 
-    settings = resolve_services(Settings()) if args.embedded else Settings()
-    if not settings.database_url:
-        print("DATABASE_URL is not set (or pass --embedded)", file=sys.stderr)
-        return 2
-
-    async def apply() -> list[str]:
-        pool = await open_pool(settings.database_url or "", min_size=1, max_size=1)
+    async def apply(dsn: str) -> list[str]:
+        pool = await open_pool(dsn, min_size=1, max_size=1)
         try:
             return await migrate(pool)
         finally:
             await pool.close()
 
-    applied = asyncio.run(apply())
+    try:
+        with ServiceStops() as stops:  # the embedded PostgreSQL stops on every way out
+            with stops.starting():
+                settings = (resolve_services(Settings(), stops=stops) if args.embedded
+                            else Settings())
+            if not settings.database_url:
+                print("DATABASE_URL is not set (or pass --embedded)", file=sys.stderr)
+                return 2
+            applied = asyncio.run(apply(settings.database_url))
+    except Stopped:
+        return 1
     print("applied: " + (", ".join(applied) if applied else "nothing (up to date)"))
     return 0
 

