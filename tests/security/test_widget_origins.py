@@ -163,6 +163,13 @@ async def test_allowed_origins_are_validated(gateway: RunningGateway) -> None:
     assert (await _mint(gateway, key, "https://example.com")).status_code == 403
     assert (await _mint(gateway, key, "https://evilexample.com")).status_code == 403
     assert (await _mint(gateway, key, "http://shop.example.com")).status_code == 403
+    # AND an empty list opens the key to every origin again
+    async with httpx.AsyncClient(base_url=gateway.http, timeout=30) as http:
+        opened = await http.patch(f"/v1/admin/widget-keys/{key}",
+                                  headers={"authorization": f"Bearer {admin}"},
+                                  json={"allowed_origins": []})
+    assert opened.status_code == 200 and opened.json()["allowed_origins"] == []
+    assert (await _mint(gateway, key, "https://example.com")).status_code == 200
 
 
 # -- in a real browser -------------------------------------------------------------------------
