@@ -32,6 +32,12 @@ SESSION_TAG = uuid.uuid4().hex[:8]
 def _pg_server() -> Iterator[EmbeddedPostgres]:
     server = EmbeddedPostgres(data_dir=ROOT / ".kefu" / "test-pg", database="postgres")
     server.start()
+    # A throw-away test server: no durability, so creating and dropping the suite's many
+    # databases does not wait on the disk of a busy machine.
+    with psycopg.connect(server.admin_dsn(), autocommit=True) as conn:
+        for setting in ("fsync", "synchronous_commit", "full_page_writes"):
+            conn.execute(f"ALTER SYSTEM SET {setting} = off")
+        conn.execute("SELECT pg_reload_conf()")
     yield server
 
 

@@ -18,9 +18,11 @@ from tests.support.gateway import RunningGateway, gateway_for_test
 
 @pytest.fixture(scope="module")
 def gateway(make_database, redis_url) -> Iterator[RunningGateway]:  # type: ignore[no-untyped-def]
+    # These tests check what the answers say: a generous recall deadline, so a busy machine
+    # cannot drop the knowledge search (the deadline itself is tested on its own).
     with gateway_for_test(dsn=make_database(), redis_url=redis_url, name="kb",
                           knowledge_dir=str(ROOT / "knowledge" / "demo"),
-                          knowledge_tenant="shop") as running:
+                          knowledge_tenant="shop", recall_deadline_ms=5000) as running:
         yield running
 
 
