@@ -25,11 +25,11 @@ import logging
 import os
 import re
 import sys
+import weakref
 from typing import IO, Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
-from aws_lambda_powertools.logging.types import LogRecord as PowertoolsLogRecord
 
 __all__ = [
     "PAYLOAD_LOGGERS",
@@ -77,16 +77,36 @@ _URL_CREDENTIALS_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*:)[^@\s/]
 _SECRET_KEY_RE = re.compile(rf"(?i)(?:^|[_\-.])(?:{_SECRET_KEY})$")
 
 
+# Words one of the patterns above needs; a line with none of them skips those patterns.
+_TOKEN_CUES = ("token", "password", "passwd", "secret", "key", "authorization", "cookie",
+               "signature", "credential", "bearer", "basic", "aws4")
+# Every kind kefu_llm recognises (KINDS: mobile and landline numbers, ID and card numbers,
+# e-mail) needs an "@" or ten digits or more with only separators between them (any width); a
+# line without either cannot hold one and skips the detector. (A test pins KINDS: a new kind
+# must be checked against this shortcut.)
+_DIGIT_RUN_RE = re.compile(r"\d(?:\W{0,3}\d){9,}")
+
+
 def _redact_pii(text: str) -> str:
     from kefu_llm import redact_text
 
     return redact_text(text)
 
 
+def _may_hold_pii(text: str) -> bool:
+    return "@" in text or "\uff20" in text or _DIGIT_RUN_RE.search(text) is not None
+
+
 def _redact_tokens(text: str) -> str:
-    text = _JWT_RE.sub("[TOKEN]", text)
-    text = _INPUT_VALUE_RE.sub(f"input_value={REDACTED}", text)
-    text = _URL_CREDENTIALS_RE.sub(lambda m: f"{m.group(1)}{REDACTED}@", text)
+    if "eyJ" in text:
+        text = _JWT_RE.sub("[TOKEN]", text)
+    if "input_value=" in text:
+        text = _INPUT_VALUE_RE.sub(f"input_value={REDACTED}", text)
+    if "://" in text and "@" in text:
+        text = _URL_CREDENTIALS_RE.sub(lambda m: f"{m.group(1)}{REDACTED}@", text)
+    lowered = text.lower()
+    if not any(cue in lowered for cue in _TOKEN_CUES):
+        return text
     text = _SCHEME_RE.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
     return _PAIR_RE.sub(lambda m: m.group(1) + REDACTED, text)
 
@@ -94,7 +114,8 @@ def _redact_tokens(text: str) -> str:
 def redact_log_text(text: str) -> str:
     """``text`` without tokens and personal data; ``[REDACTED]`` if redaction fails."""
     try:
-        return _redact_pii(_redact_tokens(text))
+        text = _redact_tokens(text)
+        return _redact_pii(text) if _may_hold_pii(text) else text
     except Exception:
         return REDACTED
 
@@ -180,11 +201,19 @@ def _frame_dump(record: logging.LogRecord) -> bool:
                for a in args)
 
 
+# Records already redacted (by a filter, then by the formatter of the same handler, or by
+# another handler's): redaction is idempotent, this only saves doing it twice.
+_redacted: weakref.WeakSet[logging.LogRecord] = weakref.WeakSet()
+
+
 def _redact_or_withhold(record: logging.LogRecord) -> None:
+    if record in _redacted:
+        return
     try:
         redact_record(record)
     except Exception:  # fail closed
         record.msg, record.args, record.exc_info, record.exc_text = REDACTED, None, None, None
+    _redacted.add(record)
 
 
 class RedactingFilter(logging.Filter):
@@ -215,10 +244,9 @@ class JsonFormatter(LambdaPowertoolsFormatter):
             if added:
                 del record.__dict__["exception"]
 
-    def serialize(self, log: PowertoolsLogRecord) -> str:
-        # Keys appended to the formatter and context keys have not been through the record.
-        clean: PowertoolsLogRecord = redact_log_value(log)
-        return super().serialize(clean)
+    def append_keys(self, **additional_keys: Any) -> None:
+        # Keys set on the formatter are written on every line: redacted once, here.
+        super().append_keys(**{k: redact_log_value(v) for k, v in additional_keys.items()})
 
 
 class TextFormatter(logging.Formatter):
