@@ -2,6 +2,10 @@
 
 - Passwords are hashed with ``hashlib.scrypt`` (random salt, parameters stored with the hash)
   and compared in constant time.
+- Agents' e-mail addresses are unique per tenant (migration ``003_agent_auth.sql``) and
+  sign-in names the tenant, so nothing reveals another tenant's addresses. Each agent has a
+  ``token_version`` (revocation, :mod:`kefu_core.agent_auth`) and a ``demo`` flag (the
+  development demo administrator, refused in production).
 - The identity secret (which a company's backend uses to sign a logged-in customer's identity
   for the widget) and engine secrets are write-only: no read path returns them, except
   :meth:`TenantStore.identity_secret` used by the server to verify an identity and

@@ -17,9 +17,16 @@ from tests.support.staff import make_staff, token_for
 PASSWORD = "correct-horse-battery"
 
 
+@pytest.fixture(scope="module")
+def dsn(make_database) -> str:  # type: ignore[no-untyped-def]
+    """One database for the module (each test uses its own agents and Redis prefix)."""
+    value: str = make_database()
+    return value
+
+
 @pytest.fixture
-async def admin(make_database, redis_url) -> AsyncIterator[AdminHarness]:  # type: ignore[no-untyped-def]
-    async with production_admin(pg_dsn=make_database(), redis_url=redis_url) as harness:
+async def admin(dsn: str, redis_url: str) -> AsyncIterator[AdminHarness]:
+    async with production_admin(pg_dsn=dsn, redis_url=redis_url) as harness:
         yield harness
 
 
@@ -40,6 +47,7 @@ async def test_another_tenants_address_is_not_revealed_on_creation(admin: AdminH
         assert (taken.status_code, unused.status_code) == (201, 201), taken.text
         assert sorted(taken.json()) == sorted(unused.json())
         assert taken.json()["tenant_id"] == "globex"
+        assert not {"token_version", "demo", "password_hash"} & set(taken.json())
         # AND only an address already used in the caller's own tenant conflicts
         again = await http.post("/v1/admin/agents", headers=headers, json={
             "email": "ALICE@shared.test", "name": "Twice", "password": "p" * 12})

@@ -15,6 +15,7 @@ import uuid
 from importlib import resources
 
 import psycopg
+import pytest
 
 from kefu_core.db import migrate, open_pool
 from kefu_core.settings import Settings
@@ -68,10 +69,14 @@ async def test_a_development_databases_demo_admin_is_refused_in_production(
                 assert response.status_code == 401, path
 
 
-async def test_production_never_creates_the_demo_admin(
-    make_database, redis_url,  # type: ignore[no-untyped-def]
-) -> None:
-    dsn = make_database()
+@pytest.fixture(scope="module")
+def dsn(make_database) -> str:  # type: ignore[no-untyped-def]
+    """A database for the tests that start from an empty one in production."""
+    value: str = make_database()
+    return value
+
+
+async def test_production_never_creates_the_demo_admin(dsn: str, redis_url: str) -> None:
     async with production_admin(pg_dsn=dsn, redis_url=redis_url,
                                 widget_keys=["demo-key:demo"]) as admin:
         async with admin.client() as http:
@@ -83,10 +88,7 @@ async def test_production_never_creates_the_demo_admin(
         assert [a for a in await admin.store.list_agents("demo")] == []
 
 
-async def test_the_first_admin_comes_from_kefu_admin_create(
-    make_database, redis_url,  # type: ignore[no-untyped-def]
-) -> None:
-    dsn = make_database()
+async def test_the_first_admin_comes_from_kefu_admin_create(dsn: str, redis_url: str) -> None:
     email = f"boss-{uuid.uuid4().hex[:6]}@acme.test"
     env = {**os.environ, "KEFU_ENV": "production", "DATABASE_URL": dsn,
            "TOKEN_SECRETS": STRONG_SECRET}
@@ -114,10 +116,10 @@ async def test_the_first_admin_comes_from_kefu_admin_create(
 
 
 async def test_the_super_admin_from_the_environment_creates_tenants(
-    make_database, redis_url,  # type: ignore[no-untyped-def]
+    dsn: str, redis_url: str,
 ) -> None:
     # GIVEN SUPER_ADMIN_EMAIL and SUPER_ADMIN_PASSWORD, as compose.yaml passes them
-    async with production_admin(pg_dsn=make_database(), redis_url=redis_url,
+    async with production_admin(pg_dsn=dsn, redis_url=redis_url,
                                 super_admin_email="root@ops.test",
                                 super_admin_password="root-password-0123") as admin:
         async with admin.client() as http:
@@ -129,12 +131,13 @@ async def test_the_super_admin_from_the_environment_creates_tenants(
             # WHEN the super-admin creates a tenant with its first administrator
             created = await http.post(
                 "/v1/tenants", headers={"authorization": f"Bearer {login.json()['token']}"},
-                json={"id": "acme", "name": "Acme", "admin_email": "boss@acme.test",
+                json={"id": "initech", "name": "Initech", "admin_email": "boss@initech.test",
                       "admin_password": "boss-password-0123"})
             assert created.status_code == 201, created.text
             # THEN that administrator signs in
             boss = await http.post("/v1/agent/login", json={
-                "tenant": "acme", "email": "boss@acme.test", "password": "boss-password-0123"})
+                "tenant": "initech", "email": "boss@initech.test",
+                "password": "boss-password-0123"})
             assert boss.status_code == 200
 
 

@@ -21,9 +21,16 @@ from tests.support.staff import make_staff
 PASSWORD = "correct-horse-battery"
 
 
+@pytest.fixture(scope="module")
+def dsn(make_database) -> str:  # type: ignore[no-untyped-def]
+    """One database for the module (each test uses its own agents and Redis prefix)."""
+    value: str = make_database()
+    return value
+
+
 @pytest.fixture
-async def admin(make_database, redis_url) -> AsyncIterator[AdminHarness]:  # type: ignore[no-untyped-def]
-    async with production_admin(pg_dsn=make_database(), redis_url=redis_url) as harness:
+async def admin(dsn: str, redis_url: str) -> AsyncIterator[AdminHarness]:
+    async with production_admin(pg_dsn=dsn, redis_url=redis_url) as harness:
         yield harness
 
 

@@ -36,9 +36,16 @@ from tests.support.staff import make_staff
 PASSWORD = "correct-horse-battery"
 
 
+@pytest.fixture(scope="module")
+def dsn(make_database) -> str:  # type: ignore[no-untyped-def]
+    """One database for the module (each test uses its own agents and Redis prefix)."""
+    value: str = make_database()
+    return value
+
+
 @pytest.fixture
-async def admin(make_database, redis_url) -> AsyncIterator[AdminHarness]:  # type: ignore[no-untyped-def]
-    async with production_admin(pg_dsn=make_database(), redis_url=redis_url) as harness:
+async def admin(dsn: str, redis_url: str) -> AsyncIterator[AdminHarness]:
+    async with production_admin(pg_dsn=dsn, redis_url=redis_url) as harness:
         yield harness
 
 
@@ -153,9 +160,9 @@ async def test_agent_tokens_are_short_lived_and_refresh_keeps_the_console_signed
 
 # -- the WebSocket ----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def gateway(make_database, redis_url) -> Iterator[RunningGateway]:  # type: ignore[no-untyped-def]
+def gateway(dsn: str, redis_url: str) -> Iterator[RunningGateway]:
     prefix = f"kefu-test:revocation:{uuid.uuid4().hex[:8]}:"
-    settings = production_settings(pg_dsn=make_database(), redis_url=redis_url,
+    settings = production_settings(pg_dsn=dsn, redis_url=redis_url,
                                    redis_prefix=prefix, widget_keys=["acme-key:acme"])
     with redis_prefix_removed(redis_url, prefix), run_gateway(settings) as running:
         yield running
