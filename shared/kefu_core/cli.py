@@ -197,8 +197,16 @@ def _local(args: argparse.Namespace) -> int:
     except LocalStackError as exc:
         print(f"kefu local: {exc}", file=sys.stderr)
         return 2
+    timeouts: dict[str, int] = {}
+    for item in args.function_timeout:
+        name, _, seconds = item.partition("=")
+        if not name or not seconds.isdigit() or not 1 <= int(seconds) <= 900:
+            print(f"kefu local: bad --function-timeout {item!r}: FUNCTION=SECONDS (1 to 900)",
+                  file=sys.stderr)
+            return 2
+        timeouts[name] = int(seconds)
     options = LocalOptions(
-        build_dir=Path(args.build_dir), host=args.host, port=args.port,
+        timeouts=timeouts, build_dir=Path(args.build_dir), host=args.host, port=args.port,
         admin_port=args.admin_port, lambda_port=args.lambda_port,
         parameter_overrides=overrides, env_vars=env_vars, stack_name=args.stack_name,
         region=args.region, max_workers=args.max_workers, data_dir=Path(args.data_dir),
@@ -283,6 +291,9 @@ def main(argv: list[str] | None = None) -> int:
     loc.add_argument("--region", default=os.environ.get("AWS_REGION", "us-east-1"))
     loc.add_argument("--max-workers", type=int, default=2,
                      help="execution environments per function at most")
+    loc.add_argument("--function-timeout", nargs="*", metavar="FUNCTION=SECONDS", default=[],
+                     help="replace a function's Timeout, by logical id (e.g. "
+                     "StreamFunction=1 to see a timed-out reply reach its OnFailure queue)")
     loc.add_argument("--data-dir", default=".kefu/local",
                      help="runtime folders and the embedded PostgreSQL's data")
     loc.set_defaults(func=_local)

@@ -320,6 +320,63 @@ class ConversationStore:
         except psycopg.Error as exc:
             raise StoreError("cannot mark replies interrupted") from exc
 
+    async def settle_failed_reply(
+        self, *, tenant_id: str, conversation_id: str, reply_to: int, reason: str
+    ) -> StoredMessage | None:
+        """The reply to visitor message ``reply_to`` after its writer failed for good (the
+        stream function crashed, timed out or was never run): a reply still ``streaming`` is
+        stored ``incomplete``; a reply never started is stored as an empty ``incomplete`` one
+        (bot-owned conversations only), so a late resend does not answer it minutes later.
+
+        Returns the reply this call settled, or ``None`` when there was nothing to do (the
+        reply was finished, or settled by an earlier call: a redelivered failure changes
+        nothing twice)."""
+        meta = Jsonb({"reason": reason})
+        try:
+            async with self._pool.connection() as conn, conn.transaction():
+                cur = await conn.execute(
+                    "SELECT owner FROM conversations WHERE id = %s AND tenant_id = %s"
+                    " FOR UPDATE",
+                    (conversation_id, tenant_id),
+                )
+                conv = await cur.fetchone()
+                if conv is None:
+                    return None
+                updated = await conn.cursor(row_factory=dict_row).execute(
+                    "UPDATE messages m SET status = 'incomplete', updated_at = now(),"
+                    " meta = m.meta || %s WHERE m.conversation_id = %s AND m.reply_to = %s"
+                    " AND m.role = 'assistant' AND m.status = 'streaming'"
+                    f" RETURNING {_MSG_COLUMNS}",
+                    (meta, conversation_id, reply_to),
+                )
+                row = await updated.fetchone()
+                if row is not None:
+                    return StoredMessage.model_validate(row)
+                cur = await conn.execute(
+                    "SELECT 1 FROM messages WHERE conversation_id = %s AND reply_to = %s"
+                    " AND role = 'assistant'",
+                    (conversation_id, reply_to),
+                )
+                if await cur.fetchone() is not None or conv[0] != "bot":
+                    return None
+                cur = await conn.execute(
+                    "UPDATE conversations SET last_seq = last_seq + 1, updated_at = now()"
+                    " WHERE id = %s RETURNING last_seq",
+                    (conversation_id,),
+                )
+                seq_row = await cur.fetchone()
+                assert seq_row is not None
+                created = await conn.cursor(row_factory=dict_row).execute(
+                    "INSERT INTO messages AS m (conversation_id, seq, role, text, status,"
+                    " reply_to, meta) VALUES (%s, %s, 'assistant', '', 'incomplete', %s, %s)"
+                    f" RETURNING {_MSG_COLUMNS}",
+                    (conversation_id, int(seq_row[0]), reply_to, meta),
+                )
+                inserted = await created.fetchone()
+                return StoredMessage.model_validate(inserted) if inserted else None
+        except psycopg.Error as exc:
+            raise StoreError("cannot settle a failed reply") from exc
+
     async def unanswered_tail(
         self, *, tenant_id: str, conversation_id: str, older_than_s: float
     ) -> StoredMessage | None:

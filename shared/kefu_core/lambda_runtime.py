@@ -17,7 +17,8 @@ from .logs import lambda_logger
 from .settings import Settings, get_settings
 from .transport import ApiGatewayPoster, LambdaInvoker, StreamInvoker
 
-__all__ = ["api_gateway_handler", "async_invoke_handler", "get_deps", "reset", "run"]
+__all__ = ["api_gateway_handler", "async_invoke_handler", "get_deps", "reset", "run",
+           "sqs_handler"]
 
 # Powertools' Logger, writing redacted JSON lines (no token, no personal data).
 logger = lambda_logger()
@@ -102,6 +103,20 @@ def async_invoke_handler(flow: Flow) -> Callable[[dict[str, Any], Any], dict[str
     """Wrap a flow as a Lambda handler for an asynchronous invoke payload."""
 
     @logger.inject_lambda_context(correlation_id_path="conversation_id")
+    def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        async def call() -> dict[str, Any]:
+            return await flow(event, await get_deps(event))
+
+        return run(call())
+
+    return lambda_handler
+
+
+def sqs_handler(flow: Flow) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    """Wrap a flow as a Lambda handler for an SQS event source mapping (with
+    ``ReportBatchItemFailures``: the flow returns ``{"batchItemFailures": [...]}``)."""
+
+    @logger.inject_lambda_context
     def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         async def call() -> dict[str, Any]:
             return await flow(event, await get_deps(event))

@@ -67,6 +67,10 @@ class LocalStackProcess:
     def token_secret_arn(self) -> str:
         return self.urls["token secret"]
 
+    def sqs(self) -> Any:
+        return boto3.client("sqs", endpoint_url=self.moto, region_name="us-east-1",
+                            aws_access_key_id="test", aws_secret_access_key="test")
+
     def secrets_manager(self) -> Any:
         return boto3.client("secretsmanager", endpoint_url=self.moto, region_name="us-east-1",
                             aws_access_key_id="test", aws_secret_access_key="test")
@@ -92,7 +96,8 @@ class LocalStackProcess:
 
 @contextlib.contextmanager
 def run_local_stack(*, data_dir: Path, parameters: dict[str, str], env_vars: dict[str, Any],
-                    start_timeout: float = 240) -> Iterator[LocalStackProcess]:
+                    start_timeout: float = 240, extra_args: tuple[str, ...] = ()
+                    ) -> Iterator[LocalStackProcess]:
     """``kefu local`` on free ports; yields once it printed its URLs; SIGTERM at the end."""
     env_file = data_dir / "env.json"
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -102,6 +107,7 @@ def run_local_stack(*, data_dir: Path, parameters: dict[str, str], env_vars: dic
         str(Path(sys.executable).parent / "kefu"), "local",
         "--port", "0", "--admin-port", "0", "--lambda-port", "0",
         "--data-dir", str(data_dir), "--env-vars", str(env_file),
+        *extra_args,
         "--parameter-overrides", *[f"{k}={v}" for k, v in parameters.items()],
     ]
     if build_is_stale():

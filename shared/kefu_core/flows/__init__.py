@@ -15,15 +15,17 @@ if TYPE_CHECKING:
     from .connect import handle_connect, handle_disconnect, refuse_unauthenticated
     from .message import handle_message
     from .stream import handle_stream
+    from .stream_failure import handle_stream_failures
 
 __all__ = ["handle_connect", "handle_disconnect", "handle_message", "handle_stream",
-           "refuse_unauthenticated"]
+           "handle_stream_failures", "refuse_unauthenticated"]
 
 _WHERE = {
     "handle_connect": ".connect",
     "handle_disconnect": ".connect",
     "handle_message": ".message",
     "handle_stream": ".stream",
+    "handle_stream_failures": ".stream_failure",
     "refuse_unauthenticated": ".connect",
 }
 

@@ -26,7 +26,7 @@ import signal
 import sys
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -327,6 +327,7 @@ class Worker:
 
 
 LogSink = Callable[[str, str], None]
+FailureHook = Callable[[str, bytes, "Result | None", str, int], Awaitable[None]]
 
 
 def print_log(function: str, line: str) -> None:
@@ -359,6 +360,9 @@ class FunctionPool:
         self._monitor: asyncio.Task[None] | None = None
         self._init_error: bytes | None = None
         self._stopping = False
+        # Called with (request id, payload, last result or None, condition, attempts) when an
+        # asynchronous invocation fails for good: the OnFailure destination.
+        self.on_failure: FailureHook | None = None
 
     def environment(self, *, runtime_api: str) -> dict[str, str]:
         return dict(self._environment(self.spec, runtime_api))
@@ -452,10 +456,12 @@ class FunctionPool:
     async def _run_event(self, payload: bytes, request_id: str) -> None:
         received = time.monotonic()
         attempts = 1 + self.spec.max_retry_attempts
+        result: Result | None = None
         for attempt in range(attempts):
             if time.monotonic() - received > self.spec.max_event_age_s:
                 logger.warning("%s: event %s dropped (older than %d s)", self.spec.logical_id,
                                request_id, self.spec.max_event_age_s)
+                await self._failed(request_id, payload, result, "EventAgeExceeded", attempt)
                 return
             try:
                 result = await self.invoke(payload)
@@ -468,6 +474,17 @@ class FunctionPool:
                            request_id, attempt + 1, attempts)
             if attempt + 1 < attempts:
                 await asyncio.sleep(1.0)  # Lambda waits a minute, then two; locally a second
+        await self._failed(request_id, payload, result, "RetriesExhausted", attempts)
+
+    async def _failed(self, request_id: str, payload: bytes, result: Result | None,
+                      condition: str, attempts: int) -> None:
+        if self.on_failure is None:
+            return
+        try:
+            await self.on_failure(request_id, payload, result, condition, attempts)
+        except Exception:
+            logger.exception("%s: event %s: OnFailure destination failed",
+                             self.spec.logical_id, request_id)
 
     async def stop(self) -> None:
         self._stopping = True

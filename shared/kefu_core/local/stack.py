@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import json
 import logging
 import os
 import signal
@@ -23,9 +25,10 @@ from ..http_limits import BodyLimitMiddleware
 from ..settings import Settings
 from .aws import MotoServer, create_secrets
 from .errors import FunctionNotFound, LocalStackError
-from .functions import FunctionPool, LogSink, Result, print_log
+from .functions import FailureHook, FunctionPool, LogSink, Result, print_log
 from .http_api import HttpApi
 from .lambda_api import create_lambda_api
+from .queues import SqsPoller, create_queues, destination_record, sqs_client
 from .runtime import Credentials, Runtime
 from .template import ACCOUNT_ID, FunctionSpec, StackContext, Template, api_id
 from .websocket import LambdaIntegration, websocket_api
@@ -51,6 +54,9 @@ class LocalOptions:
     max_workers: int = 2
     data_dir: Path = Path(".kefu/local")
     log_sink: LogSink = print_log
+    # Function Timeout in seconds by logical id, replacing the template's (e.g. to watch a
+    # timed-out stream reach its OnFailure queue).
+    timeouts: dict[str, int] = field(default_factory=dict)
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -99,6 +105,7 @@ class LocalStack:
         self.template: Template | None = None
         self.urls: dict[str, str] = {}
         self.app: ASGIApp | None = None
+        self.pollers: list[SqsPoller] = []
 
     def _url(self, name: str) -> str:
         host, port = self.sockets[name].getsockname()[:2]
@@ -134,8 +141,14 @@ class LocalStack:
         parameters.setdefault("WidgetKeys", "demo-key:demo")
         await asyncio.to_thread(self._data_stores, parameters)
         context = StackContext(stack_name=opts.stack_name, region=opts.region)
-        template = self.template = Template(template_path, overrides=parameters, context=context)
-        functions = template.functions()
+        template = self.template = Template(template_path, overrides=parameters, context=context,
+                                            sqs_endpoint=moto_url)
+        functions = [_with_timeout(spec, opts.timeouts) for spec in template.functions()]
+        unknown = sorted(set(opts.timeouts) - {spec.logical_id for spec in functions})
+        if unknown:
+            raise LocalStackError(f"--function-timeout: no function {', '.join(unknown)}")
+        sqs = sqs_client(moto_url, opts.region)
+        queue_urls = await asyncio.to_thread(create_queues, sqs, template.queues())
         ws_api = websocket_api(template)
         admin = _http_api_function(template, functions)
         self.urls = {
@@ -163,8 +176,11 @@ class LocalStack:
                                 environment=runtime.environment,
                                 max_workers=opts.max_workers, log_sink=opts.log_sink)
             self.pools[spec.name] = pool
+        self._wire_queues(sqs, queue_urls)
         await asyncio.gather(*(pool.start(warm=1) for pool in self.pools.values()))
         await self._wait_warm()
+        for poller in self.pollers:
+            poller.start()
 
         front = Settings(
             kefu_env="development", redis_url=template.parameters["RedisUrl"],
@@ -187,6 +203,23 @@ class LocalStack:
                                     account_id=context.account_id),
             ports["lambda"]: create_lambda_api(self.pools, keys=credentials.keys()),
         })
+
+    def _wire_queues(self, sqs: Any, queue_urls: dict[str, str]) -> None:
+        """OnFailure destinations and SQS event source mappings, on moto's queues."""
+        for pool in self.pools.values():
+            spec = pool.spec
+            if spec.on_failure:
+                if spec.on_failure not in queue_urls:
+                    raise LocalStackError(f"{spec.logical_id}: OnFailure destination "
+                                          f"{spec.on_failure} is not a queue of this template")
+                pool.on_failure = _failure_sender(sqs, queue_urls[spec.on_failure], spec)
+            for source in spec.sqs_sources:
+                if source.queue_arn not in queue_urls:
+                    raise LocalStackError(f"{spec.logical_id}: SQS event queue "
+                                          f"{source.queue_arn} is not in this template")
+                self.pollers.append(SqsPoller(
+                    client=sqs, queue_url=queue_urls[source.queue_arn], source=source,
+                    region=self.options.region, invoke=pool.invoke, function=spec.logical_id))
 
     def _data_stores(self, parameters: dict[str, str]) -> None:
         """DatabaseUrl and RedisUrl default to the embedded services ``kefu run`` uses."""
@@ -223,6 +256,8 @@ class LocalStack:
         return await pool.invoke(payload)
 
     async def stop(self) -> None:
+        await asyncio.gather(*(poller.stop() for poller in self.pollers),
+                             return_exceptions=True)
         if self.gateway is not None:
             with contextlib.suppress(Exception):
                 await self.gateway.stop()
@@ -246,10 +281,28 @@ class LocalStack:
             f"  management API:    {urls['management']}/@connections/{{id}}",
             f"  admin HTTP API:    {urls['admin']}",
             f"  Lambda API:        {urls['lambda']}",
-            f"  Secrets Manager:   {urls['moto']} (moto)",
+            f"  Secrets Manager:   {urls['moto']} (moto; SQS too)",
             f"  token secret:      {urls['token_secret_arn']}",
             "  functions:         " + ", ".join(p.spec.logical_id for p in self.pools.values()),
         ])
+
+
+def _with_timeout(spec: FunctionSpec, timeouts: Mapping[str, int]) -> FunctionSpec:
+    seconds = timeouts.get(spec.logical_id)
+    return spec if seconds is None else dataclasses.replace(spec, timeout_s=seconds)
+
+
+def _failure_sender(sqs: Any, queue_url: str, spec: FunctionSpec) -> FailureHook:
+    async def send(request_id: str, payload: bytes, result: Result | None, condition: str,
+                   attempts: int) -> None:
+        record = destination_record(spec, request_id=request_id, payload=payload,
+                                    result=result, condition=condition, attempts=attempts)
+        await asyncio.to_thread(sqs.send_message, QueueUrl=queue_url,
+                                MessageBody=json.dumps(record))
+        logger.info("%s: event %s sent to its OnFailure queue (%s)", spec.logical_id,
+                    request_id, condition)
+
+    return send
 
 
 def _http_api_function(template: Template, functions: list[FunctionSpec]) -> FunctionSpec:

@@ -24,7 +24,8 @@ import yaml
 
 from .errors import LocalStackError
 
-__all__ = ["FunctionSpec", "StackContext", "Template", "parse_parameter_overrides"]
+__all__ = ["FunctionSpec", "QueueSpec", "SqsSource", "StackContext", "Template",
+           "parse_parameter_overrides"]
 
 ACCOUNT_ID = "123456789012"  # moto's default account
 _NO_VALUE = object()
@@ -92,6 +93,31 @@ class StackContext:
         return (f"arn:aws:lambda:{self.region}:{self.account_id}:function:"
                 f"{self.function_name(logical_id)}")
 
+    def queue_name(self, logical_id: str) -> str:
+        return f"{self.stack_name}-{logical_id}"[:80]
+
+    def queue_arn(self, logical_id: str) -> str:
+        return f"arn:aws:sqs:{self.region}:{self.account_id}:{self.queue_name(logical_id)}"
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    """One ``AWS::SQS::Queue`` of the template, created on moto's SQS."""
+
+    logical_id: str
+    name: str
+    arn: str
+    attributes: dict[str, str]
+
+
+@dataclass(frozen=True)
+class SqsSource:
+    """An SQS event source mapping of a function (an ``SQS`` event in SAM)."""
+
+    queue_arn: str
+    batch_size: int = 10
+    report_batch_item_failures: bool = False
+
 
 @dataclass(frozen=True)
 class FunctionSpec:
@@ -110,6 +136,8 @@ class FunctionSpec:
     max_retry_attempts: int = 2  # Lambda's default for asynchronous invokes
     max_event_age_s: int = 6 * 3600
     log_group: str = ""
+    on_failure: str | None = None  # EventInvokeConfig's OnFailure destination (an SQS ARN)
+    sqs_sources: list[SqsSource] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -122,6 +150,7 @@ class Template:
         *,
         overrides: Mapping[str, str] | None = None,
         context: StackContext | None = None,
+        sqs_endpoint: str = "http://127.0.0.1:0",
     ) -> None:
         if not path.is_file():
             raise LocalStackError(f"{path} not found: run `sam build` first (scripts/sam-check)")
@@ -137,6 +166,7 @@ class Template:
         self.context = context or StackContext()
         self.resources: dict[str, Any] = dict(data.get("Resources") or {})
         self.parameters = self._parameters(dict(overrides or {}))
+        self.sqs_endpoint = sqs_endpoint
         self._conditions: dict[str, bool] = {}
 
     # -- parameters ------------------------------------------------------------------------
@@ -219,7 +249,14 @@ class Template:
         if kind == "AWS::Logs::LogGroup":
             props = resource.get("Properties") or {}
             return self.resolve(props.get("LogGroupName", name))
+        if kind == "AWS::SQS::Queue":
+            return self.queue_url(name)
         return name
+
+    def queue_url(self, logical_id: str) -> str:
+        """Where the queue is on moto (``sqs_endpoint`` set by the stack), as SQS names it."""
+        ctx = self.context
+        return f"{self.sqs_endpoint}/{ctx.account_id}/{ctx.queue_name(logical_id)}"
 
     def _get_att(self, logical_id: str, attribute: str) -> Any:
         resource = self.resources.get(logical_id)
@@ -232,6 +269,12 @@ class Template:
         if attribute == "Arn" and kind == "AWS::Logs::LogGroup":
             name = self._ref(logical_id)
             return f"arn:aws:logs:{ctx.region}:{ctx.account_id}:log-group:{name}:*"
+        if kind == "AWS::SQS::Queue" and attribute == "Arn":
+            return ctx.queue_arn(logical_id)
+        if kind == "AWS::SQS::Queue" and attribute == "QueueName":
+            return ctx.queue_name(logical_id)
+        if kind == "AWS::SQS::Queue" and attribute == "QueueUrl":
+            return self.queue_url(logical_id)
         if attribute == "ApiEndpoint":
             return f"https://{api_id(logical_id)}.execute-api.{ctx.region}.amazonaws.com"
         return f"{logical_id}.{attribute}"
@@ -324,6 +367,19 @@ class Template:
         environment = {str(k): _env_value(v) for k, v in variables.items()}
         invoke_config = props.get("EventInvokeConfig") or {}
         logging_config = props.get("LoggingConfig") or {}
+        on_failure = ((invoke_config.get("DestinationConfig") or {}).get("OnFailure") or {})
+        if on_failure and on_failure.get("Type", "SQS") != "SQS":
+            raise LocalStackError(f"{logical_id}: only SQS OnFailure destinations run locally")
+        sources = []
+        for event in (props.get("Events") or {}).values():
+            if event.get("Type") != "SQS":
+                continue
+            event_props = event.get("Properties") or {}
+            sources.append(SqsSource(
+                queue_arn=str(event_props.get("Queue")),
+                batch_size=int(event_props.get("BatchSize", 10)),
+                report_batch_item_failures="ReportBatchItemFailures" in (
+                    event_props.get("FunctionResponseTypes") or [])))
         name = self.context.function_name(logical_id)
         return FunctionSpec(
             logical_id=logical_id,
@@ -339,7 +395,32 @@ class Template:
             max_retry_attempts=int(invoke_config.get("MaximumRetryAttempts", 2)),
             max_event_age_s=int(invoke_config.get("MaximumEventAgeInSeconds", 6 * 3600)),
             log_group=str(logging_config.get("LogGroup") or f"/aws/lambda/{name}"),
+            on_failure=str(on_failure["Destination"]) if on_failure.get("Destination") else None,
+            sqs_sources=sources,
         )
+
+    # -- queues ----------------------------------------------------------------------------
+    def queues(self) -> list[QueueSpec]:
+        """The template's SQS queues, with the attributes SQS's CreateQueue takes."""
+        specs = []
+        for logical_id, resource in self.resources.items():
+            if resource.get("Type") != "AWS::SQS::Queue":
+                continue
+            if "Condition" in resource and not self.condition(resource["Condition"]):
+                continue
+            props = self.resolve(resource.get("Properties") or {})
+            attributes: dict[str, str] = {}
+            for key in ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds",
+                        "ReceiveMessageWaitTimeSeconds", "MaximumMessageSize"):
+                if key in props:
+                    attributes[key] = str(props[key])
+            if "RedrivePolicy" in props:
+                attributes["RedrivePolicy"] = json.dumps(props["RedrivePolicy"])
+            specs.append(QueueSpec(logical_id=logical_id,
+                                   name=self.context.queue_name(logical_id),
+                                   arn=self.context.queue_arn(logical_id),
+                                   attributes=attributes))
+        return specs
 
     def _layer_dir(self, arn: str) -> Path:
         match = re.fullmatch(r"arn:aws:lambda:[^:]+:\d+:layer:([^:]+):\d+", arn)

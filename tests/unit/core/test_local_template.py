@@ -24,9 +24,9 @@ def _functions(**overrides: str) -> dict[str, FunctionSpec]:
 def test_every_function_gets_the_environment_the_template_gives_it() -> None:
     # WHEN the project's template is read with the required parameters only
     functions = _functions()
-    # THEN the five functions are there with their own settings and the merged globals
+    # THEN the six functions are there with their own settings and the merged globals
     assert set(functions) == {"ConnectFunction", "DisconnectFunction", "MessageFunction",
-                              "StreamFunction", "AdminFunction"}
+                              "StreamFunction", "StreamFailureFunction", "AdminFunction"}
     message, stream = functions["MessageFunction"], functions["StreamFunction"]
     env = message.environment
     assert env["KEFU_ENV"] == "production" and env["TOKEN_SECRET_ID"] == ARN
@@ -38,6 +38,11 @@ def test_every_function_gets_the_environment_the_template_gives_it() -> None:
     assert env["ENGINES"] == "[]"  # the parameter's default is given, so the condition holds
     assert message.timeout_s == 25 and stream.timeout_s == 120
     assert stream.memory_mb == 1024 and stream.max_retry_attempts == 0
+    # AND a failed stream invocation goes to the queue the consumer function polls
+    consumer = functions["StreamFailureFunction"]
+    assert stream.on_failure == "arn:aws:sqs:us-east-1:123456789012:kefu-local-StreamFailureQueue"
+    assert [(s.queue_arn, s.batch_size, s.report_batch_item_failures)
+            for s in consumer.sqs_sources] == [(stream.on_failure, 10, True)]
     # AND the layers come in the template's order
     assert [p.name for p in message.layers] == ["adapter", "memory", "shared"]
 
