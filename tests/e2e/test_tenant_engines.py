@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import socket
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -24,6 +26,7 @@ from kefu_core.datakeys import DataKeys
 from kefu_core.db import open_pool
 from kefu_core.tenants import TenantStore
 from kefu_core.tokens import issue_token
+from kefu_llm import _guarded_transport as guarded
 from tests.support.core import SECRET
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.gateway import RunningGateway
@@ -161,6 +164,7 @@ async def test_a_changed_chain_or_secret_takes_effect_on_the_next_reply(
         # WHEN the secret the chain names is deleted
         deleted = await admin.delete("/v1/admin/engines/secrets/llm-key")
         assert deleted.status_code == 204
+        assert (await admin.get("/v1/admin/engines")).json()["missing_secrets"] == ["llm-key"]
         final = await _ask(gateway, tenant, "three")
         # THEN the engine without its key is skipped and the deployment's chain answers
         assert final["status"] == "complete" and final["engine"] == "deployment", final
@@ -245,3 +249,39 @@ async def test_a_tenant_url_on_loopback_is_refused_without_the_operator_setting(
         assert final["status"] == "complete" and final["engine"] == "deployment", final
         assert fakes["a"].requests == []
         assert _served(fakes["deployment"]) == [("deployment-model", DEPLOYMENT_KEY)]
+
+
+async def test_a_tenant_host_resolving_to_loopback_is_refused_when_connecting(
+    make_database: Callable[[], str], redis_url: str, deployment_chain: None,
+    fakes: dict[str, FakeOpenAI], monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # GIVEN a public-looking name that resolves to 127.0.0.1, where provider A listens
+    async def resolver(host: str, port: int, **_: Any) -> list[Any]:
+        assert host == "llm.tenant.example"
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+
+    monkeypatch.setattr(guarded.anyio, "getaddrinfo", resolver)
+    with production_gateway(dsn=make_database(), redis_url=redis_url,
+                            name=f"engines-dns-{uuid.uuid4().hex[:6]}",
+                            data_encryption_key=[DATA_KEY]) as gateway:
+        tenant = f"dns-{uuid.uuid4().hex[:6]}"
+        async with await _admin(gateway, tenant) as admin:
+            # AND a tenant chain naming it (accepted: a name is only judged when resolved)
+            url = fakes["a"].base_url.replace("127.0.0.1", "llm.tenant.example")
+            stored = await admin.put("/v1/admin/engines/secrets/llm-key",
+                                     json={"secret": "sk-dns"})
+            assert stored.status_code == 204
+            chain = await admin.put("/v1/admin/engines", json={"chain": [{
+                "name": "own", "base_url": url, "model": "model-a", "key_ref": "llm-key"}]})
+            assert chain.status_code == 200, chain.text
+        # WHEN its visitor asks
+        with caplog.at_level(logging.WARNING, logger="kefu.llm.netguard"):
+            final = await _ask(gateway, tenant, "Hello?")
+        # THEN the guard refused the connection before anything was sent, and the tenant
+        # chain's last resort, the offline engine, answers
+        assert fakes["a"].requests == [], "the request reached a loopback address"
+        assert any("llm.tenant.example resolves to a loopback address" in r.getMessage()
+                   for r in caplog.records)
+        assert final["engine"] == "offline" and final["fallback_used"] is True, final
+        assert fakes["deployment"].requests == []
