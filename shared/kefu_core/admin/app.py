@@ -177,6 +177,15 @@ class EngineChain(BaseModel):
 class EngineView(BaseModel):
     chain: list[EngineEntry]
     secrets: list[dict[str, Any]]
+    # key_refs of the chain that name no stored secret: those engines are skipped (the chain
+    # goes on without them) until the secret is stored.
+    missing_secrets: list[str] = Field(default_factory=list)
+
+    @classmethod
+    def of(cls, chain: list[EngineEntry], secrets: list[dict[str, Any]]) -> "EngineView":
+        stored = {str(s["name"]) for s in secrets}
+        missing = sorted({e.key_ref for e in chain if e.key_ref and e.key_ref not in stored})
+        return cls(chain=chain, secrets=secrets, missing_secrets=missing)
 
 
 class SecretBody(BaseModel):
@@ -674,8 +683,7 @@ def create_admin_app(
         p = product(deps)
         chain = [EngineEntry.model_validate(e)
                  for e in await p.tenants.get_engine_chain(who.tenant_id)]
-        return EngineView(chain=chain,
-                          secrets=await p.tenants.engine_secret_names(who.tenant_id))
+        return EngineView.of(chain, await p.tenants.engine_secret_names(who.tenant_id))
 
     @app.put("/v1/admin/engines", response_model=EngineView, tags=["admin"])
     async def put_engines(body: EngineChain, who: AdminId, deps: DepsDep) -> EngineView:
@@ -686,8 +694,7 @@ def create_admin_app(
         deps.engines_changed(who.tenant_id)
         await audit(deps, who, "engines.updated", "engines", who.tenant_id,
                     chain=[e.name for e in body.chain])
-        return EngineView(chain=body.chain,
-                          secrets=await p.tenants.engine_secret_names(who.tenant_id))
+        return EngineView.of(body.chain, await p.tenants.engine_secret_names(who.tenant_id))
 
     @app.put("/v1/admin/engines/secrets/{name}", status_code=204, tags=["admin"])
     async def put_engine_secret(name: ResourceName, body: SecretBody,
