@@ -206,14 +206,18 @@ class TenantRouters:
         stored = await self._store.get_engine_chain(tenant_id)
         if not stored:
             return None
-        from kefu_llm import ConfigurationError, build_router
-        from kefu_llm._keys import StaticKeySource
+        from kefu_llm import ConfigurationError, StaticKeySource, build_router
 
         configs: list[EngineConfig] = []
         keys: dict[str, list[str]] = {}
         for position, raw in enumerate(stored):
+            name = raw.get("name") if isinstance(raw, dict) else None
+            if any(c.name == name for c in configs):
+                logger.warning("tenant engine %d repeats the name %s; skipped", position, name,
+                               extra={"tenant": tenant_id})
+                continue
             config = await self._engine_config(tenant_id, position, raw, keys, build)
-            if config is not None and all(c.name != config.name for c in configs):
+            if config is not None:
                 configs.append(config)
         if not configs:
             logger.warning("no usable engine in the tenant's chain; the deployment's engines "

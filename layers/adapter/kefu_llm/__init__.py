@@ -23,7 +23,7 @@ from ._exceptions import (
     RedactionError,
     StreamError,
 )
-from ._keys import FileKeySource, KeyRing, SecretsManagerKeySource
+from ._keys import FileKeySource, KeyRing, SecretsManagerKeySource, StaticKeySource
 from ._offline import OfflineEngine, detect_language
 from ._openai_engine import OpenAICompatibleEngine
 from ._pii import Redactor, Restorer, find_pii, redact_text
@@ -57,6 +57,7 @@ __all__ = [
     "Restorer",
     "Router",
     "SecretsManagerKeySource",
+    "StaticKeySource",
     "StreamError",
     "build_engine",
     "build_router",

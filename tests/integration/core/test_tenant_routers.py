@@ -174,25 +174,27 @@ async def test_unusable_entries_are_skipped_and_logged_without_secrets(
     a, b = fakes
     replica = world.routers()
     # GIVEN a stored chain with an entry that does not validate, an engine whose secret was
-    # never stored, one with a URL that is not http(s), and a usable one
+    # never stored, one with a URL that is not http(s), a usable one, and one repeating its name
     chain = [
         {"name": "bad name!", "base_url": a.base_url, "model": "m"},
         _engine(a, name="keyless", key_ref="missing"),
         {"name": "gopher", "base_url": "gopher://127.0.0.1:6379/_", "model": "m"},
         _engine(b, name="good"),
+        _engine(a, name="good", key_ref="other"),
     ]
-    tenant = await _tenant(world, chain, key="sk-good-secret-value")
+    tenant = await _tenant(world, chain, key="sk-good-secret-value", other="sk-other")
     # WHEN its router is built and a visitor asks
     with caplog.at_level(logging.INFO):
         router = await replica.router_for(tenant)
         final = await _reply(router, tenant, "hello")
     # THEN only the usable engine (and the offline last resort) is in the chain
     assert router.engine_names == ["good", "offline"]
-    assert final.engine == "good" and a.requests == [] and len(b.requests) == 1
+    assert final.engine == "good" and a.requests == []
+    assert [r["key"] for r in b.requests] == ["sk-good-secret-value"]
     # AND each skipped engine was logged, with no secret value
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert "secret missing is not set" in logged and "not valid" in logged
-    assert "gopher" in logged
+    assert "gopher" in logged and "repeats the name good" in logged
     assert "sk-good-secret-value" not in logged
     await replica.aclose()
 
