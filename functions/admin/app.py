@@ -1,8 +1,21 @@
 """Admin HTTP API: the FastAPI admin app behind API Gateway, through Mangum."""
+from typing import Any
+
 from mangum import Mangum
 
 from kefu_core.admin import create_admin_app
+from kefu_core.lambda_runtime import flush_metrics
 from kefu_core.logs import lambda_logger
+from kefu_core.tracing import trace_handler
 
 logger = lambda_logger()  # redacted JSON log lines, as the WebSocket functions write
-lambda_handler = Mangum(create_admin_app(), lifespan="off")
+_app = Mangum(create_admin_app(), lifespan="off")
+
+
+@trace_handler
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    try:
+        result: dict[str, Any] = _app(event, context)
+        return result
+    finally:
+        flush_metrics()  # e.g. a handoff an administrator made

@@ -19,6 +19,7 @@ from .connections import ConnectionRegistry
 from .conversations import ConversationStore
 from .db import migrate, open_pool
 from .errors import StoreError
+from .metrics import Metrics, NullMetrics
 from .settings import Settings
 from .transport import Poster, StreamInvoker
 
@@ -48,6 +49,8 @@ class Deps:
     _tenant_routers: Any = None  # kefu_core.tenant_engines.TenantRouters
     memory: MemoryService | None = None  # set by load_memory()
     extras: dict[str, Any] = field(default_factory=dict)
+    # Product metrics: EMF on Lambda, Prometheus in the gateway (kefu_core.metrics).
+    metrics: Metrics = field(default_factory=NullMetrics)
     _memory_loaded: bool = False
     _memory_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -69,7 +72,18 @@ class Deps:
             self._tenant_routers = TenantRouters(pool=self.pool, settings=self.settings,
                                                  redis=self.redis,
                                                  deployment=lambda: self.router)
-        return await self._tenant_routers.router_for(tenant_id)
+        return self._watched(await self._tenant_routers.router_for(tenant_id))
+
+    def _watched(self, router: Any) -> Any:
+        """``router`` with its breakers reporting openings to :attr:`metrics` (kefu_llm never
+        imports kefu_core: it calls the hook it is given)."""
+        breakers = getattr(router, "breakers", None)
+        if breakers is not None and breakers.on_open is None:
+            breakers.on_open = self._breaker_opened
+        return router
+
+    def _breaker_opened(self, level: str) -> None:
+        self.metrics.breaker_opened(level=level)
 
     def engines_changed(self, tenant_id: str) -> None:
         """The tenant's engine chain or secrets changed: this process rebuilds its router

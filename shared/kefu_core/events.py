@@ -61,6 +61,8 @@ class StreamPayload(_AwsModel):
     connection_id: str | None = None
     domain_name: str | None = None
     stage: str | None = None
+    # When the visitor's message was stored (epoch milliseconds): first-token latency metric.
+    received_ms: int | None = None
 
     def to_event(self) -> dict[str, Any]:
         return self.model_dump()

@@ -394,6 +394,7 @@ async def request_handoff(
             raise HandoffError("conversation_closed", "this conversation is closed")
         await broadcast(deps, conversation_id, await state_frame(deps, current))
         return current
+    deps.metrics.handoff(reason=reason)
     await product.handoff.enqueue(tenant_id=tenant_id, conversation_id=conversation_id)
     await product.handoff.reset_failures(conversation_id)
     await product.audit.safe_record(
@@ -422,6 +423,7 @@ async def requeue_if_agent_gone(deps: Deps, *, conversation: Conversation) -> bo
     )
     if moved is None:
         return False
+    deps.metrics.handoff(reason="agent_offline")
     await product.handoff.unbind(tenant_id=tenant_id, agent_id=agent_id,
                                  conversation_id=conversation.id)
     await product.handoff.enqueue(tenant_id=tenant_id, conversation_id=conversation.id)

@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 from .deps import Deps, build_deps
 from .keyring import reset_keyrings
 from .logs import lambda_logger
+from .metrics import EmfMetrics, Metrics
 from .settings import Settings, get_settings
+from .tracing import trace_handler
 from .transport import ApiGatewayPoster, LambdaInvoker, StreamInvoker
 
-__all__ = ["api_gateway_handler", "async_invoke_handler", "get_deps", "reset", "run",
-           "sqs_handler"]
+__all__ = ["api_gateway_handler", "async_invoke_handler", "flush_metrics", "get_deps",
+           "metrics", "reset", "run", "sqs_handler"]
 
 # Powertools' Logger, writing redacted JSON lines (no token, no personal data).
 logger = lambda_logger()
@@ -29,6 +32,16 @@ Precheck = Callable[[dict[str, Any], Settings], Awaitable[dict[str, Any] | None]
 
 _loop: asyncio.AbstractEventLoop | None = None
 _deps: Deps | None = None
+_metrics: Metrics | None = None
+
+
+def metrics() -> Metrics:
+    """The container's EMF metrics (namespace ``Kefu``, dimension ``service``), flushed at the
+    end of every invocation."""
+    global _metrics
+    if _metrics is None:
+        _metrics = EmfMetrics(service=os.environ.get("POWERTOOLS_SERVICE_NAME") or "kefu")
+    return _metrics
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
@@ -43,6 +56,16 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 class _NoStreamFunction:
     async def invoke(self, payload: dict[str, Any]) -> None:
         logging.getLogger("kefu").warning("STREAM_FUNCTION_NAME is not set; no reply is sent")
+
+
+def flush_metrics() -> None:
+    """Write the invocation's metrics (never fails the invocation)."""
+    if _metrics is None:
+        return
+    try:
+        _metrics.flush()
+    except Exception:
+        logging.getLogger("kefu").warning("cannot write the metrics", exc_info=True)
 
 
 async def get_deps(event: dict[str, Any] | None = None) -> Deps:
@@ -63,12 +86,15 @@ async def get_deps(event: dict[str, Any] | None = None) -> Deps:
             if settings.stream_function_name else _NoStreamFunction()
         )
         _deps = await build_deps(settings, poster=poster, invoker=invoker)
+        _deps.metrics = metrics()
     return _deps
 
 
 def reset() -> None:
     """Forget the container's dependencies, settings and token secrets (a new container)."""
-    global _deps, _loop
+    global _deps, _loop, _metrics
+    flush_metrics()
+    _metrics = None
     if _deps is not None:
         run(_deps.aclose())
     _deps = None
@@ -85,6 +111,7 @@ def api_gateway_handler(
     """Wrap a flow as a Lambda handler for API Gateway WebSocket routes. ``precheck`` runs
     before the container's dependencies are built: what it refuses opens no connection."""
 
+    @trace_handler
     @logger.inject_lambda_context(correlation_id_path="requestContext.connectionId")
     def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         async def call() -> dict[str, Any]:
@@ -94,7 +121,10 @@ def api_gateway_handler(
                     return refused
             return await flow(event, await get_deps(event))
 
-        return run(call())
+        try:
+            return run(call())
+        finally:
+            flush_metrics()
 
     return lambda_handler
 
@@ -102,12 +132,16 @@ def api_gateway_handler(
 def async_invoke_handler(flow: Flow) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
     """Wrap a flow as a Lambda handler for an asynchronous invoke payload."""
 
+    @trace_handler
     @logger.inject_lambda_context(correlation_id_path="conversation_id")
     def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         async def call() -> dict[str, Any]:
             return await flow(event, await get_deps(event))
 
-        return run(call())
+        try:
+            return run(call())
+        finally:
+            flush_metrics()
 
     return lambda_handler
 
@@ -116,11 +150,15 @@ def sqs_handler(flow: Flow) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
     """Wrap a flow as a Lambda handler for an SQS event source mapping (with
     ``ReportBatchItemFailures``: the flow returns ``{"batchItemFailures": [...]}``)."""
 
+    @trace_handler
     @logger.inject_lambda_context
     def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         async def call() -> dict[str, Any]:
             return await flow(event, await get_deps(event))
 
-        return run(call())
+        try:
+            return run(call())
+        finally:
+            flush_metrics()
 
     return lambda_handler

@@ -139,6 +139,9 @@ class Settings(BaseSettings):
     # reverse proxy on this host forwards to the gateway), else keys are required.
     gateway_management_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
     gateway_trust_loopback: bool | None = None
+    # Bearer token for the gateway's /metrics; unset: loopback callers only, when loopback is
+    # trusted (as for the management API).
+    metrics_token: str | None = None
     # $connect flows in progress at once per replica; beyond that a handshake is refused at
     # once with 503 (as API Gateway throttles with 429) instead of queueing until it times out.
     gateway_max_pending_connects: int = 256
@@ -201,6 +204,8 @@ class Settings(BaseSettings):
                     "loopback caller may post to any connection, and a reverse proxy on this "
                     "host makes every caller loopback. Set GATEWAY_TRUST_LOOPBACK=true only "
                     "when no proxy on this host forwards to the gateway.")
+        if self.metrics_token is not None and len(self.metrics_token.strip()) < 24:
+            return "METRICS_TOKEN must be at least 24 characters (e.g. openssl rand -hex 24)"
         return None
 
     def widget_tenants(self) -> dict[str, str]:

@@ -17,6 +17,7 @@ next write, so a healthy request costs no Redis round trip.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -337,6 +338,9 @@ class Breakers:
         self._cache: dict[str, _Cached] = {}
         self._clock = clock
         self._wall = time.time
+        # Called with ``"provider"`` or ``"key"`` when a failure opens a breaker this process
+        # last saw closed or half-open (metrics; never given the breaker's id). Must not raise.
+        self.on_open: Callable[[str], None] | None = None
 
     async def _snapshots(self, ids: list[str]) -> list[_Cached]:
         now = self._clock()
@@ -401,8 +405,12 @@ class Breakers:
     async def failure(self, bid: str, *, open_for: float | None = None) -> Snapshot:
         c = self._cache.get(bid)
         extra = 0
+        before = "closed"
         if c is not None:
             extra, c.pending_ok = c.pending_ok, 0
+            before = c.snap.state
         snap = await self.store.record(bid, self.cfg, ok=False, extra_ok=extra, open_for=open_for)
         self._remember(bid, snap)
+        if snap.state == "open" and before != "open" and self.on_open is not None:
+            self.on_open("key" if bid.startswith("k:") else "provider")
         return snap

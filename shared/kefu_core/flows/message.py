@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import time
 from typing import Any
 
 from ..connections import STAFF_ROLES, ConnectionRecord
@@ -58,10 +59,11 @@ async def handle_message(event: dict[str, Any], deps: Deps) -> dict[str, Any]:
     try:
         record = await deps.connections.get(connection_id)
     except StoreError:
-        await send(deps, connection_id, _retry_frame(None))
+        await _send_error(deps, connection_id, _retry_frame(None))
         return OK
     if record is None:
-        await send(deps, connection_id, error_frame("not_connected", "reconnect to continue"))
+        await _send_error(deps, connection_id,
+                          error_frame("not_connected", "reconnect to continue"))
         return OK
     try:
         frame = parse_client_frame(
@@ -71,17 +73,23 @@ async def handle_message(event: dict[str, Any], deps: Deps) -> dict[str, Any]:
         )
         await _dispatch(frame, record, deps)
     except BadFrame as exc:
-        await send(deps, connection_id, error_frame(exc.code, exc.message,
+        await _send_error(deps, connection_id, error_frame(exc.code, exc.message,
                                                     client_msg_id=exc.client_msg_id))
     except ConversationClosed:
-        await send(deps, connection_id, error_frame("conversation_closed",
+        await _send_error(deps, connection_id, error_frame("conversation_closed",
                                                     "this conversation is closed"))
     except HandoffError as exc:
-        await send(deps, connection_id, error_frame(exc.code, exc.message))
+        await _send_error(deps, connection_id, error_frame(exc.code, exc.message))
     except KefuError:
         logger.exception("message flow failed")
-        await send(deps, connection_id, _retry_frame(_client_msg_id(ws.body)))
+        await _send_error(deps, connection_id, _retry_frame(_client_msg_id(ws.body)))
     return OK
+
+
+async def _send_error(deps: Deps, connection_id: str, frame: dict[str, Any]) -> None:
+    """Send an error frame and count it by its code (a fixed word chosen by the code)."""
+    deps.metrics.error(code=str(frame.get("code")))
+    await send(deps, connection_id, frame)
 
 
 def _retry_frame(client_msg_id: str | None) -> dict[str, Any]:
@@ -190,6 +198,8 @@ async def _visitor_message(frame: MessageFrame, record: ConnectionRecord, deps: 
         conversation_id=conversation_id, client_msg_id=frame.client_msg_id,
         seq=stored.seq, duplicate=stored.duplicate,
     ))
+    if stored.duplicate:
+        deps.metrics.resend()
     if not stored.duplicate:
         # Other tabs of the visitor and watching agents see the message too.
         await broadcast(deps, conversation_id, {
@@ -218,13 +228,14 @@ async def _visitor_message(frame: MessageFrame, record: ConnectionRecord, deps: 
             reply_to_seq=stored.seq, text=frame.text, client_msg_id=frame.client_msg_id,
             connection_id=record.connection_id,
             domain_name=record.domain_name, stage=record.stage,
+            received_ms=int(time.time() * 1000),
         ).to_event())
     except TransportError:
         logger.exception("cannot start the reply", extra={"conversation_id": conversation_id})
         frame_out = error_frame("reply_not_started", "stored; resend to get the reply",
                                 client_msg_id=frame.client_msg_id)
         frame_out["retry"] = True
-        await send(deps, record.connection_id, frame_out)
+        await _send_error(deps, record.connection_id, frame_out)
 
 
 async def replay(deps: Deps, record: ConnectionRecord, *, after_seq: int) -> None:
@@ -298,5 +309,5 @@ async def _restart_lost_reply(deps: Deps, record: ConnectionRecord, conversation
             tenant_id=record.tenant_id, conversation_id=conversation_id, reply_to_seq=lost.seq,
             text=lost.text, client_msg_id=lost.client_msg_id,
             connection_id=record.connection_id, domain_name=record.domain_name,
-            stage=record.stage,
+            stage=record.stage, received_ms=int(time.time() * 1000),
         ).to_event())

@@ -27,6 +27,7 @@ from ..protocol import delta_frame, error_frame, final_frame
 from ..query_condenser import router_condenser
 from ..streaming import DeltaBatcher, Pacer
 from ..tenants import TenantSettings, tenant_settings
+from ..tracing import span
 from .fanout import Audience, broadcast
 
 __all__ = ["handle_stream"]
@@ -54,6 +55,7 @@ async def handle_stream(event: dict[str, Any], deps: Deps) -> dict[str, Any]:
         return await _stream(payload, deps, progress)
     except Exception:
         logger.exception("reply failed", extra={"conversation_id": payload.conversation_id})
+        deps.metrics.error(code="reply_failed")
         await _report_failure(deps, payload, progress)
         return {"status": "failed", "seq": progress.seq}
 
@@ -124,18 +126,21 @@ async def _answer(
                                    fallback=tenant.enable_fallback)
 
     offset = 0
+    first_token_ms: float | None = None
     audience = Audience(deps, conversation_id)
     pacer = Pacer(chars_per_s=tenant.reply_pacing_cps,
                   first_delay_ms=tenant.reply_first_delay_ms)
 
     async def flush(text: str) -> None:
-        nonlocal offset
+        nonlocal offset, first_token_ms
         if pacer.active:
             await pacer.before(len(text))
         await audience.send(delta_frame(
             conversation_id=conversation_id, seq=seq, reply_to=payload.reply_to_seq,
             offset=offset, text=text,
         ))
+        if first_token_ms is None:
+            first_token_ms = _since_received(payload, started)
         offset += len(text)
         progress.shown.append(text)
 
@@ -149,11 +154,12 @@ async def _answer(
     final: Final | None = None
     busy: Busy | None = None
     try:
-        for other in await batcher.run(router.stream(request)):
-            if isinstance(other, Final):
-                final = other
-            elif isinstance(other, Busy):
-                busy = other
+        async with span("engine"):
+            for other in await batcher.run(router.stream(request)):
+                if isinstance(other, Final):
+                    final = other
+                elif isinstance(other, Busy):
+                    busy = other
     except Exception:
         logger.exception("reply stream failed", extra={"conversation_id": conversation_id})
     if final is None:
@@ -172,15 +178,18 @@ async def _answer(
                                         reply_to=payload.reply_to_seq, offset=0,
                                         text=final.text))
     try:
-        await deps.conversations.finish(
-            conversation_id=conversation_id, seq=seq, text=final.text, status=final.status,
-            engine=final.engine,
-            meta={"reason": final.reason, "fallback_used": final.fallback_used,
-                  "cached": final.cached, "frames": batcher.flushes},
-        )
+        async with span("persist"):
+            await deps.conversations.finish(
+                conversation_id=conversation_id, seq=seq, text=final.text, status=final.status,
+                engine=final.engine,
+                meta={"reason": final.reason, "fallback_used": final.fallback_used,
+                      "cached": final.cached, "frames": batcher.flushes},
+            )
     except StoreError:
         # The visitor still gets the final frame; replay will show the reply incomplete.
         logger.exception("cannot persist the reply", extra={"conversation_id": conversation_id})
+    deps.metrics.reply_finished(status=final.status, first_token_ms=first_token_ms,
+                                fallback_used=final.fallback_used)
     await audience.send(final_frame(
         conversation_id=conversation_id, seq=seq, reply_to=payload.reply_to_seq,
         text=final.text, status=final.status, engine=final.engine,
@@ -228,6 +237,15 @@ async def _history(
             for m in stored if m.text], False
 
 
+def _since_received(payload: StreamPayload, started: float) -> float:
+    """Milliseconds from the visitor's message being stored (``received_ms``, set by the
+    message flow; the clocks of two Lambda containers agree to a few ms) to now, or from the
+    start of the model call when the payload does not say."""
+    if payload.received_ms is not None:
+        return max(time.time() * 1000 - payload.received_ms, 0.0)
+    return (time.monotonic() - started) * 1000
+
+
 _HANDOFF_LINE = {
     "zh": "好的，正在为您转接人工客服，请稍候。",
     "en": "Sure, I'm connecting you with a human agent. One moment, please.",
@@ -259,9 +277,11 @@ async def _build_request(
             condense = router_condenser(router, tenant_id=payload.tenant_id,
                                         conversation_id=payload.conversation_id)
         try:
-            context = await memory.recall(tenant_id=payload.tenant_id, memory_id=memory_id,
-                                          crm_id=crm_id, question=question,
-                                          history=turns[:asked], condense=condense)
+            async with span("recall"):
+                context = await memory.recall(tenant_id=payload.tenant_id,
+                                              memory_id=memory_id, crm_id=crm_id,
+                                              question=question, history=turns[:asked],
+                                              condense=condense)
             passages, kb_version = context.passages, context.kb_version
             if context.memory_prompt:
                 system = f"{system}\n\n{context.memory_prompt}"

@@ -36,6 +36,7 @@ from .events import connect_event, disconnect_event, message_event, new_connecti
 from .hub import Hub, LocalConnection
 from .integration import FlowIntegration, Integration
 from .limits import FloodGuard
+from .metrics import PrometheusMetrics, metrics_endpoint
 from .sigv4 import verify_sigv4
 
 __all__ = ["Gateway", "check_gateway_config", "create_gateway_app", "websocket_routes"]
@@ -80,6 +81,7 @@ class Gateway:
         self.guard = FloodGuard()
         self.pending_connects = 0
         self.disconnects = asyncio.Semaphore(64)
+        self.metrics = PrometheusMetrics()
 
     async def start(self) -> None:
         assert self.settings.redis_url
@@ -93,6 +95,7 @@ class Gateway:
             return
         invoker = TaskInvoker(self._stream)
         self.deps = await build_deps(self.settings, poster=hub, invoker=invoker)
+        self.deps.metrics = self.metrics
         self.integration = FlowIntegration(self.deps)
         self.hub, self.invoker = hub, invoker
         await hub.start()
@@ -370,6 +373,8 @@ def create_gateway_app(settings: Settings, *, replica_id: str | None = None) -> 
             await gateway.stop()
 
     routes: list[Any] = websocket_routes(gateway)
+    routes.append(Route("/metrics", metrics_endpoint(gateway.metrics, settings),
+                        methods=["GET"]))
     web = _web_dir(settings)
     if web is not None:
         demo = web / "demo.html"
