@@ -64,6 +64,12 @@ def gateway(make_database: Callable[[], str], redis_url: str,
         yield running
 
 
+@pytest.fixture(scope="module")
+def strict_dsn(make_database: Callable[[], str]) -> str:
+    """The database of the gateways that keep the default outbound policy."""
+    return make_database()
+
+
 @pytest.fixture(autouse=True)
 def _reset(fakes: dict[str, FakeOpenAI]) -> None:
     for fake in fakes.values():
@@ -218,11 +224,10 @@ async def test_the_tenants_fallback_setting_decides_whether_the_chain_goes_on(
 
 
 async def test_a_tenant_url_on_loopback_is_refused_without_the_operator_setting(
-    make_database: Callable[[], str], redis_url: str, deployment_chain: None,
-    fakes: dict[str, FakeOpenAI],
+    strict_dsn: str, redis_url: str, deployment_chain: None, fakes: dict[str, FakeOpenAI],
 ) -> None:
     # GIVEN a deployment that does not allow private addresses (the default)
-    dsn = make_database()
+    dsn = strict_dsn
     with production_gateway(dsn=dsn, redis_url=redis_url,
                             name=f"engines-strict-{uuid.uuid4().hex[:6]}",
                             data_encryption_key=[DATA_KEY]) as gateway:
@@ -252,7 +257,7 @@ async def test_a_tenant_url_on_loopback_is_refused_without_the_operator_setting(
 
 
 async def test_a_tenant_host_resolving_to_loopback_is_refused_when_connecting(
-    make_database: Callable[[], str], redis_url: str, deployment_chain: None,
+    strict_dsn: str, redis_url: str, deployment_chain: None,
     fakes: dict[str, FakeOpenAI], monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -262,7 +267,7 @@ async def test_a_tenant_host_resolving_to_loopback_is_refused_when_connecting(
         return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
 
     monkeypatch.setattr(guarded.anyio, "getaddrinfo", resolver)
-    with production_gateway(dsn=make_database(), redis_url=redis_url,
+    with production_gateway(dsn=strict_dsn, redis_url=redis_url,
                             name=f"engines-dns-{uuid.uuid4().hex[:6]}",
                             data_encryption_key=[DATA_KEY]) as gateway:
         tenant = f"dns-{uuid.uuid4().hex[:6]}"

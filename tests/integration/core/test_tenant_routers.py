@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,11 +75,17 @@ def fakes() -> Iterator[tuple[FakeOpenAI, FakeOpenAI]]:
         yield a, b
 
 
+@pytest.fixture(scope="module")
+def dsn(make_database: Callable[[], str]) -> str:
+    """One database for the module: every test makes tenants of its own."""
+    return make_database()
+
+
 @pytest.fixture
-async def world(pg_dsn: str, redis_url: str, redis_prefix: str) -> AsyncIterator[World]:
-    pool = await open_pool(pg_dsn, min_size=1, max_size=4)
+async def world(dsn: str, redis_url: str, redis_prefix: str) -> AsyncIterator[World]:
+    pool = await open_pool(dsn, min_size=1, max_size=4)
     await migrate(pool)
-    settings = Settings(kefu_env="production", database_url=pg_dsn, redis_url=redis_url,
+    settings = Settings(kefu_env="production", database_url=dsn, redis_url=redis_url,
                         redis_prefix=redis_prefix, outbound_allow_private=True,
                         data_encryption_key=["tenant-routers-test-key-0123456789-abcdef"],
                         tenant_engines_refresh_s=REFRESH_S)
