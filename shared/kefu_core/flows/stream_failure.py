@@ -74,6 +74,9 @@ async def handle_stream_failure(record: dict[str, Any], deps: Deps) -> dict[str,
         reply_to=payload.reply_to_seq, reason=FAILED_REASON)
     if settled is None:
         return {"status": "nothing to do"}
+    # The reply the stream function never finished counts as an incomplete one.
+    deps.metrics.reply_finished(status="incomplete", first_token_ms=None, fallback_used=False)
+    deps.metrics.error(code="stream_failed")
     await Audience(deps, payload.conversation_id).send(final_frame(
         conversation_id=payload.conversation_id, seq=settled.seq,
         reply_to=payload.reply_to_seq, text=settled.text, status="incomplete", engine=None,
