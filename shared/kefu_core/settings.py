@@ -120,7 +120,7 @@ class Settings(BaseSettings):
     # How the knowledge search query is built from the conversation: "rules" (entity carried
     # over from the recent turns, ~1 ms) or "llm" (a remote engine rewrites the question as a
     # standalone query within part of RECALL_DEADLINE_MS; the rules answer when it is late).
-    query_condenser: Literal["rules", "llm"] = "rules"
+    query_condenser: Literal["rules", "llm"] = "llm"
     knowledge_dir: str | None = None  # ingested at `kefu run` start for KNOWLEDGE_TENANT
     knowledge_tenant: str = "demo"
     embedder: Literal["offline", "openai"] = "offline"

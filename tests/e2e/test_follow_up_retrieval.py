@@ -59,13 +59,14 @@ def stores(tmp_path_factory) -> Path:  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="module")
 def gateway(make_database, redis_url, stores, fake) -> Iterator[RunningGateway]:  # type: ignore[no-untyped-def]
-    yield from _gateway(make_database, redis_url, stores, fake, "followup")
+    yield from _gateway(make_database, redis_url, stores, fake, "followup",
+                        query_condenser="rules")
 
 
 @pytest.fixture(scope="module")
 def condensing(make_database, redis_url, stores, fake) -> Iterator[RunningGateway]:  # type: ignore[no-untyped-def]
     yield from _gateway(make_database, redis_url, stores, fake, "condense",
-                        query_condenser="llm")
+                        query_condenser="llm")  # the default
 
 
 async def conversation(gw: RunningGateway, texts: list[str]) -> None:

@@ -57,6 +57,9 @@ def gateway(make_database, redis_url, crm_url, fake) -> Iterator[RunningGateway]
                           knowledge_dir=str(ROOT / "knowledge" / "demo"),
                           knowledge_tenant="shop", crm_url=crm_url,
                           crm_token="crm-token",
+                          # what reaches the model is checked: a generous recall deadline, so
+                          # a busy machine cannot drop the CRM or the knowledge search
+                          recall_deadline_ms=5000,
                           outbound_allowed_hosts=["127.0.0.1"]) as running:  # the CRM is local
         yield running
     mp.undo()
