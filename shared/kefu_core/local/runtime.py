@@ -162,7 +162,9 @@ class Runtime:
         opt = self.opt_dir(spec.layers)
         python_path = [str(spec.code_dir), str(opt / "python" / "lib" / "python3.12" /
                        "site-packages"), str(opt / "python"), str(self.runtime_dir)]
-        env: dict[str, str] = {}
+        # No X-Ray daemon and no trace header here: the functions run untraced (as with
+        # `sam local invoke`), unless the template or an override says otherwise.
+        env: dict[str, str] = {"POWERTOOLS_TRACE_DISABLED": "true"}
         env.update(spec.environment)
         for scope in ("Parameters", spec.logical_id):
             env.update({k: str(v) for k, v in (self.env_vars.get(scope) or {}).items()})
