@@ -2,18 +2,25 @@
 
     .venv/bin/python -m bench.lambda_figures [--build REV] [--repeat 5] [--out FILE]
 
-For each function a fresh ``python3.12 -S -I`` process gets exactly Lambda's layout on its
-path: the function folder, then ``.aws-sam/build/<Layer>/python`` of the three layers, then
-only what the python3.12 runtime ships (boto3 and its dependencies). Measured:
+For each function a fresh ``python3.12 -B -S -I`` process gets exactly Lambda's layout on its
+path: the function folder, then ``.aws-sam/build/<Layer>/python`` of the layers the built
+template gives that function (bench/lambda_layout.py), then only what the python3.12 runtime
+ships (boto3 and its dependencies). ``-B`` plays Lambda's read-only /var/task and /opt: the
+``.pyc`` files compiled by the build are read, none is written; ``TMPDIR`` is a fresh folder per
+process, and what a function writes there (jieba's dictionary cache, before it was prebuilt in
+the layer) is reported. Measured:
 
 - cold start: ``import app`` time inside the process, and "init": from spawning the process to
-  the handler being importable (what Lambda reports as Init Duration, interpreter included);
+  the handler being importable (what Lambda reports as Init Duration, interpreter included),
+  as built, and with the build's bytecode removed (what SAM's python builder ships);
+- ``--before REV``: the same cold starts and sizes for the build of an earlier revision;
 - the first invocation of ``connect``/``message`` (it builds the Redis and PostgreSQL clients);
 - warm handler time of ``message`` (validate, de-duplicate, persist, acknowledge through the
   management API, async-invoke ``stream``) and of ``stream`` with an instant LLM (the fake at 0 ms
   first token and unpaced tokens), i.e. the handler's own overhead, the LLM excluded;
 - management-API calls per streamed reply (deltas batched every DELTA_FLUSH_MS) with the fake
   LLM at a realistic 50 tokens/s;
+- the first ``stream`` invocation in a new container (recall loads jieba's dictionary);
 - zipped size of each function plus its layers (deflate, as ``sam deploy`` uploads them).
 
 The API Gateway management API and Lambda's invoke API are played by a local HTTP sink that
@@ -47,6 +54,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bench.lambda_layout import function_layouts
 from bench.load.services import (
     ROOT,
     TOKEN_SECRET,
@@ -58,7 +66,6 @@ from bench.load.services import (
 )
 
 BUILD = ROOT / ".aws-sam" / "build"  # replaced by --build with a build of a committed revision
-LAYERS = ("CoreLayer", "MemoryLayer", "AdapterLayer")
 FUNCTIONS = {
     "connect": "ConnectFunction",
     "disconnect": "DisconnectFunction",
@@ -121,8 +128,7 @@ class Sink:
 CHILD = r'''
 import json, sys, time
 t_start = time.perf_counter()
-build, fn_dir, runtime, mode = sys.argv[1:5]
-layers = [f"{build}/{name}/python" for name in ("CoreLayer", "MemoryLayer", "AdapterLayer")]
+build, fn_dir, runtime, mode, *layers = sys.argv[1:]
 sys.path[:0] = [fn_dir, *layers, runtime]
 t0 = time.perf_counter()
 import app
@@ -207,46 +213,60 @@ def runtime_dir() -> str:
     return str(folder)
 
 
+def layout(fn: str, build: Path) -> list[str]:
+    """The function folder and its layers' ``python/`` folders, from the built template."""
+    code, layers = function_layouts(build)[FUNCTIONS[fn]]
+    return [str(code), *map(str, layers)]
+
+
 def child(fn: str, mode: str, env: dict[str, str], runtime: str,
           params: dict[str, Any] | None = None, timeout: float = 300,
           build: Path | None = None) -> dict[str, Any]:
     build = build or BUILD
+    code, *layers = layout(fn, build)
+    tmp = tempfile.mkdtemp(prefix="lambda-tmp-")  # the container's fresh /tmp
     started = time.perf_counter()
-    # -B: a Lambda's /opt and /var/task are read-only, so no .pyc is ever written there
+    # -B: a Lambda's /opt and /var/task are read-only: .pyc files are read, never written
     proc = subprocess.Popen(
-        [PYTHON, "-B", "-S", "-I", "-c", CHILD, str(build), str(build / FUNCTIONS[fn]), runtime,
-         mode],
+        [PYTHON, "-B", "-S", "-I", "-c", CHILD, str(build), code, runtime, mode, *layers],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env=env, cwd=str(build),
+        env={**env, "TMPDIR": tmp}, cwd=str(build),
     )
-    assert proc.stdout is not None and proc.stdin is not None
-    ready_ms = None
-    lines = []
-    for line in proc.stdout:
-        if line.startswith("READY"):
-            ready_ms = (time.perf_counter() - started) * 1000
-            if mode == "cold":
-                proc.stdin.close()
+    try:
+        assert proc.stdout is not None and proc.stdin is not None
+        ready_ms = None
+        lines = []
+        for line in proc.stdout:
+            if line.startswith("READY"):
+                ready_ms = (time.perf_counter() - started) * 1000
+                if mode == "cold":
+                    proc.stdin.close()
+                else:
+                    proc.stdin.write(json.dumps(params, ensure_ascii=False) + "\n")
+                    proc.stdin.flush()
+            elif line.startswith("RESULT "):
+                result: dict[str, Any] = json.loads(line[7:])
+                result["init_ms"] = ready_ms
+                proc.wait(timeout)
+                result["tmp_written"] = {
+                    str(f.relative_to(tmp)): f.stat().st_size
+                    for f in Path(tmp).rglob("*") if f.is_file()}
+                return result
             else:
-                proc.stdin.write(json.dumps(params, ensure_ascii=False) + "\n")
-                proc.stdin.flush()
-        elif line.startswith("RESULT "):
-            result: dict[str, Any] = json.loads(line[7:])
-            result["init_ms"] = ready_ms
-            proc.wait(timeout)
-            return result
-        else:
-            lines.append(line)
-    proc.wait(timeout)
-    err = proc.stderr.read() if proc.stderr else ""
-    raise RuntimeError(f"{fn} ({mode}) failed: {''.join(lines)[-2000:]}{err[-3000:]}")
+                lines.append(line)
+        proc.wait(timeout)
+        err = proc.stderr.read() if proc.stderr else ""
+        raise RuntimeError(f"{fn} ({mode}) failed: {''.join(lines)[-2000:]}{err[-3000:]}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def import_profile(fn: str, env: dict[str, str], runtime: str, build: Path) -> list[Any]:
-    """Top-level packages by cumulative import time (``-X importtime``), precompiled build."""
+    """Top-level packages by cumulative import time (``-X importtime``), as built."""
+    code, *layers = layout(fn, build)
     proc = subprocess.run(
-        [PYTHON, "-B", "-S", "-I", "-X", "importtime", "-c", CHILD, str(build),
-         str(build / FUNCTIONS[fn]), runtime, "cold"],
+        [PYTHON, "-B", "-S", "-I", "-X", "importtime", "-c", CHILD, str(build), code, runtime,
+         "cold", *layers],
         env=env, cwd=str(build), capture_output=True, text=True, timeout=120)
     top: dict[str, int] = {}
     for line in proc.stderr.splitlines():
@@ -296,12 +316,11 @@ def dist(values: list[float]) -> dict[str, Any]:
 def sam_build(rev: str) -> Path:
     """``sam build`` of the committed revision ``rev`` (git archive), so a concurrent edit of
     the work tree cannot leak into the figures. Layers are installed from PyPI (cached)."""
-    global BUILD
     sha = subprocess.run(["git", "rev-parse", rev], cwd=ROOT, check=True, capture_output=True,
                          text=True).stdout.strip()
     src = Path("/tmp/kefu-bench/sam-src") / sha[:12]
     out = Path("/tmp/kefu-bench/sam-build") / sha[:12]
-    if not (out / "CoreLayer").is_dir():
+    if not (out / "template.yaml").is_file():
         src.mkdir(parents=True, exist_ok=True)
         archive = subprocess.run(["git", "archive", sha], cwd=ROOT, check=True,
                                  capture_output=True).stdout
@@ -313,8 +332,43 @@ def sam_build(rev: str) -> Path:
                         "--template-file", "template.yaml", "--build-dir", str(out),
                         "--cache-dir", "/tmp/kefu-bench/sam-cache", "--cached", "--parallel"],
                        cwd=src, env=env, check=True, stdout=subprocess.DEVNULL)
-    BUILD = out
     return out
+
+
+def sizes_of(build: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(per function: zipped/unzipped with its own layers; per layer: zipped/unzipped)."""
+    layer_sizes: dict[Path, tuple[int, int]] = {}
+    sizes = {}
+    for fn, folder in FUNCTIONS.items():
+        code_dir, layers = function_layouts(build)[folder]
+        code = zipped(code_dir)
+        for layer in layers:
+            if layer not in layer_sizes:
+                layer_sizes[layer] = zipped(layer.parent)
+        sizes[fn] = {
+            "function_zip_kb": round(code[0] / 1024, 1),
+            "layers": [layer.parent.name for layer in layers],
+            "with_layers_zip_mb": round(
+                (code[0] + sum(layer_sizes[la][0] for la in layers)) / 2**20, 1),
+            "with_layers_unzipped_mb": round(
+                (code[1] + sum(layer_sizes[la][1] for la in layers)) / 2**20, 1),
+        }
+    layers_out = {layer.parent.name: {"zip_mb": round(z / 2**20, 1),
+                                      "unzipped_mb": round(u / 2**20, 1)}
+                  for layer, (z, u) in layer_sizes.items()}
+    return sizes, layers_out
+
+
+def cold_starts(build: Path, env: dict[str, str], runtime: str, repeat: int,
+                label: str) -> dict[str, Any]:
+    cold: dict[str, Any] = {}
+    for fn in FUNCTIONS:
+        runs = [child(fn, "cold", env, runtime, build=build) for _ in range(repeat)]
+        cold[fn] = {"import_ms_p50": round(statistics.median(r["import_ms"] for r in runs), 1),
+                    "init_ms_p50": round(statistics.median(r["init_ms"] for r in runs), 1),
+                    "init_ms_max": round(max(r["init_ms"] for r in runs), 1)}
+        print(f"cold {fn} ({label}): {cold[fn]}", flush=True)
+    return cold
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -324,63 +378,45 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=5, help="cold starts per function")
     ap.add_argument("--warm", type=int, default=200, help="warm message invocations")
     ap.add_argument("--streams", type=int, default=30, help="stream invocations")
+    ap.add_argument("--before", default=None,
+                    help="also measure cold starts and sizes of this earlier revision's build")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "lambda.json"))
     args = ap.parse_args(argv)
+    global BUILD
     if args.build != "existing":
-        sam_build(args.build)
-    for cache in list(BUILD.rglob("__pycache__")):  # as sam build made it: no bytecode
-        shutil.rmtree(cache, ignore_errors=True)
+        BUILD = sam_build(args.build)
     built_at = time.strftime("%Y-%m-%d %H:%M UTC",
-                             time.gmtime((BUILD / "CoreLayer").stat().st_mtime))
+                             time.gmtime((BUILD / "template.yaml").stat().st_mtime))
     runtime = runtime_dir()
     base_env = {"PATH": os.environ.get("PATH", ""), "HOME": "/tmp", "KEFU_ENV": "development",
                 "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1",
                 "AWS_EC2_METADATA_DISABLED": "true", "AWS_ACCESS_KEY_ID": "bench",
                 "AWS_SECRET_ACCESS_KEY": "bench", "POWERTOOLS_LOG_LEVEL": "WARNING",
                 "LOG_LEVEL": "WARNING", "TOKEN_SECRETS": TOKEN_SECRET}
-    result: dict[str, Any] = {"build": str(BUILD), "revision": args.build, "built_at": built_at}
+    result: dict[str, Any] = {"build": str(BUILD), "revision": args.build, "built_at": built_at,
+                              "method": "python3.12 -B -S -I, layers from the built template,"
+                                        " fresh TMPDIR per process"}
 
-    # sizes
-    layer_sizes = {name: zipped(BUILD / name) for name in LAYERS}
-    sizes = {}
-    layers_zip = sum(z for z, _ in layer_sizes.values())
-    layers_raw = sum(u for _, u in layer_sizes.values())
-    for fn, folder in FUNCTIONS.items():
-        code = zipped(BUILD / folder)
-        sizes[fn] = {
-            "function_zip_kb": round(code[0] / 1024, 1),
-            "with_layers_zip_mb": round((code[0] + layers_zip) / 2**20, 1),
-            "with_layers_unzipped_mb": round((code[1] + layers_raw) / 2**20, 1),
-        }
-    result["layers"] = {name: {"zip_mb": round(z / 2**20, 1), "unzipped_mb": round(u / 2**20, 1)}
-                        for name, (z, u) in layer_sizes.items()}
-    result["sizes"] = sizes
-
+    result["sizes"], result["layers"] = sizes_of(BUILD)
     # cold starts (imports only: no service needed)
     result["interpreter_start_ms"] = round(baseline_ms(runtime, args.repeat), 1)
-    cold: dict[str, Any] = {}
-    for fn in FUNCTIONS:
-        runs = [child(fn, "cold", base_env, runtime) for _ in range(args.repeat)]
-        cold[fn] = {"import_ms_p50": round(statistics.median(r["import_ms"] for r in runs), 1),
-                    "init_ms_p50": round(statistics.median(r["init_ms"] for r in runs), 1),
-                    "init_ms_max": round(max(r["init_ms"] for r in runs), 1)}
-        print(f"cold {fn}: {cold[fn]}", flush=True)
-    result["cold"] = cold
-    # The same, with bytecode compiled into the package (python -m compileall before zipping).
-    compiled = Path(tempfile.mkdtemp(prefix="sam-compiled-")) / "build"
-    shutil.copytree(BUILD, compiled, symlinks=True)
-    subprocess.run([PYTHON, "-m", "compileall", "-q", "-j", "0", str(compiled)], check=False,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    precompiled: dict[str, Any] = {}
-    for fn in ("message", "stream", "connect"):
-        runs = [child(fn, "cold", base_env, runtime, build=compiled) for _ in range(args.repeat)]
-        precompiled[fn] = {
-            "import_ms_p50": round(statistics.median(r["import_ms"] for r in runs), 1),
-            "init_ms_p50": round(statistics.median(r["init_ms"] for r in runs), 1)}
-        print(f"cold {fn} (precompiled .pyc): {precompiled[fn]}", flush=True)
-    result["cold_precompiled"] = precompiled
-    result["import_profile_message"] = import_profile("message", base_env, runtime, compiled)
-    shutil.rmtree(compiled.parent, ignore_errors=True)
+    result["cold"] = cold_starts(BUILD, base_env, runtime, args.repeat, "as built")
+    # The same build without its bytecode: what SAM's python builder ships.
+    bare = Path(tempfile.mkdtemp(prefix="sam-no-pyc-")) / "build"
+    shutil.copytree(BUILD, bare, symlinks=True)
+    for cache in list(bare.rglob("__pycache__")):
+        shutil.rmtree(cache, ignore_errors=True)
+    result["cold_no_bytecode"] = cold_starts(bare, base_env, runtime, args.repeat,
+                                             "without bytecode")
+    shutil.rmtree(bare.parent, ignore_errors=True)
+    for fn in ("message", "stream"):
+        result[f"import_profile_{fn}"] = import_profile(fn, base_env, runtime, BUILD)
+    if args.before:
+        before = sam_build(args.before)
+        sizes, layers = sizes_of(before)
+        result["before"] = {"revision": args.before, "sizes": sizes, "layers": layers,
+                            "cold": cold_starts(before, base_env, runtime, args.repeat,
+                                                f"revision {args.before}")}
 
     # warm: real Redis, PostgreSQL, the fake LLM; the sink for AWS APIs
     pg = Postgres(data_dir=Path("/tmp/kefu-bench/pg-lambda"), database="kefu_lambda")
@@ -422,6 +458,7 @@ def main(argv: list[str] | None = None) -> int:
             result["message"] = {
                 "connect_first_invoke_ms": round(msg["connect_first_ms"], 1),
                 "first_invoke_ms": round(times[0], 1),
+                "tmp_written": msg["tmp_written"],
                 "warm_ms": dist(times[1:]),
                 "management_posts": sink.posts[p["connection_id"]],
                 "stream_invokes": len(sink.invokes),
@@ -435,7 +472,9 @@ def main(argv: list[str] | None = None) -> int:
                 acks = args.streams  # the message handler's ack, one per message
                 frames = [r.get("frames") for r in st["stream_results"]]
                 result[f"stream_{name}"] = {
+                    "first_invoke_ms": round(st["times_ms"][0], 1),
                     "warm_ms": dist(st["times_ms"][1:]),
+                    "tmp_written": st["tmp_written"],
                     "statuses": dict(Counter(r.get("status") for r in st["stream_results"])),
                     "management_calls_per_reply": round((posts - acks) / args.streams, 1),
                     "delta_frames_per_reply": dist([float(f) for f in frames if f is not None]),
