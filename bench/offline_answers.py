@@ -38,6 +38,7 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
+from bench import embedder_choice
 from kefu_core.memory import passage_text
 from kefu_llm import (
     AdapterSettings,
@@ -49,7 +50,7 @@ from kefu_llm import (
     build_router,
     detect_language,
 )
-from kefu_memory import KnowledgeBase, OfflineEmbedder, migrate
+from kefu_memory import KnowledgeBase, migrate
 
 ROOT = Path(__file__).resolve().parents[1]
 QUESTIONS = Path(__file__).resolve().parent / "data" / "offline_questions.jsonl"
@@ -150,10 +151,10 @@ async def main_async(args: argparse.Namespace) -> int:
     from kefu_core.settings import Settings
 
     top_k = Settings().knowledge_top_k
-    embedder = OfflineEmbedder()
+    embedder, kb_settings = embedder_choice.build(args.embedder)
     await migrate(dsn, dims=(embedder.dim,))
     async with AsyncConnectionPool(dsn, min_size=1, max_size=2, open=False) as pool:
-        kb = KnowledgeBase(pool, embedder)
+        kb = KnowledgeBase(pool, embedder, **kb_settings)
         await kb.ingest_folder(tenant_id=TENANT, path=KNOWLEDGE, prune=True)
         passages = await passages_for(kb, rows, top_k)
     finals = await answer_all(rows, passages)

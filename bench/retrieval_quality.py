@@ -37,7 +37,8 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
-from kefu_memory import KnowledgeBase, OfflineEmbedder, Passage, Turn, migrate
+from bench import embedder_choice
+from kefu_memory import KnowledgeBase, Passage, Turn, migrate
 from kefu_memory.retrieval import ConversationRetriever
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -238,14 +239,14 @@ async def main_async(args: argparse.Namespace) -> int:
 
         dsn = EmbeddedPostgres(data_dir=Path(".kefu/bench-pg"),
                                database="kefu_bench_quality").start()
-    embedder = OfflineEmbedder()
+    embedder, kb_settings = embedder_choice.build(args.embedder)
     await migrate(dsn, dims=(embedder.dim,))
     docs = load_entities(database)
     questions, skipped = load_questions(load_dialogues(dialogues_path), docs)
     if args.limit:
         questions = questions[: args.limit]
     async with AsyncConnectionPool(dsn, min_size=2, max_size=6, open=False) as pool:
-        kb = KnowledgeBase(pool, embedder)
+        kb = KnowledgeBase(pool, embedder, **kb_settings)
         for stale in set(await kb.document_names(args.tenant)) - set(docs):
             await kb.delete_document(tenant_id=args.tenant, name=stale)
         changed, ingest_s = await ingest(kb, args.tenant, docs)
@@ -258,7 +259,7 @@ async def main_async(args: argparse.Namespace) -> int:
           f" {ingest_s:.1f} s), {len(index)} entity names indexed from its titles")
     print(f"  questions: {len(questions)} user Request turns with one answering entity"
           f" ({skipped} skipped: no single entity in the database or no informed answer)")
-    print(f"  search: hybrid, offline embedder {embedder.name}/{embedder.dim}; rule-based"
+    print(f"  search: hybrid ({args.embedder}), embedder {embedder.name}/{embedder.dim}; rule-based"
           f" query {cost:.2f} ms per question (pure Python, no search)")
     print(f"  load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print()
@@ -285,6 +286,8 @@ async def main_async(args: argparse.Namespace) -> int:
         command += f" --limit {args.limit}"
     if args.upper_bound:
         command += " --upper-bound"
+    if args.embedder != "offline":
+        command += f" --embedder {args.embedder}"
     print(command)
     return 0
 
@@ -301,7 +304,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--upper-bound", action="store_true",
                         help="also the annotation-built query (an upper bound, not the product)")
     parser.add_argument("--tenant", default=TENANT, help="tenant id to ingest into")
+    embedder_choice.add_argument(parser)
     args = parser.parse_args(argv)
+    if args.embedder == "use-multilingual" and args.tenant == TENANT:
+        args.tenant = f"{TENANT}-use"  # its vectors have another dimension
     if not Path(args.database).is_dir() or not Path(args.dialogues).exists():
         print(f"CrossWOZ data not found (dialogues {args.dialogues}, database {args.database})")
         return 2

@@ -232,6 +232,10 @@ def _embedder(settings: Settings) -> Embedder:
         return OpenAIEmbedder(model=settings.embedding_model, dim=settings.embedding_dim,
                               base_url=settings.embedding_base_url,
                               api_key=settings.embedding_api_key)
+    if settings.embedder == "use-multilingual":
+        from kefu_memory.use_embedder import USEMultilingualEmbedder
+
+        return USEMultilingualEmbedder()
     return OfflineEmbedder()
 
 

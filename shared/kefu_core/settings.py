@@ -123,7 +123,8 @@ class Settings(BaseSettings):
     query_condenser: Literal["rules", "llm"] = "llm"
     knowledge_dir: str | None = None  # ingested at `kefu run` start for KNOWLEDGE_TENANT
     knowledge_tenant: str = "demo"
-    embedder: Literal["offline", "openai"] = "offline"
+    # "use-multilingual": USE multilingual v3 shipped in the optional `semantic` extra.
+    embedder: Literal["offline", "openai", "use-multilingual"] = "offline"
     embedding_model: str = "text-embedding-3-small"
     embedding_dim: int = 1536
     embedding_base_url: str | None = None
