@@ -128,6 +128,7 @@ def _serve(args: argparse.Namespace, stops: ServiceStops) -> int:
 
 def _migrate(args: argparse.Namespace) -> int:
     from .db import migrate, open_pool
+    from .secret_settings import resolve_secret_settings
 
     async def apply(dsn: str) -> list[str]:
         pool = await open_pool(dsn, min_size=1, max_size=1)
@@ -140,7 +141,7 @@ def _migrate(args: argparse.Namespace) -> int:
         with ServiceStops() as stops:  # the embedded PostgreSQL stops on every way out
             with stops.starting():
                 settings = (resolve_services(Settings(), stops=stops) if args.embedded
-                            else Settings())
+                            else resolve_secret_settings(Settings()))
             if not settings.database_url:
                 print("DATABASE_URL is not set (or pass --embedded)", file=sys.stderr)
                 return 2

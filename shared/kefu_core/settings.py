@@ -37,6 +37,10 @@ class Settings(BaseSettings):
 
     # Stores. Empty means "start the embedded one" in `kefu run`; handlers require them.
     database_url: str | None = None
+    # Where the database password is instead of DATABASE_URL (read at cold start, see
+    # kefu_core.secret_settings), and an RDS Proxy host that replaces DATABASE_URL's host.
+    database_password_secret_id: str | None = None
+    database_proxy_host: str | None = None
     redis_url: str | None = None
     redis_prefix: str = "kefu:"
     db_pool_min: int = 1
@@ -76,6 +80,10 @@ class Settings(BaseSettings):
     super_admin_password: str | None = None
     crm_url: str | None = None
     crm_token: str | None = None
+    super_admin_password_secret_id: str | None = None
+    # CRM_TOKEN_SECRET_ID (a name apart from the token-signing settings, which only the keyring
+    # reads).
+    crm_token_source: str | None = Field(default=None, alias="CRM_TOKEN_SECRET_ID")
     # Outbound calls to URLs that are not trusted: tenant engine base URLs and the CRM
     # (kefu_llm.netguard). Loopback, private and CGNAT addresses are refused unless
     # OUTBOUND_ALLOW_PRIVATE; OUTBOUND_ALLOWED_HOSTS lists host names (".example.com" for
@@ -220,4 +228,7 @@ class Settings(BaseSettings):
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    """The process's settings, with the values of ``*_SECRET_ID`` settings read (once)."""
+    from .secret_settings import resolve_secret_settings
+
+    return resolve_secret_settings(Settings())

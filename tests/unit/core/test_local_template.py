@@ -52,6 +52,22 @@ def test_a_condition_turns_variables_on() -> None:
     assert env["CRM_URL"] == "https://crm.example.com" and env["CRM_TOKEN"] == "t"
 
 
+def test_secrets_replace_the_plain_variables_when_given() -> None:
+    arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:kefu/{}-AbCdEf"
+    functions = _functions(CrmUrl="https://crm.example.com", CrmToken="t",
+                           CrmTokenSecretArn=arn.format("crm"),
+                           DatabasePasswordSecretArn=arn.format("db"),
+                           SuperAdminEmail="root@example.com", SuperAdminPassword="p" * 12,
+                           SuperAdminPasswordSecretArn=arn.format("root"))
+    stream, admin = functions["StreamFunction"].environment, functions["AdminFunction"].environment
+    # THEN no plain token or password is in any environment, only where to read them
+    assert "CRM_TOKEN" not in stream and stream["CRM_TOKEN_SECRET_ID"] == arn.format("crm")
+    assert "SUPER_ADMIN_PASSWORD" not in admin
+    assert admin["SUPER_ADMIN_PASSWORD_SECRET_ID"] == arn.format("root")
+    assert all(f.environment["DATABASE_PASSWORD_SECRET_ID"] == arn.format("db")
+               for f in functions.values())
+
+
 def test_parameters_are_checked_as_cloudformation_does() -> None:
     with pytest.raises(LocalStackError, match="TokenSecretArn does not match"):
         _functions(TokenSecretArn="kefu/token-secret")
