@@ -44,7 +44,7 @@ def test_every_function_gets_the_environment_the_template_gives_it() -> None:
     assert [(s.queue_arn, s.batch_size, s.report_batch_item_failures)
             for s in consumer.sqs_sources] == [(stream.on_failure, 10, True)]
     # AND the layers come in the template's order
-    assert [p.name for p in message.layers] == ["adapter", "memory", "shared"]
+    assert [p.name for p in message.layers] == ["shared", "adapter", "memory", "answer"]
 
 
 def test_a_condition_turns_variables_on() -> None:
