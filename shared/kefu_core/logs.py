@@ -3,9 +3,10 @@
 Every record is redacted before it is written, whoever logged it (our code, uvicorn, websockets,
 a library): the message and its ``%`` arguments, every ``extra=`` field, the exception text and
 the stack. Redaction removes tokens (a JWT anywhere, ``token=...`` in a query string, ``Bearer``
-and ``Authorization``/``Cookie`` values, values of keys named like a secret) and then personal
-data with :func:`kefu_llm.redact_text` (phones, e-mail addresses, ID and bank-card numbers).
-It fails closed: if redaction itself fails, the text is replaced by ``[REDACTED]``.
+and ``Authorization``/``Cookie`` values, values of keys named like a secret, a URL's password,
+the input pydantic repeats in a validation error) and then personal data with
+:func:`kefu_llm.redact_text` (phones, e-mail addresses, ID and bank-card numbers). It fails
+closed: if redaction itself fails, the text is replaced by ``[REDACTED]``.
 
 - ``kefu run``: :func:`configure_logging` puts one handler on the root logger (stderr) and makes
   uvicorn's loggers propagate to it. ``LOG_FORMAT=json`` writes one JSON object per line with the
@@ -211,8 +212,11 @@ def _redact_or_withhold(record: logging.LogRecord) -> None:
         return
     try:
         redact_record(record)
-    except Exception:  # fail closed
+    except Exception:  # fail closed: nothing of the record but its metadata is written
         record.msg, record.args, record.exc_info, record.exc_text = REDACTED, None, None, None
+        record.stack_info = None
+        for key in _extra_keys(record):
+            record.__dict__[key] = REDACTED
     _redacted.add(record)
 
 
