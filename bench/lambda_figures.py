@@ -359,16 +359,26 @@ def sizes_of(build: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     return sizes, layers_out
 
 
-def cold_starts(build: Path, env: dict[str, str], runtime: str, repeat: int,
-                label: str) -> dict[str, Any]:
-    cold: dict[str, Any] = {}
-    for fn in FUNCTIONS:
-        runs = [child(fn, "cold", env, runtime, build=build) for _ in range(repeat)]
-        cold[fn] = {"import_ms_p50": round(statistics.median(r["import_ms"] for r in runs), 1),
-                    "init_ms_p50": round(statistics.median(r["init_ms"] for r in runs), 1),
-                    "init_ms_max": round(max(r["init_ms"] for r in runs), 1)}
-        print(f"cold {fn} ({label}): {cold[fn]}", flush=True)
-    return cold
+def cold_starts(builds: dict[str, Path], env: dict[str, str], runtime: str,
+                repeat: int) -> dict[str, dict[str, Any]]:
+    """Cold starts of every function of every build, interleaved round by round so that a
+    busy machine weighs on each build alike."""
+    runs: dict[str, dict[str, list[dict[str, Any]]]] = {
+        label: {fn: [] for fn in FUNCTIONS} for label in builds}
+    for _ in range(repeat):
+        for fn in FUNCTIONS:
+            for label, build in builds.items():
+                runs[label][fn].append(child(fn, "cold", env, runtime, build=build))
+    out: dict[str, dict[str, Any]] = {}
+    for label, per_fn in runs.items():
+        out[label] = {}
+        for fn, rs in per_fn.items():
+            out[label][fn] = {
+                "import_ms_p50": round(statistics.median(r["import_ms"] for r in rs), 1),
+                "init_ms_p50": round(statistics.median(r["init_ms"] for r in rs), 1),
+                "init_ms_max": round(max(r["init_ms"] for r in rs), 1)}
+            print(f"cold {fn} ({label}): {out[label][fn]}", flush=True)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -400,23 +410,24 @@ def main(argv: list[str] | None = None) -> int:
     result["sizes"], result["layers"] = sizes_of(BUILD)
     # cold starts (imports only: no service needed)
     result["interpreter_start_ms"] = round(baseline_ms(runtime, args.repeat), 1)
-    result["cold"] = cold_starts(BUILD, base_env, runtime, args.repeat, "as built")
     # The same build without its bytecode: what SAM's python builder ships.
     bare = Path(tempfile.mkdtemp(prefix="sam-no-pyc-")) / "build"
     shutil.copytree(BUILD, bare, symlinks=True)
     for cache in list(bare.rglob("__pycache__")):
         shutil.rmtree(cache, ignore_errors=True)
-    result["cold_no_bytecode"] = cold_starts(bare, base_env, runtime, args.repeat,
-                                             "without bytecode")
+    builds = {"as built": BUILD, "without bytecode": bare}
+    if args.before:
+        before = sam_build(args.before)
+        builds["before"] = before
+        sizes, layers = sizes_of(before)
+        result["before"] = {"revision": args.before, "sizes": sizes, "layers": layers}
+    cold = cold_starts(builds, base_env, runtime, args.repeat)
+    result["cold"], result["cold_no_bytecode"] = cold["as built"], cold["without bytecode"]
+    if args.before:
+        result["before"]["cold"] = cold["before"]
     shutil.rmtree(bare.parent, ignore_errors=True)
     for fn in ("message", "stream"):
         result[f"import_profile_{fn}"] = import_profile(fn, base_env, runtime, BUILD)
-    if args.before:
-        before = sam_build(args.before)
-        sizes, layers = sizes_of(before)
-        result["before"] = {"revision": args.before, "sizes": sizes, "layers": layers,
-                            "cold": cold_starts(before, base_env, runtime, args.repeat,
-                                                f"revision {args.before}")}
 
     # warm: real Redis, PostgreSQL, the fake LLM; the sink for AWS APIs
     pg = Postgres(data_dir=Path("/tmp/kefu-bench/pg-lambda"), database="kefu_lambda")
