@@ -405,7 +405,8 @@ def main(argv: list[str] | None = None) -> int:
                 "LOG_LEVEL": "WARNING", "TOKEN_SECRETS": TOKEN_SECRET}
     result: dict[str, Any] = {"build": str(BUILD), "revision": args.build, "built_at": built_at,
                               "method": "python3.12 -B -S -I, layers from the built template,"
-                                        " fresh TMPDIR per process"}
+                                        " fresh TMPDIR per process",
+                              "load_avg_at_start": [round(x, 2) for x in os.getloadavg()]}
 
     result["sizes"], result["layers"] = sizes_of(BUILD)
     # cold starts (imports only: no service needed)
