@@ -127,13 +127,14 @@ def _serve(args: argparse.Namespace, stops: ServiceStops) -> int:
 
 
 def _migrate(args: argparse.Namespace) -> int:
-    from .db import migrate, open_pool
+    from .db import open_pool
+    from .schema import apply_schema
     from .secret_settings import resolve_secret_settings
 
     async def apply(dsn: str) -> list[str]:
         pool = await open_pool(dsn, min_size=1, max_size=1)
         try:
-            return await migrate(pool)
+            return await apply_schema(pool, settings)
         finally:
             await pool.close()
 

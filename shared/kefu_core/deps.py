@@ -138,7 +138,8 @@ async def build_deps(
     invoker: StreamInvoker,
     router: Any | None = None,
 ) -> Deps:
-    """Connect to Redis and PostgreSQL and apply pending migrations."""
+    """Connect to Redis and PostgreSQL; apply pending core migrations
+    (``SCHEMA_MIGRATIONS=apply``) or verify that none is pending (``verify``)."""
     if not settings.database_url or not settings.redis_url:
         raise StoreError("DATABASE_URL and REDIS_URL must be set")
     redis = redis_client(settings)
@@ -146,7 +147,16 @@ async def build_deps(
         settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max,
         timeout_s=settings.db_pool_timeout_s,
     )
-    await migrate(pool)
+    if settings.schema_migrations == "apply":
+        await migrate(pool)
+    else:  # applied at deploy time: one cheap query says whether this code may run on it
+        from .schema import verify_schema
+
+        try:
+            await verify_schema(pool)
+        except BaseException:
+            await pool.close()
+            raise
     return Deps(
         settings=settings,
         redis=redis,

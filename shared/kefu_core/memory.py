@@ -239,12 +239,20 @@ def _embedder(settings: Settings) -> Embedder:
     return OfflineEmbedder()
 
 
+def embedding_dim(settings: Settings) -> int:
+    """The dimension of the configured embedder (its HNSW index is part of the schema)."""
+    return _embedder(settings).dim
+
+
 async def build_memory(
     settings: Settings, *, pool: AsyncConnectionPool, redis: aioredis.Redis
 ) -> MemoryService:
-    """Apply the memory schema and build the service (stores are shared with the core)."""
+    """Build the service (stores are shared with the core); with ``SCHEMA_MIGRATIONS=apply``
+    apply the memory schema first (on Lambda it was applied at deploy time and verified at
+    cold start)."""
     embedder = _embedder(settings)
-    await migrate_memory(pool, dims=(embedder.dim,))  # the HNSW index for this dimension
+    if settings.schema_migrations == "apply":
+        await migrate_memory(pool, dims=(embedder.dim,))  # the HNSW index for this dimension
     crm = None
     if settings.crm_url:
         from kefu_llm.netguard import guarded_transport

@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     database_proxy_host: str | None = None
     redis_url: str | None = None
     redis_prefix: str = "kefu:"
+    # "apply": migrate the schema when a process starts (kefu run, tests); "verify": only check
+    # with one query that it is up to date, refusing to serve when it is behind (Lambda: the
+    # SchemaMigration custom resource applies it at deploy time).
+    schema_migrations: Literal["apply", "verify"] = "apply"
     db_pool_min: int = 1
     db_pool_max: int = 20  # a gateway replica; Lambda containers use DB_POOL_MAX=2 (template)
     # How long a request waits for a pooled database connection before the visitor is told to

@@ -24,6 +24,7 @@ from ..gateway.app import MANAGEMENT_MAX_BODY_BYTES, Gateway, websocket_routes
 from ..http_limits import BodyLimitMiddleware
 from ..settings import Settings
 from .aws import MotoServer, create_secrets
+from .custom_resources import run_custom_resources
 from .errors import FunctionNotFound, LocalStackError
 from .functions import FailureHook, FunctionPool, LogSink, Result, print_log
 from .http_api import HttpApi
@@ -179,6 +180,9 @@ class LocalStack:
         self._wire_queues(sqs, queue_urls)
         await asyncio.gather(*(pool.start(warm=1) for pool in self.pools.values()))
         await self._wait_warm()
+        by_name = {pool.spec.name: pool for pool in self.pools.values()}
+        for logical_id in await run_custom_resources(template, by_name, context):
+            logger.info("custom resource %s created", logical_id)
         for poller in self.pollers:
             poller.start()
 

@@ -24,9 +24,13 @@ def _functions(**overrides: str) -> dict[str, FunctionSpec]:
 def test_every_function_gets_the_environment_the_template_gives_it() -> None:
     # WHEN the project's template is read with the required parameters only
     functions = _functions()
-    # THEN the six functions are there with their own settings and the merged globals
+    # THEN the seven functions are there with their own settings and the merged globals
     assert set(functions) == {"ConnectFunction", "DisconnectFunction", "MessageFunction",
-                              "StreamFunction", "StreamFailureFunction", "AdminFunction"}
+                              "StreamFunction", "StreamFailureFunction", "AdminFunction",
+                              "MigrateFunction"}
+    # AND only the deploy-time migration applies the schema; the others verify it
+    assert {name: f.environment["SCHEMA_MIGRATIONS"] for name, f in functions.items()} == {
+        **{name: "verify" for name in functions}, "MigrateFunction": "apply"}
     message, stream = functions["MessageFunction"], functions["StreamFunction"]
     env = message.environment
     assert env["KEFU_ENV"] == "production" and env["TOKEN_SECRET_ID"] == ARN

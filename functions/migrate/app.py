@@ -1,0 +1,11 @@
+"""SchemaMigration custom resource: apply the core and memory migrations at deploy time."""
+from kefu_core.deploy_migrations import handle_custom_resource
+from kefu_core.lambda_runtime import run
+from kefu_core.logs import lambda_logger
+
+logger = lambda_logger()
+
+
+@logger.inject_lambda_context
+def lambda_handler(event: dict, context: object) -> dict:
+    return handle_custom_resource(event, run)
