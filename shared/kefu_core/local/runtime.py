@@ -162,9 +162,7 @@ class Runtime:
         opt = self.opt_dir(spec.layers)
         python_path = [str(spec.code_dir), str(opt / "python" / "lib" / "python3.12" /
                        "site-packages"), str(opt / "python"), str(self.runtime_dir)]
-        # No X-Ray daemon and no trace header here: the functions run untraced (as with
-        # `sam local invoke`), unless the template or an override says otherwise.
-        env: dict[str, str] = {"POWERTOOLS_TRACE_DISABLED": "true"}
+        env: dict[str, str] = {}
         env.update(spec.environment)
         for scope in ("Parameters", spec.logical_id):
             env.update({k: str(v) for k, v in (self.env_vars.get(scope) or {}).items()})
@@ -190,6 +188,9 @@ class Runtime:
             "AWS_ACCESS_KEY_ID": self.credentials.access_key_id,
             "AWS_SECRET_ACCESS_KEY": self.credentials.secret_access_key,
             "AWS_SESSION_TOKEN": self.credentials.session_token,
+            # No X-Ray daemon and no trace header here: the functions run untraced (as with
+            # `sam local invoke`), whatever the template says.
+            "POWERTOOLS_TRACE_DISABLED": "true",
         })
         env.update(self.overrides)
         return env

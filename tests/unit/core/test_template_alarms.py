@@ -76,3 +76,16 @@ def test_every_log_group_has_a_retention(resources: dict[str, Any]) -> None:
     for name, function in _of_type(resources, "AWS::Serverless::Function").items():
         ref = function["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
         assert ref in groups, name
+
+
+def test_code_level_tracing_is_on_where_a_reply_runs_only(resources: dict[str, Any]) -> None:
+    # The X-Ray SDK costs ~70 ms of cold start: only StreamFunction (recall, engine, persist)
+    # pays it; every function keeps Lambda's own segments (Tracing: Active).
+    template = yaml.load((ROOT / "template.yaml").read_text(), Loader=_Loader)
+    globals_ = template["Globals"]["Function"]
+    assert globals_["Tracing"] == "Active"
+    assert globals_["Environment"]["Variables"]["POWERTOOLS_TRACE_DISABLED"] == "true"
+    for name, function in _of_type(resources, "AWS::Serverless::Function").items():
+        own = (function["Properties"].get("Environment") or {}).get("Variables") or {}
+        expected = "false" if name == "StreamFunction" else None
+        assert own.get("POWERTOOLS_TRACE_DISABLED") == expected, name
