@@ -487,7 +487,9 @@ def main(argv: list[str] | None = None) -> int:
                     "first_invoke_ms": round(st["times_ms"][0], 1),
                     "warm_ms": dist(st["times_ms"][1:]),
                     "tmp_written": st["tmp_written"],
-                    "statuses": dict(Counter(r.get("status") for r in st["stream_results"])),
+                    "statuses": dict(Counter(
+                        ": ".join(filter(None, (r.get("status"), r.get("reason"))))
+                        for r in st["stream_results"])),
                     "management_calls_per_reply": round((posts - acks) / args.streams, 1),
                     "delta_frames_per_reply": dist([float(f) for f in frames if f is not None]),
                     "reply_tokens": llm.reply_tokens,

@@ -7,7 +7,8 @@ A function runs with its own folder, then the ``python/`` folder of each layer i
 the template's order: Lambda extracts them into /opt in that order), then what the python3.12
 runtime ships. ``sizes`` checks Lambda's 250 MB unzipped limit per function; ``smoke`` imports
 every built handler in a fresh isolated process with only its own layers on the path (used by
-``scripts/sam-check --smoke``) and lists the heavy packages it loaded.
+``scripts/sam-check --smoke``), lists the heavy packages it loaded, then imports every heavy
+package its layers ship (a dependency missing from a layer fails here).
 """
 
 from __future__ import annotations
@@ -97,6 +98,12 @@ import app
 assert callable(app.lambda_handler), "lambda_handler is not callable"
 heavy = sorted({m.split(".")[0] for m in sys.modules} & set(HEAVY.split()))
 print(" ".join(heavy))
+# What the function's layers ship is importable with only those layers (packages the handler
+# loads on first use: a dependency missing from a layer shows here, not at the first reply).
+import importlib, importlib.util
+for name in HEAVY.split():
+    if importlib.util.find_spec(name) is not None:
+        importlib.import_module(name)
 """
 
 
