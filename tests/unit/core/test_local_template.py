@@ -87,3 +87,19 @@ def test_parameter_overrides_take_both_sam_syntaxes() -> None:
     assert parse_parameter_overrides(
         ["A=1 'B=two words'", "ParameterKey=C,ParameterValue=x=y"]
     ) == {"A": "1", "B": "two words", "C": "x=y"}
+
+
+@pytest.mark.parametrize(("subnets", "groups", "expected"), [
+    ("", "", None),
+    ("subnet-1,subnet-2", "", None),  # was [""] security groups: a template AWS refuses
+    ("", "sg-1", None),
+    ("subnet-1,subnet-2", "sg-1", {"SubnetIds": ["subnet-1", "subnet-2"],
+                                   "SecurityGroupIds": ["sg-1"]}),
+])
+def test_the_functions_join_a_vpc_only_with_subnets_and_security_groups(
+    subnets: str, groups: str, expected: dict[str, list[str]] | None,
+) -> None:
+    template = Template(ROOT / "template.yaml", overrides={
+        **REQUIRED, "SubnetIds": subnets, "SecurityGroupIds": groups})
+    vpc = template.resolve({"v": template.data["Globals"]["Function"]["VpcConfig"]})
+    assert vpc.get("v") == expected
