@@ -20,14 +20,19 @@ def add_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--embedder", choices=CHOICES, default="offline",
                         help="offline (default), keyword (keyword search only) or"
                              " use-multilingual (needs the semantic extra)")
+    parser.add_argument("--vector-weight", type=float, default=None,
+                        help="fusion weight of the vector side (default: the product's)")
 
 
-def build(choice: str) -> tuple[Embedder, dict[str, Any]]:
+def build(choice: str, vector_weight: float | None = None) -> tuple[Embedder, dict[str, Any]]:
     """The embedder and the extra ``KnowledgeBase`` settings for ``choice``."""
+    settings: dict[str, Any] = {}
+    if vector_weight is not None:
+        settings["vector_weight"] = vector_weight
     if choice == "use-multilingual":
         from kefu_memory.use_embedder import USEMultilingualEmbedder
 
-        return USEMultilingualEmbedder(), {}
+        return USEMultilingualEmbedder(), settings
     if choice == "keyword":
         return OfflineEmbedder(), {"vector_weight": 0.0}
-    return OfflineEmbedder(), {}
+    return OfflineEmbedder(), settings

@@ -151,7 +151,7 @@ async def main_async(args: argparse.Namespace) -> int:
     from kefu_core.settings import Settings
 
     top_k = Settings().knowledge_top_k
-    embedder, kb_settings = embedder_choice.build(args.embedder)
+    embedder, kb_settings = embedder_choice.build(args.embedder, args.vector_weight)
     await migrate(dsn, dims=(embedder.dim,))
     async with AsyncConnectionPool(dsn, min_size=1, max_size=2, open=False) as pool:
         kb = KnowledgeBase(pool, embedder, **kb_settings)
@@ -183,6 +183,10 @@ async def main_async(args: argparse.Namespace) -> int:
     command = "  reproduce: .venv/bin/python -m bench.offline_answers"
     if args.split != "all":
         command += f" --split {args.split}"
+    if args.embedder != "offline":
+        command += f" --embedder {args.embedder}"
+    if args.vector_weight is not None:
+        command += f" --vector-weight {args.vector_weight}"
     print(command)
     return 0
 
@@ -196,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calibrate", action="store_true",
                         help="also sweep the engine's min_score threshold")
     parser.add_argument("-v", "--verbose", action="store_true", help="print every failure")
+    embedder_choice.add_argument(parser)
     return asyncio.run(main_async(parser.parse_args(argv)))
 
 

@@ -239,7 +239,7 @@ async def main_async(args: argparse.Namespace) -> int:
 
         dsn = EmbeddedPostgres(data_dir=Path(".kefu/bench-pg"),
                                database="kefu_bench_quality").start()
-    embedder, kb_settings = embedder_choice.build(args.embedder)
+    embedder, kb_settings = embedder_choice.build(args.embedder, args.vector_weight)
     await migrate(dsn, dims=(embedder.dim,))
     docs = load_entities(database)
     questions, skipped = load_questions(load_dialogues(dialogues_path), docs)
@@ -288,6 +288,8 @@ async def main_async(args: argparse.Namespace) -> int:
         command += " --upper-bound"
     if args.embedder != "offline":
         command += f" --embedder {args.embedder}"
+    if args.vector_weight is not None:
+        command += f" --vector-weight {args.vector_weight}"
     print(command)
     return 0
 
