@@ -9,6 +9,8 @@ What moto cannot create is left out of the deployed copy, said here:
 - the ``SchemaMigration`` custom resource (moto would run its function in Docker): dropped,
   with the ``DependsOn`` to it;
 - the outputs (some read API attributes);
+- ``AWS::Lambda::EventInvokeConfig`` (the OnFailure destination) is skipped by moto with a
+  warning: the destination is checked through the role's ``sqs:SendMessage`` grant instead;
 - conditional role policies are decided before (moto keeps ``AWS::NoValue`` in a list as a
   null policy): the parameters given make ``HasDatabasePasswordSecret`` true, the other
   optional conditions false.
