@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import json
 import logging
 import os
 import threading
@@ -38,6 +37,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from .errors import StoreError
+from .secret_settings import secret_list
 from .settings import Settings
 
 if TYPE_CHECKING:  # cryptography is imported on first use (the message function never needs it)
@@ -100,17 +100,7 @@ def _dev_key() -> _Key:
 
 def parse_key_value(raw: str | bytes) -> list[str]:
     """``{"keys": [...]}``, a JSON list, or one plain string; empty entries dropped."""
-    text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-    try:
-        parsed: Any = json.loads(text)
-    except ValueError:
-        parsed = text
-    if isinstance(parsed, dict):
-        parsed = parsed.get("keys")
-    if isinstance(parsed, str):
-        parsed = [parsed]
-    if not isinstance(parsed, list) or not all(isinstance(item, str) for item in parsed):
-        raise ValueError('the data key secret must be {"keys": ["...", ...]} or one plain string')
+    parsed = secret_list(raw, field="keys", what="the data key secret")
     return [item.strip() for item in parsed if item.strip()]
 
 

@@ -20,7 +20,6 @@ or left in ``AWSPREVIOUS`` is dropped from the verifying set (and logged), never
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import threading
 import time
@@ -28,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .secret_settings import secret_list
 from .settings import DEV_TOKEN_SECRET, Settings
 from .tokens import Identity, Role, issue_token, verify_token
 
@@ -66,17 +66,7 @@ def _weak(secret: str) -> bool:
 
 def parse_secret_value(raw: str | bytes) -> list[str]:
     """``{"secrets": [...]}``, a JSON list, or one plain string; empty entries are dropped."""
-    text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-    try:
-        parsed: Any = json.loads(text)
-    except ValueError:
-        parsed = text
-    if isinstance(parsed, dict):
-        parsed = parsed.get("secrets")
-    if isinstance(parsed, str):
-        parsed = [parsed]
-    if not isinstance(parsed, list) or not all(isinstance(item, str) for item in parsed):
-        raise ValueError('the secret must be {"secrets": ["...", ...]} or one plain string')
+    parsed = secret_list(raw, field="secrets", what="the secret")
     secrets = [item for item in parsed if item]
     if not secrets:
         raise ValueError("the secret holds no token secret")

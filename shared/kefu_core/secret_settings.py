@@ -31,8 +31,8 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from .settings import Settings
 
-__all__ = ["SecretSettingError", "fetch_secret", "resolve_secret_settings", "with_host",
-           "with_password"]
+__all__ = ["SecretSettingError", "fetch_secret", "resolve_secret_settings", "secret_list",
+           "with_host", "with_password"]
 
 Fetch = Callable[[str], str]
 _SSM_ARN = re.compile(r"^arn:aws[a-z-]*:ssm:")
@@ -40,6 +40,23 @@ _SSM_ARN = re.compile(r"^arn:aws[a-z-]*:ssm:")
 
 class SecretSettingError(RuntimeError):
     """A ``*_SECRET_ID`` setting whose secret cannot be read or used."""
+
+
+def secret_list(raw: str | bytes, *, field: str, what: str) -> list[str]:
+    """A secret holding several values (rotation): ``{field: [...]}``, a JSON list, or one
+    plain string. ``ValueError`` (naming `what`, never a value) for any other shape."""
+    text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+    try:
+        parsed: Any = json.loads(text)
+    except ValueError:
+        parsed = text
+    if isinstance(parsed, dict):
+        parsed = parsed.get(field)
+    if isinstance(parsed, str):
+        parsed = [parsed]
+    if not isinstance(parsed, list) or not all(isinstance(item, str) for item in parsed):
+        raise ValueError(f'{what} must be {{"{field}": ["...", ...]}} or one plain string')
+    return parsed
 
 
 def fetch_secret(secret_id: str) -> str:
