@@ -182,7 +182,7 @@ if mode != "cold":
             handler(ev, ctx)
             times.append((time.perf_counter() - t0) * 1000)
     elif mode == "stream":
-        from kefu_core.lambda_runtime import get_deps, run
+        from kefu_core.infra.lambda_runtime import get_deps, run
         deps = run(get_deps(event))
         rec = run(deps.connections.get(event["requestContext"]["connectionId"]))
         send = load("message")
@@ -451,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
                         "TENANT_RPM": "0", "TENANT_TPM": "0", "OFFLINE_LAST_RESORT": "true"}
 
             def params(n: int) -> dict[str, Any]:
-                from kefu_core.tokens import issue_token
+                from kefu_core.security.tokens import issue_token
 
                 cid = f"L{uuid.uuid4().hex[:14]}="
                 token = issue_token(secrets=[TOKEN_SECRET], tenant_id="bench",

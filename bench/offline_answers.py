@@ -39,7 +39,7 @@ from typing import Any
 from psycopg_pool import AsyncConnectionPool
 
 from bench import embedder_choice
-from kefu_core.memory import passage_text
+from kefu_core.answers.memory import passage_text
 from kefu_llm import (
     AdapterSettings,
     ChatMessage,
@@ -144,11 +144,11 @@ async def main_async(args: argparse.Namespace) -> int:
         rows = [r for r in rows if r["split"] == args.split]
     dsn = args.dsn
     if not dsn:
-        from kefu_core.embedded import EmbeddedPostgres
+        from kefu_core.infra.embedded import EmbeddedPostgres
 
         dsn = EmbeddedPostgres(data_dir=ROOT / ".kefu" / "bench-pg",
                                database="kefu_bench_offline").start()
-    from kefu_core.settings import Settings
+    from kefu_core.infra.settings import Settings
 
     top_k = Settings().knowledge_top_k
     embedder, kb_settings = embedder_choice.build(args.embedder, args.vector_weight)

@@ -222,13 +222,13 @@ def percentile(values: list[float], q: float) -> float:
 async def main_async(args: argparse.Namespace) -> int:
     dsn = args.dsn
     if not dsn:
-        from kefu_core.embedded import EmbeddedPostgres
+        from kefu_core.infra.embedded import EmbeddedPostgres
 
         dsn = EmbeddedPostgres(data_dir=Path(".kefu/bench-pg"), database="kefu_bench").start()
     redis_url = args.redis_url or os.environ.get("REDIS_URL")
     embedded_redis = None
     if not redis_url:
-        from kefu_core.embedded import EmbeddedRedis, redis_reachable
+        from kefu_core.infra.embedded import EmbeddedRedis, redis_reachable
 
         if redis_reachable():
             redis_url = "redis://127.0.0.1:6379/0"

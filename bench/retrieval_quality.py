@@ -6,7 +6,7 @@ that carry a ``Request`` act and whose answering system turn names exactly one e
 (``sys_state[domain].selectedResults``) that is in the database and informs the requested slot.
 
 Each question is searched exactly as a reply searches: ``ConversationRetriever.search`` (the
-function ``kefu_core.memory.MemoryService`` calls) with the question and the dialogue's earlier
+function ``MemoryService`` calls) with the question and the dialogue's earlier
 turns as text (visitor and assistant utterances, nothing else: no annotations, no
 ``sys_state``, no ``dialog_act``). The annotations only score: which entity is right, and which
 population a question belongs to, decided from the text (was the right entity's name written
@@ -235,7 +235,7 @@ async def main_async(args: argparse.Namespace) -> int:
     dialogues_path, database = Path(args.dialogues), Path(args.database)
     dsn = args.dsn
     if not dsn:
-        from kefu_core.embedded import EmbeddedPostgres
+        from kefu_core.infra.embedded import EmbeddedPostgres
 
         dsn = EmbeddedPostgres(data_dir=Path(".kefu/bench-pg"),
                                database="kefu_bench_quality").start()

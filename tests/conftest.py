@@ -22,7 +22,7 @@ import psycopg
 import pytest
 import redis
 
-from kefu_core.embedded import EmbeddedPostgres, EmbeddedRedis, redis_reachable
+from kefu_core.infra.embedded import EmbeddedPostgres, EmbeddedRedis, redis_reachable
 
 ROOT = Path(__file__).resolve().parents[1]
 SESSION_TAG = uuid.uuid4().hex[:8]

@@ -31,7 +31,7 @@ from typing import Any
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from kefu_core.tokens import issue_token
+from kefu_core.security.tokens import issue_token
 
 from .common import llm_ttft_ms
 

@@ -11,7 +11,7 @@
   Lambda Invoke API, Secrets Manager on moto (see :mod:`kefu_core.local`).
 - ``kefu reencrypt-secrets``: seal every tenant secret stored in PostgreSQL with the current
   data encryption key (after a key rotation, or to encrypt rows written before encryption).
-- ``kefu admin create``: a tenant's first administrator (kefu_core.admin_cli).
+- ``kefu admin create``: a tenant's first administrator (kefu_core.admin.cli).
 """
 
 from __future__ import annotations
@@ -25,14 +25,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from . import admin_cli
-from .embedded import EmbeddedPostgres, EmbeddedRedis
-from .errors import ConfigError
-from .keyring import KeyringUnavailable, keyring_for
-from .logs import append_log_fields, configure_logging
-from .settings import Settings
-from .shutdown import ServiceStops, Stopped
-from .tokens import issue_token
+from kefu_core.admin import cli as admin_cli
+from kefu_core.infra.embedded import EmbeddedPostgres, EmbeddedRedis
+from kefu_core.infra.errors import ConfigError
+from kefu_core.infra.logs import append_log_fields, configure_logging
+from kefu_core.infra.settings import Settings
+from kefu_core.infra.shutdown import ServiceStops, Stopped
+from kefu_core.security.keyring import KeyringUnavailable, keyring_for
+from kefu_core.security.tokens import issue_token
 
 __all__ = ["main", "resolve_services"]
 
@@ -80,8 +80,8 @@ def _run(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace, stops: ServiceStops) -> int:
     import uvicorn
 
-    from .gateway import create_gateway_app
-    from .gateway.app import check_gateway_config
+    from kefu_core.gateway import create_gateway_app
+    from kefu_core.gateway.app import check_gateway_config
 
     settings = Settings()
     if args.host:
@@ -127,9 +127,9 @@ def _serve(args: argparse.Namespace, stops: ServiceStops) -> int:
 
 
 def _migrate(args: argparse.Namespace) -> int:
-    from .db import open_pool
-    from .schema import apply_schema
-    from .secret_settings import resolve_secret_settings
+    from kefu_core.infra.db import open_pool
+    from kefu_core.infra.schema import apply_schema
+    from kefu_core.infra.secret_settings import resolve_secret_settings
 
     async def apply(dsn: str) -> list[str]:
         pool = await open_pool(dsn, min_size=1, max_size=1)
@@ -168,8 +168,8 @@ def _token(args: argparse.Namespace) -> int:
 def _local(args: argparse.Namespace) -> int:
     import json
 
-    from .local import LocalOptions, run_local
-    from .local.template import parse_parameter_overrides
+    from kefu_core.local import LocalOptions, run_local
+    from kefu_core.local.template import parse_parameter_overrides
 
     root = Path.cwd()
     if args.build:
@@ -192,7 +192,7 @@ def _local(args: argparse.Namespace) -> int:
             return 2
         env_vars = {str(k): {str(n): str(v) for n, v in vars_.items()}
                     for k, vars_ in loaded.items()}
-    from .local import LocalStackError
+    from kefu_core.local import LocalStackError
 
     try:
         overrides = parse_parameter_overrides(args.parameter_overrides or [])
@@ -217,9 +217,9 @@ def _local(args: argparse.Namespace) -> int:
 
 
 def _reencrypt_secrets(args: argparse.Namespace) -> int:
-    from .datakeys import DataKeyError, DataKeys, DataKeyUnavailable
-    from .db import open_pool
-    from .tenants import TenantStore
+    from kefu_core.infra.db import open_pool
+    from kefu_core.product.tenants import TenantStore
+    from kefu_core.security.datakeys import DataKeyError, DataKeys, DataKeyUnavailable
 
     settings = Settings()
     if not settings.database_url:

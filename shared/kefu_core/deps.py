@@ -15,16 +15,16 @@ from typing import TYPE_CHECKING, Any
 import redis.asyncio as aioredis
 from psycopg_pool import AsyncConnectionPool
 
-from .connections import ConnectionRegistry
-from .conversations import ConversationStore
-from .db import migrate, open_pool
-from .errors import StoreError
-from .metrics import Metrics, NullMetrics
-from .settings import Settings
-from .transport import Poster, StreamInvoker
+from kefu_core.chat.connections import ConnectionRegistry
+from kefu_core.chat.conversations import ConversationStore
+from kefu_core.chat.transport import Poster, StreamInvoker
+from kefu_core.infra.db import migrate, open_pool
+from kefu_core.infra.errors import StoreError
+from kefu_core.infra.metrics import Metrics, NullMetrics
+from kefu_core.infra.settings import Settings
 
 if TYPE_CHECKING:
-    from .memory import MemoryService
+    from kefu_core.answers.memory import MemoryService
 
 __all__ = ["Deps", "build_deps", "redis_client"]
 
@@ -46,10 +46,10 @@ class Deps:
     poster: Poster
     invoker: StreamInvoker
     _router: Any = None  # kefu_llm.Router: the deployment's chain
-    _tenant_routers: Any = None  # kefu_core.tenant_engines.TenantRouters
+    _tenant_routers: Any = None  # kefu_core.answers.tenant_engines.TenantRouters
     memory: MemoryService | None = None  # set by load_memory()
     extras: dict[str, Any] = field(default_factory=dict)
-    # Product metrics: EMF on Lambda, Prometheus in the gateway (kefu_core.metrics).
+    # Product metrics: EMF on Lambda, Prometheus in the gateway (kefu_core.infra.metrics).
     metrics: Metrics = field(default_factory=NullMetrics)
     _memory_loaded: bool = False
     _memory_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -65,9 +65,9 @@ class Deps:
 
     async def router_for(self, tenant_id: str) -> Any:
         """The router answering ``tenant_id``: built from the tenant's own engine chain, or
-        the deployment's (:mod:`kefu_core.tenant_engines`)."""
+        the deployment's (:mod:`kefu_core.answers.tenant_engines`)."""
         if self._tenant_routers is None:
-            from .tenant_engines import TenantRouters
+            from kefu_core.answers.tenant_engines import TenantRouters
 
             self._tenant_routers = TenantRouters(pool=self.pool, settings=self.settings,
                                                  redis=self.redis,
@@ -97,7 +97,7 @@ class Deps:
             async with self._memory_lock:
                 if not self._memory_loaded:
                     if self.settings.memory_enabled:
-                        from .memory import build_memory
+                        from kefu_core.answers.memory import build_memory
 
                         self.memory = await build_memory(self.settings, pool=self.pool,
                                                          redis=self.redis)
@@ -150,7 +150,7 @@ async def build_deps(
     if settings.schema_migrations == "apply":
         await migrate(pool)
     else:  # applied at deploy time: one cheap query says whether this code may run on it
-        from .schema import verify_schema
+        from kefu_core.infra.schema import verify_schema
 
         try:
             await verify_schema(pool)

@@ -19,8 +19,8 @@ from fastapi.routing import APIRoute
 
 from kefu_core.admin import create_admin_app
 from kefu_core.deps import Deps
-from kefu_core.tenants import ROOT_TENANT, TenantStore
-from kefu_core.tokens import issue_token
+from kefu_core.product.tenants import ROOT_TENANT, TenantStore
+from kefu_core.security.tokens import issue_token
 from tests.support.core import SECRET, core_settings, make_deps
 from tests.support.staff import make_staff, token_for
 

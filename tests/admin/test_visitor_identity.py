@@ -14,8 +14,8 @@ import pytest
 
 from kefu_core.admin import create_admin_app
 from kefu_core.deps import Deps
-from kefu_core.tenants import TenantStore
-from kefu_core.tokens import verify_token
+from kefu_core.product.tenants import TenantStore
+from kefu_core.security.tokens import verify_token
 from tests.support.core import SECRET, core_settings, make_deps
 from tests.support.gateway import redis_prefix_removed
 from tests.support.staff import make_staff, token_for

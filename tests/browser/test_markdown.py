@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from kefu_core.db import open_pool
-from kefu_core.tenants import Agent, TenantStore
+from kefu_core.infra.db import open_pool
+from kefu_core.product.tenants import Agent, TenantStore
 from tests.browser.test_widget_console import ARGS, CHROMIUM, TIMEOUT_MS, Frames, _host_page
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.gateway import RunningGateway, redis_prefix_removed, run_gateway

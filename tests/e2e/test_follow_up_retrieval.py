@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import websockets
 
-from kefu_core.tokens import issue_token
+from kefu_core.security.tokens import issue_token
 from tests.support.core import SECRET
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.gateway import RunningGateway, gateway_for_test

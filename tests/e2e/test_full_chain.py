@@ -19,7 +19,7 @@ import pytest
 import uvicorn
 import websockets
 
-from kefu_core.tokens import issue_token
+from kefu_core.security.tokens import issue_token
 from kefu_memory.sample_crm import create_app as create_crm_app
 from tests.support.core import ROOT, SECRET
 from tests.support.fake_openai import FakeOpenAI

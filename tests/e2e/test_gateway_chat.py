@@ -20,7 +20,7 @@ import websockets
 from botocore.config import Config
 from websockets.exceptions import InvalidStatus
 
-from kefu_core.tokens import issue_token
+from kefu_core.security.tokens import issue_token
 from tests.support.core import SECRET
 from tests.support.gateway import RunningGateway, gateway_for_test
 

@@ -18,9 +18,9 @@ import pytest
 import websockets
 from prometheus_client.parser import text_string_to_metric_families
 
-from kefu_core.errors import ConfigError
 from kefu_core.gateway import create_gateway_app
-from kefu_core.tokens import issue_token
+from kefu_core.infra.errors import ConfigError
+from kefu_core.security.tokens import issue_token
 from tests.support.core import SECRET
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.gateway import RunningGateway

@@ -11,7 +11,7 @@ import pytest
 import redis
 import websockets
 
-from kefu_core.tokens import issue_token
+from kefu_core.security.tokens import issue_token
 from tests.support.core import ROOT, SECRET
 from tests.support.gateway import RunningGateway, gateway_for_test
 

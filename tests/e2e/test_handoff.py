@@ -15,7 +15,7 @@ import pytest
 import redis
 import websockets
 
-from kefu_core.tenants import DEMO_ADMIN_EMAIL, DEMO_ADMIN_PASSWORD
+from kefu_core.product.tenants import DEMO_ADMIN_EMAIL, DEMO_ADMIN_PASSWORD
 from tests.support.core import core_settings
 from tests.support.gateway import RunningGateway, run_gateway
 
@@ -191,8 +191,8 @@ async def test_keyword_with_no_agent_online_queues_and_takes_an_offline_message(
 async def test_visitors_cannot_act_as_agents_and_agents_stay_in_their_tenant(
     gateway: RunningGateway,
 ) -> None:
-    from kefu_core.db import open_pool
-    from kefu_core.tenants import TenantStore
+    from kefu_core.infra.db import open_pool
+    from kefu_core.product.tenants import TenantStore
     from tests.support.staff import make_staff, token_for
 
     async with httpx.AsyncClient(base_url=gateway.http) as http:

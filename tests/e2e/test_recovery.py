@@ -16,7 +16,7 @@ import psycopg
 import pytest
 import websockets
 
-from kefu_core.tokens import issue_token
+from kefu_core.security.tokens import issue_token
 from tests.support.core import SECRET
 from tests.support.gateway import RunningGateway, gateway_for_test
 

@@ -12,7 +12,7 @@ import pytest
 import redis
 import websockets
 
-from kefu_core.tokens import issue_token
+from kefu_core.security.tokens import issue_token
 from tests.support.core import SECRET, core_settings
 from tests.support.gateway import (
     RunningGateway,

@@ -22,10 +22,10 @@ import httpx
 import pytest
 import websockets
 
-from kefu_core.datakeys import DataKeys
-from kefu_core.db import open_pool
-from kefu_core.tenants import TenantStore
-from kefu_core.tokens import issue_token
+from kefu_core.infra.db import open_pool
+from kefu_core.product.tenants import TenantStore
+from kefu_core.security.datakeys import DataKeys
+from kefu_core.security.tokens import issue_token
 from kefu_llm import _guarded_transport as guarded
 from tests.support.core import SECRET
 from tests.support.fake_openai import FakeOpenAI

@@ -24,8 +24,8 @@ import redis
 from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
 from moto.server import ThreadedMotoServer
 
-from kefu_core import lambda_runtime
-from kefu_core.tokens import issue_token
+from kefu_core.infra import lambda_runtime
+from kefu_core.security.tokens import issue_token
 from tests.support.core import SECRET, load_event
 from tests.support.gateway import free_port
 

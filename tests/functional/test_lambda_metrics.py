@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import redis
 
-from kefu_core import lambda_runtime
-from kefu_core.settings import get_settings
+from kefu_core.infra import lambda_runtime
+from kefu_core.infra.settings import get_settings
 from tests.functional.test_lambda_handlers import (  # noqa: F401 (fixtures)
     LambdaContext,
     load_handler,

@@ -16,9 +16,9 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
-from kefu_core.db import open_pool
-from kefu_core.tenants import TenantStore
-from kefu_core.tokens import issue_token
+from kefu_core.infra.db import open_pool
+from kefu_core.product.tenants import TenantStore
+from kefu_core.security.tokens import issue_token
 from tests.support.core import SECRET
 from tests.support.gateway import RunningGateway
 from tests.support.staff import make_staff, token_for

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import websockets
 
-from kefu_core.tokens import issue_token
+from kefu_core.security.tokens import issue_token
 from tests.support.local_stack import LocalStackProcess
 
 

@@ -13,7 +13,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from websockets.exceptions import InvalidStatus
 
-from kefu_core.settings import DEV_TOKEN_SECRET
+from kefu_core.infra.settings import DEV_TOKEN_SECRET
 from tests.local.helpers import Client, admin_client, connect, visitor_token_signed_with
 from tests.support.local_stack import LocalStackProcess
 

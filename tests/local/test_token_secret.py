@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from websockets.exceptions import InvalidStatus
 
-from kefu_core.errors import Unauthorized
-from kefu_core.settings import DEV_TOKEN_SECRET
-from kefu_core.tenants import ROOT_TENANT
-from kefu_core.tokens import issue_token, verify_token
+from kefu_core.infra.errors import Unauthorized
+from kefu_core.infra.settings import DEV_TOKEN_SECRET
+from kefu_core.product.tenants import ROOT_TENANT
+from kefu_core.security.tokens import issue_token, verify_token
 from tests.local.conftest import SUPER_EMAIL, SUPER_PASSWORD, TOKEN_SECRET_REFRESH_S
 from tests.local.helpers import Client, admin_client, bearer, connect, login
 from tests.support.local_stack import LocalStackProcess

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from kefu_core.tenants import ROOT_TENANT
+from kefu_core.product.tenants import ROOT_TENANT
 from tests.support.production import AdminHarness, production_admin
 from tests.support.staff import make_staff, token_for
 

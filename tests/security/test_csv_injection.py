@@ -12,10 +12,10 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from kefu_core.audit import AuditLog
-from kefu_core.conversations import ConversationStore
-from kefu_core.csv_export import safe_cell
-from kefu_core.db import open_pool
+from kefu_core.chat.conversations import ConversationStore
+from kefu_core.infra.db import open_pool
+from kefu_core.product.audit import AuditLog
+from kefu_core.product.csv_export import safe_cell
 from tests.support.gateway import RunningGateway
 from tests.support.prod_gateway import admin_token, production_gateway
 

@@ -17,9 +17,9 @@ from importlib import resources
 import psycopg
 import pytest
 
-from kefu_core.db import migrate, open_pool
-from kefu_core.settings import Settings
-from kefu_core.tenants import (
+from kefu_core.infra.db import migrate, open_pool
+from kefu_core.infra.settings import Settings
+from kefu_core.product.tenants import (
     DEMO_ADMIN_EMAIL,
     DEMO_ADMIN_PASSWORD,
     ROOT_TENANT,
@@ -27,7 +27,7 @@ from kefu_core.tenants import (
     ensure_bootstrap,
     hash_password,
 )
-from kefu_core.tokens import issue_token
+from kefu_core.security.tokens import issue_token
 from tests.support.production import STRONG_SECRET, production_admin
 
 
@@ -146,7 +146,7 @@ async def test_a_demo_admin_created_before_the_upgrade_is_refused_too(
 ) -> None:
     # GIVEN a database of an earlier version (migrations 001 and 002) with the demo admin
     dsn = make_database()
-    folder = resources.files("kefu_core") / "migrations"
+    folder = resources.files("kefu_core.infra") / "migrations"
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("CREATE TABLE kefu_core_migrations (name text PRIMARY KEY,"
                      " applied_at timestamptz NOT NULL DEFAULT now())")

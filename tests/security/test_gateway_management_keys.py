@@ -14,9 +14,9 @@ import httpx
 import pytest
 
 from kefu_core.cli import main as kefu
-from kefu_core.errors import ConfigError
 from kefu_core.gateway.app import check_gateway_config
-from kefu_core.settings import Settings
+from kefu_core.infra.errors import ConfigError
+from kefu_core.infra.settings import Settings
 from tests.support.core import SECRET
 from tests.support.gateway import free_port, gateway_for_test
 

@@ -22,13 +22,13 @@ import pytest
 import websockets
 from websockets.exceptions import InvalidStatus
 
-from kefu_core.logs import (
+from kefu_core.infra.logs import (
     JsonFormatter,
     RedactingFilter,
     TextFormatter,
     redact_log_text,
 )
-from kefu_core.tokens import issue_token
+from kefu_core.security.tokens import issue_token
 from tests.support.kefu_process import ROOT, kefu_command, kefu_run
 
 SECRET = "log-test-secret-0123456789-abcdefghijklmnop"
@@ -132,7 +132,7 @@ def test_json_lines_carry_powertools_field_names_and_extra_fields() -> None:
 
 def test_a_failing_detector_fails_closed(monkeypatch: pytest.MonkeyPatch) -> None:
     # GIVEN PII detection that raises
-    import kefu_core.logs as logs
+    import kefu_core.infra.logs as logs
 
     def broken(text: str) -> str:
         raise RuntimeError("detector down")
@@ -204,7 +204,7 @@ logging.basicConfig(stream=sys.stderr, level=logging.INFO,
                     format="[%(levelname)s] %(name)s %(message)s")
 sys.path[:0] = [{connect!r}]
 import app
-from kefu_core.lambda_runtime import logger
+from kefu_core.infra.lambda_runtime import logger
 logger.debug("event %s", json.dumps({{"queryStringParameters": {{"token": {jwt!r}}}}}))
 logger.info({{"raw_event": {{"headers": {{"Authorization": "Bearer " + {jwt!r}}}}}}},
             extra={{"connection_id": "k-1", "body": "tel " + {phone!r}}})
@@ -296,7 +296,7 @@ def test_the_detector_shortcut_covers_every_kind_kefu_llm_recognises() -> None:
     from kefu_llm._pii import KINDS
 
     assert set(KINDS) == {"ID", "CARD", "PHONE", "EMAIL"}, \
-        "a new kind: check kefu_core.logs._may_hold_pii still lets it through"
+        "a new kind: check kefu_core.infra.logs._may_hold_pii still lets it through"
     # WHEN values of each kind, written the ways visitors write them, reach a log line
     values = ["13912345678", "139 1234 5678", "+86 139-1234-5678", "１３９１２３４５６７８",
               "(010) 1234-5678", "110101199003078515", "6222 0212 3456 7890 128",

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from kefu_core.login_throttle import ADDRESS_MAX_FAILURES, FREE_FAILURES, delay_after
+from kefu_core.security.login_throttle import ADDRESS_MAX_FAILURES, FREE_FAILURES, delay_after
 from tests.support.production import AdminHarness, production_admin
 from tests.support.staff import make_staff
 

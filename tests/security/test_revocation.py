@@ -21,9 +21,9 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from kefu_core.db import open_pool
-from kefu_core.tenants import Agent, TenantStore
-from kefu_core.tokens import issue_token
+from kefu_core.infra.db import open_pool
+from kefu_core.product.tenants import Agent, TenantStore
+from kefu_core.security.tokens import issue_token
 from tests.support.gateway import RunningGateway, redis_prefix_removed, run_gateway
 from tests.support.production import (
     STRONG_SECRET,

@@ -17,8 +17,8 @@ import httpx
 import pytest
 import websockets
 
-from kefu_core.db import open_pool
-from kefu_core.tenants import Agent, TenantStore
+from kefu_core.infra.db import open_pool
+from kefu_core.product.tenants import Agent, TenantStore
 from tests.support.gateway import RunningGateway, redis_prefix_removed, run_gateway
 from tests.support.production import production_settings
 from tests.support.staff import make_staff

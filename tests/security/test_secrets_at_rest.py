@@ -22,7 +22,11 @@ from psycopg_pool import AsyncConnectionPool
 
 from kefu_core.admin import create_admin_app
 from kefu_core.cli import main as kefu
-from kefu_core.datakeys import (
+from kefu_core.deps import Deps
+from kefu_core.infra.db import migrate, open_pool
+from kefu_core.infra.settings import Settings
+from kefu_core.product.tenants import ROOT_TENANT, TenantStore
+from kefu_core.security.datakeys import (
     DEV_DATA_KEY,
     MARKER,
     DataKeyError,
@@ -30,10 +34,6 @@ from kefu_core.datakeys import (
     DataKeyUnavailable,
     reset_data_keys,
 )
-from kefu_core.db import migrate, open_pool
-from kefu_core.deps import Deps
-from kefu_core.settings import Settings
-from kefu_core.tenants import ROOT_TENANT, TenantStore
 from tests.support.core import SECRET, make_deps
 from tests.support.fake_openai import free_port
 from tests.support.gateway import redis_prefix_removed
@@ -49,7 +49,7 @@ def _raw(dsn: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
         return conn.execute(sql, params).fetchall()
 
 
-_TOKENS: dict[str, str] = {}  # tenant -> a token of a real admin (kefu_core.agent_auth)
+_TOKENS: dict[str, str] = {}  # tenant -> a token of a real admin (kefu_core.security.agent_auth)
 
 
 def _headers(tenant: str) -> dict[str, str]:

@@ -19,8 +19,8 @@ import pytest
 
 from kefu_core.admin import create_admin_app
 from kefu_core.deps import Deps
-from kefu_core.settings import Settings
-from kefu_core.tenants import TenantStore
+from kefu_core.infra.settings import Settings
+from kefu_core.product.tenants import TenantStore
 from kefu_llm import (
     AdapterSettings,
     ConfigurationError,
@@ -371,8 +371,8 @@ def test_a_crm_url_that_is_not_http_refuses_to_start() -> None:
 async def test_the_crm_on_loopback_is_refused_unless_the_operator_allows_it(
     pg_dsn: str, redis_url: str,
 ) -> None:
-    from kefu_core.db import open_pool
-    from kefu_core.memory import build_memory
+    from kefu_core.answers.memory import build_memory
+    from kefu_core.infra.db import open_pool
     from kefu_memory import CrmError
 
     handle = _serve("127.0.0.1")
@@ -418,7 +418,7 @@ async def admin(make_database, redis_url) -> AsyncIterator[httpx.AsyncClient]:  
         return deps
 
     app = create_admin_app(settings, deps_provider=provide)
-    # staff tokens must name a current agent (kefu_core.agent_auth)
+    # staff tokens must name a current agent (kefu_core.security.agent_auth)
     _ADMIN["token"] = token_for(await make_staff(TenantStore(deps.pool), tenant_id="ssrf",
                                                  role="admin"))
     with redis_prefix_removed(redis_url, prefix):

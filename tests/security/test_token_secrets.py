@@ -26,12 +26,12 @@ import jwt
 import pytest
 import redis
 
-from kefu_core import lambda_runtime
 from kefu_core.cli import main as kefu
-from kefu_core.errors import Unauthorized
-from kefu_core.keyring import KeyringUnavailable, TokenKeyring
-from kefu_core.settings import DEV_TOKEN_SECRET, Settings
-from kefu_core.tokens import issue_token
+from kefu_core.infra import lambda_runtime
+from kefu_core.infra.errors import Unauthorized
+from kefu_core.infra.settings import DEV_TOKEN_SECRET, Settings
+from kefu_core.security.keyring import KeyringUnavailable, TokenKeyring
+from kefu_core.security.tokens import issue_token
 from tests.support.core import load_event
 from tests.support.secrets_manager import (
     CREDENTIALS,
@@ -450,12 +450,12 @@ async def test_kefu_run_gateway_verifies_with_the_secrets_manager_secret(  # typ
 def test_only_the_keyring_reads_the_token_secret_settings() -> None:
     # GIVEN the core package's source
     package = ROOT / "shared" / "kefu_core"
-    allowed = {package / "keyring.py", package / "settings.py"}
+    allowed = {package / "security" / "keyring.py", package / "infra" / "settings.py"}
     # WHEN we look for code reading the token secrets from the settings
     readers = [path.relative_to(ROOT) for path in package.rglob("*.py")
                if path not in allowed and ("token_secrets" in path.read_text()
                                            or "token_secret_id" in path.read_text())]
-    # THEN there is none: every signer and verifier goes through kefu_core.keyring
+    # THEN there is none: every signer and verifier goes through kefu_core.security.keyring
     assert readers == []
 
 

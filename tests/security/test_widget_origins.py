@@ -22,11 +22,11 @@ import websockets
 from websockets.exceptions import InvalidStatus
 from websockets.typing import Origin
 
-from kefu_core import lambda_runtime
-from kefu_core.db import migrate, open_pool
-from kefu_core.settings import get_settings
-from kefu_core.tenants import TenantStore
-from kefu_core.tokens import issue_token, verify_token
+from kefu_core.infra import lambda_runtime
+from kefu_core.infra.db import migrate, open_pool
+from kefu_core.infra.settings import get_settings
+from kefu_core.product.tenants import TenantStore
+from kefu_core.security.tokens import issue_token, verify_token
 from tests.support.core import ROOT, SECRET, load_event
 from tests.support.gateway import RunningGateway
 from tests.support.prod_gateway import admin_token, production_gateway

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from kefu_core.deps import Deps, build_deps
-from kefu_core.errors import GoneError
-from kefu_core.settings import Settings
+from kefu_core.infra.errors import GoneError
+from kefu_core.infra.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "test-secret-0123456789-0123456789-abcdef"

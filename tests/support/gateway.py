@@ -16,7 +16,7 @@ import uvicorn
 
 from kefu_core.gateway import create_gateway_app
 from kefu_core.gateway.app import Gateway
-from kefu_core.settings import Settings
+from kefu_core.infra.settings import Settings
 
 
 def free_port() -> int:

@@ -10,9 +10,9 @@ from typing import Any
 
 import httpx
 
-from kefu_core.db import open_pool
-from kefu_core.settings import Settings
-from kefu_core.tenants import TenantStore
+from kefu_core.infra.db import open_pool
+from kefu_core.infra.settings import Settings
+from kefu_core.product.tenants import TenantStore
 from tests.support.core import SECRET
 from tests.support.gateway import RunningGateway, redis_prefix_removed, run_gateway
 

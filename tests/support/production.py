@@ -14,8 +14,8 @@ from fastapi import FastAPI
 
 from kefu_core.admin import create_admin_app
 from kefu_core.deps import Deps
-from kefu_core.settings import Settings
-from kefu_core.tenants import TenantStore
+from kefu_core.infra.settings import Settings
+from kefu_core.product.tenants import TenantStore
 from tests.support.core import make_deps
 from tests.support.gateway import redis_prefix_removed
 

@@ -1,6 +1,6 @@
 """Staff accounts for tests: a real agent row and a token carrying its current version.
 
-Staff tokens are checked against the agent's row on every use (kefu_core.agent_auth), so a
+Staff tokens are checked against the agent's row on every use (kefu_core.security.agent_auth), so a
 test token must name an agent that exists, is active and has that token version.
 """
 
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import uuid
 
-from kefu_core.tenants import Agent, AgentRole, TenantStore
-from kefu_core.tokens import issue_token
+from kefu_core.product.tenants import Agent, AgentRole, TenantStore
+from kefu_core.security.tokens import issue_token
 from tests.support.core import SECRET
 
 

@@ -1,5 +1,5 @@
 """The admin HTTP API (FastAPI): served by the gateway and, on AWS, by Lambda through Mangum."""
 
-from .app import create_admin_app
+from kefu_core.admin.app import create_admin_app
 
 __all__ = ["create_admin_app"]

@@ -29,23 +29,18 @@ from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from kefu_llm.netguard import OutboundPolicy, UnsafeURL, check_url
-
-from ..agent_auth import forget, staff_access
-from ..audit import ActorType, AuditEntry, entries_to_csv
-from ..conversations import CUSTOMER_PREFIX
-from ..csv_export import to_csv
-from ..datakeys import DataKeyError, DataKeyUnavailable
-from ..deps import Deps
-from ..errors import StoreError, Unauthorized
-from ..http_limits import KIB, BodyLimit, BodyLimitMiddleware
-from ..login_throttle import LoginThrottle, Throttled, client_address
-from ..product import ProductStores, stores
-from ..rate_limits import address_bucket, counter_key, hit
-from ..service import CsatFigures, Note, OfflineMessage, Rating
-from ..settings import Settings, get_settings
-from ..tenant_engines import EngineEntry
-from ..tenants import (
+from kefu_core.admin.auth import ADMIN, AGENT, STAFF, SUPER, actor_type, require, signing_secrets
+from kefu_core.admin.cors import SplitCorsMiddleware
+from kefu_core.answers.tenant_engines import EngineEntry
+from kefu_core.chat.conversations import CUSTOMER_PREFIX
+from kefu_core.deps import Deps
+from kefu_core.infra.errors import StoreError, Unauthorized
+from kefu_core.infra.settings import Settings, get_settings
+from kefu_core.product.audit import ActorType, AuditEntry, entries_to_csv
+from kefu_core.product.csv_export import to_csv
+from kefu_core.product.service import CsatFigures, Note, OfflineMessage, Rating
+from kefu_core.product.stores import ProductStores, stores
+from kefu_core.product.tenants import (
     ROOT_TENANT,
     Agent,
     Conflict,
@@ -54,10 +49,14 @@ from ..tenants import (
     WidgetKey,
     ensure_bootstrap,
 )
-from ..tokens import Identity, issue_token
-from ..widget_origins import forget_widget_key, normalise_origins, origin_allowed
-from .auth import ADMIN, AGENT, STAFF, SUPER, actor_type, require, signing_secrets
-from .cors import SplitCorsMiddleware
+from kefu_core.security.agent_auth import forget, staff_access
+from kefu_core.security.datakeys import DataKeyError, DataKeyUnavailable
+from kefu_core.security.http_limits import KIB, BodyLimit, BodyLimitMiddleware
+from kefu_core.security.login_throttle import LoginThrottle, Throttled, client_address
+from kefu_core.security.rate_limits import address_bucket, counter_key, hit
+from kefu_core.security.tokens import Identity, issue_token
+from kefu_core.security.widget_origins import forget_widget_key, normalise_origins, origin_allowed
+from kefu_llm.netguard import OutboundPolicy, UnsafeURL, check_url
 
 __all__ = ["DepsProvider", "create_admin_app"]
 
@@ -272,7 +271,7 @@ def create_admin_app(
     app.add_middleware(SplitCorsMiddleware, staff_origins=config.admin_allowed_origins)
 
     async def default_provider() -> Deps:
-        from ..lambda_runtime import get_deps
+        from kefu_core.infra.lambda_runtime import get_deps
 
         return await get_deps()
 
@@ -818,7 +817,7 @@ def _check_engine_urls(body: EngineChain, policy: OutboundPolicy) -> None:
 
 
 def body_limits(config: Settings) -> dict[str, Any]:
-    """The admin API's request body limits (kefu_core.http_limits): knowledge-base documents,
+    """The admin API's request body limits (security.http_limits): knowledge-base documents,
     prompts, and every other (JSON) route."""
     return {
         "default_max_bytes": config.http_max_body_bytes,

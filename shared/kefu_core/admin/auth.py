@@ -1,11 +1,11 @@
-"""Who may call an admin route: bearer tokens (kefu_core.tokens) checked against a role set.
+"""Who may call an admin route: bearer tokens (security.tokens) checked against a role set.
 
 Roles: ``visitor`` (widget), ``agent`` (console), ``admin`` (a tenant's administrator) and the
 super-admin (an ``admin`` of the reserved ``_root`` tenant), who only manages tenants. Every
 tenant-scoped route takes the tenant from the token, never from the request, so a token of
 one tenant cannot name another tenant's data.
 
-A staff token must also still be current (kefu_core.agent_auth): its version must match the
+A staff token must also still be current (kefu_core.security.agent_auth): its version must match the
 agent's row, and the role is the row's, so deactivation, a role change, a new password or
 "sign out everywhere" take effect on the next request.
 """
@@ -17,12 +17,12 @@ from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 
-from ..agent_auth import staff_access
-from ..errors import Unauthorized
-from ..keyring import KeyringUnavailable, keyring_for
-from ..settings import Settings
-from ..tenants import ROOT_TENANT
-from ..tokens import Identity
+from kefu_core.infra.errors import Unauthorized
+from kefu_core.infra.settings import Settings
+from kefu_core.product.tenants import ROOT_TENANT
+from kefu_core.security.agent_auth import staff_access
+from kefu_core.security.keyring import KeyringUnavailable, keyring_for
+from kefu_core.security.tokens import Identity
 
 __all__ = ["ADMIN", "AGENT", "STAFF", "SUPER", "Principal", "require", "signing_secrets"]
 

@@ -12,10 +12,10 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .connect import handle_connect, handle_disconnect, refuse_unauthenticated
-    from .message import handle_message
-    from .stream import handle_stream
-    from .stream_failure import handle_stream_failures
+    from kefu_core.flows.connect import handle_connect, handle_disconnect, refuse_unauthenticated
+    from kefu_core.flows.message import handle_message
+    from kefu_core.flows.stream import handle_stream
+    from kefu_core.flows.stream_failure import handle_stream_failures
 
 __all__ = ["handle_connect", "handle_disconnect", "handle_message", "handle_stream",
            "handle_stream_failures", "refuse_unauthenticated"]

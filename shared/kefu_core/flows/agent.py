@@ -4,7 +4,7 @@ Every action is scoped to the agent's tenant (conversation lookups are tenant-sc
 another tenant's conversation id is simply not found) and recorded in the audit log.
 
 Before any staff frame, :func:`current_staff` checks that the connection's token is still
-current (kefu_core.agent_auth) and takes the role from the database; a revoked console gets an
+current (security.agent_auth) and takes the role from the database; a revoked console gets an
 ``unauthorized`` error frame and is disconnected.
 
 Role rules (docs/console.md): every agent and admin may read any conversation of the tenant
@@ -19,24 +19,9 @@ import contextlib
 import logging
 from typing import Any
 
-from ..agent_auth import staff_access
-from ..audit import ActorType
-from ..connections import ConnectionRecord
-from ..conversations import Conversation
-from ..customer import customer_view
-from ..deps import Deps
-from ..errors import BadFrame, StoreError, Unauthorized
-from ..handoff import (
-    HandoffError,
-    close_conversation,
-    dispatch,
-    release_to_bot,
-    state_frame,
-    take_over,
-    transfer,
-)
-from ..product import memory_of, stores
-from ..protocol import (
+from kefu_core.chat.connections import ConnectionRecord
+from kefu_core.chat.conversations import Conversation
+from kefu_core.chat.protocol import (
     AnyClientFrame,
     ConversationActionFrame,
     ListFrame,
@@ -48,8 +33,23 @@ from ..protocol import (
     ack_frame,
     error_frame,
 )
-from ..tenants import tenant_settings
-from .fanout import broadcast, send
+from kefu_core.deps import Deps
+from kefu_core.flows.fanout import broadcast, send
+from kefu_core.infra.errors import BadFrame, StoreError, Unauthorized
+from kefu_core.product.audit import ActorType
+from kefu_core.product.customer import customer_view
+from kefu_core.product.handoff import (
+    HandoffError,
+    close_conversation,
+    dispatch,
+    release_to_bot,
+    state_frame,
+    take_over,
+    transfer,
+)
+from kefu_core.product.stores import memory_of, stores
+from kefu_core.product.tenants import tenant_settings
+from kefu_core.security.agent_auth import staff_access
 
 __all__ = ["current_staff", "handle_agent_frame"]
 
@@ -304,9 +304,8 @@ async def _suggest(conversation_id: str, record: ConnectionRecord, deps: Deps) -
     memory = await memory_of(deps)
     if memory is not None and question:
         try:
+            from kefu_core.answers.memory import TURN_ROLE
             from kefu_memory import Turn
-
-            from ..memory import TURN_ROLE
 
             asked = max(i for i, m in enumerate(history) if m.role == "visitor")
             before = [Turn(role=TURN_ROLE[m.role], content=m.text, seq=m.seq)

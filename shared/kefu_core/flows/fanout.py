@@ -6,9 +6,9 @@ import asyncio
 import logging
 from typing import Any
 
-from ..deps import Deps
-from ..errors import GoneError, KefuError
-from ..protocol import encode
+from kefu_core.chat.protocol import encode
+from kefu_core.deps import Deps
+from kefu_core.infra.errors import GoneError, KefuError
 
 __all__ = ["Audience", "broadcast", "send"]
 

@@ -12,23 +12,11 @@ import logging
 import time
 from typing import Any
 
-from ..connections import STAFF_ROLES, ConnectionRecord
-from ..conversations import StoredMessage
-from ..deps import Deps
-from ..errors import BadFrame, ConversationClosed, KefuError, StoreError, TransportError
-from ..events import StreamPayload, WebSocketEvent
-from ..handoff import (
-    HandoffError,
-    close_conversation,
-    matches_keyword,
-    notify_staff,
-    request_handoff,
-    requeue_if_agent_gone,
-    state_frame,
-)
-from ..liveness import alive_replies
-from ..product import stores
-from ..protocol import (
+from kefu_core.chat.connections import STAFF_ROLES, ConnectionRecord
+from kefu_core.chat.conversations import StoredMessage
+from kefu_core.chat.events import StreamPayload, WebSocketEvent
+from kefu_core.chat.liveness import alive_replies
+from kefu_core.chat.protocol import (
     AnyClientFrame,
     CsatFrame,
     EndFrame,
@@ -43,9 +31,27 @@ from ..protocol import (
     error_frame,
     parse_client_frame,
 )
-from ..tenants import tenant_settings
-from .agent import current_staff, handle_agent_frame
-from .fanout import broadcast, send
+from kefu_core.deps import Deps
+from kefu_core.flows.agent import current_staff, handle_agent_frame
+from kefu_core.flows.fanout import broadcast, send
+from kefu_core.infra.errors import (
+    BadFrame,
+    ConversationClosed,
+    KefuError,
+    StoreError,
+    TransportError,
+)
+from kefu_core.product.handoff import (
+    HandoffError,
+    close_conversation,
+    matches_keyword,
+    notify_staff,
+    request_handoff,
+    requeue_if_agent_gone,
+    state_frame,
+)
+from kefu_core.product.stores import stores
+from kefu_core.product.tenants import tenant_settings
 
 __all__ = ["handle_message", "replay"]
 

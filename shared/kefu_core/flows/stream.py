@@ -14,21 +14,20 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from kefu_core.answers.memory import TURN_ROLE, MemoryService
+from kefu_core.answers.query_condenser import router_condenser
+from kefu_core.chat.conversations import Conversation
+from kefu_core.chat.events import StreamPayload
+from kefu_core.chat.liveness import ReplyHeartbeat
+from kefu_core.chat.protocol import delta_frame, error_frame, final_frame
+from kefu_core.chat.streaming import DeltaBatcher, Pacer
+from kefu_core.deps import Deps
+from kefu_core.flows.fanout import Audience, broadcast
+from kefu_core.infra.errors import StoreError
+from kefu_core.infra.tracing import span
+from kefu_core.product.tenants import TenantSettings, tenant_settings
 from kefu_llm import Busy, ChatMessage, ChatRequest, Delta, Final, detect_language
 from kefu_memory import Turn
-
-from ..conversations import Conversation
-from ..deps import Deps
-from ..errors import StoreError
-from ..events import StreamPayload
-from ..liveness import ReplyHeartbeat
-from ..memory import TURN_ROLE, MemoryService
-from ..protocol import delta_frame, error_frame, final_frame
-from ..query_condenser import router_condenser
-from ..streaming import DeltaBatcher, Pacer
-from ..tenants import TenantSettings, tenant_settings
-from ..tracing import span
-from .fanout import Audience, broadcast
 
 __all__ = ["handle_stream"]
 
@@ -197,7 +196,7 @@ async def _answer(
     ))
     progress.finished = True
     try:  # a structured handoff signal, or too many failed replies in a row
-        from ..handoff import after_reply
+        from kefu_core.product.handoff import after_reply
 
         await after_reply(deps, tenant_id=tenant_id, conversation_id=conversation_id,
                           final=final)

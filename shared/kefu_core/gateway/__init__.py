@@ -6,6 +6,6 @@ task, and serves the management API (``POST/GET/DELETE /@connections/{id}``) for
 Several replicas share Redis; a post for another replica's connection travels over pub/sub.
 """
 
-from .app import create_gateway_app
+from kefu_core.gateway.app import create_gateway_app
 
 __all__ = ["create_gateway_app"]

@@ -22,22 +22,28 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from ..admin import create_admin_app
-from ..admin.app import body_limits
-from ..deps import Deps, build_deps, redis_client
-from ..errors import ConfigError, GoneError, StoreError, TransportError
-from ..flows import handle_stream
-from ..http_limits import KIB, BodyLimit, BodyLimitMiddleware
-from ..keyring import KeyringUnavailable, keyring_for
-from ..protocol import encode, error_frame
-from ..settings import Settings
-from ..transport import TaskInvoker
-from .events import connect_event, disconnect_event, message_event, new_connection_id, route_for
-from .hub import Hub, LocalConnection
-from .integration import FlowIntegration, Integration
-from .limits import FloodGuard
-from .metrics import PrometheusMetrics, metrics_endpoint
-from .sigv4 import verify_sigv4
+from kefu_core.admin import create_admin_app
+from kefu_core.admin.app import body_limits
+from kefu_core.chat.protocol import encode, error_frame
+from kefu_core.chat.transport import TaskInvoker
+from kefu_core.deps import Deps, build_deps, redis_client
+from kefu_core.flows import handle_stream
+from kefu_core.gateway.events import (
+    connect_event,
+    disconnect_event,
+    message_event,
+    new_connection_id,
+    route_for,
+)
+from kefu_core.gateway.hub import Hub, LocalConnection
+from kefu_core.gateway.integration import FlowIntegration, Integration
+from kefu_core.gateway.limits import FloodGuard
+from kefu_core.gateway.metrics import PrometheusMetrics, metrics_endpoint
+from kefu_core.gateway.sigv4 import verify_sigv4
+from kefu_core.infra.errors import ConfigError, GoneError, StoreError, TransportError
+from kefu_core.infra.settings import Settings
+from kefu_core.security.http_limits import KIB, BodyLimit, BodyLimitMiddleware
+from kefu_core.security.keyring import KeyringUnavailable, keyring_for
 
 __all__ = ["Gateway", "check_gateway_config", "create_gateway_app", "websocket_routes"]
 

@@ -22,7 +22,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 from starlette.websockets import WebSocket, WebSocketState
 
-from ..errors import GoneError, TransportError
+from kefu_core.infra.errors import GoneError, TransportError
 
 __all__ = ["Hub", "LocalConnection"]
 

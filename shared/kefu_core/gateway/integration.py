@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from ..deps import Deps
-from ..flows import handle_connect, handle_disconnect, handle_message
+from kefu_core.deps import Deps
+from kefu_core.flows import handle_connect, handle_disconnect, handle_message
 
 __all__ = ["FlowIntegration", "Integration"]
 

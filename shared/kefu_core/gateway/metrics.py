@@ -1,6 +1,6 @@
 """The gateway's product metrics in Prometheus format, served at ``/metrics``.
 
-The same figures as the EMF metrics on Lambda (:mod:`kefu_core.metrics`), counted in this
+The same figures as the EMF metrics on Lambda (:mod:`kefu_core.infra.metrics`), counted in this
 process: with several workers or replicas each serves its own (scrape every one; Prometheus
 sums them). Labels are fixed words chosen by the code (never a tenant, visitor or text).
 
@@ -20,8 +20,8 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ..metrics import label
-from ..settings import Settings
+from kefu_core.infra.metrics import label
+from kefu_core.infra.settings import Settings
 
 __all__ = ["PrometheusMetrics", "metrics_endpoint"]
 
@@ -31,7 +31,7 @@ _FORWARDED = ("forwarded", "x-forwarded-for", "x-real-ip")
 
 
 class PrometheusMetrics:
-    """:class:`kefu_core.metrics.Metrics` counted in a registry of this process."""
+    """:class:`kefu_core.infra.metrics.Metrics` counted in a registry of this process."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry(auto_describe=True)

@@ -18,7 +18,7 @@ the built template (``.aws-sam/build/template.yaml``) and runs:
 See docs/deploy.md, "The deployed shape, locally".
 """
 
-from .errors import LocalStackError
-from .stack import LocalOptions, LocalStack, run_local
+from kefu_core.local.errors import LocalStackError
+from kefu_core.local.stack import LocalOptions, LocalStack, run_local
 
 __all__ = ["LocalOptions", "LocalStack", "LocalStackError", "run_local"]

@@ -15,7 +15,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from .errors import LocalStackError
+from kefu_core.local.errors import LocalStackError
 
 __all__ = ["MotoServer", "SecretsReady", "create_secrets"]
 

@@ -17,9 +17,9 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from .errors import LocalStackError
-from .functions import FunctionPool
-from .template import StackContext, Template
+from kefu_core.local.errors import LocalStackError
+from kefu_core.local.functions import FunctionPool
+from kefu_core.local.template import StackContext, Template
 
 __all__ = ["run_custom_resources"]
 

@@ -32,8 +32,8 @@ from typing import Any
 
 import h11
 
-from .errors import InvocationError
-from .template import FunctionSpec
+from kefu_core.local.errors import InvocationError
+from kefu_core.local.template import FunctionSpec
 
 __all__ = ["FunctionPool", "Invocation", "Result"]
 

@@ -24,9 +24,9 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from .errors import InvocationError, PayloadTooLarge
-from .functions import Result
-from .lambda_api import SYNC_LIMIT, read_limited
+from kefu_core.local.errors import InvocationError, PayloadTooLarge
+from kefu_core.local.functions import Result
+from kefu_core.local.lambda_api import SYNC_LIMIT, read_limited
 
 __all__ = ["HttpApi", "http_api_event"]
 

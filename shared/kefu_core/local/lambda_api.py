@@ -18,9 +18,9 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..gateway.sigv4 import verify_sigv4
-from .errors import FunctionNotFound, InvocationError, PayloadTooLarge
-from .functions import FunctionPool
+from kefu_core.gateway.sigv4 import verify_sigv4
+from kefu_core.local.errors import FunctionNotFound, InvocationError, PayloadTooLarge
+from kefu_core.local.functions import FunctionPool
 
 __all__ = ["EVENT_LIMIT", "SYNC_LIMIT", "create_lambda_api", "read_limited"]
 

@@ -26,8 +26,8 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from .functions import Result
-from .template import FunctionSpec, QueueSpec, SqsSource
+from kefu_core.local.functions import Result
+from kefu_core.local.template import FunctionSpec, QueueSpec, SqsSource
 
 __all__ = ["SqsPoller", "create_queues", "destination_record", "sqs_client"]
 

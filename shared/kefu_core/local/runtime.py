@@ -29,8 +29,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import LocalStackError
-from .template import FunctionSpec
+from kefu_core.local.errors import LocalStackError
+from kefu_core.local.template import FunctionSpec
 
 __all__ = ["RUNTIME_DISTRIBUTIONS", "Credentials", "Runtime"]
 

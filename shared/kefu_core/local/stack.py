@@ -20,19 +20,19 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..gateway.app import MANAGEMENT_MAX_BODY_BYTES, Gateway, websocket_routes
-from ..http_limits import BodyLimitMiddleware
-from ..settings import Settings
-from .aws import MotoServer, create_secrets
-from .custom_resources import run_custom_resources
-from .errors import FunctionNotFound, LocalStackError
-from .functions import FailureHook, FunctionPool, LogSink, Result, print_log
-from .http_api import HttpApi
-from .lambda_api import create_lambda_api
-from .queues import SqsPoller, create_queues, destination_record, sqs_client
-from .runtime import Credentials, Runtime
-from .template import ACCOUNT_ID, FunctionSpec, StackContext, Template, api_id
-from .websocket import LambdaIntegration, websocket_api
+from kefu_core.gateway.app import MANAGEMENT_MAX_BODY_BYTES, Gateway, websocket_routes
+from kefu_core.infra.settings import Settings
+from kefu_core.local.aws import MotoServer, create_secrets
+from kefu_core.local.custom_resources import run_custom_resources
+from kefu_core.local.errors import FunctionNotFound, LocalStackError
+from kefu_core.local.functions import FailureHook, FunctionPool, LogSink, Result, print_log
+from kefu_core.local.http_api import HttpApi
+from kefu_core.local.lambda_api import create_lambda_api
+from kefu_core.local.queues import SqsPoller, create_queues, destination_record, sqs_client
+from kefu_core.local.runtime import Credentials, Runtime
+from kefu_core.local.template import ACCOUNT_ID, FunctionSpec, StackContext, Template, api_id
+from kefu_core.local.websocket import LambdaIntegration, websocket_api
+from kefu_core.security.http_limits import BodyLimitMiddleware
 
 __all__ = ["LocalOptions", "LocalStack", "run_local"]
 
@@ -227,7 +227,7 @@ class LocalStack:
 
     def _data_stores(self, parameters: dict[str, str]) -> None:
         """DatabaseUrl and RedisUrl default to the embedded services ``kefu run`` uses."""
-        from ..embedded import EmbeddedPostgres, EmbeddedRedis
+        from kefu_core.infra.embedded import EmbeddedPostgres, EmbeddedRedis
 
         if not parameters.get("DatabaseUrl"):
             logger.info("DatabaseUrl not given: starting embedded PostgreSQL + pgvector")

@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from .errors import LocalStackError
+from kefu_core.local.errors import LocalStackError
 
 __all__ = ["FunctionSpec", "QueueSpec", "SqsSource", "StackContext", "Template",
            "parse_parameter_overrides"]

@@ -14,9 +14,9 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from .errors import InvocationError, LocalStackError
-from .functions import Result
-from .template import Template
+from kefu_core.local.errors import InvocationError, LocalStackError
+from kefu_core.local.functions import Result
+from kefu_core.local.template import Template
 
 __all__ = ["LambdaIntegration", "WebSocketApiSpec", "websocket_api"]
 

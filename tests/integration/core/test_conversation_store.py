@@ -7,9 +7,9 @@ import uuid
 
 import pytest
 
-from kefu_core.conversations import ConversationStore
-from kefu_core.db import migrate, open_pool
-from kefu_core.errors import ConversationClosed
+from kefu_core.chat.conversations import ConversationStore
+from kefu_core.infra.db import migrate, open_pool
+from kefu_core.infra.errors import ConversationClosed
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from kefu_core.conversations import ConversationStore
-from kefu_core.db import migrate, open_pool
+from kefu_core.chat.conversations import ConversationStore
+from kefu_core.infra.db import migrate, open_pool
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The reply path's recall (kefu_core.memory) searches the knowledge base with the
+"""The reply path's recall (kefu_core.answers.memory) searches the knowledge base with the
 conversation: a follow-up gets the passage about the thing being discussed."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import pytest
 import redis.asyncio as aioredis
 from psycopg_pool import AsyncConnectionPool
 
-from kefu_core.memory import MemoryService, build_memory
-from kefu_core.settings import Settings
+from kefu_core.answers.memory import MemoryService, build_memory
+from kefu_core.infra.settings import Settings
 from kefu_memory import Turn
 from tests.support.core import SECRET
 

@@ -8,9 +8,9 @@ from collections.abc import Callable
 
 import pytest
 
-from kefu_core.db import open_pool
-from kefu_core.schema import SchemaBehind, apply_schema, expected_migrations, verify_schema
-from kefu_core.settings import Settings
+from kefu_core.infra.db import open_pool
+from kefu_core.infra.schema import SchemaBehind, apply_schema, expected_migrations, verify_schema
+from kefu_core.infra.settings import Settings
 
 
 async def test_a_schema_behind_the_code_is_refused_until_it_is_migrated(

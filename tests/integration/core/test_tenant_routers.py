@@ -1,4 +1,4 @@
-"""The per-tenant router cache (kefu_core.tenant_engines) on real PostgreSQL and Redis, with
+"""The per-tenant router cache (kefu_core.answers.tenant_engines) on real PostgreSQL and Redis, with
 OpenAI-compatible fakes over real HTTP/SSE: what a change costs and when it is seen, what an
 unusable entry does, and breakers that are never shared between tenants' servers."""
 
@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from kefu_core.datakeys import DataKeys, DataKeyUnavailable
-from kefu_core.db import migrate, open_pool
-from kefu_core.settings import Settings
-from kefu_core.tenant_engines import TenantRouters
-from kefu_core.tenants import TenantStore
+from kefu_core.answers.tenant_engines import TenantRouters
+from kefu_core.infra.db import migrate, open_pool
+from kefu_core.infra.settings import Settings
+from kefu_core.product.tenants import TenantStore
+from kefu_core.security.datakeys import DataKeys, DataKeyUnavailable
 from kefu_llm import AdapterSettings, ChatMessage, ChatRequest, Final, build_router
 from tests.support.fake_openai import FakeOpenAI
 

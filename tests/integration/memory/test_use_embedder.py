@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
-from kefu_core.memory import _embedder
-from kefu_core.settings import Settings
+from kefu_core.answers.memory import _embedder
+from kefu_core.infra.settings import Settings
 from kefu_memory import KnowledgeBase
 from kefu_memory.use_embedder import USEMultilingualEmbedder
 

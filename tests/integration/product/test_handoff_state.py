@@ -12,12 +12,12 @@ from typing import Any
 import psycopg
 import pytest
 
-from kefu_core.audit import AuditLog
-from kefu_core.connections import ConnectionRecord
+from kefu_core.chat.connections import ConnectionRecord
 from kefu_core.deps import Deps
-from kefu_core.handoff import after_reply, dispatch, matches_keyword
-from kefu_core.product import stores
-from kefu_core.tenants import TenantStore, verify_password
+from kefu_core.product.audit import AuditLog
+from kefu_core.product.handoff import after_reply, dispatch, matches_keyword
+from kefu_core.product.stores import stores
+from kefu_core.product.tenants import TenantStore, verify_password
 from tests.support.core import RecordingPoster, core_settings, make_deps
 
 
@@ -182,7 +182,7 @@ async def test_passwords_are_hashed_and_checked(deps: tuple[Deps, RecordingPoste
 async def test_a_conversation_whose_agent_left_goes_back_to_the_queue(
     deps: tuple[Deps, RecordingPoster],
 ) -> None:
-    from kefu_core.handoff import requeue_if_agent_gone, take_over
+    from kefu_core.product.handoff import requeue_if_agent_gone, take_over
 
     d, _ = deps
     tenant = f"t-{uuid.uuid4().hex[:6]}"

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from kefu_core.flows.stream import handle_stream
-from kefu_core.tenants import TenantStore
+from kefu_core.product.tenants import TenantStore
 from kefu_llm import ChatRequest, Delta, Final
 from tests.support.core import core_settings, make_deps
 

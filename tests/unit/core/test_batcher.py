@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from kefu_core.streaming import DeltaBatcher, Pacer
+from kefu_core.chat.streaming import DeltaBatcher, Pacer
 
 
 async def tokens(n: int, gap_s: float, tail: str | None = "END") -> AsyncIterator[str]:

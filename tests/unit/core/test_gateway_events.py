@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from kefu_core.events import WebSocketEvent
+from kefu_core.chat.events import WebSocketEvent
 from kefu_core.gateway.events import (
     connect_event,
     disconnect_event,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from kefu_core import tracing
-from kefu_core.metrics import label
+from kefu_core.infra import tracing
+from kefu_core.infra.metrics import label
 from kefu_llm._breaker import BreakerConfig, Breakers, MemoryBreakerStore
 
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from kefu_core.errors import BadFrame
-from kefu_core.protocol import MessageFrame, PingFrame, SyncFrame, parse_client_frame
+from kefu_core.chat.protocol import MessageFrame, PingFrame, SyncFrame, parse_client_frame
+from kefu_core.infra.errors import BadFrame
 
 LIMITS = {"max_frame_bytes": 32 * 1024, "max_text_chars": 100}
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from kefu_core.query_condenser import CondenserUnavailable, router_condenser
+from kefu_core.answers.query_condenser import CondenserUnavailable, router_condenser
 from kefu_llm import Busy, ChatRequest, Delta, Final
 
 

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
+from kefu_core.infra.metrics import NAMESPACE
 from kefu_core.local.template import _Loader
-from kefu_core.metrics import NAMESPACE
 
 ROOT = Path(__file__).resolve().parents[3]
 

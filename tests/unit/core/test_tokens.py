@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from kefu_core.errors import Unauthorized
-from kefu_core.tokens import issue_token, verify_token
+from kefu_core.infra.errors import Unauthorized
+from kefu_core.security.tokens import issue_token, verify_token
 
 OLD = "old-secret-0123456789-0123456789-abcdef"
 NEW = "new-secret-0123456789-0123456789-abcdef"

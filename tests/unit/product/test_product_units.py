@@ -13,18 +13,18 @@ import pytest
 from fastapi import HTTPException
 
 from kefu_core.admin.app import _verify_identity
-from kefu_core.audit import REDACTED, redact_value
-from kefu_core.customer import customer_view
-from kefu_core.errors import BadFrame
-from kefu_core.handoff import matches_keyword
-from kefu_core.protocol import (
+from kefu_core.chat.protocol import (
     ConversationActionFrame,
     CsatFrame,
     ReplyFrame,
     TransferFrame,
     parse_client_frame,
 )
-from kefu_core.tenants import TenantSettings, hash_password, verify_password
+from kefu_core.infra.errors import BadFrame
+from kefu_core.product.audit import REDACTED, redact_value
+from kefu_core.product.customer import customer_view
+from kefu_core.product.handoff import matches_keyword
+from kefu_core.product.tenants import TenantSettings, hash_password, verify_password
 
 CID = "0b6f1f7e-8a43-4f7b-9c1e-2a3b4c5d6e7f"
 

@@ -16,7 +16,7 @@ import getpass
 import re
 import sys
 
-from .settings import Settings
+from kefu_core.infra.settings import Settings
 
 __all__ = ["add_parser"]
 
@@ -53,7 +53,7 @@ def _password(from_stdin: bool) -> str:
 
 
 def _create(args: argparse.Namespace) -> int:
-    from .cli import resolve_services
+    from kefu_core.cli import resolve_services
 
     if not _TENANT.match(args.tenant):
         print("--tenant: letters, digits, '_' and '-', up to 64 characters", file=sys.stderr)
@@ -79,9 +79,9 @@ def _create(args: argparse.Namespace) -> int:
 
 
 async def _apply(dsn: str, args: argparse.Namespace, password: str) -> int:
-    from .audit import AuditLog
-    from .db import migrate, open_pool
-    from .tenants import Conflict, TenantStore
+    from kefu_core.infra.db import migrate, open_pool
+    from kefu_core.product.audit import AuditLog
+    from kefu_core.product.tenants import Conflict, TenantStore
 
     pool = await open_pool(dsn, min_size=1, max_size=1)
     try:

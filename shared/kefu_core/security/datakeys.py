@@ -36,9 +36,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from .errors import StoreError
-from .secret_settings import secret_list
-from .settings import Settings
+from kefu_core.infra.errors import StoreError
+from kefu_core.infra.secret_settings import secret_list
+from kefu_core.infra.settings import Settings
 
 if TYPE_CHECKING:  # cryptography is imported on first use (the message function never needs it)
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM

@@ -3,7 +3,7 @@
 CloudFormation invokes ``MigrateFunction`` (in the stack's VPC, with the functions' database
 settings) when the resource is created and whenever one of its properties changes: the
 template passes the core and memory layer versions, so every deploy that ships new code, and
-with it possibly new migrations, runs :func:`kefu_core.schema.apply_schema` before the other
+with it possibly new migrations, runs :func:`kefu_core.infra.schema.apply_schema` before the other
 functions are updated (they depend on the resource). ``Delete`` changes nothing: the data stays.
 
 The function answers CloudFormation by ``PUT``-ting the documented response to the event's
@@ -20,7 +20,7 @@ import re
 import urllib.request
 from typing import Any
 
-from .settings import get_settings
+from kefu_core.infra.settings import get_settings
 
 __all__ = ["PHYSICAL_ID", "handle_custom_resource"]
 
@@ -29,8 +29,8 @@ PHYSICAL_ID = "kefu-schema"
 
 
 async def _apply() -> list[str]:
-    from .db import open_pool
-    from .schema import apply_schema
+    from kefu_core.infra.db import open_pool
+    from kefu_core.infra.schema import apply_schema
 
     settings = get_settings()
     if not settings.database_url:

@@ -2,7 +2,7 @@
 
 The first configured secret signs; every configured secret verifies, so a new secret can be
 added, promoted and the old one removed without logging anybody out (see docs/configuration.md).
-Which secrets those are is decided by :mod:`kefu_core.keyring` alone; callers never pass
+Which secrets those are is decided by :mod:`kefu_core.security.keyring` alone; callers never pass
 settings' secrets here directly.
 The ``kid`` header names the signing secret by a short digest, never the secret itself.
 """
@@ -16,7 +16,7 @@ from typing import Literal
 import jwt
 from pydantic import BaseModel, Field
 
-from .errors import Unauthorized
+from kefu_core.infra.errors import Unauthorized
 
 __all__ = ["Identity", "Role", "issue_token", "verify_token"]
 
@@ -30,11 +30,11 @@ class Identity(BaseModel):
     role: Role
     name: str | None = None
     # Visitor tokens name the widget key that obtained them (claim ``wk``): $connect checks
-    # that key's allowed origins (kefu_core.widget_origins).
+    # that key's allowed origins (kefu_core.security.widget_origins).
     widget_key: str | None = Field(default=None, max_length=128)
     expires_at: int
     # Staff tokens carry the agent's token version (claim ``ver``): bumping it in the database
-    # revokes every token issued before (see kefu_core.agent_auth).
+    # revokes every token issued before (see kefu_core.security.agent_auth).
     version: int | None = None
 
 

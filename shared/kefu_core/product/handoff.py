@@ -19,7 +19,7 @@ Redis keys (under the configured prefix):
 - ``ho:{tenant}:rr`` the round-robin cursor; ``ho:conv:{id}:fails`` consecutive failures.
 
 An agent is online when it is in the ``online`` hash, its heartbeat is alive and it has at
-least one live connection (see :mod:`kefu_core.connections`).
+least one live connection (see :mod:`kefu_core.chat.connections`).
 """
 
 from __future__ import annotations
@@ -34,12 +34,12 @@ import redis.asyncio as aioredis
 from pydantic import BaseModel
 from redis.exceptions import RedisError
 
-from .audit import ActorType
-from .conversations import Conversation
-from .deps import Deps
-from .errors import KefuError, StoreError
-from .product import stores
-from .tenants import TenantSettings, tenant_settings
+from kefu_core.chat.conversations import Conversation
+from kefu_core.deps import Deps
+from kefu_core.infra.errors import KefuError, StoreError
+from kefu_core.product.audit import ActorType
+from kefu_core.product.stores import stores
+from kefu_core.product.tenants import TenantSettings, tenant_settings
 
 __all__ = [
     "HandoffError",
@@ -266,13 +266,13 @@ class HandoffState:
 async def broadcast(
     deps: Deps, conversation_id: str, frame: dict[str, Any], *, exclude: str | None = None
 ) -> int:
-    from .flows.fanout import broadcast as _broadcast
+    from kefu_core.flows.fanout import broadcast as _broadcast
 
     return await _broadcast(deps, conversation_id, frame, exclude=exclude)
 
 
 async def send(deps: Deps, connection_id: str, frame: dict[str, Any]) -> bool:
-    from .flows.fanout import send as _send
+    from kefu_core.flows.fanout import send as _send
 
     return await _send(deps, connection_id, frame)
 

@@ -12,7 +12,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel
 
-from .errors import StoreError
+from kefu_core.infra.errors import StoreError
 
 __all__ = ["CsatFigures", "Note", "OfflineMessage", "Rating", "ServiceStore"]
 

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .errors import GoneError, TransportError
+from kefu_core.infra.errors import GoneError, TransportError
 
 __all__ = ["ApiGatewayPoster", "LambdaInvoker", "Poster", "StreamInvoker", "TaskInvoker"]
 

@@ -3,7 +3,7 @@
 Flows report what happened through :class:`Metrics` (``deps.metrics``): a finished reply, a
 fallback, a breaker opening, a handoff, a resent message, an error sent to a client. On Lambda
 :class:`EmfMetrics` writes CloudWatch Embedded Metric Format lines through Powertools, once per
-invocation (:func:`kefu_core.lambda_runtime`); the self-hosted gateway counts them in Prometheus
+invocation (``lambda_runtime``); the self-hosted gateway counts them in Prometheus
 (:mod:`kefu_core.gateway.metrics`, served at ``/metrics``).
 
 Rules, so that a metric costs nothing per token and leaks nothing:

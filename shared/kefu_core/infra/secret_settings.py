@@ -29,7 +29,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
-from .settings import Settings
+from kefu_core.infra.settings import Settings
 
 __all__ = ["SecretSettingError", "fetch_secret", "resolve_secret_settings", "secret_list",
            "with_host", "with_password"]

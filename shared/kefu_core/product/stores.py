@@ -8,11 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .audit import AuditLog
-from .datakeys import data_keys_for
-from .deps import Deps
-from .service import ServiceStore
-from .tenants import TenantStore
+from kefu_core.deps import Deps
+from kefu_core.product.audit import AuditLog
+from kefu_core.product.service import ServiceStore
+from kefu_core.product.tenants import TenantStore
+from kefu_core.security.datakeys import data_keys_for
 
 __all__ = ["ProductStores", "memory_of", "stores"]
 
@@ -22,14 +22,14 @@ class ProductStores:
     tenants: TenantStore
     audit: AuditLog
     service: ServiceStore
-    handoff: Any  # kefu_core.handoff.HandoffState (imported lazily: it imports this module)
+    handoff: Any  # kefu_core.product.handoff.HandoffState (imported lazily: it imports this module)
 
 
 def stores(deps: Deps) -> ProductStores:
     found = deps.extras.get("product")
     if isinstance(found, ProductStores):
         return found
-    from .handoff import HandoffState
+    from kefu_core.product.handoff import HandoffState
 
     built = ProductStores(
         tenants=TenantStore(deps.pool, data_keys_for(deps.settings)),
@@ -43,7 +43,7 @@ def stores(deps: Deps) -> ProductStores:
 
 
 async def memory_of(deps: Deps) -> Any:
-    """The memory service (``kefu_core.memory.MemoryService``) or None, built on first use."""
+    """The memory service (``answers.memory.MemoryService``) or None, built on first use."""
     load = getattr(deps, "load_memory", None)
     if load is not None:
         return await load()

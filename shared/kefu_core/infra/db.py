@@ -1,6 +1,6 @@
 """PostgreSQL access: the async pool and the core schema migrations.
 
-Migrations are plain SQL files in ``kefu_core/migrations`` applied in order under an advisory
+Migrations are plain SQL files in ``kefu_core/infra/migrations`` applied in order under an advisory
 lock, recorded in ``kefu_core_migrations``; applying them twice changes nothing.
 """
 
@@ -12,7 +12,7 @@ from importlib import resources
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from .errors import StoreError
+from kefu_core.infra.errors import StoreError
 
 __all__ = ["migrate", "open_pool"]
 
@@ -43,7 +43,7 @@ async def open_pool(
 
 
 def _migration_files() -> list[tuple[str, str]]:
-    folder = resources.files("kefu_core") / "migrations"
+    folder = resources.files("kefu_core.infra") / "migrations"
     files = sorted(
         (entry.name, entry.read_text(encoding="utf-8"))
         for entry in folder.iterdir()

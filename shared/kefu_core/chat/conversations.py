@@ -17,7 +17,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel
 
-from .errors import ConversationClosed, StoreError
+from kefu_core.infra.errors import ConversationClosed, StoreError
 
 __all__ = [
     "CUSTOMER_PREFIX",

@@ -2,7 +2,7 @@
 
 Placeholder secrets are accepted only when ``KEFU_ENV`` is ``development`` or ``test``: the
 development token secret is the default there, and never in production, where the token
-keyring (:mod:`kefu_core.keyring`) refuses to serve without real secrets.
+keyring (:mod:`kefu_core.security.keyring`) refuses to serve without real secrets.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class Settings(BaseSettings):
     # Stores. Empty means "start the embedded one" in `kefu run`; handlers require them.
     database_url: str | None = None
     # Where the database password is instead of DATABASE_URL (read at cold start, see
-    # kefu_core.secret_settings), and an RDS Proxy host that replaces DATABASE_URL's host.
+    # kefu_core.infra.secret_settings), and an RDS Proxy host that replaces DATABASE_URL's host.
     database_password_secret_id: str | None = None
     database_proxy_host: str | None = None
     redis_url: str | None = None
@@ -57,7 +57,7 @@ class Settings(BaseSettings):
     redis_pool_timeout_s: float = 3.0
 
     # Tokens: the first secret signs, all of them verify (rotation with an overlap window).
-    # Read only through kefu_core.keyring. Empty means: TOKEN_SECRET_ID, or outside production
+    # Read only through security.keyring. Empty means: TOKEN_SECRET_ID, or outside production
     # the development secret (filled in below); production never gets a default.
     token_secrets: Annotated[list[str], NoDecode] = Field(default_factory=list)
     token_secret_id: str | None = None  # Secrets Manager secret holding the signing secret(s)
@@ -95,9 +95,9 @@ class Settings(BaseSettings):
     outbound_allow_private: bool = False
     outbound_allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # Tenants' own engine chains (PUT /v1/admin/engines): how often, at most, a process checks
-    # whether a tenant's chain or engine secrets changed (kefu_core.tenant_engines).
+    # whether a tenant's chain or engine secrets changed (kefu_core.answers.tenant_engines).
     tenant_engines_refresh_s: float = Field(default=5.0, ge=0, le=3600)
-    # Encryption at rest of tenants' engine and identity secrets (kefu_core.datakeys): keys
+    # Encryption at rest of tenants' engine and identity secrets (kefu_core.security.datakeys): keys
     # (comma-separated, the first encrypts) or the Secrets Manager secret holding them.
     data_encryption_key: Annotated[list[str], NoDecode] = Field(default_factory=list, repr=False)
     data_encryption_key_id: str | None = None
@@ -233,6 +233,6 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process's settings, with the values of ``*_SECRET_ID`` settings read (once)."""
-    from .secret_settings import resolve_secret_settings
+    from kefu_core.infra.secret_settings import resolve_secret_settings
 
     return resolve_secret_settings(Settings())

@@ -27,9 +27,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .secret_settings import secret_list
-from .settings import DEV_TOKEN_SECRET, Settings
-from .tokens import Identity, Role, issue_token, verify_token
+from kefu_core.infra.secret_settings import secret_list
+from kefu_core.infra.settings import DEV_TOKEN_SECRET, Settings
+from kefu_core.security.tokens import Identity, Role, issue_token, verify_token
 
 __all__ = [
     "MIN_SECRET_CHARS",

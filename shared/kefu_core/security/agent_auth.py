@@ -22,11 +22,11 @@ import redis.asyncio as aioredis
 from pydantic import BaseModel, ValidationError
 from redis.exceptions import RedisError
 
-from .errors import Unauthorized
-from .tenants import AgentRole, TenantStore
+from kefu_core.infra.errors import Unauthorized
+from kefu_core.product.tenants import AgentRole, TenantStore
 
 if TYPE_CHECKING:
-    from .deps import Deps
+    from kefu_core.deps import Deps
 
 __all__ = ["CACHE_TTL_S", "StaffAccess", "forget", "staff_access"]
 

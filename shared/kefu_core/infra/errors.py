@@ -12,7 +12,7 @@ Tree::
     ├── TransportError      posting to a connection failed for another reason
     └── GoneError           the target WebSocket connection no longer exists (HTTP 410)
 
-Errors reach clients only through :func:`kefu_core.protocol.error_frame`, never as exception text.
+Errors reach clients only through ``protocol.error_frame``, never as exception text.
 """
 
 from __future__ import annotations

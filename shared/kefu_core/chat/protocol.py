@@ -29,7 +29,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
 
-from .errors import BadFrame
+from kefu_core.infra.errors import BadFrame
 
 __all__ = [
     "AnyClientFrame",

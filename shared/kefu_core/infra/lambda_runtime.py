@@ -12,13 +12,13 @@ import os
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
-from .deps import Deps, build_deps
-from .keyring import reset_keyrings
-from .logs import lambda_logger
-from .metrics import EmfMetrics, Metrics
-from .settings import Settings, get_settings
-from .tracing import trace_handler
-from .transport import ApiGatewayPoster, LambdaInvoker, StreamInvoker
+from kefu_core.chat.transport import ApiGatewayPoster, LambdaInvoker, StreamInvoker
+from kefu_core.deps import Deps, build_deps
+from kefu_core.infra.logs import lambda_logger
+from kefu_core.infra.metrics import EmfMetrics, Metrics
+from kefu_core.infra.settings import Settings, get_settings
+from kefu_core.infra.tracing import trace_handler
+from kefu_core.security.keyring import reset_keyrings
 
 __all__ = ["api_gateway_handler", "async_invoke_handler", "flush_metrics", "get_deps",
            "metrics", "reset", "run", "sqs_handler"]

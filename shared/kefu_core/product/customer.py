@@ -11,7 +11,7 @@ import asyncio
 import logging
 from typing import Any, Protocol
 
-from .deps import Deps
+from kefu_core.deps import Deps
 
 __all__ = ["CustomerContext", "MemoryCustomerContext", "customer_context", "customer_view"]
 

@@ -28,7 +28,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 from starlette.requests import Request
 
-from .rate_limits import address_bucket
+from kefu_core.security.rate_limits import address_bucket
 
 __all__ = [
     "ADDRESS_MAX_FAILURES",

@@ -6,9 +6,9 @@ or ``scheme://*.example.com`` for every subdomain): the browser's ``Origin`` hea
 one of them when a visitor token is obtained with the key (``POST /v1/visitor-token``) and
 when that token opens the WebSocket (``$connect``). A key with no allowed origins stays open
 to every origin. The check stops other websites' pages, not scripts outside a browser, which
-can send any ``Origin``; rate limits (:mod:`kefu_core.rate_limits`) are the defence there.
+can send any ``Origin``; rate limits (:mod:`kefu_core.security.rate_limits`) are the defence there.
 
-:func:`connect_origin_allowed` looks the key up through :class:`~kefu_core.tenants.TenantStore`
+:func:`connect_origin_allowed` looks the key up through ``TenantStore``
 and caches the answer in the process for a few seconds, so a burst of connections costs one
 query; a change of a key's origins or its revocation is seen within that time.
 """
@@ -126,8 +126,8 @@ async def connect_origin_allowed(
 ) -> bool:
     """Whether a visitor token minted with ``widget_key`` may connect from ``origin``: the key
     must still be active and, when it has allowed origins, ``origin`` must match one.
-    Raises :class:`~kefu_core.errors.StoreError` when the key cannot be read."""
-    from .tenants import TenantStore
+    Raises :class:`~kefu_core.infra.errors.StoreError` when the key cannot be read."""
+    from kefu_core.product.tenants import TenantStore
 
     now = time.monotonic()
     hit = _cache.get(widget_key)

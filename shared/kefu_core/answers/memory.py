@@ -21,6 +21,7 @@ from typing import Literal
 import redis.asyncio as aioredis
 from psycopg_pool import AsyncConnectionPool
 
+from kefu_core.infra.settings import Settings
 from kefu_memory import (
     CondenseFn,
     CrmClient,
@@ -39,8 +40,6 @@ from kefu_memory import warm_up as warm_up_memory
 from kefu_memory.long_term import LongTermMemory
 from kefu_memory.retrieval import ConversationRetriever
 from kefu_memory.sources import crm_source, long_term_source
-
-from .settings import Settings
 
 __all__ = ["TURN_ROLE", "MemoryContext", "MemoryService", "build_memory", "passage_text"]
 

@@ -1,11 +1,11 @@
 """The database schema: applied at deploy time, verified cheaply at cold start.
 
-Two sets of migrations make Kefu's schema: the core's (``kefu_core/migrations``, recorded in
+Two sets of migrations make Kefu's schema: the core's (``kefu_core/infra/migrations``, recorded in
 ``kefu_core_migrations``) and the memory layer's (``kefu_memory/migrations`` plus the HNSW
 index of the configured embedding dimension, recorded in ``kefu_memory_migrations``).
 
 - :func:`apply_schema` applies both (``kefu migrate``; on AWS the ``SchemaMigration`` custom
-  resource at deploy time, see :mod:`kefu_core.deploy_migrations`; ``kefu run`` at start).
+  resource at deploy time, see :mod:`kefu_core.infra.deploy_migrations`; ``kefu run`` at start).
 - :func:`verify_schema` is what a Lambda cold start does instead (``SCHEMA_MIGRATIONS=verify``):
   one query reads the names of the applied migrations, and a schema behind the code (a
   migration this code ships but the database lacks) is refused with :class:`SchemaBehind`,
@@ -25,9 +25,9 @@ from pathlib import Path
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from .db import migrate
-from .errors import StoreError
-from .settings import Settings
+from kefu_core.infra.db import migrate
+from kefu_core.infra.errors import StoreError
+from kefu_core.infra.settings import Settings
 
 __all__ = ["SchemaBehind", "apply_schema", "expected_migrations", "verify_schema"]
 
@@ -39,7 +39,7 @@ class SchemaBehind(StoreError):
 
 
 def _core_names() -> set[str]:
-    folder = resources.files("kefu_core") / "migrations"
+    folder = resources.files("kefu_core.infra") / "migrations"
     return {entry.name for entry in folder.iterdir() if entry.name.endswith(".sql")}
 
 
@@ -63,9 +63,8 @@ def expected_migrations() -> tuple[set[str], set[str] | None]:
 async def apply_schema(pool: AsyncConnectionPool, settings: Settings) -> list[str]:
     """Apply every pending core and memory migration (and the HNSW index of the configured
     embedder's dimension); the names applied now."""
+    from kefu_core.answers.memory import embedding_dim
     from kefu_memory import migrate as migrate_memory
-
-    from .memory import embedding_dim
 
     applied = await migrate(pool)
     applied += await migrate_memory(pool, dims=(embedding_dim(settings),))

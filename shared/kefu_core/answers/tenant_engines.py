@@ -1,7 +1,7 @@
 """Per-tenant engine chains: which router answers a tenant's visitors.
 
 A tenant's chain (``PUT /v1/admin/engines``) and its engine secrets (``PUT
-/v1/admin/engines/secrets/{name}``, decrypted by :class:`~kefu_core.tenants.TenantStore`) make
+/v1/admin/engines/secrets/{name}``, decrypted by ``TenantStore``) make
 the tenant's own router; a tenant without a chain is answered by the deployment's router
 (``ENGINES`` / ``OPENAI_*``). Rules:
 
@@ -39,10 +39,10 @@ from typing import TYPE_CHECKING, Any, Literal
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .datakeys import data_keys_for
-from .errors import StoreError
-from .settings import Settings
-from .tenants import TenantStore
+from kefu_core.infra.errors import StoreError
+from kefu_core.infra.settings import Settings
+from kefu_core.product.tenants import TenantStore
+from kefu_core.security.datakeys import data_keys_for
 
 if TYPE_CHECKING:
     from kefu_llm import AdapterSettings, EngineConfig, Router

@@ -20,8 +20,8 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel
 
-from .csv_export import to_csv
-from .errors import StoreError
+from kefu_core.infra.errors import StoreError
+from kefu_core.product.csv_export import to_csv
 
 __all__ = ["ActorType", "AuditEntry", "AuditLog", "entries_to_csv", "redact_value"]
 

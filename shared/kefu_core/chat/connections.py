@@ -16,7 +16,7 @@ import redis.asyncio as aioredis
 from pydantic import BaseModel
 from redis.exceptions import RedisError
 
-from .errors import StoreError
+from kefu_core.infra.errors import StoreError
 
 __all__ = ["STAFF_ROLES", "ConnectionRecord", "ConnectionRegistry"]
 
@@ -34,7 +34,7 @@ class ConnectionRecord(BaseModel):
     source_ip: str | None = None
     domain_name: str | None = None
     stage: str | None = None
-    token_version: int | None = None  # staff: the agent token's version (kefu_core.agent_auth)
+    token_version: int | None = None  # staff: the agent token version (agent_auth)
 
 
 class ConnectionRegistry:

@@ -4,13 +4,13 @@
   and compared in constant time.
 - Agents' e-mail addresses are unique per tenant (migration ``003_agent_auth.sql``) and
   sign-in names the tenant, so nothing reveals another tenant's addresses. Each agent has a
-  ``token_version`` (revocation, :mod:`kefu_core.agent_auth`) and a ``demo`` flag (the
+  ``token_version`` (revocation, :mod:`kefu_core.security.agent_auth`) and a ``demo`` flag (the
   development demo administrator, refused in production).
 - The identity secret (which a company's backend uses to sign a logged-in customer's identity
   for the widget) and engine secrets are write-only: no read path returns them, except
   :meth:`TenantStore.identity_secret` used by the server to verify an identity and
   :meth:`TenantStore.engine_secret` for the engines. Both are stored encrypted
-  (:mod:`kefu_core.datakeys`); a value stored before encryption is sealed when next read.
+  (:mod:`kefu_core.security.datakeys`); a value stored before encryption is sealed when next read.
 - :func:`tenant_settings` is the per-tenant settings lookup used by the flows (cached in the
   process for a few seconds, so a Lambda does not read PostgreSQL on every reply).
 - :func:`ensure_bootstrap` creates the tenants of ``WIDGET_KEYS`` with their keys, the
@@ -38,9 +38,9 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, Field
 
-from .datakeys import DataKeys, data_keys_for
-from .errors import KefuError, StoreError
-from .settings import Settings
+from kefu_core.infra.errors import KefuError, StoreError
+from kefu_core.infra.settings import Settings
+from kefu_core.security.datakeys import DataKeys, data_keys_for
 
 __all__ = [
     "DEMO_ADMIN_EMAIL",
@@ -127,7 +127,7 @@ class WidgetKey(BaseModel):
     label: str
     created_at: datetime
     revoked_at: datetime | None = None
-    # Origins whose pages may use the key (kefu_core.widget_origins); empty: every origin.
+    # Origins whose pages may use the key (kefu_core.security.widget_origins); empty: every origin.
     allowed_origins: list[str] = Field(default_factory=list)
 
 
@@ -457,7 +457,7 @@ class TenantStore:
 
     async def engine_stamp(self, tenant_id: str) -> str:
         """Changes whenever the tenant's chain or one of its engine secrets is set or deleted
-        (one indexed read; :mod:`kefu_core.tenant_engines` checks it every few seconds)."""
+        (one indexed read; :mod:`kefu_core.answers.tenant_engines` checks it every few seconds)."""
         row = await self._one(
             "SELECT (SELECT updated_at FROM engine_config WHERE tenant_id = %s) AS chain_at,"
             " count(*) AS secrets, max(updated_at) AS secrets_at"
