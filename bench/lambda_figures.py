@@ -182,7 +182,7 @@ if mode != "cold":
             handler(ev, ctx)
             times.append((time.perf_counter() - t0) * 1000)
     elif mode == "stream":
-        from kefu_core.infra.lambda_runtime import get_deps, run
+        from kefu_core.lambda_runtime import get_deps, run
         deps = run(get_deps(event))
         rec = run(deps.connections.get(event["requestContext"]["connectionId"]))
         send = load("message")

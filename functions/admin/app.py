@@ -4,9 +4,9 @@ from typing import Any
 from mangum import Mangum
 
 from kefu_core.admin import create_admin_app
-from kefu_core.infra.lambda_runtime import flush_metrics
 from kefu_core.infra.logs import lambda_logger
 from kefu_core.infra.tracing import trace_handler
+from kefu_core.lambda_runtime import flush_metrics
 
 logger = lambda_logger()  # redacted JSON log lines, as the WebSocket functions write
 _app = Mangum(create_admin_app(), lifespan="off")

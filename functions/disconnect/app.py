@@ -1,5 +1,5 @@
 """$disconnect route: drop the connection record."""
 from kefu_core.flows import handle_disconnect
-from kefu_core.infra.lambda_runtime import api_gateway_handler
+from kefu_core.lambda_runtime import api_gateway_handler
 
 lambda_handler = api_gateway_handler(handle_disconnect)

@@ -1,5 +1,5 @@
 """message and $default routes: validate, persist, acknowledge, hand off to stream."""
 from kefu_core.flows import handle_message
-from kefu_core.infra.lambda_runtime import api_gateway_handler
+from kefu_core.lambda_runtime import api_gateway_handler
 
 lambda_handler = api_gateway_handler(handle_message)

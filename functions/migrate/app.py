@@ -1,7 +1,7 @@
 """SchemaMigration custom resource: apply the core and memory migrations at deploy time."""
-from kefu_core.infra.deploy_migrations import handle_custom_resource
-from kefu_core.infra.lambda_runtime import run
+from kefu_core.flows.deploy_migrations import handle_custom_resource
 from kefu_core.infra.logs import lambda_logger
+from kefu_core.lambda_runtime import run
 
 logger = lambda_logger()
 

@@ -127,6 +127,7 @@ def _serve(args: argparse.Namespace, stops: ServiceStops) -> int:
 
 
 def _migrate(args: argparse.Namespace) -> int:
+    from kefu_core.answers.memory import embedding_dim
     from kefu_core.infra.db import open_pool
     from kefu_core.infra.schema import apply_schema
     from kefu_core.infra.secret_settings import resolve_secret_settings
@@ -134,7 +135,7 @@ def _migrate(args: argparse.Namespace) -> int:
     async def apply(dsn: str) -> list[str]:
         pool = await open_pool(dsn, min_size=1, max_size=1)
         try:
-            return await apply_schema(pool, settings)
+            return await apply_schema(pool, embedding_dim=embedding_dim(settings))
         finally:
             await pool.close()
 

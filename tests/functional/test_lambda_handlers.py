@@ -24,7 +24,7 @@ import redis
 from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
 from moto.server import ThreadedMotoServer
 
-from kefu_core.infra import lambda_runtime
+from kefu_core import lambda_runtime
 from kefu_core.security.tokens import issue_token
 from tests.support.core import SECRET, load_event
 from tests.support.gateway import free_port

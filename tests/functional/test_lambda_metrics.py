@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import redis
 
-from kefu_core.infra import lambda_runtime
+from kefu_core import lambda_runtime
 from kefu_core.infra.settings import get_settings
 from tests.functional.test_lambda_handlers import (  # noqa: F401 (fixtures)
     LambdaContext,

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import redis
 
-from kefu_core.infra import lambda_runtime
+from kefu_core import lambda_runtime
 from kefu_core.infra.db import migrate, open_pool
 from kefu_core.infra.settings import Settings, get_settings
 from kefu_core.product.tenants import TenantStore

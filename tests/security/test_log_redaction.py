@@ -204,7 +204,7 @@ logging.basicConfig(stream=sys.stderr, level=logging.INFO,
                     format="[%(levelname)s] %(name)s %(message)s")
 sys.path[:0] = [{connect!r}]
 import app
-from kefu_core.infra.lambda_runtime import logger
+from kefu_core.lambda_runtime import logger
 logger.debug("event %s", json.dumps({{"queryStringParameters": {{"token": {jwt!r}}}}}))
 logger.info({{"raw_event": {{"headers": {{"Authorization": "Bearer " + {jwt!r}}}}}}},
             extra={{"connection_id": "k-1", "body": "tel " + {phone!r}}})

@@ -49,7 +49,7 @@ def _raw(dsn: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
         return conn.execute(sql, params).fetchall()
 
 
-_TOKENS: dict[str, str] = {}  # tenant -> a token of a real admin (kefu_core.security.agent_auth)
+_TOKENS: dict[str, str] = {}  # tenant -> a token of a real admin (kefu_core.product.agent_auth)
 
 
 def _headers(tenant: str) -> dict[str, str]:

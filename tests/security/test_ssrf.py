@@ -418,7 +418,7 @@ async def admin(make_database, redis_url) -> AsyncIterator[httpx.AsyncClient]:  
         return deps
 
     app = create_admin_app(settings, deps_provider=provide)
-    # staff tokens must name a current agent (kefu_core.security.agent_auth)
+    # staff tokens must name a current agent (kefu_core.product.agent_auth)
     _ADMIN["token"] = token_for(await make_staff(TenantStore(deps.pool), tenant_id="ssrf",
                                                  role="admin"))
     with redis_prefix_removed(redis_url, prefix):

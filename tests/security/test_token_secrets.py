@@ -26,8 +26,8 @@ import jwt
 import pytest
 import redis
 
+from kefu_core import lambda_runtime
 from kefu_core.cli import main as kefu
-from kefu_core.infra import lambda_runtime
 from kefu_core.infra.errors import Unauthorized
 from kefu_core.infra.settings import DEV_TOKEN_SECRET, Settings
 from kefu_core.security.keyring import KeyringUnavailable, TokenKeyring

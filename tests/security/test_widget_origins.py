@@ -22,7 +22,7 @@ import websockets
 from websockets.exceptions import InvalidStatus
 from websockets.typing import Origin
 
-from kefu_core.infra import lambda_runtime
+from kefu_core import lambda_runtime
 from kefu_core.infra.db import migrate, open_pool
 from kefu_core.infra.settings import get_settings
 from kefu_core.product.tenants import TenantStore

@@ -1,6 +1,6 @@
 """Staff accounts for tests: a real agent row and a token carrying its current version.
 
-Staff tokens are checked against the agent's row on every use (kefu_core.security.agent_auth), so a
+Staff tokens are checked against the agent's row on every use (kefu_core.product.agent_auth), so a
 test token must name an agent that exists, is active and has that token version.
 """
 

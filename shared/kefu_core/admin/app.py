@@ -36,6 +36,7 @@ from kefu_core.chat.conversations import CUSTOMER_PREFIX
 from kefu_core.deps import Deps
 from kefu_core.infra.errors import StoreError, Unauthorized
 from kefu_core.infra.settings import Settings, get_settings
+from kefu_core.product.agent_auth import forget, staff_access
 from kefu_core.product.audit import ActorType, AuditEntry, entries_to_csv
 from kefu_core.product.csv_export import to_csv
 from kefu_core.product.service import CsatFigures, Note, OfflineMessage, Rating
@@ -49,13 +50,12 @@ from kefu_core.product.tenants import (
     WidgetKey,
     ensure_bootstrap,
 )
-from kefu_core.security.agent_auth import forget, staff_access
+from kefu_core.product.widget_origins import forget_widget_key, normalise_origins, origin_allowed
 from kefu_core.security.datakeys import DataKeyError, DataKeyUnavailable
 from kefu_core.security.http_limits import KIB, BodyLimit, BodyLimitMiddleware
 from kefu_core.security.login_throttle import LoginThrottle, Throttled, client_address
 from kefu_core.security.rate_limits import address_bucket, counter_key, hit
 from kefu_core.security.tokens import Identity, issue_token
-from kefu_core.security.widget_origins import forget_widget_key, normalise_origins, origin_allowed
 from kefu_llm.netguard import OutboundPolicy, UnsafeURL, check_url
 
 __all__ = ["DepsProvider", "create_admin_app"]
@@ -271,7 +271,7 @@ def create_admin_app(
     app.add_middleware(SplitCorsMiddleware, staff_origins=config.admin_allowed_origins)
 
     async def default_provider() -> Deps:
-        from kefu_core.infra.lambda_runtime import get_deps
+        from kefu_core.lambda_runtime import get_deps
 
         return await get_deps()
 

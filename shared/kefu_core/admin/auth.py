@@ -5,7 +5,7 @@ super-admin (an ``admin`` of the reserved ``_root`` tenant), who only manages te
 tenant-scoped route takes the tenant from the token, never from the request, so a token of
 one tenant cannot name another tenant's data.
 
-A staff token must also still be current (kefu_core.security.agent_auth): its version must match the
+A staff token must also still be current (kefu_core.product.agent_auth): its version must match the
 agent's row, and the role is the row's, so deactivation, a role change, a new password or
 "sign out everywhere" take effect on the next request.
 """
@@ -19,8 +19,8 @@ from fastapi import Depends, HTTPException, Request
 
 from kefu_core.infra.errors import Unauthorized
 from kefu_core.infra.settings import Settings
+from kefu_core.product.agent_auth import staff_access
 from kefu_core.product.tenants import ROOT_TENANT
-from kefu_core.security.agent_auth import staff_access
 from kefu_core.security.keyring import KeyringUnavailable, keyring_for
 from kefu_core.security.tokens import Identity
 

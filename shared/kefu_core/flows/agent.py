@@ -36,6 +36,7 @@ from kefu_core.chat.protocol import (
 from kefu_core.deps import Deps
 from kefu_core.flows.fanout import broadcast, send
 from kefu_core.infra.errors import BadFrame, StoreError, Unauthorized
+from kefu_core.product.agent_auth import staff_access
 from kefu_core.product.audit import ActorType
 from kefu_core.product.customer import customer_view
 from kefu_core.product.handoff import (
@@ -49,7 +50,6 @@ from kefu_core.product.handoff import (
 )
 from kefu_core.product.stores import memory_of, stores
 from kefu_core.product.tenants import tenant_settings
-from kefu_core.security.agent_auth import staff_access
 
 __all__ = ["current_staff", "handle_agent_frame"]
 

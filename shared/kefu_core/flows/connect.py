@@ -10,10 +10,10 @@ from kefu_core.chat.events import WebSocketEvent
 from kefu_core.deps import Deps
 from kefu_core.infra.errors import StoreError, Unauthorized
 from kefu_core.infra.settings import Settings
-from kefu_core.security.agent_auth import staff_access
+from kefu_core.product.agent_auth import staff_access
+from kefu_core.product.widget_origins import connect_origin_allowed, header
 from kefu_core.security.keyring import KeyringUnavailable, keyring_for
 from kefu_core.security.tokens import Identity
-from kefu_core.security.widget_origins import connect_origin_allowed, header
 
 __all__ = ["handle_connect", "handle_disconnect", "refuse_unauthenticated"]
 
@@ -101,7 +101,7 @@ async def _origin_refusal(
     ws: WebSocketEvent, identity: Identity, deps: Deps
 ) -> dict[str, Any] | None:
     """403 when the widget key that minted a visitor token is revoked or does not allow the
-    page's ``Origin`` (kefu_core.security.widget_origins); None to go on."""
+    page's ``Origin`` (kefu_core.product.widget_origins); None to go on."""
     if identity.role != "visitor" or not identity.widget_key:
         return None
     try:

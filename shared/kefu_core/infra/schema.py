@@ -5,7 +5,7 @@ Two sets of migrations make Kefu's schema: the core's (``kefu_core/infra/migrati
 index of the configured embedding dimension, recorded in ``kefu_memory_migrations``).
 
 - :func:`apply_schema` applies both (``kefu migrate``; on AWS the ``SchemaMigration`` custom
-  resource at deploy time, see :mod:`kefu_core.infra.deploy_migrations`; ``kefu run`` at start).
+  resource at deploy time, see :mod:`kefu_core.flows.deploy_migrations`; ``kefu run`` at start).
 - :func:`verify_schema` is what a Lambda cold start does instead (``SCHEMA_MIGRATIONS=verify``):
   one query reads the names of the applied migrations, and a schema behind the code (a
   migration this code ships but the database lacks) is refused with :class:`SchemaBehind`,
@@ -27,7 +27,6 @@ from psycopg_pool import AsyncConnectionPool
 
 from kefu_core.infra.db import migrate
 from kefu_core.infra.errors import StoreError
-from kefu_core.infra.settings import Settings
 
 __all__ = ["SchemaBehind", "apply_schema", "expected_migrations", "verify_schema"]
 
@@ -60,14 +59,14 @@ def expected_migrations() -> tuple[set[str], set[str] | None]:
     return _core_names(), _memory_versions()
 
 
-async def apply_schema(pool: AsyncConnectionPool, settings: Settings) -> list[str]:
-    """Apply every pending core and memory migration (and the HNSW index of the configured
-    embedder's dimension); the names applied now."""
-    from kefu_core.answers.memory import embedding_dim
+async def apply_schema(pool: AsyncConnectionPool, *, embedding_dim: int) -> list[str]:
+    """Apply every pending core and memory migration (and the HNSW index for the configured
+    embedder's dimension, :func:`kefu_core.answers.memory.embedding_dim`); the names applied
+    now."""
     from kefu_memory import migrate as migrate_memory
 
     applied = await migrate(pool)
-    applied += await migrate_memory(pool, dims=(embedding_dim(settings),))
+    applied += await migrate_memory(pool, dims=(embedding_dim,))
     return applied
 
 

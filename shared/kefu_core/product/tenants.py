@@ -4,7 +4,7 @@
   and compared in constant time.
 - Agents' e-mail addresses are unique per tenant (migration ``003_agent_auth.sql``) and
   sign-in names the tenant, so nothing reveals another tenant's addresses. Each agent has a
-  ``token_version`` (revocation, :mod:`kefu_core.security.agent_auth`) and a ``demo`` flag (the
+  ``token_version`` (revocation, :mod:`kefu_core.product.agent_auth`) and a ``demo`` flag (the
   development demo administrator, refused in production).
 - The identity secret (which a company's backend uses to sign a logged-in customer's identity
   for the widget) and engine secrets are write-only: no read path returns them, except
@@ -127,7 +127,7 @@ class WidgetKey(BaseModel):
     label: str
     created_at: datetime
     revoked_at: datetime | None = None
-    # Origins whose pages may use the key (kefu_core.security.widget_origins); empty: every origin.
+    # Origins whose pages may use the key (kefu_core.product.widget_origins); empty: every origin.
     allowed_origins: list[str] = Field(default_factory=list)
 
 

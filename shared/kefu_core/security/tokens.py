@@ -30,11 +30,11 @@ class Identity(BaseModel):
     role: Role
     name: str | None = None
     # Visitor tokens name the widget key that obtained them (claim ``wk``): $connect checks
-    # that key's allowed origins (kefu_core.security.widget_origins).
+    # that key's allowed origins (kefu_core.product.widget_origins).
     widget_key: str | None = Field(default=None, max_length=128)
     expires_at: int
     # Staff tokens carry the agent's token version (claim ``ver``): bumping it in the database
-    # revokes every token issued before (see kefu_core.security.agent_auth).
+    # revokes every token issued before (see kefu_core.product.agent_auth).
     version: int | None = None
 
 

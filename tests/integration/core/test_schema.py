@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
+from kefu_core.answers.memory import embedding_dim
 from kefu_core.infra.db import open_pool
 from kefu_core.infra.schema import SchemaBehind, apply_schema, expected_migrations, verify_schema
 from kefu_core.infra.settings import Settings
@@ -24,7 +25,8 @@ async def test_a_schema_behind_the_code_is_refused_until_it_is_migrated(
         with pytest.raises(SchemaBehind, match="kefu migrate"):
             await verify_schema(pool)
         # WHEN the migrations are applied (what `kefu migrate` and the deploy do)
-        applied = await apply_schema(pool, Settings(kefu_env="production"))
+        dim = embedding_dim(Settings(kefu_env="production"))
+        applied = await apply_schema(pool, embedding_dim=dim)
         # THEN the check passes
         await verify_schema(pool)
         core, memory = expected_migrations()

@@ -29,6 +29,7 @@ PHYSICAL_ID = "kefu-schema"
 
 
 async def _apply() -> list[str]:
+    from kefu_core.answers.memory import embedding_dim
     from kefu_core.infra.db import open_pool
     from kefu_core.infra.schema import apply_schema
 
@@ -37,7 +38,7 @@ async def _apply() -> list[str]:
         raise RuntimeError("DATABASE_URL is not set")
     pool = await open_pool(settings.database_url, min_size=1, max_size=1, timeout_s=30)
     try:
-        return await apply_schema(pool, settings)
+        return await apply_schema(pool, embedding_dim=embedding_dim(settings))
     finally:
         await pool.close()
 
