@@ -98,9 +98,9 @@ def calibrate(rows: list[dict[str, Any]], passages: list[list[str]]) -> None:
         for row, found in zip(rows, passages, strict=True):
             call = EngineCall(messages=[{"role": "user", "content": row["question"]}],
                               passages=found, language=detect_language(row["question"]))
-            text = engine.answer(call)
+            text, outcome = engine.answer(call)
             tally.add(row, Final(text=text, status="complete", engine="offline",
-                                 answered=call.answered))
+                                 answered=outcome.answered))
         print(f"    {step / 20:4.2f} {pct(tally.right, tally.answerable):>7}"
               f" {pct(tally.refused, tally.unanswerable):>8}")
 

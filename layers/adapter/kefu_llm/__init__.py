@@ -36,7 +36,16 @@ if TYPE_CHECKING:
     from ._router import Router
     from ._settings import AdapterSettings, EngineConfig
     from ._tokens import compress_history, count_tokens, encoding_for, protected_spans
-    from ._types import Busy, ChatMessage, ChatRequest, Delta, EngineCall, Event, Final
+    from ._types import (
+        Busy,
+        ChatMessage,
+        ChatRequest,
+        Delta,
+        EngineCall,
+        EngineOutcome,
+        Event,
+        Final,
+    )
 
 __all__ = [
     "AdapterSettings",
@@ -49,6 +58,7 @@ __all__ = [
     "EngineConfig",
     "EngineError",
     "EngineHTTPError",
+    "EngineOutcome",
     "EngineTimeout",
     "Event",
     "FileKeySource",
@@ -90,6 +100,7 @@ _WHERE = {
     "EngineConfig": "._settings",
     "EngineError": "._exceptions",
     "EngineHTTPError": "._exceptions",
+    "EngineOutcome": "._types",
     "EngineTimeout": "._exceptions",
     "Event": "._types",
     "FileKeySource": "._keys",

@@ -1,11 +1,11 @@
-"""The engine interface: one async stream of text pieces per call."""
+"""The engine interface: one async stream per call, text pieces then how it ended."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from typing import Protocol, runtime_checkable
 
-from ._types import EngineCall
+from ._types import EngineCall, EngineOutcome
 
 __all__ = ["ApiKey", "Engine"]
 
@@ -24,9 +24,11 @@ class ApiKey(Protocol):
 class Engine(Protocol):
     """An LLM behind one async streaming interface.
 
-    ``stream`` yields pieces of the answer as they arrive and raises `EngineError` (or a
-    subclass) on failure; a stream that ends normally sets ``call.finish_reason``. Engines that
-    need no key accept ``key=None``.
+    ``stream`` yields pieces of the answer as they arrive, then, when it ends normally, one
+    `EngineOutcome` as its last item (a stream without one ends as if it had yielded
+    ``EngineOutcome()``, and one with neither text nor outcome counts as empty). It raises
+    `EngineError` (or a subclass) on failure and never changes ``call``. Engines that need no
+    key accept ``key=None``.
     """
 
     name: str
@@ -36,6 +38,8 @@ class Engine(Protocol):
     local: bool
     supports_continuation: bool
 
-    def stream(self, call: EngineCall, *, key: ApiKey | None) -> AsyncIterator[str]: ...
+    def stream(
+        self, call: EngineCall, *, key: ApiKey | None
+    ) -> AsyncIterator[str | EngineOutcome]: ...
 
     async def aclose(self) -> None: ...

@@ -13,8 +13,8 @@ passages share shop words with it.
 The answer quotes the unit whole: a FAQ answer, or the whole paragraph, so a "not covered" or
 "except" sentence is never cut from the sentence it qualifies (a long paragraph gives its
 matching sentences and every caveat sentence). A refusal says so in the visitor's language,
-offers a human agent and clears ``EngineCall.answered``: the router reports the reply as not
-answered and the handoff logic counts it.
+offers a human agent and ends with ``EngineOutcome(answered=False)``: the router reports the
+reply as not answered and the handoff logic counts it.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from ._engine_base import ApiKey
 from ._offline_lexicon import CONCEPTS, EN_STOP, GENERIC_WORDS, ZH_FILLER, stem
-from ._types import EngineCall
+from ._types import EngineCall, EngineOutcome
 
 __all__ = ["OfflineEngine", "detect_language"]
 
@@ -70,6 +70,8 @@ NO_ANSWER = {
     "Would you like me to connect you with a human agent?",
 }
 PREFIX = {"zh": "根据我们的资料：", "en": "According to our information: "}
+_ANSWERED = EngineOutcome(finish_reason="stop")
+_REFUSED = EngineOutcome(finish_reason="stop", answered=False)
 _LONG_PARAGRAPH = 400  # characters: longer paragraphs give their matching sentences only
 
 
@@ -296,7 +298,8 @@ class OfflineEngine:
         sep = "" if unit.language == "zh" else " "
         return sep.join(sentences[i] for i in sorted(keep)) or unit.answer
 
-    def answer(self, call: EngineCall) -> str:
+    def answer(self, call: EngineCall) -> tuple[str, EngineOutcome]:
+        """The reply to ``call`` and how it ended: ``answered`` is false for a refusal."""
         question = next(
             (m["content"] for m in reversed(call.messages) if m.get("role") == "user"), ""
         )
@@ -304,15 +307,17 @@ class OfflineEngine:
         language = "zh" if language.lower().startswith("zh") else "en"
         found = self.grounding(question, call.passages)
         if not found.grounded or found.answer is None:
-            call.answered = False
-            return NO_ANSWER[language]
-        return PREFIX[language] + found.answer
+            return NO_ANSWER[language], _REFUSED
+        return PREFIX[language] + found.answer, _ANSWERED
 
-    async def stream(self, call: EngineCall, *, key: ApiKey | None = None) -> AsyncIterator[str]:
-        text = self.answer(call)
+    async def stream(
+        self, call: EngineCall, *, key: ApiKey | None = None
+    ) -> AsyncIterator[str | EngineOutcome]:
+        text, outcome = self.answer(call)
         step = self.chunk_chars
         for i in range(0, len(text), step):
             yield text[i : i + step]
+        yield outcome
 
     async def aclose(self) -> None:
         return None

@@ -20,7 +20,7 @@ from ._exceptions import (
     KeyUnavailableError,
     StreamError,
 )
-from ._types import EngineCall
+from ._types import EngineCall, EngineOutcome
 from .netguard import OutboundPolicy, UnsafeURL, check_url
 
 if TYPE_CHECKING:
@@ -183,7 +183,9 @@ class OpenAICompatibleEngine:
             self._clients[key.value] = client
         return client
 
-    async def stream(self, call: EngineCall, *, key: ApiKey | None) -> AsyncIterator[str]:
+    async def stream(
+        self, call: EngineCall, *, key: ApiKey | None
+    ) -> AsyncIterator[str | EngineOutcome]:
         if key is None:
             raise KeyUnavailableError(f"engine {self.name} needs an API key")
         import openai
@@ -216,6 +218,7 @@ class OpenAICompatibleEngine:
         except openai.APIConnectionError as exc:
             raise EngineError(f"{self.name}: connection failed", kind="connection") from exc
         finish: str | None = None
+        handoff = False
         try:
             async for chunk in stream:
                 choices = chunk.choices
@@ -228,7 +231,7 @@ class OpenAICompatibleEngine:
                 if delta is not None and delta.tool_calls:
                     for tool_call in delta.tool_calls:
                         if tool_call.function and tool_call.function.name == HANDOFF_TOOL_NAME:
-                            call.handoff = True
+                            handoff = True
                 if choice.finish_reason:
                     finish = choice.finish_reason
         except openai.APITimeoutError as exc:
@@ -244,7 +247,7 @@ class OpenAICompatibleEngine:
                 await stream.close()
         if finish is None:
             raise StreamError(f"{self.name}: stream ended without a finish reason", kind="cut")
-        call.finish_reason = finish
+        yield EngineOutcome(finish_reason=finish, handoff=handoff)
 
     async def aclose(self) -> None:
         if self._root is not None:

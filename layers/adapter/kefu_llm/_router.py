@@ -1,7 +1,13 @@
 """The router: one reply over a chain of engines, with breakers, limits, cache and PII.
 
-Per request: tenant rate limit (-> `Busy`), cache lookup (-> replayed stream), PII redaction,
-then the chain. Before the first streamed token (the commit point) any failure — timeout,
+`Router.stream` in steps: `_prepare` (the engines, the token estimate, the cache keys),
+`_admit` (tenant rate limit -> `Busy`, cache lookup -> `_replay`), `_engine_calls` (the call
+and its PII-redacted copy), `_try_engine` for each engine of the chain until one completes the
+reply (`_complete`), and `_finish` when none does. Engines never change the call: each stream
+ends with an `EngineOutcome` (finish reason, handoff, answered) that `_complete` carries into
+the `Final`.
+
+Before the first streamed token (the commit point) any failure — timeout,
 error, open breaker, rate-limited key — moves on to the next key or engine. After it, a cut,
 stalled or malformed stream ends the reply ``incomplete``, or, with ``midstream_fallback``,
 continues it on the next engine that can continue (``Final.reason = "continued_on:<name>"``).
@@ -13,8 +19,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine
-from dataclasses import dataclass, field
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterator,
+)
+from contextlib import aclosing
+from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
 import tiktoken
@@ -28,7 +42,7 @@ from ._offline import detect_language
 from ._pii import Redactor, Restorer
 from ._ratelimit import Limit, RateLimiter, RedisRateLimiter
 from ._tokens import count_message_tokens, encoding_for
-from ._types import Busy, ChatRequest, Delta, EngineCall, Event, Final
+from ._types import Busy, ChatRequest, Delta, EngineCall, EngineOutcome, Event, Final
 
 __all__ = ["EngineSlot", "Router", "RouterConfig"]
 
@@ -38,6 +52,8 @@ _CONTINUE = {
     "zh": "（上面的回答被中断了。请从中断处直接接着写，不要重复已写的内容。）",
     "en": "(The answer above was cut off. Continue exactly where it stopped; do not repeat it.)",
 }
+# How a stream that ended without an `EngineOutcome` ended.
+_UNSAID = EngineOutcome()
 _SUMMARY_PROMPT = {
     "zh": "请用简洁的中文总结以下客服对话，"
     "保留所有数字、金额、订单号、电话、地址、人名和商家名称，原样照抄：",
@@ -97,19 +113,72 @@ class RouterConfig:
 class _Skip(Exception):
     """This engine cannot be used for this request (breaker, keys, limits)."""
 
-    def __init__(self, reason: str, wait: float = 0.0) -> None:
+    def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-        self.wait = wait
+
+
+@dataclass(frozen=True, slots=True)
+class _Turn:
+    """A request as the router plans it, before anything is sent."""
+
+    request: ChatRequest
+    slots: list[EngineSlot]
+    deadline: float  # event-loop time
+    prompt_tokens: int
+    tenant_scope: str
+    limits: list[Limit]  # the tenant's, charged at admission
+    digests: list[tuple[str, str]]  # (engine, cache key) of each remote engine; cache on only
+
+
+@dataclass(frozen=True, slots=True)
+class _Calls:
+    """What the engines are sent: local engines the plain call, remote ones the redacted one."""
+
+    language: str
+    plain: EngineCall
+    redacted: EngineCall | None  # None: redaction failed, no remote engine may be sent it
+    redactor: Redactor | None
+
+    def restorer(self, engine: Engine) -> Restorer:
+        """Puts the PII back into what ``engine`` says."""
+        if self.redactor is None or engine.local:
+            return Restorer({})
+        return self.redactor.restorer()
 
 
 @dataclass(slots=True)
 class _Reply:
+    """A reply as it is streamed over the chain: what was said, and why it is not done yet."""
+
     raw: list[str] = field(default_factory=list)  # model output as sent (placeholders)
     shown: list[str] = field(default_factory=list)  # restored text given to the caller
     engine: str = ""
     fallback_used: bool = False
     cut_reason: str | None = None
+    last_error: str = "no_engine"
+    tried_any: bool = False  # some engine was called (not every key rate limited)
+    limited_wait: float = 0.0  # the shortest wait of the rate-limited keys
+    final: Final | None = None  # set when an engine completed the reply
+
+    def rate_limited(self, wait: float) -> None:
+        self.limited_wait = min(self.limited_wait, wait) if self.limited_wait else wait
+        self.last_error = "rate_limited"
+
+
+@dataclass(slots=True)
+class _Attempt:
+    """One call of one engine with one key: whether it got past the first token, its failure
+    or how it ended."""
+
+    committed: bool = False
+    error: EngineError | None = None
+    kind: str = ""
+    outcome: EngineOutcome = _UNSAID
+
+    def fail(self, error: EngineError, kind: str) -> None:
+        self.error = error
+        self.kind = kind
 
 
 class Router:
@@ -145,185 +214,33 @@ class Router:
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[Event]:
         """Deltas then exactly one `Final`, or a single `Busy`."""
-        cfg = self.config
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + cfg.total_timeout_s
-        slots = self.slots if request.fallback else self.slots[:1]
-        primary = slots[0]
-        prompt_tokens = count_message_tokens(request.messages, enc=primary.encoding)
-        if request.passages:
-            prompt_tokens += sum(len(primary.encoding.encode_ordinary(p)) for p in request.passages)
-        expected = prompt_tokens + (request.max_tokens or cfg.completion_token_estimate)
-
-        tenant_scope = f"tenant:{request.tenant_id}"
-        digests: list[tuple[str, str]] = []
-        if self.cache.enabled:
-            digests = [
-                (s.name, cache_key(request, s.cache_id)) for s in slots if not s.engine.local
-            ]
-        wait, hit = await self._admit(
-            tenant_scope,
-            [Limit("req", cfg.tenant_rpm, 1), Limit("tok", cfg.tenant_tpm, expected)],
-            digests,
-        )
+        turn = self._prepare(request)
+        wait, hit = await self._admit(turn.tenant_scope, turn.limits, turn.digests)
         if wait > 0:
             yield Busy(retry_after_s=_ceil(wait), scope="tenant")
             return
-        if digests:
-            if hit is not None:
-                engine_name, text = hit
-                step = max(cfg.cache_replay_chunk_chars, 1)
-                for i in range(0, len(text), step):
-                    yield Delta(text[i : i + step])
-                yield Final(text=text, status="complete", engine=engine_name, cached=True)
-                return
-
-        question = next((m.content for m in reversed(request.messages) if m.role == "user"), "")
-        lang = request.language or detect_language(question)
-        lang = "zh" if lang.lower().startswith("zh") else "en"
-        plain_call = EngineCall(
-            messages=[{"role": m.role, "content": m.content} for m in request.messages],
-            passages=list(request.passages),
-            max_tokens=request.max_tokens,
-            temperature=request.temperature,
-            language=lang,
-        )
-        redactor: Redactor | None = None
-        redacted_call: EngineCall | None = plain_call
-        if cfg.pii_redaction:
-            redactor = Redactor(self._detector) if self._detector else Redactor()
-            try:
-                redacted_call = EngineCall(
-                    messages=[
-                        {"role": m["role"], "content": redactor.redact(m["content"])}
-                        for m in plain_call.messages
-                    ],
-                    passages=redactor.redact_all(plain_call.passages),
-                    max_tokens=request.max_tokens,
-                    temperature=request.temperature,
-                    language=lang,
-                )
-            except RedactionError:
-                logger.error(
-                    "PII detection failed: only local engines may answer",
-                    extra={"tenant": request.tenant_id},
-                )
-                redacted_call = None
-
+        if hit is not None:
+            for event in self._replay(*hit):
+                yield event
+            return
+        calls = self._engine_calls(request)
         reply = _Reply()
-        tried_any = False
-        limited_wait = 0.0
-        last_error = "no_engine"
-        n = len(slots)
-        for idx, slot in enumerate(slots):
-            is_last = idx == n - 1
-            continuing = bool(reply.raw)
-            if continuing and not slot.engine.supports_continuation:
+        loop = asyncio.get_running_loop()
+        for idx, slot in enumerate(turn.slots):
+            if reply.raw and not slot.engine.supports_continuation:
                 continue
-            if loop.time() >= deadline:
-                last_error = "total_timeout"
+            if loop.time() >= turn.deadline:
+                reply.last_error = "total_timeout"
                 break
-            engine = slot.engine
-            base = plain_call if engine.local else redacted_call
-            if base is None:
-                last_error = "redaction_failed"
-                continue
-            call = (
-                self._continuation(base, "".join(reply.raw), lang)
-                if continuing
-                else _copy_call(base)
-            )
-            restorer = (
-                redactor.restorer() if (redactor is not None and not engine.local) else Restorer({})
-            )
-            try:
-                keys = await self._usable_keys(slot, is_last=is_last, prompt_tokens=prompt_tokens)
-            except _Skip as skip:
-                last_error = skip.reason
-                continue
-            if idx > 0:  # anything but the first engine of the chain is a fallback
-                reply.fallback_used = True
-            for key in keys:
-                wait = await self._key_admission(slot, key, prompt_tokens)
-                if wait > 0:
-                    limited_wait = min(limited_wait, wait) if limited_wait else wait
-                    last_error = "rate_limited"
-                    continue
-                tried_any = True
-                outcome = _Outcome()
-                async for piece in self._attempt(slot, call, key, outcome, deadline=deadline):
-                    reply.raw.append(piece)
-                    shown = restorer.feed(piece)
-                    if shown:
-                        reply.shown.append(shown)
-                        yield Delta(shown)
-                if outcome.committed or outcome.error is None:
-                    tail = restorer.flush()
-                    if tail:
-                        reply.shown.append(tail)
-                        yield Delta(tail)
-                if outcome.error is None:
-                    # complete
-                    reply.engine = slot.name
-                    await self._on_success(slot, key)
-                    text = "".join(reply.shown)
-                    reason = (
-                        f"continued_on:{slot.name}"
-                        if continuing
-                        else ("length" if call.finish_reason == "length" else None)
-                    )
-                    cache_digest = None
-                    if (digests and not continuing and not engine.local and reason is None
-                            and not call.handoff):
-                        cache_digest = next((d for n, d in digests if n == slot.name), None)
-                        if cache_digest is not None:
-                            self.cache.put_local(slot.name, cache_digest, text)
-                    self._spawn(
-                        self._after_reply(
-                            request, slot, key, reply, tenant_scope, cache_digest, text
-                        )
-                    )
-                    yield Final(
-                        text=text,
-                        status="complete",
-                        engine=slot.name,
-                        fallback_used=reply.fallback_used,
-                        reason=reason,
-                        handoff=call.handoff,
-                        answered=call.answered,
-                    )
-                    return
-                err = outcome.error
-                last_error = outcome.kind
-                await self._on_failure(slot, key, err, outcome.kind)
-                if outcome.committed or (continuing and reply.raw):
-                    reply.engine = slot.name
-                    reply.cut_reason = reply.cut_reason or outcome.kind
-                    break  # mid-stream failure: no other key of this engine
-                if not _try_next_key(err):
-                    break
-            if reply.raw and not (cfg.midstream_fallback and loop.time() < deadline):
+            async with aclosing(self._try_engine(turn, calls, reply, idx)) as deltas:
+                async for delta in deltas:
+                    yield delta
+            if reply.final is not None:
+                yield reply.final
+                return
+            if reply.raw and not (self.config.midstream_fallback and loop.time() < turn.deadline):
                 break
-        if reply.raw:
-            self._spawn(self._after_reply(request, None, None, reply, tenant_scope, None, ""))
-            yield Final(
-                text="".join(reply.shown),
-                status="incomplete",
-                engine=reply.engine,
-                fallback_used=reply.fallback_used,
-                reason=reply.cut_reason or last_error,
-            )
-            return
-        if limited_wait > 0 and not tried_any:
-            yield Busy(retry_after_s=_ceil(limited_wait), scope="key")
-            return
-        yield Final(
-            text="",
-            status="incomplete",
-            engine=reply.engine or "none",
-            fallback_used=reply.fallback_used,
-            reason=last_error,
-        )
+        yield self._finish(turn, reply)
 
     async def summarize(self, text: str, *, language: str = "zh", max_tokens: int = 256) -> str:
         """A summary by the first remote engine that answers (for `compress_history`).
@@ -332,22 +249,21 @@ class Router:
         and restored on the way back, as for replies.
         """
         lang = "zh" if language.startswith("zh") else "en"
-        redactor = Redactor(self._detector) if self._detector else Redactor()
+        redactor = self._redactor()
         body = redactor.redact(text) if self.config.pii_redaction else text
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.config.total_timeout_s
+        call = EngineCall(
+            messages=[
+                {"role": "system", "content": _SUMMARY_PROMPT[lang]},
+                {"role": "user", "content": body},
+            ],
+            max_tokens=max_tokens,
+            temperature=0.0,
+            language=lang,
+        )
+        deadline = asyncio.get_running_loop().time() + self.config.total_timeout_s
         for idx, slot in enumerate(self.slots):
             if slot.engine.local and slot.engine.provider == "offline":
                 continue
-            call = EngineCall(
-                messages=[
-                    {"role": "system", "content": _SUMMARY_PROMPT[lang]},
-                    {"role": "user", "content": body},
-                ],
-                max_tokens=max_tokens,
-                temperature=0.0,
-                language=lang,
-            )
             try:
                 keys = await self._usable_keys(
                     slot, is_last=idx == len(self.slots) - 1, prompt_tokens=0
@@ -357,14 +273,14 @@ class Router:
             for key in keys[:1]:
                 if await self._key_admission(slot, key, 0) > 0:
                     continue
-                outcome = _Outcome()
+                attempt = _Attempt()
                 parts = [
-                    p async for p in self._attempt(slot, call, key, outcome, deadline=deadline)
+                    p async for p in self._attempt(slot, call, key, attempt, deadline=deadline)
                 ]
-                if outcome.error is None:
+                if attempt.error is None:
                     await self._on_success(slot, key)
                     return redactor.restore("".join(parts))
-                await self._on_failure(slot, key, outcome.error, outcome.kind)
+                await self._on_failure(slot, key, attempt.error, attempt.kind)
         raise KefuLLMError("no engine could summarise")
 
     async def flush(self) -> None:
@@ -384,6 +300,185 @@ class Router:
                 await slot.engine.aclose()
             except Exception:  # closing is best effort
                 logger.debug("engine close failed", exc_info=True)
+
+    # -- the steps of a reply ---------------------------------------------------------------
+
+    def _prepare(self, request: ChatRequest) -> _Turn:
+        """The engines to try, the tokens the request will cost, where its answer is cached."""
+        cfg = self.config
+        slots = self.slots if request.fallback else self.slots[:1]
+        encoding = slots[0].encoding
+        prompt_tokens = count_message_tokens(request.messages, enc=encoding)
+        if request.passages:
+            prompt_tokens += sum(len(encoding.encode_ordinary(p)) for p in request.passages)
+        expected = prompt_tokens + (request.max_tokens or cfg.completion_token_estimate)
+        digests: list[tuple[str, str]] = []
+        if self.cache.enabled:
+            digests = [
+                (s.name, cache_key(request, s.cache_id)) for s in slots if not s.engine.local
+            ]
+        return _Turn(
+            request=request,
+            slots=slots,
+            deadline=asyncio.get_running_loop().time() + cfg.total_timeout_s,
+            prompt_tokens=prompt_tokens,
+            tenant_scope=f"tenant:{request.tenant_id}",
+            limits=[Limit("req", cfg.tenant_rpm, 1), Limit("tok", cfg.tenant_tpm, expected)],
+            digests=digests,
+        )
+
+    def _replay(self, engine: str, text: str) -> Iterator[Event]:
+        """A cached answer, streamed again in small pieces."""
+        step = max(self.config.cache_replay_chunk_chars, 1)
+        for i in range(0, len(text), step):
+            yield Delta(text[i : i + step])
+        yield Final(text=text, status="complete", engine=engine, cached=True)
+
+    def _engine_calls(self, request: ChatRequest) -> _Calls:
+        """The call in the visitor's language, and its PII-redacted copy for remote engines."""
+        question = next((m.content for m in reversed(request.messages) if m.role == "user"), "")
+        lang = request.language or detect_language(question)
+        lang = "zh" if lang.lower().startswith("zh") else "en"
+        plain = EngineCall(
+            messages=[{"role": m.role, "content": m.content} for m in request.messages],
+            passages=list(request.passages),
+            max_tokens=request.max_tokens,
+            temperature=request.temperature,
+            language=lang,
+        )
+        if not self.config.pii_redaction:
+            return _Calls(language=lang, plain=plain, redacted=plain, redactor=None)
+        redactor = self._redactor()
+        try:
+            redacted = replace(
+                plain,
+                messages=[
+                    {"role": m["role"], "content": redactor.redact(m["content"])}
+                    for m in plain.messages
+                ],
+                passages=redactor.redact_all(plain.passages),
+            )
+        except RedactionError:
+            logger.error(
+                "PII detection failed: only local engines may answer",
+                extra={"tenant": request.tenant_id},
+            )
+            return _Calls(language=lang, plain=plain, redacted=None, redactor=redactor)
+        return _Calls(language=lang, plain=plain, redacted=redacted, redactor=redactor)
+
+    async def _try_engine(
+        self, turn: _Turn, calls: _Calls, reply: _Reply, idx: int
+    ) -> AsyncGenerator[Delta, None]:
+        """One engine of the chain: its usable keys in turn, streaming what it says.
+
+        Ends with ``reply.final`` set when the engine completed the reply; otherwise ``reply``
+        says why it did not (and holds what was streamed before a mid-stream failure).
+        """
+        slot = turn.slots[idx]
+        base = calls.plain if slot.engine.local else calls.redacted
+        if base is None:
+            reply.last_error = "redaction_failed"
+            return
+        continuing = bool(reply.raw)
+        call = self._continuation(base, "".join(reply.raw), calls.language) if continuing else base
+        restorer = calls.restorer(slot.engine)
+        try:
+            keys = await self._usable_keys(
+                slot, is_last=idx == len(turn.slots) - 1, prompt_tokens=turn.prompt_tokens
+            )
+        except _Skip as skip:
+            reply.last_error = skip.reason
+            return
+        if idx > 0:  # anything but the first engine of the chain is a fallback
+            reply.fallback_used = True
+        for key in keys:
+            wait = await self._key_admission(slot, key, turn.prompt_tokens)
+            if wait > 0:
+                reply.rate_limited(wait)
+                continue
+            reply.tried_any = True
+            attempt = _Attempt()
+            async with aclosing(
+                self._attempt(slot, call, key, attempt, deadline=turn.deadline)
+            ) as pieces:
+                async for piece in pieces:
+                    reply.raw.append(piece)
+                    shown = restorer.feed(piece)
+                    if shown:
+                        reply.shown.append(shown)
+                        yield Delta(shown)
+            if attempt.committed or attempt.error is None:
+                tail = restorer.flush()
+                if tail:
+                    reply.shown.append(tail)
+                    yield Delta(tail)
+            if attempt.error is None:
+                reply.final = await self._complete(turn, reply, slot, key, attempt, continuing)
+                return
+            reply.last_error = attempt.kind
+            await self._on_failure(slot, key, attempt.error, attempt.kind)
+            if attempt.committed or continuing:
+                reply.engine = slot.name
+                reply.cut_reason = reply.cut_reason or attempt.kind
+                return  # mid-stream failure: no other key of this engine
+            if not _try_next_key(attempt.error):
+                return
+
+    async def _complete(
+        self,
+        turn: _Turn,
+        reply: _Reply,
+        slot: EngineSlot,
+        key: ApiKeyEntry | None,
+        attempt: _Attempt,
+        continuing: bool,
+    ) -> Final:
+        """A reply the engine completed: breakers told, answer cached, bookkeeping started."""
+        outcome = attempt.outcome
+        reply.engine = slot.name
+        await self._on_success(slot, key)
+        text = "".join(reply.shown)
+        reason = (
+            f"continued_on:{slot.name}"
+            if continuing
+            else ("length" if outcome.finish_reason == "length" else None)
+        )
+        cache_digest = None
+        if not (continuing or slot.engine.local or reason is not None or outcome.handoff):
+            cache_digest = next((d for n, d in turn.digests if n == slot.name), None)
+            if cache_digest is not None:
+                self.cache.put_local(slot.name, cache_digest, text)
+        self._spawn(self._after_reply(turn, slot, key, reply, cache_digest, text))
+        return Final(
+            text=text,
+            status="complete",
+            engine=slot.name,
+            fallback_used=reply.fallback_used,
+            reason=reason,
+            handoff=outcome.handoff,
+            answered=outcome.answered,
+        )
+
+    def _finish(self, turn: _Turn, reply: _Reply) -> Event:
+        """The end of a reply no engine completed: cut short, rate limited, or failed."""
+        if reply.raw:
+            self._spawn(self._after_reply(turn, None, None, reply, None, ""))
+            return Final(
+                text="".join(reply.shown),
+                status="incomplete",
+                engine=reply.engine,
+                fallback_used=reply.fallback_used,
+                reason=reply.cut_reason or reply.last_error,
+            )
+        if reply.limited_wait > 0 and not reply.tried_any:
+            return Busy(retry_after_s=_ceil(reply.limited_wait), scope="key")
+        return Final(
+            text="",
+            status="incomplete",
+            engine=reply.engine or "none",
+            fallback_used=reply.fallback_used,
+            reason=reply.last_error,
+        )
 
     # -- internals --------------------------------------------------------------------------
 
@@ -433,33 +528,32 @@ class Router:
 
     async def _after_reply(
         self,
-        request: ChatRequest,
+        turn: _Turn,
         slot: EngineSlot | None,
         key: ApiKeyEntry | None,
         reply: _Reply,
-        tenant_scope: str,
         cache_digest: str | None,
         text: str,
     ) -> None:
         try:
-            await self._charge_completion(request, slot, key, reply, tenant_scope)
+            await self._charge_completion(turn, slot, key, reply)
             if cache_digest is not None:
                 await self.cache.put_remote(cache_digest, text)
         except Exception:
             logger.warning("bookkeeping after a reply failed", exc_info=True)
 
+    def _redactor(self) -> Redactor:
+        return Redactor(self._detector) if self._detector else Redactor()
+
     @staticmethod
     def _continuation(base: EngineCall, partial: str, lang: str) -> EngineCall:
-        return EngineCall(
+        return replace(
+            base,
             messages=[
                 *base.messages,
                 {"role": "assistant", "content": partial},
                 {"role": "user", "content": _CONTINUE[lang]},
             ],
-            passages=base.passages,
-            max_tokens=base.max_tokens,
-            temperature=base.temperature,
-            language=base.language,
         )
 
     async def _usable_keys(
@@ -468,9 +562,9 @@ class Router:
         engine = slot.engine
         provider_bid = slot.provider_breaker
         if not is_last:
-            ok, wait = await self.breakers.allow([provider_bid])
+            ok, _ = await self.breakers.allow([provider_bid])
             if not ok:
-                raise _Skip("breaker_open", wait)
+                raise _Skip("breaker_open")
         if not engine.needs_key:
             return [None]
         try:
@@ -507,63 +601,61 @@ class Router:
         slot: EngineSlot,
         call: EngineCall,
         key: ApiKeyEntry | None,
-        outcome: _Outcome,
+        attempt: _Attempt,
         *,
         deadline: float,
-    ) -> AsyncIterator[str]:
+    ) -> AsyncGenerator[str, None]:
+        """The engine's text pieces under its timeouts; ``attempt`` says how it ended."""
         loop = asyncio.get_running_loop()
-        gen = cast(AsyncGenerator[str, None], slot.engine.stream(call, key=key))
+        gen = cast(AsyncGenerator[str | EngineOutcome, None], slot.engine.stream(call, key=key))
         attempt_deadline = min(deadline, loop.time() + slot.total_timeout_s)
+
+        def no_first_token() -> tuple[EngineError, str]:
+            kind = "total_timeout" if loop.time() >= deadline else "first_token_timeout"
+            return EngineTimeout(f"{slot.name}: no first token in time", kind="timeout"), kind
+
+        def stalled() -> tuple[EngineError, str]:
+            kind = "total_timeout" if loop.time() >= attempt_deadline else "stall"
+            return EngineTimeout(f"{slot.name}: stream {kind}", kind="stall"), kind
+
         try:
-            try:
-                async with asyncio.timeout_at(
-                    min(attempt_deadline, loop.time() + slot.first_token_timeout_s)
-                ):
-                    first = await anext(gen)
-            except StopAsyncIteration:
-                if call.finish_reason is None:
-                    outcome.fail(EngineError(f"{slot.name}: empty stream", kind="cut"), "empty")
-                return
-            except TimeoutError:
-                kind = "total_timeout" if loop.time() >= deadline else "first_token_timeout"
-                outcome.fail(
-                    EngineTimeout(f"{slot.name}: no first token in time", kind="timeout"), kind
-                )
-                return
-            except EngineError as exc:
-                outcome.fail(exc, exc.kind)
-                return
-            except Exception as exc:  # an engine bug must not break the reply
-                logger.exception("engine raised unexpectedly", extra={"engine": slot.name})
-                outcome.fail(
-                    EngineError(f"{slot.name}: {type(exc).__name__}", kind="error"), "error"
-                )
-                return
-            outcome.committed = True
-            yield first
-            stall = slot.stall_timeout_s
-            while True:
-                try:
-                    async with asyncio.timeout_at(min(attempt_deadline, loop.time() + stall)):
-                        piece = await anext(gen)
-                except StopAsyncIteration:
-                    return
-                except TimeoutError:
-                    kind = "total_timeout" if loop.time() >= attempt_deadline else "stall"
-                    outcome.fail(EngineTimeout(f"{slot.name}: stream {kind}", kind="stall"), kind)
-                    return
-                except EngineError as exc:
-                    outcome.fail(exc, exc.kind)
-                    return
-                except Exception as exc:
-                    logger.exception("engine raised unexpectedly", extra={"engine": slot.name})
-                    outcome.fail(
-                        EngineError(f"{slot.name}: {type(exc).__name__}", kind="error"), "error"
-                    )
-                    return
-                yield piece
+            first = min(attempt_deadline, loop.time() + slot.first_token_timeout_s)
+            item = await self._next(slot, gen, first, attempt, no_first_token)
+            if item is None and attempt.error is None:
+                attempt.fail(EngineError(f"{slot.name}: empty stream", kind="cut"), "empty")
+            while isinstance(item, str):
+                attempt.committed = True
+                yield item
+                until = min(attempt_deadline, loop.time() + slot.stall_timeout_s)
+                item = await self._next(slot, gen, until, attempt, stalled)
+            if isinstance(item, EngineOutcome):
+                attempt.outcome = item
         finally:
             await gen.aclose()
+
+    @staticmethod
+    async def _next(
+        slot: EngineSlot,
+        gen: AsyncGenerator[str | EngineOutcome, None],
+        until: float,
+        attempt: _Attempt,
+        timed_out: Callable[[], tuple[EngineError, str]],
+    ) -> str | EngineOutcome | None:
+        """The engine's next item by ``until``; None at the end of the stream or on a failure
+        (recorded in ``attempt``)."""
+        try:
+            async with asyncio.timeout_at(until):
+                return await anext(gen)
+        except StopAsyncIteration:
+            return None
+        except TimeoutError:
+            attempt.fail(*timed_out())
+        except EngineError as exc:
+            attempt.fail(exc, exc.kind)
+        except Exception as exc:  # an engine bug must not break the reply
+            logger.exception("engine raised unexpectedly", extra={"engine": slot.name})
+            attempt.fail(EngineError(f"{slot.name}: {type(exc).__name__}", kind="error"), "error")
+        return None
 
     async def _on_success(self, slot: EngineSlot, key: ApiKeyEntry | None) -> None:
         if slot.engine.provider == "offline":
@@ -599,23 +691,18 @@ class Router:
             await self.breakers.failure(slot.provider_breaker, open_for=None)
 
     async def _charge_completion(
-        self,
-        request: ChatRequest,
-        slot: EngineSlot | None,
-        key: ApiKeyEntry | None,
-        reply: _Reply,
-        tenant_scope: str,
+        self, turn: _Turn, slot: EngineSlot | None, key: ApiKeyEntry | None, reply: _Reply
     ) -> None:
         """Correct the token buckets with what the answer really cost (after the fact)."""
         enc = (slot or self.slots[0]).encoding
         used = len(enc.encode_ordinary("".join(reply.raw)))
-        estimate = request.max_tokens or self.config.completion_token_estimate
+        estimate = turn.request.max_tokens or self.config.completion_token_estimate
         extra = used - estimate
         jobs: list[Awaitable[float]] = []
         if extra > 0 and self.config.tenant_tpm:
             jobs.append(
                 self.limiter.acquire(
-                    tenant_scope, [Limit("tok", self.config.tenant_tpm, extra)], force=True
+                    turn.tenant_scope, [Limit("tok", self.config.tenant_tpm, extra)], force=True
                 )
             )
         if slot is not None and key is not None and slot.key_tpm and used:
@@ -626,27 +713,6 @@ class Router:
             )
         for job in jobs:
             await job
-
-
-@dataclass(slots=True)
-class _Outcome:
-    committed: bool = False
-    error: EngineError | None = None
-    kind: str = ""
-
-    def fail(self, error: EngineError, kind: str) -> None:
-        self.error = error
-        self.kind = kind
-
-
-def _copy_call(base: EngineCall) -> EngineCall:
-    return EngineCall(
-        messages=base.messages,
-        passages=base.passages,
-        max_tokens=base.max_tokens,
-        temperature=base.temperature,
-        language=base.language,
-    )
 
 
 def _try_next_key(err: EngineError) -> bool:

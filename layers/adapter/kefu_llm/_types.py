@@ -1,4 +1,5 @@
-"""Public data types: the request going in and the events coming out of `Router.stream`."""
+"""Public data types: the request going in and the events coming out of `Router.stream`, and
+what passes between the router and an engine (`EngineCall` in, `EngineOutcome` back)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,16 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-__all__ = ["Busy", "ChatMessage", "ChatRequest", "Delta", "EngineCall", "Event", "Final"]
+__all__ = [
+    "Busy",
+    "ChatMessage",
+    "ChatRequest",
+    "Delta",
+    "EngineCall",
+    "EngineOutcome",
+    "Event",
+    "Final",
+]
 
 Role = Literal["system", "user", "assistant"]
 
@@ -75,7 +85,7 @@ class Busy:
 Event = Delta | Final | Busy
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class EngineCall:
     """What an engine receives: messages already redacted, passages already redacted."""
 
@@ -84,6 +94,17 @@ class EngineCall:
     max_tokens: int | None = None
     temperature: float | None = None
     language: str = "zh"
-    finish_reason: str | None = None  # set by the engine when its stream ended normally
-    handoff: bool = False  # set by the engine when the model called the handoff tool
-    answered: bool = True  # cleared by an engine that had nothing to answer from
+
+
+@dataclass(slots=True, frozen=True)
+class EngineOutcome:
+    """How an engine's stream ended normally: its last item, after the text pieces.
+
+    ``finish_reason`` is the model's (``stop``, ``length``, ``tool_calls``...); ``handoff``: the
+    model called the handoff tool; ``answered`` is false when the engine had nothing to answer
+    from (the offline engine's refusal). The router carries them into `Final`.
+    """
+
+    finish_reason: str | None = None
+    handoff: bool = False
+    answered: bool = True

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from kefu_llm import (
     AdapterSettings,
     ChatMessage,
@@ -36,16 +38,22 @@ RETURNS_FAQ = (
 COUPONS_ZH = "# 会员与优惠券 Membership and coupons > 优惠券\n优惠券在“我的优惠券”中查看，每笔订单限用一张，不与会员折扣叠加。过期优惠券无法恢复。"  # noqa: E501
 
 
-def ask(question: str, passages: list[str], language: str | None = None) -> EngineCall:
+@dataclass(frozen=True)
+class Answer:
+    text: str
+    answered: bool
+
+
+def ask(question: str, passages: list[str], language: str | None = None) -> Answer:
     """The engine's answer, with the language the router gives it (the visitor's)."""
     call = EngineCall(messages=[{"role": "user", "content": question}], passages=passages,
                       language=language or detect_language(question))
-    call.messages.append({"role": "assistant", "content": OfflineEngine().answer(call)})
-    return call
+    text, outcome = OfflineEngine().answer(call)
+    return Answer(text, outcome.answered)
 
 
-def reply(call: EngineCall) -> str:
-    return call.messages[-1]["content"]
+def reply(answer: Answer) -> str:
+    return answer.text
 
 
 def test_a_question_the_passages_do_not_answer_is_refused_in_chinese() -> None:
@@ -53,27 +61,27 @@ def test_a_question_the_passages_do_not_answer_is_refused_in_chinese() -> None:
     passages = [SHIPPING_FAQ, RETURNS_FAQ, COUPONS_ZH]
     # WHEN a visitor asks about cash on delivery / instalments / a store in Shanghai
     for question in ("可以货到付款吗？", "支持分期付款吗？", "上海有没有线下门店？"):
-        call = ask(question, passages, "zh")
+        answer = ask(question, passages, "zh")
         # THEN the engine says it does not know, offers a human, and reports "not answered"
-        assert reply(call) == NO_ANSWER["zh"] and "人工" in reply(call)
-        assert call.answered is False
+        assert reply(answer) == NO_ANSWER["zh"] and "人工" in reply(answer)
+        assert answer.answered is False
 
 
 def test_a_question_the_passages_do_not_answer_is_refused_in_english() -> None:
     passages = [SHIPPING_FAQ, RETURNS_FAQ, WARRANTY_EN]
     for question in ("Can I pay cash on delivery?", "Do you offer monthly instalments?",
                      "Is there a physical store in Shanghai?", "Is shipping free?"):
-        call = ask(question, passages, "en")
-        assert reply(call) == NO_ANSWER["en"] and "human agent" in reply(call)
-        assert call.answered is False, question
+        answer = ask(question, passages, "en")
+        assert reply(answer) == NO_ANSWER["en"] and "human agent" in reply(answer)
+        assert answer.answered is False, question
 
 
 def test_never_presents_an_unrelated_passage() -> None:
     # GIVEN a passage about shipping times and one about a free warranty
     # WHEN the visitor asks whether shipping is free (neither passage says)
-    call = ask("Is shipping free?", [WARRANTY_EN, SHIPPING_FAQ], "en")
+    answer = ask("Is shipping free?", [WARRANTY_EN, SHIPPING_FAQ], "en")
     # THEN neither is offered as the answer
-    assert call.answered is False and reply(call) == NO_ANSWER["en"]
+    assert answer.answered is False and reply(answer) == NO_ANSWER["en"]
 
 
 def test_water_damage_answer_keeps_the_not_covered_sentence() -> None:
@@ -90,16 +98,16 @@ def test_water_damage_answer_keeps_the_not_covered_sentence() -> None:
 
 
 def test_a_warranty_period_question_gets_the_exclusions_too() -> None:
-    call = ask("买的蓝牙耳机保修多久？", [WARRANTY_ZH], "zh")
-    assert call.answered
-    assert reply(call).startswith("根据我们的资料：所有电子产品")
-    assert reply(call).endswith("不在保修范围内。")
+    answer = ask("买的蓝牙耳机保修多久？", [WARRANTY_ZH], "zh")
+    assert answer.answered
+    assert reply(answer).startswith("根据我们的资料：所有电子产品")
+    assert reply(answer).endswith("不在保修范围内。")
 
 
 def test_a_faq_answer_is_quoted_whole() -> None:
-    call = ask("买的东西不想要了，能退吗？", [COUPONS_ZH, RETURNS_FAQ], "zh")
-    assert call.answered
-    assert reply(call) == "根据我们的资料：" + RETURNS_FAQ.split("A: ", 1)[1]
+    answer = ask("买的东西不想要了，能退吗？", [COUPONS_ZH, RETURNS_FAQ], "zh")
+    assert answer.answered
+    assert reply(answer) == "根据我们的资料：" + RETURNS_FAQ.split("A: ", 1)[1]
 
 
 def test_a_long_paragraph_gives_its_matching_sentences_and_every_caveat() -> None:
@@ -107,10 +115,11 @@ def test_a_long_paragraph_gives_its_matching_sentences_and_every_caveat() -> Non
     filler = " ".join(f"Our stores hold event number {i} every spring." for i in range(12))
     paragraph = ("Electronics carry a one-year warranty from the day of delivery. " + filler
                  + " Water damage is not covered.")
-    call = ask("How long is the warranty on a laptop?", [paragraph], "en")
+    answer = ask("How long is the warranty on a laptop?", [paragraph], "en")
     # THEN the answer holds the warranty sentence and the exclusion, not the filler
-    text = reply(call)
-    assert call.answered and "one-year warranty" in text and "Water damage is not covered." in text
+    text = reply(answer)
+    assert answer.answered
+    assert "one-year warranty" in text and "Water damage is not covered." in text
     assert "event number 3" not in text
 
 
@@ -127,8 +136,8 @@ def test_the_visitor_language_picks_the_passage_and_the_wording() -> None:
 
 
 def test_pii_placeholders_do_not_count_as_terms() -> None:
-    call = ask("[PHONE_1] [ID_2]", [WARRANTY_ZH])
-    assert call.answered is False
+    answer = ask("[PHONE_1] [ID_2]", [WARRANTY_ZH])
+    assert answer.answered is False
 
 
 async def test_the_router_reports_a_refusal_as_not_answered() -> None:
@@ -156,15 +165,15 @@ async def test_the_router_reports_a_refusal_as_not_answered() -> None:
 def test_a_passage_missing_the_topic_the_question_names_is_not_an_answer() -> None:
     # GIVEN the coupon section, which shares "member" and "expire" with the question
     # WHEN the visitor asks whether loyalty points expire (the shop has no points)
-    call = ask("会员积分会过期吗", [COUPONS_ZH])
+    answer = ask("会员积分会过期吗", [COUPONS_ZH])
     # THEN the coupon section is not offered as the answer
-    assert call.answered is False and reply(call) == NO_ANSWER["zh"]
+    assert answer.answered is False and reply(answer) == NO_ANSWER["zh"]
 
 
 def test_paraphrases_with_durations_and_phrasal_verbs_find_the_policy() -> None:
     returns_en = ("Q: How do I return an item?\nA: You can return any item within 7 days of "
                   "delivery. Open My Orders, choose Request return.")
-    call = ask("How many days do I have to send something back?", [SHIPPING_FAQ, returns_en])
-    assert call.answered and "within 7 days" in reply(call)
-    call = ask("签收超过一个星期了还能退吗", [COUPONS_ZH, RETURNS_FAQ])
-    assert call.answered and "7天内" in reply(call)
+    answer = ask("How many days do I have to send something back?", [SHIPPING_FAQ, returns_en])
+    assert answer.answered and "within 7 days" in reply(answer)
+    answer = ask("签收超过一个星期了还能退吗", [COUPONS_ZH, RETURNS_FAQ])
+    assert answer.answered and "7天内" in reply(answer)

@@ -14,6 +14,7 @@ from kefu_llm import (
     EngineCall,
     EngineConfig,
     EngineHTTPError,
+    EngineOutcome,
     Final,
     build_router,
 )
@@ -44,7 +45,7 @@ class Scripted:
         self.delay_first = delay_first
         self.calls: list[EngineCall] = []
 
-    async def stream(self, call: EngineCall, *, key: Any) -> AsyncIterator[str]:
+    async def stream(self, call: EngineCall, *, key: Any) -> AsyncIterator[str | EngineOutcome]:
         self.calls.append(call)
         if self.delay_first:
             await asyncio.sleep(self.delay_first)
@@ -54,7 +55,7 @@ class Scripted:
             yield piece
         if self.error is not None:
             raise self.error
-        call.finish_reason = "stop"
+        yield EngineOutcome(finish_reason="stop")
 
     async def aclose(self) -> None:
         return None
@@ -163,9 +164,11 @@ async def test_placeholders_restored_in_deltas_and_final() -> None:
 
 async def test_length_finish_reason_is_reported() -> None:
     class Long(Scripted):
-        async def stream(self, call: EngineCall, *, key: Any) -> AsyncIterator[str]:
+        async def stream(
+            self, call: EngineCall, *, key: Any
+        ) -> AsyncIterator[str | EngineOutcome]:
             yield "partial"
-            call.finish_reason = "length"
+            yield EngineOutcome(finish_reason="length")
 
     _, final = await run(router_with(Long("a", [])), req("hi", max_tokens=1))
     assert final.status == "complete" and final.reason == "length"
