@@ -12,6 +12,13 @@ Every transition happens in one place: a Lua script in Redis (`RedisBreakerStore
 logic in Python for a single process (`MemoryBreakerStore`). `Breakers` reads states through a
 short in-process cache (``cache_s``) and counts plain successes locally, flushing them with the
 next write, so a healthy request costs no Redis round trip.
+
+Why a Python twin of the Lua scripts: ``build_router(redis=None)`` is kefu_llm's documented
+single-process mode (a program using the library without Redis, ``bench.offline_answers``,
+the unit tests), and it needs breakers without Redis. Kefu itself always passes its Redis
+(``kefu_core`` builds every router with one), so only the Lua scripts run in a deployment. The
+two must change together: the unit tests (tests/unit/adapter/test_breaker_ratelimit.py) check
+the twin, tests/integration/adapter/test_shared_state_redis.py the scripts.
 """
 
 from __future__ import annotations

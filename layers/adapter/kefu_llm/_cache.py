@@ -1,8 +1,8 @@
 """Exact-match response cache: tenant + engine + knowledge-base version + prompt -> answer.
 
 Keys are SHA-256 digests (no prompt text or PII in key names). A small in-process LRU with the
-same TTL sits in front of Redis; several candidate keys (one per engine of the chain) are read
-in one MGET.
+same TTL (`cachetools.TTLCache`) sits in front of Redis; several candidate keys (one per engine
+of the chain) are read in one MGET.
 """
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections import OrderedDict
 from typing import Any
+
+from cachetools import TTLCache
 
 from ._types import ChatRequest
 
@@ -47,11 +48,12 @@ class ResponseCache:
         clock: Any = time.monotonic,
     ) -> None:
         self.ttl_s = ttl_s
-        self._size = lru_size
-        self._lru: OrderedDict[str, tuple[float, str, str]] = OrderedDict()
+        # digest -> (engine, text); None when the cache is off or has no local part
+        self._local: TTLCache[str, tuple[str, str]] | None = None
+        if ttl_s > 0 and lru_size > 0:
+            self._local = TTLCache(maxsize=lru_size, ttl=ttl_s, timer=clock)
         self._redis = redis
         self._prefix = prefix
-        self._clock = clock
 
     @property
     def enabled(self) -> bool:
@@ -66,16 +68,12 @@ class ResponseCache:
 
     def local_get(self, digests: list[tuple[str, str]]) -> tuple[str, str] | None:
         """The first in-process hit among ``(engine, digest)`` pairs, as ``(engine, text)``."""
-        if not self.enabled:
+        if self._local is None:
             return None
-        now = self._clock()
         for _engine, digest in digests:
-            hit = self._lru.get(digest)
+            hit = self._local.get(digest)
             if hit is not None:
-                if hit[0] > now:
-                    self._lru.move_to_end(digest)
-                    return hit[1], hit[2]
-                del self._lru[digest]
+                return hit
         return None
 
     def queue_get(self, pipe: Any, digests: list[tuple[str, str]]) -> None:
@@ -84,11 +82,10 @@ class ResponseCache:
     def finish_get(
         self, digests: list[tuple[str, str]], values: list[Any]
     ) -> tuple[str, str] | None:
-        now = self._clock()
         for (engine, digest), raw in zip(digests, values, strict=True):
             if raw is not None:
                 text = raw.decode() if isinstance(raw, bytes) else raw
-                self._remember(digest, engine, text, now)
+                self.put_local(engine, digest, text)
                 return engine, text
         return None
 
@@ -102,17 +99,9 @@ class ResponseCache:
         values = await self._redis.mget([self._rkey(d) for _, d in digests])
         return self.finish_get(digests, values)
 
-    def _remember(self, digest: str, engine: str, text: str, now: float) -> None:
-        if self._size <= 0:
-            return
-        self._lru[digest] = (now + self.ttl_s, engine, text)
-        self._lru.move_to_end(digest)
-        while len(self._lru) > self._size:
-            self._lru.popitem(last=False)
-
     def put_local(self, engine: str, digest: str, text: str) -> None:
-        if self.enabled:
-            self._remember(digest, engine, text, self._clock())
+        if self._local is not None:
+            self._local[digest] = (engine, text)
 
     async def put_remote(self, digest: str, text: str) -> None:
         if self.enabled and self._redis is not None:

@@ -6,6 +6,13 @@ none, and says how long to wait when it cannot: atomically in Redis (one Lua scr
 server clock) or in this process. A scope found empty is remembered locally until it refills,
 so a flood of refused requests does not hit Redis either. ``force`` takes even past zero (used
 to charge the completion tokens after the answer).
+
+Why a Python twin of the Lua script (`MemoryRateLimiter`): ``build_router(redis=None)`` is
+kefu_llm's documented single-process mode (a program using the library without Redis,
+``bench.offline_answers``, the unit tests), and it needs rate limits without Redis. Kefu
+itself always passes its Redis, so only the Lua script runs in a deployment. The two must
+change together: tests/unit/adapter/test_breaker_ratelimit.py checks the twin,
+tests/integration/adapter/test_shared_state_redis.py the script.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from cachetools import TLRUCache
 from redis.exceptions import NoScriptError
 
 __all__ = ["Limit", "MemoryRateLimiter", "RateLimiter", "RedisRateLimiter"]
@@ -39,28 +47,13 @@ def _bucket_math(tokens: float, last: float, now: float, per_minute: int) -> flo
     return min(float(per_minute), tokens + max(now - last, 0.0) * rate)
 
 
-class _LocalDeny:
-    """Remember refused scopes until they could refill (in-process read-through)."""
-
-    def __init__(self) -> None:
-        self._until: dict[str, float] = {}
-
-    def check(self, scope: str, now: float) -> float:
-        until = self._until.get(scope)
-        if until is None:
-            return 0.0
-        if now >= until:
-            del self._until[scope]
-            return 0.0
-        return until - now
-
-    def remember(self, scope: str, now: float, wait: float) -> None:
-        if len(self._until) > 10_000:
-            self._until.clear()
-        self._until[scope] = now + wait
+def _refused_until(_scope: str, until: float, _now: float) -> float:
+    return until
 
 
 class MemoryRateLimiter:
+    """Buckets in this process: the twin of `_LUA_ACQUIRE` for ``build_router(redis=None)``."""
+
     def __init__(self, clock: Any = time.monotonic) -> None:
         self._buckets: dict[tuple[str, str], tuple[float, float]] = {}
         self._clock = clock
@@ -126,7 +119,10 @@ class RedisRateLimiter:
         self._redis = redis
         self._prefix = prefix
         self._script = redis.register_script(_LUA_ACQUIRE)
-        self._deny = _LocalDeny()
+        # Scopes Redis refused lately -> when they could be granted again (each its own expiry).
+        self._refused: TLRUCache[str, float] = TLRUCache(
+            maxsize=10_000, ttu=_refused_until, timer=clock
+        )
         self._clock = clock
 
     @property
@@ -142,9 +138,10 @@ class RedisRateLimiter:
         if not active:
             return None
         if not force:
-            wait = self._deny.check(scope, self._clock())
-            if wait > 0:
-                return wait
+            now: float = self._clock()
+            until = self._refused.get(scope)
+            if until is not None and until > now:
+                return until - now
         args: list[Any] = ["1" if force else "0"]
         for lim in active:
             args += [lim.name, lim.per_minute, repr(float(lim.cost))]
@@ -166,7 +163,7 @@ class RedisRateLimiter:
             raw = await self._script(keys=[self._key(scope)], args=args)
         wait = float(raw.decode() if isinstance(raw, bytes) else raw)
         if wait > 0:
-            self._deny.remember(scope, self._clock(), wait)
+            self._refused[scope] = self._clock() + wait
         return wait
 
     def _key(self, scope: str) -> str:
