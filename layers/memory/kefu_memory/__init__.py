@@ -7,6 +7,8 @@ Public surface (everything else is private):
 - `build_query`, `condense_query`, `EntityIndex`, `SearchQuery`: the knowledge-search query
   of a reply, built from the recent turns (rules, or a language model under a deadline).
 - `recall`, `RecallResult`, `RecallSection`, `MemoryItem`: parallel recall under one deadline.
+- `gather_within`, `Gathered`: any awaitables in parallel under one deadline, with which of
+  them were late or failed (recall runs on it).
 - `LongTermMemory`, `Fact`, `StoredFact`, `MemoryExport`: customer facts with supersession,
   provenance, export and erasure; `RuleBasedExtractor`, `LlmExtractor` find facts in turns.
 - `CrmClient`, `CustomerProfile`: business memory over the CRM HTTP contract
@@ -31,6 +33,7 @@ from ._errors import (
     StoreError,
     UnsupportedContentType,
 )
+from ._gather import Gathered, gather_within
 from ._migrations import migrate
 from ._models import (
     Fact,
@@ -71,6 +74,7 @@ __all__ = [
     "Fact",
     "FactExtractor",
     "FactSource",
+    "Gathered",
     "IngestError",
     "IngestResult",
     "KefuMemoryError",
@@ -96,6 +100,7 @@ __all__ = [
     "build_query",
     "condense_query",
     "crm_source",
+    "gather_within",
     "knowledge_source",
     "long_term_source",
     "migrate",

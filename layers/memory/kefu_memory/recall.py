@@ -1,26 +1,27 @@
 """Recall: query every memory source in parallel under one deadline and merge the results.
 
 Each source is a zero-argument coroutine function returning memory items (`MemoryItem` or
-plain strings). All sources start at once; at the deadline the ones still running are
-cancelled and reported in `missing` (never awaited), failures are reported too. The sections
-that arrived are de-duplicated in precedence order (CRM > long-term > short-term by default:
-an item whose key or text an earlier source already gave is dropped) and rendered into one
-prompt section that fits a token budget.
+plain strings). All sources start at once (`gather_within`); at the deadline the ones still
+running are cancelled and reported in `missing` (never awaited), failures are reported too.
+The sections that arrived are de-duplicated in precedence order (CRM > long-term > short-term
+by default: an item whose key or text an earlier source already gave is dropped) and rendered
+into one prompt section that fits a token budget (`merge`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
-import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
+from ._gather import Gathered, gather_within
 from ._models import MemoryItem, RecallResult, RecallSection
 from ._text import estimate_tokens, normalize
 
-__all__ = ["DEFAULT_PRECEDENCE", "DEFAULT_TITLES", "SourceFn", "recall", "render"]
+__all__ = [
+    "DEFAULT_PRECEDENCE", "DEFAULT_TITLES", "SourceFn", "items_of", "merge", "recall", "render",
+]
 
 logger = logging.getLogger("kefu.memory.recall")
 
@@ -34,12 +35,6 @@ DEFAULT_TITLES: dict[str, str] = {
     "knowledge": "Knowledge base",
 }
 _PUNCT_RE = re.compile(r"[\W_]+", re.UNICODE)
-
-
-def _swallow(task: asyncio.Task[Any]) -> None:
-    """Done-callback for abandoned tasks: retrieve the outcome so nothing is logged as lost."""
-    if not task.cancelled():
-        task.exception()
 
 
 def _dedupe_text(text: str) -> str:
@@ -60,6 +55,15 @@ def _as_items(value: Sequence[MemoryItem | str]) -> list[MemoryItem]:
     return [i for i in out if i.text.strip()]
 
 
+def items_of(sources: Mapping[str, SourceFn]) -> dict[str, Awaitable[list[MemoryItem]]]:
+    """The awaitables ``gather_within`` runs for recall sources: each source's memory items."""
+
+    async def items(fn: SourceFn) -> list[MemoryItem]:
+        return _as_items(await fn())
+
+    return {name: items(fn) for name, fn in sources.items()}
+
+
 async def recall(
     *,
     sources: Mapping[str, SourceFn],
@@ -72,46 +76,37 @@ async def recall(
     heading: str = "## Memory",
 ) -> RecallResult:
     """Run `sources` concurrently; keep what arrives within `deadline_s`; merge and render."""
-    started = time.perf_counter()
-    timings: dict[str, float] = {}
+    gathered = await gather_within(deadline_s, **items_of(sources))
+    return merge(gathered, precedence=precedence, token_budget=token_budget,
+                 count_tokens=count_tokens, titles=titles, keep_latest=keep_latest,
+                 heading=heading)
 
-    async def timed(name: str, fn: SourceFn) -> list[MemoryItem]:
-        items = _as_items(await fn())
-        timings[name] = (time.perf_counter() - started) * 1000
-        return items
 
-    tasks = {name: asyncio.create_task(timed(name, fn), name=f"recall:{name}")
-             for name, fn in sources.items()}
-    if tasks:
-        try:
-            await asyncio.wait(tasks.values(), timeout=max(deadline_s, 0.0))
-        except asyncio.CancelledError:
-            for task in tasks.values():
-                task.cancel()
-                task.add_done_callback(_swallow)
-            raise
-    late: list[str] = []
-    failed: list[str] = []
-    arrived: dict[str, list[MemoryItem]] = {}
-    for name, task in tasks.items():
-        if not task.done():
-            task.cancel()
-            task.add_done_callback(_swallow)
-            late.append(name)
-            continue
-        exc = task.exception()
-        if exc is not None:
-            failed.append(name)
-            logger.warning(
-                "recall source failed", extra={"source": name, "error": type(exc).__name__}
-            )
-            continue
-        arrived[name] = task.result()
+def merge(
+    gathered: Gathered[Any],
+    *,
+    sources: Sequence[str] | None = None,
+    precedence: Sequence[str] = DEFAULT_PRECEDENCE,
+    token_budget: int = 1200,
+    count_tokens: Callable[[str], int] = estimate_tokens,
+    titles: Mapping[str, str] | None = None,
+    keep_latest: Sequence[str] = ("short_term",),
+    heading: str = "## Memory",
+) -> RecallResult:
+    """Merge and render the recall sources ``gathered`` (by ``items_of``); ``sources`` names
+    them when the same ``gather_within`` ran other awaitables too (default: all of them)."""
+    names = list(gathered.names if sources is None else sources)
+    late = [n for n in gathered.late if n in names]
+    failed = [n for n in gathered.failed if n in names]
+    for name in failed:
+        logger.warning("recall source failed",
+                       extra={"source": name, "error": type(gathered.failed[name]).__name__})
     if late:
         logger.warning("recall sources missed the deadline", extra={"sources": late})
-
+    arrived: dict[str, list[MemoryItem]] = {n: gathered.values[n] for n in names
+                                            if n in gathered.values}
     order = [n for n in precedence if n in arrived] + [n for n in arrived if n not in precedence]
-    names = {**DEFAULT_TITLES, **(titles or {})}
+    section_titles = {**DEFAULT_TITLES, **(titles or {})}
     seen_keys: set[str] = set()
     seen_texts: set[str] = set()
     sections: list[RecallSection] = []
@@ -128,9 +123,9 @@ async def recall(
         sections.append(
             RecallSection(
                 source=name,
-                title=names.get(name, name.replace("_", " ").capitalize()),
+                title=section_titles.get(name, name.replace("_", " ").capitalize()),
                 items=kept,
-                elapsed_ms=round(timings.get(name, 0.0), 3),
+                elapsed_ms=round(gathered.arrived_ms.get(name, 0.0), 3),
                 keep_latest=name in keep_latest,
             )
         )
@@ -139,10 +134,10 @@ async def recall(
     )
     return RecallResult(
         sections=sections,
-        missing=[n for n in tasks if n in late or n in failed],
+        missing=[n for n in names if n in late or n in failed],
         failed=failed,
         late=late,
-        elapsed_ms=round((time.perf_counter() - started) * 1000, 3),
+        elapsed_ms=round(gathered.elapsed_ms, 3),
         prompt=prompt,
         tokens=tokens,
         dropped_items=dropped,

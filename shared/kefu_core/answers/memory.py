@@ -10,7 +10,6 @@ facts are extracted and stored; failures are logged and never reach the visitor.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Sequence
@@ -33,11 +32,12 @@ from kefu_memory import (
     Passage,
     ShortTermMemory,
     Turn,
-    recall,
+    gather_within,
 )
 from kefu_memory import migrate as migrate_memory
 from kefu_memory import warm_up as warm_up_memory
 from kefu_memory.long_term import LongTermMemory
+from kefu_memory.recall import items_of, merge
 from kefu_memory.retrieval import ConversationRetriever
 from kefu_memory.sources import crm_source, long_term_source
 
@@ -70,6 +70,16 @@ class MemoryContext:
     elapsed_ms: float = 0.0
     query: str = ""  # what the knowledge base was searched with
     query_source: str = ""  # question / conversation / condensed
+
+
+@dataclass(frozen=True)
+class _Knowledge:
+    """What the knowledge search of one reply found, and the query it used."""
+
+    version: str
+    passages: list[str] = field(default_factory=list)
+    query: str = ""
+    query_source: str = ""
 
 
 class MemoryService:
@@ -111,25 +121,23 @@ class MemoryService:
         search carries its subject over to follow-ups; ``condense`` (a language model) may
         rewrite the question as a standalone query within part of the deadline."""
         deadline = self._settings.recall_deadline_ms / 1000
-        query: dict[str, str] = {}
-        kb_task = asyncio.create_task(self._knowledge(tenant_id, question, history, condense,
-                                                      deadline, query))
         sources = {"long_term": long_term_source(self.long_term, tenant_id=tenant_id,
                                                  customer_id=memory_id, query=question)}
         if self.crm is not None and crm_id:
             sources["crm"] = crm_source(self.crm, crm_id)
-        result = await recall(sources=sources, deadline_s=deadline,
-                              token_budget=self._settings.memory_token_budget)
+        gathered = await gather_within(
+            deadline, **items_of(sources),
+            knowledge=self._knowledge(tenant_id, question, history, condense, deadline),
+        )
+        result = merge(gathered, sources=list(sources),
+                       token_budget=self._settings.memory_token_budget)
         context = MemoryContext(memory_prompt=result.prompt if result.tokens else "",
                                 missing=list(result.missing), elapsed_ms=result.elapsed_ms)
-        done, _ = await asyncio.wait({kb_task}, timeout=max(0.0, deadline - result.elapsed_ms
-                                                             / 1000))
-        if kb_task in done and not kb_task.cancelled() and kb_task.exception() is None:
-            context.passages, context.kb_version = kb_task.result()
-            context.query, context.query_source = query.get("text", ""), query.get("source", "")
+        found = gathered.values.get("knowledge")
+        if isinstance(found, _Knowledge):
+            context.passages, context.kb_version = found.passages, found.version
+            context.query, context.query_source = found.query, found.query_source
         else:
-            kb_task.cancel()
-            kb_task.add_done_callback(lambda t: t.cancelled() or t.exception())
             context.missing.append("knowledge")
         if context.missing:
             logger.info("recall dropped sources", extra={"missing": context.missing})
@@ -137,12 +145,12 @@ class MemoryService:
 
     async def _knowledge(
         self, tenant_id: str, question: str, history: Sequence[Turn],
-        condense: CondenseFn | None, deadline_s: float, query: dict[str, str],
-    ) -> tuple[list[str], str]:
+        condense: CondenseFn | None, deadline_s: float,
+    ) -> _Knowledge:
         started = time.monotonic()
         version = await self._kb_version(tenant_id)
         if version == "0":  # the tenant has never had a document: nothing to search
-            return [], version
+            return _Knowledge(version=version)
         # The model's query must arrive early enough for its own search to end in time.
         budget = CONDENSE_SHARE * deadline_s - (time.monotonic() - started)
         passages, used = await self.retriever.search(
@@ -150,8 +158,8 @@ class MemoryService:
             condense=condense if budget > 0 else None, condense_timeout_s=max(budget, 0.0),
             index_wait_s=INDEX_WAIT_SHARE * deadline_s,
         )
-        query.update(text=used.text, source=used.source)
-        return [passage_text(p) for p in passages], version
+        return _Knowledge(passages=[passage_text(p) for p in passages], version=version,
+                          query=used.text, query_source=used.source)
 
     async def _kb_version(self, tenant_id: str) -> str:
         """The knowledge-base version, read at most every KB_VERSION_TTL_S per process (a

@@ -7,8 +7,8 @@ as unavailable (with a reason code), never as an error to the agent.
 
 from __future__ import annotations
 
-import asyncio
 import logging
+from collections.abc import Awaitable
 from typing import Any, Protocol
 
 from kefu_core.deps import Deps
@@ -74,32 +74,27 @@ async def customer_view(
     """
     if "customer_context" not in deps.extras:
         await deps.load_memory()  # built on first use (a Lambda container may not have it)
+    # Imported here, like the memory layer itself (deps.load_memory): the message function's
+    # cold start does not load kefu_memory.
+    from kefu_memory import gather_within
+
     context = customer_context(deps)
     unavailable: dict[str, str] = {}
-
-    async def guarded(name: str, call: Any) -> Any:
-        try:
-            async with asyncio.timeout(deadline_s):
-                value = await call
-        except TimeoutError:
-            unavailable[name] = "timeout"
-            return None
-        except Exception:
-            logger.warning("customer source failed", extra={"source": name}, exc_info=True)
-            unavailable[name] = "error"
-            return None
+    calls: dict[str, Awaitable[Any]] = {}
+    if customer_id:
+        calls["business"] = context.business(tenant_id=tenant_id, customer_id=customer_id)
+    else:
+        unavailable["business"] = "anonymous_visitor"
+    calls["facts"] = context.facts(tenant_id=tenant_id, customer_id=visitor_id)
+    gathered = await gather_within(deadline_s, **calls)
+    for name in gathered.late:
+        unavailable[name] = "timeout"
+    for name, exc in gathered.failed.items():
+        logger.warning("customer source failed", extra={"source": name}, exc_info=exc)
+        unavailable[name] = "error"
+    for name, value in gathered.values.items():
         if value is None:
             unavailable[name] = "not_configured"
-        return value
-
-    async def no_customer() -> None:
-        unavailable["business"] = "anonymous_visitor"
-
-    business_call = (context.business(tenant_id=tenant_id, customer_id=customer_id)
-                     if customer_id else no_customer())
-    business, facts = await asyncio.gather(
-        guarded("business", business_call) if customer_id else business_call,
-        guarded("facts", context.facts(tenant_id=tenant_id, customer_id=visitor_id)),
-    )
+    business, facts = gathered.values.get("business"), gathered.values.get("facts")
     return {"customer_id": customer_id, "business": business, "facts": facts,
             "unavailable": unavailable}
