@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from datetime import datetime
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TypeVar
 from urllib.parse import quote, urlsplit
 
 import httpx
+from cachetools import TTLCache
 from pydantic import BaseModel, Field, ValidationError
 
 from ._errors import CrmError, CrmNotFound
@@ -108,9 +108,9 @@ class CrmClient:
             timeout=timeout_s,
             transport=transport,
         )
-        self._ttl = cache_ttl_s
-        self._max_cached = max_cached
-        self._cache: dict[str, tuple[float, Any]] = {}
+        # No cache at all with cache_ttl_s=0 (every read asks the CRM).
+        self._cache: TTLCache[str, BaseModel] | None = (
+            TTLCache(maxsize=max_cached, ttl=cache_ttl_s) if cache_ttl_s > 0 else None)
 
     async def __aenter__(self) -> CrmClient:
         return self
@@ -127,13 +127,12 @@ class CrmClient:
         await self._client.aclose()
 
     def clear_cache(self) -> None:
-        self._cache.clear()
+        if self._cache is not None:
+            self._cache.clear()
 
     async def _get(self, path: str, model: type[M]) -> M:
-        now = time.monotonic()
-        hit = self._cache.get(path)
-        if hit is not None and hit[0] > now:
-            cached: M = hit[1]
+        cached = self._cache.get(path) if self._cache is not None else None
+        if isinstance(cached, model):
             return cached
         try:
             response = await self._client.get(path)
@@ -147,12 +146,8 @@ class CrmClient:
             value = model.model_validate_json(response.content)
         except ValidationError as exc:
             raise CrmError("CRM response does not follow the contract") from exc
-        if self._ttl > 0:
-            if len(self._cache) >= self._max_cached:
-                expired = [k for k, (t, _) in self._cache.items() if t <= now]
-                for key in expired or list(self._cache)[: self._max_cached // 4]:
-                    self._cache.pop(key, None)
-            self._cache[path] = (now + self._ttl, value)
+        if self._cache is not None:
+            self._cache[path] = value
         return value
 
     async def get_customer(self, customer_id: str) -> CrmCustomer:

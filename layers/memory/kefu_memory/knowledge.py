@@ -14,13 +14,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import psycopg
+from cachetools import TTLCache
 from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
@@ -54,6 +54,21 @@ class IngestResult:
     chunks: int
     changed: bool
     kb_version: str
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """A stored document: its id, content hash, chunk count, and whether the configured
+    embedder (name and dimension) made all of its chunks."""
+
+    id: int
+    content_hash: str
+    chunks: int
+    same_embedder: bool
+
+    def unchanged(self, digest: str) -> bool:
+        """Re-ingesting content of hash ``digest`` would change nothing."""
+        return self.content_hash == digest and self.same_embedder
 
 
 @dataclass(frozen=True)
@@ -134,7 +149,7 @@ class KnowledgeBase:
         self._max_df_ratio = max_df_ratio
         self._max_query_terms = max_query_terms
         self._exact_max_chunks = exact_max_chunks
-        self._chunk_counts: dict[str, tuple[float, int]] = {}
+        self._chunk_counts: TTLCache[str, int] = TTLCache(maxsize=10_000, ttl=60.0)
 
     @property
     def embedder(self) -> Embedder:
@@ -172,11 +187,11 @@ class KnowledgeBase:
         settings = f"{INDEX_FORMAT}:{self._max_chunk_tokens}:{self._overlap_tokens}"
         digest = hashlib.sha256(f"{settings}\n{content_type}\n{content}".encode()).hexdigest()
         existing = await self._existing(tenant_id, name)
-        if existing is not None and existing[1] == digest and existing[2]:
+        if existing is not None and existing.unchanged(digest):
             return IngestResult(
-                document_id=existing[0],
+                document_id=existing.id,
                 name=name,
-                chunks=existing[3],
+                chunks=existing.chunks,
                 changed=False,
                 kb_version=await self.kb_version(tenant_id),
             )
@@ -190,20 +205,13 @@ class KnowledgeBase:
                     "RETURNING version",
                     (tenant_id,),
                 )
-                cur = await conn.execute(
-                    "SELECT d.id, d.content_hash, d.chunk_count, "
-                    " coalesce(bool_and(c.embedder = %s AND c.dim = %s), true) "
-                    "FROM kb_documents d LEFT JOIN kb_chunks c ON c.document_id = d.id "
-                    "WHERE d.tenant_id = %s AND d.name = %s GROUP BY d.id",
-                    (self._embedder.name, self._embedder.dim, tenant_id, name),
-                )
-                row = await cur.fetchone()
-                if row is not None and row[1] == digest and row[3]:
+                stored = await self._stored(conn, tenant_id, name)
+                if stored is not None and stored.unchanged(digest):
                     version = await self._version(conn, tenant_id)
-                    return IngestResult(int(row[0]), name, int(row[2]), False, version)
+                    return IngestResult(stored.id, name, stored.chunks, False, version)
                 removed_chunks, removed_terms = 0, 0
-                if row is not None:
-                    document_id = int(row[0])
+                if stored is not None:
+                    document_id = stored.id
                     await self._forget_terms(conn, tenant_id, document_id)
                     cur = await conn.execute(
                         "DELETE FROM kb_chunks WHERE document_id = %s RETURNING term_count",
@@ -308,22 +316,29 @@ class KnowledgeBase:
             "DELETE FROM kb_terms WHERE tenant_id = %s AND df <= 0", (tenant_id,)
         )
 
-    async def _existing(self, tenant_id: str, name: str) -> tuple[int, str, bool, int] | None:
-        try:
-            async with read_connection(self._pool) as conn:
-                cur = await conn.execute(
-                    "SELECT d.id, d.content_hash, "
-                    " coalesce(bool_and(c.embedder = %s AND c.dim = %s), true), d.chunk_count "
-                    "FROM kb_documents d LEFT JOIN kb_chunks c ON c.document_id = d.id "
-                    "WHERE d.tenant_id = %s AND d.name = %s GROUP BY d.id",
-                    (self._embedder.name, self._embedder.dim, tenant_id, name),
-                )
-                row = await cur.fetchone()
-        except psycopg.Error as exc:
-            raise StoreError("knowledge-base lookup failed") from exc
+    async def _stored(
+        self, conn: psycopg.AsyncConnection[Any], tenant_id: str, name: str
+    ) -> _Stored | None:
+        """The document named ``name`` as stored, or None."""
+        cur = await conn.execute(
+            "SELECT d.id, d.content_hash, d.chunk_count,"
+            " coalesce(bool_and(c.embedder = %s AND c.dim = %s), true) "
+            "FROM kb_documents d LEFT JOIN kb_chunks c ON c.document_id = d.id "
+            "WHERE d.tenant_id = %s AND d.name = %s GROUP BY d.id",
+            (self._embedder.name, self._embedder.dim, tenant_id, name),
+        )
+        row = await cur.fetchone()
         if row is None:
             return None
-        return int(row[0]), str(row[1]), bool(row[2]), int(row[3])
+        return _Stored(id=int(row[0]), content_hash=str(row[1]), chunks=int(row[2]),
+                       same_embedder=bool(row[3]))
+
+    async def _existing(self, tenant_id: str, name: str) -> _Stored | None:
+        try:
+            async with read_connection(self._pool) as conn:
+                return await self._stored(conn, tenant_id, name)
+        except psycopg.Error as exc:
+            raise StoreError("knowledge-base lookup failed") from exc
 
     async def ingest_folder(
         self, *, tenant_id: str, path: str | Path, prune: bool = False
@@ -544,18 +559,13 @@ class KnowledgeBase:
 
     async def _tenant_chunks(self, conn: psycopg.AsyncConnection[Any], tenant_id: str) -> int:
         """The tenant's chunk count, cached for a minute (it only steers the query plan)."""
-        now = time.monotonic()
-        hit = self._chunk_counts.get(tenant_id)
-        if hit is not None and hit[0] > now:
-            return hit[1]
-        cur = await conn.execute(
-            "SELECT chunk_count FROM kb_tenants WHERE tenant_id = %s", (tenant_id,)
-        )
-        row = await cur.fetchone()
-        count = int(row[0]) if row else 0
-        if len(self._chunk_counts) > 10_000:
-            self._chunk_counts.clear()
-        self._chunk_counts[tenant_id] = (now + 60.0, count)
+        count = self._chunk_counts.get(tenant_id)
+        if count is None:
+            cur = await conn.execute(
+                "SELECT chunk_count FROM kb_tenants WHERE tenant_id = %s", (tenant_id,)
+            )
+            row = await cur.fetchone()
+            count = self._chunk_counts[tenant_id] = int(row[0]) if row else 0
         return count
 
     async def _keyword(self, tenant_id: str, query: str, n: int) -> list[Passage]:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Literal
 
 import redis.asyncio as aioredis
+from cachetools import TTLCache
 from psycopg_pool import AsyncConnectionPool
 
 from kefu_core.infra.settings import Settings
@@ -99,7 +100,7 @@ class MemoryService:
         self.long_term = long_term
         self.crm = crm
         self._warm = False
-        self._versions: dict[str, tuple[float, str]] = {}
+        self._versions: TTLCache[str, str] = TTLCache(maxsize=10_000, ttl=KB_VERSION_TTL_S)
 
     async def warm_up(self) -> None:
         """Load the Chinese segmenter and the embedder off the event loop, once (its first use
@@ -164,14 +165,9 @@ class MemoryService:
     async def _kb_version(self, tenant_id: str) -> str:
         """The knowledge-base version, read at most every KB_VERSION_TTL_S per process (a
         change reaches replies, and the response cache keyed on it, within that time)."""
-        now = time.monotonic()
-        hit = self._versions.get(tenant_id)
-        if hit is not None and hit[0] > now:
-            return hit[1]
-        version = await self.knowledge.kb_version(tenant_id)
-        if len(self._versions) > 10_000:
-            self._versions.clear()
-        self._versions[tenant_id] = (now + KB_VERSION_TTL_S, version)
+        version = self._versions.get(tenant_id)
+        if version is None:
+            version = self._versions[tenant_id] = await self.knowledge.kb_version(tenant_id)
         return version
 
     async def history(

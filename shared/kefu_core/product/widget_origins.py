@@ -15,10 +15,10 @@ query; a change of a key's origins or its revocation is seen within that time.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from urllib.parse import urlsplit
 
+from cachetools import TTLCache
 from psycopg_pool import AsyncConnectionPool
 
 __all__ = [
@@ -112,8 +112,8 @@ def header(headers: Mapping[str, str] | None, name: str) -> str | None:
     return None
 
 
-# key -> (expires at (monotonic), allowed origins, or None for an unknown or revoked key)
-_cache: dict[str, tuple[float, list[str] | None]] = {}
+# key -> allowed origins, or None for an unknown or revoked key
+_cache: TTLCache[str, list[str] | None] = TTLCache(maxsize=10_000, ttl=CACHE_S)
 
 
 def forget_widget_key(key: str) -> None:
@@ -122,21 +122,16 @@ def forget_widget_key(key: str) -> None:
 
 
 async def connect_origin_allowed(
-    pool: AsyncConnectionPool, *, widget_key: str, origin: str | None, max_age_s: float = CACHE_S
+    pool: AsyncConnectionPool, *, widget_key: str, origin: str | None
 ) -> bool:
     """Whether a visitor token minted with ``widget_key`` may connect from ``origin``: the key
     must still be active and, when it has allowed origins, ``origin`` must match one.
     Raises :class:`~kefu_core.infra.errors.StoreError` when the key cannot be read."""
     from kefu_core.product.tenants import TenantStore
 
-    now = time.monotonic()
-    hit = _cache.get(widget_key)
-    if hit is not None and hit[0] > now:
-        allowed = hit[1]
+    if widget_key in _cache:
+        allowed = _cache[widget_key]
     else:
         key = await TenantStore(pool).widget_key(widget_key)
-        allowed = list(key.allowed_origins) if key is not None else None
-        if len(_cache) > 10_000:
-            _cache.clear()
-        _cache[widget_key] = (now + max_age_s, allowed)
+        allowed = _cache[widget_key] = list(key.allowed_origins) if key is not None else None
     return allowed is not None and origin_allowed(origin, allowed)
