@@ -1,13 +1,14 @@
 /*!
  * Kefu chat widget. One tag embeds it on any page:
  *
- *   <script src="https://HOST/web/widget.js" data-widget-key="demo-key" data-lang="zh"
+ *   <script src="https://HOST/web/widget.js" data-widget-key="demo-key" data-lang="auto"
  *           data-color="#2f6fed" data-position="right" async></script>
  *
  * Optional attributes: data-identity (a JWT the company's backend signs with the tenant's
  * identity secret for a logged-in customer), data-avatar, data-greeting, data-title,
  * data-api (HTTP base, default: the script's origin), data-ws (WebSocket URL, default:
- * ws(s)://<api host>/prod), data-open="true" (open at load).
+ * ws(s)://<api host>/prod), data-open="true" (open at load). data-lang: "zh", "en" or "auto"
+ * (the default: the page's <html lang>, then the browser's languages).
  *
  * Plain JavaScript, no build step; the UI lives in a shadow root so host styles never leak in.
  * Assistant and agent messages are rendered as safe Markdown (the renderer below is a copy of
@@ -23,7 +24,20 @@
   if (!widgetKey) { console.warn("kefu: data-widget-key is required"); return; }
   var api = (ds.api || new URL(script.src, location.href).origin).replace(/\/$/, "");
   var wsUrl = ds.ws || api.replace(/^http/, "ws") + "/prod";
-  var lang = (ds.lang || navigator.language || "zh").toLowerCase().indexOf("zh") === 0 ? "zh" : "en";
+  var lang = pickLang(ds.lang);
+  // "zh" or "en" as asked; "auto" (or nothing): the page's own language when it is one of them,
+  // else the first of the browser's languages that is, else English.
+  function pickLang(asked) {
+    asked = (asked || "auto").toLowerCase();
+    if (asked === "zh" || asked === "en") return asked;
+    var wanted = [document.documentElement.getAttribute("lang") || ""]
+      .concat(navigator.languages || [], [navigator.language || ""]);
+    for (var i = 0; i < wanted.length; i++) {
+      var code = String(wanted[i]).toLowerCase().split(/[-_]/)[0];
+      if (code === "zh" || code === "en") return code;
+    }
+    return "en";
+  }
   var position = ds.position === "left" ? "left" : "right";
 
   var T = {
@@ -34,10 +48,12 @@
       noAgents: "当前没有客服在线，您可以留言，我们会尽快联系您。", leaveMessage: "留言",
       joined: "客服 {name} 已接入", back: "智能助手继续为您服务", closed: "对话已结束",
       rateTitle: "请为本次服务评分", comment: "还有什么想告诉我们的？（可选）", submit: "提交",
-      thanks: "感谢您的评价！", newChat: "开始新对话", cut: "回复中断", failed: "发送失败，正在重试",
+      thanks: "感谢您的评价！", newChat: "开始新对话", cut: "回复中断", failed: "发送失败",
       name: "称呼", contact: "手机或邮箱", message: "留言内容", offlineSaved: "留言已提交，我们会尽快联系您。",
       cancel: "取消", open: "打开客服对话", close: "关闭", busy: "咨询人数较多，请稍候再试",
-      greeting: "您好！有什么可以帮您？", agent: "客服", bot: "智能助手", you: "我"
+      greeting: "您好！有什么可以帮您？", agent: "客服", bot: "智能助手", you: "我",
+      sending: "发送中", delivered: "已送达", retry: "重试", endAsk: "结束本次对话？结束后可以为服务评分。",
+      endYes: "结束对话", live: "人工客服 · 已接入", agentTyping: "{name} 正在输入", botTyping: "智能助手正在输入", yesterday: "昨天"
     },
     en: {
       title: "Customer service", online: "Online", connecting: "Connecting…", reconnecting: "Connection lost, reconnecting…",
@@ -46,10 +62,12 @@
       noAgents: "No agent is online right now. Leave a message and we will get back to you.", leaveMessage: "Leave a message",
       joined: "{name} joined the chat", back: "The assistant is back", closed: "The conversation has ended",
       rateTitle: "How did we do?", comment: "Anything else to tell us? (optional)", submit: "Submit",
-      thanks: "Thank you for your feedback!", newChat: "Start a new chat", cut: "reply cut off", failed: "Not sent, retrying",
+      thanks: "Thank you for your feedback!", newChat: "Start a new chat", cut: "reply cut off", failed: "Not sent",
       name: "Name", contact: "Phone or e-mail", message: "Your message", offlineSaved: "Message sent. We will get back to you soon.",
       cancel: "Cancel", open: "Open the chat", close: "Close", busy: "We are busy, please try again shortly",
-      greeting: "Hi! How can I help?", agent: "Agent", bot: "Assistant", you: "Me"
+      greeting: "Hi! How can I help?", agent: "Agent", bot: "Assistant", you: "Me",
+      sending: "Sending", delivered: "Delivered", retry: "Retry", endAsk: "End this chat? You can rate it afterwards.",
+      endYes: "End chat", live: "Live agent · joined", agentTyping: "{name} is typing", botTyping: "The assistant is typing", yesterday: "Yesterday"
     }
   }[lang];
   function t(key, vars) {
@@ -90,6 +108,7 @@
     'header .av{width:34px;height:34px;border-radius:50%;background:rgba(255,255,255,.25);display:flex;align-items:center;justify-content:center;font-weight:600;overflow:hidden;flex:none}' +
     'header .av img{width:100%;height:100%;object-fit:cover}' +
     'header .ttl{flex:1;min-width:0}header .name{font-weight:600;font-size:15px}header .st{font-size:12px;opacity:.9}' +
+    'header .name,header .st,.who{white-space:nowrap;overflow:hidden;text-overflow:ellipsis}' +
     'header button{background:rgba(255,255,255,.18);color:#fff;border:0;border-radius:6px;padding:5px 8px;font-size:12px;cursor:pointer;white-space:nowrap}' +
     'header button:hover{background:rgba(255,255,255,.3)}header button[hidden]{display:none}' +
     '.banner{background:#fff7e6;color:#8a5300;font-size:12.5px;padding:8px 12px;border-bottom:1px solid #f3e2bd;display:none}' +
@@ -102,9 +121,20 @@
     '.who{font-size:11px;color:#8b949e;margin:0 4px 2px}' +
     '.col{display:flex;flex-direction:column;max-width:80%}.col .b{max-width:100%}' +
     '.pending .b{opacity:.6}.incomplete .b:after{content:" ⚠ ' + T.cut + '";font-size:11px;color:#b45309}' +
+    '.meta{font-size:11px;color:#8b949e;margin:2px 4px 0;display:flex;gap:6px;align-items:center}.visitor .meta{justify-content:flex-end}' +
+    '.meta .ok{color:#1a7f37}.meta .bad{color:#cf222e}' +
+    '.meta button.retry{background:none;border:0;padding:0;color:#cf222e;text-decoration:underline;cursor:pointer;font-size:11px}' +
+    '.failed .b{opacity:1;outline:1px solid #cf222e}' +
     '.sys{text-align:center;color:#6e7781;font-size:12px;margin:10px 0}' +
-    '.typing{font-size:12px;color:#6e7781;padding:2px 14px 6px;background:#f6f7f9;min-height:20px}' +
-    '.typing span{display:none}.typing.show span{display:inline}' +
+    '.typing{font-size:12px;color:#6e7781;padding:2px 14px 6px;background:#f6f7f9;min-height:26px;display:flex;align-items:center;gap:8px}' +
+    '.typing>*{visibility:hidden}.typing.show>*{visibility:visible}' +
+    '.dots{display:inline-flex;gap:4px;background:#fff;border-radius:12px;padding:7px 10px;box-shadow:0 1px 2px rgba(0,0,0,.06)}' +
+    '.dots i{width:6px;height:6px;border-radius:50%;background:#8b949e;animation:kefu-dot 1.2s infinite ease-in-out}' +
+    '.dots i:nth-child(2){animation-delay:.15s}.dots i:nth-child(3){animation-delay:.3s}' +
+    '@keyframes kefu-dot{0%,60%,100%{transform:translateY(0);opacity:.45}30%{transform:translateY(-4px);opacity:1}}' +
+    '@media (prefers-reduced-motion:reduce){.dots i{animation:none}}' +
+    '.tools{display:flex;justify-content:flex-end;padding:0 10px 8px;background:#fff}' +
+    '.tools button{background:none;border:0;color:#6e7781;font-size:12px;cursor:pointer;padding:2px 4px}.tools button:hover{color:#cf222e}.tools button[hidden]{display:none}' +
     'form.compose{display:flex;gap:8px;padding:10px;border-top:1px solid #eaecef;background:#fff}' +
     'form.compose textarea{flex:1;resize:none;height:40px;padding:9px 10px;border:1px solid #d0d7de;border-radius:8px;font-size:14px;outline:none}' +
     'form.compose textarea:focus{border-color:var(--c)}' +
@@ -122,22 +152,34 @@
     '.b.md pre{margin:.3em 0 .5em;padding:.5em .6em;background:rgba(127,127,127,.12);border-radius:6px;overflow-x:auto;white-space:pre}' +
     '.b.md pre code{background:none;padding:0}.b.md a{color:var(--c);text-decoration:underline}' +
     '.b.md hr{border:0;border-top:1px solid #d0d7de;margin:.5em 0}' +
+    // Phones: the panel takes the whole screen (the launcher hides behind it), clear of notches.
+    '@media (max-width:480px){' +
+    '.launcher{bottom:calc(14px + env(safe-area-inset-bottom));' + position + ':calc(14px + env(safe-area-inset-' + position + '));width:50px;height:50px}' +
+    '.panel{top:0;bottom:0;left:0;right:0;width:100%;max-width:none;height:100%;max-height:none;border-radius:0}' +
+    '.panel.open~.launcher{display:none}' +
+    'header{padding-top:calc(12px + env(safe-area-inset-top));padding-left:calc(14px + env(safe-area-inset-left));padding-right:calc(14px + env(safe-area-inset-right))}' +
+    '.tools{padding-bottom:calc(8px + env(safe-area-inset-bottom))}' +
+    'form.compose textarea{font-size:16px}' +
+    '}' +
     '</style>' +
-    '<button class="launcher" part="launcher" aria-label="' + T.open + '"><svg viewBox="0 0 24 24" fill="currentColor"><path d="M12 3C6.5 3 2 6.8 2 11.5c0 2.4 1.2 4.6 3.1 6.1L4 21l4.1-1.9c1.2.4 2.5.6 3.9.6 5.5 0 10-3.8 10-8.5S17.5 3 12 3z"/></svg><span class="badge"></span></button>' +
     '<section class="panel" role="dialog" aria-label="' + T.title + '">' +
     '  <header><div class="av"></div><div class="ttl"><div class="name"></div><div class="st"></div></div>' +
-    '    <button type="button" class="human">' + T.human + '</button><button type="button" class="end">' + T.end + '</button><button type="button" class="x" aria-label="' + T.close + '">✕</button></header>' +
+    '    <button type="button" class="human">' + T.human + '</button><button type="button" class="x" aria-label="' + T.close + '">✕</button></header>' +
     '  <div class="banner"></div>' +
     '  <div class="log" aria-live="polite"></div>' +
-    '  <div class="typing"><span>' + T.typing + '</span></div>' +
+    '  <div class="typing" aria-hidden="true"><span class="dots"><i></i><i></i><i></i></span><span class="tw"></span></div>' +
+    '  <div class="card confirm"><h4>' + T.endAsk + '</h4><div class="actions"><button type="button" class="ghost c-cancel">' + T.cancel + '</button><button type="button" class="primary end-yes">' + T.endYes + '</button></div></div>' +
     '  <div class="card offline"><h4>' + T.leaveMessage + '</h4><input class="o-name" placeholder="' + T.name + '"><input class="o-contact" placeholder="' + T.contact + '"><textarea class="o-text" rows="3" placeholder="' + T.message + '"></textarea><div class="actions"><button type="button" class="ghost o-cancel">' + T.cancel + '</button><button type="button" class="primary o-send">' + T.submit + '</button></div></div>' +
     '  <div class="card rate"><h4>' + T.rateTitle + '</h4><div class="stars"></div><textarea class="r-comment" rows="2" placeholder="' + T.comment + '"></textarea><div class="actions"><button type="button" class="ghost r-new">' + T.newChat + '</button><button type="button" class="primary r-send">' + T.submit + '</button></div></div>' +
     '  <form class="compose"><textarea placeholder="' + T.placeholder + '" aria-label="' + T.placeholder + '"></textarea><button type="submit">' + T.send + '</button></form>' +
-    '</section>';
+    '  <div class="tools"><button type="button" class="end">' + T.end + '</button></div>' +
+    '</section>' +
+    '<button class="launcher" part="launcher" aria-label="' + T.open + '"><svg viewBox="0 0 24 24" fill="currentColor"><path d="M12 3C6.5 3 2 6.8 2 11.5c0 2.4 1.2 4.6 3.1 6.1L4 21l4.1-1.9c1.2.4 2.5.6 3.9.6 5.5 0 10-3.8 10-8.5S17.5 3 12 3z"/></svg><span class="badge"></span></button>' +
+    '';
   function $(sel) { return root.querySelector(sel); }
   var panel = $(".panel"), log = $(".log"), statusEl = $(".st"), banner = $(".banner"), typingEl = $(".typing");
   var input = $("form.compose textarea"), badge = $(".badge"), humanBtn = $("button.human"), endBtn = $("button.end");
-  var offlineCard = $(".card.offline"), rateCard = $(".card.rate"), stars = $(".stars");
+  var offlineCard = $(".card.offline"), rateCard = $(".card.rate"), confirmCard = $(".card.confirm"), stars = $(".stars");
   var score = 0;
   for (var s = 1; s <= 5; s++) {
     var star = document.createElement("button");
@@ -146,12 +188,26 @@
     stars.appendChild(star);
   }
 
+  var agentName = null;                     // the human who joined, shown in the header
   function applyTheme() {
     var c = ds.color || widgetConf.color || color;
     panel.style.setProperty("--c", c); $(".launcher").style.setProperty("--c", c);
-    $(".name").textContent = ds.title || T.title;
-    var avatar = ds.avatar || widgetConf.avatar_url, av = $(".av");
+    renderHeader();
+  }
+  // The header names whoever answers: the company (title, avatar) or the agent who joined
+  // (their name and initial). Names are text, never markup.
+  function renderHeader() {
+    var av = $(".av");
     av.textContent = "";
+    av.title = "";
+    if (agentName) {
+      $(".name").textContent = agentName;
+      av.textContent = Array.from(agentName)[0].toUpperCase();
+      av.title = agentName;
+      return;
+    }
+    $(".name").textContent = ds.title || T.title;
+    var avatar = ds.avatar || widgetConf.avatar_url;
     if (avatar) { var img = document.createElement("img"); img.src = avatar; img.alt = ""; av.appendChild(img); }
     else av.textContent = lang === "zh" ? "客" : "K";
   }
@@ -409,6 +465,43 @@ var KefuMarkdown = (function () {
 })();
 /* markdown.js end */
   function scroll() { log.scrollTop = log.scrollHeight; }
+  // -- time and delivery under each bubble ---------------------------------------------------
+  function two(n) { return (n < 10 ? "0" : "") + n; }
+  function clock(d) {
+    var now = new Date(), hm = two(d.getHours()) + ":" + two(d.getMinutes());
+    var day = new Date(now.getFullYear(), now.getMonth(), now.getDate()).getTime();
+    if (d.getTime() >= day) return hm;
+    if (d.getTime() >= day - 86400000) return T.yesterday + " " + hm;
+    return (d.getFullYear() === now.getFullYear() ? "" : d.getFullYear() + "-") + two(d.getMonth() + 1) + "-" + two(d.getDate()) + " " + hm;
+  }
+  function stamp(el, d) {
+    if (isNaN(d.getTime())) d = new Date();
+    var time = el.querySelector(".meta time");
+    el.dataset.at = d.toISOString();
+    time.dateTime = el.dataset.at;
+    time.textContent = clock(d);
+    time.title = d.toLocaleString();
+  }
+  // A visitor message is sending (in the outbox), delivered (acknowledged: stored) or failed
+  // (not acknowledged in time: the visitor may retry; it stays in the outbox meanwhile).
+  function delivery(el, state) {
+    var meta = el.querySelector(".meta"), mark = meta.querySelector(".dl");
+    if (!mark) { mark = document.createElement("span"); meta.appendChild(mark); }
+    mark.textContent = "";
+    if (/\bfailed\b/.test(state)) {
+      mark.className = "dl bad";
+      mark.appendChild(document.createTextNode(T.failed + " · "));
+      var again = document.createElement("button");
+      again.type = "button"; again.className = "retry"; again.textContent = T.retry;
+      mark.appendChild(again);
+    } else if (/\bpending\b/.test(state)) {
+      mark.className = "dl"; mark.textContent = T.sending + "…";
+    } else {
+      mark.className = "dl ok"; mark.textContent = "✓ " + T.delivered;
+    }
+  }
+  // When a message was written, for one still in the outbox: its id carries the time.
+  function idTime(id) { var ms = parseInt(String(id).split("-")[1], 36); return ms > 1e12 ? new Date(ms) : new Date(); }
   function setStatus(text) { statusEl.textContent = text; }
   function bubble(key, role, text, opts) {
     opts = opts || {};
@@ -418,13 +511,18 @@ var KefuMarkdown = (function () {
       var col = document.createElement("div"); col.className = "col";
       if (role !== "visitor") { var who = document.createElement("div"); who.className = "who"; col.appendChild(who); }
       var b = document.createElement("div"); b.className = "b"; col.appendChild(b);
+      var meta = document.createElement("div"); meta.className = "meta";
+      var time = document.createElement("time"); meta.appendChild(time);
+      col.appendChild(meta);
       el.appendChild(col);
       log.appendChild(el);
       items[key] = el;
       if (!panel.classList.contains("open") && role !== "visitor" && !opts.replay) { unread++; renderBadge(); }
     }
+    if (opts.at || !el.dataset.at) stamp(el, opts.at ? new Date(opts.at) : new Date());
     el.className = "row " + role + (opts.extra ? " " + opts.extra : "");
     el.dataset.role = role;
+    if (role === "visitor") delivery(el, opts.extra || "");
     var whoEl = el.querySelector(".who");
     if (whoEl) whoEl.textContent = role === "agent" ? (opts.name || T.agent) : T.bot;
     texts[key] = text;
@@ -469,8 +567,10 @@ var KefuMarkdown = (function () {
     return m.text || "";
   }
   function renderBadge() { badge.textContent = String(unread); badge.style.display = unread ? "block" : "none"; }
+  // Three animated dots and who is typing: the assistant preparing a reply, or the agent.
   function showTyping(on) {
     typingEl.classList.toggle("show", !!on);
+    typingEl.querySelector(".tw").textContent = on === "agent" ? t("agentTyping", { name: agentName || T.agent }) : on ? T.botTyping : "";
     if (typingTimer) clearTimeout(typingTimer);
     if (on === "agent") typingTimer = setTimeout(function () { typingEl.classList.remove("show"); }, 5000);
   }
@@ -483,9 +583,12 @@ var KefuMarkdown = (function () {
   function setOwner(state, frame) {
     frame = frame || {};
     owner = state;
+    agentName = state === "agent_joined" ? String(frame.agent_name || T.agent) : null;
+    renderHeader();
     if (state !== "bot") { showTyping(false); awaitingReply = false; }
     humanBtn.hidden = state !== "bot";
     endBtn.hidden = state === "closed";
+    if (state === "closed") confirmCard.classList.remove("show");
     banner.classList.remove("show"); banner.textContent = "";
     if (state === "queued") {
       banner.textContent = frame.position ? t("queued", { n: frame.position }) : T.queuedNoPos;
@@ -498,7 +601,7 @@ var KefuMarkdown = (function () {
       banner.classList.add("show");
       setStatus(T.queuedNoPos);
     } else if (state === "agent_joined") {
-      setStatus(t("joined", { name: frame.agent_name || T.agent }));
+      setStatus(T.live);
       showTyping(false); awaitingReply = false;
     } else if (state === "closed") {
       setStatus(T.closed); showTyping(false); awaitingReply = false;
@@ -571,7 +674,7 @@ var KefuMarkdown = (function () {
       f.messages.forEach(function (m) {
         if (m.role === "system") { notice("s:" + m.seq, eventText(m.event, m)); seen(m.seq); return; }
         var key = m.role === "visitor" && m.client_msg_id ? "c:" + m.client_msg_id : "s:" + m.seq;
-        bubble(key, m.role, m.text, { extra: m.status === "complete" ? "" : m.status, name: m.agent_name, replay: true });
+        bubble(key, m.role, m.text, { extra: m.status === "complete" ? "" : m.status, name: m.agent_name, replay: true, at: m.at });
         if (m.status !== "streaming") seen(m.seq);
         if (m.role === "visitor") dropFromOutbox(m.client_msg_id);
       });
@@ -581,7 +684,7 @@ var KefuMarkdown = (function () {
     } else if (f.type === "ack") {
       dropFromOutbox(f.client_msg_id);
       var el = items["c:" + f.client_msg_id];
-      if (el) el.classList.remove("pending");
+      if (el) { el.classList.remove("pending", "failed"); delivery(el, ""); }
       seen(f.seq);
       if (owner === "bot") { awaitingReply = true; showTyping(true); }
     } else if (f.type === "message") {
@@ -641,7 +744,10 @@ var KefuMarkdown = (function () {
     if (owner === "agent_joined" && Date.now() - lastTyping > 2000) { lastTyping = Date.now(); send({ action: "typing" }); }
   });
   humanBtn.addEventListener("click", function () { send({ action: "handoff" }); });
-  endBtn.addEventListener("click", function () { send({ action: "end" }); });
+  // Ending is a step away from closing the panel, and asks first.
+  endBtn.addEventListener("click", function () { confirmCard.classList.add("show"); $(".end-yes").focus(); });
+  $(".c-cancel").addEventListener("click", function () { confirmCard.classList.remove("show"); });
+  $(".end-yes").addEventListener("click", function () { confirmCard.classList.remove("show"); send({ action: "end" }); });
   stars.addEventListener("click", function (e) {
     var b = e.target.closest("button"); if (!b) return;
     score = Number(b.dataset.score);
@@ -678,7 +784,7 @@ var KefuMarkdown = (function () {
   function start() {
     document.body.appendChild(host);
     greet();
-    outbox.forEach(function (m) { bubble("c:" + m.client_msg_id, "visitor", m.text, { extra: "pending", replay: true }); });
+    outbox.forEach(function (m) { bubble("c:" + m.client_msg_id, "visitor", m.text, { extra: "pending", replay: true, at: idTime(m.client_msg_id) }); });
     setOwner("bot");
     if (ds.open === "true" || wasOpen) toggle(true);
     connect();

@@ -231,6 +231,7 @@ async def test_visitor_chats_asks_for_a_human_agent_takes_over_and_hands_back(
     await _wait_last_bot_reply(visitor, 3)
     # THEN the bot answers again; WHEN the visitor ends the chat they can rate it
     await visitor.locator("button.end").click()
+    await visitor.locator(".end-yes").click()  # ending asks first
     await visitor.locator(".card.rate.show").wait_for()
     await visitor.locator(".stars button").nth(4).click()
     await visitor.locator(".r-send").click()
