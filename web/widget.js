@@ -8,7 +8,10 @@
  * identity secret for a logged-in customer), data-avatar, data-greeting, data-title,
  * data-api (HTTP base, default: the script's origin), data-ws (WebSocket URL, default:
  * ws(s)://<api host>/prod), data-open="true" (open at load). data-lang: "zh", "en" or "auto"
- * (the default: the page's <html lang>, then the browser's languages).
+ * (the default: the page's <html lang>, then the browser's languages). data-ping-interval
+ * (seconds between pings, default 30) and data-reply-timeout (seconds the server has to answer
+ * a ping, acknowledge a message or complete the handshake, default 10): a connection that
+ * misses the deadline is dropped and replaced, even when the browser never saw it close.
  *
  * Plain JavaScript, no build step; the UI lives in a shadow root so host styles never leak in.
  * Assistant and agent messages are rendered as safe Markdown (the renderer below is a copy of
@@ -42,7 +45,7 @@
 
   var T = {
     zh: {
-      title: "在线客服", online: "在线", connecting: "连接中…", reconnecting: "网络中断，正在重连…",
+      title: "在线客服", online: "在线", connecting: "连接中…", reconnecting: "正在重新连接…", lost: "网络连接中断，恢复后消息会自动发送",
       placeholder: "输入消息…", send: "发送", human: "转人工", end: "结束对话", typing: "正在输入…",
       queued: "正在为您转接人工客服，您当前排在第 {n} 位", queuedNoPos: "正在为您转接人工客服…",
       noAgents: "当前没有客服在线，您可以留言，我们会尽快联系您。", leaveMessage: "留言",
@@ -56,7 +59,7 @@
       endYes: "结束对话", live: "人工客服 · 已接入", agentTyping: "{name} 正在输入", botTyping: "智能助手正在输入", yesterday: "昨天"
     },
     en: {
-      title: "Customer service", online: "Online", connecting: "Connecting…", reconnecting: "Connection lost, reconnecting…",
+      title: "Customer service", online: "Online", connecting: "Connecting…", reconnecting: "Reconnecting…", lost: "Connection lost. Your messages go out once it is back",
       placeholder: "Type a message…", send: "Send", human: "Talk to a human", end: "End chat", typing: "Typing…",
       queued: "Connecting you to an agent. You are number {n} in the queue", queuedNoPos: "Connecting you to an agent…",
       noAgents: "No agent is online right now. Leave a message and we will get back to you.", leaveMessage: "Leave a message",
@@ -83,6 +86,13 @@
   var outbox = load("outbox", []);          // sent, not yet acknowledged: resent with the same client_msg_id
   var wasOpen = load("open", false);
   var lastSeq = 0, conversationId = null, ws = null, backoff = 500, retryTimer = null, pingTimer = null;
+  function seconds(value, fallback, low, high) {
+    var n = Number(value);
+    return Math.min(high, Math.max(low, isFinite(n) && n > 0 ? n : fallback)) * 1000;
+  }
+  var PING_MS = seconds(ds.pingInterval, 30, 1, 540);     // under API Gateway's 10 min idle limit
+  var DEADLINE_MS = seconds(ds.replyTimeout, 10, 1, 60);
+  var pongTimer = null, ackTimers = {}, attempt = 0;
   var owner = "bot", awaitingReply = false, typingTimer = null, unread = 0, rated = false, closedView = false;
   var widgetConf = {};
   var items = {};                           // key -> element
@@ -111,6 +121,8 @@
     'header .name,header .st,.who{white-space:nowrap;overflow:hidden;text-overflow:ellipsis}' +
     'header button{background:rgba(255,255,255,.18);color:#fff;border:0;border-radius:6px;padding:5px 8px;font-size:12px;cursor:pointer;white-space:nowrap}' +
     'header button:hover{background:rgba(255,255,255,.3)}header button[hidden]{display:none}' +
+    '.down header .st:before{content:"";display:inline-block;width:7px;height:7px;border-radius:50%;background:#ffd166;margin-right:5px;vertical-align:1px}' +
+    '.netbar{display:none;background:#fff1f0;color:#a4262c;font-size:12px;padding:6px 12px;border-bottom:1px solid #f5c2c0}.down .netbar{display:block}' +
     '.banner{background:#fff7e6;color:#8a5300;font-size:12.5px;padding:8px 12px;border-bottom:1px solid #f3e2bd;display:none}' +
     '.banner.show{display:block}.banner button{margin-left:6px;background:var(--c);color:#fff;border:0;border-radius:5px;padding:3px 8px;font-size:12px;cursor:pointer}' +
     '.log{flex:1;overflow-y:auto;padding:14px 12px;background:#f6f7f9}' +
@@ -165,6 +177,7 @@
     '<section class="panel" role="dialog" aria-label="' + T.title + '">' +
     '  <header><div class="av"></div><div class="ttl"><div class="name"></div><div class="st"></div></div>' +
     '    <button type="button" class="human">' + T.human + '</button><button type="button" class="x" aria-label="' + T.close + '">✕</button></header>' +
+    '  <div class="netbar" role="status">' + T.lost + '</div>' +
     '  <div class="banner"></div>' +
     '  <div class="log" aria-live="polite"></div>' +
     '  <div class="typing" aria-hidden="true"><span class="dots"><i></i><i></i><i></i></span><span class="tw"></span></div>' +
@@ -621,7 +634,8 @@ var KefuMarkdown = (function () {
     if (vid && /^v-[0-9a-f]{32}$/.test(vid)) body.visitor_id = vid;
     if (ds.identity) body.identity = ds.identity;
     return fetch(api + "/v1/visitor-token", {
-      method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body)
+      method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body),
+      signal: AbortSignal.timeout ? AbortSignal.timeout(2 * DEADLINE_MS) : undefined
     }).then(function (res) {
       if (!res.ok) throw new Error("token " + res.status);
       return res.json();
@@ -633,28 +647,34 @@ var KefuMarkdown = (function () {
     });
   }
 
+  // Connecting: a token, then the socket. Each attempt has a number; a late answer to an older
+  // attempt is ignored, so two attempts never both end up with a socket.
   function connect() {
     clearTimeout(retryTimer);
+    var mine = ++attempt;
     setStatus(lastSeq || conversationId ? T.reconnecting : T.connecting);
     fetchToken().then(function (token) {
+      if (mine !== attempt) return;
       var sock = new WebSocket(wsUrl + "?token=" + encodeURIComponent(token));
       ws = sock;
+      // A handshake that never completes (a stalled network) is given up like a dead socket.
+      var opening = setTimeout(function () { if (ws === sock && sock.readyState === 0) dead(); }, DEADLINE_MS);
       sock.onopen = function () {
+        clearTimeout(opening);
         backoff = 500;
+        panel.classList.remove("down");
         setStatus(T.online);
         sock.send(JSON.stringify({ action: "sync", last_seq: lastSeq }));
-        outbox.forEach(function (m) { sock.send(JSON.stringify(m)); });   // same client_msg_id: de-duplicated
+        outbox.forEach(function (m) { markSending(m.client_msg_id); transmit(m); });   // same client_msg_id: de-duplicated
         clearInterval(pingTimer);
-        pingTimer = setInterval(function () { send({ action: "ping" }); }, 60000);
+        pingTimer = setInterval(ping, PING_MS);
       };
-      sock.onmessage = function (ev) { try { handle(JSON.parse(ev.data)); } catch (e) { console.warn("kefu:", e); } };
-      sock.onclose = function () {
+      sock.onmessage = function (ev) {
         if (ws !== sock) return;
-        clearInterval(pingTimer);
-        setStatus(T.reconnecting);
-        retry();
+        try { handle(JSON.parse(ev.data)); } catch (e) { console.warn("kefu:", e); }
       };
-    }).catch(function () { setStatus(T.reconnecting); retry(); });
+      sock.onclose = function () { clearTimeout(opening); if (ws === sock) dead(); };
+    }).catch(function () { if (mine === attempt) { setStatus(T.reconnecting); retry(); } });
   }
   function retry() {
     clearTimeout(retryTimer);
@@ -662,7 +682,36 @@ var KefuMarkdown = (function () {
     backoff = Math.min(backoff * 2, 15000);
     retryTimer = setTimeout(connect, wait);
   }
+  // Liveness: a ping must be answered by a pong within the deadline. A socket that does not
+  // answer is dead even if the browser still calls it open (a network that went away without
+  // closing it): it is dropped, the header says so, and a new connection is made.
+  function ping() {
+    if (!ws || ws.readyState !== 1 || pongTimer) return;
+    send({ action: "ping" });
+    pongTimer = setTimeout(function () { pongTimer = null; dead(); }, DEADLINE_MS);
+  }
+  // Let go of the socket (and of any attempt under way) without waiting for a close that may
+  // never come.
+  function drop() {
+    var old = ws;
+    ws = null;
+    attempt++;
+    clearInterval(pingTimer); clearTimeout(pongTimer); pongTimer = null;
+    if (old) {
+      old.onopen = old.onmessage = old.onclose = null;
+      try { old.close(); } catch (e) { /* already closing */ }
+    }
+  }
+  function dead() {
+    drop();
+    panel.classList.add("down");
+    setStatus(T.reconnecting);
+    showTyping(false);
+    retry();
+  }
   window.addEventListener("online", function () { if (!ws || ws.readyState > 1) { backoff = 500; connect(); } });
+  window.addEventListener("offline", function () { if (ws) dead(); });
+  document.addEventListener("visibilitychange", function () { if (!document.hidden) ping(); });
 
   function handle(f) {
     if (f.type === "history") {
@@ -681,6 +730,8 @@ var KefuMarkdown = (function () {
       // Messages still waiting for their ack come after everything the server has.
       outbox.forEach(function (m) { var p = items["c:" + m.client_msg_id]; if (p) log.appendChild(p); });
       scroll();
+    } else if (f.type === "pong") {
+      clearTimeout(pongTimer); pongTimer = null;
     } else if (f.type === "ack") {
       dropFromOutbox(f.client_msg_id);
       var el = items["c:" + f.client_msg_id];
@@ -715,14 +766,45 @@ var KefuMarkdown = (function () {
       setStatus(T.busy); showTyping(false);
     } else if (f.type === "error") {
       if (f.code === "conversation_closed") setOwner("closed");
+      else if (f.code === "not_connected") dead();
       else if (f.retry && f.client_msg_id) setTimeout(function () { resend(f.client_msg_id); }, 1500);
     }
   }
   function dropFromOutbox(id) {
+    clearTimeout(ackTimers[id]); delete ackTimers[id];
     var i = outbox.findIndex(function (m) { return m.client_msg_id === id; });
     if (i >= 0) { outbox.splice(i, 1); save("outbox", outbox); }
   }
-  function resend(id) { outbox.filter(function (m) { return m.client_msg_id === id; }).forEach(send); }
+  function resend(id) { outbox.filter(function (m) { return m.client_msg_id === id; }).forEach(transmit); }
+  // Sending a message starts its deadline: not acknowledged in time, it shows "not sent" with a
+  // retry button (it stays in the outbox and goes out again on the next connection anyway),
+  // and the connection is probed.
+  function transmit(m) {
+    send(m);
+    var id = m.client_msg_id;
+    clearTimeout(ackTimers[id]);
+    ackTimers[id] = setTimeout(function () {
+      delete ackTimers[id];
+      if (!outbox.some(function (x) { return x.client_msg_id === id; })) return;
+      var el = items["c:" + id];
+      if (el) { el.classList.remove("pending"); el.classList.add("failed"); delivery(el, "failed"); }
+      ping();
+    }, DEADLINE_MS);
+  }
+  function markSending(id) {
+    var el = items["c:" + id];
+    if (el) { el.classList.remove("failed"); el.classList.add("pending"); delivery(el, "pending"); }
+  }
+  // The visitor's "retry": everything unacknowledged goes out now, on a fresh connection when
+  // the current one is not open.
+  function retryNow() {
+    outbox.forEach(function (m) { markSending(m.client_msg_id); });
+    if (ws && ws.readyState === 1) { outbox.forEach(transmit); ping(); return; }
+    drop();
+    outbox.forEach(transmit);   // not open: arms the deadlines; sent again once connected
+    backoff = 500; connect();
+  }
+  log.addEventListener("click", function (e) { if (e.target.closest && e.target.closest("button.retry")) retryNow(); });
 
   // -- actions -----------------------------------------------------------------------------
   function newId() { return "c-" + Date.now().toString(36) + "-" + Math.random().toString(36).slice(2, 10); }
@@ -733,7 +815,7 @@ var KefuMarkdown = (function () {
     var frame = { action: "message", client_msg_id: newId(), text: text };
     outbox.push(frame); save("outbox", outbox);
     bubble("c:" + frame.client_msg_id, "visitor", text, { extra: "pending" });
-    send(frame);
+    transmit(frame);
     input.value = "";
   });
   input.addEventListener("keydown", function (e) {
@@ -765,7 +847,7 @@ var KefuMarkdown = (function () {
     Array.prototype.forEach.call(stars.children, function (x) { x.classList.remove("on"); });
     log.innerHTML = ""; items = {}; texts = {}; dirty = {}; lastSeq = 0; conversationId = null;
     setOwner("bot");
-    var old = ws; ws = null; if (old) old.close();
+    drop();
     backoff = 500; connect();
   });
   $(".o-cancel").addEventListener("click", function () { offlineCard.classList.remove("show"); });

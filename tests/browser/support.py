@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import websockets
 
+from kefu_core.product.tenants import DEMO_ADMIN_EMAIL, DEMO_ADMIN_PASSWORD
 from tests.support.gateway import RunningGateway
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -25,6 +26,7 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
 TIMEOUT_MS = 15_000
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 WIDGET = "document.querySelector('#kefu-widget').shadowRoot"
+DEMO_ADMIN = (DEMO_ADMIN_EMAIL, DEMO_ADMIN_PASSWORD)
 
 
 def screenshot_path(name: str) -> str:
@@ -154,3 +156,83 @@ class Agent:
                     if frame.get("type") == kind:
                         return frame
                 await asyncio.sleep(0.05)
+
+
+async def transcript(gateway: RunningGateway, conversation_id: str) -> list[dict[str, Any]]:
+    """The conversation's stored messages, once no reply is still streaming."""
+    token = await admin_token(gateway, *DEMO_ADMIN)
+    async with httpx.AsyncClient(base_url=gateway.http) as http:
+        for _ in range(200):
+            body = (await http.get(f"/v1/conversations/{conversation_id}",
+                                   headers={"authorization": f"Bearer {token}"})).json()
+            messages: list[dict[str, Any]] = body["messages"]
+            if messages and messages[-1]["status"] != "streaming":
+                return messages
+            await asyncio.sleep(0.1)
+    raise AssertionError("the reply never finished")
+
+
+class StallingProxy:
+    """A TCP proxy in front of the gateway that, once stalled, forwards nothing more in either
+    direction and closes nothing: the sockets stay open, as behind a dead NAT or a lost Wi-Fi.
+    Connections made while stalled are accepted and frozen too; after ``resume`` new ones flow
+    again (the frozen ones stay frozen)."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.stalled = False
+        self.frozen: list[asyncio.StreamWriter] = []
+        self._gen = 0
+        self._server: asyncio.Server | None = None
+        self._never = asyncio.Event()
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    @property
+    def ws(self) -> str:
+        assert self._server is not None
+        return f"ws://127.0.0.1:{self._server.sockets[0].getsockname()[1]}/prod"
+
+    async def __aenter__(self) -> StallingProxy:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for writer in self.frozen:
+            writer.close()
+
+    def stall(self) -> None:
+        self.stalled = True
+        self._gen += 1
+
+    def resume(self) -> None:
+        self.stalled = False
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.append(task)
+        if self.stalled:
+            self.frozen.append(writer)
+            await self._never.wait()
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        gen = self._gen
+        await asyncio.gather(self._pump(reader, up_writer, gen, writer),
+                             self._pump(up_reader, writer, gen, up_writer),
+                             return_exceptions=True)
+        for w in (writer, up_writer):
+            if w not in self.frozen:
+                w.close()
+
+    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, gen: int,
+                    peer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(65536):
+            if gen != self._gen:  # stalled since this connection was made: hold it open, forever
+                self.frozen.append(peer)
+                await self._never.wait()
+            writer.write(data)
+            await writer.drain()
