@@ -388,6 +388,8 @@ def create_gateway_app(settings: Settings, *, replica_id: str | None = None) -> 
                             else RedirectResponse("/docs")))
         console = web / "console.html"
         routes.append(Route("/console", lambda request: FileResponse(console)))
+        admin = web / "admin.html"
+        routes.append(Route("/admin", lambda request: FileResponse(admin)))
         routes.append(Mount("/web", app=StaticFiles(directory=web)))
 
     async def gateway_deps() -> Deps:

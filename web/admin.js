@@ -1,0 +1,791 @@
+/*!
+ * Kefu admin console: a tenant administrator's screens over the admin HTTP API (team, widget,
+ * engines, knowledge base, conversations, audit log, reports), and the super-admin's tenants.
+ *
+ * Sign-in: POST /v1/agent/login (organisation, e-mail, password) on the admin API, which is
+ * this page's origin by default or the URL given under "Admin API URL" (an AWS deployment's
+ * admin HTTP API; its ADMIN_ALLOWED_ORIGINS must name this page's origin). The short-lived
+ * token is refreshed before it expires (POST /v1/agent/refresh), as the agent console does; a
+ * refused refresh or a 401 returns to the sign-in form.
+ *
+ * Plain JavaScript, no build step. Every value from the server is written with textContent:
+ * no HTML is ever built from data. docs/admin-console.md describes the screens.
+ */
+(function () {
+  "use strict";
+  var I18N = {
+    zh: {
+      appTitle: "Kefu 管理后台", tenant: "组织 ID", email: "邮箱", password: "密码", signIn: "登录",
+      apiUrl: "管理 API 地址", apiUrlHelp: "留空：与本页同源。AWS 部署：填写管理 HTTP API 的地址",
+      wrong: "组织、邮箱或密码错误", throttled: "尝试次数过多，请 {s} 秒后再试", unreachable: "无法连接管理 API：{url}",
+      signedOut: "您已退出，请重新登录", notAdmin: "此账号不是管理员：请使用客服工作台", logout: "退出",
+      team: "团队", widget: "小部件", engines: "模型引擎", knowledge: "知识库", conversations: "对话记录",
+      audit: "审计日志", reports: "报表", tenants: "租户",
+      saved: "已保存", deleted: "已删除", failed: "操作失败：{msg}", forbidden: "没有权限", tooLarge: "内容过大",
+      unavailable: "服务暂不可用", notFound: "不存在", conflict: "已存在",
+      // team
+      revokeTitle: "账号权限变更规则",
+      revokeRules: "更改角色、停用账号、重置密码或“强制退出”会立即使此人的所有登录失效：打开中的客服工作台在下一次请求或心跳（最多约 30 秒）时被断开并回到登录页，管理 API 立即返回 401，此人同时被标记为离开，不再分配新对话。更改姓名或接待上限不会让其退出。",
+      name: "姓名", role: "角色", capacity: "接待上限", status: "状态", actions: "操作",
+      role_agent: "客服", role_admin: "管理员", active: "启用", inactive: "已停用",
+      deactivate: "停用", reactivate: "启用", resetPassword: "重置密码", signOutAgent: "强制退出",
+      invite: "添加成员", add: "添加", newPassword: "新密码（至少 10 位）", generate: "生成", save: "保存", cancel: "取消",
+      you: "（您）", confirmSelf: "这会让您自己退出登录，继续吗？",
+      confirmDeactivate: "停用 {name}？其所有登录将立即失效。", confirmRole: "将 {name} 的角色改为“{role}”？其所有登录将立即失效，需要重新登录。",
+      confirmReset: "为 {name} 设置新密码？其所有登录将立即失效。", confirmSignOut: "让 {name} 在所有设备上退出？",
+      passwordSet: "新密码已设置：请通过安全渠道告知对方", signedOutAgent: "已强制退出",
+      // widget
+      widgetKeys: "小部件密钥", key: "密钥", label: "备注", origins: "允许的来源（每行一个）", created: "创建时间",
+      anyOrigin: "留空：任何网站都可使用此密钥", revoke: "吊销", revoked: "已吊销 {at}", newKey: "新建密钥",
+      confirmRevoke: "吊销密钥 {key}？使用它的网站将无法再打开客服对话。", preview: "预览",
+      appearance: "外观与留言", color: "主色", greetingZh: "欢迎语（中文）", greetingEn: "欢迎语（英文）",
+      avatar: "头像 URL", offlineEnabled: "无客服在线时允许访客留言",
+      appearanceNote: "应用于此组织的所有小部件；网页上的 data- 属性优先。",
+      snippet: "嵌入代码", copy: "复制", copied: "已复制", wsUrl: "WebSocket 地址（仅 AWS 部署需要）",
+      snippetHelp: "把这段代码放在网站每个页面的 </body> 之前。", livePreview: "实时预览",
+      previewNote: "预览在本页的来源（{origin}）中运行，是一个真实的访客对话；限制了来源的密钥需要允许此来源才能预览。",
+      pickKey: "选择一个密钥预览",
+      // engines
+      engineChain: "引擎链", engineNote: "按顺序尝试；为空时使用部署的默认引擎。密钥只写不读：只显示名称与更新时间。",
+      kind: "类型", baseUrl: "Base URL", model: "模型", keyRef: "密钥名", timeout: "首字超时（秒）",
+      addEngine: "添加引擎", saveChain: "保存引擎链", up: "上移", down: "下移", remove: "移除",
+      secrets: "API 密钥", secretValue: "密钥值（保存后不可再查看）", setSecret: "保存密钥", updated: "更新时间",
+      missing: "以下密钥名尚未保存，对应引擎会被跳过：{names}", confirmDeleteSecret: "删除密钥 {name}？",
+      // knowledge
+      kbVersion: "版本 {v}", documents: "文档", upload: "上传文件", uploadHelp: "Markdown、纯文本或 FAQ CSV（列：question, answer）；同名文件会替换旧版本并重新索引。",
+      replace: "替换（重新上传）", confirmDeleteDoc: "删除文档 {name}？", uploaded: "已导入 {name}：{n} 个片段",
+      kbOff: "此部署未启用知识库", badType: "不支持的文件类型：{name}", noDocs: "还没有文档",
+      // conversations
+      search: "搜索", query: "关键词", since: "开始日期", until: "结束日期", any: "全部", exportCsv: "导出 CSV",
+      status_open: "进行中", status_closed: "已结束", owner: "接待方", owner_bot: "机器人", owner_queue: "排队", owner_human: "人工",
+      visitor: "访客", lastMessage: "最后一条消息", more: "加载更多", transcript: "对话详情", notes: "内部备注", csat: "满意度",
+      r_visitor: "访客", r_assistant: "智能助手", r_agent: "客服", r_system: "系统", none: "无", close: "关闭",
+      // audit
+      at: "时间", actor: "操作者", actorType: "操作者类型", action: "动作", target: "对象", targetType: "对象类型", detail: "详情",
+      // reports
+      csatFigures: "满意度（CSAT）", count: "评价数", average: "平均分", distribution: "评分分布", byAgent: "按客服",
+      perDay: "每日对话数", perDayNote: "按创建日期统计最近 {n} 条对话中的 {days} 天", agent: "客服",
+      // tenants
+      tenantName: "名称", createTenant: "创建租户", adminEmail: "管理员邮箱", adminPassword: "管理员密码（至少 10 位）",
+      tenantCreated: "已创建 {id}，小部件密钥 {key}"
+    },
+    en: {
+      appTitle: "Kefu admin console", tenant: "Organisation ID", email: "E-mail", password: "Password", signIn: "Sign in",
+      apiUrl: "Admin API URL", apiUrlHelp: "Empty: this page's origin. AWS deployment: the admin HTTP API's URL",
+      wrong: "Wrong organisation, e-mail or password", throttled: "Too many attempts: try again in {s} s", unreachable: "Cannot reach the admin API: {url}",
+      signedOut: "You were signed out: please sign in again", notAdmin: "This account is not an administrator: use the agent console", logout: "Sign out",
+      team: "Team", widget: "Widget", engines: "Engines", knowledge: "Knowledge base", conversations: "Conversations",
+      audit: "Audit log", reports: "Reports", tenants: "Tenants",
+      saved: "Saved", deleted: "Deleted", failed: "Failed: {msg}", forbidden: "Not allowed", tooLarge: "Too large",
+      unavailable: "Temporarily unavailable", notFound: "Not found", conflict: "Already exists",
+      revokeTitle: "When access changes",
+      revokeRules: "Changing someone's role, deactivating them, setting a new password or \"Sign out everywhere\" ends all of their sessions at once: an open agent console is disconnected at its next request or heartbeat (within about 30 s) and returns to the sign-in form, the admin API answers 401 at once, and the person is marked away so no conversation is assigned to them. Changing a name or capacity signs nobody out.",
+      name: "Name", role: "Role", capacity: "Capacity", status: "Status", actions: "Actions",
+      role_agent: "Agent", role_admin: "Admin", active: "Active", inactive: "Deactivated",
+      deactivate: "Deactivate", reactivate: "Reactivate", resetPassword: "Reset password", signOutAgent: "Sign out everywhere",
+      invite: "Add a member", add: "Add", newPassword: "New password (10+ characters)", generate: "Generate", save: "Save", cancel: "Cancel",
+      you: " (you)", confirmSelf: "This signs you out too. Go on?",
+      confirmDeactivate: "Deactivate {name}? All of their sessions end now.", confirmRole: "Make {name} \"{role}\"? All of their sessions end now; they sign in again.",
+      confirmReset: "Set a new password for {name}? All of their sessions end now.", confirmSignOut: "Sign {name} out everywhere?",
+      passwordSet: "New password set: give it to them over a safe channel", signedOutAgent: "Signed out everywhere",
+      widgetKeys: "Widget keys", key: "Key", label: "Label", origins: "Allowed origins (one per line)", created: "Created",
+      anyOrigin: "Empty: any site may use this key", revoke: "Revoke", revoked: "Revoked {at}", newKey: "New key",
+      confirmRevoke: "Revoke key {key}? Sites using it can no longer open a chat.", preview: "Preview",
+      appearance: "Appearance and offline messages", color: "Colour", greetingZh: "Greeting (Chinese)", greetingEn: "Greeting (English)",
+      avatar: "Avatar URL", offlineEnabled: "Visitors may leave a message when no agent is online",
+      appearanceNote: "Applies to every widget of this organisation; a page's data- attributes take precedence.",
+      snippet: "Embed snippet", copy: "Copy", copied: "Copied", wsUrl: "WebSocket URL (AWS deployments only)",
+      snippetHelp: "Put this before </body> on every page of your site.", livePreview: "Live preview",
+      previewNote: "The preview runs on this page's origin ({origin}) and is a real visitor chat; a key limited to other origins must allow this one to preview.",
+      pickKey: "Pick a key to preview",
+      engineChain: "Engine chain", engineNote: "Tried in order; empty: the deployment's engines. Keys are write-only: only names and update times are shown.",
+      kind: "Kind", baseUrl: "Base URL", model: "Model", keyRef: "Key name", timeout: "First token timeout (s)",
+      addEngine: "Add engine", saveChain: "Save chain", up: "Up", down: "Down", remove: "Remove",
+      secrets: "API keys", secretValue: "Key value (never shown again)", setSecret: "Store key", updated: "Updated",
+      missing: "These key names are not stored yet, their engines are skipped: {names}", confirmDeleteSecret: "Delete key {name}?",
+      kbVersion: "version {v}", documents: "Documents", upload: "Upload files", uploadHelp: "Markdown, plain text or FAQ CSV (columns question, answer); a file with the same name replaces the old version and is indexed again.",
+      replace: "Replace (upload again)", confirmDeleteDoc: "Delete document {name}?", uploaded: "Imported {name}: {n} chunks",
+      kbOff: "The knowledge base is not enabled on this deployment", badType: "Unsupported file type: {name}", noDocs: "No documents yet",
+      search: "Search", query: "Text", since: "From", until: "To", any: "Any", exportCsv: "Export CSV",
+      status_open: "Open", status_closed: "Closed", owner: "Owner", owner_bot: "Bot", owner_queue: "Queue", owner_human: "Human",
+      visitor: "Visitor", lastMessage: "Last message", more: "Load more", transcript: "Transcript", notes: "Private notes", csat: "Satisfaction",
+      r_visitor: "Visitor", r_assistant: "Assistant", r_agent: "Agent", r_system: "System", none: "none", close: "Close",
+      at: "At", actor: "Actor", actorType: "Actor type", action: "Action", target: "Target", targetType: "Target type", detail: "Detail",
+      csatFigures: "Satisfaction (CSAT)", count: "Ratings", average: "Average", distribution: "Scores", byAgent: "By agent",
+      perDay: "Conversations per day", perDayNote: "Created per day over {days} days, from the latest {n} conversations", agent: "Agent",
+      tenantName: "Name", createTenant: "Create tenant", adminEmail: "Admin e-mail", adminPassword: "Admin password (10+ characters)",
+      tenantCreated: "Created {id}, widget key {key}"
+    }
+  };
+  var lang = localStorage.getItem("kefu.console.lang") || ((navigator.language || "zh").toLowerCase().indexOf("zh") === 0 ? "zh" : "en");
+  function t(key, vars) {
+    var s = (I18N[lang] || I18N.zh)[key];
+    if (s == null) s = key;
+    return s.replace(/\{(\w+)\}/g, function (_, k) { return vars && vars[k] != null ? vars[k] : ""; });
+  }
+  function $(id) { return document.getElementById(id); }
+  function el(tag, cls, text) { var e = document.createElement(tag); if (cls) e.className = cls; if (text != null) e.textContent = text; return e; }
+  function kids(parent, children) { children.forEach(function (c) { if (c) parent.appendChild(c); }); return parent; }
+  function button(key, cls, onClick) { var b = el("button", cls, t(key)); b.type = "button"; b.dataset.action = key; b.addEventListener("click", onClick); return b; }
+  function input(name, type, value) { var i = el("input"); i.name = name; i.type = type || "text"; if (value != null) { i.defaultValue = String(value); i.value = String(value); } return i; }
+  function field(key, control) { var l = el("label", "field"); l.appendChild(el("span", null, t(key))); l.appendChild(control); return l; }
+  function select(name, options, value) {
+    var s = el("select"); s.name = name;
+    options.forEach(function (o) { var opt = el("option", null, o[1]); opt.value = o[0]; s.appendChild(opt); });
+    if (value != null) s.value = value;
+    return s;
+  }
+  function when(iso) { return iso ? new Date(iso).toLocaleString(lang === "zh" ? "zh-CN" : "en-GB") : ""; }
+  function table(headers, rows) {
+    var tb = el("table", "grid"), head = el("tr");
+    headers.forEach(function (h) { head.appendChild(el("th", null, t(h))); });
+    kids(tb, [kids(el("thead"), [head]), kids(el("tbody"), rows)]);
+    return tb;
+  }
+  function row(cells) {
+    var tr = el("tr");
+    cells.forEach(function (c) { var td = el("td"); if (c instanceof Node) td.appendChild(c); else td.textContent = c == null ? "" : String(c); tr.appendChild(td); });
+    return tr;
+  }
+  function toast(text) {
+    var n = $("toast"); n.textContent = text; n.hidden = false;
+    clearTimeout(toast.timer); toast.timer = setTimeout(function () { n.hidden = true; }, 4000);
+  }
+  function randomPassword() {
+    var bytes = new Uint8Array(12); crypto.getRandomValues(bytes);
+    return Array.from(bytes, function (b) { return "abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"[b % 56]; }).join("") + "-" + bytes[0] % 90 + 10;
+  }
+
+  // -- session: sign-in, refresh, API calls ------------------------------------------------
+  var STORE = "kefu.admin.session";
+  var session = JSON.parse(sessionStorage.getItem(STORE) || "null"), refreshTimer = null;
+  var params = new URLSearchParams(location.search);
+  function cleanBase(url) { return (url || "").trim().replace(/\/+$/, ""); }
+  function base() { return session ? session.api : ""; }
+  function keep(body, api) {
+    session = { token: body.token, expiresAt: Date.now() + body.expires_in * 1000, agent: body.agent,
+                api: api != null ? api : base() };
+    sessionStorage.setItem(STORE, JSON.stringify(session));
+    scheduleRefresh();
+  }
+  function signedOut(message) {
+    session = null; sessionStorage.removeItem(STORE); clearTimeout(refreshTimer);
+    $("app").hidden = true; $("login").hidden = false;
+    if (message) { $("login-error").textContent = message; $("login-error").hidden = false; }
+  }
+  function refresh() {
+    return fetch(base() + "/v1/agent/refresh", { method: "POST", headers: { authorization: "Bearer " + session.token } })
+      .then(function (r) {
+        if (r.status === 401 || r.status === 403) { signedOut(t("signedOut")); throw new Error("revoked"); }
+        if (!r.ok) throw new Error("refresh failed");
+        return r.json();
+      })
+      .then(function (body) { keep(body); });
+  }
+  function scheduleRefresh() {
+    clearTimeout(refreshTimer);
+    if (!session) return;
+    var left = session.expiresAt - Date.now();
+    var wait = Math.max(1000, Math.min(left - 120000, left * 2 / 3));  // two minutes before expiry
+    refreshTimer = setTimeout(function () {
+      if (session) refresh().catch(function () { if (session) refreshTimer = setTimeout(scheduleRefresh, 10000); });
+    }, wait);
+  }
+  document.addEventListener("visibilitychange", function () {
+    if (!document.hidden && session && session.expiresAt - Date.now() < 180000) refresh().catch(function () {});
+  });
+  function problem(status, body) {
+    if (status === 403) return t("forbidden");
+    if (status === 404) return t("notFound");
+    if (status === 409) return t("conflict");
+    if (status === 413) return t("tooLarge");
+    if (status >= 500) return (body && typeof body.detail === "string" ? body.detail + " · " : "") + t("unavailable");
+    var d = body && body.detail;
+    if (Array.isArray(d)) return d.map(function (x) { return (x.loc || []).slice(1).join(".") + ": " + x.msg; }).join("; ");
+    return typeof d === "string" ? d : String(status);
+  }
+  // A call of the admin API with the session's token. Resolves to the JSON body (null for
+  // 204, a Blob with raw=true); rejects with an Error whose message is for people. A 401 is
+  // retried once after a refresh; a refused refresh signs out.
+  function call(method, path, body, opts, retried) {
+    opts = opts || {};
+    var headers = { authorization: "Bearer " + session.token };
+    if (body !== undefined) headers["content-type"] = "application/json";
+    return fetch(base() + path, { method: method, headers: headers, body: body === undefined ? undefined : JSON.stringify(body) })
+      .then(function (r) {
+        if (r.status === 401 && !retried) return refresh().then(function () { return call(method, path, body, opts, true); });
+        if (r.status === 401) { signedOut(t("signedOut")); throw new Error(t("signedOut")); }
+        if (!r.ok) return r.json().catch(function () { return null; }).then(function (b) { var e = new Error(problem(r.status, b)); e.status = r.status; throw e; });
+        if (r.status === 204) return null;
+        return opts.raw ? r.blob() : r.json();
+      });
+  }
+  function fail(err) { if (session) toast(t("failed", { msg: err.message })); }
+  function download(path, filename) {
+    return call("GET", path, undefined, { raw: true }).then(function (blob) {
+      var a = el("a"); a.href = URL.createObjectURL(blob); a.download = filename;
+      document.body.appendChild(a); a.click(); a.remove();
+      setTimeout(function () { URL.revokeObjectURL(a.href); }, 10000);
+    }).catch(fail);
+  }
+  function query(values) {
+    var q = new URLSearchParams();
+    Object.keys(values).forEach(function (k) { if (values[k] !== "" && values[k] != null) q.set(k, values[k]); });
+    var s = q.toString();
+    return s ? "?" + s : "";
+  }
+  function dayStart(value, plusDays) {
+    if (!value) return "";
+    var d = new Date(value + "T00:00:00"); d.setDate(d.getDate() + (plusDays || 0));
+    return d.toISOString();
+  }
+
+  $("login-form").addEventListener("submit", function (e) {
+    e.preventDefault();
+    var f = e.target, api = cleanBase(f.api.value);
+    localStorage.setItem("kefu.admin.tenant", f.tenant.value.trim());
+    localStorage.setItem("kefu.admin.api", api);
+    fetch(api + "/v1/agent/login", { method: "POST", headers: { "content-type": "application/json" },
+      body: JSON.stringify({ tenant: f.tenant.value.trim(), email: f.email.value, password: f.password.value }) })
+      .catch(function () { throw new Error(t("unreachable", { url: api || location.origin })); })
+      .then(function (r) {
+        if (r.status === 429) throw new Error(t("throttled", { s: r.headers.get("retry-after") || "60" }));
+        if (!r.ok) throw new Error(t("wrong"));
+        return r.json();
+      })
+      .then(function (body) {
+        if (body.agent.role !== "admin") throw new Error(t("notAdmin"));
+        $("login-error").hidden = true; f.password.value = "";
+        keep(body, api);
+        start();
+      })
+      .catch(function (err) { var n = $("login-error"); n.textContent = err.message || t("wrong"); n.hidden = false; });
+  });
+  $("logout").addEventListener("click", function (e) { e.preventDefault(); signedOut(); });
+
+  // -- navigation ----------------------------------------------------------------------------
+  var SCREENS = {
+    team: renderTeam, widget: renderWidget, engines: renderEngines, knowledge: renderKnowledge,
+    conversations: renderConversations, audit: renderAudit, reports: renderReports, tenants: renderTenants
+  };
+  function isSuper() { return session && session.agent.tenant_id === "_root"; }
+  function screens() { return isSuper() ? ["tenants"] : ["team", "widget", "engines", "knowledge", "conversations", "audit", "reports"]; }
+  function current() { var h = location.hash.slice(1); return screens().indexOf(h) >= 0 ? h : screens()[0]; }
+  function renderNav() {
+    var nav = $("nav"); nav.textContent = "";
+    screens().forEach(function (id) {
+      var a = el("a", id === current() ? "active" : null, t(id)); a.href = "#" + id; a.dataset.screen = id;
+      nav.appendChild(a);
+    });
+  }
+  function show() {
+    if (!session) return;
+    renderNav();
+    var root = $("screen"); root.textContent = "";
+    var id = current();
+    root.dataset.screen = id;
+    root.appendChild(el("h2", null, t(id)));
+    SCREENS[id](root);
+  }
+  window.addEventListener("hashchange", show);
+  function applyI18n() {
+    document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
+    document.querySelectorAll("[data-i18n]").forEach(function (n) { n.textContent = t(n.dataset.i18n); });
+    document.title = t("appTitle");
+  }
+  document.querySelectorAll("[data-lang]").forEach(function (a) {
+    a.addEventListener("click", function (e) { e.preventDefault(); lang = a.dataset.lang; localStorage.setItem("kefu.console.lang", lang); applyI18n(); show(); });
+  });
+  function section(root, titleKey) { var s = el("section", "card"); if (titleKey) s.appendChild(el("h3", null, t(titleKey))); root.appendChild(s); return s; }
+  function form(cls, controls, submitKey, onSubmit) {
+    var f = el("form", cls); kids(f, controls);
+    var b = el("button", "primary", t(submitKey)); b.type = "submit"; b.dataset.action = submitKey; f.appendChild(b);
+    f.addEventListener("submit", function (e) { e.preventDefault(); onSubmit(f); });
+    return f;
+  }
+
+  // -- team ------------------------------------------------------------------------------------
+  function renderTeam(root) {
+    var rules = el("div", "notice"); rules.id = "revocation-rules";
+    kids(rules, [el("strong", null, t("revokeTitle")), el("p", null, t("revokeRules"))]);
+    root.appendChild(rules);
+    var list = section(root), box = el("div"); list.appendChild(box);
+    function load() { call("GET", "/v1/admin/agents").then(draw).catch(fail); }
+    function change(agent, patch, confirmKey, vars) {
+      var me = agent.id === session.agent.id, revokes = patch.role || patch.active === false || patch.password;
+      if (confirmKey && !confirm(t(confirmKey, vars))) return Promise.resolve(false);
+      if (me && revokes && !confirm(t("confirmSelf"))) return Promise.resolve(false);
+      return call("PATCH", "/v1/admin/agents/" + encodeURIComponent(agent.id), patch).then(function () {
+        if (me && revokes) { signedOut(t("signedOut")); return true; }
+        toast(patch.password ? t("passwordSet") : t("saved")); load(); return true;
+      }).catch(function (err) { fail(err); load(); return false; });
+    }
+    function passwordForm(agent, cell) {
+      var pw = input("password", "text"); pw.placeholder = t("newPassword"); pw.minLength = 10; pw.required = true;
+      var f = form("inline", [pw, button("generate", null, function () { pw.value = randomPassword(); }),
+                              button("cancel", null, load)], "save", function () {
+        change(agent, { password: pw.value }, "confirmReset", { name: agent.name });
+      });
+      cell.textContent = ""; cell.appendChild(f); pw.focus();
+    }
+    function draw(agents) {
+      box.textContent = "";
+      box.appendChild(table(["name", "email", "role", "capacity", "status", "actions"], agents.map(function (a) {
+        var role = select("role", [["agent", t("role_agent")], ["admin", t("role_admin")]], a.role);
+        role.addEventListener("change", function () {
+          change(a, { role: role.value }, "confirmRole", { name: a.name, role: t("role_" + role.value) })
+            .then(function (done) { if (!done) role.value = a.role; });
+        });
+        var cap = input("capacity", "number", a.capacity); cap.min = 0; cap.max = 100; cap.className = "num";
+        cap.addEventListener("change", function () { change(a, { capacity: Number(cap.value) }); });
+        var actions = el("div", "row-actions");
+        kids(actions, [
+          a.active ? button("deactivate", "danger", function () { change(a, { active: false }, "confirmDeactivate", { name: a.name }); })
+                   : button("reactivate", null, function () { change(a, { active: true }); }),
+          button("resetPassword", null, function () { passwordForm(a, actions); }),
+          button("signOutAgent", null, function () {
+            if (!confirm(t("confirmSignOut", { name: a.name }))) return;
+            if (a.id === session.agent.id && !confirm(t("confirmSelf"))) return;
+            call("POST", "/v1/admin/agents/" + encodeURIComponent(a.id) + "/sign-out").then(function () {
+              if (a.id === session.agent.id) signedOut(t("signedOut")); else toast(t("signedOutAgent"));
+            }).catch(fail);
+          })
+        ]);
+        var tr = row([a.name + (a.id === session.agent.id ? t("you") : ""), a.email, role, cap,
+                      el("span", a.active ? "pill ok" : "pill off", t(a.active ? "active" : "inactive")), actions]);
+        tr.dataset.email = a.email;
+        if (!a.active) tr.classList.add("dim");
+        return tr;
+      })));
+    }
+    var pw = input("password", "text"); pw.minLength = 10; pw.required = true;
+    var email = input("email", "email"); email.required = true;
+    var name = input("name"); name.required = true;
+    var cap = input("capacity", "number", 5); cap.min = 0; cap.max = 100;
+    var invite = section(root, "invite");
+    invite.appendChild(form("stack", [
+      field("name", name), field("email", email),
+      field("newPassword", pw), button("generate", null, function () { pw.value = randomPassword(); }),
+      field("role", select("role", [["agent", t("role_agent")], ["admin", t("role_admin")]], "agent")),
+      field("capacity", cap)
+    ], "add", function (f) {
+      call("POST", "/v1/admin/agents", { name: f.name.value.trim(), email: f.email.value.trim(), password: f.password.value,
+                                         role: f.role.value, capacity: Number(f.capacity.value) })
+        .then(function () { f.reset(); toast(t("saved")); load(); }).catch(fail);
+    }));
+    load();
+  }
+
+  // -- widget ----------------------------------------------------------------------------------
+  var WIDGET_WS = "kefu.admin.ws";
+  function renderWidget(root) {
+    var keysBox = section(root, "widgetKeys"), list = el("div"); keysBox.appendChild(list);
+    var chosen = null;
+    var originsOf = function (text) { return text.split(/\s+/).map(function (s) { return s.trim(); }).filter(Boolean); };
+    function load() { call("GET", "/v1/admin/widget-keys").then(draw).catch(fail); }
+    function draw(keys) {
+      list.textContent = "";
+      var live = keys.filter(function (k) { return !k.revoked_at; });
+      if (!chosen && live.length) chosen = live[0].key;
+      list.appendChild(table(["key", "label", "origins", "created", "actions"], keys.map(function (k) {
+        var origins = el("textarea"); origins.name = "origins"; origins.rows = Math.max(2, k.allowed_origins.length);
+        origins.value = k.allowed_origins.join("\n"); origins.placeholder = t("anyOrigin");
+        var label = input("label", "text", k.label);
+        var actions = el("div", "row-actions");
+        if (k.revoked_at) {
+          origins.disabled = label.disabled = true;
+          actions.appendChild(el("span", "muted", t("revoked", { at: when(k.revoked_at) })));
+        } else {
+          kids(actions, [
+            button("save", "primary", function () {
+              call("PATCH", "/v1/admin/widget-keys/" + encodeURIComponent(k.key),
+                   { label: label.value, allowed_origins: originsOf(origins.value) })
+                .then(function () { toast(t("saved")); load(); }).catch(fail);
+            }),
+            button("preview", null, function () { chosen = k.key; snippet(); preview(); }),
+            button("revoke", "danger", function () {
+              if (!confirm(t("confirmRevoke", { key: k.key }))) return;
+              call("DELETE", "/v1/admin/widget-keys/" + encodeURIComponent(k.key))
+                .then(function () { if (chosen === k.key) chosen = null; toast(t("saved")); load(); }).catch(fail);
+            })
+          ]);
+        }
+        var tr = row([el("code", null, k.key), label, origins, when(k.created_at), actions]);
+        tr.dataset.key = k.key;
+        if (k.revoked_at) tr.classList.add("dim");
+        return tr;
+      })));
+      snippet();
+    }
+    var newOrigins = el("textarea"); newOrigins.name = "origins"; newOrigins.rows = 2; newOrigins.placeholder = t("anyOrigin");
+    keysBox.appendChild(form("inline new-key", [field("label", input("label")), field("origins", newOrigins)], "newKey", function (f) {
+      call("POST", "/v1/admin/widget-keys", { label: f.label.value, allowed_origins: originsOf(newOrigins.value) })
+        .then(function (k) { chosen = k.key; f.reset(); toast(t("saved")); load(); }).catch(fail);
+    }));
+
+    // appearance: the tenant's settings (the whole object is PUT back with these fields changed)
+    var look = section(root, "appearance");
+    look.appendChild(el("p", "muted", t("appearanceNote")));
+    var settings = null;
+    var color = input("color", "color"), greetingZh = input("greeting_zh"), greetingEn = input("greeting_en");
+    var avatar = input("avatar_url", "url"), offline = input("offline_message_enabled", "checkbox");
+    var offlineLabel = el("label", "check"); kids(offlineLabel, [offline, el("span", null, t("offlineEnabled"))]);
+    look.appendChild(form("stack", [field("color", color), field("greetingZh", greetingZh), field("greetingEn", greetingEn),
+                                    field("avatar", avatar), offlineLabel], "save", function () {
+      var body = Object.assign({}, settings, { color: color.value, greeting_zh: greetingZh.value, greeting_en: greetingEn.value,
+                                               avatar_url: avatar.value.trim() || null, offline_message_enabled: offline.checked });
+      call("PUT", "/v1/admin/settings", body).then(function (saved) { settings = saved; toast(t("saved")); preview(); }).catch(fail);
+    }));
+    call("GET", "/v1/admin/settings").then(function (s) {
+      settings = s; color.value = s.color.length === 7 ? s.color : "#2f6fed"; greetingZh.value = s.greeting_zh;
+      greetingEn.value = s.greeting_en; avatar.value = s.avatar_url || ""; offline.checked = s.offline_message_enabled;
+    }).catch(fail);
+
+    // the embed snippet
+    var code = section(root, "snippet");
+    code.appendChild(el("p", "muted", t("snippetHelp")));
+    var ws = input("ws", "url", localStorage.getItem(WIDGET_WS) || ""); ws.placeholder = "wss://abc123.execute-api.ap-east-1.amazonaws.com/prod";
+    ws.addEventListener("input", function () { localStorage.setItem(WIDGET_WS, ws.value.trim()); snippet(); });
+    var pre = el("pre", "snippet"); pre.id = "snippet";
+    kids(code, [field("wsUrl", ws), pre, button("copy", null, function () {
+      (navigator.clipboard ? navigator.clipboard.writeText(pre.textContent) : Promise.reject(new Error("clipboard")))
+        .then(function () { toast(t("copied")); }, function () {
+          var r = document.createRange(); r.selectNodeContents(pre); var s = getSelection(); s.removeAllRanges(); s.addRange(r);
+        });
+    })]);
+    function scriptSrc() { return location.origin + "/web/widget.js"; }
+    function snippet() {
+      if (!chosen) { pre.textContent = t("pickKey"); return; }
+      var attrs = [["src", scriptSrc()], ["data-widget-key", chosen], ["data-lang", lang]];
+      if (base()) attrs.push(["data-api", base()]);
+      if (ws.value.trim()) attrs.push(["data-ws", ws.value.trim()]);
+      pre.textContent = "<script " + attrs.map(function (a) { return a[0] + "=\"" + a[1].replace(/[&"<>]/g, function (c) { return "&#" + c.charCodeAt(0) + ";"; }) + "\""; }).join("\n        ") + " async></script>";
+    }
+
+    // live preview: an empty page in an iframe that loads widget.js with the chosen key and the
+    // appearance in the form (unsaved changes show too), built with DOM calls
+    var pv = section(root, "livePreview");
+    pv.appendChild(el("p", "muted", t("previewNote", { origin: location.origin })));
+    var frameBox = el("div", "preview"); pv.appendChild(frameBox);
+    function preview() {
+      if (!chosen) return;
+      frameBox.textContent = "";
+      var frame = el("iframe"); frame.id = "widget-preview"; frame.title = t("livePreview");
+      frameBox.appendChild(frame);
+      var doc = frame.contentDocument;
+      doc.open(); doc.close();
+      var s = doc.createElement("script");
+      s.src = scriptSrc();
+      var data = { widgetKey: chosen, lang: lang, open: "true", color: color.value,
+                   greeting: lang === "zh" ? greetingZh.value : greetingEn.value };
+      if (avatar.value.trim()) data.avatar = avatar.value.trim();
+      if (base()) data.api = base();
+      if (ws.value.trim()) data.ws = ws.value.trim();
+      Object.keys(data).forEach(function (k) { s.dataset[k] = data[k]; });
+      doc.body.appendChild(s);
+    }
+    load();
+  }
+
+  // -- engines ---------------------------------------------------------------------------------
+  function renderEngines(root) {
+    root.appendChild(el("p", "muted", t("engineNote")));
+    var chainBox = section(root, "engineChain"), secretsBox = section(root, "secrets");
+    var chain = [], secretNames = [];
+    var rowsBox = el("div"), warn = el("p", "warn"); warn.hidden = true;
+    var names = el("datalist"); names.id = "secret-names";
+    kids(chainBox, [warn, rowsBox, names,
+      kids(el("div", "row-actions"), [
+        button("addEngine", null, function () { collect(); chain.push({ name: "engine" + (chain.length + 1), kind: "openai" }); drawChain(); }),
+        button("saveChain", "primary", save)])]);
+    function entryOf(tr) {
+      var v = function (n) { return tr.querySelector("[name=" + n + "]").value.trim(); };
+      var e = { name: v("name"), kind: v("kind") };
+      if (v("base_url")) e.base_url = v("base_url");
+      if (v("model")) e.model = v("model");
+      if (v("key_ref")) e.key_ref = v("key_ref");
+      if (v("first_token_timeout_s")) e.first_token_timeout_s = Number(v("first_token_timeout_s"));
+      return e;
+    }
+    function collect() { chain = Array.from(rowsBox.querySelectorAll("tbody tr")).map(entryOf); }
+    function move(i, by) { collect(); var j = i + by; if (j < 0 || j >= chain.length) return; var x = chain[i]; chain[i] = chain[j]; chain[j] = x; drawChain(); }
+    function drawChain() {
+      rowsBox.textContent = "";
+      rowsBox.appendChild(table(["#", "name", "kind", "baseUrl", "model", "keyRef", "timeout", "actions"], chain.map(function (e, i) {
+        var key = input("key_ref", "text", e.key_ref || ""); key.setAttribute("list", "secret-names");
+        var timeout = input("first_token_timeout_s", "number", e.first_token_timeout_s == null ? "" : e.first_token_timeout_s);
+        timeout.min = "0.1"; timeout.max = "60"; timeout.step = "0.1"; timeout.className = "num";
+        return row([String(i + 1), input("name", "text", e.name), select("kind", [["openai", "openai"], ["offline", "offline"]], e.kind || "openai"),
+                    input("base_url", "url", e.base_url || ""), input("model", "text", e.model || ""), key, timeout,
+                    kids(el("div", "row-actions"), [button("up", null, function () { move(i, -1); }), button("down", null, function () { move(i, 1); }),
+                                                    button("remove", "danger", function () { collect(); chain.splice(i, 1); drawChain(); })])]);
+      })));
+    }
+    function draw(view) {
+      chain = view.chain; secretNames = view.secrets;
+      warn.hidden = !view.missing_secrets.length;
+      warn.textContent = t("missing", { names: view.missing_secrets.join(", ") });
+      names.textContent = "";
+      secretNames.forEach(function (s) { var o = el("option"); o.value = s.name; names.appendChild(o); });
+      drawChain(); drawSecrets();
+    }
+    function save() {
+      collect();
+      call("PUT", "/v1/admin/engines", { chain: chain }).then(function (view) { draw(view); toast(t("saved")); }).catch(fail);
+    }
+    var secretList = el("div"); secretsBox.appendChild(secretList);
+    function drawSecrets() {
+      secretList.textContent = "";
+      secretList.appendChild(table(["name", "updated", "actions"], secretNames.map(function (s) {
+        return row([el("code", null, s.name), when(s.updated_at), button("remove", "danger", function () {
+          if (!confirm(t("confirmDeleteSecret", { name: s.name }))) return;
+          call("DELETE", "/v1/admin/engines/secrets/" + encodeURIComponent(s.name)).then(load).catch(fail);
+        })]);
+      })));
+    }
+    var value = input("secret", "password"); value.autocomplete = "off"; value.required = true;
+    var sname = input("name"); sname.required = true; sname.pattern = "[A-Za-z0-9_.\\-]{1,64}";
+    secretsBox.appendChild(form("inline", [field("name", sname), field("secretValue", value)], "setSecret", function (f) {
+      call("PUT", "/v1/admin/engines/secrets/" + encodeURIComponent(sname.value.trim()), { secret: value.value })
+        .then(function () { f.reset(); toast(t("saved")); load(); }).catch(fail);
+    }));
+    function load() { call("GET", "/v1/admin/engines").then(draw).catch(fail); }
+    load();
+  }
+
+  // -- knowledge base --------------------------------------------------------------------------
+  var TEXT_TYPES = { md: ".md", markdown: ".markdown", txt: ".txt", csv: ".csv" };
+  function renderKnowledge(root) {
+    var head = el("p", "muted"); root.appendChild(head);
+    var up = section(root, "upload");
+    up.appendChild(el("p", "muted", t("uploadHelp")));
+    var files = input("files", "file"); files.multiple = true; files.accept = Object.keys(TEXT_TYPES).map(function (x) { return "." + x; }).join(",");
+    up.appendChild(form("inline", [files], "upload", function (f) { sendFiles(Array.from(files.files)).then(function () { f.reset(); load(); }); }));
+    var docs = section(root, "documents"), list = el("div"); docs.appendChild(list);
+    function sendFiles(all) {
+      return all.reduce(function (p, file) { return p.then(function () { return sendFile(file); }); }, Promise.resolve());
+    }
+    function sendFile(file) {
+      var ext = (file.name.split(".").pop() || "").toLowerCase();
+      if (!TEXT_TYPES[ext]) { toast(t("badType", { name: file.name })); return Promise.resolve(); }
+      return file.text().then(function (content) {
+        return call("POST", "/v1/admin/knowledge", { name: file.name, content: content, content_type: TEXT_TYPES[ext] });
+      }).then(function (r) { toast(t("uploaded", { name: r.name, n: r.chunks == null ? "?" : r.chunks })); }).catch(fail);
+    }
+    function draw(kb) {
+      head.textContent = t("kbVersion", { v: kb.version });
+      list.textContent = "";
+      if (!kb.documents.length) { list.appendChild(el("p", "muted", t("noDocs"))); return; }
+      list.appendChild(table(["name", "actions"], kb.documents.map(function (name) {
+        var again = input("again", "file"); again.hidden = true; again.accept = files.accept;
+        again.addEventListener("change", function () {
+          var file = again.files[0]; if (!file) return;
+          sendFile(new File([file], name, { type: file.type })).then(load);
+        });
+        var tr = row([name, kids(el("div", "row-actions"), [again,
+          button("replace", null, function () { again.click(); }),
+          button("remove", "danger", function () {
+            if (!confirm(t("confirmDeleteDoc", { name: name }))) return;
+            call("DELETE", "/v1/admin/knowledge/" + encodeURIComponent(name)).then(function () { toast(t("deleted")); load(); }).catch(fail);
+          })])]);
+        tr.dataset.name = name;
+        return tr;
+      })));
+    }
+    function load() {
+      call("GET", "/v1/admin/knowledge").then(draw).catch(function (err) {
+        if (err.status === 503) { list.textContent = ""; list.appendChild(el("p", "warn", t("kbOff"))); up.hidden = true; } else fail(err);
+      });
+    }
+    load();
+  }
+
+  // -- conversations -----------------------------------------------------------------------------
+  function conversationFilters(f) {
+    return { q: f.q.value.trim(), status: f.status.value, owner: f.owner.value,
+             since: dayStart(f.since.value), until: dayStart(f.until.value, 1) };
+  }
+  function renderConversations(root) {
+    var PAGE = 50, offset = 0, filters = {};
+    var bar = form("filters", [
+      field("query", input("q", "search")),
+      field("status", select("status", [["", t("any")], ["open", t("status_open")], ["closed", t("status_closed")]])),
+      field("owner", select("owner", [["", t("any")], ["bot", t("owner_bot")], ["queue", t("owner_queue")], ["human", t("owner_human")]])),
+      field("since", input("since", "date")), field("until", input("until", "date")),
+      button("exportCsv", null, function () { download("/v1/conversations/export" + query(Object.assign(conversationFilters(bar), { format: "csv", limit: 1000 })), "conversations.csv"); })
+    ], "search", function () { filters = conversationFilters(bar); offset = 0; body.textContent = ""; load(); });
+    root.appendChild(bar);
+    var split = el("div", "split"), body = el("div", "list-pane"), detail = el("div", "detail-pane");
+    detail.id = "transcript";
+    kids(root, [kids(split, [body, detail])]);
+    var more = button("more", null, function () { load(); });
+    function load() {
+      call("GET", "/v1/conversations" + query(Object.assign({ limit: PAGE, offset: offset }, filters))).then(function (found) {
+        more.remove();
+        var tb = body.querySelector("tbody");
+        if (!tb) { body.appendChild(table(["updated", "visitor", "status", "owner", "lastMessage"], [])); tb = body.querySelector("tbody"); }
+        found.forEach(function (c) {
+          var tr = row([when(c.updated_at), c.customer_id || c.visitor_id.slice(0, 14), t("status_" + c.status),
+                        t("owner_" + c.owner), el("span", "clip", c.last_text || "")]);
+          tr.dataset.id = c.id; tr.className = "clickable";
+          tr.addEventListener("click", function () { open(c.id); });
+          tb.appendChild(tr);
+        });
+        offset += found.length;
+        if (found.length === PAGE) body.appendChild(more);
+      }).catch(fail);
+    }
+    function open(id) {
+      call("GET", "/v1/conversations/" + encodeURIComponent(id)).then(function (tr) {
+        detail.textContent = "";
+        var c = tr.conversation;
+        kids(detail, [el("h3", null, t("transcript")), el("div", "muted", (c.customer_id || c.visitor_id) + " · " + t("status_" + c.status) + " · " + when(c.created_at))]);
+        tr.messages.forEach(function (m) {
+          var who = m.role === "agent" && m.author ? m.author : t("r_" + m.role);
+          var line = el("div", "line " + m.role);
+          kids(line, [el("small", null, who + " · " + when(m.created_at)), el("div", null, m.text || m.event || "")]);
+          detail.appendChild(line);
+        });
+        if (tr.notes.length) {
+          detail.appendChild(el("h4", null, t("notes")));
+          tr.notes.forEach(function (n) { detail.appendChild(el("div", "note", (n.agent_name || n.agent_id) + ": " + n.text)); });
+        }
+        if (tr.csat) detail.appendChild(el("div", "csat", t("csat") + ": " + "★".repeat(tr.csat.score) + " " + (tr.csat.comment || "")));
+      }).catch(fail);
+    }
+    load();
+  }
+
+  // -- audit log ---------------------------------------------------------------------------------
+  function auditFilters(f) {
+    return { actor_type: f.actor_type.value, action: f.action.value.trim(), target_type: f.target_type.value.trim(),
+             since: dayStart(f.since.value), until: dayStart(f.until.value, 1) };
+  }
+  function renderAudit(root) {
+    var PAGE = 100, filters = {}, last = null;
+    var bar = form("filters", [
+      field("actorType", select("actor_type", [["", t("any")], ["admin", "admin"], ["agent", "agent"], ["visitor", "visitor"], ["system", "system"]])),
+      field("action", input("action")), field("targetType", input("target_type")),
+      field("since", input("since", "date")), field("until", input("until", "date")),
+      button("exportCsv", null, function () { download("/v1/admin/audit/export" + query(Object.assign(auditFilters(bar), { format: "csv" })), "audit.csv"); })
+    ], "search", function () { filters = auditFilters(bar); last = null; body.textContent = ""; load(); });
+    var body = el("div");
+    kids(root, [bar, body]);
+    var more = button("more", null, function () { load(); });
+    function load() {
+      call("GET", "/v1/admin/audit" + query(Object.assign({ limit: PAGE, before_id: last }, filters))).then(function (entries) {
+        more.remove();
+        var tb = body.querySelector("tbody");
+        if (!tb) { body.appendChild(table(["at", "actor", "action", "target", "detail"], [])); tb = body.querySelector("tbody"); }
+        entries.forEach(function (e) {
+          tb.appendChild(row([when(e.at), e.actor_type + (e.actor_id ? " · " + e.actor_id : ""), el("code", null, e.action),
+                              (e.target_type || "") + (e.target_id ? " · " + e.target_id : ""), el("span", "clip", JSON.stringify(e.detail))]));
+          last = e.id;
+        });
+        if (entries.length === PAGE) body.appendChild(more);
+      }).catch(fail);
+    }
+    load();
+  }
+
+  // -- reports: plain SVG bars with the number beside each -----------------------------------
+  var SVG = "http://www.w3.org/2000/svg";
+  function svg(tag, attrs, text) {
+    var n = document.createElementNS(SVG, tag);
+    Object.keys(attrs).forEach(function (k) { n.setAttribute(k, attrs[k]); });
+    if (text != null) n.textContent = text;
+    return n;
+  }
+  function bars(items) {  // items: [[label, value]]
+    var max = Math.max.apply(null, items.map(function (i) { return i[1]; }).concat([1]));
+    var h = 24, w = 520, labelW = 120, chart = svg("svg", { "class": "bars", width: w, height: items.length * h + 4, role: "img" });
+    items.forEach(function (item, i) {
+      var y = i * h + 2, len = Math.round((w - labelW - 60) * item[1] / max);
+      chart.appendChild(svg("text", { x: labelW - 8, y: y + 15, "text-anchor": "end" }, item[0]));
+      chart.appendChild(svg("rect", { x: labelW, y: y + 3, width: Math.max(len, 1), height: h - 8, rx: 3 }));
+      chart.appendChild(svg("text", { x: labelW + len + 6, y: y + 15, "class": "value" }, String(item[1])));
+    });
+    return chart;
+  }
+  function renderReports(root) {
+    var range = form("filters", [field("since", input("since", "date")), field("until", input("until", "date"))], "search", load);
+    var csat = section(root, "csatFigures"), days = section(root, "perDay");
+    root.insertBefore(range, csat);
+    var csatBody = el("div"), daysBody = el("div"); csat.appendChild(csatBody); days.appendChild(daysBody);
+    function load() {
+      var since = dayStart(range.since.value), until = dayStart(range.until.value, 1);
+      var names = {};
+      call("GET", "/v1/admin/agents").then(function (all) { all.forEach(function (a) { names[a.id] = a.name; }); }, function () {})
+        .then(function () { return call("GET", "/v1/admin/csat" + query({ since: since, until: until })); }).then(function (f) {
+        csatBody.textContent = "";
+        var figures = el("div", "figures");
+        kids(figures, [kids(el("div", "figure"), [el("b", null, String(f.count)), el("span", null, t("count"))]),
+                       kids(el("div", "figure"), [el("b", null, f.average == null ? "–" : f.average.toFixed(2)), el("span", null, t("average"))])]);
+        csatBody.appendChild(figures);
+        csatBody.appendChild(el("h4", null, t("distribution")));
+        csatBody.appendChild(bars(["5", "4", "3", "2", "1"].map(function (s) { return ["★".repeat(Number(s)), f.distribution[s] || 0]; })));
+        if (f.by_agent.length) {
+          csatBody.appendChild(el("h4", null, t("byAgent")));
+          csatBody.appendChild(table(["agent", "count", "average"], f.by_agent.map(function (a) {
+            return row([names[a.agent_id] || a.agent_id, a.count, a.average == null ? "–" : Number(a.average).toFixed(2)]);
+          })));
+        }
+      }).catch(fail);
+      var LIMIT = 500;
+      var from = since || new Date(Date.now() - 13 * 86400000).toISOString().slice(0, 10) + "T00:00:00";
+      call("GET", "/v1/conversations" + query({ since: since || new Date(from).toISOString(), until: until, limit: LIMIT })).then(function (found) {
+        daysBody.textContent = "";
+        var counts = {};
+        found.forEach(function (c) { var d = new Date(c.created_at).toLocaleDateString("sv"); counts[d] = (counts[d] || 0) + 1; });
+        var start = new Date(from), end = until ? new Date(until) : new Date(), items = [];
+        for (var d = new Date(start); d < end && items.length < 92; d.setDate(d.getDate() + 1)) {
+          var k = d.toLocaleDateString("sv"); items.push([k, counts[k] || 0]);
+        }
+        daysBody.appendChild(el("p", "muted", t("perDayNote", { n: LIMIT, days: items.length })));
+        daysBody.appendChild(bars(items));
+      }).catch(fail);
+    }
+    load();
+  }
+
+  // -- super-admin: tenants ------------------------------------------------------------------
+  function renderTenants(root) {
+    var list = section(root), box = el("div"); list.appendChild(box);
+    function load() {
+      call("GET", "/v1/tenants").then(function (all) {
+        box.textContent = "";
+        box.appendChild(table(["tenant", "tenantName", "created"], all.map(function (x) { return row([el("code", null, x.id), x.name, when(x.created_at)]); })));
+      }).catch(fail);
+    }
+    var pw = input("admin_password", "text"); pw.minLength = 10; pw.required = true;
+    var id = input("id"); id.required = true; id.pattern = "[A-Za-z0-9][A-Za-z0-9_\\-]{0,63}";
+    var name = input("name"); name.required = true;
+    var email = input("admin_email", "email"); email.required = true;
+    section(root, "createTenant").appendChild(form("stack", [field("tenant", id), field("tenantName", name), field("adminEmail", email),
+      field("adminPassword", pw), button("generate", null, function () { pw.value = randomPassword(); })], "add", function (f) {
+      call("POST", "/v1/tenants", { id: id.value.trim(), name: name.value.trim(), admin_email: email.value.trim(), admin_password: pw.value })
+        .then(function (r) { toast(t("tenantCreated", { id: r.tenant.id, key: r.widget_key.key })); f.reset(); load(); }).catch(fail);
+    }));
+    load();
+  }
+
+  // -- start -----------------------------------------------------------------------------------
+  function start() {
+    $("login").hidden = true; $("app").hidden = false;
+    $("me-name").textContent = session.agent.name;
+    $("me-org").textContent = (isSuper() ? "super-admin" : session.agent.tenant_id) + (session.api ? " · " + session.api : "");
+    scheduleRefresh();
+    show();
+  }
+  applyI18n();
+  var lf = $("login-form");
+  lf.tenant.value = params.get("tenant") || localStorage.getItem("kefu.admin.tenant") || "";
+  // The API URL is never taken from the page's address: a crafted link could otherwise send the
+  // password elsewhere. It is typed once (kept in this browser) or set by whoever hosts this
+  // page in <meta name="kefu-admin-api" content="https://...">.
+  var preset = document.querySelector("meta[name=kefu-admin-api]");
+  lf.api.value = localStorage.getItem("kefu.admin.api") || (preset ? preset.content : "");
+  if (lf.api.value) lf.querySelector("details").open = true;
+  if (session && session.expiresAt > Date.now() + 5000) start();
+  else { if (session) signedOut(t("signedOut")); $("login").hidden = false; }
+})();
