@@ -609,53 +609,37 @@ class Router:
         loop = asyncio.get_running_loop()
         gen = cast(AsyncGenerator[str | EngineOutcome, None], slot.engine.stream(call, key=key))
         attempt_deadline = min(deadline, loop.time() + slot.total_timeout_s)
-
-        def no_first_token() -> tuple[EngineError, str]:
-            kind = "total_timeout" if loop.time() >= deadline else "first_token_timeout"
-            return EngineTimeout(f"{slot.name}: no first token in time", kind="timeout"), kind
-
-        def stalled() -> tuple[EngineError, str]:
-            kind = "total_timeout" if loop.time() >= attempt_deadline else "stall"
-            return EngineTimeout(f"{slot.name}: stream {kind}", kind="stall"), kind
-
         try:
-            first = min(attempt_deadline, loop.time() + slot.first_token_timeout_s)
-            item = await self._next(slot, gen, first, attempt, no_first_token)
-            if item is None and attempt.error is None:
-                attempt.fail(EngineError(f"{slot.name}: empty stream", kind="cut"), "empty")
-            while isinstance(item, str):
+            while True:
+                wait = slot.stall_timeout_s if attempt.committed else slot.first_token_timeout_s
+                try:
+                    async with asyncio.timeout_at(min(attempt_deadline, loop.time() + wait)):
+                        item = await anext(gen)
+                except StopAsyncIteration:
+                    if not attempt.committed:
+                        attempt.fail(EngineError(f"{slot.name}: empty stream", kind="cut"), "empty")
+                    return
+                except TimeoutError:
+                    # the whole reply's deadline before the first token, the attempt's after
+                    over = loop.time() >= (attempt_deadline if attempt.committed else deadline)
+                    attempt.fail(*_timeout(slot.name, committed=attempt.committed, over=over))
+                    return
+                except EngineError as exc:
+                    attempt.fail(exc, exc.kind)
+                    return
+                except Exception as exc:  # an engine bug must not break the reply
+                    logger.exception("engine raised unexpectedly", extra={"engine": slot.name})
+                    attempt.fail(
+                        EngineError(f"{slot.name}: {type(exc).__name__}", kind="error"), "error"
+                    )
+                    return
+                if isinstance(item, EngineOutcome):
+                    attempt.outcome = item
+                    return
                 attempt.committed = True
                 yield item
-                until = min(attempt_deadline, loop.time() + slot.stall_timeout_s)
-                item = await self._next(slot, gen, until, attempt, stalled)
-            if isinstance(item, EngineOutcome):
-                attempt.outcome = item
         finally:
             await gen.aclose()
-
-    @staticmethod
-    async def _next(
-        slot: EngineSlot,
-        gen: AsyncGenerator[str | EngineOutcome, None],
-        until: float,
-        attempt: _Attempt,
-        timed_out: Callable[[], tuple[EngineError, str]],
-    ) -> str | EngineOutcome | None:
-        """The engine's next item by ``until``; None at the end of the stream or on a failure
-        (recorded in ``attempt``)."""
-        try:
-            async with asyncio.timeout_at(until):
-                return await anext(gen)
-        except StopAsyncIteration:
-            return None
-        except TimeoutError:
-            attempt.fail(*timed_out())
-        except EngineError as exc:
-            attempt.fail(exc, exc.kind)
-        except Exception as exc:  # an engine bug must not break the reply
-            logger.exception("engine raised unexpectedly", extra={"engine": slot.name})
-            attempt.fail(EngineError(f"{slot.name}: {type(exc).__name__}", kind="error"), "error")
-        return None
 
     async def _on_success(self, slot: EngineSlot, key: ApiKeyEntry | None) -> None:
         if slot.engine.provider == "offline":
@@ -713,6 +697,17 @@ class Router:
             )
         for job in jobs:
             await job
+
+
+def _timeout(engine: str, *, committed: bool, over: bool) -> tuple[EngineError, str]:
+    """The failure of an engine silent for too long, and its kind: before its first token
+    (``first_token_timeout``) or after (``stall``); ``total_timeout`` when the deadline was
+    ``over``."""
+    if committed:
+        kind = "total_timeout" if over else "stall"
+        return EngineTimeout(f"{engine}: stream {kind}", kind="stall"), kind
+    kind = "total_timeout" if over else "first_token_timeout"
+    return EngineTimeout(f"{engine}: no first token in time", kind="timeout"), kind
 
 
 def _try_next_key(err: EngineError) -> bool:
