@@ -70,6 +70,7 @@ FUNCTIONS = {
     "connect": "ConnectFunction",
     "disconnect": "DisconnectFunction",
     "message": "MessageFunction",
+    "agent": "AgentFunction",
     "stream": "StreamFunction",
     "admin": "AdminFunction",
 }
@@ -339,8 +340,11 @@ def sizes_of(build: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """(per function: zipped/unzipped with its own layers; per layer: zipped/unzipped)."""
     layer_sizes: dict[Path, tuple[int, int]] = {}
     sizes = {}
+    layouts = function_layouts(build)
     for fn, folder in FUNCTIONS.items():
-        code_dir, layers = function_layouts(build)[folder]
+        if folder not in layouts:  # a build of a revision before this function existed
+            continue
+        code_dir, layers = layouts[folder]
         code = zipped(code_dir)
         for layer in layers:
             if layer not in layer_sizes:
@@ -365,14 +369,18 @@ def cold_starts(builds: dict[str, Path], env: dict[str, str], runtime: str,
     busy machine weighs on each build alike."""
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {
         label: {fn: [] for fn in FUNCTIONS} for label in builds}
+    present = {label: function_layouts(build) for label, build in builds.items()}
     for _ in range(repeat):
         for fn in FUNCTIONS:
             for label, build in builds.items():
-                runs[label][fn].append(child(fn, "cold", env, runtime, build=build))
+                if FUNCTIONS[fn] in present[label]:
+                    runs[label][fn].append(child(fn, "cold", env, runtime, build=build))
     out: dict[str, dict[str, Any]] = {}
     for label, per_fn in runs.items():
         out[label] = {}
         for fn, rs in per_fn.items():
+            if not rs:
+                continue
             out[label][fn] = {
                 "import_ms_p50": round(statistics.median(r["import_ms"] for r in rs), 1),
                 "init_ms_p50": round(statistics.median(r["init_ms"] for r in rs), 1),

@@ -42,7 +42,7 @@ ACCOUNT = "123456789012"
 WS_API, HTTP_API = "wsapi12345", "httpapi123"
 SECRET = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:kefu/token-secret-AbCdEf"
 DB_SECRET = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:kefu/db-password-AbCdEf"
-POSTING = {"MessageFunction", "StreamFunction", "StreamFailureFunction"}
+POSTING = {"MessageFunction", "AgentFunction", "StreamFunction", "StreamFailureFunction"}
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -167,8 +167,8 @@ def test_the_functions_exist_with_their_runtime_and_layers(stack: dict[str, Any]
     functions = {lid for lid, r in stack["template"]["Resources"].items()
                  if r["Type"] == "AWS::Lambda::Function"}
     assert functions == {"ConnectFunction", "DisconnectFunction", "MessageFunction",
-                         "StreamFunction", "StreamFailureFunction", "MigrateFunction",
-                         "AdminFunction"}
+                         "AgentFunction", "StreamFunction", "StreamFailureFunction",
+                         "MigrateFunction", "AdminFunction"}
     for logical_id in functions:
         config = lam.get_function_configuration(FunctionName=stack["physical"][logical_id])
         assert config["Runtime"] == "python3.12" and config["Architectures"] == ["x86_64"]
@@ -189,7 +189,8 @@ def test_the_layers_are_created_and_each_function_names_its_own(stack: dict[str,
     resources = stack["template"]["Resources"]
     layers = {lid: [ref["Ref"] for ref in r["Properties"].get("Layers", [])]
               for lid, r in resources.items() if r["Type"] == "AWS::Lambda::Function"}
-    light = {"ConnectFunction", "DisconnectFunction", "StreamFailureFunction"}
+    light = {"ConnectFunction", "DisconnectFunction", "MessageFunction",
+             "StreamFailureFunction"}
     for logical_id, refs in layers.items():
         assert all(resources[ref]["Type"] == "AWS::Lambda::LayerVersion" for ref in refs)
         kinds = {ref.rstrip("0123456789abcdef") for ref in refs}
@@ -199,8 +200,8 @@ def test_the_layers_are_created_and_each_function_names_its_own(stack: dict[str,
 
 def test_manage_connections_only_where_a_function_posts(stack: dict[str, Any]) -> None:
     for logical_id in ("ConnectFunction", "DisconnectFunction", "MessageFunction",
-                       "StreamFunction", "StreamFailureFunction", "MigrateFunction",
-                       "AdminFunction"):
+                       "AgentFunction", "StreamFunction", "StreamFailureFunction",
+                       "MigrateFunction", "AdminFunction"):
         statements = _role_statements(stack, f"{logical_id}Role")
         posting = [s for s in statements if "execute-api:ManageConnections" in _actions(s)]
         assert bool(posting) == (logical_id in POSTING), logical_id
@@ -211,8 +212,8 @@ def test_manage_connections_only_where_a_function_posts(stack: dict[str, Any]) -
 
 
 def test_secrets_are_granted_by_exact_arn(stack: dict[str, Any]) -> None:
-    for logical_id in ("ConnectFunction", "MessageFunction", "StreamFunction", "AdminFunction",
-                       "StreamFailureFunction", "MigrateFunction"):
+    for logical_id in ("ConnectFunction", "MessageFunction", "AgentFunction", "StreamFunction",
+                       "AdminFunction", "StreamFailureFunction", "MigrateFunction"):
         statements = _role_statements(stack, f"{logical_id}Role")
         secret_resources = {r for s in statements if any(
             a.startswith("secretsmanager:") for a in _actions(s)) for r in _resources(s)}

@@ -80,6 +80,9 @@ async def test_an_agent_signs_in_and_takes_over_a_conversation(
         await guest.send({"action": "message", "client_msg_id": "v-2", "text": "谢谢"})
         await guest.until("ack")
         forwarded = await agent.until("message", role="visitor")
+        # AND the agent asks for a draft (AgentFunction: the engines and the memory layer)
+        await agent.send({"action": "suggest", "conversation_id": conversation_id})
+        suggestion = await agent.until("suggestion")
     # THEN the agent saw the transcript, the visitor was told and got the agent's reply
     assert [m["role"] for m in opened["messages"]][:2] == ["visitor", "assistant"]
     assert joined["agent_name"] == "Alice"
@@ -87,3 +90,6 @@ async def test_an_agent_signs_in_and_takes_over_a_conversation(
     # AND the visitor's next message went to the agent, not to the assistant
     assert forwarded["text"] == "谢谢"
     assert len(guest.of_type("final")) == 1
+    # AND the draft was written by an engine, for the agent only
+    assert suggestion["status"] == "complete" and suggestion["text"], suggestion
+    assert not guest.of_type("suggestion")

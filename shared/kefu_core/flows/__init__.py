@@ -17,8 +17,15 @@ if TYPE_CHECKING:
     from kefu_core.flows.stream import handle_stream
     from kefu_core.flows.stream_failure import handle_stream_failures
 
-__all__ = ["handle_connect", "handle_disconnect", "handle_message", "handle_stream",
-           "handle_stream_failures", "refuse_unauthenticated"]
+__all__ = ["ANSWER_PATH_ACTIONS", "handle_connect", "handle_disconnect", "handle_message",
+           "handle_stream", "handle_stream_failures", "refuse_unauthenticated"]
+
+# The client actions whose handling needs the answer path (kefu_llm, kefu_memory and their
+# packages): opening or taking a conversation shows the customer's memory and business
+# records, suggest drafts a reply with the tenant's engines. On AWS each of these has a route
+# of its own to AgentFunction, which carries those layers and their secrets; every other action
+# goes to the light MessageFunction (template.yaml, checked by the template tests).
+ANSWER_PATH_ACTIONS = frozenset({"open", "take", "suggest"})
 
 _WHERE = {
     "handle_connect": ".connect",

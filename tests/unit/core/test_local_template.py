@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from kefu_core.flows import ANSWER_PATH_ACTIONS
 from kefu_core.local.errors import LocalStackError
 from kefu_core.local.template import FunctionSpec, Template, parse_parameter_overrides
+from kefu_core.local.websocket import websocket_api
 
 ROOT = Path(__file__).resolve().parents[3]
 ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:kefu/token-secret-AbCdEf"
@@ -24,10 +26,10 @@ def _functions(**overrides: str) -> dict[str, FunctionSpec]:
 def test_every_function_gets_the_environment_the_template_gives_it() -> None:
     # WHEN the project's template is read with the required parameters only
     functions = _functions()
-    # THEN the seven functions are there with their own settings and the merged globals
+    # THEN the eight functions are there with their own settings and the merged globals
     assert set(functions) == {"ConnectFunction", "DisconnectFunction", "MessageFunction",
-                              "StreamFunction", "StreamFailureFunction", "AdminFunction",
-                              "MigrateFunction"}
+                              "AgentFunction", "StreamFunction", "StreamFailureFunction",
+                              "AdminFunction", "MigrateFunction"}
     # AND only the deploy-time migration applies the schema; the others verify it
     assert {name: f.environment["SCHEMA_MIGRATIONS"] for name, f in functions.items()} == {
         **{name: "verify" for name in functions}, "MigrateFunction": "apply"}
@@ -48,7 +50,9 @@ def test_every_function_gets_the_environment_the_template_gives_it() -> None:
     assert [(s.queue_arn, s.batch_size, s.report_batch_item_failures)
             for s in consumer.sqs_sources] == [(stream.on_failure, 10, True)]
     # AND the layers come in the template's order
-    assert [p.name for p in message.layers] == ["shared", "adapter", "memory", "answer"]
+    assert [p.name for p in message.layers] == ["shared", "adapter"]
+    assert [p.name for p in functions["AgentFunction"].layers] == [
+        "shared", "adapter", "memory", "answer"]
 
 
 def test_a_condition_turns_variables_on() -> None:
@@ -103,3 +107,23 @@ def test_the_functions_join_a_vpc_only_with_subnets_and_security_groups(
         **REQUIRED, "SubnetIds": subnets, "SecurityGroupIds": groups})
     vpc = template.resolve({"v": template.data["Globals"]["Function"]["VpcConfig"]})
     assert vpc.get("v") == expected
+
+
+def test_console_actions_that_need_the_answer_path_reach_a_function_that_carries_it() -> None:
+    # GIVEN the project's template
+    template = Template(ROOT / "template.yaml", overrides=REQUIRED)
+    by_name = {spec.name: spec for spec in template.functions()}
+    routes = {key: by_name[name] for key, name in websocket_api(template).routes.items()}
+    # WHEN we look at the function behind each route
+    def layers(route: str) -> set[str]:
+        return {path.name for path in routes[route].layers}
+    # THEN every action that needs kefu_llm/kefu_memory has a route of its own to a function
+    # with those layers, granted the data key (tenants' engine keys) and the LLM keys
+    for action in ANSWER_PATH_ACTIONS:
+        assert action in routes, action
+        assert {"adapter", "memory", "answer"} <= layers(action), action
+        policies = str(template.resources[routes[action].logical_id]["Properties"]["Policies"])
+        assert "DataKeySecretArn" in policies and "LlmKeysSecretArn" in policies, action
+    # AND the visitor's messages and every other action go to a function without them
+    assert routes["message"] is routes["$default"]
+    assert layers("$default") == {"shared", "adapter"}

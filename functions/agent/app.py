@@ -1,0 +1,5 @@
+"""open, take and suggest routes: the agent console's actions that need the answer path."""
+from kefu_core.flows import handle_message
+from kefu_core.lambda_runtime import api_gateway_handler
+
+lambda_handler = api_gateway_handler(handle_message)
