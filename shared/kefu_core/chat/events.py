@@ -1,6 +1,11 @@
 """API Gateway WebSocket event shapes (Lambda proxy integration), parsed with pydantic.
 
-Field names follow AWS's camelCase through aliases, as Powertools' parser models do.
+One model reads the ``$connect``, ``$disconnect`` and message events: the fields Kefu uses,
+each under the name and alias of Powertools' ``APIGatewayWebSocket*EventModel`` (plus the query
+string of ``$connect``, which Powertools' connect model does not read). It is not a subclass of
+those: importing Powertools' parser triples this module's import time on every cold start of
+the connect, message and disconnect functions (docs/design-notes.md, "WebSocket events").
+tests/unit/core/test_websocket_events.py keeps it a faithful subset of theirs.
 """
 
 from __future__ import annotations
