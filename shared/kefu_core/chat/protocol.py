@@ -17,40 +17,91 @@ Agent (and admin) frames, all but ``presence``/``queue``/``agents`` naming a
 ``transfer`` (``agent_id``), ``release`` (back to the bot), ``close``, ``typing``.
 
 Server -> client frames carry ``type``: ``ack``, ``delta``, ``final``, ``history``, ``state``,
-``error``, ``pong``, ``busy``, ``message``, ``typing``, and for consoles ``queue``, ``agents``,
-``conversation``, ``suggestion``, ``note``, ``assigned``, ``unassigned``, ``queue_changed``.
-Builders below are the only place frames are shaped.
+``error``, ``pong``, ``busy``, ``message``, ``typing``, ``csat_saved``, ``offline_saved``, and
+for consoles ``presence``, ``queue``, ``agents``, ``conversation``, ``suggestion``, ``note``,
+``assigned``, ``unassigned``, ``queue_changed``, ``offline_message``. Each is a TypedDict
+(``...Out``) made by one builder below (``..._frame``); nothing else in kefu_core shapes a
+server frame (tests/unit/core/test_frame_builders.py checks it, and that docs/protocol.md
+documents every type).
 """
 
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, Literal, NotRequired, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
 
 from kefu_core.infra.errors import BadFrame
 
 __all__ = [
+    "AckOut",
+    "AgentsOut",
     "AnyClientFrame",
+    "AssignedOut",
+    "BusyOut",
     "ClientFrame",
     "ConversationActionFrame",
+    "ConversationOut",
     "CsatFrame",
+    "CsatSavedOut",
+    "DeltaOut",
     "EndFrame",
+    "ErrorOut",
+    "FinalOut",
     "HandoffFrame",
+    "HistoryOut",
     "ListFrame",
     "MessageFrame",
+    "MessageOut",
     "NoteFrame",
+    "NoteOut",
     "OfflineMessageFrame",
+    "OfflineMessageOut",
+    "OfflineSavedOut",
     "PingFrame",
+    "PongOut",
     "PresenceFrame",
+    "PresenceOut",
+    "QueueChangedOut",
+    "QueueOut",
     "ReplyFrame",
+    "ServerFrame",
+    "StateOut",
+    "SuggestionOut",
     "SyncFrame",
     "TransferFrame",
     "TypingFrame",
+    "TypingOut",
+    "UnassignedOut",
+    "ack_frame",
+    "agents_frame",
+    "assigned_frame",
+    "busy_frame",
+    "conversation_frame",
+    "csat_saved_frame",
+    "delta_frame",
     "encode",
     "error_frame",
+    "final_frame",
+    "history_frames",
+    "message_frame",
+    "not_stored_frame",
+    "note_frame",
+    "offline_message_frame",
+    "offline_saved_frame",
     "parse_client_frame",
+    "pong_frame",
+    "presence_frame",
+    "queue_changed_frame",
+    "queue_frame",
+    "queue_position_frame",
+    "reply_not_started_frame",
+    "state_frame",
+    "suggestion_frame",
+    "typing_frame",
+    "unassigned_frame",
 ]
 
 ClientMsgId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[\w.:-]+$")]
@@ -207,40 +258,234 @@ def parse_client_frame(
     return frame
 
 
-def encode(frame: dict[str, Any]) -> str:
+# -- server -> client ---------------------------------------------------------------------------
+# Each frame type is a TypedDict and has one builder below; docs/protocol.md documents every one.
+# Keys are written in the order the frames have always carried on the wire.
+
+Json = dict[str, Any]
+
+
+class AckOut(TypedDict):
+    type: Literal["ack"]
+    conversation_id: str
+    client_msg_id: str
+    seq: int
+    duplicate: bool
+
+
+class DeltaOut(TypedDict):
+    type: Literal["delta"]
+    conversation_id: str
+    seq: int
+    reply_to: int
+    offset: int
+    text: str
+
+
+class FinalOut(TypedDict):
+    type: Literal["final"]
+    conversation_id: str
+    seq: int
+    reply_to: int
+    text: str
+    status: str
+    engine: str | None
+    fallback_used: bool
+    reason: NotRequired[str]
+
+
+class ErrorOut(TypedDict):
+    type: Literal["error"]
+    code: str
+    message: str
+    client_msg_id: NotRequired[str]
+    retry: NotRequired[bool]
+    reply_to: NotRequired[int]
+    conversation_id: NotRequired[str]
+
+
+class PongOut(TypedDict):
+    type: Literal["pong"]
+
+
+class HistoryOut(TypedDict):
+    type: Literal["history"]
+    conversation_id: str
+    owner: str
+    last_seq: int
+    messages: list[Json]
+    more: bool
+
+
+class BusyOut(TypedDict):
+    type: Literal["busy"]
+    conversation_id: str
+    retry_after_s: float
+
+
+class MessageOut(TypedDict):
+    type: Literal["message"]
+    conversation_id: str
+    seq: int
+    role: Literal["visitor", "agent"]
+    text: str
+    client_msg_id: str | None
+    agent_name: NotRequired[str | None]
+
+
+class TypingOut(TypedDict):
+    type: Literal["typing"]
+    role: Literal["visitor", "agent"]
+    name: NotRequired[str | None]
+    conversation_id: str
+
+
+class StateOut(TypedDict):
+    type: Literal["state"]
+    conversation_id: str
+    state: Literal["bot", "queued", "agent_joined", "closed"]
+    position: NotRequired[int | None]
+    agents_online: NotRequired[bool]
+    agent_id: NotRequired[str | None]
+    agent_name: NotRequired[str | None]
+    seq: NotRequired[int]
+
+
+class CsatSavedOut(TypedDict):
+    type: Literal["csat_saved"]
+    conversation_id: str
+    score: int
+
+
+class OfflineSavedOut(TypedDict):
+    type: Literal["offline_saved"]
+    id: int
+
+
+class OfflineMessageOut(TypedDict):
+    type: Literal["offline_message"]
+    id: int
+
+
+class PresenceOut(TypedDict):
+    type: Literal["presence"]
+    status: Literal["online", "away"]
+
+
+class QueueOut(TypedDict):
+    type: Literal["queue"]
+    waiting: list[Json]
+    bot: list[Json]
+    mine: list[Json]
+    others: list[Json]
+
+
+class AgentsOut(TypedDict):
+    type: Literal["agents"]
+    online: list[Json]
+    all: list[Json]
+
+
+class NoteOut(TypedDict):
+    type: Literal["note"]
+    id: int
+    conversation_id: str
+    agent_id: str
+    agent_name: str | None
+    text: str
+    created_at: str
+
+
+class ConversationOut(TypedDict):
+    type: Literal["conversation"]
+    conversation: Json
+    state: StateOut | Json
+    messages: list[Json]
+    notes: list[Json]
+    csat: Json | None
+    customer: Any
+
+
+class SuggestionOut(TypedDict):
+    type: Literal["suggestion"]
+    conversation_id: str
+    text: str
+    engine: str | None
+    status: str
+
+
+class QueueChangedOut(TypedDict):
+    type: Literal["queue_changed"]
+    conversation_id: str
+    event: str
+
+
+class AssignedOut(TypedDict):
+    type: Literal["assigned"]
+    conversation_id: str
+    visitor_id: str
+
+
+class UnassignedOut(TypedDict):
+    type: Literal["unassigned"]
+    conversation_id: str
+    reason: Literal["transferred"]
+
+
+ServerFrame = (
+    AckOut | DeltaOut | FinalOut | ErrorOut | PongOut | HistoryOut | BusyOut
+    | MessageOut | TypingOut | StateOut | CsatSavedOut | OfflineSavedOut
+    | OfflineMessageOut | PresenceOut | QueueOut | AgentsOut | NoteOut
+    | ConversationOut | SuggestionOut | QueueChangedOut | AssignedOut | UnassignedOut
+)
+
+
+def encode(frame: Mapping[str, Any]) -> str:
     return json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
 
 
-def error_frame(code: str, message: str, *, client_msg_id: str | None = None) -> dict[str, Any]:
-    frame: dict[str, Any] = {"type": "error", "code": code, "message": message}
+def error_frame(
+    code: str, message: str, *, client_msg_id: str | None = None, retry: bool = False
+) -> ErrorOut:
+    """A refused frame; ``retry`` tells the client to resend the same frame (nothing was
+    stored, or the reply did not start)."""
+    frame: ErrorOut = {"type": "error", "code": code, "message": message}
     if client_msg_id:
         frame["client_msg_id"] = client_msg_id
+    if retry:
+        frame["retry"] = True
     return frame
 
 
-def ack_frame(
-    *, conversation_id: str, client_msg_id: str, seq: int, duplicate: bool
-) -> dict[str, Any]:
-    return {
-        "type": "ack",
-        "conversation_id": conversation_id,
-        "client_msg_id": client_msg_id,
-        "seq": seq,
-        "duplicate": duplicate,
-    }
+def not_stored_frame(client_msg_id: str | None) -> ErrorOut:
+    """A store failed before the message was kept: resend it."""
+    return error_frame("temporarily_unavailable", "not stored, please resend",
+                       client_msg_id=client_msg_id, retry=True)
 
 
-def delta_frame(*, conversation_id: str, seq: int, reply_to: int, offset: int, text: str) -> dict[
-    str, Any
-]:
-    return {
-        "type": "delta",
-        "conversation_id": conversation_id,
-        "seq": seq,
-        "reply_to": reply_to,
-        "offset": offset,
-        "text": text,
-    }
+def reply_not_started_frame(
+    client_msg_id: str | None, *, reply_to: int | None = None, conversation_id: str | None = None
+) -> ErrorOut:
+    """The message is stored but its reply could not start: resend it to start the reply."""
+    frame = error_frame("reply_not_started", "stored; resend to get the reply",
+                        client_msg_id=client_msg_id, retry=True)
+    if reply_to is not None:
+        frame["reply_to"] = reply_to
+    if conversation_id is not None:
+        frame["conversation_id"] = conversation_id
+    return frame
+
+
+def ack_frame(*, conversation_id: str, client_msg_id: str, seq: int, duplicate: bool) -> AckOut:
+    return {"type": "ack", "conversation_id": conversation_id, "client_msg_id": client_msg_id,
+            "seq": seq, "duplicate": duplicate}
+
+
+def delta_frame(
+    *, conversation_id: str, seq: int, reply_to: int, offset: int, text: str
+) -> DeltaOut:
+    return {"type": "delta", "conversation_id": conversation_id, "seq": seq,
+            "reply_to": reply_to, "offset": offset, "text": text}
 
 
 def final_frame(
@@ -253,17 +498,162 @@ def final_frame(
     engine: str | None,
     fallback_used: bool = False,
     reason: str | None = None,
-) -> dict[str, Any]:
-    frame: dict[str, Any] = {
-        "type": "final",
-        "conversation_id": conversation_id,
-        "seq": seq,
-        "reply_to": reply_to,
-        "text": text,
-        "status": status,
-        "engine": engine,
-        "fallback_used": fallback_used,
+) -> FinalOut:
+    frame: FinalOut = {
+        "type": "final", "conversation_id": conversation_id, "seq": seq, "reply_to": reply_to,
+        "text": text, "status": status, "engine": engine, "fallback_used": fallback_used,
     }
     if reason:
         frame["reason"] = reason
     return frame
+
+
+def pong_frame() -> PongOut:
+    return {"type": "pong"}
+
+
+def busy_frame(*, conversation_id: str, retry_after_s: float) -> BusyOut:
+    return {"type": "busy", "conversation_id": conversation_id,
+            "retry_after_s": round(retry_after_s, 1)}
+
+
+def history_frames(
+    *, conversation_id: str, owner: str, last_seq: int, messages: Sequence[Json],
+    page_bytes: int,
+) -> list[HistoryOut]:
+    """The answer to ``sync``: the messages in pages of at most ``page_bytes`` (a single
+    message larger than a page is cut and marked ``truncated``); ``more`` on all but the last."""
+    head = encode({"type": "history", "conversation_id": conversation_id, "owner": owner,
+                   "last_seq": last_seq})
+    pages: list[list[Json]] = []
+    page: list[Json] = []
+    size = len(head) + 32
+    for message in messages:
+        item = message
+        item_size = len(encode(item).encode()) + 1
+        if item_size > page_bytes:  # a single huge message is cut for the replay, said so
+            item = {**item, "text": item["text"][: page_bytes // 8], "truncated": True}
+            item_size = len(encode(item).encode()) + 1
+        if page and size + item_size > page_bytes:
+            pages.append(page)
+            page, size = [], len(head) + 32
+        page.append(item)
+        size += item_size
+    pages.append(page)
+    return [{"type": "history", "conversation_id": conversation_id, "owner": owner,
+             "last_seq": last_seq, "messages": items, "more": index < len(pages) - 1}
+            for index, items in enumerate(pages)]
+
+
+def message_frame(
+    *, conversation_id: str, seq: int, role: Literal["visitor", "agent"], text: str,
+    client_msg_id: str | None, agent_name: str | None = None,
+) -> MessageOut:
+    """A stored visitor or agent message, for the other connections watching it (an agent's
+    carries the agent's name)."""
+    frame: MessageOut = {"type": "message", "conversation_id": conversation_id,
+                               "seq": seq, "role": role, "text": text,
+                               "client_msg_id": client_msg_id}
+    if role == "agent":
+        frame["agent_name"] = agent_name
+    return frame
+
+
+def typing_frame(
+    *, conversation_id: str, role: Literal["visitor", "agent"], name: str | None = None
+) -> TypingOut:
+    """Someone is typing (an agent's carries the agent's name)."""
+    if role == "agent":
+        return {"type": "typing", "role": role, "name": name, "conversation_id": conversation_id}
+    return {"type": "typing", "role": role, "conversation_id": conversation_id}
+
+
+def state_frame(
+    *, conversation_id: str, state: Literal["bot", "queued", "agent_joined", "closed"],
+    position: int | None = None, agents_online: bool = False, agent_id: str | None = None,
+    agent_name: str | None = None, seq: int | None = None,
+) -> StateOut:
+    """Who owns a conversation now: ``queued`` carries the queue position and whether agents
+    are online, ``agent_joined`` the agent; ``seq`` is the system message that announced it."""
+    frame: StateOut = {"type": "state", "conversation_id": conversation_id, "state": state}
+    if state == "queued":
+        frame["position"] = position
+        frame["agents_online"] = agents_online
+    elif state == "agent_joined":
+        frame["agent_id"] = agent_id
+        frame["agent_name"] = agent_name
+    if seq is not None:
+        frame["seq"] = seq
+    return frame
+
+
+def queue_position_frame(
+    *, conversation_id: str, position: int, agents_online: bool
+) -> StateOut:
+    """A queued conversation's new position, for its visitor."""
+    return {"type": "state", "state": "queued",
+            "conversation_id": conversation_id, "position": position,
+            "agents_online": agents_online}
+
+
+def csat_saved_frame(*, conversation_id: str, score: int) -> CsatSavedOut:
+    return {"type": "csat_saved", "conversation_id": conversation_id, "score": score}
+
+
+def offline_saved_frame(message_id: int) -> OfflineSavedOut:
+    return {"type": "offline_saved", "id": message_id}
+
+
+def offline_message_frame(message_id: int) -> OfflineMessageOut:
+    """To the tenant's consoles: a visitor left an offline message."""
+    return {"type": "offline_message", "id": message_id}
+
+
+def presence_frame(status: Literal["online", "away"]) -> PresenceOut:
+    return {"type": "presence", "status": status}
+
+
+def queue_frame(
+    *, waiting: list[Json], bot: list[Json], mine: list[Json], others: list[Json]
+) -> QueueOut:
+    return {"type": "queue", "waiting": waiting, "bot": bot, "mine": mine, "others": others}
+
+
+def agents_frame(*, online: list[Json], everyone: list[Json]) -> AgentsOut:
+    return {"type": "agents", "online": online, "all": everyone}
+
+
+def note_frame(
+    *, id: int, conversation_id: str, agent_id: str, agent_name: str | None, text: str,
+    created_at: str,
+) -> NoteOut:
+    return {"type": "note", "id": id, "conversation_id": conversation_id, "agent_id": agent_id,
+            "agent_name": agent_name, "text": text, "created_at": created_at}
+
+
+def conversation_frame(
+    *, conversation: Json, state: StateOut | Json, messages: list[Json], notes: list[Json],
+    csat: Json | None, customer: Any,
+) -> ConversationOut:
+    return {"type": "conversation", "conversation": conversation, "state": state,
+            "messages": messages, "notes": notes, "csat": csat, "customer": customer}
+
+
+def suggestion_frame(
+    *, conversation_id: str, text: str, engine: str | None, status: str
+) -> SuggestionOut:
+    return {"type": "suggestion", "conversation_id": conversation_id, "text": text,
+            "engine": engine, "status": status}
+
+
+def queue_changed_frame(*, conversation_id: str, event: str) -> QueueChangedOut:
+    """To the tenant's consoles: refresh the lists."""
+    return {"type": "queue_changed", "conversation_id": conversation_id, "event": event}
+
+
+def assigned_frame(*, conversation_id: str, visitor_id: str) -> AssignedOut:
+    return {"type": "assigned", "conversation_id": conversation_id, "visitor_id": visitor_id}
+
+
+def unassigned_frame(*, conversation_id: str) -> UnassignedOut:
+    return {"type": "unassigned", "conversation_id": conversation_id, "reason": "transferred"}

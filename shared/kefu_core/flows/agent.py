@@ -31,7 +31,15 @@ from kefu_core.chat.protocol import (
     TransferFrame,
     TypingFrame,
     ack_frame,
+    agents_frame,
+    conversation_frame,
     error_frame,
+    message_frame,
+    note_frame,
+    presence_frame,
+    queue_frame,
+    suggestion_frame,
+    typing_frame,
 )
 from kefu_core.deps import Deps
 from kefu_core.flows.fanout import broadcast, send
@@ -120,10 +128,10 @@ async def handle_agent_frame(frame: AnyClientFrame, record: ConnectionRecord, de
     elif isinstance(frame, ListFrame):
         online = await product.handoff.online_agents(tenant_id)
         everyone = await product.tenants.list_agents(tenant_id)
-        await send(deps, record.connection_id, {
-            "type": "agents", "online": [a.model_dump() for a in online],
-            "all": [{"id": a.id, "name": a.name, "role": a.role} for a in everyone if a.active],
-        })
+        await send(deps, record.connection_id, agents_frame(
+            online=[a.model_dump() for a in online],
+            everyone=[{"id": a.id, "name": a.name, "role": a.role} for a in everyone if a.active],
+        ))
     elif isinstance(frame, ReplyFrame):
         await _reply(frame, record, deps)
     elif isinstance(frame, NoteFrame):
@@ -134,7 +142,7 @@ async def handle_agent_frame(frame: AnyClientFrame, record: ConnectionRecord, de
         await product.audit.safe_record(
             tenant_id=tenant_id, actor_type=actor, actor_id=me, action="conversation.note_added",
             target_type="conversation", target_id=conversation.id, detail={"text": note.text})
-        await send(deps, record.connection_id, {"type": "note", **note.model_dump(mode="json")})
+        await send(deps, record.connection_id, note_frame(**note.model_dump(mode="json")))
     elif isinstance(frame, TransferFrame):
         await transfer(deps, tenant_id=tenant_id, conversation_id=frame.conversation_id,
                        from_agent=me, to_agent=frame.agent_id, actor_type=actor)
@@ -145,9 +153,9 @@ async def handle_agent_frame(frame: AnyClientFrame, record: ConnectionRecord, de
         conversation = await _conversation(deps, tenant_id, frame.conversation_id)
         if not _assigned_to_me(conversation, me):  # the visitor sees it: the replier only
             raise HandoffError("not_yours", "take the conversation over first")
-        await broadcast(deps, conversation.id, {
-            "type": "typing", "role": "agent", "name": record.name,
-            "conversation_id": conversation.id}, exclude=record.connection_id)
+        await broadcast(deps, conversation.id, typing_frame(
+            conversation_id=conversation.id, role="agent", name=record.name),
+            exclude=record.connection_id)
     elif isinstance(frame, ConversationActionFrame):
         await _conversation_action(frame, record, deps)
     else:
@@ -176,7 +184,7 @@ async def _presence(frame: PresenceFrame, record: ConnectionRecord, deps: Deps) 
             capacity=agent.capacity if agent else 5)
         for conversation_id in await product.handoff.assigned(tenant_id=tenant_id, agent_id=me):
             await deps.connections.watch(record.connection_id, conversation_id)
-    await send(deps, record.connection_id, {"type": "presence", "status": frame.status})
+    await send(deps, record.connection_id, presence_frame(frame.status))
     if frame.status == "online":
         await dispatch(deps, tenant_id=tenant_id)
     await _queue(record, deps)
@@ -193,13 +201,12 @@ async def _queue(record: ConnectionRecord, deps: Deps) -> None:
                                           limit=50)
     humans = await deps.conversations.search(tenant_id=tenant_id, status="open",
                                              owners=("human",), limit=200)
-    await send(deps, record.connection_id, {
-        "type": "queue",
-        "waiting": [{**_summary(c), "position": order.get(c.id)} for c in waiting],
-        "bot": [_summary(c) for c in bot],
-        "mine": [_summary(c) for c in humans if c.assigned_agent == me],
-        "others": [_summary(c) for c in humans if c.assigned_agent != me],
-    })
+    await send(deps, record.connection_id, queue_frame(
+        waiting=[{**_summary(c), "position": order.get(c.id)} for c in waiting],
+        bot=[_summary(c) for c in bot],
+        mine=[_summary(c) for c in humans if c.assigned_agent == me],
+        others=[_summary(c) for c in humans if c.assigned_agent != me],
+    ))
 
 
 async def _reply(frame: ReplyFrame, record: ConnectionRecord, deps: Deps) -> None:
@@ -219,11 +226,10 @@ async def _reply(frame: ReplyFrame, record: ConnectionRecord, deps: Deps) -> Non
         duplicate=stored.duplicate))
     if stored.duplicate:
         return
-    await broadcast(deps, conversation.id, {
-        "type": "message", "conversation_id": conversation.id, "seq": stored.seq,
-        "role": "agent", "text": frame.text, "client_msg_id": frame.client_msg_id,
-        "agent_name": record.name,
-    }, exclude=record.connection_id)
+    await broadcast(deps, conversation.id, message_frame(
+        conversation_id=conversation.id, seq=stored.seq, role="agent", text=frame.text,
+        client_msg_id=frame.client_msg_id, agent_name=record.name,
+    ), exclude=record.connection_id)
     await stores(deps).audit.safe_record(
         tenant_id=tenant_id, actor_type="admin" if record.role == "admin" else "agent",
         actor_id=me, action="conversation.agent_replied", target_type="conversation",
@@ -272,15 +278,14 @@ async def _open(conversation_id: str, record: ConnectionRecord, deps: Deps) -> N
         tenant_id=tenant_id, actor_type="admin" if record.role == "admin" else "agent",
         actor_id=record.subject, action="conversation.opened", target_type="conversation",
         target_id=conversation.id)
-    await send(deps, record.connection_id, {
-        "type": "conversation",
-        "conversation": _summary(conversation),
-        "state": await state_frame(deps, conversation),
-        "messages": [m.public() for m in messages],
-        "notes": [n.model_dump(mode="json") for n in notes],
-        "csat": rating.model_dump(mode="json") if rating else None,
-        "customer": customer,
-    })
+    await send(deps, record.connection_id, conversation_frame(
+        conversation=_summary(conversation),
+        state=await state_frame(deps, conversation),
+        messages=[m.public() for m in messages],
+        notes=[n.model_dump(mode="json") for n in notes],
+        csat=rating.model_dump(mode="json") if rating else None,
+        customer=customer,
+    ))
 
 
 async def _suggest(conversation_id: str, record: ConnectionRecord, deps: Deps) -> None:
@@ -332,8 +337,7 @@ async def _suggest(conversation_id: str, record: ConnectionRecord, deps: Deps) -
     except Exception:
         logger.warning("suggestion failed", exc_info=True)
     text = final.text if final is not None and final.text else "".join(parts)
-    await send(deps, record.connection_id, {
-        "type": "suggestion", "conversation_id": conversation.id, "text": text,
-        "engine": final.engine if final else None,
-        "status": final.status if final else "unavailable",
-    })
+    await send(deps, record.connection_id, suggestion_frame(
+        conversation_id=conversation.id, text=text, engine=final.engine if final else None,
+        status=final.status if final else "unavailable",
+    ))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from kefu_core.chat.protocol import encode
@@ -16,7 +17,7 @@ logger = logging.getLogger("kefu.fanout")
 
 
 async def send(
-    deps: Deps, connection_id: str, frame: dict[str, Any], *, conversation_id: str | None = None
+    deps: Deps, connection_id: str, frame: Mapping[str, Any], *, conversation_id: str | None = None
 ) -> bool:
     """Post one frame; on 410 drop *that* connection's record. True when delivered."""
     try:
@@ -32,7 +33,7 @@ async def send(
 
 
 async def broadcast(
-    deps: Deps, conversation_id: str, frame: dict[str, Any], *, exclude: str | None = None
+    deps: Deps, conversation_id: str, frame: Mapping[str, Any], *, exclude: str | None = None
 ) -> int:
     """Post a frame to every connection watching a conversation; return how many got it."""
     targets = [c for c in await deps.connections.watchers(conversation_id) if c != exclude]
@@ -58,7 +59,7 @@ class Audience:
         self._targets: list[str] = []
         self._read_at = float("-inf")
 
-    async def send(self, frame: dict[str, Any]) -> int:
+    async def send(self, frame: Mapping[str, Any]) -> int:
         now = asyncio.get_running_loop().time()
         if now - self._read_at >= self._refresh_s:
             self._targets = await self._deps.connections.watchers(self._conversation_id)

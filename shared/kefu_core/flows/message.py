@@ -20,6 +20,7 @@ from kefu_core.chat.protocol import (
     AnyClientFrame,
     CsatFrame,
     EndFrame,
+    ErrorOut,
     HandoffFrame,
     MessageFrame,
     OfflineMessageFrame,
@@ -27,9 +28,17 @@ from kefu_core.chat.protocol import (
     SyncFrame,
     TypingFrame,
     ack_frame,
-    encode,
+    csat_saved_frame,
     error_frame,
+    history_frames,
+    message_frame,
+    not_stored_frame,
+    offline_message_frame,
+    offline_saved_frame,
     parse_client_frame,
+    pong_frame,
+    reply_not_started_frame,
+    typing_frame,
 )
 from kefu_core.deps import Deps
 from kefu_core.flows.agent import current_staff, handle_agent_frame
@@ -65,7 +74,7 @@ async def handle_message(event: dict[str, Any], deps: Deps) -> dict[str, Any]:
     try:
         record = await deps.connections.get(connection_id)
     except StoreError:
-        await _send_error(deps, connection_id, _retry_frame(None))
+        await _send_error(deps, connection_id, not_stored_frame(None))
         return OK
     if record is None:
         await _send_error(deps, connection_id,
@@ -88,21 +97,14 @@ async def handle_message(event: dict[str, Any], deps: Deps) -> dict[str, Any]:
         await _send_error(deps, connection_id, error_frame(exc.code, exc.message))
     except KefuError:
         logger.exception("message flow failed")
-        await _send_error(deps, connection_id, _retry_frame(_client_msg_id(ws.body)))
+        await _send_error(deps, connection_id, not_stored_frame(_client_msg_id(ws.body)))
     return OK
 
 
-async def _send_error(deps: Deps, connection_id: str, frame: dict[str, Any]) -> None:
+async def _send_error(deps: Deps, connection_id: str, frame: ErrorOut) -> None:
     """Send an error frame and count it by its code (a fixed word chosen by the code)."""
-    deps.metrics.error(code=str(frame.get("code")))
+    deps.metrics.error(code=frame["code"])
     await send(deps, connection_id, frame)
-
-
-def _retry_frame(client_msg_id: str | None) -> dict[str, Any]:
-    frame = error_frame("temporarily_unavailable", "not stored, please resend",
-                        client_msg_id=client_msg_id)
-    frame["retry"] = True
-    return frame
 
 
 def _client_msg_id(body: str | None) -> str | None:
@@ -123,7 +125,7 @@ async def _dispatch(frame: AnyClientFrame, record: ConnectionRecord, deps: Deps)
         if record.role in STAFF_ROLES:
             await stores(deps).handoff.heartbeat(tenant_id=record.tenant_id,
                                                  agent_id=record.subject)
-        await send(deps, record.connection_id, {"type": "pong"})
+        await send(deps, record.connection_id, pong_frame())
     elif isinstance(frame, SyncFrame):
         await replay(deps, record, after_seq=frame.last_seq)
     elif record.role in STAFF_ROLES:
@@ -151,8 +153,8 @@ async def _visitor_action(
         await request_handoff(deps, tenant_id=tenant_id, conversation_id=conversation_id,
                               reason="button", actor_type="visitor", actor_id=record.subject)
     elif isinstance(frame, TypingFrame):
-        await broadcast(deps, conversation_id, {"type": "typing", "role": "visitor",
-                                                "conversation_id": conversation_id},
+        await broadcast(deps, conversation_id,
+                        typing_frame(conversation_id=conversation_id, role="visitor"),
                         exclude=record.connection_id)
     elif isinstance(frame, EndFrame):
         await close_conversation(deps, tenant_id=tenant_id, conversation_id=conversation_id,
@@ -171,9 +173,8 @@ async def _visitor_action(
             action="conversation.rated", target_type="conversation",
             target_id=conversation_id, detail={"score": rating.score,
                                                "comment": rating.comment})
-        await send(deps, record.connection_id, {"type": "csat_saved",
-                                                "conversation_id": conversation_id,
-                                                "score": rating.score})
+        await send(deps, record.connection_id,
+                   csat_saved_frame(conversation_id=conversation_id, score=rating.score))
     else:
         saved = await product.service.leave_offline_message(
             tenant_id=tenant_id, visitor_id=record.subject, conversation_id=conversation_id,
@@ -183,8 +184,8 @@ async def _visitor_action(
             tenant_id=tenant_id, actor_type="visitor", actor_id=record.subject,
             action="offline_message.left", target_type="offline_message",
             target_id=str(saved.id), detail={"contact": frame.contact})
-        await notify_staff(deps, tenant_id, {"type": "offline_message", "id": saved.id})
-        await send(deps, record.connection_id, {"type": "offline_saved", "id": saved.id})
+        await notify_staff(deps, tenant_id, dict(offline_message_frame(saved.id)))
+        await send(deps, record.connection_id, offline_saved_frame(saved.id))
 
 
 async def _visitor_message(frame: MessageFrame, record: ConnectionRecord, deps: Deps) -> None:
@@ -208,10 +209,10 @@ async def _visitor_message(frame: MessageFrame, record: ConnectionRecord, deps: 
         deps.metrics.resend()
     if not stored.duplicate:
         # Other tabs of the visitor and watching agents see the message too.
-        await broadcast(deps, conversation_id, {
-            "type": "message", "conversation_id": conversation_id, "seq": stored.seq,
-            "role": "visitor", "text": frame.text, "client_msg_id": frame.client_msg_id,
-        }, exclude=record.connection_id)
+        await broadcast(deps, conversation_id, message_frame(
+            conversation_id=conversation_id, seq=stored.seq, role="visitor", text=frame.text,
+            client_msg_id=frame.client_msg_id,
+        ), exclude=record.connection_id)
     elif await deps.conversations.has_reply(conversation_id=conversation_id, seq=stored.seq):
         return
     # A resent message whose reply never started (the invoke failed) is answered now: the
@@ -238,10 +239,8 @@ async def _visitor_message(frame: MessageFrame, record: ConnectionRecord, deps: 
         ).to_event())
     except TransportError:
         logger.exception("cannot start the reply", extra={"conversation_id": conversation_id})
-        frame_out = error_frame("reply_not_started", "stored; resend to get the reply",
-                                client_msg_id=frame.client_msg_id)
-        frame_out["retry"] = True
-        await _send_error(deps, record.connection_id, frame_out)
+        await _send_error(deps, record.connection_id,
+                          reply_not_started_frame(frame.client_msg_id))
 
 
 async def replay(deps: Deps, record: ConnectionRecord, *, after_seq: int) -> None:
@@ -257,28 +256,14 @@ async def replay(deps: Deps, record: ConnectionRecord, *, after_seq: int) -> Non
         after_seq=after_seq, limit=deps.settings.replay_max_messages,
     )
     messages = await _interrupted_marked(deps, record.conversation_id, messages)
-    base: dict[str, Any] = {
-        "type": "history",
-        "conversation_id": record.conversation_id,
-        "owner": conversation.owner if conversation else "bot",
-        "last_seq": conversation.last_seq if conversation else after_seq,
-    }
-    page: list[dict[str, Any]] = []
-    size = len(encode(base)) + 32
-    limit = deps.settings.replay_page_bytes
-    for message in messages:
-        item = message.public()
-        item_size = len(encode(item).encode()) + 1
-        if item_size > limit:  # a single huge message is cut for the replay, said so
-            item["text"] = item["text"][: limit // 8]
-            item["truncated"] = True
-            item_size = len(encode(item).encode()) + 1
-        if page and size + item_size > limit:
-            await send(deps, record.connection_id, {**base, "messages": page, "more": True})
-            page, size = [], len(encode(base)) + 32
-        page.append(item)
-        size += item_size
-    await send(deps, record.connection_id, {**base, "messages": page, "more": False})
+    for page in history_frames(
+        conversation_id=record.conversation_id,
+        owner=conversation.owner if conversation else "bot",
+        last_seq=conversation.last_seq if conversation else after_seq,
+        messages=[message.public() for message in messages],
+        page_bytes=deps.settings.replay_page_bytes,
+    ):
+        await send(deps, record.connection_id, page)
     if conversation is not None:
         await send(deps, record.connection_id, await state_frame(deps, conversation))
         if conversation.owner == "bot":

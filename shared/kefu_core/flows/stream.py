@@ -19,7 +19,12 @@ from kefu_core.answers.query_condenser import router_condenser
 from kefu_core.chat.conversations import Conversation
 from kefu_core.chat.events import StreamPayload
 from kefu_core.chat.liveness import ReplyHeartbeat
-from kefu_core.chat.protocol import delta_frame, error_frame, final_frame
+from kefu_core.chat.protocol import (
+    busy_frame,
+    delta_frame,
+    final_frame,
+    reply_not_started_frame,
+)
 from kefu_core.chat.streaming import DeltaBatcher, Pacer
 from kefu_core.deps import Deps
 from kefu_core.flows.fanout import Audience, broadcast
@@ -69,11 +74,9 @@ async def _report_failure(deps: Deps, payload: StreamPayload, progress: _Progres
     audience = Audience(deps, payload.conversation_id)
     with contextlib.suppress(Exception):
         if progress.seq is None:
-            frame = error_frame("reply_not_started", "stored; resend to get the reply",
-                                client_msg_id=payload.client_msg_id)
-            frame.update(retry=True, reply_to=payload.reply_to_seq,
-                         conversation_id=payload.conversation_id)
-            await audience.send(frame)
+            await audience.send(reply_not_started_frame(
+                payload.client_msg_id, reply_to=payload.reply_to_seq,
+                conversation_id=payload.conversation_id))
             return
         text = "".join(progress.shown)
         with contextlib.suppress(Exception):
@@ -165,10 +168,8 @@ async def _answer(
         reason = "busy" if busy else "error"
         final = Final(text="", status="incomplete", engine="none", reason=reason)
         if busy is not None:
-            await broadcast(deps, conversation_id, {
-                "type": "busy", "conversation_id": conversation_id,
-                "retry_after_s": round(busy.retry_after_s, 1),
-            })
+            await broadcast(deps, conversation_id, busy_frame(
+                conversation_id=conversation_id, retry_after_s=busy.retry_after_s))
     if final.handoff and not final.text.strip():
         # The model only called the handoff tool: say what happens instead of showing nothing.
         question = next((t.content for t in reversed(turns) if t.role == "user"), "")
