@@ -33,7 +33,7 @@ from typing import Annotated, Any, Literal, NotRequired, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
 
-from kefu_core.infra.errors import BadFrame
+from kefu_core.infra.errors import BadFrame, KefuError, ReplyNotStarted, StoreError
 
 __all__ = [
     "AckOut",
@@ -84,6 +84,7 @@ __all__ = [
     "delta_frame",
     "encode",
     "error_frame",
+    "error_frame_for",
     "final_frame",
     "history_frames",
     "message_frame",
@@ -457,18 +458,24 @@ def error_frame(
     return frame
 
 
+def error_frame_for(
+    error: KefuError | type[KefuError], *, client_msg_id: str | None = None
+) -> ErrorOut:
+    """The error frame of a core error (its code, client message and retry flag: infra.errors
+    holds the one mapping); never the exception's text."""
+    return error_frame(error.code, error.message, client_msg_id=client_msg_id, retry=error.retry)
+
+
 def not_stored_frame(client_msg_id: str | None) -> ErrorOut:
     """A store failed before the message was kept: resend it."""
-    return error_frame("temporarily_unavailable", "not stored, please resend",
-                       client_msg_id=client_msg_id, retry=True)
+    return error_frame_for(StoreError, client_msg_id=client_msg_id)
 
 
 def reply_not_started_frame(
     client_msg_id: str | None, *, reply_to: int | None = None, conversation_id: str | None = None
 ) -> ErrorOut:
     """The message is stored but its reply could not start: resend it to start the reply."""
-    frame = error_frame("reply_not_started", "stored; resend to get the reply",
-                        client_msg_id=client_msg_id, retry=True)
+    frame = error_frame_for(ReplyNotStarted, client_msg_id=client_msg_id)
     if reply_to is not None:
         frame["reply_to"] = reply_to
     if conversation_id is not None:

@@ -33,7 +33,7 @@ from kefu_core.chat.protocol import (
     ack_frame,
     agents_frame,
     conversation_frame,
-    error_frame,
+    error_frame_for,
     message_frame,
     note_frame,
     presence_frame,
@@ -92,7 +92,7 @@ async def current_staff(record: ConnectionRecord, deps: Deps) -> ConnectionRecor
     except Unauthorized as exc:
         logger.info("staff frame refused: %s", exc)
         await send(deps, record.connection_id,
-                   error_frame("unauthorized", "your access changed: sign in again"))
+                   error_frame_for(exc))
         with contextlib.suppress(StoreError):
             await stores(deps).handoff.set_away(tenant_id=record.tenant_id,
                                                 agent_id=record.subject)

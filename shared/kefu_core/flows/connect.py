@@ -8,7 +8,14 @@ from typing import Any
 from kefu_core.chat.connections import STAFF_ROLES, ConnectionRecord
 from kefu_core.chat.events import WebSocketEvent
 from kefu_core.deps import Deps
-from kefu_core.infra.errors import StoreError, Unauthorized
+from kefu_core.infra.errors import (
+    Forbidden,
+    KefuError,
+    StoreError,
+    Unauthorized,
+    Unavailable,
+    reason_phrase,
+)
 from kefu_core.infra.settings import Settings
 from kefu_core.product.agent_auth import staff_access
 from kefu_core.product.widget_origins import connect_origin_allowed, header
@@ -24,15 +31,20 @@ def _status(code: int, message: str) -> dict[str, Any]:
     return {"statusCode": code, "body": message}
 
 
+def _refuse(error: type[KefuError]) -> dict[str, Any]:
+    """A refused handshake: the error's status and its reason phrase (infra.errors)."""
+    return _status(error.status, reason_phrase(error))
+
+
 async def _authenticate(ws: WebSocketEvent, settings: Settings) -> Identity | dict[str, Any]:
     """The token's identity, or the refusal to answer (401; 503 without usable secrets)."""
     try:
         return await keyring_for(settings).verify(ws.query("token"))
     except KeyringUnavailable:
-        return _status(503, "Service Unavailable")
+        return _refuse(Unavailable)
     except Unauthorized as exc:
         logger.info("connect refused: %s", exc)
-        return _status(401, "Unauthorized")
+        return _refuse(Unauthorized)
 
 
 async def refuse_unauthenticated(
@@ -62,7 +74,7 @@ async def handle_connect(event: dict[str, Any], deps: Deps) -> dict[str, Any]:
                                             agent_id=identity.subject, version=identity.version)
             except Unauthorized as exc:
                 logger.info("connect refused: %s", exc)
-                return _status(401, "Unauthorized")
+                return _refuse(Unauthorized)
             identity = identity.model_copy(update={"role": access.role, "name": access.name})
         if identity.role == "visitor":
             conversation = await deps.conversations.open_for_visitor(
@@ -87,7 +99,7 @@ async def handle_connect(event: dict[str, Any], deps: Deps) -> dict[str, Any]:
         )
     except StoreError:
         logger.exception("connect failed: store unavailable")
-        return _status(503, "Service Unavailable")
+        return _refuse(Unavailable)
     return _status(200, "Connected")
 
 
@@ -109,8 +121,8 @@ async def _origin_refusal(
                                                origin=header(ws.headers, "origin"))
     except StoreError:
         logger.exception("connect failed: store unavailable")
-        return _status(503, "Service Unavailable")
+        return _refuse(Unavailable)
     if not allowed:
         logger.info("connect refused: origin not allowed for the widget key")
-        return _status(403, "Forbidden")
+        return _refuse(Forbidden)
     return None

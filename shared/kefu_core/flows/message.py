@@ -29,7 +29,7 @@ from kefu_core.chat.protocol import (
     TypingFrame,
     ack_frame,
     csat_saved_frame,
-    error_frame,
+    error_frame_for,
     history_frames,
     message_frame,
     not_stored_frame,
@@ -47,6 +47,7 @@ from kefu_core.infra.errors import (
     BadFrame,
     ConversationClosed,
     KefuError,
+    NotConnected,
     StoreError,
     TransportError,
 )
@@ -77,8 +78,7 @@ async def handle_message(event: dict[str, Any], deps: Deps) -> dict[str, Any]:
         await _send_error(deps, connection_id, not_stored_frame(None))
         return OK
     if record is None:
-        await _send_error(deps, connection_id,
-                          error_frame("not_connected", "reconnect to continue"))
+        await _send_error(deps, connection_id, error_frame_for(NotConnected))
         return OK
     try:
         frame = parse_client_frame(
@@ -88,13 +88,10 @@ async def handle_message(event: dict[str, Any], deps: Deps) -> dict[str, Any]:
         )
         await _dispatch(frame, record, deps)
     except BadFrame as exc:
-        await _send_error(deps, connection_id, error_frame(exc.code, exc.message,
-                                                    client_msg_id=exc.client_msg_id))
-    except ConversationClosed:
-        await _send_error(deps, connection_id, error_frame("conversation_closed",
-                                                    "this conversation is closed"))
-    except HandoffError as exc:
-        await _send_error(deps, connection_id, error_frame(exc.code, exc.message))
+        await _send_error(deps, connection_id,
+                          error_frame_for(exc, client_msg_id=exc.client_msg_id))
+    except (ConversationClosed, HandoffError) as exc:
+        await _send_error(deps, connection_id, error_frame_for(exc))
     except KefuError:
         logger.exception("message flow failed")
         await _send_error(deps, connection_id, not_stored_frame(_client_msg_id(ws.body)))
@@ -246,7 +243,8 @@ async def _visitor_message(frame: MessageFrame, record: ConnectionRecord, deps: 
 async def replay(deps: Deps, record: ConnectionRecord, *, after_seq: int) -> None:
     """Send every message after ``after_seq`` in history frames below the frame size limit."""
     if record.conversation_id is None:
-        await send(deps, record.connection_id, error_frame("no_conversation", "nothing to sync"))
+        await send(deps, record.connection_id, error_frame_for(
+            BadFrame("no_conversation", "nothing to sync")))
         return
     conversation = await deps.conversations.get(
         tenant_id=record.tenant_id, conversation_id=record.conversation_id

@@ -24,7 +24,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from kefu_core.admin import create_admin_app
 from kefu_core.admin.app import body_limits
-from kefu_core.chat.protocol import encode, error_frame
+from kefu_core.chat.protocol import encode, error_frame_for
 from kefu_core.chat.transport import TaskInvoker
 from kefu_core.deps import Deps, build_deps, redis_client
 from kefu_core.flows import handle_stream
@@ -40,7 +40,18 @@ from kefu_core.gateway.integration import FlowIntegration, Integration
 from kefu_core.gateway.limits import FloodGuard
 from kefu_core.gateway.metrics import PrometheusMetrics, metrics_endpoint
 from kefu_core.gateway.sigv4 import verify_sigv4
-from kefu_core.infra.errors import ConfigError, GoneError, StoreError, TransportError
+from kefu_core.infra.errors import (
+    BadFrame,
+    ConfigError,
+    Forbidden,
+    GoneError,
+    KefuError,
+    RateLimited,
+    StoreError,
+    TransportError,
+    Unavailable,
+    reason_phrase,
+)
 from kefu_core.infra.settings import Settings
 from kefu_core.security.http_limits import KIB, BodyLimit, BodyLimitMiddleware
 from kefu_core.security.keyring import KeyringUnavailable, keyring_for
@@ -135,11 +146,10 @@ class Gateway:
         settings = self.settings
         source_ip = websocket.client.host if websocket.client else "0.0.0.0"
         if not self.guard.allow_connect(source_ip):
-            await websocket.send_denial_response(Response("Too Many Requests", status_code=429))
+            await websocket.send_denial_response(_denial(RateLimited))
             return
         if self.pending_connects >= settings.gateway_max_pending_connects:
-            await websocket.send_denial_response(Response("Service Unavailable", status_code=503,
-                                                          headers={"Retry-After": "1"}))
+            await websocket.send_denial_response(_denial(Unavailable, headers={"Retry-After": "1"}))
             return
         connection_id = new_connection_id()
         connected_at = time.time()
@@ -202,12 +212,11 @@ class Gateway:
                 try:
                     body = (message.get("bytes") or b"").decode("utf-8")
                 except UnicodeDecodeError:
-                    await self.hub.post(conn.connection_id, encode(
-                        error_frame("bad_encoding", "frames must be UTF-8 text")))
+                    await self.hub.post(conn.connection_id, encode(error_frame_for(
+                        BadFrame("bad_encoding", "frames must be UTF-8 text"))))
                     continue
             if not self.guard.allow_message(conn.connection_id):
-                await self.hub.post(conn.connection_id, encode(error_frame(
-                    "rate_limited", "too many frames; slow down and resend")))
+                await self.hub.post(conn.connection_id, encode(error_frame_for(RateLimited)))
                 continue
             event = message_event(route_key=route_for(body, routes=self.routes), body=body,
                                   user_agent=user_agent, **common)
@@ -215,8 +224,7 @@ class Gateway:
                 await self.integration.message(event)
             except Exception:  # a flow bug must not kill the connection
                 logger.exception("message flow crashed")
-                await self.hub.post(conn.connection_id, encode(error_frame(
-                    "internal_error", "something went wrong; please resend")))
+                await self.hub.post(conn.connection_id, encode(error_frame_for(KefuError)))
 
     async def _disconnect(
         self,
@@ -270,21 +278,21 @@ class Gateway:
     async def post_to_connection(self, request: Request) -> Response:
         assert self.hub is not None
         if not await self.authorised(request):
-            return _aws_error(403, "ForbiddenException", "Forbidden")
+            return _aws_error(Forbidden)
         connection_id = request.path_params["connection_id"]
         data = await request.body()  # at most 128 KB: BodyLimitMiddleware refuses more
         try:
             await self.hub.post(connection_id, data.decode("utf-8", errors="replace"))
         except GoneError:
-            return _aws_error(410, "GoneException", "Connection is gone")
+            return _aws_error(GoneError)
         except TransportError:
-            return _aws_error(500, "InternalServerErrorException", "Delivery failed")
+            return _aws_error(TransportError)
         return Response(status_code=200)
 
     async def get_connection(self, request: Request) -> Response:
         assert self.hub is not None
         if not await self.authorised(request):
-            return _aws_error(403, "ForbiddenException", "Forbidden")
+            return _aws_error(Forbidden)
         connection_id = request.path_params["connection_id"]
         conn = self.hub.local.get(connection_id)
         if conn is not None:
@@ -295,7 +303,7 @@ class Gateway:
             })
         record = await self.deps.connections.get(connection_id) if self.deps else None
         if record is None or await self.hub.owner(connection_id) is None:
-            return _aws_error(410, "GoneException", "Connection is gone")
+            return _aws_error(GoneError)
         return JSONResponse({
             "connectedAt": _iso(record.connected_at),
             "lastActiveAt": _iso(record.connected_at),
@@ -305,10 +313,10 @@ class Gateway:
     async def delete_connection(self, request: Request) -> Response:
         assert self.hub is not None
         if not await self.authorised(request):
-            return _aws_error(403, "ForbiddenException", "Forbidden")
+            return _aws_error(Forbidden)
         connection_id = request.path_params["connection_id"]
         if await self.hub.owner(connection_id) is None:
-            return _aws_error(410, "GoneException", "Connection is gone")
+            return _aws_error(GoneError)
         await self.hub.close(connection_id)
         return Response(status_code=204)
 
@@ -317,9 +325,15 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
-def _aws_error(status: int, error_type: str, message: str) -> Response:
-    return JSONResponse({"message": message}, status_code=status,
-                        headers={"x-amzn-ErrorType": error_type})
+def _aws_error(error: type[KefuError]) -> Response:
+    """The management API's answer to an error, worded as API Gateway words it."""
+    return JSONResponse({"message": error.aws_message}, status_code=error.status,
+                        headers={"x-amzn-ErrorType": error.aws_type})
+
+
+def _denial(error: type[KefuError], headers: dict[str, str] | None = None) -> Response:
+    """A refused handshake: the status and its reason phrase, as API Gateway answers."""
+    return Response(reason_phrase(error), status_code=error.status, headers=headers)
 
 
 def check_gateway_config(settings: Settings) -> None:

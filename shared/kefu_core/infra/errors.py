@@ -1,39 +1,70 @@
-"""Exceptions of the core package.
+"""Exceptions of the core package, and how each one reaches a client.
 
 Tree::
 
-    KefuError
+    KefuError               a server bug                                    internal_error  500
     ├── ConfigError         the configuration cannot be served (the process refuses to start)
-    ├── BadFrame            a client frame we refuse (code says why); nothing was stored
-    ├── Unauthorized        missing, expired or forged token
-    ├── Forbidden           valid token, not allowed here
-    ├── ConversationClosed  the conversation no longer takes messages
-    ├── StoreError          a store (Redis, PostgreSQL) failed; converted with ``raise ... from``
-    ├── TransportError      posting to a connection failed for another reason
-    └── GoneError           the target WebSocket connection no longer exists (HTTP 410)
+    ├── BadFrame            a client frame we refuse (code says why); nothing was stored    400
+    ├── Unauthorized        missing, expired or forged token; revoked access                401
+    ├── Forbidden           valid token, not allowed here                                   403
+    ├── NotConnected        the connection record expired                                   410
+    ├── ConversationClosed  the conversation no longer takes messages                       409
+    ├── Conflict            the thing to create already exists                              409
+    ├── PayloadTooLarge     a request body over its route's limit                           413
+    ├── RateLimited         too many frames or requests; ``retry_after`` seconds            429
+    ├── Unavailable         a dependency is down: nothing was done, try again               503
+    │   └── StoreError      a store (Redis, PostgreSQL) failed; converted with ``raise ... from``
+    ├── TransportError      posting to a connection failed for another reason               500
+    │   └── ReplyNotStarted the message is stored but its reply could not be started       503
+    └── GoneError           the target WebSocket connection no longer exists                410
 
-Errors reach clients only through ``protocol.error_frame``, never as exception text.
+This module is the one mapping from an error to what a client sees. Each class says it in
+class attributes (an instance may narrow them, as :class:`BadFrame` does):
+
+- ``code``, ``message``, ``retry``: the WebSocket error frame (``protocol.error_frame_for``);
+  ``retry`` means resending the same frame can succeed. ``code`` also labels the error metric.
+- ``status``, ``detail``: the HTTP answer of the admin API (``{"detail": ...}``) and the
+  status of every other HTTP surface (the gateway's handshake and management API, ``kefu
+  local``'s HTTP API, the body limits), which word their bodies as the AWS service they stand
+  for does: ``aws_type`` (``x-amzn-ErrorType``) and ``aws_message``.
+
+Exception text never reaches a client: only these attributes do.
 """
 
 from __future__ import annotations
 
+from http import HTTPStatus
+
 __all__ = [
     "BadFrame",
     "ConfigError",
+    "Conflict",
     "ConversationClosed",
     "Forbidden",
     "GoneError",
     "KefuError",
+    "NotConnected",
+    "PayloadTooLarge",
+    "RateLimited",
+    "ReplyNotStarted",
     "StoreError",
     "TransportError",
     "Unauthorized",
+    "Unavailable",
+    "reason_phrase",
 ]
 
 
 class KefuError(Exception):
     """Base of every core error."""
 
-    code = "internal_error"
+    code: str = "internal_error"
+    message: str = "something went wrong; please resend"
+    retry: bool = False
+    status: int = 500
+    detail: str = "internal error"
+    aws_type: str = "InternalServerErrorException"
+    aws_message: str = "Internal server error"
 
 
 class ConfigError(KefuError):
@@ -41,6 +72,9 @@ class ConfigError(KefuError):
 
 
 class BadFrame(KefuError):
+    status = 400
+    detail = "bad request"
+
     def __init__(self, code: str, message: str, *, client_msg_id: str | None = None) -> None:
         super().__init__(message)
         self.code = code
@@ -50,27 +84,99 @@ class BadFrame(KefuError):
 
 class Unauthorized(KefuError):
     code = "unauthorized"
+    message = "your access changed: sign in again"
+    status = 401
+    detail = "unauthorized"
 
 
 class Forbidden(KefuError):
     code = "forbidden"
+    message = "not allowed"
+    status = 403
+    detail = "forbidden"
+    aws_type = "ForbiddenException"
+    aws_message = "Forbidden"
+
+
+class NotConnected(KefuError):
+    code = "not_connected"
+    message = "reconnect to continue"
+    status = 410
+    detail = "not connected"
 
 
 class ConversationClosed(KefuError):
     code = "conversation_closed"
+    message = "this conversation is closed"
+    status = 409
+    detail = "conversation closed"
 
 
-class StoreError(KefuError):
-    code = "store_unavailable"
+class Conflict(KefuError):
+    code = "conflict"
+    message = "already exists"
+    status = 409
+    detail = "already exists"
+
+
+class PayloadTooLarge(KefuError):
+    code = "frame_too_large"
+    message = "too large"
+    status = 413
+    detail = "request body too large"
+    aws_type = "PayloadTooLargeException"
+    aws_message = "Payload too large"
+
+
+class RateLimited(KefuError):
+    code = "rate_limited"
+    message = "too many frames; slow down and resend"
+    status = 429
+    detail = "too many requests; try again later"
+
+    def __init__(self, retry_after: int = 1) -> None:
+        super().__init__(f"retry after {retry_after}s")
+        self.retry_after = max(1, retry_after)
+
+
+class Unavailable(KefuError):
+    code = "temporarily_unavailable"
+    message = "not stored, please resend"
+    retry = True
+    status = 503
+    detail = "temporarily unavailable"
+
+
+class StoreError(Unavailable):
+    pass
 
 
 class TransportError(KefuError):
     code = "transport_error"
+    aws_message = "Delivery failed"
+
+
+class ReplyNotStarted(TransportError):
+    code = "reply_not_started"
+    message = "stored; resend to get the reply"
+    retry = True
+    status = 503
+    detail = "temporarily unavailable"
 
 
 class GoneError(KefuError):
     code = "gone"
+    message = "the connection is gone"
+    status = 410
+    detail = "gone"
+    aws_type = "GoneException"
+    aws_message = "Connection is gone"
 
     def __init__(self, connection_id: str) -> None:
         super().__init__(f"connection {connection_id} is gone")
         self.connection_id = connection_id
+
+
+def reason_phrase(error: KefuError | type[KefuError]) -> str:
+    """The standard reason phrase of the error's HTTP status (``Request Entity Too Large``)."""
+    return HTTPStatus(error.status).phrase

@@ -24,6 +24,8 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
+from kefu_core.infra.errors import KefuError, reason_phrase
+from kefu_core.infra.errors import PayloadTooLarge as RequestTooLarge
 from kefu_core.local.errors import InvocationError, PayloadTooLarge
 from kefu_core.local.functions import Result
 from kefu_core.local.lambda_api import SYNC_LIMIT, read_limited
@@ -98,13 +100,18 @@ def http_api_event(
     return event
 
 
+def _error(error: type[KefuError]) -> Response:
+    """API Gateway's HTTP API answer to an error: its status and reason phrase."""
+    return JSONResponse({"message": reason_phrase(error)}, status_code=error.status)
+
+
 def _response(result: Result) -> Response:
     if result.function_error:
-        return JSONResponse({"message": "Internal Server Error"}, status_code=500)
+        return _error(KefuError)
     try:
         answer = result.json()
     except ValueError:
-        return JSONResponse({"message": "Internal Server Error"}, status_code=500)
+        return _error(KefuError)
     if not isinstance(answer, dict) or "statusCode" not in answer:
         return Response(json.dumps(answer), status_code=200, media_type="application/json")
     body = answer.get("body") or ""
@@ -138,8 +145,7 @@ class HttpApi:
         try:
             body = await read_limited(request, SYNC_LIMIT)
         except PayloadTooLarge:
-            response: Response = JSONResponse({"message": "Request Entity Too Large"},
-                                              status_code=413)
+            response: Response = _error(RequestTooLarge)
         except ClientDisconnect:
             return
         else:
@@ -148,5 +154,5 @@ class HttpApi:
             try:
                 response = _response(await self._invoke(json.dumps(event).encode()))
             except InvocationError:
-                response = JSONResponse({"message": "Internal Server Error"}, status_code=500)
+                response = _error(KefuError)
         await response(scope, receive, send)

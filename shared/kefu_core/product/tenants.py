@@ -38,7 +38,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, Field
 
-from kefu_core.infra.errors import KefuError, StoreError
+from kefu_core.infra.errors import Conflict, StoreError
 from kefu_core.infra.settings import Settings
 from kefu_core.security.datakeys import DataKeys, data_keys_for
 
@@ -65,10 +65,6 @@ DEMO_ADMIN_PASSWORD = "kefu-demo-admin"
 AgentRole = Literal["agent", "admin"]
 
 _SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1
-
-
-class Conflict(KefuError):
-    code = "conflict"
 
 
 def hash_password(password: str) -> str:

@@ -68,12 +68,14 @@ class DataKeyUnavailable(StoreError):
     """No usable data encryption key: secrets can be neither stored nor read."""
 
     code = "data_key_unavailable"
+    detail = "data encryption key unavailable"
 
 
 class DataKeyError(StoreError):
     """A stored value that no configured key opens (unknown key id, or altered)."""
 
     code = "data_key_error"
+    detail = "a stored secret cannot be decrypted"
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,8 @@ from typing import Literal
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from kefu_core.infra.errors import PayloadTooLarge
+
 __all__ = ["KIB", "MIB", "BodyLimit", "BodyLimitMiddleware", "BodyTooLarge"]
 
 KIB = 1024
@@ -49,7 +51,7 @@ class BodyLimit:
             self._pattern.fullmatch(path))
 
 
-class BodyTooLarge(Exception):
+class BodyTooLarge(PayloadTooLarge):
     """Raised inside the application when its body read passes the limit."""
 
 
@@ -136,11 +138,12 @@ class BodyLimitMiddleware:
 async def _refuse(send: Send, limit: BodyLimit) -> None:
     headers = [(b"content-type", b"application/json")]
     if limit.error == "aws":
-        body = json.dumps({"message": "Payload too large"}).encode()
-        headers.append((b"x-amzn-errortype", b"PayloadTooLargeException"))
+        body = json.dumps({"message": PayloadTooLarge.aws_message}).encode()
+        headers.append((b"x-amzn-errortype", PayloadTooLarge.aws_type.encode()))
     else:
-        body = json.dumps({"detail": "request body too large",
+        body = json.dumps({"detail": PayloadTooLarge.detail,
                            "max_bytes": limit.max_bytes}).encode()
     headers.append((b"content-length", str(len(body)).encode()))
-    await send({"type": "http.response.start", "status": 413, "headers": headers})
+    await send({"type": "http.response.start", "status": PayloadTooLarge.status,
+                "headers": headers})
     await send({"type": "http.response.body", "body": body})

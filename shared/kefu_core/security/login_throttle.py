@@ -28,6 +28,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 from starlette.requests import Request
 
+from kefu_core.infra.errors import RateLimited
 from kefu_core.security.rate_limits import address_bucket
 
 __all__ = [
@@ -50,12 +51,10 @@ ADDRESS_MAX_FAILURES = 50
 ADDRESS_WINDOW_S = 900
 
 
-class Throttled(Exception):
+class Throttled(RateLimited):
     """Too many failures: try again in ``retry_after`` seconds."""
 
-    def __init__(self, retry_after: int) -> None:
-        super().__init__(f"retry after {retry_after}s")
-        self.retry_after = max(1, retry_after)
+    detail = "too many attempts; try again later"
 
 
 def delay_after(failures: int) -> int:
