@@ -149,7 +149,8 @@ def test_a_failing_detector_fails_closed(monkeypatch: pytest.MonkeyPatch) -> Non
 # -- kefu run, a real process at LOG_LEVEL=DEBUG ------------------------------------------------
 
 
-async def _chat(ws_url: str, good: str, bad: str) -> None:
+async def _chat(ws_url: str, good: str, bad: str) -> str:
+    """The conversation id the gateway acknowledged the message in."""
     # A refused handshake (the request line with the bad token is logged by uvicorn) ...
     with pytest.raises(InvalidStatus) as refused:
         async with websockets.connect(f"{ws_url}?token={bad}", open_timeout=30):
@@ -159,11 +160,12 @@ async def _chat(ws_url: str, good: str, bad: str) -> None:
     async with websockets.connect(f"{ws_url}?token={good}", open_timeout=30) as ws:
         await ws.send(json.dumps({"action": "message", "client_msg_id": "c-log-1",
                                   "text": f"我的手机号是 {PHONE}，邮箱 {EMAIL}，请回电"}))
-        kinds: list[str] = []
+        frames: list[dict[str, Any]] = []
         async with asyncio.timeout(120):
-            while "final" not in kinds:
-                kinds.append(json.loads(await ws.recv())["type"])
-        assert "ack" in kinds
+            while not frames or frames[-1]["type"] != "final":
+                frames.append(json.loads(await ws.recv()))
+    (ack,) = [f for f in frames if f["type"] == "ack"]
+    return str(ack["conversation_id"])
 
 
 def test_kefu_run_at_debug_logs_no_token_and_no_personal_data(
@@ -178,7 +180,7 @@ def test_kefu_run_at_debug_logs_no_token_and_no_personal_data(
         kefu.wait_until_serving()
         # WHEN a visitor is refused with a bad token, connects with a good one and sends
         # a message with a mobile number and an e-mail address
-        asyncio.run(_chat(kefu.ws, good, bad))
+        conversation_id = asyncio.run(_chat(kefu.ws, good, bad))
         kefu.stop()
     output = kefu.output()
     # THEN the process did log (DEBUG really was on) ...
@@ -191,8 +193,10 @@ def test_kefu_run_at_debug_logs_no_token_and_no_personal_data(
     records = [json.loads(line) for line in lines]
     assert all({"level", "location", "message", "timestamp", "service"} <= set(r)
                for r in records)
-    # AND the extra= fields that follow a conversation across replicas are kept
-    assert any("conversation_id" in r for r in records), lines[-20:]
+    # AND the extra= field that follows a conversation across replicas is kept: the reply's
+    # lines carry the conversation's id
+    assert any(r.get("conversation_id") == conversation_id and r["message"] == "reply finished"
+               for r in records), lines[-20:]
 
 
 # -- a Lambda function: the Powertools logger ---------------------------------------------------
@@ -304,3 +308,50 @@ def test_the_detector_shortcut_covers_every_kind_kefu_llm_recognises() -> None:
     for value in values:
         # THEN none survives redaction
         assert value not in redact_log_text(f"visitor wrote: {value}!"), value
+
+
+_FORMAT_SCRIPT = """
+import logging
+from kefu_core.infra.logs import configure_logging
+configure_logging()
+logging.getLogger("kefu.flows.stream").info("reply finished", extra={"conversation_id": "c-77"})
+"""
+
+
+@pytest.mark.parametrize(("kefu_env", "json_lines"), [("production", True), ("development", False)])
+def test_the_default_format_is_json_in_production_even_on_a_terminal(
+    kefu_env: str, json_lines: bool
+) -> None:
+    # GIVEN the default LOG_FORMAT and a stderr that is a terminal
+    import os
+    import pty
+
+    leader, follower = pty.openpty()
+    env = {"KEFU_ENV": kefu_env, "PATH": "/usr/bin:/bin", "PYTHONPATH": os.pathsep.join(
+        str(ROOT / p) for p in ("shared", "layers/adapter", "layers/memory"))}
+    # WHEN the process logs a reply's line
+    try:
+        done = subprocess.run([sys.executable, "-c", _FORMAT_SCRIPT], env=env, cwd=ROOT,
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=follower,
+                              timeout=120, check=False)
+        os.close(follower)
+        written = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the terminal closed: everything was read
+                break
+            if not chunk:
+                break
+            written += chunk
+    finally:
+        os.close(leader)
+    assert done.returncode == 0, written
+    (line,) = [ln for ln in written.decode().splitlines() if "reply finished" in ln]
+    # THEN production writes a JSON line with the conversation id, development a readable one
+    if json_lines:
+        record = json.loads(line)
+        assert record["message"] == "reply finished" and record["conversation_id"] == "c-77"
+    else:
+        assert line.split()[2:] == ["INFO", "kefu.flows.stream", "reply", "finished",
+                                    "conversation_id=c-77"]

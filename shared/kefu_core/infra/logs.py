@@ -13,7 +13,8 @@ closed: if redaction itself fails, the text is replaced by ``[REDACTED]``.
   field names Powertools' Logger writes on Lambda (``level``, ``location``, ``message``,
   ``timestamp``, ``service`` and every ``extra=`` field such as ``conversation_id``), so one
   conversation can be followed across replicas and functions; ``LOG_FORMAT=text`` is for a
-  terminal; ``auto`` (the default) picks text on a terminal, JSON otherwise.
+  terminal; ``auto`` (the default) picks JSON with ``KEFU_ENV=production``, else text on a
+  terminal and JSON otherwise.
 - Lambda: :func:`lambda_logger` is Powertools' Logger with the same redacting JSON formatter,
   and the runtime's own root handler gets the redacting filter.
 - WebSocket frame dumps (websockets' DEBUG lines ``< TEXT '...'``) are dropped, and libraries
@@ -333,8 +334,9 @@ def configure_logging(
     chosen = (fmt or os.environ.get("LOG_FORMAT") or "auto").strip().lower()
     if chosen not in LOG_FORMATS:
         raise ValueError(f"LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, not {chosen!r}")
-    if chosen == "auto":
-        chosen = "text" if (stream or sys.stderr).isatty() else "json"
+    if chosen == "auto":  # JSON in production, even on a terminal (docker run -t)
+        production = os.environ.get("KEFU_ENV", "").strip() == "production"
+        chosen = "text" if not production and (stream or sys.stderr).isatty() else "json"
     handler = logging.StreamHandler(stream) if stream is not None else _StderrHandler()
     handler.set_name(_HANDLER_NAME)
     handler.setFormatter(JsonFormatter(service=service) if chosen == "json" else TextFormatter())
