@@ -22,7 +22,13 @@
       ev_closed: "对话已结束", assigned: "新对话已分配给您", typing: "访客正在输入…", csat: "满意度评分",
       offline: "收到一条新留言", suggestionEmpty: "暂时没有建议", replyPlaceholder: "输入回复，Enter 发送，Shift+Enter 换行",
       notePlaceholder: "仅同事可见", pos: "第 {n} 位", err_not_yours: "该对话不属于您", err_not_available: "该对话已被他人接管",
-      transferTo: "转接给…", offlineTab: "访客留言"
+      transferTo: "转接给…", offlineTab: "访客留言",
+      reason_button: "访客点击转人工", reason_keyword: "访客消息要求人工", reason_failures: "机器人多次未能回答",
+      reason_llm: "机器人建议转人工", reason_agent: "客服主动接管", reason_admin: "管理员分配", reason_agent_offline: "原客服离线，重新排队",
+      waitingFor: "已等待 {t}", firstReply: "首次响应 {t}", sec: "{n} 秒", min: "{n} 分钟", hour: "{h} 小时 {m} 分",
+      yesterday: "昨天", now: "刚刚", mute: "关闭提醒声音", unmute: "打开提醒声音", details: "客户信息",
+      newActivity: "新消息", colourSuffix: "色",
+      colours: "红,橙,金,绿,青,蓝,紫,粉,银,棕,黑,白", animals: "狐狸,熊猫,海豚,老虎,兔子,鲸鱼,猫头鹰,企鹅,松鼠,小鹿,燕子,锦鲤,考拉,水獭,刺猬,仙鹤"
     },
     en: {
       appTitle: "Kefu agent console", tenant: "Organisation ID", signedOut: "You were signed out: please sign in again", signOutAll: "Sign out everywhere", email: "E-mail", password: "Password", signIn: "Sign in", wrong: "Wrong organisation, e-mail or password", throttled: "Too many attempts: try again in {s} s",
@@ -37,7 +43,13 @@
       ev_closed: "Conversation closed", assigned: "A conversation was assigned to you", typing: "Visitor is typing…", csat: "Satisfaction",
       offline: "New offline message", suggestionEmpty: "No suggestion right now", replyPlaceholder: "Reply. Enter sends, Shift+Enter for a new line",
       notePlaceholder: "Visible to colleagues only", pos: "#{n}", err_not_yours: "This conversation is not yours", err_not_available: "Someone else took it",
-      transferTo: "Transfer to…", offlineTab: "Offline messages"
+      transferTo: "Transfer to…", offlineTab: "Offline messages",
+      reason_button: "visitor pressed “talk to a human”", reason_keyword: "visitor asked for a human", reason_failures: "the bot failed repeatedly",
+      reason_llm: "the bot suggested a human", reason_agent: "taken over by an agent", reason_admin: "assigned by an admin", reason_agent_offline: "the agent went offline, queued again",
+      waitingFor: "waiting {t}", firstReply: "first reply after {t}", sec: "{n} s", min: "{n} min", hour: "{h} h {m} min",
+      yesterday: "Yesterday", now: "just now", mute: "Mute alert sounds", unmute: "Turn alert sounds on", details: "Customer",
+      newActivity: "New activity", colourSuffix: "",
+      colours: "Red,Orange,Golden,Green,Teal,Blue,Purple,Pink,Silver,Brown,Black,White", animals: "Fox,Panda,Dolphin,Tiger,Rabbit,Whale,Owl,Penguin,Squirrel,Deer,Swallow,Koi,Koala,Otter,Hedgehog,Crane"
     }
   };
   var lang = localStorage.getItem("kefu.console.lang") || ((navigator.language || "zh").toLowerCase().indexOf("zh") === 0 ? "zh" : "en");
@@ -46,12 +58,47 @@
     return s.replace(/\{(\w+)\}/g, function (_, k) { return vars && vars[k] != null ? vars[k] : ""; });
   }
   function $(id) { return document.getElementById(id); }
+  // -- names and times ------------------------------------------------------------------------
+  // An anonymous visitor gets a stable friendly label from their id ("Blue Fox #3F2A"): the same
+  // visitor is the same label on every agent's screen and after a reload.
+  function hash(str) {
+    var h = 2166136261;
+    for (var i = 0; i < str.length; i++) { h ^= str.charCodeAt(i); h = Math.imul(h, 16777619); }
+    return h >>> 0;
+  }
+  function visitorLabel(c) {
+    if (c.customer_id) return c.customer_id;
+    var id = String(c.visitor_id || ""), h = hash(id);
+    var colours = t("colours").split(","), animals = t("animals").split(",");
+    var colour = colours[h % colours.length], animal = animals[(h >>> 8) % animals.length];
+    var tag = "#" + id.replace(/[^0-9a-zA-Z]/g, "").slice(-4).toUpperCase();
+    return (lang === "zh" ? colour + t("colourSuffix") + animal : colour + " " + animal) + " " + tag;
+  }
+  function reasonText(code) { var k = "reason_" + code, s = t(k); return s === k ? String(code) : s; }
+  function two(n) { return (n < 10 ? "0" : "") + n; }
+  function when(iso) {
+    var d = iso ? new Date(iso) : new Date();
+    if (isNaN(d.getTime())) return "";
+    var now = new Date(), hm = two(d.getHours()) + ":" + two(d.getMinutes());
+    var day = new Date(now.getFullYear(), now.getMonth(), now.getDate()).getTime();
+    if (d.getTime() >= day) return hm;
+    if (d.getTime() >= day - 86400000) return t("yesterday") + " " + hm;
+    return two(d.getMonth() + 1) + "-" + two(d.getDate()) + " " + hm;
+  }
+  function duration(ms) {
+    var s = Math.max(0, Math.round(ms / 1000));
+    if (s < 60) return t("sec", { n: s });
+    if (s < 3600) return t("min", { n: Math.floor(s / 60) });
+    return t("hour", { h: Math.floor(s / 3600), m: Math.floor(s % 3600 / 60) });
+  }
+  function since(iso) { var ms = Date.parse(iso); return isNaN(ms) ? "" : duration(Date.now() - ms); }
   function el(tag, cls, text) { var e = document.createElement(tag); if (cls) e.className = cls; if (text != null) e.textContent = text; return e; }
   function applyI18n() {
     document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
     document.querySelectorAll("[data-i18n]").forEach(function (n) { n.textContent = t(n.dataset.i18n); });
     $("text").placeholder = t("replyPlaceholder"); $("note-text").placeholder = t("notePlaceholder");
-    document.title = t("appTitle");
+    renderTitle();
+    if ($("mute")) renderMute();
   }
   document.querySelectorAll("[data-lang]").forEach(function (a) {
     a.addEventListener("click", function (e) { e.preventDefault(); lang = a.dataset.lang; localStorage.setItem("kefu.console.lang", lang); applyI18n(); render(); });
@@ -64,6 +111,67 @@
   var msgEls = {}, msgData = {};  // seq -> element, seq -> the message (text: its Markdown source)
   var dirty = {}, frame = 0;      // streaming bubbles to paint on the next animation frame
   var agents = [];
+
+  // -- alerts: a sound (unless muted) and the tab title for new queued conversations, new
+  // assignments and visitor messages the agent is not looking at ------------------------------
+  var muted = localStorage.getItem("kefu.console.muted") === "1", audio = null, unseen = 0;
+  var alerts = [], knownWaiting = null;
+  function unlockAudio() {
+    try {
+      audio = audio || new (window.AudioContext || window.webkitAudioContext)();
+      if (audio.state === "suspended") audio.resume();
+    } catch (e) { audio = null; }
+  }
+  document.addEventListener("pointerdown", unlockAudio);
+  document.addEventListener("keydown", unlockAudio);
+  function chime() {
+    if (!audio) return false;
+    var at = audio.currentTime;
+    [880, 660].forEach(function (hz, i) {
+      var osc = audio.createOscillator(), gain = audio.createGain(), t0 = at + i * 0.18;
+      osc.frequency.value = hz;
+      gain.gain.setValueAtTime(0.0001, t0);
+      gain.gain.exponentialRampToValueAtTime(0.2, t0 + 0.02);
+      gain.gain.exponentialRampToValueAtTime(0.0001, t0 + 0.16);
+      osc.connect(gain); gain.connect(audio.destination);
+      osc.start(t0); osc.stop(t0 + 0.17);
+    });
+    return true;
+  }
+  function attention() { return !document.hidden && document.hasFocus(); }
+  function alertAgent(kind) {
+    var sounded = !muted && chime();
+    alerts.push({ kind: kind, sound: !muted, played: sounded, at: Date.now() });
+    if (alerts.length > 50) alerts.shift();
+    if (!attention()) { unseen++; renderTitle(); }
+  }
+  function renderTitle() { document.title = (unseen ? "(" + unseen + ") " + t("newActivity") + " · " : "") + t("appTitle"); }
+  function seenAll() { if (unseen && attention()) { unseen = 0; renderTitle(); } }
+  window.addEventListener("focus", seenAll);
+  document.addEventListener("visibilitychange", seenAll);
+  function renderMute() {
+    var b = $("mute");
+    // a bell, struck through when muted (constant markup: no data in it)
+    b.innerHTML = '<svg viewBox="0 0 24 24" width="16" height="16" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" aria-hidden="true">' +
+      '<path d="M6 8a6 6 0 0 1 12 0c0 7 3 9 3 9H3s3-2 3-9"/><path d="M10.3 21a1.94 1.94 0 0 0 3.4 0"/>' +
+      (muted ? '<path d="M3 3l18 18"/>' : "") + "</svg>";
+    b.classList.toggle("muted", muted);
+    b.title = muted ? t("unmute") : t("mute");
+    b.setAttribute("aria-label", b.title);
+    b.setAttribute("aria-pressed", String(muted));
+  }
+  $("mute").addEventListener("click", function () {
+    muted = !muted;
+    localStorage.setItem("kefu.console.muted", muted ? "1" : "0");
+    renderMute();
+  });
+  // A conversation newly in the waiting list (not the ones there when the console connected).
+  function noticeWaiting(list) {
+    var ids = {}, fresh = false;
+    (list || []).forEach(function (c) { ids[c.id] = true; if (knownWaiting && !knownWaiting[c.id]) fresh = true; });
+    knownWaiting = ids;
+    if (fresh) alertAgent("queued");
+  }
 
   function toast(text) {
     var n = $("toast"); n.textContent = text; n.hidden = false;
@@ -178,9 +286,9 @@
 
   function handle(f) {
     switch (f.type) {
-      case "queue": queue = f; renderList(); break;
+      case "queue": noticeWaiting(f.waiting); queue = f; renderList(); break;
       case "queue_changed": send({ action: "queue" }); break;
-      case "assigned": toast(t("assigned")); if (tab === "waiting") tab = "mine"; send({ action: "queue" });
+      case "assigned": toast(t("assigned")); alertAgent("assigned"); if (tab === "waiting") tab = "mine"; send({ action: "queue" });
         if (!current) send({ action: "open", conversation_id: f.conversation_id });
         break;
       case "unassigned": send({ action: "queue" }); break;
@@ -190,13 +298,15 @@
         if (current && f.conversation_id === current.conversation.id) {
           addMessage({ seq: f.seq, role: f.role, text: f.text, agent_name: f.agent_name, status: "complete" });
           if (f.role === "visitor") $("typing").textContent = "";
+          if (f.role === "agent") renderHead();
         }
+        if (f.role === "visitor" && (!current || f.conversation_id !== current.conversation.id || !attention())) alertAgent("message");
         send({ action: "queue" });
         break;
       case "ack":
         if (current && f.conversation_id === current.conversation.id) {
           var pending = current.pending[f.client_msg_id];
-          if (pending) { addMessage({ seq: f.seq, role: "agent", text: pending, agent_name: session.agent.name, status: "complete" }); delete current.pending[f.client_msg_id]; }
+          if (pending) { addMessage({ seq: f.seq, role: "agent", text: pending, agent_name: session.agent.name, status: "complete" }); delete current.pending[f.client_msg_id]; renderHead(); }
         }
         break;
       case "delta":
@@ -232,7 +342,7 @@
           if (f.text) { $("text").value = f.text; $("text").focus(); } else toast(t("suggestionEmpty"));
         }
         break;
-      case "offline_message": toast(t("offline")); loadOffline(); break;
+      case "offline_message": toast(t("offline")); alertAgent("offline_message"); loadOffline(); break;
       case "error":
         if (f.code === "unauthorized") { if (ws) ws.close(); break; }  // onclose refreshes or signs out
         $("suggest").disabled = false; toast(t("err_" + f.code) !== "err_" + f.code ? t("err_" + f.code) : f.message); break;
@@ -268,16 +378,20 @@
     (queue[tab] || []).forEach(function (c) {
       var li = el("li"); li.dataset.id = c.id;
       if (current && current.conversation.id === c.id) li.classList.add("active");
-      var top = el("div", "v"); top.appendChild(el("span", null, c.customer_id || c.visitor_id.slice(0, 12)));
+      var top = el("div", "v"); top.appendChild(el("span", "name", visitorLabel(c)));
       if (c.position) top.appendChild(el("span", "pos", t("pos", { n: c.position })));
+      else top.appendChild(el("span", "at", when(c.updated_at)));
       li.appendChild(top);
       li.appendChild(el("div", "p", c.last_text || ""));
+      if (c.owner === "queue" && c.queued_at) {
+        li.appendChild(el("div", "wait", t("waitingFor", { t: since(c.queued_at) }) + (c.handoff_reason ? " · " + reasonText(c.handoff_reason) : "")));
+      }
       li.addEventListener("click", function () { send({ action: "open", conversation_id: c.id }); });
       list.appendChild(li);
     });
   }
   document.querySelectorAll(".tabs button").forEach(function (b) {
-    b.addEventListener("click", function () { tab = b.dataset.tab; if (tab === "offline") loadOffline(); renderList(); });
+    b.addEventListener("click", function () { tab = b.dataset.tab; if (tab === "offline") loadOffline(); else send({ action: "queue" }); renderList(); });
   });
   function renderAgents() {
     var sel = $("transfer-to"); sel.innerHTML = "";
@@ -296,9 +410,16 @@
   }
   function renderHead() {
     var c = current.conversation;
-    $("conv-title").textContent = (c.customer_id ? c.customer_id + " · " : "") + c.visitor_id;
+    var biz = current.customer && current.customer.business && current.customer.business.customer;
+    $("conv-title").textContent = (biz && biz.name ? biz.name + " · " : "") + visitorLabel(c);
+    $("conv-title").title = c.visitor_id;
     var state = c.status === "closed" ? t("closed") : t("owner_" + c.owner);
-    $("conv-state").textContent = state + (c.handoff_reason ? " · " + c.handoff_reason : "");
+    var parts = [state];
+    if (c.handoff_reason && c.owner !== "bot") parts.push(reasonText(c.handoff_reason));
+    if (c.status === "open" && c.owner === "queue" && c.queued_at) parts.push(t("waitingFor", { t: since(c.queued_at) }));
+    var first = firstReply();
+    if (first != null) parts.push(t("firstReply", { t: duration(first) }));
+    $("conv-state").textContent = parts.join(" · ");
     var mine = c.owner === "human" && c.assigned_agent === session.agent.id && c.status === "open";
     var admin = session.agent.role === "admin";
     $("take").hidden = !(c.status === "open" && (c.owner === "bot" || c.owner === "queue"));
@@ -306,6 +427,16 @@
     $("release").hidden = !(mine || (admin && c.status === "open" && c.owner !== "bot"));
     $("close").hidden = c.status !== "open" || (c.owner === "human" && !mine && !admin);
     $("compose").hidden = !mine;
+  }
+  // From the visitor asking for a human (the "queued" event) to the first agent message after it.
+  function firstReply() {
+    var asked = null, all = current.all || [];
+    for (var i = 0; i < all.length; i++) {
+      var m = all[i];
+      if (m.role === "system" && m.event === "queued" && m.at && asked == null) asked = Date.parse(m.at);
+      if (m.role === "agent" && asked != null && m.at) return Date.parse(m.at) - asked;
+    }
+    return null;
   }
   function renderLog() {
     $("log").innerHTML = ""; var all = current.all || []; current.all = []; msgEls = {}; msgData = {}; dirty = {};
@@ -337,10 +468,13 @@
     var existing = msgEls[m.seq];
     if (existing) m = Object.assign(msgData[m.seq], m);
     else { current.all.push(m); msgData[m.seq] = m; }
+    if (!m.at) m.at = new Date().toISOString();  // a live message: now
     var node = existing || el("div");
     if (m.role === "system") {
       node.className = "sys";
-      node.textContent = t("ev_" + m.event, { name: m.agent_name || t("agent") });
+      node.textContent = "";
+      node.appendChild(el("span", null, m.event ? t("ev_" + m.event, { name: m.agent_name || t("agent") }) : (m.text || "")));
+      node.appendChild(el("time", "at", when(m.at)));
     } else {
       node.className = "msg " + m.role + (m.status === "incomplete" || m.status === "streaming" ? " " + m.status : "");
       if (!node.firstChild) {
@@ -349,7 +483,9 @@
         col.appendChild(el("div", "b"));
         node.appendChild(col);
       }
-      node.querySelector(".who").textContent = m.role === "agent" ? (m.agent_name || t("agent")) : t(m.role);
+      var who = node.querySelector(".who");
+      who.textContent = m.role === "agent" ? (m.agent_name || t("agent")) : m.role === "visitor" ? visitorLabel(current.conversation) : t(m.role);
+      who.appendChild(el("time", "at", when(m.at)));
     }
     if (!existing) { $("log").appendChild(node); msgEls[m.seq] = node; }
     if (m.role === "system") { scrollLog(); return; }
@@ -435,5 +571,9 @@
   applyI18n();
   if (session && session.expiresAt > Date.now() + 5000) start();
   else { if (session) signedOut(t("signedOut")); $("login").hidden = false; }
-  window.__kefuConsole = { get current() { return current; }, get queue() { return queue; } };
+  // Waiting times and "first reply" figures move with the clock.
+  setInterval(function () { if (!session) return; renderList(); if (current) renderHead(); }, 30000);
+  $("toggle-side").addEventListener("click", function () { document.body.classList.toggle("side-open"); });
+  $("close-side").addEventListener("click", function () { document.body.classList.remove("side-open"); });
+  window.__kefuConsole = { get current() { return current; }, get queue() { return queue; }, get alerts() { return alerts.slice(); }, get unseen() { return unseen; } };
 })();

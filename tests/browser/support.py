@@ -236,3 +236,49 @@ class StallingProxy:
                 await self._never.wait()
             writer.write(data)
             await writer.drain()
+
+
+class Visitor:
+    """A visitor of the demo tenant on a plain WebSocket, as the widget would be."""
+
+    def __init__(self, gateway: RunningGateway) -> None:
+        self.gateway = gateway
+        self.visitor_id = ""
+        self.frames: list[dict[str, Any]] = []
+        self._ws: Any = None
+        self._reader: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Visitor:
+        async with httpx.AsyncClient(base_url=self.gateway.http) as http:
+            got = await http.post("/v1/visitor-token", json={"widget_key": "demo-key"})
+            got.raise_for_status()
+        body = got.json()
+        self.visitor_id = body["visitor_id"]
+        self._ws = await websockets.connect(f"{self.gateway.ws}?token={body['token']}")
+        self._reader = asyncio.create_task(self._read())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._reader:
+            self._reader.cancel()
+        await self._ws.close()
+
+    async def _read(self) -> None:
+        async for raw in self._ws:
+            self.frames.append(json.loads(raw))
+
+    async def send(self, frame: dict[str, Any]) -> None:
+        await self._ws.send(json.dumps(frame))
+
+    async def say(self, text: str) -> None:
+        await self.send({"action": "message", "client_msg_id": f"c-{uuid.uuid4().hex[:12]}",
+                         "text": text})
+
+    async def first(self, kind: str, timeout: float = 15, **match: Any) -> dict[str, Any]:
+        async with asyncio.timeout(timeout):
+            while True:
+                for frame in self.frames:
+                    if frame.get("type") == kind and all(frame.get(k) == v
+                                                         for k, v in match.items()):
+                        return frame
+                await asyncio.sleep(0.05)

@@ -1,0 +1,143 @@
+"""The agent console as an agent sees it, in headless Chromium against a real gateway: readable
+names for anonymous visitors, translated handoff reasons, message times and waiting times,
+sound and tab-title alerts with a mute switch, and a layout that works down to a tablet.
+Screenshots are kept in docs/screenshots/."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+
+from kefu_core.product.tenants import DEMO_ADMIN_EMAIL, DEMO_ADMIN_PASSWORD
+from tests.browser.support import ARGS, CHROMIUM, TIMEOUT_MS, Visitor, screenshot_path
+from tests.support.core import core_settings
+from tests.support.gateway import RunningGateway, redis_prefix_removed, run_gateway
+
+pytestmark = pytest.mark.browser
+LABEL = re.compile(r"^\w{1,2}色\w{1,3} #[0-9A-F]{4}$")  # 蓝色狐狸 #3F2A
+CLOCK = re.compile(r"\d\d:\d\d$")
+
+
+@pytest.fixture(scope="module")
+def gateway(make_database, redis_url) -> Iterator[RunningGateway]:  # type: ignore[no-untyped-def]
+    if not shutil.which("chromium"):
+        pytest.skip("chromium is not installed (scripts/bootstrap --browser)")
+    prefix = f"kefu-test:console-ui:{uuid.uuid4().hex[:8]}:"
+    settings = core_settings(pg_dsn=make_database(), redis_url=redis_url, redis_prefix=prefix)
+    with redis_prefix_removed(redis_url, prefix), run_gateway(settings, replica_id="cui") as gw:
+        yield gw
+
+
+@pytest.fixture(scope="module")
+async def browser(gateway: RunningGateway) -> AsyncIterator[Any]:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        launched = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield launched
+        await launched.close()
+
+
+async def _signed_in(browser: Any, gateway: RunningGateway, width: int, height: int) -> Any:
+    context = await browser.new_context(viewport={"width": width, "height": height},
+                                        locale="zh-CN")
+    page = await context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    await page.goto(f"{gateway.http}/console?tenant=demo")
+    await page.fill("input[name=email]", DEMO_ADMIN_EMAIL)
+    await page.fill("input[name=password]", DEMO_ADMIN_PASSWORD)
+    await page.click("#login-form button[type=submit]")
+    await page.locator("#conn", has_text="已连接").wait_for()
+    return page
+
+
+async def _alerts(page: Any) -> list[dict[str, Any]]:
+    return list(await page.evaluate("window.__kefuConsole.alerts"))
+
+
+async def test_waiting_visitors_have_names_reasons_times_and_alert_the_agent(
+    browser: Any, gateway: RunningGateway,
+) -> None:
+    # GIVEN an agent in the console who is away (so a handoff waits in the queue)
+    page = await _signed_in(browser, gateway, 1280, 800)
+    await page.select_option("#presence", "away")
+    await page.locator("#mute[aria-pressed=false]").wait_for()
+    # AND who is looking at another tab
+    await page.evaluate("document.hasFocus = () => false")
+    async with Visitor(gateway) as visitor:
+        # WHEN an anonymous visitor writes and asks for a human
+        await visitor.say("我的快递三天没动了")
+        await visitor.first("final")
+        await visitor.send({"action": "handoff"})
+        await visitor.first("state", state="queued")
+        # THEN the waiting list names them with a friendly label, says how long they wait
+        # and why, and the agent is alerted with a sound and in the tab's title
+        item = page.locator("#list li").first
+        await item.locator(".wait", has_text="已等待").wait_for()
+        label = await item.locator(".name").inner_text()
+        assert LABEL.match(label), label
+        assert label.endswith("#" + visitor.visitor_id[-4:].upper())
+        assert "访客点击转人工" in await item.locator(".wait").inner_text()
+        alerts = await _alerts(page)
+        assert [a["kind"] for a in alerts] == ["queued"] and alerts[0]["sound"]
+        assert (await page.title()).startswith("(1) ")
+        # WHEN the agent opens it
+        await item.click()
+        # THEN the title is the same label, the state says why in words, every message has a time
+        await page.locator("#conv-title", has_text=label).wait_for()
+        state = await page.locator("#conv-state").inner_text()
+        assert "排队等待人工" in state and "访客点击转人工" in state and "button" not in state
+        times = await page.locator("#log time").all_inner_texts()
+        assert len(times) >= 3 and all(CLOCK.search(t) for t in times), times
+        await page.screenshot(path=screenshot_path("console-1280"))
+        # WHEN the agent mutes the sound and the visitor writes again
+        await page.click("#mute")
+        await page.locator("#mute[aria-pressed=true]").wait_for()
+        await visitor.say("还在吗？")
+        # THEN the new message alerts in the title only
+        await page.wait_for_function("window.__kefuConsole.alerts.length === 2")
+        alerts = await _alerts(page)
+        assert alerts[1]["kind"] == "message" and not alerts[1]["sound"]
+        assert (await page.title()).startswith("(2) ")
+        # WHEN the agent comes back to the tab
+        await page.evaluate("document.hasFocus = () => true;"
+                            "window.dispatchEvent(new Event('focus'))")
+        # THEN the title is plain again, and the mute choice survives a reload
+        assert await page.title() == "Kefu 客服工作台"
+        await page.reload()
+        await page.locator("#mute[aria-pressed=true]").wait_for()
+        # AND the label is stable: the same visitor, the same name
+        await page.locator("#list li .name", has_text=label).wait_for()
+    await page.context.close()
+
+
+async def test_the_console_fits_a_tablet_with_the_customer_panel_as_a_drawer(
+    browser: Any, gateway: RunningGateway,
+) -> None:
+    # GIVEN an agent on a 768 px wide tablet with a conversation open
+    page = await _signed_in(browser, gateway, 768, 1024)
+    async with Visitor(gateway) as visitor:
+        await visitor.say("How long does shipping take?")
+        await visitor.first("final")
+        await page.click(".tabs button[data-tab=bot]")
+        await page.locator("#list li").first.click()
+        await page.locator("#log .msg.visitor", has_text="shipping").wait_for()
+        # THEN nothing runs off the screen: the list and the conversation share it
+        assert await page.evaluate("document.documentElement.scrollWidth") <= 768
+        assert await page.locator("#list").is_visible()
+        assert await page.locator("#log").is_visible()
+        box = await page.locator("#compose, #take").first.bounding_box()
+        assert box is not None and box["x"] + box["width"] <= 768
+        await page.screenshot(path=screenshot_path("console-768"))
+        # AND the customer panel is a drawer behind a button
+        assert await page.locator("#side").is_hidden()
+        await page.click("#toggle-side")
+        await page.locator("#side").wait_for()
+        await page.click("#close-side")
+        await page.locator("#side").wait_for(state="hidden")
+    await page.context.close()
