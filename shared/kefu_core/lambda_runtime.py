@@ -105,14 +105,17 @@ def reset() -> None:
     reset_keyrings()
 
 
-def api_gateway_handler(
-    flow: Flow, *, precheck: Precheck | None = None
-) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
-    """Wrap a flow as a Lambda handler for API Gateway WebSocket routes. ``precheck`` runs
-    before the container's dependencies are built: what it refuses opens no connection."""
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+
+def _handler(
+    flow: Flow, *, correlation_id_path: str | None = None, precheck: Precheck | None = None
+) -> Handler:
+    """``flow`` as a Lambda handler: traced, logged with the event's correlation id, run on
+    the container's loop with its dependencies, metrics flushed at the end."""
 
     @trace_handler
-    @logger.inject_lambda_context(correlation_id_path="requestContext.connectionId")
+    @logger.inject_lambda_context(correlation_id_path=correlation_id_path)
     def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         async def call() -> dict[str, Any]:
             if precheck is not None:
@@ -129,36 +132,18 @@ def api_gateway_handler(
     return lambda_handler
 
 
-def async_invoke_handler(flow: Flow) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+def api_gateway_handler(flow: Flow, *, precheck: Precheck | None = None) -> Handler:
+    """Wrap a flow as a Lambda handler for API Gateway WebSocket routes. ``precheck`` runs
+    before the container's dependencies are built: what it refuses opens no connection."""
+    return _handler(flow, correlation_id_path="requestContext.connectionId", precheck=precheck)
+
+
+def async_invoke_handler(flow: Flow) -> Handler:
     """Wrap a flow as a Lambda handler for an asynchronous invoke payload."""
-
-    @trace_handler
-    @logger.inject_lambda_context(correlation_id_path="conversation_id")
-    def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        async def call() -> dict[str, Any]:
-            return await flow(event, await get_deps(event))
-
-        try:
-            return run(call())
-        finally:
-            flush_metrics()
-
-    return lambda_handler
+    return _handler(flow, correlation_id_path="conversation_id")
 
 
-def sqs_handler(flow: Flow) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+def sqs_handler(flow: Flow) -> Handler:
     """Wrap a flow as a Lambda handler for an SQS event source mapping (with
     ``ReportBatchItemFailures``: the flow returns ``{"batchItemFailures": [...]}``)."""
-
-    @trace_handler
-    @logger.inject_lambda_context
-    def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        async def call() -> dict[str, Any]:
-            return await flow(event, await get_deps(event))
-
-        try:
-            return run(call())
-        finally:
-            flush_metrics()
-
-    return lambda_handler
+    return _handler(flow)
