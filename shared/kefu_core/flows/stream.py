@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from kefu_core.answers.history import fit_history
 from kefu_core.answers.memory import TURN_ROLE, MemoryService
 from kefu_core.answers.query_condenser import router_condenser
 from kefu_core.chat.conversations import Conversation
@@ -287,12 +288,12 @@ async def _build_request(
                 system = f"{system}\n\n{context.memory_prompt}"
         except Exception:
             logger.warning("recall failed; answering without memory", exc_info=True)
-    messages = [ChatMessage(role="system", content=system)]
-    messages += [
-        ChatMessage(role=_ROLE_FOR_MODEL[t.role], content=t.content)
-        for t in turns
-        if t.role in _ROLE_FOR_MODEL
-    ]
+    split = asked if asked is not None else len(turns)
+    earlier, latest = ([ChatMessage(role=_ROLE_FOR_MODEL[t.role], content=t.content)
+                        for t in part if t.role in _ROLE_FOR_MODEL]
+                       for part in (turns[:split], turns[split:]))
+    earlier = await fit_history(earlier, budget_tokens=deps.settings.history_token_budget)
+    messages = [ChatMessage(role="system", content=system), *earlier, *latest]
     return ChatRequest(
         tenant_id=payload.tenant_id, conversation_id=payload.conversation_id,
         messages=messages, passages=passages, kb_version=kb_version, fallback=fallback,

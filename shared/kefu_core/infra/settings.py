@@ -118,6 +118,9 @@ class Settings(BaseSettings):
     delta_flush_ms: int = 40
     delta_flush_chars: int = 400
     context_window: int = 10
+    # Tokens of the turns before the question; over it the older turns are compressed
+    # (kefu_core.answers.history); 0 sends the window as it is.
+    history_token_budget: int = Field(default=6000, ge=0)
     system_prompt: str = (
         "You are a friendly, concise customer-service assistant. Answer from the knowledge "
         "passages when they are relevant; if you do not know, say so and offer a human agent. "

@@ -1,0 +1,41 @@
+"""The conversation a reply sends the model: the turns before the question within a budget.
+
+A reply sends the last ``CONTEXT_WINDOW`` rounds. A visitor message may hold
+``MAX_TEXT_CHARS`` characters (4,000 Chinese characters are about 4,800 tokens), so ten such
+rounds are over 50,000 tokens: past the context of smaller models (the engine refuses and the
+reply falls back or fails) and costly on every later reply. When the turns before the question
+exceed ``HISTORY_TOKEN_BUDGET`` tokens, the older ones are compressed with
+``kefu_llm.compress_history`` (extractive: no model call, nothing leaves the process; the last
+turns stay verbatim). The question itself is never compressed. An ordinary conversation (ten
+rounds are about 650 tokens on CrossWOZ) is far below the budget and sent as it is.
+
+The token counter (tiktoken) is loaded on the first reply, with the router, not at import
+(``kefu_llm`` loads its names on first use): the stream function's cold start stays as it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import kefu_llm
+from kefu_llm import ChatMessage
+
+__all__ = ["fit_history"]
+
+
+def _compress(messages: Sequence[ChatMessage], budget_tokens: int) -> list[ChatMessage]:
+    return asyncio.run(kefu_llm.compress_history(messages, budget_tokens=budget_tokens))
+
+
+async def fit_history(
+    messages: Sequence[ChatMessage], *, budget_tokens: int
+) -> list[ChatMessage]:
+    """``messages`` (the turns before the question) within ``budget_tokens``; 0 keeps all.
+
+    Compression is CPU work (about a second for 50,000 tokens), so it runs in a worker thread:
+    the gateway's event loop keeps serving the other connections meanwhile."""
+    if budget_tokens <= 0 or not messages or \
+            kefu_llm.count_tokens(list(messages)) <= budget_tokens:
+        return list(messages)
+    return await asyncio.to_thread(_compress, messages, budget_tokens)
