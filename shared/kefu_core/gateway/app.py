@@ -29,6 +29,7 @@ from kefu_core.chat.transport import TaskInvoker
 from kefu_core.deps import Deps, build_deps, redis_client
 from kefu_core.flows import handle_stream
 from kefu_core.gateway.events import (
+    EventSource,
     connect_event,
     disconnect_event,
     message_event,
@@ -157,14 +158,14 @@ class Gateway:
         headers = {k.title() if k != "user-agent" else k: v for k, v in websocket.headers.items()}
         user_agent = websocket.headers.get("user-agent")
         domain = websocket.headers.get("host", f"{settings.gateway_host}:{settings.gateway_port}")
-        common = {"connection_id": connection_id, "connected_at_ms": connected_ms,
-                  "domain_name": domain, "stage": settings.gateway_stage,
-                  "source_ip": source_ip, "api_id": self.api_id}
+        source = EventSource(connection_id=connection_id, connected_at_ms=connected_ms,
+                             domain_name=domain, stage=settings.gateway_stage,
+                             source_ip=source_ip, api_id=self.api_id, user_agent=user_agent)
         query = parse_qs(websocket.url.query, keep_blank_values=True)
         self.pending_connects += 1
         try:
             result = await self.integration.connect(
-                connect_event(headers=headers, query=query, **common),  # type: ignore[arg-type]
+                connect_event(source, headers=headers, query=query),
             )
         finally:
             self.pending_connects -= 1
@@ -181,13 +182,12 @@ class Gateway:
         await self.hub.register(conn)
         close_code, reason = 1000, "Client closed"
         try:
-            close_code, reason = await self._receive_loop(conn, common, user_agent)
+            close_code, reason = await self._receive_loop(conn, source)
         finally:
-            await self._disconnect(connection_id, close_code, reason, user_agent=user_agent,
-                                   common=common)
+            await self._disconnect(connection_id, close_code, reason, source=source)
 
     async def _receive_loop(
-        self, conn: LocalConnection, common: dict[str, Any], user_agent: str | None
+        self, conn: LocalConnection, source: EventSource
     ) -> tuple[int, str]:
         assert self.integration is not None and self.hub is not None
         settings = self.settings
@@ -218,8 +218,8 @@ class Gateway:
             if not self.guard.allow_message(conn.connection_id):
                 await self.hub.post(conn.connection_id, encode(error_frame_for(RateLimited)))
                 continue
-            event = message_event(route_key=route_for(body, routes=self.routes), body=body,
-                                  user_agent=user_agent, **common)
+            event = message_event(source, route_key=route_for(body, routes=self.routes),
+                                  body=body)
             try:
                 await self.integration.message(event)
             except Exception:  # a flow bug must not kill the connection
@@ -232,8 +232,7 @@ class Gateway:
         code: int,
         reason: str,
         *,
-        user_agent: str | None = None,
-        common: dict[str, Any] | None = None,
+        source: EventSource | None = None,
     ) -> None:
         assert self.integration is not None and self.hub is not None
         conn = self.hub.local.get(connection_id)
@@ -242,20 +241,19 @@ class Gateway:
         if conn is not None:
             with contextlib.suppress(Exception):
                 await conn.websocket.close(code=1001)
-        if common is None and conn is not None:
-            common = {"connection_id": connection_id,
-                      "connected_at_ms": int(conn.connected_at * 1000),
-                      "domain_name": f"{self.settings.gateway_host}:{self.settings.gateway_port}",
-                      "stage": self.settings.gateway_stage, "source_ip": conn.source_ip,
-                      "api_id": self.api_id}
-        if common is not None:
+        if source is None and conn is not None:
+            source = EventSource(
+                connection_id=connection_id, connected_at_ms=int(conn.connected_at * 1000),
+                domain_name=f"{self.settings.gateway_host}:{self.settings.gateway_port}",
+                stage=self.settings.gateway_stage, source_ip=conn.source_ip,
+                api_id=self.api_id)
+        if source is not None:
             # Thousands of clients can leave at once (a network blip, a deploy): the cleanups
             # queue here instead of exhausting the store pools all together.
             async with self.disconnects:
                 try:
                     await self.integration.disconnect(disconnect_event(
-                        user_agent=user_agent, status_code=code, reason=reason, **common
-                    ))
+                        source, status_code=code, reason=reason))
                 except Exception:
                     logger.warning("disconnect flow failed", exc_info=True)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from kefu_core.chat.events import WebSocketEvent
 from kefu_core.gateway.events import (
+    EventSource,
     connect_event,
     disconnect_event,
     message_event,
@@ -35,7 +36,7 @@ def test_route_selection_on_body_action() -> None:
 def test_connect_event_has_the_sample_shape() -> None:
     # GIVEN the sample API Gateway connect event and one the gateway builds
     sample = json.loads((EVENTS / "connect.json").read_text())
-    built = connect_event(headers={"Host": "x"}, query={"token": ["t"]}, **COMMON)
+    built = connect_event(EventSource(**COMMON), headers={"Host": "x"}, query={"token": ["t"]})
     # THEN top-level and requestContext keys match
     assert keys(sample) <= keys(built) | {"multiValueQueryStringParameters"}
     assert keys(sample["requestContext"]) <= keys(built["requestContext"])
@@ -46,9 +47,10 @@ def test_connect_event_has_the_sample_shape() -> None:
 
 def test_message_and_disconnect_events_have_the_sample_shape() -> None:
     for name, built in (
-        ("message.json", message_event(route_key="message", body="{}", user_agent="ua", **COMMON)),
-        ("disconnect.json", disconnect_event(user_agent=None, status_code=1000,
-                                             reason="bye", **COMMON)),
+        ("message.json", message_event(EventSource(**COMMON, user_agent="ua"),
+                                       route_key="message", body="{}")),
+        ("disconnect.json", disconnect_event(EventSource(**COMMON), status_code=1000,
+                                             reason="bye")),
     ):
         sample = json.loads((EVENTS / name).read_text())
         assert keys(sample["requestContext"]) - {"identity"} <= keys(built["requestContext"]), name

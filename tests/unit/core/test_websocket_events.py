@@ -22,7 +22,7 @@ from aws_lambda_powertools.utilities.parser.models import (
 from pydantic import BaseModel
 
 from kefu_core.chat.events import Identity, RequestContext, WebSocketEvent
-from kefu_core.gateway.events import connect_event, disconnect_event, message_event
+from kefu_core.gateway.events import EventSource, connect_event, disconnect_event, message_event
 
 EVENTS = Path(__file__).resolve().parents[3] / "events"
 COMMON: dict[str, Any] = {
@@ -72,12 +72,13 @@ def _samples() -> list[tuple[str, dict[str, Any]]]:
              for name in ("connect.json", "message.json", "default.json", "disconnect.json")]
     return [
         *found,
-        ("gateway connect", connect_event(headers={"Host": "x", "Origin": "https://a.example"},
-                                          query={"token": ["t"]}, **COMMON)),
-        ("gateway message", message_event(route_key="message", body="{}", user_agent="ua",
-                                          **COMMON)),
-        ("gateway disconnect", disconnect_event(user_agent=None, status_code=1001,
-                                                reason="going away", **COMMON)),
+        ("gateway connect", connect_event(EventSource(**COMMON, user_agent="ua"),
+                                          headers={"Host": "x", "Origin": "https://a.example"},
+                                          query={"token": ["t"]})),
+        ("gateway message", message_event(EventSource(**COMMON, user_agent="ua"),
+                                          route_key="message", body="{}")),
+        ("gateway disconnect", disconnect_event(EventSource(**COMMON), status_code=1001,
+                                                reason="going away")),
     ]
 
 
