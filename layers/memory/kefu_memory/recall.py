@@ -13,14 +13,15 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from ._gather import Gathered, gather_within
 from ._models import MemoryItem, RecallResult, RecallSection
 from ._text import estimate_tokens, normalize
 
 __all__ = [
-    "DEFAULT_PRECEDENCE", "DEFAULT_TITLES", "SourceFn", "items_of", "merge", "recall", "render",
+    "DEFAULT_PRECEDENCE", "DEFAULT_TITLES", "MergeOptions", "SourceFn", "items_of", "merge",
+    "recall", "render",
 ]
 
 logger = logging.getLogger("kefu.memory.recall")
@@ -64,37 +65,40 @@ def items_of(sources: Mapping[str, SourceFn]) -> dict[str, Awaitable[list[Memory
     return {name: items(fn) for name, fn in sources.items()}
 
 
+class MergeOptions(TypedDict, total=False):
+    """How recalled sections are merged and rendered (defaults in brackets): ``precedence``
+    [``DEFAULT_PRECEDENCE``], ``token_budget`` [1200], ``count_tokens`` [one token per CJK
+    character, one per four others], ``titles`` [``DEFAULT_TITLES``], ``keep_latest``
+    [``("short_term",)``: sections that keep their newest items], ``heading``
+    [``"## Memory"``]."""
+
+    precedence: Sequence[str]
+    token_budget: int
+    count_tokens: Callable[[str], int]
+    titles: Mapping[str, str] | None
+    keep_latest: Sequence[str]
+    heading: str
+
+
 async def recall(
-    *,
-    sources: Mapping[str, SourceFn],
-    deadline_s: float = 0.2,
-    precedence: Sequence[str] = DEFAULT_PRECEDENCE,
-    token_budget: int = 1200,
-    count_tokens: Callable[[str], int] = estimate_tokens,
-    titles: Mapping[str, str] | None = None,
-    keep_latest: Sequence[str] = ("short_term",),
-    heading: str = "## Memory",
+    *, sources: Mapping[str, SourceFn], deadline_s: float = 0.2,
+    **options: Unpack[MergeOptions],
 ) -> RecallResult:
-    """Run `sources` concurrently; keep what arrives within `deadline_s`; merge and render."""
+    """Run `sources` concurrently; keep what arrives within `deadline_s`; merge and render
+    (`options`: `MergeOptions`)."""
     gathered = await gather_within(deadline_s, **items_of(sources))
-    return merge(gathered, precedence=precedence, token_budget=token_budget,
-                 count_tokens=count_tokens, titles=titles, keep_latest=keep_latest,
-                 heading=heading)
+    return merge(gathered, **options)
 
 
 def merge(
-    gathered: Gathered[Any],
-    *,
-    sources: Sequence[str] | None = None,
-    precedence: Sequence[str] = DEFAULT_PRECEDENCE,
-    token_budget: int = 1200,
-    count_tokens: Callable[[str], int] = estimate_tokens,
-    titles: Mapping[str, str] | None = None,
-    keep_latest: Sequence[str] = ("short_term",),
-    heading: str = "## Memory",
+    gathered: Gathered[Any], *, sources: Sequence[str] | None = None,
+    **options: Unpack[MergeOptions],
 ) -> RecallResult:
     """Merge and render the recall sources ``gathered`` (by ``items_of``); ``sources`` names
     them when the same ``gather_within`` ran other awaitables too (default: all of them)."""
+    precedence = options.get("precedence", DEFAULT_PRECEDENCE)
+    count_tokens = options.get("count_tokens", estimate_tokens)
+    keep_latest = options.get("keep_latest", ("short_term",))
     names = list(gathered.names if sources is None else sources)
     late = [n for n in gathered.late if n in names]
     failed = [n for n in gathered.failed if n in names]
@@ -106,7 +110,7 @@ def merge(
     arrived: dict[str, list[MemoryItem]] = {n: gathered.values[n] for n in names
                                             if n in gathered.values}
     order = [n for n in precedence if n in arrived] + [n for n in arrived if n not in precedence]
-    section_titles = {**DEFAULT_TITLES, **(titles or {})}
+    section_titles = {**DEFAULT_TITLES, **(options.get("titles") or {})}
     seen_keys: set[str] = set()
     seen_texts: set[str] = set()
     sections: list[RecallSection] = []
@@ -130,7 +134,8 @@ def merge(
             )
         )
     prompt, tokens, dropped = render(
-        sections, token_budget=token_budget, count_tokens=count_tokens, heading=heading
+        sections, token_budget=options.get("token_budget", 1200), count_tokens=count_tokens,
+        heading=options.get("heading", "## Memory"),
     )
     return RecallResult(
         sections=sections,

@@ -98,12 +98,16 @@ class ConnectionRegistry:
             raise StoreError("cannot remove connection") from exc
         return record
 
-    async def watchers(self, conversation_id: str) -> list[str]:
+    async def _members(self, key: str, what: str) -> list[str]:
+        """The members of the set at ``key``, sorted (``what`` names it in the error)."""
         try:
-            members = await self._redis.smembers(self._watchers(conversation_id))
+            members = await self._redis.smembers(key)
         except RedisError as exc:
-            raise StoreError("cannot read watchers") from exc
+            raise StoreError(f"cannot read {what}") from exc
         return sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
+
+    async def watchers(self, conversation_id: str) -> list[str]:
+        return await self._members(self._watchers(conversation_id), "watchers")
 
     async def watch(self, connection_id: str, conversation_id: str) -> None:
         """Let a connection (an agent's) follow a conversation."""
@@ -117,19 +121,12 @@ class ConnectionRegistry:
             raise StoreError("cannot record watcher") from exc
 
     async def agents(self, tenant_id: str) -> list[str]:
-        try:
-            members = await self._redis.smembers(self._agents(tenant_id))
-        except RedisError as exc:
-            raise StoreError("cannot read agents") from exc
-        return sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
+        return await self._members(self._agents(tenant_id), "agents")
 
     async def agent_connections(self, tenant_id: str, agent_id: str) -> list[str]:
         """The live connections of one agent (every open console tab)."""
-        try:
-            members = await self._redis.smembers(self.agent_conns_key(tenant_id, agent_id))
-        except RedisError as exc:
-            raise StoreError("cannot read agent connections") from exc
-        return sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
+        return await self._members(self.agent_conns_key(tenant_id, agent_id),
+                                   "agent connections")
 
     async def unwatch(self, connection_id: str, conversation_id: str) -> None:
         try:
