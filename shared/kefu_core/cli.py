@@ -23,7 +23,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, get_args
 
 from kefu_core.admin import cli as admin_cli
 from kefu_core.infra.embedded import EmbeddedPostgres, EmbeddedRedis
@@ -32,6 +32,7 @@ from kefu_core.infra.logs import append_log_fields, configure_logging
 from kefu_core.infra.settings import Settings
 from kefu_core.infra.shutdown import ServiceStops, Stopped
 from kefu_core.security.keyring import KeyringUnavailable, keyring_for
+from kefu_core.security.roles import TokenRole
 from kefu_core.security.tokens import issue_token
 
 __all__ = ["main", "resolve_services"]
@@ -265,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     tok = sub.add_parser("token", help="issue a signed visitor/agent/admin token")
     tok.add_argument("--tenant", required=True)
     tok.add_argument("--subject", required=True)
-    tok.add_argument("--role", choices=["visitor", "agent", "admin"], default="agent")
+    tok.add_argument("--role", choices=get_args(TokenRole), default="agent")
     tok.add_argument("--name")
     tok.add_argument("--ttl", type=int, default=8 * 3600)
     tok.add_argument("--token-version", type=int,

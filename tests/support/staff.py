@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import uuid
 
-from kefu_core.product.tenants import Agent, AgentRole, TenantStore
+from kefu_core.product.tenants import Agent, TenantStore
+from kefu_core.security.roles import StaffRole
 from kefu_core.security.tokens import issue_token
 from tests.support.core import SECRET
 
 
 async def make_staff(
-    store: TenantStore, *, tenant_id: str, role: AgentRole = "agent", name: str | None = None,
+    store: TenantStore, *, tenant_id: str, role: StaffRole = "agent", name: str | None = None,
     password: str = "p" * 12, email: str | None = None,
 ) -> Agent:
     await store.ensure_tenant(tenant_id=tenant_id, name=tenant_id)

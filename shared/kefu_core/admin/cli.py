@@ -15,8 +15,10 @@ import contextlib
 import getpass
 import re
 import sys
+from typing import get_args
 
 from kefu_core.infra.settings import Settings
+from kefu_core.security.roles import StaffRole
 
 __all__ = ["add_parser"]
 
@@ -34,7 +36,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     create.add_argument("--tenant", required=True, help="tenant id, e.g. acme")
     create.add_argument("--email", required=True)
     create.add_argument("--name", default="Administrator")
-    create.add_argument("--role", choices=["admin", "agent"], default="admin")
+    create.add_argument("--role", choices=sorted(get_args(StaffRole)), default="admin")
     create.add_argument("--tenant-name", help="display name of a new tenant (default: its id)")
     create.add_argument("--password-stdin", action="store_true",
                         help="read the password from the first line of standard input")

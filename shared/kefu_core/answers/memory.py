@@ -15,7 +15,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import redis.asyncio as aioredis
 from cachetools import TTLCache
@@ -42,15 +41,12 @@ from kefu_memory.recall import items_of, merge
 from kefu_memory.retrieval import ConversationRetriever
 from kefu_memory.sources import crm_source, long_term_source
 
-__all__ = ["TURN_ROLE", "MemoryContext", "MemoryService", "build_memory", "passage_text"]
+__all__ = ["MemoryContext", "MemoryService", "build_memory", "passage_text"]
 
 logger = logging.getLogger("kefu.memory")
 KB_VERSION_TTL_S = 5.0
 CONDENSE_SHARE = 0.75  # of the recall deadline, for the condensed query and its search
 INDEX_WAIT_SHARE = 0.5  # of the recall deadline, for a tenant's first entity index
-TURN_ROLE: dict[str, Literal["user", "assistant", "agent", "system"]] = {
-    "visitor": "user", "assistant": "assistant", "agent": "agent", "system": "system",
-}
 
 
 def passage_text(passage: Passage) -> str:

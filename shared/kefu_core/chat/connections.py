@@ -17,17 +17,16 @@ from pydantic import BaseModel
 from redis.exceptions import RedisError
 
 from kefu_core.infra.errors import StoreError
+from kefu_core.security.roles import STAFF_ROLES, TokenRole
 
-__all__ = ["STAFF_ROLES", "ConnectionRecord", "ConnectionRegistry"]
-
-STAFF_ROLES = frozenset({"agent", "admin"})
+__all__ = ["ConnectionRecord", "ConnectionRegistry"]
 
 
 class ConnectionRecord(BaseModel):
     connection_id: str
     tenant_id: str
     subject: str
-    role: str
+    role: TokenRole
     name: str | None = None
     conversation_id: str | None = None
     connected_at: float

@@ -18,6 +18,7 @@ from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel
 
 from kefu_core.infra.errors import ConversationClosed, StoreError
+from kefu_core.security.roles import MessageRole
 
 __all__ = [
     "CUSTOMER_PREFIX",
@@ -28,7 +29,6 @@ __all__ = [
     "StoredMessage",
 ]
 
-Role = Literal["visitor", "assistant", "agent", "system"]
 Status = Literal["complete", "streaming", "incomplete"]
 Owner = Literal["bot", "queue", "human"]
 
@@ -57,7 +57,7 @@ class Conversation(BaseModel):
 class StoredMessage(BaseModel):
     conversation_id: str
     seq: int
-    role: Role
+    role: MessageRole
     author: str | None
     text: str
     status: Status
@@ -162,7 +162,7 @@ class ConversationStore:
         *,
         tenant_id: str,
         conversation_id: str,
-        role: Role,
+        role: MessageRole,
         text: str,
         author: str | None = None,
         client_msg_id: str | None = None,

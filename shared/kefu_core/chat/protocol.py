@@ -34,6 +34,7 @@ from typing import Annotated, Any, Literal, NotRequired, TypedDict
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
 
 from kefu_core.infra.errors import BadFrame, KefuError, ReplyNotStarted, StoreError
+from kefu_core.security import roles
 
 __all__ = [
     "AckOut",
@@ -328,7 +329,7 @@ class MessageOut(TypedDict):
     type: Literal["message"]
     conversation_id: str
     seq: int
-    role: Literal["visitor", "agent"]
+    role: Literal[roles.Visitor, roles.Agent]
     text: str
     client_msg_id: str | None
     agent_name: NotRequired[str | None]
@@ -336,7 +337,7 @@ class MessageOut(TypedDict):
 
 class TypingOut(TypedDict):
     type: Literal["typing"]
-    role: Literal["visitor", "agent"]
+    role: Literal[roles.Visitor, roles.Agent]
     name: NotRequired[str | None]
     conversation_id: str
 
@@ -553,7 +554,7 @@ def history_frames(
 
 
 def message_frame(
-    *, conversation_id: str, seq: int, role: Literal["visitor", "agent"], text: str,
+    *, conversation_id: str, seq: int, role: Literal[roles.Visitor, roles.Agent], text: str,
     client_msg_id: str | None, agent_name: str | None = None,
 ) -> MessageOut:
     """A stored visitor or agent message, for the other connections watching it (an agent's
@@ -567,7 +568,7 @@ def message_frame(
 
 
 def typing_frame(
-    *, conversation_id: str, role: Literal["visitor", "agent"], name: str | None = None
+    *, conversation_id: str, role: Literal[roles.Visitor, roles.Agent], name: str | None = None
 ) -> TypingOut:
     """Someone is typing (an agent's carries the agent's name)."""
     if role == "agent":

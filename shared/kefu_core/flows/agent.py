@@ -58,6 +58,7 @@ from kefu_core.product.handoff import (
 )
 from kefu_core.product.stores import memory_of, stores
 from kefu_core.product.tenants import tenant_settings
+from kefu_core.security.roles import MODEL_ROLE, TURN_ROLE
 
 __all__ = ["current_staff", "handle_agent_frame"]
 
@@ -67,7 +68,6 @@ _SUGGEST_INSTRUCTION = (
     "Draft the next reply a human customer-service agent could send to this visitor. "
     "Write only the reply, in the visitor's language, friendly and concise."
 )
-_ROLE_FOR_MODEL = {"visitor": "user", "assistant": "assistant", "agent": "assistant"}
 
 
 def _summary(conversation: Conversation) -> dict[str, Any]:
@@ -119,7 +119,7 @@ async def _own_or_admin(
 
 async def handle_agent_frame(frame: AnyClientFrame, record: ConnectionRecord, deps: Deps) -> None:
     tenant_id, me = record.tenant_id, record.subject
-    actor: ActorType = "admin" if record.role == "admin" else "agent"
+    actor: ActorType = record.role
     product = stores(deps)
     if isinstance(frame, PresenceFrame):
         await _presence(frame, record, deps)
@@ -231,7 +231,7 @@ async def _reply(frame: ReplyFrame, record: ConnectionRecord, deps: Deps) -> Non
         client_msg_id=frame.client_msg_id, agent_name=record.name,
     ), exclude=record.connection_id)
     await stores(deps).audit.safe_record(
-        tenant_id=tenant_id, actor_type="admin" if record.role == "admin" else "agent",
+        tenant_id=tenant_id, actor_type=record.role,
         actor_id=me, action="conversation.agent_replied", target_type="conversation",
         target_id=conversation.id, detail={"seq": stored.seq})
 
@@ -240,7 +240,7 @@ async def _conversation_action(
     frame: ConversationActionFrame, record: ConnectionRecord, deps: Deps
 ) -> None:
     tenant_id, me = record.tenant_id, record.subject
-    actor: ActorType = "admin" if record.role == "admin" else "agent"
+    actor: ActorType = record.role
     if frame.action == "take":
         await take_over(deps, tenant_id=tenant_id, conversation_id=frame.conversation_id,
                         agent_id=me, actor_type=actor)
@@ -275,7 +275,7 @@ async def _open(conversation_id: str, record: ConnectionRecord, deps: Deps) -> N
                                    visitor_id=conversation.visitor_id,
                                    customer_id=conversation.customer_id)
     await product.audit.safe_record(
-        tenant_id=tenant_id, actor_type="admin" if record.role == "admin" else "agent",
+        tenant_id=tenant_id, actor_type=record.role,
         actor_id=record.subject, action="conversation.opened", target_type="conversation",
         target_id=conversation.id)
     await send(deps, record.connection_id, conversation_frame(
@@ -302,19 +302,18 @@ async def _suggest(conversation_id: str, record: ConnectionRecord, deps: Deps) -
     messages = [ChatMessage(role="system",
                             content=f"{prompt or deps.settings.system_prompt}\n\n"
                                     f"{_SUGGEST_INSTRUCTION}")]
-    messages += [ChatMessage(role=_ROLE_FOR_MODEL[m.role], content=m.text)  # type: ignore[arg-type]
-                 for m in history if m.role in _ROLE_FOR_MODEL and m.text]
+    messages += [ChatMessage(role=MODEL_ROLE[TURN_ROLE[m.role]], content=m.text)
+                 for m in history if TURN_ROLE[m.role] in MODEL_ROLE and m.text]
     passages: list[str] = []
     kb_version = "0"
     memory = await memory_of(deps)
     if memory is not None and question:
         try:
-            from kefu_core.answers.memory import TURN_ROLE
             from kefu_memory import Turn
 
             asked = max(i for i, m in enumerate(history) if m.role == "visitor")
             before = [Turn(role=TURN_ROLE[m.role], content=m.text, seq=m.seq)
-                      for m in history[:asked] if m.text and m.role in TURN_ROLE]
+                      for m in history[:asked] if m.text]
             recalled = await memory.recall(tenant_id=tenant_id,
                                            memory_id=conversation.visitor_id,
                                            crm_id=conversation.customer_id,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from kefu_core.chat.connections import STAFF_ROLES, ConnectionRecord
+from kefu_core.chat.connections import ConnectionRecord
 from kefu_core.chat.events import WebSocketEvent
 from kefu_core.deps import Deps
 from kefu_core.infra.errors import (
@@ -20,6 +20,7 @@ from kefu_core.infra.settings import Settings
 from kefu_core.product.agent_auth import staff_access
 from kefu_core.product.widget_origins import connect_origin_allowed, header
 from kefu_core.security.keyring import KeyringUnavailable, keyring_for
+from kefu_core.security.roles import STAFF_ROLES
 from kefu_core.security.tokens import Identity
 
 __all__ = ["handle_connect", "handle_disconnect", "refuse_unauthenticated"]

@@ -12,7 +12,7 @@ import logging
 import time
 from typing import Any
 
-from kefu_core.chat.connections import STAFF_ROLES, ConnectionRecord
+from kefu_core.chat.connections import ConnectionRecord
 from kefu_core.chat.conversations import StoredMessage
 from kefu_core.chat.events import StreamPayload, WebSocketEvent
 from kefu_core.chat.liveness import alive_replies
@@ -62,6 +62,7 @@ from kefu_core.product.handoff import (
 )
 from kefu_core.product.stores import stores
 from kefu_core.product.tenants import tenant_settings
+from kefu_core.security.roles import STAFF_ROLES
 
 __all__ = ["handle_message", "replay"]
 

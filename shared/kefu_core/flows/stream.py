@@ -12,10 +12,10 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any
 
 from kefu_core.answers.history import fit_history
-from kefu_core.answers.memory import TURN_ROLE, MemoryService
+from kefu_core.answers.memory import MemoryService
 from kefu_core.answers.query_condenser import router_condenser
 from kefu_core.chat.conversations import Conversation
 from kefu_core.chat.events import StreamPayload
@@ -32,6 +32,7 @@ from kefu_core.flows.fanout import Audience, broadcast
 from kefu_core.infra.errors import StoreError
 from kefu_core.infra.tracing import span
 from kefu_core.product.tenants import TenantSettings, tenant_settings
+from kefu_core.security.roles import MODEL_ROLE, TURN_ROLE
 from kefu_llm import Busy, ChatMessage, ChatRequest, Delta, Final, detect_language
 from kefu_memory import Turn
 
@@ -39,9 +40,6 @@ __all__ = ["handle_stream"]
 
 logger = logging.getLogger("kefu.flows.stream")
 
-_ROLE_FOR_MODEL: dict[str, Literal["user", "assistant"]] = {
-    "user": "user", "assistant": "assistant", "agent": "assistant",
-}
 
 
 @dataclass
@@ -289,8 +287,8 @@ async def _build_request(
         except Exception:
             logger.warning("recall failed; answering without memory", exc_info=True)
     split = asked if asked is not None else len(turns)
-    earlier, latest = ([ChatMessage(role=_ROLE_FOR_MODEL[t.role], content=t.content)
-                        for t in part if t.role in _ROLE_FOR_MODEL]
+    earlier, latest = ([ChatMessage(role=MODEL_ROLE[t.role], content=t.content)
+                        for t in part if t.role in MODEL_ROLE]
                        for part in (turns[:split], turns[split:]))
     earlier = await fit_history(earlier, budget_tokens=deps.settings.history_token_budget)
     messages = [ChatMessage(role="system", content=system), *earlier, *latest]

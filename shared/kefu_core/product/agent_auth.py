@@ -23,7 +23,8 @@ from pydantic import BaseModel, ValidationError
 from redis.exceptions import RedisError
 
 from kefu_core.infra.errors import Unauthorized
-from kefu_core.product.tenants import AgentRole, TenantStore
+from kefu_core.product.tenants import TenantStore
+from kefu_core.security.roles import StaffRole
 
 if TYPE_CHECKING:
     from kefu_core.deps import Deps
@@ -41,7 +42,7 @@ class StaffAccess(BaseModel):
 
     agent_id: str
     tenant_id: str
-    role: AgentRole
+    role: StaffRole
     name: str
     version: int
 

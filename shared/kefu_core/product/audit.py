@@ -12,7 +12,7 @@ import json
 import logging
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
@@ -22,12 +22,12 @@ from pydantic import BaseModel
 
 from kefu_core.infra.errors import StoreError
 from kefu_core.product.csv_export import to_csv
+from kefu_core.security.roles import ActorType
 
 __all__ = ["ActorType", "AuditEntry", "AuditLog", "entries_to_csv", "redact_value"]
 
 logger = logging.getLogger("kefu.audit")
 
-ActorType = Literal["visitor", "agent", "admin", "system"]
 REDACTED = "[REDACTED]"
 
 
@@ -57,7 +57,7 @@ class AuditEntry(BaseModel):
     id: int
     tenant_id: str
     at: datetime
-    actor_type: str
+    actor_type: ActorType
     actor_id: str | None
     action: str
     target_type: str | None

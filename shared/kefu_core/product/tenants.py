@@ -41,6 +41,7 @@ from pydantic import BaseModel, Field
 from kefu_core.infra.errors import Conflict, StoreError
 from kefu_core.infra.settings import Settings
 from kefu_core.security.datakeys import DataKeys, data_keys_for
+from kefu_core.security.roles import StaffRole
 
 __all__ = [
     "DEMO_ADMIN_EMAIL",
@@ -62,7 +63,6 @@ logger = logging.getLogger("kefu.tenants")
 ROOT_TENANT = "_root"  # the super-admin's tenant; no tenant id may start with "_"
 DEMO_ADMIN_EMAIL = "admin@demo.kefu"
 DEMO_ADMIN_PASSWORD = "kefu-demo-admin"
-AgentRole = Literal["agent", "admin"]
 
 _SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1
 
@@ -132,7 +132,7 @@ class Agent(BaseModel):
     tenant_id: str
     email: str
     name: str
-    role: AgentRole
+    role: StaffRole
     capacity: int
     active: bool
     created_at: datetime
@@ -313,7 +313,7 @@ class TenantStore:
 
     # -- agents ----------------------------------------------------------------------------
     async def create_agent(
-        self, *, tenant_id: str, email: str, name: str, password: str, role: AgentRole = "agent",
+        self, *, tenant_id: str, email: str, name: str, password: str, role: StaffRole = "agent",
         capacity: int = 5, demo: bool = False,
     ) -> Agent:
         """Create an agent; :class:`Conflict` when the tenant already has that e-mail address
@@ -330,7 +330,7 @@ class TenantStore:
 
     async def update_agent(
         self, *, tenant_id: str, agent_id: str, name: str | None = None,
-        role: AgentRole | None = None, capacity: int | None = None, active: bool | None = None,
+        role: StaffRole | None = None, capacity: int | None = None, active: bool | None = None,
         password: str | None = None,
     ) -> Agent | None:
         """Change an agent. A new role, a change of ``active`` or a new password bumps the

@@ -29,7 +29,8 @@ from typing import Any
 
 from kefu_core.infra.secret_settings import secret_list
 from kefu_core.infra.settings import DEV_TOKEN_SECRET, Settings
-from kefu_core.security.tokens import Identity, Role, issue_token, verify_token
+from kefu_core.security.roles import TokenRole
+from kefu_core.security.tokens import Identity, issue_token, verify_token
 
 __all__ = [
     "MIN_SECRET_CHARS",
@@ -136,7 +137,7 @@ class TokenKeyring:
     async def signing_secrets(self) -> list[str]:
         return [(await self.akeys()).signing]
 
-    async def issue(self, *, tenant_id: str, subject: str, role: Role, ttl_s: int,
+    async def issue(self, *, tenant_id: str, subject: str, role: TokenRole, ttl_s: int,
                     name: str | None = None) -> str:
         return issue_token(secrets=await self.signing_secrets(), tenant_id=tenant_id,
                            subject=subject, role=role, ttl_s=ttl_s, name=name)

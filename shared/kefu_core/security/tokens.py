@@ -11,23 +11,22 @@ from __future__ import annotations
 
 import hashlib
 import time
-from typing import Literal
 
 import jwt
 from pydantic import BaseModel, Field
 
 from kefu_core.infra.errors import Unauthorized
+from kefu_core.security.roles import TokenRole
 
-__all__ = ["Identity", "Role", "issue_token", "verify_token"]
+__all__ = ["Identity", "issue_token", "verify_token"]
 
-Role = Literal["visitor", "agent", "admin"]
 ISSUER = "kefu"
 
 
 class Identity(BaseModel):
     tenant_id: str = Field(min_length=1, max_length=64)
     subject: str = Field(min_length=1, max_length=128)
-    role: Role
+    role: TokenRole
     name: str | None = None
     # Visitor tokens name the widget key that obtained them (claim ``wk``): $connect checks
     # that key's allowed origins (kefu_core.product.widget_origins).
@@ -47,7 +46,7 @@ def issue_token(
     secrets: list[str],
     tenant_id: str,
     subject: str,
-    role: Role,
+    role: TokenRole,
     ttl_s: int,
     name: str | None = None,
     now: float | None = None,
