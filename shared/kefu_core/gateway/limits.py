@@ -6,8 +6,11 @@ adapter's (shared through Redis).
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
+
+from cachetools import TTLCache
 
 __all__ = ["Bucket", "FloodGuard"]
 
@@ -41,8 +44,10 @@ class FloodGuard:
         self._frame = (frames_per_s, frame_burst)
         self._connect = (connects_per_s, connect_burst)
         self._frames: dict[str, Bucket] = {}
-        self._ips: dict[str, Bucket] = {}
-        self._max_ips = max_ips
+        # An address idle for burst/rate seconds has a full bucket again: forgetting it then
+        # changes nothing. Past max_ips addresses, the least recently seen goes first.
+        idle_s = connect_burst / connects_per_s if connects_per_s > 0 else math.inf
+        self._ips: TTLCache[str, Bucket] = TTLCache(maxsize=max_ips, ttl=idle_s)
 
     def allow_message(self, connection_id: str) -> bool:
         now = time.monotonic()
@@ -56,10 +61,9 @@ class FloodGuard:
         now = time.monotonic()
         bucket = self._ips.get(ip)
         if bucket is None:
-            if len(self._ips) >= self._max_ips:
-                self._ips.clear()
             rate, burst = self._connect
-            bucket = self._ips[ip] = Bucket(rate, burst, burst, now)
+            bucket = Bucket(rate, burst, burst, now)
+        self._ips[ip] = bucket  # seen now: kept for another idle period
         return bucket.take(now)
 
     def forget(self, connection_id: str) -> None:

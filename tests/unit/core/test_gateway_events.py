@@ -68,3 +68,25 @@ def test_flood_guard_limits_frames_per_connection() -> None:
     allowed = [guard.allow_message("c1") for _ in range(10)]
     assert allowed.count(True) == 5
     assert guard.allow_message("c2")
+
+
+def test_flood_guard_limits_connects_per_address() -> None:
+    # GIVEN a burst of 3 connects per address, refilled very slowly
+    guard = FloodGuard(connects_per_s=0.001, connect_burst=3)
+    # WHEN one address connects 5 times
+    allowed = [guard.allow_connect("198.51.100.1") for _ in range(5)]
+    # THEN 3 are allowed, and another address has its own bucket
+    assert allowed == [True, True, True, False, False]
+    assert guard.allow_connect("198.51.100.2")
+
+
+def test_new_addresses_do_not_reset_a_flooding_one() -> None:
+    # GIVEN a guard that remembers 2 addresses, and one address that used its burst
+    guard = FloodGuard(connects_per_s=0.001, connect_burst=1, max_ips=2)
+    assert guard.allow_connect("203.0.113.9")
+    assert not guard.allow_connect("203.0.113.9")
+    # WHEN new addresses keep arriving while it keeps trying
+    for i in range(5):
+        assert guard.allow_connect(f"198.51.100.{i}")
+        # THEN it stays refused: the least recently seen address is forgotten, not all
+        assert not guard.allow_connect("203.0.113.9")
