@@ -168,7 +168,8 @@ def test_the_functions_exist_with_their_runtime_and_layers(stack: dict[str, Any]
                  if r["Type"] == "AWS::Lambda::Function"}
     assert functions == {"ConnectFunction", "DisconnectFunction", "MessageFunction",
                          "AgentFunction", "StreamFunction", "StreamFailureFunction",
-                         "MigrateFunction", "AdminFunction"}
+                         "MigrateFunction", "AdminFunction",
+                         "RetentionFunction"}
     for logical_id in functions:
         config = lam.get_function_configuration(FunctionName=stack["physical"][logical_id])
         assert config["Runtime"] == "python3.12" and config["Architectures"] == ["x86_64"]
@@ -201,7 +202,8 @@ def test_the_layers_are_created_and_each_function_names_its_own(stack: dict[str,
 def test_manage_connections_only_where_a_function_posts(stack: dict[str, Any]) -> None:
     for logical_id in ("ConnectFunction", "DisconnectFunction", "MessageFunction",
                        "AgentFunction", "StreamFunction", "StreamFailureFunction",
-                       "MigrateFunction", "AdminFunction"):
+                       "MigrateFunction", "AdminFunction",
+                       "RetentionFunction"):
         statements = _role_statements(stack, f"{logical_id}Role")
         posting = [s for s in statements if "execute-api:ManageConnections" in _actions(s)]
         assert bool(posting) == (logical_id in POSTING), logical_id
@@ -213,12 +215,15 @@ def test_manage_connections_only_where_a_function_posts(stack: dict[str, Any]) -
 
 def test_secrets_are_granted_by_exact_arn(stack: dict[str, Any]) -> None:
     for logical_id in ("ConnectFunction", "MessageFunction", "AgentFunction", "StreamFunction",
-                       "AdminFunction", "StreamFailureFunction", "MigrateFunction"):
+                       "AdminFunction", "StreamFailureFunction", "MigrateFunction",
+                       "RetentionFunction"):
         statements = _role_statements(stack, f"{logical_id}Role")
         secret_resources = {r for s in statements if any(
             a.startswith("secretsmanager:") for a in _actions(s)) for r in _resources(s)}
-        # THEN no wildcard: only the token secret (not the migration) and the password secret
-        expected = {DB_SECRET} | ({SECRET} if logical_id != "MigrateFunction" else set())
+        # THEN no wildcard: only the token secret (not the migration nor the retention run,
+        # which verify no token) and the password secret
+        tokenless = {"MigrateFunction", "RetentionFunction"}
+        expected = {DB_SECRET} | ({SECRET} if logical_id not in tokenless else set())
         assert secret_resources == expected, logical_id
 
 
@@ -255,5 +260,18 @@ def test_every_log_group_has_a_retention(stack: dict[str, Any]) -> None:
     groups = logs.describe_log_groups(logGroupNamePrefix="/aws/")["logGroups"]
     ours = [g for g in groups if "/kefu/" in g["logGroupName"]]
     assert {g["logGroupName"].rsplit("/", 1)[-1] for g in ours} >= {
-        "connect", "disconnect", "message", "stream", "stream-failure", "migrate", "admin"}
+        "connect", "disconnect", "message", "stream", "stream-failure", "migrate", "admin",
+        "retention"}
     assert all(g.get("retentionInDays") == 30 for g in ours), ours
+
+
+def test_retention_runs_hourly_and_invokes_nothing(stack: dict[str, Any]) -> None:
+    # GIVEN the translated template's schedule for the retention function
+    resources = stack["template"]["Resources"]
+    rules = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Events::Rule"]
+    (rule,) = [r for r in rules
+               if r["Targets"][0]["Arn"] == {"Fn::GetAtt": ["RetentionFunction", "Arn"]}]
+    # THEN it runs every hour, and its role neither invokes functions nor sends messages
+    assert rule["ScheduleExpression"] == "rate(1 hour)"
+    actions = {a for s in _role_statements(stack, "RetentionFunctionRole") for a in _actions(s)}
+    assert not {a for a in actions if a.startswith(("lambda:", "sqs:", "execute-api:"))}

@@ -130,6 +130,18 @@ class CrmClient:
         if self._cache is not None:
             self._cache.clear()
 
+    def forget(self, customer_id: str) -> int:
+        """Drop this process's cached answers about one customer (an erasure); the count.
+        Other processes drop theirs within ``cache_ttl_s``."""
+        if self._cache is None:
+            return 0
+        base = f"/customers/{quote(customer_id, safe='')}"
+        stale = [path for path in self._cache
+                 if path == base or path.startswith((base + "/", base + "?"))]
+        for path in stale:
+            self._cache.pop(path, None)
+        return len(stale)
+
     async def _get(self, path: str, model: type[M]) -> M:
         cached = self._cache.get(path) if self._cache is not None else None
         if isinstance(cached, model):

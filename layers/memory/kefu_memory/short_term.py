@@ -34,7 +34,7 @@ class ShortTermMemory:
         *,
         prefix: str,
         window: int = 10,
-        ttl_s: int = 7 * 24 * 3600,
+        ttl_s: int = 2 * 3600,
     ) -> None:
         if window < 1:
             raise ValueError("window must be at least 1")

@@ -264,7 +264,8 @@ async def build_memory(
         settings=settings,
         knowledge=KnowledgeBase(pool, embedder),
         short_term=ShortTermMemory(redis, prefix=settings.redis_prefix,
-                                   window=settings.context_window),
+                                   window=settings.context_window,
+                                   ttl_s=settings.short_term_ttl_s),
         long_term=LongTermMemory(pool, embedder),
         crm=crm,
     )

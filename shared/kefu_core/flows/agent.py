@@ -141,7 +141,8 @@ async def handle_agent_frame(frame: AnyClientFrame, record: ConnectionRecord, de
             agent_name=record.name, text=frame.text.strip())
         await product.audit.safe_record(
             tenant_id=tenant_id, actor_type=actor, actor_id=me, action="conversation.note_added",
-            target_type="conversation", target_id=conversation.id, detail={"text": note.text})
+            target_type="conversation", target_id=conversation.id,
+            detail={"note_id": note.id, "chars": len(note.text)})
         await send(deps, record.connection_id, note_frame(**note.model_dump(mode="json")))
     elif isinstance(frame, TransferFrame):
         await transfer(deps, tenant_id=tenant_id, conversation_id=frame.conversation_id,

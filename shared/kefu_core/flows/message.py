@@ -170,7 +170,7 @@ async def _visitor_action(
             tenant_id=tenant_id, actor_type="visitor", actor_id=record.subject,
             action="conversation.rated", target_type="conversation",
             target_id=conversation_id, detail={"score": rating.score,
-                                               "comment": rating.comment})
+                                               "comment_chars": len(rating.comment)})
         await send(deps, record.connection_id,
                    csat_saved_frame(conversation_id=conversation_id, score=rating.score))
     else:
@@ -181,7 +181,7 @@ async def _visitor_action(
         await product.audit.safe_record(
             tenant_id=tenant_id, actor_type="visitor", actor_id=record.subject,
             action="offline_message.left", target_type="offline_message",
-            target_id=str(saved.id), detail={"contact": frame.contact})
+            target_id=str(saved.id), detail={"contact_given": bool(frame.contact.strip())})
         await notify_staff(deps, tenant_id, dict(offline_message_frame(saved.id)))
         await send(deps, record.connection_id, offline_saved_frame(saved.id))
 

@@ -28,6 +28,7 @@ from kefu_core.chat.protocol import encode, error_frame_for
 from kefu_core.chat.transport import TaskInvoker
 from kefu_core.deps import Deps, build_deps, redis_client
 from kefu_core.flows import handle_stream
+from kefu_core.flows.personal_data import RetentionScheduler
 from kefu_core.gateway.events import (
     EventSource,
     connect_event,
@@ -100,6 +101,7 @@ class Gateway:
         self.pending_connects = 0
         self.disconnects = asyncio.Semaphore(64)
         self.metrics = PrometheusMetrics()
+        self.retention: RetentionScheduler | None = None
 
     async def start(self) -> None:
         assert self.settings.redis_url
@@ -125,9 +127,14 @@ class Gateway:
                 tenant_id=self.settings.knowledge_tenant, path=Path(self.settings.knowledge_dir))
             logger.info("knowledge folder %s: %d documents for tenant %s",
                         self.settings.knowledge_dir, count, self.settings.knowledge_tenant)
+        # Retention runs on one replica per period (claimed in Redis): RETENTION_INTERVAL_S.
+        self.retention = RetentionScheduler(self.deps)
+        self.retention.start()
         logger.info("gateway replica %s ready", self.replica_id)
 
     async def stop(self) -> None:
+        if self.retention:
+            await self.retention.stop()
         if self.invoker:
             await self.invoker.drain(within_s=10)
         if self.hub:

@@ -129,6 +129,12 @@ class Settings(BaseSettings):
 
     # Memory and knowledge base.
     memory_enabled: bool = True
+    # How long Redis keeps a conversation's recent turns (short-term memory, full text) after
+    # its last write. Only a fast path: a reply whose turns expired reads them from PostgreSQL
+    # once and writes them back. 2 h: an API Gateway WebSocket connection lives at most 2 h, a
+    # visitor idle for longer reconnects, and nothing of the text needs to outlive that in a
+    # second store (docs/data-protection.md).
+    short_term_ttl_s: int = Field(default=2 * 3600, ge=60, le=7 * 24 * 3600)
     recall_deadline_ms: int = 200
     memory_token_budget: int = 800
     knowledge_top_k: int = 4
@@ -144,6 +150,15 @@ class Settings(BaseSettings):
     embedding_dim: int = 1536
     embedding_base_url: str | None = None
     embedding_api_key: str | None = None
+
+    # Retention (kefu_core.flows.personal_data.retention): rows older than a tenant's
+    # retention settings are deleted this many at a time (one short transaction each), by a
+    # run every RETENTION_INTERVAL_S in the self-hosted gateway (one replica at a time; 0 = no
+    # periodic run) or by the scheduled RetentionFunction on AWS. A run stops after
+    # RETENTION_RUN_BUDGET_S and the next one goes on where it stopped.
+    retention_batch_size: int = Field(default=500, ge=1, le=10_000)
+    retention_interval_s: int = Field(default=3600, ge=0, le=7 * 24 * 3600)
+    retention_run_budget_s: float = Field(default=240.0, gt=0, le=3600)
 
     # Self-hosted gateway.
     gateway_host: str = "127.0.0.1"

@@ -49,6 +49,7 @@ __all__ = [
     "ROOT_TENANT",
     "Agent",
     "Conflict",
+    "RetentionSettings",
     "TenantSettings",
     "TenantStore",
     "WidgetKey",
@@ -92,6 +93,19 @@ def verify_password(password: str, stored: str) -> bool:
 _DUMMY_HASH = hash_password(secrets.token_hex(8))
 
 
+class RetentionSettings(BaseModel):
+    """How long a tenant keeps personal data, in days (1 to 3650); the retention job
+    (:mod:`kefu_core.flows.personal_data.retention`) deletes what is older. Defaults in
+    docs/data-protection.md."""
+
+    # A conversation with its messages, notes and rating, counted from its last activity.
+    transcripts_days: int = Field(default=365, ge=1, le=3650)
+    # A long-term fact, counted from when it was last seen (or, superseded, replaced).
+    facts_days: int = Field(default=365, ge=1, le=3650)
+    # An offline message, counted from when it was left.
+    offline_messages_days: int = Field(default=90, ge=1, le=3650)
+
+
 class TenantSettings(BaseModel):
     """Per-tenant knobs (admin API ``/v1/admin/settings``)."""
 
@@ -115,6 +129,8 @@ class TenantSettings(BaseModel):
     color: str = Field(default="#2f6fed", pattern=r"^#[0-9a-fA-F]{3,8}$")
     avatar_url: str | None = Field(default=None, max_length=500)
     offline_message_enabled: bool = True
+    # Personal data retention (docs/data-protection.md).
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
 
 
 class WidgetKey(BaseModel):

@@ -26,10 +26,11 @@ def _functions(**overrides: str) -> dict[str, FunctionSpec]:
 def test_every_function_gets_the_environment_the_template_gives_it() -> None:
     # WHEN the project's template is read with the required parameters only
     functions = _functions()
-    # THEN the eight functions are there with their own settings and the merged globals
+    # THEN the nine functions are there with their own settings and the merged globals
     assert set(functions) == {"ConnectFunction", "DisconnectFunction", "MessageFunction",
                               "AgentFunction", "StreamFunction", "StreamFailureFunction",
-                              "AdminFunction", "MigrateFunction"}
+                              "AdminFunction", "MigrateFunction",
+                              "RetentionFunction"}
     # AND only the deploy-time migration applies the schema; the others verify it
     assert {name: f.environment["SCHEMA_MIGRATIONS"] for name, f in functions.items()} == {
         **{name: "verify" for name in functions}, "MigrateFunction": "apply"}
@@ -49,6 +50,10 @@ def test_every_function_gets_the_environment_the_template_gives_it() -> None:
     assert stream.on_failure == "arn:aws:sqs:us-east-1:123456789012:kefu-local-StreamFailureQueue"
     assert [(s.queue_arn, s.batch_size, s.report_batch_item_failures)
             for s in consumer.sqs_sources] == [(stream.on_failure, 10, True)]
+    # AND the scheduled retention function is read (its schedule is not run locally)
+    retention = functions["RetentionFunction"]
+    assert retention.sqs_sources == [] and retention.timeout_s == 300
+    assert retention.environment["RETENTION_RUN_BUDGET_S"] == "240"
     # AND the layers come in the template's order
     assert [p.name for p in message.layers] == ["shared", "adapter"]
     assert [p.name for p in functions["AgentFunction"].layers] == [
