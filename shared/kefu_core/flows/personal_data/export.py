@@ -33,6 +33,8 @@ class ExportTooLarge(KefuError):
     """More than one answer can carry (MAX_CONVERSATIONS, MAX_MESSAGES)."""
 
     code = "export_too_large"
+    status = 413
+    detail = "too much data for one export"
 
 
 class ExportSummary(BaseModel):
