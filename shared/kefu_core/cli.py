@@ -21,12 +21,11 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol, get_args
+from typing import get_args
 
 from kefu_core.admin import cli as admin_cli
-from kefu_core.infra.embedded import EmbeddedPostgres, EmbeddedRedis
+from kefu_core.infra.embedded import resolve_services
 from kefu_core.infra.errors import ConfigError
 from kefu_core.infra.logs import append_log_fields, configure_logging
 from kefu_core.infra.settings import Settings
@@ -35,38 +34,9 @@ from kefu_core.security.keyring import KeyringUnavailable, keyring_for
 from kefu_core.security.roles import TokenRole
 from kefu_core.security.tokens import issue_token
 
-__all__ = ["main", "resolve_services"]
+__all__ = ["main"]
 
 logger = logging.getLogger("kefu")
-
-
-class _Stops(Protocol):
-    """Where a service's stop is registered: a ``contextlib.ExitStack`` or ``ServiceStops``."""
-
-    def callback(self, stop: Callable[[], Any], /) -> Any: ...
-
-
-def resolve_services(settings: Settings, *, stops: _Stops | None = None) -> Settings:
-    """Fill in DATABASE_URL and REDIS_URL with embedded services when they are not set.
-
-    With ``stops``, each service's stop is registered before it starts, so whatever was
-    started is stopped on the way out, even after a start that failed half-way.
-    """
-    updates: dict[str, str] = {}
-    data_dir = Path(settings.data_dir)
-    if not settings.database_url:
-        logger.info("DATABASE_URL not set: starting embedded PostgreSQL + pgvector")
-        postgres = EmbeddedPostgres(data_dir=data_dir / "pg")
-        if stops is not None:
-            stops.callback(postgres.stop)
-        updates["database_url"] = postgres.start()
-    if not settings.redis_url:
-        logger.info("REDIS_URL not set: starting redis-server")
-        redis_server = EmbeddedRedis()
-        if stops is not None:
-            stops.callback(redis_server.stop)
-        updates["redis_url"] = redis_server.start()
-    return settings.model_copy(update=updates) if updates else settings
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -1,8 +1,15 @@
-"""The dependencies every flow receives, built once per process (Lambda container or gateway).
+"""The composition root: the clients, stores and services of one process (Lambda container or
+gateway), built once by :func:`build_deps`.
 
 Flows never build clients themselves: they get a :class:`Deps`, so the same flow runs on
 Lambda (API Gateway management API, Lambda async invoke) and in the self-hosted gateway
 (in-process delivery, background tasks), and tests inject real clients pointed at test services.
+Every store is a typed field; a test replaces one by passing it to the constructor (or with
+``dataclasses.replace``).
+
+What only replies need (the LLM routers, the memory layer) is built on first use, so a function
+that never needs it (``connect``, ``message``) never imports ``kefu_llm`` or ``kefu_memory``:
+that keeps its cold start short. Their types are imported for the type checker only.
 """
 
 from __future__ import annotations
@@ -10,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import redis.asyncio as aioredis
 from psycopg_pool import AsyncConnectionPool
@@ -22,65 +29,82 @@ from kefu_core.infra.db import migrate, open_pool
 from kefu_core.infra.errors import StoreError
 from kefu_core.infra.metrics import Metrics, NullMetrics
 from kefu_core.infra.settings import Settings
+from kefu_core.product.audit import AuditLog
+from kefu_core.product.customer import CustomerContext, MemoryCustomerContext
+from kefu_core.product.handoff.repository import HandoffRepository
+from kefu_core.product.service import ServiceStore
+from kefu_core.product.tenants import TenantStore
+from kefu_core.security.datakeys import data_keys_for
 
 if TYPE_CHECKING:
     from kefu_core.answers.memory import MemoryService
+    from kefu_core.answers.tenant_engines import TenantRouters
+    from kefu_llm import Router
 
 __all__ = ["Deps", "build_deps", "redis_client"]
 
 logger = logging.getLogger("kefu.deps")
 
 
-
-@dataclass
+@dataclass(kw_only=True)
 class Deps:
-    """Clients and services of one process. The LLM router and the memory layer are built on
-    first use, so a function that never needs them (``connect``, ``message``) never imports
-    them: that keeps its cold start short."""
+    """Clients, stores and services of one process."""
 
     settings: Settings
     redis: aioredis.Redis
     pool: AsyncConnectionPool
-    conversations: ConversationStore
-    connections: ConnectionRegistry
+    # Chat plumbing.
     poster: Poster
     invoker: StreamInvoker
-    _router: Any = None  # kefu_llm.Router: the deployment's chain
-    _tenant_routers: Any = None  # kefu_core.answers.tenant_engines.TenantRouters
-    memory: MemoryService | None = None  # set by load_memory()
-    extras: dict[str, Any] = field(default_factory=dict)
+    conversations: ConversationStore
+    connections: ConnectionRegistry
+    # The product's stores.
+    tenants: TenantStore
+    audit: AuditLog
+    service: ServiceStore
+    handoff: HandoffRepository
     # Product metrics: EMF on Lambda, Prometheus in the gateway (kefu_core.infra.metrics).
     metrics: Metrics = field(default_factory=NullMetrics)
-    _memory_loaded: bool = False
-    _memory_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # The deployment's LLM router (``ENGINES`` / ``OPENAI_*``): built on first use when not given.
+    deployment_router: Router | None = None
+    # What the console shows about a customer: built from the memory layer when not given.
+    customer_context: CustomerContext | None = None
+    # Built on first use (see the properties and methods below).
+    _tenant_routers: TenantRouters | None = field(default=None, init=False, repr=False)
+    _memory: MemoryService | None = field(default=None, init=False, repr=False)
+    _memory_loaded: bool = field(default=False, init=False, repr=False)
+    _memory_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
 
+    # -- answers -----------------------------------------------------------------------------
     @property
-    def router(self) -> Any:
-        if self._router is None:
+    def router(self) -> Router:
+        """The deployment's router, built on first use, its breakers reporting openings to
+        :attr:`metrics` (kefu_llm never imports kefu_core: it calls the hook it is given).
+        Tenants' routers share these breakers."""
+        if self.deployment_router is None:
             from kefu_llm import AdapterSettings, build_router
 
-            self._router = build_router(settings=AdapterSettings(), redis=self.redis,
-                                        key_prefix=self.settings.redis_prefix)
-        return self._router
+            router = build_router(settings=AdapterSettings(), redis=self.redis,
+                                  key_prefix=self.settings.redis_prefix)
+            router.breakers.on_open = self._breaker_opened
+            self.deployment_router = router
+        return self.deployment_router
 
-    async def router_for(self, tenant_id: str) -> Any:
-        """The router answering ``tenant_id``: built from the tenant's own engine chain, or
-        the deployment's (:mod:`kefu_core.answers.tenant_engines`)."""
+    @property
+    def tenant_routers(self) -> TenantRouters:
+        """Every tenant's router (:mod:`kefu_core.answers.tenant_engines`), built on first use."""
         if self._tenant_routers is None:
             from kefu_core.answers.tenant_engines import TenantRouters
 
             self._tenant_routers = TenantRouters(pool=self.pool, settings=self.settings,
-                                                 redis=self.redis,
+                                                 redis=self.redis, store=self.tenants,
                                                  deployment=lambda: self.router)
-        return self._watched(await self._tenant_routers.router_for(tenant_id))
+        return self._tenant_routers
 
-    def _watched(self, router: Any) -> Any:
-        """``router`` with its breakers reporting openings to :attr:`metrics` (kefu_llm never
-        imports kefu_core: it calls the hook it is given)."""
-        breakers = getattr(router, "breakers", None)
-        if breakers is not None and breakers.on_open is None:
-            breakers.on_open = self._breaker_opened
-        return router
+    async def router_for(self, tenant_id: str) -> Router:
+        """The router answering ``tenant_id``: built from the tenant's own engine chain, or
+        the deployment's."""
+        return await self.tenant_routers.router_for(tenant_id)
 
     def _breaker_opened(self, level: str) -> None:
         self.metrics.breaker_opened(level=level)
@@ -91,6 +115,12 @@ class Deps:
         if self._tenant_routers is not None:
             self._tenant_routers.changed(tenant_id)
 
+    # -- memory ------------------------------------------------------------------------------
+    @property
+    def memory(self) -> MemoryService | None:
+        """The memory service once :meth:`load_memory` built it (None before, or disabled)."""
+        return self._memory
+
     async def load_memory(self) -> MemoryService | None:
         """The memory service (None when ``MEMORY_ENABLED`` is false), built once."""
         if not self._memory_loaded:
@@ -99,19 +129,28 @@ class Deps:
                     if self.settings.memory_enabled:
                         from kefu_core.answers.memory import build_memory
 
-                        self.memory = await build_memory(self.settings, pool=self.pool,
-                                                         redis=self.redis)
+                        self._memory = await build_memory(self.settings, pool=self.pool,
+                                                          redis=self.redis)
                     self._memory_loaded = True
-        return self.memory
+        return self._memory
+
+    async def customer(self) -> CustomerContext:
+        """The customer context: the one given, else the memory layer's CRM and long-term
+        facts (either may be missing)."""
+        if self.customer_context is None:
+            memory = await self.load_memory()
+            self.customer_context = MemoryCustomerContext(
+                crm=memory.crm if memory else None,
+                long_term=memory.long_term if memory else None)
+        return self.customer_context
 
     async def aclose(self) -> None:
-        if self.memory is not None:
-            await self.memory.aclose()
+        if self._memory is not None:
+            await self._memory.aclose()
         if self._tenant_routers is not None:
             await self._tenant_routers.aclose()
-        close = getattr(self._router, "aclose", None)
-        if close is not None:
-            await close()
+        if self.deployment_router is not None:
+            await self.deployment_router.aclose()
         await self.pool.close()
         await self.redis.aclose()
 
@@ -136,7 +175,7 @@ async def build_deps(
     *,
     poster: Poster,
     invoker: StreamInvoker,
-    router: Any | None = None,
+    router: Router | None = None,
 ) -> Deps:
     """Connect to Redis and PostgreSQL; apply pending core migrations
     (``SCHEMA_MIGRATIONS=apply``) or verify that none is pending (``verify``)."""
@@ -157,15 +196,21 @@ async def build_deps(
         except BaseException:
             await pool.close()
             raise
+    connections = ConnectionRegistry(
+        redis, prefix=settings.redis_prefix, ttl_s=settings.connection_ttl_s
+    )
     return Deps(
         settings=settings,
         redis=redis,
         pool=pool,
-        conversations=ConversationStore(pool),
-        connections=ConnectionRegistry(
-            redis, prefix=settings.redis_prefix, ttl_s=settings.connection_ttl_s
-        ),
         poster=poster,
         invoker=invoker,
-        _router=router,
+        conversations=ConversationStore(pool),
+        connections=connections,
+        tenants=TenantStore(pool, data_keys_for(settings)),
+        audit=AuditLog(pool),
+        service=ServiceStore(pool),
+        handoff=HandoffRepository(redis, prefix=settings.redis_prefix,
+                                  conns_key=connections.agent_conns_key),
+        deployment_router=router,
     )

@@ -16,7 +16,8 @@ from kefu_core.chat.transport import ApiGatewayPoster, LambdaInvoker, StreamInvo
 from kefu_core.deps import Deps, build_deps
 from kefu_core.infra.logs import lambda_logger
 from kefu_core.infra.metrics import EmfMetrics, Metrics
-from kefu_core.infra.settings import Settings, get_settings
+from kefu_core.infra.secret_settings import get_settings
+from kefu_core.infra.settings import Settings
 from kefu_core.infra.tracing import trace_handler
 from kefu_core.security.keyring import reset_keyrings
 

@@ -95,7 +95,7 @@ async def world(make_database, redis_url) -> AsyncIterator[World]:  # type: igno
     prefix = f"kefu-test:admin:{uuid.uuid4().hex[:8]}:"
     settings = core_settings(pg_dsn=make_database(), redis_url=redis_url, redis_prefix=prefix,
                              widget_keys=["victim-key:victim"])
-    deps, _, _ = await make_deps(settings, router=object())
+    deps, _, _ = await make_deps(settings)
 
     async def provide() -> Deps:
         return deps

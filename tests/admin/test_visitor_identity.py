@@ -26,7 +26,7 @@ async def client(make_database, redis_url) -> AsyncIterator[httpx.AsyncClient]: 
     prefix = f"kefu-test:identity:{uuid.uuid4().hex[:8]}:"
     settings = core_settings(pg_dsn=make_database(), redis_url=redis_url, redis_prefix=prefix,
                              widget_keys=["shop-key:shop"], memory_enabled=False)
-    deps, _, _ = await make_deps(settings, router=object())
+    deps, _, _ = await make_deps(settings)
 
     async def provide() -> Deps:
         return deps

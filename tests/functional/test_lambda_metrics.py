@@ -18,7 +18,7 @@ import pytest
 import redis
 
 from kefu_core import lambda_runtime
-from kefu_core.infra.settings import get_settings
+from kefu_core.infra.secret_settings import get_settings
 from tests.functional.test_lambda_handlers import (  # noqa: F401 (fixtures)
     LambdaContext,
     load_handler,

@@ -16,7 +16,8 @@ import redis
 
 from kefu_core import lambda_runtime
 from kefu_core.infra.db import migrate, open_pool
-from kefu_core.infra.settings import Settings, get_settings
+from kefu_core.infra.secret_settings import get_settings
+from kefu_core.infra.settings import Settings
 from kefu_core.product.tenants import TenantStore
 from kefu_core.security.datakeys import DataKeys
 from tests.functional.test_lambda_handlers import (  # noqa: F401 - moto_endpoint is a fixture

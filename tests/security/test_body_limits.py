@@ -22,7 +22,7 @@ import httpx
 import psutil
 import pytest
 
-from kefu_core.infra.settings import get_settings
+from kefu_core.infra.secret_settings import get_settings
 from tests.support.core import ROOT, SECRET
 from tests.support.gateway import RunningGateway
 from tests.support.prod_gateway import production_gateway

@@ -77,7 +77,7 @@ async def _admin(make_database: Callable[[], str], redis_url: str,
     settings = Settings(kefu_env="production", database_url=dsn, redis_url=redis_url,
                         redis_prefix=prefix, token_secrets=[SECRET],
                         widget_keys=["rest-key:rest"], memory_enabled=False, **extra)
-    deps, _, _ = await make_deps(settings, router=object())
+    deps, _, _ = await make_deps(settings)
 
     async def provide() -> Deps:
         return deps

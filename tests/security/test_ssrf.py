@@ -413,7 +413,7 @@ async def admin(make_database, redis_url) -> AsyncIterator[httpx.AsyncClient]:  
     settings = Settings(kefu_env="production", database_url=make_database(),
                         redis_url=redis_url, redis_prefix=prefix, token_secrets=[SECRET],
                         widget_keys=["ssrf-key:ssrf"], memory_enabled=False)
-    deps, _, _ = await make_deps(settings, router=object())
+    deps, _, _ = await make_deps(settings)
 
     async def provide() -> Deps:
         return deps

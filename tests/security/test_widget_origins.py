@@ -24,7 +24,7 @@ from websockets.typing import Origin
 
 from kefu_core import lambda_runtime
 from kefu_core.infra.db import migrate, open_pool
-from kefu_core.infra.settings import get_settings
+from kefu_core.infra.secret_settings import get_settings
 from kefu_core.product.tenants import TenantStore
 from kefu_core.security.tokens import issue_token, verify_token
 from tests.support.core import ROOT, SECRET, load_event

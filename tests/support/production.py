@@ -51,7 +51,7 @@ async def production_admin(*, pg_dsn: str, redis_url: str,
     prefix = f"kefu-test:security:{uuid.uuid4().hex[:8]}:"
     settings = production_settings(pg_dsn=pg_dsn, redis_url=redis_url, redis_prefix=prefix,
                                    **extra)
-    deps, _, _ = await make_deps(settings, router=object())
+    deps, _, _ = await make_deps(settings)
 
     async def provide() -> Deps:
         return deps

@@ -35,12 +35,12 @@ from kefu_core.answers.tenant_engines import EngineEntry
 from kefu_core.chat.conversations import CUSTOMER_PREFIX
 from kefu_core.deps import Deps
 from kefu_core.infra.errors import StoreError, Unauthorized
-from kefu_core.infra.settings import Settings, get_settings
+from kefu_core.infra.secret_settings import get_settings
+from kefu_core.infra.settings import Settings
 from kefu_core.product.agent_auth import forget, staff_access
 from kefu_core.product.audit import ActorType, AuditEntry, entries_to_csv
 from kefu_core.product.csv_export import to_csv
 from kefu_core.product.service import CsatFigures, Note, OfflineMessage, Rating
-from kefu_core.product.stores import ProductStores, stores
 from kefu_core.product.tenants import (
     ROOT_TENANT,
     Agent,
@@ -293,13 +293,10 @@ def create_admin_app(
     SuperId = Annotated[Identity, Depends(require(SUPER))]
     StaffId = Annotated[Identity, Depends(require(STAFF))]
 
-    def product(deps: Deps) -> ProductStores:
-        return stores(deps)
-
     async def audit(deps: Deps, who: Identity, action: str, target_type: str | None = None,
                     target_id: str | None = None, **detail: Any) -> None:
         kind: ActorType = actor_type(who)
-        await product(deps).audit.safe_record(
+        await deps.audit.safe_record(
             tenant_id=who.tenant_id, actor_type=kind, actor_id=who.subject, action=action,
             target_type=target_type, target_id=target_id, detail=detail)
 
@@ -356,8 +353,7 @@ def create_admin_app(
         address = address_bucket(request.client.host if request.client else "unknown")
         await rate_limited(deps, "visitor-token:address", address,
                            config.visitor_token_rate_per_address)
-        p = product(deps)
-        key = await p.tenants.widget_key(body.widget_key)
+        key = await deps.tenants.widget_key(body.widget_key)
         if key is None:
             raise HTTPException(status_code=403, detail="unknown widget key")
         if not origin_allowed(request.headers.get("origin"), key.allowed_origins):
@@ -368,7 +364,7 @@ def create_admin_app(
         name: str | None = None
         identified = False
         if body.identity:
-            secret = await p.tenants.identity_secret(tenant)
+            secret = await deps.tenants.identity_secret(tenant)
             if secret is None:
                 raise HTTPException(status_code=403, detail="identity not enabled")
             customer, name = _verify_identity(body.identity, secret)
@@ -376,8 +372,8 @@ def create_admin_app(
         token = issue_token(secrets=await signing_secrets(config), tenant_id=tenant,
                             subject=visitor_id, role="visitor", ttl_s=config.token_ttl_s,
                             name=name, widget_key=key.key)
-        tenant_conf = await p.tenants.get_settings(tenant)
-        online = await p.handoff.online_agents(tenant)
+        tenant_conf = await deps.tenants.get_settings(tenant)
+        online = await deps.handoff.online_agents(tenant)
         widget = {
             "greeting_zh": tenant_conf.greeting_zh, "greeting_en": tenant_conf.greeting_en,
             "color": tenant_conf.color, "avatar_url": tenant_conf.avatar_url,
@@ -399,13 +395,12 @@ def create_admin_app(
         await forget(deps.redis, config.redis_prefix, tenant_id=agent.tenant_id,
                      agent_id=agent.id)
         with contextlib.suppress(StoreError):
-            await product(deps).handoff.set_away(tenant_id=agent.tenant_id, agent_id=agent.id)
+            await deps.handoff.set_away(tenant_id=agent.tenant_id, agent_id=agent.id)
 
     @app.post("/v1/agent/login", response_model=AgentToken, tags=["public"], responses={
         401: {"description": "wrong tenant, e-mail or password"},
         429: {"description": "too many failures from this address; see Retry-After"}})
     async def agent_login(body: LoginRequest, request: Request, deps: DepsDep) -> AgentToken:
-        p = product(deps)
         throttle = LoginThrottle(deps.redis, prefix=config.redis_prefix)
         attempt = {"tenant_id": body.tenant, "email": body.email,
                    "address": client_address(request)}
@@ -414,14 +409,14 @@ def create_admin_app(
         except Throttled as exc:
             raise HTTPException(status_code=429, detail="too many attempts; try again later",
                                 headers={"Retry-After": str(exc.retry_after)}) from exc
-        agent = await p.tenants.authenticate(tenant_id=body.tenant, email=body.email,
+        agent = await deps.tenants.authenticate(tenant_id=body.tenant, email=body.email,
                                              password=body.password,
                                              allow_demo=config.kefu_env != "production")
         if agent is None:
             await throttle.failed(**attempt)
             raise HTTPException(status_code=401, detail="wrong tenant, e-mail or password")
         await throttle.succeeded(**attempt)
-        await p.audit.safe_record(tenant_id=agent.tenant_id, actor_type=agent.role,
+        await deps.audit.safe_record(tenant_id=agent.tenant_id, actor_type=agent.role,
                                   actor_id=agent.id, action="agent.login",
                                   target_type="agent", target_id=agent.id)
         return await agent_token(agent)
@@ -436,7 +431,7 @@ def create_admin_app(
         except Unauthorized as exc:
             raise HTTPException(status_code=401, detail="unauthorized",
                                 headers={"WWW-Authenticate": "Bearer"}) from exc
-        agent = await product(deps).tenants.get_agent(tenant_id=who.tenant_id,
+        agent = await deps.tenants.get_agent(tenant_id=who.tenant_id,
                                                       agent_id=who.subject)
         if agent is None:
             raise HTTPException(status_code=401, detail="unauthorized")
@@ -445,7 +440,7 @@ def create_admin_app(
     @app.post("/v1/agent/sign-out", status_code=204, tags=["console"])
     async def agent_sign_out(who: StaffId, deps: DepsDep) -> Response:
         """Sign out everywhere: every token of the caller stops working at once."""
-        agent = await product(deps).tenants.revoke_tokens(tenant_id=who.tenant_id,
+        agent = await deps.tenants.revoke_tokens(tenant_id=who.tenant_id,
                                                           agent_id=who.subject)
         if agent is not None:
             await access_changed(deps, agent)
@@ -455,18 +450,17 @@ def create_admin_app(
     # -- super-admin ---------------------------------------------------------------------
     @app.get("/v1/tenants", response_model=list[Tenant], tags=["super-admin"])
     async def list_tenants(who: SuperId, deps: DepsDep) -> list[Tenant]:
-        return await product(deps).tenants.list_tenants()
+        return await deps.tenants.list_tenants()
 
     @app.post("/v1/tenants", response_model=TenantCreated, status_code=201,
               tags=["super-admin"])
     async def create_tenant(body: TenantCreate, who: SuperId, deps: DepsDep) -> TenantCreated:
-        p = product(deps)
-        tenant = await p.tenants.create_tenant(tenant_id=body.id, name=body.name)
-        admin = await p.tenants.create_agent(tenant_id=tenant.id, email=body.admin_email,
+        tenant = await deps.tenants.create_tenant(tenant_id=body.id, name=body.name)
+        admin = await deps.tenants.create_agent(tenant_id=tenant.id, email=body.admin_email,
                                              name=body.admin_name,
                                              password=body.admin_password, role="admin")
-        key = await p.tenants.create_widget_key(tenant_id=tenant.id, label="default")
-        await p.audit.safe_record(tenant_id=tenant.id, actor_type="admin",
+        key = await deps.tenants.create_widget_key(tenant_id=tenant.id, label="default")
+        await deps.audit.safe_record(tenant_id=tenant.id, actor_type="admin",
                                   actor_id=f"{ROOT_TENANT}:{who.subject}",
                                   action="tenant.created", target_type="tenant",
                                   target_id=tenant.id, detail={"admin": admin.id})
@@ -475,7 +469,7 @@ def create_admin_app(
     # -- agents and admins ---------------------------------------------------------------
     @app.get("/v1/me", response_model=Agent, tags=["console"])
     async def me(who: AgentId, deps: DepsDep) -> Agent:
-        agent = await product(deps).tenants.get_agent(tenant_id=who.tenant_id,
+        agent = await deps.tenants.get_agent(tenant_id=who.tenant_id,
                                                       agent_id=who.subject)
         if agent is None:
             raise HTTPException(status_code=404, detail="not found")
@@ -542,15 +536,14 @@ def create_admin_app(
                                                     conversation_id=conversation_id)
         if conversation is None:
             raise HTTPException(status_code=404, detail="not found")
-        p = product(deps)
         messages = await deps.conversations.recent(tenant_id=who.tenant_id,
                                                    conversation_id=conversation.id,
                                                    limit=10_000)
         return Transcript(
             conversation=_view(conversation), messages=[m.public() for m in messages],
-            notes=await p.service.notes(tenant_id=who.tenant_id,
+            notes=await deps.service.notes(tenant_id=who.tenant_id,
                                         conversation_id=conversation.id),
-            csat=await p.service.rating(tenant_id=who.tenant_id,
+            csat=await deps.service.rating(tenant_id=who.tenant_id,
                                         conversation_id=conversation.id),
         )
 
@@ -558,17 +551,17 @@ def create_admin_app(
     async def offline_messages(
         who: AgentId, deps: DepsDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
     ) -> list[OfflineMessage]:
-        return await product(deps).service.offline_messages(tenant_id=who.tenant_id,
+        return await deps.service.offline_messages(tenant_id=who.tenant_id,
                                                             limit=limit)
 
     # -- admins: agents ------------------------------------------------------------------
     @app.get("/v1/admin/agents", response_model=list[Agent], tags=["admin"])
     async def list_agents(who: AdminId, deps: DepsDep) -> list[Agent]:
-        return await product(deps).tenants.list_agents(who.tenant_id)
+        return await deps.tenants.list_agents(who.tenant_id)
 
     @app.post("/v1/admin/agents", response_model=Agent, status_code=201, tags=["admin"])
     async def create_agent(body: AgentCreate, who: AdminId, deps: DepsDep) -> Agent:
-        agent = await product(deps).tenants.create_agent(
+        agent = await deps.tenants.create_agent(
             tenant_id=who.tenant_id, email=body.email, name=body.name, password=body.password,
             role=body.role, capacity=body.capacity)
         await audit(deps, who, "agent.created", "agent", agent.id, role=agent.role,
@@ -578,7 +571,7 @@ def create_admin_app(
     @app.patch("/v1/admin/agents/{agent_id}", response_model=Agent, tags=["admin"])
     async def update_agent(agent_id: str, body: AgentUpdate, who: AdminId,
                            deps: DepsDep) -> Agent:
-        agent = await product(deps).tenants.update_agent(
+        agent = await deps.tenants.update_agent(
             tenant_id=who.tenant_id, agent_id=agent_id, **body.model_dump())
         if agent is None:
             raise HTTPException(status_code=404, detail="not found")
@@ -591,7 +584,7 @@ def create_admin_app(
     @app.post("/v1/admin/agents/{agent_id}/sign-out", status_code=204, tags=["admin"])
     async def sign_out_agent(agent_id: str, who: AdminId, deps: DepsDep) -> Response:
         """Sign an agent out everywhere (a lost laptop): every token it holds stops working."""
-        agent = await product(deps).tenants.revoke_tokens(tenant_id=who.tenant_id,
+        agent = await deps.tenants.revoke_tokens(tenant_id=who.tenant_id,
                                                           agent_id=agent_id)
         if agent is None:
             raise HTTPException(status_code=404, detail="not found")
@@ -602,13 +595,13 @@ def create_admin_app(
     # -- admins: widget keys and identity ------------------------------------------------
     @app.get("/v1/admin/widget-keys", response_model=list[WidgetKey], tags=["admin"])
     async def list_widget_keys(who: AdminId, deps: DepsDep) -> list[WidgetKey]:
-        return await product(deps).tenants.list_widget_keys(who.tenant_id)
+        return await deps.tenants.list_widget_keys(who.tenant_id)
 
     @app.post("/v1/admin/widget-keys", response_model=WidgetKey, status_code=201,
               tags=["admin"])
     async def create_widget_key(body: WidgetKeyCreate, who: AdminId,
                                 deps: DepsDep) -> WidgetKey:
-        key = await product(deps).tenants.create_widget_key(
+        key = await deps.tenants.create_widget_key(
             tenant_id=who.tenant_id, label=body.label, allowed_origins=body.allowed_origins)
         await audit(deps, who, "widget_key.created", "widget_key", key.key,
                     allowed_origins=key.allowed_origins)
@@ -617,7 +610,7 @@ def create_admin_app(
     @app.patch("/v1/admin/widget-keys/{key}", response_model=WidgetKey, tags=["admin"])
     async def update_widget_key(key: str, body: WidgetKeyUpdate, who: AdminId,
                                 deps: DepsDep) -> WidgetKey:
-        updated = await product(deps).tenants.update_widget_key(
+        updated = await deps.tenants.update_widget_key(
             tenant_id=who.tenant_id, key=key, label=body.label,
             allowed_origins=body.allowed_origins)
         if updated is None:
@@ -630,7 +623,7 @@ def create_admin_app(
 
     @app.delete("/v1/admin/widget-keys/{key}", status_code=204, tags=["admin"])
     async def revoke_widget_key(key: str, who: AdminId, deps: DepsDep) -> Response:
-        if not await product(deps).tenants.revoke_widget_key(tenant_id=who.tenant_id, key=key):
+        if not await deps.tenants.revoke_widget_key(tenant_id=who.tenant_id, key=key):
             raise HTTPException(status_code=404, detail="not found")
         forget_widget_key(key)
         await audit(deps, who, "widget_key.revoked", "widget_key", key)
@@ -638,20 +631,20 @@ def create_admin_app(
 
     @app.post("/v1/admin/identity-secret", response_model=IdentitySecret, tags=["admin"])
     async def rotate_identity_secret(who: AdminId, deps: DepsDep) -> IdentitySecret:
-        secret = await product(deps).tenants.rotate_identity_secret(who.tenant_id)
+        secret = await deps.tenants.rotate_identity_secret(who.tenant_id)
         await audit(deps, who, "identity_secret.rotated", "tenant", who.tenant_id)
         return IdentitySecret(identity_secret=secret)
 
     # -- admins: settings, prompts, engines ----------------------------------------------
     @app.get("/v1/admin/settings", response_model=TenantSettings, tags=["admin"])
     async def get_tenant_settings(who: AdminId, deps: DepsDep) -> TenantSettings:
-        return await product(deps).tenants.get_settings(who.tenant_id)
+        return await deps.tenants.get_settings(who.tenant_id)
 
     @app.put("/v1/admin/settings", response_model=TenantSettings, tags=["admin"])
     async def put_tenant_settings(body: TenantSettings, who: AdminId,
                                   deps: DepsDep) -> TenantSettings:
-        before = await product(deps).tenants.get_settings(who.tenant_id)
-        saved = await product(deps).tenants.put_settings(who.tenant_id, body)
+        before = await deps.tenants.get_settings(who.tenant_id)
+        saved = await deps.tenants.put_settings(who.tenant_id, body)
         changed = sorted(k for k, v in body.model_dump().items()
                          if before.model_dump().get(k) != v)
         await audit(deps, who, "settings.updated", "settings", who.tenant_id, fields=changed)
@@ -659,12 +652,12 @@ def create_admin_app(
 
     @app.get("/v1/admin/prompts", response_model=dict[str, str], tags=["admin"])
     async def list_prompts(who: AdminId, deps: DepsDep) -> dict[str, str]:
-        return await product(deps).tenants.list_prompts(who.tenant_id)
+        return await deps.tenants.list_prompts(who.tenant_id)
 
     @app.put("/v1/admin/prompts/{name}", status_code=204, tags=["admin"])
     async def put_prompt(name: ResourceName, body: PromptBody,
                          who: AdminId, deps: DepsDep) -> Response:
-        await product(deps).tenants.put_prompt(tenant_id=who.tenant_id, name=name,
+        await deps.tenants.put_prompt(tenant_id=who.tenant_id, name=name,
                                                text=body.text)
         await audit(deps, who, "prompt.updated", "prompt", name, length=len(body.text))
         return Response(status_code=204)
@@ -672,33 +665,31 @@ def create_admin_app(
     @app.delete("/v1/admin/prompts/{name}", status_code=204, tags=["admin"])
     async def delete_prompt(name: ResourceName, who: AdminId,
                             deps: DepsDep) -> Response:
-        if not await product(deps).tenants.delete_prompt(tenant_id=who.tenant_id, name=name):
+        if not await deps.tenants.delete_prompt(tenant_id=who.tenant_id, name=name):
             raise HTTPException(status_code=404, detail="not found")
         await audit(deps, who, "prompt.deleted", "prompt", name)
         return Response(status_code=204)
 
     @app.get("/v1/admin/engines", response_model=EngineView, tags=["admin"])
     async def get_engines(who: AdminId, deps: DepsDep) -> EngineView:
-        p = product(deps)
         chain = [EngineEntry.model_validate(e)
-                 for e in await p.tenants.get_engine_chain(who.tenant_id)]
-        return EngineView.of(chain, await p.tenants.engine_secret_names(who.tenant_id))
+                 for e in await deps.tenants.get_engine_chain(who.tenant_id)]
+        return EngineView.of(chain, await deps.tenants.engine_secret_names(who.tenant_id))
 
     @app.put("/v1/admin/engines", response_model=EngineView, tags=["admin"])
     async def put_engines(body: EngineChain, who: AdminId, deps: DepsDep) -> EngineView:
         _check_engine_urls(body, config.outbound_policy())
-        p = product(deps)
-        await p.tenants.put_engine_chain(tenant_id=who.tenant_id,
+        await deps.tenants.put_engine_chain(tenant_id=who.tenant_id,
                                          chain=[e.model_dump() for e in body.chain])
         deps.engines_changed(who.tenant_id)
         await audit(deps, who, "engines.updated", "engines", who.tenant_id,
                     chain=[e.name for e in body.chain])
-        return EngineView.of(body.chain, await p.tenants.engine_secret_names(who.tenant_id))
+        return EngineView.of(body.chain, await deps.tenants.engine_secret_names(who.tenant_id))
 
     @app.put("/v1/admin/engines/secrets/{name}", status_code=204, tags=["admin"])
     async def put_engine_secret(name: ResourceName, body: SecretBody,
                                 who: AdminId, deps: DepsDep) -> Response:
-        await product(deps).tenants.put_engine_secret(tenant_id=who.tenant_id, name=name,
+        await deps.tenants.put_engine_secret(tenant_id=who.tenant_id, name=name,
                                                       secret=body.secret)
         deps.engines_changed(who.tenant_id)
         await audit(deps, who, "engine_secret.set", "engine_secret", name)
@@ -707,7 +698,7 @@ def create_admin_app(
     @app.delete("/v1/admin/engines/secrets/{name}", status_code=204, tags=["admin"])
     async def delete_engine_secret(name: ResourceName, who: AdminId,
                                    deps: DepsDep) -> Response:
-        if not await product(deps).tenants.delete_engine_secret(tenant_id=who.tenant_id,
+        if not await deps.tenants.delete_engine_secret(tenant_id=who.tenant_id,
                                                                 name=name):
             raise HTTPException(status_code=404, detail="not found")
         deps.engines_changed(who.tenant_id)
@@ -759,7 +750,7 @@ def create_admin_app(
     @app.get("/v1/admin/csat", response_model=CsatFigures, tags=["admin"])
     async def csat_figures(who: AdminId, deps: DepsDep, since: datetime | None = None,
                            until: datetime | None = None) -> CsatFigures:
-        return await product(deps).service.figures(tenant_id=who.tenant_id, since=since,
+        return await deps.service.figures(tenant_id=who.tenant_id, since=since,
                                                    until=until)
 
     def _audit_filters(
@@ -782,14 +773,14 @@ def create_admin_app(
     async def audit_log(who: AdminId, deps: DepsDep, filters: AuditFilters,
                         before_id: int | None = None,
                         limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[AuditEntry]:
-        return await product(deps).audit.query(tenant_id=who.tenant_id, before_id=before_id,
+        return await deps.audit.query(tenant_id=who.tenant_id, before_id=before_id,
                                                limit=limit, **filters)
 
     @app.get("/v1/admin/audit/export", tags=["admin"])
     async def audit_export(who: AdminId, deps: DepsDep, filters: AuditFilters,
                            format: Annotated[Literal["json", "csv"], Query()] = "csv",
                            limit: Annotated[int, Query(ge=1, le=10_000)] = 10_000) -> Response:
-        entries = await product(deps).audit.query(tenant_id=who.tenant_id, limit=limit,
+        entries = await deps.audit.query(tenant_id=who.tenant_id, limit=limit,
                                                   **filters)
         await audit(deps, who, "audit.exported", detail_format=format, count=len(entries))
         if format == "csv":

@@ -55,7 +55,7 @@ def _password(from_stdin: bool) -> str:
 
 
 def _create(args: argparse.Namespace) -> int:
-    from kefu_core.cli import resolve_services
+    from kefu_core.infra.embedded import resolve_services
 
     if not _TENANT.match(args.tenant):
         print("--tenant: letters, digits, '_' and '-', up to 64 characters", file=sys.stderr)

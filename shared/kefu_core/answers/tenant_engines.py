@@ -82,7 +82,7 @@ class _Build:
 
 @dataclass
 class _Cached:
-    router: Any  # kefu_llm.Router, or the deployment's router
+    router: Router  # the tenant's own, or the deployment's
     stamp: str
     checked_at: float
     own: bool  # built from the tenant's chain (closed when replaced)
@@ -97,7 +97,7 @@ class TenantRouters:
         pool: AsyncConnectionPool,
         settings: Settings,
         redis: Any,
-        deployment: Callable[[], Any],
+        deployment: Callable[[], Router],
         adapter_settings: AdapterSettings | None = None,
         store: TenantStore | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -120,7 +120,7 @@ class TenantRouters:
             self._adapter = AdapterSettings()
         return self._adapter
 
-    async def router_for(self, tenant_id: str) -> Any:
+    async def router_for(self, tenant_id: str) -> Router:
         """The router answering ``tenant_id`` (its own, or the deployment's)."""
         cached = self._fresh(tenant_id)
         if cached is not None:
@@ -158,7 +158,7 @@ class TenantRouters:
         self._cached.move_to_end(tenant_id)
         return cached
 
-    async def _refresh(self, tenant_id: str) -> Any:
+    async def _refresh(self, tenant_id: str) -> Router:
         now = self._clock()
         cached = self._cached.get(tenant_id)
         try:
@@ -294,7 +294,7 @@ class TenantRouters:
             first_token_timeout_s=entry.first_token_timeout_s,
         )
 
-    def _retire(self, router: Any) -> None:
+    def _retire(self, router: Router) -> None:
         """Close a replaced router once the replies it may still be streaming are over."""
         grace = self.adapter_settings.total_timeout_s + 5.0
 
@@ -315,11 +315,8 @@ def _scope(tenant_id: str, config: EngineConfig) -> str:
     return f"t:{tenant_id}:{hashlib.sha256(what.encode()).hexdigest()[:12]}:"
 
 
-async def _close(router: Any) -> None:
-    close = getattr(router, "aclose", None)
-    if close is None:
-        return
+async def _close(router: Router) -> None:
     try:
-        await close()
+        await router.aclose()
     except Exception:  # closing is best effort
         logger.debug("closing a tenant router failed", exc_info=True)

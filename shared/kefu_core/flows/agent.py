@@ -4,7 +4,7 @@ Every action is scoped to the agent's tenant (conversation lookups are tenant-sc
 another tenant's conversation id is simply not found) and recorded in the audit log.
 
 Before any staff frame, :func:`current_staff` checks that the connection's token is still
-current (security.agent_auth) and takes the role from the database; a revoked console gets an
+current (product.agent_auth) and takes the role from the database; a revoked console gets an
 ``unauthorized`` error frame and is disconnected.
 
 Role rules (docs/console.md): every agent and admin may read any conversation of the tenant
@@ -21,6 +21,7 @@ from typing import Any
 
 from kefu_core.chat.connections import ConnectionRecord
 from kefu_core.chat.conversations import Conversation
+from kefu_core.chat.delivery import broadcast, send
 from kefu_core.chat.protocol import (
     AnyClientFrame,
     ConversationActionFrame,
@@ -42,21 +43,19 @@ from kefu_core.chat.protocol import (
     typing_frame,
 )
 from kefu_core.deps import Deps
-from kefu_core.flows.fanout import broadcast, send
 from kefu_core.infra.errors import BadFrame, StoreError, Unauthorized
 from kefu_core.product.agent_auth import staff_access
 from kefu_core.product.audit import ActorType
 from kefu_core.product.customer import customer_view
-from kefu_core.product.handoff import (
+from kefu_core.product.handoff.moves import (
     HandoffError,
     close_conversation,
     dispatch,
     release_to_bot,
-    state_frame,
     take_over,
     transfer,
 )
-from kefu_core.product.stores import memory_of, stores
+from kefu_core.product.handoff.notify import state_frame
 from kefu_core.product.tenants import tenant_settings
 from kefu_core.security.roles import MODEL_ROLE, TURN_ROLE
 
@@ -94,8 +93,8 @@ async def current_staff(record: ConnectionRecord, deps: Deps) -> ConnectionRecor
         await send(deps, record.connection_id,
                    error_frame_for(exc))
         with contextlib.suppress(StoreError):
-            await stores(deps).handoff.set_away(tenant_id=record.tenant_id,
-                                                agent_id=record.subject)
+            await deps.handoff.set_away(tenant_id=record.tenant_id,
+                                        agent_id=record.subject)
         await deps.poster.close(record.connection_id)
         return None
     if access.role == record.role and access.name == record.name:
@@ -120,14 +119,13 @@ async def _own_or_admin(
 async def handle_agent_frame(frame: AnyClientFrame, record: ConnectionRecord, deps: Deps) -> None:
     tenant_id, me = record.tenant_id, record.subject
     actor: ActorType = record.role
-    product = stores(deps)
     if isinstance(frame, PresenceFrame):
         await _presence(frame, record, deps)
     elif isinstance(frame, ListFrame) and frame.action == "queue":
         await _queue(record, deps)
     elif isinstance(frame, ListFrame):
-        online = await product.handoff.online_agents(tenant_id)
-        everyone = await product.tenants.list_agents(tenant_id)
+        online = await deps.handoff.online_agents(tenant_id)
+        everyone = await deps.tenants.list_agents(tenant_id)
         await send(deps, record.connection_id, agents_frame(
             online=[a.model_dump() for a in online],
             everyone=[{"id": a.id, "name": a.name, "role": a.role} for a in everyone if a.active],
@@ -136,10 +134,10 @@ async def handle_agent_frame(frame: AnyClientFrame, record: ConnectionRecord, de
         await _reply(frame, record, deps)
     elif isinstance(frame, NoteFrame):
         conversation = await _own_or_admin(deps, record, frame.conversation_id)
-        note = await product.service.add_note(
+        note = await deps.service.add_note(
             tenant_id=tenant_id, conversation_id=conversation.id, agent_id=me,
             agent_name=record.name, text=frame.text.strip())
-        await product.audit.safe_record(
+        await deps.audit.safe_record(
             tenant_id=tenant_id, actor_type=actor, actor_id=me, action="conversation.note_added",
             target_type="conversation", target_id=conversation.id,
             detail={"note_id": note.id, "chars": len(note.text)})
@@ -172,18 +170,17 @@ async def _conversation(deps: Deps, tenant_id: str, conversation_id: str) -> Con
 
 
 async def _presence(frame: PresenceFrame, record: ConnectionRecord, deps: Deps) -> None:
-    product = stores(deps)
     tenant_id, me = record.tenant_id, record.subject
     if frame.status == "away":
-        await product.handoff.set_away(tenant_id=tenant_id, agent_id=me)
+        await deps.handoff.set_away(tenant_id=tenant_id, agent_id=me)
     else:
-        agent = await product.tenants.get_agent(tenant_id=tenant_id, agent_id=me)
+        agent = await deps.tenants.get_agent(tenant_id=tenant_id, agent_id=me)
         if agent is not None and not agent.active:
             raise HandoffError("agent_disabled", "this agent account is disabled")
-        await product.handoff.set_online(
+        await deps.handoff.set_online(
             tenant_id=tenant_id, agent_id=me, name=agent.name if agent else (record.name or me),
             capacity=agent.capacity if agent else 5)
-        for conversation_id in await product.handoff.assigned(tenant_id=tenant_id, agent_id=me):
+        for conversation_id in await deps.handoff.assigned(tenant_id=tenant_id, agent_id=me):
             await deps.connections.watch(record.connection_id, conversation_id)
     await send(deps, record.connection_id, presence_frame(frame.status))
     if frame.status == "online":
@@ -193,10 +190,9 @@ async def _presence(frame: PresenceFrame, record: ConnectionRecord, deps: Deps) 
 
 async def _queue(record: ConnectionRecord, deps: Deps) -> None:
     tenant_id, me = record.tenant_id, record.subject
-    product = stores(deps)
     waiting = await deps.conversations.search(tenant_id=tenant_id, status="open",
                                               owners=("queue",), limit=200)
-    order = {cid: i + 1 for i, cid in enumerate(await product.handoff.queued(tenant_id))}
+    order = {cid: i + 1 for i, cid in enumerate(await deps.handoff.queued(tenant_id))}
     waiting.sort(key=lambda c: order.get(c.id, 10**6))
     bot = await deps.conversations.search(tenant_id=tenant_id, status="open", owners=("bot",),
                                           limit=50)
@@ -231,7 +227,7 @@ async def _reply(frame: ReplyFrame, record: ConnectionRecord, deps: Deps) -> Non
         conversation_id=conversation.id, seq=stored.seq, role="agent", text=frame.text,
         client_msg_id=frame.client_msg_id, agent_name=record.name,
     ), exclude=record.connection_id)
-    await stores(deps).audit.safe_record(
+    await deps.audit.safe_record(
         tenant_id=tenant_id, actor_type=record.role,
         actor_id=me, action="conversation.agent_replied", target_type="conversation",
         target_id=conversation.id, detail={"seq": stored.seq})
@@ -265,17 +261,16 @@ async def _conversation_action(
 
 async def _open(conversation_id: str, record: ConnectionRecord, deps: Deps) -> None:
     tenant_id = record.tenant_id
-    product = stores(deps)
     conversation = await _conversation(deps, tenant_id, conversation_id)
     await deps.connections.watch(record.connection_id, conversation.id)
     messages = await deps.conversations.recent(tenant_id=tenant_id,
                                                conversation_id=conversation.id, limit=200)
-    notes = await product.service.notes(tenant_id=tenant_id, conversation_id=conversation.id)
-    rating = await product.service.rating(tenant_id=tenant_id, conversation_id=conversation.id)
-    customer = await customer_view(deps, tenant_id=tenant_id,
+    notes = await deps.service.notes(tenant_id=tenant_id, conversation_id=conversation.id)
+    rating = await deps.service.rating(tenant_id=tenant_id, conversation_id=conversation.id)
+    customer = await customer_view(await deps.customer(), tenant_id=tenant_id,
                                    visitor_id=conversation.visitor_id,
                                    customer_id=conversation.customer_id)
-    await product.audit.safe_record(
+    await deps.audit.safe_record(
         tenant_id=tenant_id, actor_type=record.role,
         actor_id=record.subject, action="conversation.opened", target_type="conversation",
         target_id=conversation.id)
@@ -307,7 +302,7 @@ async def _suggest(conversation_id: str, record: ConnectionRecord, deps: Deps) -
                  for m in history if TURN_ROLE[m.role] in MODEL_ROLE and m.text]
     passages: list[str] = []
     kb_version = "0"
-    memory = await memory_of(deps)
+    memory = await deps.load_memory()
     if memory is not None and question:
         try:
             from kefu_memory import Turn

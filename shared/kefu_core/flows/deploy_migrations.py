@@ -20,7 +20,7 @@ import re
 import urllib.request
 from typing import Any
 
-from kefu_core.infra.settings import get_settings
+from kefu_core.infra.secret_settings import get_settings
 
 __all__ = ["PHYSICAL_ID", "handle_custom_resource"]
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from kefu_core.chat.connections import ConnectionRecord
 from kefu_core.chat.conversations import StoredMessage
+from kefu_core.chat.delivery import broadcast, send
 from kefu_core.chat.events import StreamPayload, WebSocketEvent
 from kefu_core.chat.liveness import alive_replies
 from kefu_core.chat.protocol import (
@@ -42,7 +43,6 @@ from kefu_core.chat.protocol import (
 )
 from kefu_core.deps import Deps
 from kefu_core.flows.agent import current_staff, handle_agent_frame
-from kefu_core.flows.fanout import broadcast, send
 from kefu_core.infra.errors import (
     BadFrame,
     ConversationClosed,
@@ -51,16 +51,14 @@ from kefu_core.infra.errors import (
     StoreError,
     TransportError,
 )
-from kefu_core.product.handoff import (
+from kefu_core.product.handoff.moves import (
     HandoffError,
     close_conversation,
     matches_keyword,
-    notify_staff,
     request_handoff,
     requeue_if_agent_gone,
-    state_frame,
 )
-from kefu_core.product.stores import stores
+from kefu_core.product.handoff.notify import notify_staff, state_frame
 from kefu_core.product.tenants import tenant_settings
 from kefu_core.security.roles import STAFF_ROLES
 
@@ -121,8 +119,8 @@ async def _dispatch(frame: AnyClientFrame, record: ConnectionRecord, deps: Deps)
         record = current
     if isinstance(frame, PingFrame):
         if record.role in STAFF_ROLES:
-            await stores(deps).handoff.heartbeat(tenant_id=record.tenant_id,
-                                                 agent_id=record.subject)
+            await deps.handoff.heartbeat(tenant_id=record.tenant_id,
+                                         agent_id=record.subject)
         await send(deps, record.connection_id, pong_frame())
     elif isinstance(frame, SyncFrame):
         await replay(deps, record, after_seq=frame.last_seq)
@@ -145,7 +143,6 @@ async def _visitor_action(
     conversation_id = record.conversation_id
     if conversation_id is None:
         raise BadFrame("no_conversation", "no conversation")
-    product = stores(deps)
     tenant_id = record.tenant_id
     if isinstance(frame, HandoffFrame):
         await request_handoff(deps, tenant_id=tenant_id, conversation_id=conversation_id,
@@ -162,11 +159,11 @@ async def _visitor_action(
                                                     conversation_id=conversation_id)
         if conversation is None:
             raise BadFrame("no_conversation", "no conversation")
-        rating = await product.service.rate(
+        rating = await deps.service.rate(
             tenant_id=tenant_id, conversation_id=conversation_id, score=frame.score,
             comment=frame.comment, agent_id=conversation.assigned_agent,
         )
-        await product.audit.safe_record(
+        await deps.audit.safe_record(
             tenant_id=tenant_id, actor_type="visitor", actor_id=record.subject,
             action="conversation.rated", target_type="conversation",
             target_id=conversation_id, detail={"score": rating.score,
@@ -174,11 +171,11 @@ async def _visitor_action(
         await send(deps, record.connection_id,
                    csat_saved_frame(conversation_id=conversation_id, score=rating.score))
     else:
-        saved = await product.service.leave_offline_message(
+        saved = await deps.service.leave_offline_message(
             tenant_id=tenant_id, visitor_id=record.subject, conversation_id=conversation_id,
             name=frame.name, contact=frame.contact, text=frame.text,
         )
-        await product.audit.safe_record(
+        await deps.audit.safe_record(
             tenant_id=tenant_id, actor_type="visitor", actor_id=record.subject,
             action="offline_message.left", target_type="offline_message",
             target_id=str(saved.id), detail={"contact_given": bool(frame.contact.strip())})

@@ -18,6 +18,7 @@ from kefu_core.answers.history import fit_history
 from kefu_core.answers.memory import MemoryService
 from kefu_core.answers.query_condenser import router_condenser
 from kefu_core.chat.conversations import Conversation
+from kefu_core.chat.delivery import Audience, broadcast
 from kefu_core.chat.events import StreamPayload
 from kefu_core.chat.liveness import ReplyHeartbeat
 from kefu_core.chat.protocol import (
@@ -28,9 +29,9 @@ from kefu_core.chat.protocol import (
 )
 from kefu_core.chat.streaming import DeltaBatcher, Pacer
 from kefu_core.deps import Deps
-from kefu_core.flows.fanout import Audience, broadcast
 from kefu_core.infra.errors import StoreError
 from kefu_core.infra.tracing import span
+from kefu_core.product.handoff.moves import after_reply
 from kefu_core.product.tenants import TenantSettings, tenant_settings
 from kefu_core.security.roles import MODEL_ROLE, TURN_ROLE
 from kefu_llm import Busy, ChatMessage, ChatRequest, Delta, Final, detect_language
@@ -196,8 +197,6 @@ async def _answer(
     ))
     progress.finished = True
     try:  # a structured handoff signal, or too many failed replies in a row
-        from kefu_core.product.handoff import after_reply
-
         await after_reply(deps, tenant_id=tenant_id, conversation_id=conversation_id,
                           final=final)
     except Exception:

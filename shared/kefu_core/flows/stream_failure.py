@@ -29,10 +29,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from kefu_core.chat.delivery import Audience
 from kefu_core.chat.events import StreamPayload
 from kefu_core.chat.protocol import final_frame
 from kefu_core.deps import Deps
-from kefu_core.flows.fanout import Audience
 
 __all__ = ["FAILED_REASON", "handle_stream_failure", "handle_stream_failures"]
 

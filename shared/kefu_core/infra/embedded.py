@@ -26,10 +26,14 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
-__all__ = ["EmbeddedPostgres", "EmbeddedRedis", "redis_reachable"]
+from kefu_core.infra.settings import Settings
+
+__all__ = ["EmbeddedPostgres", "EmbeddedRedis", "redis_reachable", "resolve_services"]
 
 logger = logging.getLogger("kefu.embedded")
 
@@ -230,3 +234,32 @@ class EmbeddedRedis:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(5)
+
+
+class _Stops(Protocol):
+    """Where a service's stop is registered: a ``contextlib.ExitStack`` or ``ServiceStops``."""
+
+    def callback(self, stop: Callable[[], Any], /) -> Any: ...
+
+
+def resolve_services(settings: Settings, *, stops: _Stops | None = None) -> Settings:
+    """Fill in DATABASE_URL and REDIS_URL with embedded services when they are not set.
+
+    With ``stops``, each service's stop is registered before it starts, so whatever was
+    started is stopped on the way out, even after a start that failed half-way.
+    """
+    updates: dict[str, str] = {}
+    data_dir = Path(settings.data_dir)
+    if not settings.database_url:
+        logger.info("DATABASE_URL not set: starting embedded PostgreSQL + pgvector")
+        postgres = EmbeddedPostgres(data_dir=data_dir / "pg")
+        if stops is not None:
+            stops.callback(postgres.stop)
+        updates["database_url"] = postgres.start()
+    if not settings.redis_url:
+        logger.info("REDIS_URL not set: starting redis-server")
+        redis_server = EmbeddedRedis()
+        if stops is not None:
+            stops.callback(redis_server.stop)
+        updates["redis_url"] = redis_server.start()
+    return settings.model_copy(update=updates) if updates else settings

@@ -26,13 +26,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from kefu_core.infra.settings import Settings
 
-__all__ = ["SecretSettingError", "fetch_secret", "resolve_secret_settings", "secret_list",
-           "with_host", "with_password"]
+__all__ = ["SecretSettingError", "fetch_secret", "get_settings", "resolve_secret_settings",
+           "secret_list", "with_host", "with_password"]
 
 Fetch = Callable[[str], str]
 _SSM_ARN = re.compile(r"^arn:aws[a-z-]*:ssm:")
@@ -110,6 +111,12 @@ def with_host(url: str, host: str) -> str:
     port = f":{parts.port}" if parts.port else ""
     netloc = f"{userinfo}{at}{host}{port}"
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, with the values of ``*_SECRET_ID`` settings read (once)."""
+    return resolve_secret_settings(Settings())
 
 
 def resolve_secret_settings(settings: Settings, fetch: Fetch = fetch_secret) -> Settings:

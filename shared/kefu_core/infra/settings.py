@@ -7,7 +7,6 @@ keyring (:mod:`kefu_core.security.keyring`) refuses to serve without real secret
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import TYPE_CHECKING, Annotated, Literal
 from urllib.parse import urlsplit
 
@@ -17,7 +16,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 if TYPE_CHECKING:
     from kefu_llm.netguard import OutboundPolicy
 
-__all__ = ["DEV_TOKEN_SECRET", "Settings", "get_settings"]
+__all__ = ["DEV_TOKEN_SECRET", "Settings"]
 
 DEV_TOKEN_SECRET = "kefu-development-token-secret-change-me"
 
@@ -246,11 +245,3 @@ class Settings(BaseSettings):
             if key and tenant:
                 pairs[key] = tenant
         return pairs
-
-
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    """The process's settings, with the values of ``*_SECRET_ID`` settings read (once)."""
-    from kefu_core.infra.secret_settings import resolve_secret_settings
-
-    return resolve_secret_settings(Settings())

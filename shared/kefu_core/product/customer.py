@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from kefu_core.deps import Deps
+if TYPE_CHECKING:
+    from kefu_memory import CrmClient
+    from kefu_memory.long_term import LongTermMemory
 
-__all__ = ["CustomerContext", "MemoryCustomerContext", "customer_context", "customer_view"]
+__all__ = ["CustomerContext", "MemoryCustomerContext", "customer_view"]
 
 logger = logging.getLogger("kefu.customer")
 
@@ -29,7 +31,7 @@ class CustomerContext(Protocol):
 class MemoryCustomerContext:
     """kefu_memory's ``CrmClient`` and ``LongTermMemory`` (either may be missing)."""
 
-    def __init__(self, *, crm: Any | None, long_term: Any | None) -> None:
+    def __init__(self, *, crm: CrmClient | None, long_term: LongTermMemory | None) -> None:
         self._crm = crm
         self._long_term = long_term
 
@@ -51,20 +53,8 @@ class MemoryCustomerContext:
         ]
 
 
-def customer_context(deps: Deps) -> CustomerContext:
-    """The process's customer context: injected in ``deps.extras`` or built from deps.memory."""
-    found = deps.extras.get("customer_context")
-    if found is not None:
-        return found  # type: ignore[no-any-return]
-    memory = getattr(deps, "memory", None)
-    built = MemoryCustomerContext(crm=getattr(memory, "crm", None),
-                                  long_term=getattr(memory, "long_term", None))
-    deps.extras["customer_context"] = built
-    return built
-
-
 async def customer_view(
-    deps: Deps, *, tenant_id: str, visitor_id: str, customer_id: str | None,
+    context: CustomerContext, *, tenant_id: str, visitor_id: str, customer_id: str | None,
     deadline_s: float = 1.5,
 ) -> dict[str, Any]:
     """``{"customer_id", "business": {...}|None, "facts": [...]|None, "unavailable": {...}}``.
@@ -72,13 +62,10 @@ async def customer_view(
     The CRM is asked only for identified customers (``customer_id``); long-term facts are keyed
     like the memory layer writes them (by the conversation's visitor id).
     """
-    if "customer_context" not in deps.extras:
-        await deps.load_memory()  # built on first use (a Lambda container may not have it)
     # Imported here, like the memory layer itself (deps.load_memory): the message function's
     # cold start does not load kefu_memory.
     from kefu_memory import gather_within
 
-    context = customer_context(deps)
     unavailable: dict[str, str] = {}
     calls: dict[str, Awaitable[Any]] = {}
     if customer_id:

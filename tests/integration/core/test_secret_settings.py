@@ -10,8 +10,7 @@ from collections.abc import Iterator
 import boto3
 import pytest
 
-from kefu_core.infra.secret_settings import SecretSettingError
-from kefu_core.infra.settings import get_settings
+from kefu_core.infra.secret_settings import SecretSettingError, get_settings
 from tests.support.secrets_manager import REGION, moto_server, secrets_client
 
 

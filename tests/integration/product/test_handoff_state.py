@@ -6,8 +6,6 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from typing import Any
 
 import psycopg
 import pytest
@@ -15,9 +13,15 @@ import pytest
 from kefu_core.chat.connections import ConnectionRecord
 from kefu_core.deps import Deps
 from kefu_core.product.audit import AuditLog
-from kefu_core.product.handoff import after_reply, dispatch, matches_keyword
-from kefu_core.product.stores import stores
+from kefu_core.product.handoff.moves import (
+    after_reply,
+    dispatch,
+    matches_keyword,
+    requeue_if_agent_gone,
+    take_over,
+)
 from kefu_core.product.tenants import TenantStore, verify_password
+from kefu_llm import Final
 from tests.support.core import RecordingPoster, core_settings, make_deps
 
 
@@ -28,7 +32,6 @@ async def deps(pg_dsn: str, redis_url: str, redis_prefix: str) -> AsyncIterator[
     built, poster, _ = await make_deps(
         core_settings(pg_dsn=pg_dsn, redis_url=redis_url, redis_prefix=redis_prefix,
                       memory_enabled=False),
-        router=object(),
     )
     yield built, poster
     await built.aclose()
@@ -39,14 +42,14 @@ async def _online(deps: Deps, tenant: str, agent: str, capacity: int) -> str:
     await deps.connections.add(ConnectionRecord(
         connection_id=connection_id, tenant_id=tenant, subject=agent, role="agent",
         connected_at=deps.connections.now()))
-    await stores(deps).handoff.set_online(tenant_id=tenant, agent_id=agent, name=agent.title(),
-                                          capacity=capacity)
+    await deps.handoff.set_online(tenant_id=tenant, agent_id=agent, name=agent.title(),
+                                 capacity=capacity)
     return connection_id
 
 
 async def test_round_robin_within_capacity(deps: tuple[Deps, RecordingPoster]) -> None:
     d, _ = deps
-    state = stores(d).handoff
+    state = d.handoff
     tenant = f"t-{uuid.uuid4().hex[:6]}"
     # GIVEN two online agents with room for one conversation each, and one offline agent
     await _online(d, tenant, "ann", 1)
@@ -70,7 +73,7 @@ async def test_agent_without_connections_is_not_online(
     deps: tuple[Deps, RecordingPoster],
 ) -> None:
     d, _ = deps
-    state = stores(d).handoff
+    state = d.handoff
     tenant = f"t-{uuid.uuid4().hex[:6]}"
     connection = await _online(d, tenant, "ann", 2)
     assert [a.id for a in await state.online_agents(tenant)] == ["ann"]
@@ -82,26 +85,20 @@ async def test_agent_without_connections_is_not_online(
     assert await state.assign_next(tenant) is None
 
 
-@dataclass
-class _Final:
-    status: str = "complete"
-    text: str = "..."
-    handoff: bool = False
-
-
 async def test_repeated_failures_and_the_structured_signal_hand_off(
     deps: tuple[Deps, RecordingPoster],
 ) -> None:
     d, _ = deps
     tenant = f"t-{uuid.uuid4().hex[:6]}"
     conversation = await d.conversations.open_for_visitor(tenant_id=tenant, visitor_id="v-1")
-    incomplete: Any = _Final(status="incomplete")
+    incomplete = Final(text="...", status="incomplete", engine="primary")
+    complete = Final(text="...", status="complete", engine="primary")
     # GIVEN the default threshold of two failures in a row
     assert await after_reply(d, tenant_id=tenant, conversation_id=conversation.id,
                              final=incomplete) is False
     # WHEN a good reply comes in between, the count starts again
     assert await after_reply(d, tenant_id=tenant, conversation_id=conversation.id,
-                             final=_Final()) is False
+                             final=complete) is False
     assert await after_reply(d, tenant_id=tenant, conversation_id=conversation.id,
                              final=incomplete) is False
     # THEN the second failure in a row queues the conversation
@@ -112,7 +109,8 @@ async def test_repeated_failures_and_the_structured_signal_hand_off(
     # AND a final event carrying the structured flag hands off at once
     other = await d.conversations.open_for_visitor(tenant_id=tenant, visitor_id="v-2")
     assert await after_reply(d, tenant_id=tenant, conversation_id=other.id,
-                             final=_Final(handoff=True)) is True
+                             final=Final(text="", status="complete", engine="primary",
+                                         handoff=True)) is True
     assert await dispatch(d, tenant_id=tenant) == 0  # nobody online: both wait
 
 
@@ -182,8 +180,6 @@ async def test_passwords_are_hashed_and_checked(deps: tuple[Deps, RecordingPoste
 async def test_a_conversation_whose_agent_left_goes_back_to_the_queue(
     deps: tuple[Deps, RecordingPoster],
 ) -> None:
-    from kefu_core.product.handoff import requeue_if_agent_gone, take_over
-
     d, _ = deps
     tenant = f"t-{uuid.uuid4().hex[:6]}"
     conversation = await d.conversations.open_for_visitor(tenant_id=tenant, visitor_id="v-1")
@@ -199,4 +195,4 @@ async def test_a_conversation_whose_agent_left_goes_back_to_the_queue(
     assert await requeue_if_agent_gone(d, conversation=taken) is True
     now = await d.conversations.get(tenant_id=tenant, conversation_id=conversation.id)
     assert now is not None and now.owner == "human" and now.assigned_agent == "ben"
-    assert await stores(d).handoff.assigned(tenant_id=tenant, agent_id="ann") == []
+    assert await d.handoff.assigned(tenant_id=tenant, agent_id="ann") == []

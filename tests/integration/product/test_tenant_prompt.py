@@ -21,6 +21,9 @@ class CapturingRouter:
         yield Delta("好的")
         yield Final(text="好的", status="complete", engine="capture")
 
+    async def aclose(self) -> None:
+        pass
+
 
 async def test_the_tenants_system_prompt_replaces_the_global_one(
     pg_dsn: str, redis_url: str, redis_prefix: str

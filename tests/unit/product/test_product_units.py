@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from types import SimpleNamespace
 from typing import Any
 
 import jwt
@@ -23,7 +22,7 @@ from kefu_core.chat.protocol import (
 from kefu_core.infra.errors import BadFrame
 from kefu_core.product.audit import REDACTED, redact_value
 from kefu_core.product.customer import customer_view
-from kefu_core.product.handoff import matches_keyword
+from kefu_core.product.handoff.moves import matches_keyword
 from kefu_core.product.tenants import TenantSettings, hash_password, verify_password
 
 CID = "0b6f1f7e-8a43-4f7b-9c1e-2a3b4c5d6e7f"
@@ -115,21 +114,17 @@ class _Context:
         return self._facts
 
 
-def _deps(context: _Context) -> Any:
-    return SimpleNamespace(extras={"customer_context": context})
-
-
 async def test_customer_view_degrades_source_by_source() -> None:
-    view = await customer_view(_deps(_Context(business={"customer": {"id": "c1"}}, facts=[])),
+    view = await customer_view(_Context(business={"customer": {"id": "c1"}}, facts=[]),
                                tenant_id="t", visitor_id="cust:c1", customer_id="c1")
     assert view["business"] == {"customer": {"id": "c1"}} and view["unavailable"] == {}
-    failing = await customer_view(_deps(_Context(business=RuntimeError("crm down"))),
+    failing = await customer_view(_Context(business=RuntimeError("crm down")),
                                   tenant_id="t", visitor_id="cust:c1", customer_id="c1")
     assert failing["unavailable"] == {"business": "error", "facts": "not_configured"}
-    late = await customer_view(_deps(_Context(business={}, delay=1)), tenant_id="t",
+    late = await customer_view(_Context(business={}, delay=1), tenant_id="t",
                                visitor_id="cust:c1", customer_id="c1", deadline_s=0.05)
     assert late["unavailable"]["business"] == "timeout"
-    anonymous = await customer_view(_deps(_Context(facts=[{"key": "city"}])), tenant_id="t",
+    anonymous = await customer_view(_Context(facts=[{"key": "city"}]), tenant_id="t",
                                     visitor_id="v-1", customer_id=None)
     assert anonymous["unavailable"] == {"business": "anonymous_visitor"}
     assert anonymous["facts"] == [{"key": "city"}]

@@ -1,23 +1,40 @@
-"""Sending frames to connections; a gone connection is forgotten, never the sender's by mistake."""
+"""Sending frames to connections; a gone connection is forgotten, never the sender's by mistake.
+
+Every function takes the process's :class:`~kefu_core.deps.Deps` (anything with a poster and a
+connection registry), so delivery sits below everything that announces something: the flows
+and the handoff notifications.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
+from kefu_core.chat.connections import ConnectionRegistry
 from kefu_core.chat.protocol import encode
-from kefu_core.deps import Deps
+from kefu_core.chat.transport import Poster
 from kefu_core.infra.errors import GoneError, KefuError
 
-__all__ = ["Audience", "broadcast", "send"]
+__all__ = ["Audience", "Outbox", "broadcast", "send"]
 
 logger = logging.getLogger("kefu.fanout")
 
 
+class Outbox(Protocol):
+    """What delivery needs: where frames are posted and who is connected."""
+
+    @property
+    def poster(self) -> Poster: ...
+
+    @property
+    def connections(self) -> ConnectionRegistry: ...
+
+
 async def send(
-    deps: Deps, connection_id: str, frame: Mapping[str, Any], *, conversation_id: str | None = None
+    deps: Outbox, connection_id: str, frame: Mapping[str, Any], *,
+    conversation_id: str | None = None,
 ) -> bool:
     """Post one frame; on 410 drop *that* connection's record. True when delivered."""
     try:
@@ -33,7 +50,7 @@ async def send(
 
 
 async def broadcast(
-    deps: Deps, conversation_id: str, frame: Mapping[str, Any], *, exclude: str | None = None
+    deps: Outbox, conversation_id: str, frame: Mapping[str, Any], *, exclude: str | None = None
 ) -> int:
     """Post a frame to every connection watching a conversation; return how many got it."""
     targets = [c for c in await deps.connections.watchers(conversation_id) if c != exclude]
@@ -52,7 +69,7 @@ class Audience:
     reply costs a handful of Redis reads; a tab that joins mid-reply gets the rest of it.
     """
 
-    def __init__(self, deps: Deps, conversation_id: str, *, refresh_s: float = 1.0) -> None:
+    def __init__(self, deps: Outbox, conversation_id: str, *, refresh_s: float = 1.0) -> None:
         self._deps = deps
         self._conversation_id = conversation_id
         self._refresh_s = refresh_s
