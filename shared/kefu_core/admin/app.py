@@ -410,14 +410,14 @@ def create_admin_app(
             raise HTTPException(status_code=429, detail="too many attempts; try again later",
                                 headers={"Retry-After": str(exc.retry_after)}) from exc
         agent = await deps.tenants.authenticate(tenant_id=body.tenant, email=body.email,
-                                             password=body.password,
+                                                password=body.password,
                                              allow_demo=config.kefu_env != "production")
         if agent is None:
             await throttle.failed(**attempt)
             raise HTTPException(status_code=401, detail="wrong tenant, e-mail or password")
         await throttle.succeeded(**attempt)
         await deps.audit.safe_record(tenant_id=agent.tenant_id, actor_type=agent.role,
-                                  actor_id=agent.id, action="agent.login",
+                                     actor_id=agent.id, action="agent.login",
                                   target_type="agent", target_id=agent.id)
         return await agent_token(agent)
 
@@ -457,11 +457,11 @@ def create_admin_app(
     async def create_tenant(body: TenantCreate, who: SuperId, deps: DepsDep) -> TenantCreated:
         tenant = await deps.tenants.create_tenant(tenant_id=body.id, name=body.name)
         admin = await deps.tenants.create_agent(tenant_id=tenant.id, email=body.admin_email,
-                                             name=body.admin_name,
+                                                name=body.admin_name,
                                              password=body.admin_password, role="admin")
         key = await deps.tenants.create_widget_key(tenant_id=tenant.id, label="default")
         await deps.audit.safe_record(tenant_id=tenant.id, actor_type="admin",
-                                  actor_id=f"{ROOT_TENANT}:{who.subject}",
+                                     actor_id=f"{ROOT_TENANT}:{who.subject}",
                                   action="tenant.created", target_type="tenant",
                                   target_id=tenant.id, detail={"admin": admin.id})
         return TenantCreated(tenant=tenant, admin=admin, widget_key=key)
@@ -542,9 +542,9 @@ def create_admin_app(
         return Transcript(
             conversation=_view(conversation), messages=[m.public() for m in messages],
             notes=await deps.service.notes(tenant_id=who.tenant_id,
-                                        conversation_id=conversation.id),
+                                           conversation_id=conversation.id),
             csat=await deps.service.rating(tenant_id=who.tenant_id,
-                                        conversation_id=conversation.id),
+                                           conversation_id=conversation.id),
         )
 
     @app.get("/v1/offline-messages", response_model=list[OfflineMessage], tags=["console"])
@@ -680,7 +680,7 @@ def create_admin_app(
     async def put_engines(body: EngineChain, who: AdminId, deps: DepsDep) -> EngineView:
         _check_engine_urls(body, config.outbound_policy())
         await deps.tenants.put_engine_chain(tenant_id=who.tenant_id,
-                                         chain=[e.model_dump() for e in body.chain])
+                                            chain=[e.model_dump() for e in body.chain])
         deps.engines_changed(who.tenant_id)
         await audit(deps, who, "engines.updated", "engines", who.tenant_id,
                     chain=[e.name for e in body.chain])

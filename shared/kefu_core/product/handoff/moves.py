@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Literal
 
 from kefu_core.chat.conversations import Conversation
 from kefu_core.chat.delivery import broadcast
-from kefu_core.deps import Deps
 from kefu_core.infra.errors import KefuError
 from kefu_core.product.audit import ActorType
+from kefu_core.product.handoff.context import HandoffDeps
 from kefu_core.product.handoff.notify import (
     agent_name,
     announce,
@@ -75,7 +75,7 @@ def matches_keyword(text: str, keywords: list[str]) -> bool:
 
 
 async def request_handoff(
-    deps: Deps, *, tenant_id: str, conversation_id: str, reason: HandoffReason,
+    deps: HandoffDeps, *, tenant_id: str, conversation_id: str, reason: HandoffReason,
     actor_type: ActorType, actor_id: str | None,
 ) -> Conversation:
     """Move a bot-owned conversation to the queue and try to assign it at once."""
@@ -104,7 +104,7 @@ async def request_handoff(
     return moved
 
 
-async def requeue_if_agent_gone(deps: Deps, *, conversation: Conversation) -> bool:
+async def requeue_if_agent_gone(deps: HandoffDeps, *, conversation: Conversation) -> bool:
     """A visitor wrote to a conversation whose agent has no live console any more: put it
     back in the queue (first in line by its original time) so another agent gets it."""
     agent_id = conversation.assigned_agent
@@ -122,7 +122,7 @@ async def requeue_if_agent_gone(deps: Deps, *, conversation: Conversation) -> bo
         return False
     deps.metrics.handoff(reason="agent_offline")
     await deps.handoff.unbind(tenant_id=tenant_id, agent_id=agent_id,
-                                 conversation_id=conversation.id)
+                              conversation_id=conversation.id)
     await deps.handoff.enqueue(tenant_id=tenant_id, conversation_id=conversation.id)
     await deps.audit.safe_record(
         tenant_id=tenant_id, actor_type="system", actor_id=None,
@@ -133,7 +133,7 @@ async def requeue_if_agent_gone(deps: Deps, *, conversation: Conversation) -> bo
     return True
 
 
-async def dispatch(deps: Deps, *, tenant_id: str) -> int:
+async def dispatch(deps: HandoffDeps, *, tenant_id: str) -> int:
     """Assign queued conversations to online agents with capacity; return how many."""
     assigned = 0
     while True:
@@ -147,7 +147,7 @@ async def dispatch(deps: Deps, *, tenant_id: str) -> int:
         )
         if moved is None:  # closed or taken meanwhile: give the capacity back
             await deps.handoff.unbind(tenant_id=tenant_id, agent_id=agent_id,
-                                         conversation_id=conversation_id)
+                                      conversation_id=conversation_id)
             continue
         assigned += 1
         await _joined(deps, moved, agent_id, actor_type="system", actor_id=None,
@@ -156,7 +156,7 @@ async def dispatch(deps: Deps, *, tenant_id: str) -> int:
     return assigned
 
 
-async def _joined(deps: Deps, conversation: Conversation, agent_id: str, *,
+async def _joined(deps: HandoffDeps, conversation: Conversation, agent_id: str, *,
                   actor_type: ActorType, actor_id: str | None, action: str) -> None:
     name = await agent_name(deps, conversation.tenant_id, agent_id) or agent_id
     await notify_agent(deps, conversation.tenant_id, agent_id, {
@@ -171,7 +171,7 @@ async def _joined(deps: Deps, conversation: Conversation, agent_id: str, *,
 
 
 async def take_over(
-    deps: Deps, *, tenant_id: str, conversation_id: str, agent_id: str,
+    deps: HandoffDeps, *, tenant_id: str, conversation_id: str, agent_id: str,
     actor_type: ActorType = "agent",
 ) -> Conversation:
     """An agent takes a conversation from the bot or the queue."""
@@ -190,7 +190,7 @@ async def take_over(
         raise HandoffError("not_available", "this conversation is not available to take")
     await deps.handoff.dequeue(tenant_id=tenant_id, conversation_id=conversation_id)
     await deps.handoff.bind(tenant_id=tenant_id, agent_id=agent_id,
-                               conversation_id=conversation_id)
+                            conversation_id=conversation_id)
     await _joined(deps, moved, agent_id, actor_type=actor_type, actor_id=agent_id,
                   action="conversation.taken_over")
     await broadcast_positions(deps, tenant_id)
@@ -198,7 +198,7 @@ async def take_over(
 
 
 async def transfer(
-    deps: Deps, *, tenant_id: str, conversation_id: str, from_agent: str, to_agent: str,
+    deps: HandoffDeps, *, tenant_id: str, conversation_id: str, from_agent: str, to_agent: str,
     actor_type: ActorType = "agent",
 ) -> Conversation:
     """Give a conversation to another agent: the assigned agent may, an admin always may."""
@@ -222,19 +222,19 @@ async def transfer(
     previous = current.assigned_agent
     if previous:
         await deps.handoff.unbind(tenant_id=tenant_id, agent_id=previous,
-                                     conversation_id=conversation_id)
+                                  conversation_id=conversation_id)
         await notify_agent(deps, tenant_id, previous, {
             "type": "unassigned", "conversation_id": conversation_id, "reason": "transferred"})
     await deps.handoff.dequeue(tenant_id=tenant_id, conversation_id=conversation_id)
     await deps.handoff.bind(tenant_id=tenant_id, agent_id=to_agent,
-                               conversation_id=conversation_id)
+                            conversation_id=conversation_id)
     await _joined(deps, moved, to_agent, actor_type=actor_type, actor_id=from_agent,
                   action="conversation.transferred")
     return moved
 
 
 async def release_to_bot(
-    deps: Deps, *, tenant_id: str, conversation_id: str, agent_id: str,
+    deps: HandoffDeps, *, tenant_id: str, conversation_id: str, agent_id: str,
     actor_type: ActorType = "agent",
 ) -> Conversation:
     """Hand a conversation back to the assistant."""
@@ -248,10 +248,7 @@ async def release_to_bot(
     )
     if moved is None:
         raise HandoffError("not_yours", "only the assigned agent can hand it back")
-    if current.assigned_agent:
-        await deps.handoff.unbind(tenant_id=tenant_id, agent_id=current.assigned_agent,
-                                     conversation_id=conversation_id)
-    await deps.handoff.dequeue(tenant_id=tenant_id, conversation_id=conversation_id)
+    await _let_go(deps, current)
     await deps.handoff.reset_failures(conversation_id)
     await deps.audit.safe_record(
         tenant_id=tenant_id, actor_type=actor_type, actor_id=agent_id,
@@ -263,7 +260,7 @@ async def release_to_bot(
 
 
 async def close_conversation(
-    deps: Deps, *, tenant_id: str, conversation_id: str, actor_type: ActorType,
+    deps: HandoffDeps, *, tenant_id: str, conversation_id: str, actor_type: ActorType,
     actor_id: str | None, agent_id: str | None = None,
 ) -> Conversation:
     """Close a conversation. An agent (``agent_id``) may close only a conversation assigned to
@@ -276,10 +273,7 @@ async def close_conversation(
     closed = await deps.conversations.close(tenant_id=tenant_id, conversation_id=conversation_id)
     if closed is None:
         raise HandoffError("conversation_closed", "this conversation is already closed")
-    if current.assigned_agent:
-        await deps.handoff.unbind(tenant_id=tenant_id, agent_id=current.assigned_agent,
-                                     conversation_id=conversation_id)
-    await deps.handoff.dequeue(tenant_id=tenant_id, conversation_id=conversation_id)
+    await _let_go(deps, current)
     await deps.audit.safe_record(
         tenant_id=tenant_id, actor_type=actor_type, actor_id=actor_id,
         action="conversation.closed", target_type="conversation", target_id=conversation_id)
@@ -288,8 +282,17 @@ async def close_conversation(
     return closed
 
 
+async def _let_go(deps: HandoffDeps, conversation: Conversation) -> None:
+    """Take a conversation off its agent's load and out of the queue."""
+    if conversation.assigned_agent:
+        await deps.handoff.unbind(tenant_id=conversation.tenant_id,
+                                  agent_id=conversation.assigned_agent,
+                                  conversation_id=conversation.id)
+    await deps.handoff.dequeue(tenant_id=conversation.tenant_id, conversation_id=conversation.id)
+
+
 async def after_reply(
-    deps: Deps, *, tenant_id: str, conversation_id: str, final: Final
+    deps: HandoffDeps, *, tenant_id: str, conversation_id: str, final: Final
 ) -> bool:
     """Called by the stream flow after a reply: hand off on the model's structured signal or
     after too many failed replies in a row. True when the conversation was queued."""

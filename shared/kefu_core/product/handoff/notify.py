@@ -12,7 +12,7 @@ from typing import Any
 
 from kefu_core.chat.conversations import Conversation
 from kefu_core.chat.delivery import broadcast, send
-from kefu_core.deps import Deps
+from kefu_core.product.handoff.context import HandoffDeps
 
 __all__ = [
     "agent_name",
@@ -24,7 +24,7 @@ __all__ = [
 ]
 
 
-async def state_frame(deps: Deps, conversation: Conversation) -> dict[str, Any]:
+async def state_frame(deps: HandoffDeps, conversation: Conversation) -> dict[str, Any]:
     """The ``state`` frame that describes a conversation's current ownership to its visitor."""
     frame: dict[str, Any] = {"type": "state", "conversation_id": conversation.id}
     if conversation.status == "closed":
@@ -44,7 +44,7 @@ async def state_frame(deps: Deps, conversation: Conversation) -> dict[str, Any]:
     return frame
 
 
-async def agent_name(deps: Deps, tenant_id: str, agent_id: str | None) -> str | None:
+async def agent_name(deps: HandoffDeps, tenant_id: str, agent_id: str | None) -> str | None:
     """The name an agent went online with, else the one stored with the agent."""
     if agent_id is None:
         return None
@@ -55,13 +55,13 @@ async def agent_name(deps: Deps, tenant_id: str, agent_id: str | None) -> str | 
     return agent.name if agent else None
 
 
-async def notify_staff(deps: Deps, tenant_id: str, frame: dict[str, Any]) -> None:
+async def notify_staff(deps: HandoffDeps, tenant_id: str, frame: dict[str, Any]) -> None:
     """Post a frame to every connected console of the tenant (queue changes and the like)."""
     for connection_id in await deps.connections.agents(tenant_id):
         await send(deps, connection_id, frame)
 
 
-async def notify_agent(deps: Deps, tenant_id: str, agent_id: str, frame: dict[str, Any],
+async def notify_agent(deps: HandoffDeps, tenant_id: str, agent_id: str, frame: dict[str, Any],
                        *, watch: str | None = None) -> None:
     """Post a frame to each console of one agent (which then watches ``watch``)."""
     for connection_id in await deps.connections.agent_connections(tenant_id, agent_id):
@@ -70,7 +70,7 @@ async def notify_agent(deps: Deps, tenant_id: str, agent_id: str, frame: dict[st
         await send(deps, connection_id, frame)
 
 
-async def announce(deps: Deps, conversation: Conversation, event: str, text: str,
+async def announce(deps: HandoffDeps, conversation: Conversation, event: str, text: str,
                    **meta: Any) -> None:
     """Persist a ``system`` message for the step, show the visitor the new state, and tell
     the tenant's consoles that the queue changed."""
@@ -87,7 +87,7 @@ async def announce(deps: Deps, conversation: Conversation, event: str, text: str
         "type": "queue_changed", "conversation_id": conversation.id, "event": event})
 
 
-async def broadcast_positions(deps: Deps, tenant_id: str) -> None:
+async def broadcast_positions(deps: HandoffDeps, tenant_id: str) -> None:
     """Tell every waiting visitor of the tenant their place in the queue."""
     agents_online = bool(await deps.handoff.online_agents(tenant_id))
     for index, conversation_id in enumerate(await deps.handoff.queued(tenant_id, limit=50)):
