@@ -7,24 +7,14 @@ them), so neither may be imported on that path.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 import kefu_llm
+from tests.support.imports import loaded_after
 
 HEAVY = ("openai", "tiktoken", "numpy", "jieba")
 
 
-def _loaded_after(code: str) -> dict[str, object]:
-    script = (
-        "import json, sys\n"
-        f"{code}\n"
-        f"print(json.dumps({{m: m in sys.modules for m in {HEAVY!r}}}))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         check=True, timeout=120)
-    return dict(json.loads(out.stdout.splitlines()[-1]))
+def _loaded_after(code: str) -> dict[str, bool]:
+    return loaded_after(code, HEAVY)
 
 
 def test_redaction_and_url_checks_do_not_import_engines_or_tokenizers() -> None:

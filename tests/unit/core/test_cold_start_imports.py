@@ -4,29 +4,18 @@ importing these functions loads neither them nor their heavy dependencies."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
+from tests.support.imports import loaded_after
 
 ANSWER_STACK = ("kefu_llm", "kefu_memory", "kefu_core.answers.memory",
                 "kefu_core.answers.tenant_engines", "numpy", "openai")
 
 
-def _loaded_after(code: str) -> dict[str, bool]:
-    report = f"print(json.dumps({{m: m in sys.modules for m in {ANSWER_STACK!r}}}))"
-    script = f"import json, sys\n{code}\n{report}\n"
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         check=True, timeout=120)
-    return dict(json.loads(out.stdout.splitlines()[-1]))
-
-
 def test_connect_and_message_functions_do_not_load_the_answer_stack() -> None:
     # GIVEN a fresh interpreter WHEN it imports what the plumbing functions import
-    loaded = _loaded_after(
-        "from kefu_core.flows import handle_connect, handle_disconnect, handle_message\n"
-        "from kefu_core.lambda_runtime import api_gateway_handler\n"
-        "from kefu_core.deps import Deps\n"
-    )
+    plumbing = ("from kefu_core.flows import handle_connect, handle_disconnect, handle_message\n"
+                "from kefu_core.lambda_runtime import api_gateway_handler\n"
+                "from kefu_core.deps import Deps\n")
+    loaded = loaded_after(plumbing, ANSWER_STACK)
     # THEN nothing of the answer stack is loaded
     assert loaded == dict.fromkeys(ANSWER_STACK, False)
 
@@ -34,5 +23,5 @@ def test_connect_and_message_functions_do_not_load_the_answer_stack() -> None:
 def test_the_stream_function_does_load_it() -> None:
     # GIVEN a fresh interpreter WHEN it imports the stream flow THEN the stack is there
     # (the check above can fail)
-    loaded = _loaded_after("from kefu_core.flows import handle_stream\n")
+    loaded = loaded_after("from kefu_core.flows import handle_stream\n", ANSWER_STACK)
     assert loaded["kefu_llm"] and loaded["kefu_memory"]

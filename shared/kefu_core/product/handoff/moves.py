@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Literal
 
 from kefu_core.chat.conversations import Conversation
 from kefu_core.chat.delivery import broadcast
+from kefu_core.chat.protocol import assigned_frame, unassigned_frame
 from kefu_core.infra.errors import KefuError
 from kefu_core.product.audit import ActorType
 from kefu_core.product.handoff.context import HandoffDeps
@@ -159,9 +160,9 @@ async def dispatch(deps: HandoffDeps, *, tenant_id: str) -> int:
 async def _joined(deps: HandoffDeps, conversation: Conversation, agent_id: str, *,
                   actor_type: ActorType, actor_id: str | None, action: str) -> None:
     name = await agent_name(deps, conversation.tenant_id, agent_id) or agent_id
-    await notify_agent(deps, conversation.tenant_id, agent_id, {
-        "type": "assigned", "conversation_id": conversation.id,
-        "visitor_id": conversation.visitor_id}, watch=conversation.id)
+    await notify_agent(deps, conversation.tenant_id, agent_id, assigned_frame(
+        conversation_id=conversation.id, visitor_id=conversation.visitor_id),
+        watch=conversation.id)
     await deps.audit.safe_record(
         tenant_id=conversation.tenant_id, actor_type=actor_type, actor_id=actor_id,
         action=action, target_type="conversation", target_id=conversation.id,
@@ -223,8 +224,8 @@ async def transfer(
     if previous:
         await deps.handoff.unbind(tenant_id=tenant_id, agent_id=previous,
                                   conversation_id=conversation_id)
-        await notify_agent(deps, tenant_id, previous, {
-            "type": "unassigned", "conversation_id": conversation_id, "reason": "transferred"})
+        await notify_agent(deps, tenant_id, previous,
+                           unassigned_frame(conversation_id=conversation_id))
     await deps.handoff.dequeue(tenant_id=tenant_id, conversation_id=conversation_id)
     await deps.handoff.bind(tenant_id=tenant_id, agent_id=to_agent,
                             conversation_id=conversation_id)

@@ -8,10 +8,13 @@ queue changed; an agent hears that a conversation was assigned to them or taken 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from kefu_core.chat import protocol
 from kefu_core.chat.conversations import Conversation
 from kefu_core.chat.delivery import broadcast, send
+from kefu_core.chat.protocol import StateOut
 from kefu_core.product.handoff.context import HandoffDeps
 
 __all__ = [
@@ -24,24 +27,25 @@ __all__ = [
 ]
 
 
-async def state_frame(deps: HandoffDeps, conversation: Conversation) -> dict[str, Any]:
-    """The ``state`` frame that describes a conversation's current ownership to its visitor."""
-    frame: dict[str, Any] = {"type": "state", "conversation_id": conversation.id}
+async def state_frame(deps: HandoffDeps, conversation: Conversation,
+                      *, seq: int | None = None) -> StateOut:
+    """The ``state`` frame that describes a conversation's current ownership to its visitor
+    (``seq``: the system message that announced it)."""
+    tenant_id, conversation_id = conversation.tenant_id, conversation.id
     if conversation.status == "closed":
-        frame["state"] = "closed"
-    elif conversation.owner == "queue":
-        frame["state"] = "queued"
-        frame["position"] = await deps.handoff.position(
-            tenant_id=conversation.tenant_id, conversation_id=conversation.id)
-        frame["agents_online"] = bool(await deps.handoff.online_agents(conversation.tenant_id))
-    elif conversation.owner == "human":
-        frame["state"] = "agent_joined"
-        frame["agent_id"] = conversation.assigned_agent
-        frame["agent_name"] = await agent_name(deps, conversation.tenant_id,
-                                               conversation.assigned_agent)
-    else:
-        frame["state"] = "bot"
-    return frame
+        return protocol.state_frame(conversation_id=conversation_id, state="closed", seq=seq)
+    if conversation.owner == "queue":
+        return protocol.state_frame(
+            conversation_id=conversation_id, state="queued", seq=seq,
+            position=await deps.handoff.position(tenant_id=tenant_id,
+                                                 conversation_id=conversation_id),
+            agents_online=bool(await deps.handoff.online_agents(tenant_id)))
+    if conversation.owner == "human":
+        return protocol.state_frame(
+            conversation_id=conversation_id, state="agent_joined", seq=seq,
+            agent_id=conversation.assigned_agent,
+            agent_name=await agent_name(deps, tenant_id, conversation.assigned_agent))
+    return protocol.state_frame(conversation_id=conversation_id, state="bot", seq=seq)
 
 
 async def agent_name(deps: HandoffDeps, tenant_id: str, agent_id: str | None) -> str | None:
@@ -55,13 +59,14 @@ async def agent_name(deps: HandoffDeps, tenant_id: str, agent_id: str | None) ->
     return agent.name if agent else None
 
 
-async def notify_staff(deps: HandoffDeps, tenant_id: str, frame: dict[str, Any]) -> None:
+async def notify_staff(deps: HandoffDeps, tenant_id: str, frame: Mapping[str, Any]) -> None:
     """Post a frame to every connected console of the tenant (queue changes and the like)."""
     for connection_id in await deps.connections.agents(tenant_id):
         await send(deps, connection_id, frame)
 
 
-async def notify_agent(deps: HandoffDeps, tenant_id: str, agent_id: str, frame: dict[str, Any],
+async def notify_agent(deps: HandoffDeps, tenant_id: str, agent_id: str,
+                       frame: Mapping[str, Any],
                        *, watch: str | None = None) -> None:
     """Post a frame to each console of one agent (which then watches ``watch``)."""
     for connection_id in await deps.connections.agent_connections(tenant_id, agent_id):
@@ -80,18 +85,14 @@ async def announce(deps: HandoffDeps, conversation: Conversation, event: str, te
     )
     fresh = await deps.conversations.get(tenant_id=conversation.tenant_id,
                                          conversation_id=conversation.id) or conversation
-    frame = await state_frame(deps, fresh)
-    frame["seq"] = stored.seq
-    await broadcast(deps, conversation.id, frame)
-    await notify_staff(deps, conversation.tenant_id, {
-        "type": "queue_changed", "conversation_id": conversation.id, "event": event})
+    await broadcast(deps, conversation.id, await state_frame(deps, fresh, seq=stored.seq))
+    await notify_staff(deps, conversation.tenant_id, protocol.queue_changed_frame(
+        conversation_id=conversation.id, event=event))
 
 
 async def broadcast_positions(deps: HandoffDeps, tenant_id: str) -> None:
     """Tell every waiting visitor of the tenant their place in the queue."""
     agents_online = bool(await deps.handoff.online_agents(tenant_id))
     for index, conversation_id in enumerate(await deps.handoff.queued(tenant_id, limit=50)):
-        await broadcast(deps, conversation_id, {
-            "type": "state", "state": "queued", "conversation_id": conversation_id,
-            "position": index + 1, "agents_online": agents_online,
-        })
+        await broadcast(deps, conversation_id, protocol.queue_position_frame(
+            conversation_id=conversation_id, position=index + 1, agents_online=agents_online))
