@@ -21,7 +21,6 @@ from kefu_core.flows.personal_data import (
     run_retention,
 )
 from kefu_core.infra.errors import StoreError
-from kefu_core.product.stores import stores
 from kefu_core.product.tenants import RetentionSettings, TenantSettings
 from kefu_memory import Fact, OfflineEmbedder, Turn
 from kefu_memory.long_term import LongTermMemory
@@ -39,8 +38,7 @@ def pg_dsn(make_database: Callable[[], str]) -> str:
 @pytest.fixture
 async def deps(pg_dsn: str, redis_url: str, redis_prefix: str) -> AsyncIterator[Deps]:
     built, _, _ = await make_deps(
-        core_settings(pg_dsn=pg_dsn, redis_url=redis_url, redis_prefix=redis_prefix),
-        router=object())
+        core_settings(pg_dsn=pg_dsn, redis_url=redis_url, redis_prefix=redis_prefix))
     await built.load_memory()  # the memory schema, applied like `kefu run` does
     yield built
     await built.aclose()
@@ -48,7 +46,7 @@ async def deps(pg_dsn: str, redis_url: str, redis_prefix: str) -> AsyncIterator[
 
 async def _tenant(deps: Deps, retention: RetentionSettings | None = None) -> str:
     tenant = f"t-{uuid.uuid4().hex[:8]}"
-    tenants = stores(deps).tenants
+    tenants = deps.tenants
     await tenants.ensure_tenant(tenant_id=tenant, name=tenant)
     if retention is not None:
         await tenants.put_settings(tenant, TenantSettings(retention=retention))
@@ -61,7 +59,7 @@ async def _conversation(deps: Deps, tenant: str, visitor: str, text: str,
                                                              visitor_id=visitor)
     await deps.conversations.append(tenant_id=tenant, conversation_id=conversation.id,
                                     role="visitor", text=text, client_msg_id="m-1")
-    await stores(deps).service.rate(tenant_id=tenant, conversation_id=conversation.id, score=4,
+    await deps.service.rate(tenant_id=tenant, conversation_id=conversation.id, score=4,
                                     comment=f"comment {text}", agent_id=None)
     await deps.conversations.close(tenant_id=tenant, conversation_id=conversation.id)
     if age_days:
@@ -72,7 +70,7 @@ async def _conversation(deps: Deps, tenant: str, visitor: str, text: str,
 
 
 async def _offline(deps: Deps, tenant: str, visitor: str, text: str, age_days: int = 0) -> None:
-    saved = await stores(deps).service.leave_offline_message(
+    saved = await deps.service.leave_offline_message(
         tenant_id=tenant, visitor_id=visitor, conversation_id=None, name="", contact="",
         text=text)
     async with deps.pool.connection() as conn:
@@ -137,11 +135,11 @@ async def test_retention_deletes_only_what_is_older_than_each_tenants_settings(
     assert await _count(deps, "SELECT count(*) FROM mem_facts WHERE tenant_id = %s",
                         default) == 1
     # AND the audit log of the tenant records the run with its counts
-    (entry,) = await stores(deps).audit.query(tenant_id=short, action="retention.applied")
+    (entry,) = await deps.audit.query(tenant_id=short, action="retention.applied")
     assert entry.actor_type == "system"
     assert entry.detail["conversations"] == 3 and entry.detail["facts"] == 1
     assert entry.detail["policy_days"]["offline_messages_days"] == 7
-    assert not await stores(deps).audit.query(tenant_id=default, action="retention.applied")
+    assert not await deps.audit.query(tenant_id=default, action="retention.applied")
     # WHEN it runs again THEN nothing more goes
     again = await run_retention(deps, now=NOW, batch=1)
     assert next(t for t in again.tenants if t.tenant_id == short).conversations == 0
@@ -166,7 +164,7 @@ async def test_one_replica_runs_retention_per_period(deps: Deps, pg_dsn: str, re
                                                      redis_prefix: str) -> None:
     # GIVEN two gateway replicas sharing Redis
     other, _, _ = await make_deps(core_settings(pg_dsn=pg_dsn, redis_url=redis_url,
-                                                redis_prefix=redis_prefix), router=object())
+                                                redis_prefix=redis_prefix))
     try:
         replicas = [RetentionScheduler(deps), RetentionScheduler(other)]
         # WHEN both wake up in the same period
@@ -218,7 +216,7 @@ async def test_an_erasure_failing_midway_completes_when_retried(deps: Deps,
                           ("mem_facts", "customer_id"), ("csat", "comment")):
         assert await _count(deps, f"SELECT count(*) FROM {table} WHERE {column} LIKE %s",
                             "%青柠檬%" if column != "customer_id" else visitor) == 0, table
-    actions = [e.action for e in await stores(deps).audit.query(tenant_id=tenant)]
+    actions = [e.action for e in await deps.audit.query(tenant_id=tenant)]
     assert actions.count("customer.erasure_requested") == 2
     assert actions.count("customer.erased") == 1
 

@@ -30,7 +30,6 @@ from kefu_core.flows.personal_data.records import CustomerRecords
 from kefu_core.flows.personal_data.redis_traces import ConversationRef, Texts, purge_redis
 from kefu_core.flows.personal_data.subject import CustomerRef
 from kefu_core.product.audit import ActorType
-from kefu_core.product.stores import memory_of, stores
 
 __all__ = ["ErasureReport", "erase_customer"]
 
@@ -63,7 +62,7 @@ async def erase_customer(deps: Deps, *, tenant_id: str, ref: CustomerRef,
     """Erase ``ref`` in ``tenant_id``. Raises ``StoreError`` when a store fails midway: call
     again (the first audit entry stays, the second is written when it completes)."""
     subject = ref.subject
-    audit = stores(deps).audit
+    audit = deps.audit
     await audit.record(tenant_id=tenant_id, actor_type=actor_type, actor_id=actor_id,
                        action="customer.erasure_requested", target_type="customer",
                        target_id=subject)
@@ -92,7 +91,7 @@ async def erase_customer(deps: Deps, *, tenant_id: str, ref: CustomerRef,
             break
     _add(report, await purge_redis(deps, tenant_id=tenant_id, subject=subject,
                                    conversations=erased, texts=Texts()))
-    report.crm_cache = _forget_crm(await memory_of(deps), ref)
+    report.crm_cache = _forget_crm(await deps.load_memory(), ref)
     report.residual_s = _residual(deps)
     await audit.record(tenant_id=tenant_id, actor_type=actor_type, actor_id=actor_id,
                        action="customer.erased", target_type="customer", target_id=subject,

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from kefu_core.deps import Deps
-from kefu_core.product.stores import memory_of
 
 __all__ = ["long_term"]
 
@@ -13,7 +12,7 @@ __all__ = ["long_term"]
 async def long_term(deps: Deps) -> Any:
     """The process's ``kefu_memory.LongTermMemory``; one reading and erasing the same tables
     when memory is switched off here (facts stored before still belong to the customer)."""
-    memory = await memory_of(deps)
+    memory = await deps.load_memory()
     found = getattr(memory, "long_term", None)
     if found is not None:
         return found

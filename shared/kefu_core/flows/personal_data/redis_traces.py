@@ -25,7 +25,6 @@ from redis.exceptions import RedisError
 
 from kefu_core.deps import Deps
 from kefu_core.infra.errors import StoreError
-from kefu_core.product.stores import stores
 
 __all__ = ["ConversationRef", "Texts", "purge_redis"]
 
@@ -66,7 +65,7 @@ async def purge_redis(deps: Deps, *, tenant_id: str, subject: str,
     """Remove the customer's traces from Redis; how many keys or records of each kind."""
     counts = {"short_term": 0, "connections": 0, "cached_replies": 0}
     prefix = deps.settings.redis_prefix
-    handoff = stores(deps).handoff
+    handoff = deps.handoff
     try:
         if conversations:
             from kefu_memory.short_term import ShortTermMemory  # its key names, one source

@@ -19,7 +19,6 @@ from pydantic import BaseModel, Field
 
 from kefu_core.deps import Deps
 from kefu_core.infra.errors import StoreError
-from kefu_core.product.stores import stores
 from kefu_core.product.tenants import RetentionSettings, TenantSettings
 
 __all__ = ["RetentionReport", "TenantRetention", "run_retention"]
@@ -122,7 +121,7 @@ async def _audit(deps: Deps, result: TenantRetention, policy: RetentionSettings)
         return  # a run that deleted nothing only logs
     detail: dict[str, Any] = result.model_dump(exclude={"tenant_id"})
     detail["policy_days"] = policy.model_dump()
-    await stores(deps).audit.safe_record(
+    await deps.audit.safe_record(
         tenant_id=result.tenant_id, actor_type="system", actor_id=None,
         action="retention.applied", target_type="tenant", target_id=result.tenant_id,
         detail=detail)
