@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from kefu_core.infra.errors import StoreError
+from kefu_core.infra.errors import StoreError, answers
 from kefu_core.infra.secret_settings import secret_list
 from kefu_core.infra.settings import Settings
 
@@ -64,18 +64,14 @@ RETRY_S = 5.0
 _INFO = b"kefu data encryption key v1"
 
 
+@answers(code="data_key_unavailable", detail="data encryption key unavailable")
 class DataKeyUnavailable(StoreError):
     """No usable data encryption key: secrets can be neither stored nor read."""
 
-    code = "data_key_unavailable"
-    detail = "data encryption key unavailable"
 
-
+@answers(code="data_key_error", detail="a stored secret cannot be decrypted")
 class DataKeyError(StoreError):
     """A stored value that no configured key opens (unknown key id, or altered)."""
-
-    code = "data_key_error"
-    detail = "a stored secret cannot be decrypted"
 
 
 @dataclass(frozen=True)

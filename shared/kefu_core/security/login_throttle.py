@@ -28,7 +28,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 from starlette.requests import Request
 
-from kefu_core.infra.errors import RateLimited
+from kefu_core.infra.errors import RateLimited, answers
 from kefu_core.security.rate_limits import address_bucket
 
 __all__ = [
@@ -51,10 +51,9 @@ ADDRESS_MAX_FAILURES = 50
 ADDRESS_WINDOW_S = 900
 
 
+@answers(detail="too many attempts; try again later")
 class Throttled(RateLimited):
     """Too many failures: try again in ``retry_after`` seconds."""
-
-    detail = "too many attempts; try again later"
 
 
 def delay_after(failures: int) -> int:
