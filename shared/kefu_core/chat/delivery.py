@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Protocol
 
 from kefu_core.chat.connections import ConnectionRegistry
-from kefu_core.chat.protocol import encode
+from kefu_core.chat.protocol import ServerFrame, encode
 from kefu_core.chat.transport import Poster
 from kefu_core.infra.errors import GoneError, KefuError
 
@@ -33,7 +32,7 @@ class Outbox(Protocol):
 
 
 async def send(
-    deps: Outbox, connection_id: str, frame: Mapping[str, Any], *,
+    deps: Outbox, connection_id: str, frame: ServerFrame, *,
     conversation_id: str | None = None,
 ) -> bool:
     """Post one frame; on 410 drop *that* connection's record. True when delivered."""
@@ -50,7 +49,7 @@ async def send(
 
 
 async def broadcast(
-    deps: Outbox, conversation_id: str, frame: Mapping[str, Any], *, exclude: str | None = None
+    deps: Outbox, conversation_id: str, frame: ServerFrame, *, exclude: str | None = None
 ) -> int:
     """Post a frame to every connection watching a conversation; return how many got it."""
     targets = [c for c in await deps.connections.watchers(conversation_id) if c != exclude]
@@ -76,7 +75,7 @@ class Audience:
         self._targets: list[str] = []
         self._read_at = float("-inf")
 
-    async def send(self, frame: Mapping[str, Any]) -> int:
+    async def send(self, frame: ServerFrame) -> int:
         now = asyncio.get_running_loop().time()
         if now - self._read_at >= self._refresh_s:
             self._targets = await self._deps.connections.watchers(self._conversation_id)

@@ -401,7 +401,7 @@ class NoteOut(TypedDict):
 class ConversationOut(TypedDict):
     type: Literal["conversation"]
     conversation: Json
-    state: StateOut | Json
+    state: StateOut
     messages: list[Json]
     notes: list[Json]
     csat: Json | None
@@ -640,7 +640,7 @@ def note_frame(
 
 
 def conversation_frame(
-    *, conversation: Json, state: StateOut | Json, messages: list[Json], notes: list[Json],
+    *, conversation: Json, state: StateOut, messages: list[Json], notes: list[Json],
     csat: Json | None, customer: Any,
 ) -> ConversationOut:
     return {"type": "conversation", "conversation": conversation, "state": state,

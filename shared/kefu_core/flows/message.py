@@ -179,7 +179,7 @@ async def _visitor_action(
             tenant_id=tenant_id, actor_type="visitor", actor_id=record.subject,
             action="offline_message.left", target_type="offline_message",
             target_id=str(saved.id), detail={"contact_given": bool(frame.contact.strip())})
-        await notify_staff(deps, tenant_id, dict(offline_message_frame(saved.id)))
+        await notify_staff(deps, tenant_id, offline_message_frame(saved.id))
         await send(deps, record.connection_id, offline_saved_frame(saved.id))
 
 

@@ -61,6 +61,14 @@ def _offenders() -> list[str]:
     return found
 
 
+def test_no_server_frame_is_shaped_outside_protocol() -> None:
+    # GIVEN every module of kefu_core but the protocol
+    # WHEN their syntax trees are searched for frames written as dicts
+    offenders = _offenders()
+    # THEN there are none: every frame comes from a protocol builder
+    assert offenders == [], f"server frames shaped outside chat/protocol.py: {offenders}"
+
+
 def test_the_scan_finds_a_hand_made_frame() -> None:
     # GIVEN code that shapes frames by hand in the three ways the scan knows, and ASGI messages
     code = (

@@ -8,13 +8,12 @@ queue changed; an agent hears that a conversation was assigned to them or taken 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from kefu_core.chat import protocol
 from kefu_core.chat.conversations import Conversation
 from kefu_core.chat.delivery import broadcast, send
-from kefu_core.chat.protocol import StateOut
+from kefu_core.chat.protocol import ServerFrame, StateOut
 from kefu_core.product.handoff.context import HandoffDeps
 
 __all__ = [
@@ -59,14 +58,14 @@ async def agent_name(deps: HandoffDeps, tenant_id: str, agent_id: str | None) ->
     return agent.name if agent else None
 
 
-async def notify_staff(deps: HandoffDeps, tenant_id: str, frame: Mapping[str, Any]) -> None:
+async def notify_staff(deps: HandoffDeps, tenant_id: str, frame: ServerFrame) -> None:
     """Post a frame to every connected console of the tenant (queue changes and the like)."""
     for connection_id in await deps.connections.agents(tenant_id):
         await send(deps, connection_id, frame)
 
 
 async def notify_agent(deps: HandoffDeps, tenant_id: str, agent_id: str,
-                       frame: Mapping[str, Any],
+                       frame: ServerFrame,
                        *, watch: str | None = None) -> None:
     """Post a frame to each console of one agent (which then watches ``watch``)."""
     for connection_id in await deps.connections.agent_connections(tenant_id, agent_id):
