@@ -7,12 +7,14 @@ read it from there.
 
 from __future__ import annotations
 
+import ast
 import re
 from http import HTTPStatus
 from pathlib import Path
 
 import pytest
 
+import kefu_core
 from kefu_core.chat.protocol import error_frame_for, not_stored_frame, reply_not_started_frame
 from kefu_core.infra import errors
 from kefu_core.infra.errors import KefuError
@@ -45,8 +47,35 @@ def test_every_core_error_has_a_frame_code_and_an_http_error_status() -> None:
 
 
 def _documented_codes() -> set[str]:
+    """The codes in the first column of docs/protocol.md's error code table."""
     section = DOCS.read_text(encoding="utf-8").split("### Error codes", 1)[1]
-    return set(re.findall(r"`([a-z_]+)`", section.split("\n## ", 1)[0]))
+    first_cells = re.findall(r"^\| ([^|]+) \|", section.split("\n## ", 1)[0], flags=re.M)
+    return {code for cell in first_cells for code in re.findall(r"`([a-z_]+)`", cell)}
+
+
+def _codes_given_in_code() -> dict[str, str]:
+    """Codes written where an error with a code of its own is raised (``BadFrame("code",
+    ...)``, ``HandoffError("code", ...)``) or a frame is built (``error_frame("code", ...)``)
+    anywhere in kefu_core, with where."""
+    found: dict[str, str] = {}
+    root = Path(kefu_core.__file__).parent
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                    and node.func.id in {"BadFrame", "HandoffError", "error_frame"}
+                    and node.args and isinstance(node.args[0], ast.Constant)):
+                found[str(node.args[0].value)] = f"{path.relative_to(root)}:{node.lineno}"
+    return found
+
+
+def test_every_error_code_written_in_kefu_core_is_documented() -> None:
+    # GIVEN the codes the core's frames can carry
+    given = _codes_given_in_code()
+    assert {"no_conversation", "not_yours", "bad_json"} <= set(given)
+    # WHEN docs/protocol.md's error code table is read
+    documented = _documented_codes()
+    # THEN each of them is there
+    assert {code: where for code, where in given.items() if code not in documented} == {}
 
 
 @pytest.mark.parametrize("kind", [errors.KefuError, errors.Unauthorized,
