@@ -62,8 +62,8 @@ async def customer_view(
     The CRM is asked only for identified customers (``customer_id``); long-term facts are keyed
     like the memory layer writes them (by the conversation's visitor id).
     """
-    # Imported here, like the memory layer itself (deps.load_memory): the message function's
-    # cold start does not load kefu_memory.
+    # Imported here: connect, disconnect and message import this module but ship without the
+    # memory layer (the agent console's functions that call this have it).
     from kefu_memory import gather_within
 
     unavailable: dict[str, str] = {}
