@@ -1,7 +1,8 @@
 """Authorisation and tenant isolation of the admin API, route by route.
 
-The routes are read from ``app.routes``: a new route without an entry in ``EXAMPLES`` fails
-``test_every_route_has_an_example``, so it cannot be added without being tried here.
+The routes are read from the app (``tests.support.routes``): a new route without an entry in
+``EXAMPLES`` fails ``test_every_route_has_an_example``, so it cannot be added without being
+tried here.
 """
 
 from __future__ import annotations
@@ -15,13 +16,13 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
 
 from kefu_core.admin import create_admin_app
 from kefu_core.deps import Deps
 from kefu_core.product.tenants import ROOT_TENANT, TenantStore
 from kefu_core.security.tokens import issue_token
 from tests.support.core import SECRET, core_settings, make_deps
+from tests.support.routes import api_routes
 from tests.support.staff import make_staff, token_for
 
 PUBLIC = {("GET", "/healthz"), ("POST", "/v1/visitor-token"), ("POST", "/v1/agent/login")}
@@ -74,15 +75,6 @@ class World:
     deps: Deps
     victim: dict[str, str]  # tenant A's resource ids and markers
     tokens: dict[str, str]
-
-
-def _routes(app: FastAPI) -> list[tuple[str, str]]:
-    found = []
-    for route in app.routes:
-        if isinstance(route, APIRoute):
-            for method in sorted(route.methods - {"HEAD", "OPTIONS"}):
-                found.append((method, route.path))
-    return found
 
 
 def _token(tenant: str, subject: str, role: str) -> str:
@@ -153,13 +145,13 @@ async def _call(world: World, method: str, path: str, token: str | None) -> http
 
 
 def test_every_route_has_an_example(world: World) -> None:
-    missing = [r for r in _routes(world.app) if r not in EXAMPLES and r not in PUBLIC
+    missing = [r for r in api_routes(world.app) if r not in EXAMPLES and r not in PUBLIC
                and r not in SELF_REVOKING and not r[1].startswith(("/docs", "/openapi", "/redoc"))]
     assert missing == [], f"add these routes to EXAMPLES: {missing}"
 
 
 def _protected(world: World) -> list[tuple[str, str]]:
-    return [r for r in _routes(world.app) if r in EXAMPLES and r not in SELF_REVOKING]
+    return [r for r in api_routes(world.app) if r in EXAMPLES and r not in SELF_REVOKING]
 
 
 async def test_no_token_and_forged_tokens_are_refused(world: World) -> None:
@@ -254,3 +246,30 @@ async def test_openapi_documents_every_route(world: World) -> None:
         schema = (await client.get("/openapi.json")).json()
     documented = {(m.upper(), p) for p, ops in schema["paths"].items() for m in ops}
     assert set(EXAMPLES) | PUBLIC <= documented
+
+
+async def test_every_route_is_documented_with_a_summary_and_a_description(
+    world: World,
+) -> None:
+    schema = world.app.openapi()
+    undocumented = [(m, p) for p, ops in schema["paths"].items() for m, op in ops.items()
+                    if not op.get("summary") or not op.get("description")]
+    assert undocumented == []
+
+
+async def test_a_malformed_conversation_id_is_not_found_like_an_unknown_one(
+    world: World,
+) -> None:
+    # GIVEN the tenant's own admin
+    token = world.tokens["admin"]
+    # WHEN a transcript is asked for by an id that is no UUID, and by an unknown UUID
+    malformed = await _call(world, "GET", "/v1/conversations/not-a-uuid", token)
+    unknown = await _call(world, "GET", f"/v1/conversations/{uuid.uuid4()}", token)
+    # THEN both answer 404 alike, and without a token the malformed id is still a 401
+    assert (malformed.status_code, malformed.json()) == (404, {"detail": "not found"})
+    assert (unknown.status_code, unknown.json()) == (404, {"detail": "not found"})
+    anonymous = await _call(world, "GET", "/v1/conversations/not-a-uuid", None)
+    assert anonymous.status_code == 401
+    # AND a malformed query parameter on the same router is still a 422
+    bad_limit = await _call(world, "GET", "/v1/conversations?limit=0", token)
+    assert bad_limit.status_code == 422

@@ -11,7 +11,7 @@ import jwt
 import pytest
 from fastapi import HTTPException
 
-from kefu_core.admin.app import _verify_identity
+from kefu_core.admin.routers.visitor import verify_identity as _verify_identity
 from kefu_core.chat.protocol import (
     ConversationActionFrame,
     CsatFrame,

@@ -1,0 +1,46 @@
+"""The admin API's routes, one ``APIRouter`` per resource; :data:`ROUTERS` in the order the
+OpenAPI document lists them. A route declares who may call it with an identity dependency
+(:mod:`kefu_core.admin.dependencies`) and audits every change (:mod:`kefu_core.admin.audit_trail`).
+"""
+
+from fastapi import APIRouter
+
+from kefu_core.admin.routers import (
+    audit,
+    conversations,
+    engines,
+    health,
+    knowledge,
+    offline_messages,
+    prompts,
+    reports,
+    sessions,
+    settings,
+    team,
+    tenants,
+    visitor,
+    widget_keys,
+)
+
+__all__ = ["ROUTERS", "TAGS"]
+
+ROUTERS: tuple[APIRouter, ...] = (
+    health.router, visitor.router, sessions.router, tenants.router, conversations.router,
+    offline_messages.router, team.router, widget_keys.router, settings.router, prompts.router,
+    engines.router, knowledge.router, reports.router, audit.router,
+)
+
+# OpenAPI tag descriptions (Swagger UI groups routes by tag): who may call each group.
+TAGS: list[dict[str, str]] = [
+    {"name": "public", "description": "No token: health, visitor tokens, agent sign-in."},
+    {"name": "session", "description": "Anyone signed in: refresh the token, sign out, whoami."},
+    {"name": "tenants", "description": "The super-admin (organisation `_root`) only."},
+    {"name": "conversations", "description": "Agents and admins of the tenant."},
+    {"name": "team", "description": "Admins: agents, roles, revocation."},
+    {"name": "widget", "description": "Admins: widget keys and the identity secret."},
+    {"name": "settings", "description": "Admins: the tenant's settings and prompts."},
+    {"name": "engines", "description": "Admins: the tenant's engine chain and its secrets."},
+    {"name": "knowledge", "description": "Admins: the knowledge base."},
+    {"name": "reports", "description": "Admins: CSAT figures."},
+    {"name": "audit", "description": "Admins: the audit log."},
+]

@@ -1,0 +1,29 @@
+"""``/v1/admin/settings``: the tenant's knobs (context window, fallback, pacing, emoji,
+handoff keywords, greeting, colour, avatar, offline messages)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from kefu_core.admin.audit_trail import record
+from kefu_core.admin.dependencies import AdminId, DepsDep
+from kefu_core.product.tenants import TenantSettings
+
+router = APIRouter(prefix="/v1/admin/settings", tags=["settings"])
+
+
+@router.get("", response_model=TenantSettings, summary="The tenant's settings")
+async def get_tenant_settings(who: AdminId, deps: DepsDep) -> TenantSettings:
+    """The tenant's settings, defaults filled in."""
+    return await deps.tenants.get_settings(who.tenant_id)
+
+
+@router.put("", response_model=TenantSettings, summary="Replace the tenant's settings")
+async def put_tenant_settings(body: TenantSettings, who: AdminId,
+                              deps: DepsDep) -> TenantSettings:
+    """Every setting at once; the audit entry names the fields that changed."""
+    before = (await deps.tenants.get_settings(who.tenant_id)).model_dump()
+    saved = await deps.tenants.put_settings(who.tenant_id, body)
+    changed = sorted(k for k, v in body.model_dump().items() if before.get(k) != v)
+    await record(deps, who, "settings.updated", "settings", who.tenant_id, fields=changed)
+    return saved
