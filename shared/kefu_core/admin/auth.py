@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from fastapi import HTTPException
 
+from kefu_core.infra.errors import Unavailable
 from kefu_core.infra.settings import Settings
 from kefu_core.product.audit import ActorType
 from kefu_core.security.keyring import KeyringUnavailable, keyring_for
@@ -26,7 +27,7 @@ STAFF = frozenset({"agent", "admin", "super"})  # anyone signed in, the super-ad
 
 def unavailable(exc: KeyringUnavailable) -> HTTPException:
     # The keyring logged why; the caller only learns that the service cannot answer.
-    return HTTPException(status_code=503, detail="temporarily unavailable")
+    return HTTPException(status_code=Unavailable.status, detail=Unavailable.detail)
 
 
 async def signing_secrets(settings: Settings) -> list[str]:

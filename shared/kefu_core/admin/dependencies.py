@@ -59,7 +59,7 @@ async def get_deps(request: Request) -> Deps:
         deps = await provide()
         await ensure_bootstrap(deps.pool, get_settings(request))
     except StoreError as exc:
-        raise HTTPException(status_code=503, detail="temporarily unavailable") from exc
+        raise HTTPException(status_code=StoreError.status, detail=StoreError.detail) from exc
     return deps
 
 

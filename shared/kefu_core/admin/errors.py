@@ -1,14 +1,16 @@
-"""How the admin API answers an error: one mapping from exception to HTTP status and detail.
+"""How the admin API answers an exception.
 
-Routes raise the core's exceptions (:mod:`kefu_core.infra.errors` and the stores' own) and
-``HTTPException`` for answers of their own (404 through :func:`found`); nothing else turns an
-exception into a response, and no detail carries exception text.
+The status and detail of a core error are its class's (``status``, ``detail``: the one mapping
+in :mod:`kefu_core.infra.errors`). Only what a class cannot know is decided here: a store error
+caused by the client's own data (a NUL character: 422) or by the token's tenant being gone
+(404), and a malformed id in a path (404, like an unknown id). Routes raise the core's
+exceptions, or ``HTTPException`` through :func:`found` and :func:`done` for a 404; no other
+code turns an exception into a response, and no detail carries exception text.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import psycopg
@@ -18,14 +20,10 @@ from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
-from kefu_core.infra.errors import StoreError
-from kefu_core.product.tenants import Conflict
+from kefu_core.infra.errors import KefuError, RateLimited, StoreError
 from kefu_core.security.datakeys import DataKeyError, DataKeyUnavailable
 
-__all__ = [
-    "ANSWERED", "NOT_FOUND", "Answer", "Responses", "done", "found", "http_answer",
-    "install_error_handlers",
-]
+__all__ = ["NOT_FOUND", "Responses", "done", "found", "http_answer", "install_error_handlers"]
 
 logger = logging.getLogger("kefu.admin")
 
@@ -35,49 +33,38 @@ T = TypeVar("T")
 Responses = dict[int | str, dict[str, Any]]
 NOT_FOUND: Responses = {404: {"description": "nothing of that id or name in the caller's tenant"}}
 
-
-@dataclass(frozen=True)
-class Answer:
-    status: int
-    detail: str
-    log: str | None = None  # what the server log says, with the exception
-    level: int = logging.WARNING
+_INVALID = (422, "invalid characters in the request")  # e.g. a NUL: the client's error
 
 
-_INVALID = Answer(422, "invalid characters in the request")  # e.g. a NUL: the client's error
-
-
-def http_answer(exc: Exception) -> Answer:
-    """The answer of the admin API to ``exc``, one of :data:`ANSWERED`."""
+def http_answer(exc: KefuError | psycopg.DataError) -> tuple[int, str]:
+    """The status and detail the admin API answers ``exc`` with."""
     cause = exc.__cause__
-    match exc:
-        case Conflict():
-            return Answer(409, "already exists")
-        case DataKeyUnavailable():  # datakeys logged why (no key in production, unreadable)
-            return Answer(503, "data encryption key unavailable")
-        case DataKeyError():
-            return Answer(503, "a stored secret cannot be decrypted",
-                          log="stored tenant secret unreadable", level=logging.ERROR)
-        case psycopg.DataError():
+    if isinstance(exc, psycopg.DataError):
+        return _INVALID
+    if isinstance(exc, StoreError) and not isinstance(exc, DataKeyError):
+        if isinstance(cause, psycopg.DataError):
             return _INVALID
-        case StoreError() if isinstance(cause, psycopg.DataError):
-            return _INVALID
-        case StoreError() if isinstance(cause, psycopg.errors.ForeignKeyViolation):
-            return Answer(404, "tenant not found")  # the token's tenant is gone
-        case StoreError():
-            return Answer(503, "temporarily unavailable", log="store error in admin API")
-    raise TypeError(f"the admin API has no answer to {type(exc).__name__}") from exc
+        if isinstance(cause, psycopg.errors.ForeignKeyViolation):  # the token's tenant is gone
+            return 404, "tenant not found"
+    return exc.status, exc.detail
 
 
-# The exceptions http_answer answers (their subclasses too).
-ANSWERED: tuple[type[Exception], ...] = (Conflict, psycopg.DataError, StoreError)
+def _log(exc: Exception, status: int) -> None:
+    if isinstance(exc, DataKeyUnavailable):
+        return  # datakeys logged why (no key in production, unreadable key secret)
+    if isinstance(exc, DataKeyError):
+        logger.error("stored tenant secret unreadable: %s", exc)
+    elif status >= 500:
+        logger.warning("store error in admin API" if isinstance(exc, StoreError)
+                       else "error in admin API", exc_info=exc)
 
 
 async def _answer(request: Request, exc: Exception) -> Response:
-    answer = http_answer(exc)
-    if answer.log:
-        logger.log(answer.level, answer.log, exc_info=exc)
-    return JSONResponse({"detail": answer.detail}, status_code=answer.status)
+    assert isinstance(exc, KefuError | psycopg.DataError)
+    status, detail = http_answer(exc)
+    _log(exc, status)
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+    return JSONResponse({"detail": detail}, status_code=status, headers=headers)
 
 
 async def _invalid_request(request: Request, exc: Exception) -> Response:
@@ -104,6 +91,6 @@ def done(changed: bool) -> None:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    for kind in ANSWERED:
-        app.add_exception_handler(kind, _answer)
+    app.add_exception_handler(KefuError, _answer)
+    app.add_exception_handler(psycopg.DataError, _answer)
     app.add_exception_handler(RequestValidationError, _invalid_request)

@@ -21,7 +21,7 @@ from kefu_core.infra.errors import Unauthorized
 from kefu_core.infra.settings import Settings
 from kefu_core.product.agent_auth import staff_access
 from kefu_core.product.tenants import Agent
-from kefu_core.security.login_throttle import LoginThrottle, Throttled, client_address
+from kefu_core.security.login_throttle import LoginThrottle, client_address
 from kefu_core.security.tokens import issue_token
 
 router = APIRouter()
@@ -62,11 +62,7 @@ async def agent_login(body: LoginRequest, request: Request, deps: DepsDep,
     throttle = LoginThrottle(deps.redis, prefix=settings.redis_prefix)
     attempt = {"tenant_id": body.tenant, "email": body.email,
                "address": client_address(request)}
-    try:
-        await throttle.check(**attempt)
-    except Throttled as exc:
-        raise HTTPException(status_code=429, detail="too many attempts; try again later",
-                            headers={"Retry-After": str(exc.retry_after)}) from exc
+    await throttle.check(**attempt)  # Throttled: 429 with Retry-After
     agent = await deps.tenants.authenticate(tenant_id=body.tenant, email=body.email,
                                               password=body.password,
                                               allow_demo=settings.kefu_env != "production")

@@ -15,6 +15,7 @@ from kefu_core.admin.auth import signing_secrets
 from kefu_core.admin.dependencies import DepsDep, SettingsDep
 from kefu_core.chat.conversations import CUSTOMER_PREFIX
 from kefu_core.deps import Deps
+from kefu_core.infra.errors import RateLimited
 from kefu_core.infra.settings import Settings
 from kefu_core.product.widget_origins import origin_allowed
 from kefu_core.security.rate_limits import address_bucket, counter_key, hit
@@ -60,8 +61,7 @@ async def _rate_limited(deps: Deps, settings: Settings, scope: str, value: str,
     wait = await hit(deps.redis, counter_key(settings.redis_prefix, scope, value),
                      limit=limit, window_s=settings.visitor_token_rate_window_s)
     if wait:
-        raise HTTPException(status_code=429, detail="too many requests; try again later",
-                            headers={"Retry-After": str(wait)})
+        raise RateLimited(wait)
 
 
 @router.post(
