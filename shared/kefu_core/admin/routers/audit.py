@@ -40,7 +40,7 @@ async def audit_log(who: AdminId, deps: DepsDep, filters: AuditFilters,
                     limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[AuditEntry]:
     """Entries newest first, by actor, action, target and time; page with `before_id`."""
     return await deps.audit.query(tenant_id=who.tenant_id, before_id=before_id,
-                                    limit=limit, **filters)
+                                  limit=limit, **filters)
 
 
 @router.get("/export", summary="Export the audit log",

@@ -134,7 +134,7 @@ async def transcript(conversation_id: uuid.UUID, who: AgentId, deps: DepsDep) ->
         conversation=ConversationView.of(conversation),
         messages=[m.public() for m in messages],
         notes=await deps.service.notes(tenant_id=who.tenant_id,
-                                         conversation_id=conversation.id),
+                                       conversation_id=conversation.id),
         csat=await deps.service.rating(tenant_id=who.tenant_id,
-                                         conversation_id=conversation.id),
+                                       conversation_id=conversation.id),
     )

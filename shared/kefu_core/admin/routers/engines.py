@@ -74,7 +74,7 @@ async def put_engines(body: EngineChain, who: AdminId, deps: DepsDep,
     address the outbound policy refuses (422)."""
     _check_urls(body, settings.outbound_policy())
     await deps.tenants.put_engine_chain(tenant_id=who.tenant_id,
-                                          chain=[e.model_dump() for e in body.chain])
+                                        chain=[e.model_dump() for e in body.chain])
     deps.engines_changed(who.tenant_id)
     await record(deps, who, "engines.updated", "engines", who.tenant_id,
                  chain=[e.name for e in body.chain])
@@ -87,7 +87,7 @@ async def put_engine_secret(name: ResourceName, body: SecretBody, who: AdminId,
     """Create or replace the secret `name` (an API key a chain entry names in `key_ref`);
     stored encrypted and never returned."""
     await deps.tenants.put_engine_secret(tenant_id=who.tenant_id, name=name,
-                                           secret=body.secret)
+                                         secret=body.secret)
     deps.engines_changed(who.tenant_id)
     await record(deps, who, "engine_secret.set", "engine_secret", name)
     return Response(status_code=204)

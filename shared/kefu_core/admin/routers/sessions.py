@@ -64,15 +64,15 @@ async def agent_login(body: LoginRequest, request: Request, deps: DepsDep,
                "address": client_address(request)}
     await throttle.check(**attempt)  # Throttled: 429 with Retry-After
     agent = await deps.tenants.authenticate(tenant_id=body.tenant, email=body.email,
-                                              password=body.password,
-                                              allow_demo=settings.kefu_env != "production")
+                                            password=body.password,
+                                            allow_demo=settings.kefu_env != "production")
     if agent is None:
         await throttle.failed(**attempt)
         raise HTTPException(status_code=401, detail="wrong tenant, e-mail or password")
     await throttle.succeeded(**attempt)
     await deps.audit.safe_record(tenant_id=agent.tenant_id, actor_type=agent.role,
-                                   actor_id=agent.id, action="agent.login",
-                                   target_type="agent", target_id=agent.id)
+                                 actor_id=agent.id, action="agent.login",
+                                 target_type="agent", target_id=agent.id)
     return await _token(settings, agent)
 
 

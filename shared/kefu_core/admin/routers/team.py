@@ -77,7 +77,7 @@ async def sign_out_agent(agent_id: str, who: AdminId, deps: DepsDep,
                          settings: SettingsDep) -> Response:
     """A lost laptop: every token the agent holds stops working."""
     agent = found(await deps.tenants.revoke_tokens(tenant_id=who.tenant_id,
-                                                     agent_id=agent_id))
+                                                   agent_id=agent_id))
     await access_changed(deps, settings, agent)
     await record(deps, who, "agent.signed_out", "agent", agent.id)
     return Response(status_code=204)

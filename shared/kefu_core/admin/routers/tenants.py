@@ -39,11 +39,11 @@ async def create_tenant(body: TenantCreate, who: SuperId, deps: DepsDep) -> Tena
     new tenant's log."""
     tenant = await deps.tenants.create_tenant(tenant_id=body.id, name=body.name)
     admin = await deps.tenants.create_agent(tenant_id=tenant.id, email=body.admin_email,
-                                              name=body.admin_name,
-                                              password=body.admin_password, role="admin")
+                                            name=body.admin_name,
+                                            password=body.admin_password, role="admin")
     key = await deps.tenants.create_widget_key(tenant_id=tenant.id, label="default")
     await deps.audit.safe_record(tenant_id=tenant.id, actor_type="admin",
-                                   actor_id=f"{ROOT_TENANT}:{who.subject}",
-                                   action="tenant.created", target_type="tenant",
-                                   target_id=tenant.id, detail={"admin": admin.id})
+                                 actor_id=f"{ROOT_TENANT}:{who.subject}",
+                                 action="tenant.created", target_type="tenant",
+                                 target_id=tenant.id, detail={"admin": admin.id})
     return TenantCreated(tenant=tenant, admin=admin, widget_key=key)
