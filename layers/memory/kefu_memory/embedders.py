@@ -3,6 +3,8 @@
 - `OfflineEmbedder`: model-free, no download, works for Chinese and English. Hashed features
   (CJK character uni/bi/trigrams, jieba words, Latin words and their character trigrams) with
   sub-linear term frequency, signed feature hashing into a fixed dimension, L2-normalised.
+  Pure Python (``array('f')``, float32 like pgvector stores them): the answer path's Lambda
+  layer ships no numpy.
 - `OpenAIEmbedder`: the OpenAI embeddings API or any compatible endpoint (`base_url`).
 
 Every embedder has a `name` and a `dim`; both are stored with each vector so that a changed
@@ -14,12 +16,10 @@ from __future__ import annotations
 import asyncio
 import math
 import zlib
+from array import array
 from collections import Counter, OrderedDict
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING, ClassVar, Protocol, TypeAlias, runtime_checkable
 
 from ._errors import EmbedderError
 from ._text import STOP_TERMS, cjk_ngrams, normalize, words
@@ -27,9 +27,12 @@ from ._text import STOP_TERMS, cjk_ngrams, normalize, words
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
 
-__all__ = ["Embedder", "OfflineEmbedder", "OpenAIEmbedder", "to_pgvector"]
+__all__ = ["Embedder", "OfflineEmbedder", "OpenAIEmbedder", "Vector", "Vectors", "to_pgvector"]
 
-Vectors = npt.NDArray[np.float32]
+# typecode "f": float32 values, as pgvector stores them (a string: array is not
+# subscriptable at run time before Python 3.12)
+Vector: TypeAlias = "array[float]"
+Vectors: TypeAlias = "list[Vector]"
 
 
 @runtime_checkable
@@ -43,27 +46,43 @@ class Embedder(Protocol):
     def dim(self) -> int: ...
 
     async def embed(self, texts: Sequence[str]) -> Vectors:
-        """Return an array of shape (len(texts), dim), rows L2-normalised."""
+        """Return one float32 vector of ``dim`` values per text, L2-normalised."""
         ...
 
 
-def to_pgvector(vector: Sequence[float] | npt.NDArray[np.floating]) -> str:
-    """Text form of a vector for PostgreSQL (`'[0.1,0.2]'::vector`), six decimals."""
-    rounded = np.round(np.asarray(vector, dtype=np.float64), 6).tolist()
-    return "[" + ",".join(map(str, rounded)) + "]"
+def to_pgvector(vector: Sequence[float]) -> str:
+    """Text form of a vector for PostgreSQL (`'[0.1,0.2]'::vector`), six decimals.
+
+    Rounded as ``numpy.round(x, 6)`` rounds (scale, round half to even, unscale; the sign of a
+    zero kept), so the stored text is the one the numpy-based version wrote."""
+    out = []
+    for x in vector:
+        scaled = round(float(x) * 1e6)
+        out.append(str(scaled / 1e6 if scaled else math.copysign(0.0, x)))
+    return "[" + ",".join(out) + "]"
 
 
-def _l2_normalize(matrix: Vectors) -> Vectors:
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    norms[norms == 0] = 1.0
-    return (matrix / norms).astype(np.float32)
+def _f32(x: float) -> float:
+    """``x`` rounded to the nearest float32."""
+    return array("f", (x,))[0]
+
+
+def _normalized(values: Sequence[float]) -> Vector:
+    """A float32 copy of ``values`` scaled to unit length (a zero vector stays zero). The norm
+    is summed in float64 then rounded to float32; each quotient is rounded to float32."""
+    vec = array("f", values)
+    norm = _f32(math.sqrt(math.fsum(x * x for x in vec)))
+    if norm > 0:
+        for i, x in enumerate(vec):
+            vec[i] = x / norm
+    return vec
 
 
 class OfflineEmbedder:
     """A model-free embedder: hashed character n-gram and word features, L2-normalised.
 
     Deterministic across processes and machines (CRC32 hashing), needs nothing at run time
-    beyond numpy and jieba. It captures lexical overlap, not paraphrase; use an API model when
+    beyond jieba. It captures lexical overlap, not paraphrase; use an API model when
     you need semantics.
     """
 
@@ -77,7 +96,7 @@ class OfflineEmbedder:
         self._dim = dim
         # Short texts (queries) are often embedded twice per reply (long-term memory and the
         # knowledge base search the same question): keep the latest ones.
-        self._cache: OrderedDict[str, Vectors] = OrderedDict()
+        self._cache: OrderedDict[str, Vector] = OrderedDict()
         self._cache_size = cache_size
 
     @property
@@ -108,18 +127,17 @@ class OfflineEmbedder:
                     feats["l:" + padded[i : i + 3]] += 1
         return feats
 
-    def embed_one(self, text: str) -> Vectors:
-        vec = np.zeros(self._dim, dtype=np.float32)
+    def embed_one(self, text: str) -> Vector:
+        # float32 accumulation: each sum is rounded to float32, as numpy's float32 array did
+        vec = array("f", bytes(4 * self._dim))
         for feat, count in self.features(text).items():
             h = zlib.crc32(feat.encode("utf-8"))
             sign = 1.0 if (h >> 31) & 1 else -1.0
-            vec[h % self._dim] += sign * self._WEIGHTS[feat[0]] * (1.0 + math.log(count))
-        norm = float(np.linalg.norm(vec))
-        if norm > 0:
-            vec /= norm
-        return vec
+            i = h % self._dim
+            vec[i] = vec[i] + _f32(sign * self._WEIGHTS[feat[0]] * (1.0 + math.log(count)))
+        return _normalized(vec)
 
-    def _cached(self, text: str) -> Vectors:
+    def _cached(self, text: str) -> Vector:
         if len(text) > 256 or self._cache_size <= 0:
             return self.embed_one(text)
         hit = self._cache.get(text)
@@ -133,9 +151,7 @@ class OfflineEmbedder:
         return vec
 
     def embed_sync(self, texts: Sequence[str]) -> Vectors:
-        if not texts:
-            return np.zeros((0, self._dim), dtype=np.float32)
-        return np.stack([self._cached(t) for t in texts])  # stack copies: the cache stays intact
+        return [array("f", self._cached(t)) for t in texts]  # copies: the cache stays intact
 
     async def embed(self, texts: Sequence[str]) -> Vectors:
         # Pure CPU and fast for short texts; large batches go to a thread so the loop stays live.
@@ -145,7 +161,7 @@ class OfflineEmbedder:
         return await asyncio.to_thread(self._embed_uncached, texts)
 
     def _embed_uncached(self, texts: Sequence[str]) -> Vectors:
-        return np.stack([self.embed_one(t) for t in texts])
+        return [self.embed_one(t) for t in texts]
 
 
 class OpenAIEmbedder:
@@ -187,8 +203,6 @@ class OpenAIEmbedder:
         return self._dim
 
     async def embed(self, texts: Sequence[str]) -> Vectors:
-        if not texts:
-            return np.zeros((0, self._dim), dtype=np.float32)
         rows: list[list[float]] = []
         for start in range(0, len(texts), self._batch_size):
             batch = [t if t.strip() else " " for t in texts[start : start + self._batch_size]]
@@ -205,9 +219,9 @@ class OpenAIEmbedder:
             if len(data) != len(batch):
                 raise EmbedderError(f"{self._model} returned {len(data)} vectors for {len(batch)}")
             rows.extend(list(item.embedding) for item in data)
-        matrix = np.asarray(rows, dtype=np.float32)
-        if matrix.shape[1] != self._dim:
-            raise EmbedderError(
-                f"{self._model} returned dimension {matrix.shape[1]}, configured {self._dim}"
-            )
-        return _l2_normalize(matrix)
+        for row in rows:
+            if len(row) != self._dim:
+                raise EmbedderError(
+                    f"{self._model} returned dimension {len(row)}, configured {self._dim}"
+                )
+        return [_normalized(row) for row in rows]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from array import array
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
@@ -23,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ._errors import EmbedderError
-from .embedders import Vectors
+from .embedders import Vector, Vectors
 
 __all__ = ["USEMultilingualEmbedder"]
 
@@ -45,7 +46,7 @@ class USEMultilingualEmbedder:
         self._model: Any = None
         self._lock = threading.Lock()  # the cache
         self._load_lock = threading.Lock()
-        self._cache: OrderedDict[str, Vectors] = OrderedDict()
+        self._cache: OrderedDict[str, Vector] = OrderedDict()
         self._cache_size = cache_size
 
     @property
@@ -74,11 +75,11 @@ class USEMultilingualEmbedder:
     def embed_sync(self, texts: Sequence[str]) -> Vectors:
         """Embed in the calling thread (blocking; loads the model on first use)."""
         if not texts:
-            return np.zeros((0, _DIM), dtype=np.float32)
+            return []
         with self._lock:
             hits = {t: self._cache[t] for t in texts if t in self._cache}
         missing = [t for t in dict.fromkeys(texts) if t not in hits]
-        fresh: dict[str, Vectors] = {}
+        fresh: dict[str, Vector] = {}
         if missing:
             model = self._load()
             batch = [t if t.strip() else " " for t in missing]
@@ -88,7 +89,8 @@ class USEMultilingualEmbedder:
             norms = np.linalg.norm(matrix, axis=1, keepdims=True)
             norms[norms == 0] = 1.0
             matrix = (matrix / norms).astype(np.float32)
-            fresh = dict(zip(missing, matrix, strict=True))
+            fresh = {text: array("f", row.tobytes()) for text, row in zip(missing, matrix,
+                                                                          strict=True)}
         rows = [hits[t] if t in hits else fresh[t] for t in texts]
         with self._lock:
             for text, vec in fresh.items():
@@ -96,7 +98,7 @@ class USEMultilingualEmbedder:
                     self._cache[text] = vec
                     if len(self._cache) > self._cache_size:
                         self._cache.popitem(last=False)
-        return np.stack(rows)
+        return [array("f", row) for row in rows]  # copies: the cache stays intact
 
     async def embed(self, texts: Sequence[str]) -> Vectors:
         return await asyncio.to_thread(self.embed_sync, texts)

@@ -44,7 +44,8 @@ def _core_names() -> set[str]:
 
 def _memory_versions() -> set[str] | None:
     """The memory layer's migration versions, read from its folder without importing it
-    (importing kefu_memory loads numpy: a cold start of ``message`` must not pay that);
+    (importing kefu_memory loads its embedders and stores: a cold start of ``message``
+    must not pay that);
     ``None`` when the function does not ship the memory layer."""
     spec = importlib.util.find_spec("kefu_memory")
     if spec is None or not spec.submodule_search_locations:

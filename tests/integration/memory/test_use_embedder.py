@@ -40,9 +40,9 @@ async def test_embeds_meaning_across_languages(use_embedder: USEMultilingualEmbe
              "我们在北京有一家门店。"]
     vectors = await use_embedder.embed(texts)
     # THEN the vectors are unit rows of the declared dimension, and meaning decides the closer
-    assert vectors.shape == (3, use_embedder.dim) == (3, 512)
+    assert np.asarray(vectors).shape == (3, use_embedder.dim) == (3, 512)
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
-    assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2]
+    assert np.dot(vectors[0], vectors[1]) > np.dot(vectors[0], vectors[2])
     # AND the same text embeds the same way again (cached or not)
     again = await use_embedder.embed(["我们在北京有一家门店。"])
     assert np.allclose(again[0], vectors[2], atol=1e-6)

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import math
+import zlib
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from kefu_memory import IngestError, OfflineEmbedder, UnsupportedContentType
 from kefu_memory._chunking import chunk_document
 from kefu_memory._text import estimate_tokens, keyword_terms, normalize
+from kefu_memory.embedders import to_pgvector
 
 
 def test_markdown_chunks_carry_their_heading_path() -> None:
@@ -65,9 +70,55 @@ async def test_offline_embedder_is_normalised_deterministic_and_lexically_meanin
     # WHEN embedding related and unrelated texts
     m = await embedder.embed(["退款什么时候到账", "退款多久能到账", "酒店有免费停车场吗", ""])
     # THEN rows are unit length (or zero for empty), stable, and related texts are closer
-    assert m.shape == (4, 256)
+    assert len(m) == 4 and all(len(row) == 256 for row in m)
     assert np.allclose(np.linalg.norm(m[:3], axis=1), 1.0, atol=1e-5)
     assert float(np.linalg.norm(m[3])) == 0.0
     again = await OfflineEmbedder(dim=256).embed(["退款什么时候到账"])
     assert np.array_equal(m[0], again[0])
-    assert float(m[0] @ m[1]) > float(m[0] @ m[2]) + 0.2
+    assert float(np.dot(m[0], m[1])) > float(np.dot(m[0], m[2])) + 0.2
+
+
+def _numpy_offline_vector(embedder: OfflineEmbedder, text: str) -> np.ndarray:
+    """The offline embedder's maths as its numpy version computed it (float32 throughout)."""
+    vec = np.zeros(embedder.dim, dtype=np.float32)
+    for feat, count in embedder.features(text).items():
+        h = zlib.crc32(feat.encode("utf-8"))
+        sign = 1.0 if (h >> 31) & 1 else -1.0
+        vec[h % embedder.dim] += sign * embedder._WEIGHTS[feat[0]] * (1.0 + math.log(count))
+    norm = float(np.linalg.norm(vec))
+    return vec / norm if norm > 0 else vec
+
+
+def test_offline_embedder_matches_the_numpy_computation_and_its_stored_text() -> None:
+    # GIVEN the pure-Python offline embedder, the demo knowledge base's lines and the offline
+    # answers bench's questions
+    embedder = OfflineEmbedder()
+    root = Path(__file__).resolve().parents[3]
+    texts = [line for path in [*sorted((root / "knowledge" / "demo").iterdir()),
+                               root / "bench" / "data" / "offline_questions.jsonl"]
+             for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    assert len(texts) > 150
+    same_text = 0
+    for text in texts:
+        # WHEN a text is embedded by both
+        ours, reference = embedder.embed_one(text), _numpy_offline_vector(embedder, text)
+        # THEN they differ by float32 rounding at most (the norm's summation order)
+        assert np.max(np.abs(np.asarray(ours, dtype=np.float32) - reference)) <= 2.5e-7
+        same_text += to_pgvector(ours) == _numpy_pgvector(reference)
+    # AND almost every stored text (six decimals) is the one numpy's version wrote
+    assert same_text >= 0.95 * len(texts)
+
+
+def _numpy_pgvector(vector: np.ndarray) -> str:
+    return "[" + ",".join(map(str, np.round(vector.astype(np.float64), 6).tolist())) + "]"
+
+
+def test_stored_text_of_a_vector_rounds_like_numpy() -> None:
+    # GIVEN values around every rounding case (halves, signed zeros, tiny and large values)
+    rng = np.random.default_rng(7)
+    values = np.concatenate([rng.standard_normal(20_000) / 10, [0.0, -0.0, -1e-9, 1e-9,
+                             0.0000005, -0.0000005, 0.0000015, 0.1234565, 1.0, -1.0]])
+    # WHEN written for pgvector THEN the text is numpy's, float64 and float32 values alike
+    assert to_pgvector(values.tolist()) == _numpy_pgvector(values)
+    as_f32 = values.astype(np.float32)
+    assert to_pgvector(as_f32.tolist()) == _numpy_pgvector(as_f32)
