@@ -13,16 +13,16 @@ from fastapi import HTTPException
 
 from kefu_core.infra.errors import Unavailable
 from kefu_core.infra.settings import Settings
-from kefu_core.product.audit import ActorType
 from kefu_core.security.keyring import KeyringUnavailable, keyring_for
+from kefu_core.security.roles import ActorType, Role
 from kefu_core.security.tokens import Identity
 
 __all__ = ["ADMIN", "AGENT", "STAFF", "SUPER", "actor_type", "signing_secrets", "unavailable"]
 
-AGENT = frozenset({"agent", "admin"})
-ADMIN = frozenset({"admin"})
-SUPER = frozenset({"super"})
-STAFF = frozenset({"agent", "admin", "super"})  # anyone signed in, the super-admin included
+AGENT: frozenset[Role] = frozenset({"agent", "admin"})
+ADMIN: frozenset[Role] = frozenset({"admin"})
+SUPER: frozenset[Role] = frozenset({"super"})
+STAFF: frozenset[Role] = frozenset({"agent", "admin", "super"})  # the super-admin included
 
 
 def unavailable(exc: KeyringUnavailable) -> HTTPException:

@@ -22,11 +22,12 @@ from fastapi import Depends, HTTPException, Request
 
 from kefu_core.admin.auth import ADMIN, AGENT, STAFF, SUPER, unavailable
 from kefu_core.deps import Deps
-from kefu_core.infra.errors import StoreError, Unauthorized
+from kefu_core.infra.errors import Forbidden, StoreError, Unauthorized
 from kefu_core.infra.settings import Settings
 from kefu_core.product.agent_auth import staff_access
 from kefu_core.product.tenants import ROOT_TENANT, ensure_bootstrap
 from kefu_core.security.keyring import KeyringUnavailable, keyring_for
+from kefu_core.security.roles import Role
 from kefu_core.security.tokens import Identity
 
 __all__ = [
@@ -67,7 +68,7 @@ DepsDep = Annotated[Deps, Depends(get_deps)]
 
 
 def unauthorized() -> HTTPException:
-    return HTTPException(status_code=401, detail="unauthorized",
+    return HTTPException(status_code=Unauthorized.status, detail=Unauthorized.detail,
                          headers={"WWW-Authenticate": "Bearer"})
 
 
@@ -77,7 +78,7 @@ def _bearer(request: Request) -> str | None:
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
 
-def require(roles: frozenset[str]) -> Callable[[Request], Awaitable[Identity]]:
+def require(roles: frozenset[Role]) -> Callable[[Request], Awaitable[Identity]]:
     """A dependency: the caller's identity when its role is in ``roles``."""
 
     async def dependency(request: Request) -> Identity:
@@ -97,7 +98,7 @@ def require(roles: frozenset[str]) -> Callable[[Request], Awaitable[Identity]]:
         else:
             allowed = not is_super and identity.role in roles
         if not allowed:
-            raise HTTPException(status_code=403, detail="forbidden")
+            raise HTTPException(status_code=Forbidden.status, detail=Forbidden.detail)
         request.state.identity = identity
         return identity
 

@@ -11,12 +11,13 @@ from fastapi import APIRouter, Depends, Query, Response
 from kefu_core.admin.audit_trail import record
 from kefu_core.admin.dependencies import AdminId, DepsDep
 from kefu_core.product.audit import AuditEntry, entries_to_csv
+from kefu_core.security.roles import ActorType
 
 router = APIRouter(prefix="/v1/admin/audit", tags=["audit"])
 
 
 def audit_filters(
-    actor_type: Annotated[Literal["visitor", "agent", "admin", "system"] | None,
+    actor_type: Annotated[ActorType | None,
                           Query()] = None,
     actor_id: Annotated[str | None, Query(max_length=128)] = None,
     action: Annotated[str | None, Query(max_length=100)] = None,

@@ -89,7 +89,7 @@ async def agent_refresh(who: StaffId, deps: DepsDep,
         raise unauthorized() from exc
     agent = await deps.tenants.get_agent(tenant_id=who.tenant_id, agent_id=who.subject)
     if agent is None:
-        raise HTTPException(status_code=401, detail="unauthorized")
+        raise HTTPException(status_code=Unauthorized.status, detail=Unauthorized.detail)
     return await _token(settings, agent)
 
 

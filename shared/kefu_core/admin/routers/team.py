@@ -3,8 +3,6 @@ new password revokes the agent's tokens at once (:mod:`kefu_core.product.agent_a
 
 from __future__ import annotations
 
-from typing import Literal
-
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -13,6 +11,7 @@ from kefu_core.admin.audit_trail import record
 from kefu_core.admin.dependencies import AdminId, DepsDep, SettingsDep
 from kefu_core.admin.errors import NOT_FOUND, found
 from kefu_core.product.tenants import Agent
+from kefu_core.security.roles import StaffRole
 
 router = APIRouter(prefix="/v1/admin/agents", tags=["team"])
 
@@ -25,14 +24,14 @@ class AgentCreate(BaseModel):
     email: str = Field(min_length=3, max_length=200, pattern=r"^[^@\s]+@[^@\s]+$")
     name: str = Field(min_length=1, max_length=100)
     password: str = Field(min_length=10, max_length=200)
-    role: Literal["agent", "admin"] = "agent"
+    role: StaffRole = "agent"
     capacity: int = Field(default=5, ge=0, le=100)
 
 
 class AgentUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str | None = Field(default=None, min_length=1, max_length=100)
-    role: Literal["agent", "admin"] | None = None
+    role: StaffRole | None = None
     capacity: int | None = Field(default=None, ge=0, le=100)
     active: bool | None = None
     password: str | None = Field(default=None, min_length=10, max_length=200)
