@@ -3,7 +3,9 @@
 Append-only: this module has no update or delete path, and the database refuses them anyway
 (a trigger raises on UPDATE, DELETE and TRUNCATE of ``audit_log``). Every free-text value is
 PII-redacted with :func:`kefu_llm.redact_text` before it is written; redaction fails closed
-(a value that cannot be checked is stored as ``[REDACTED]``).
+(a value that cannot be checked is stored as ``[REDACTED]``). Callers put ids, scores and
+counts in the detail, never what a customer or an agent wrote: the log cannot be erased, so
+it must hold nothing an erasure would have to remove (docs/data-protection.md).
 """
 
 from __future__ import annotations

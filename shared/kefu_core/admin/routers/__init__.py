@@ -12,8 +12,10 @@ from kefu_core.admin.routers import (
     health,
     knowledge,
     offline_messages,
+    personal_data,
     prompts,
     reports,
+    retention,
     sessions,
     settings,
     team,
@@ -27,7 +29,8 @@ __all__ = ["ROUTERS", "TAGS"]
 ROUTERS: tuple[APIRouter, ...] = (
     health.router, visitor.router, sessions.router, tenants.router, conversations.router,
     offline_messages.router, team.router, widget_keys.router, settings.router, prompts.router,
-    engines.router, knowledge.router, reports.router, audit.router,
+    engines.router, knowledge.router, reports.router, audit.router, personal_data.router,
+    retention.router, personal_data.super_router,
 )
 
 # OpenAPI tag descriptions (Swagger UI groups routes by tag): who may call each group.
@@ -43,4 +46,7 @@ TAGS: list[dict[str, str]] = [
     {"name": "knowledge", "description": "Admins: the knowledge base."},
     {"name": "reports", "description": "Admins: CSAT figures."},
     {"name": "audit", "description": "Admins: the audit log."},
+    {"name": "personal data", "description": "Admins: a customer's export and erasure, the "
+                                             "retention settings; the super-admin for any "
+                                             "tenant (docs/data-protection.md)."},
 ]

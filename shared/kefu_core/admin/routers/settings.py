@@ -1,5 +1,5 @@
 """``/v1/admin/settings``: the tenant's knobs (context window, fallback, pacing, emoji,
-handoff keywords, greeting, colour, avatar, offline messages)."""
+handoff keywords, greeting, colour, avatar, offline messages, retention)."""
 
 from __future__ import annotations
 
@@ -21,8 +21,12 @@ async def get_tenant_settings(who: AdminId, deps: DepsDep) -> TenantSettings:
 @router.put("", response_model=TenantSettings, summary="Replace the tenant's settings")
 async def put_tenant_settings(body: TenantSettings, who: AdminId,
                               deps: DepsDep) -> TenantSettings:
-    """Every setting at once; the audit entry names the fields that changed."""
-    before = (await deps.tenants.get_settings(who.tenant_id)).model_dump()
+    """Every setting at once (a body without `retention` keeps the retention settings); the
+    audit entry names the fields that changed."""
+    current = await deps.tenants.get_settings(who.tenant_id)
+    if "retention" not in body.model_fields_set:  # a client that does not know them
+        body = body.model_copy(update={"retention": current.retention})
+    before = current.model_dump()
     saved = await deps.tenants.put_settings(who.tenant_id, body)
     changed = sorted(k for k, v in body.model_dump().items() if before.get(k) != v)
     await record(deps, who, "settings.updated", "settings", who.tenant_id, fields=changed)
