@@ -14,15 +14,15 @@ from fastapi import HTTPException
 from kefu_core.infra.errors import Unavailable
 from kefu_core.infra.settings import Settings
 from kefu_core.security.keyring import KeyringUnavailable, keyring_for
-from kefu_core.security.roles import ActorType, Role
+from kefu_core.security.roles import STAFF_ROLES, ActorType, Role
 from kefu_core.security.tokens import Identity
 
 __all__ = ["ADMIN", "AGENT", "STAFF", "SUPER", "actor_type", "signing_secrets", "unavailable"]
 
-AGENT: frozenset[Role] = frozenset({"agent", "admin"})
+AGENT: frozenset[Role] = STAFF_ROLES
 ADMIN: frozenset[Role] = frozenset({"admin"})
 SUPER: frozenset[Role] = frozenset({"super"})
-STAFF: frozenset[Role] = frozenset({"agent", "admin", "super"})  # the super-admin included
+STAFF: frozenset[Role] = STAFF_ROLES | SUPER  # anyone signed in, the super-admin included
 
 
 def unavailable(exc: KeyringUnavailable) -> HTTPException:

@@ -3,8 +3,11 @@ frames; one mapping from a message's author to the memory layer's and the model'
 
 from __future__ import annotations
 
+import ast
 import typing
+from pathlib import Path
 
+import kefu_core
 from kefu_core.chat.connections import ConnectionRecord
 from kefu_core.chat.conversations import StoredMessage
 from kefu_core.chat.protocol import message_frame, typing_frame
@@ -57,3 +60,42 @@ def test_every_message_author_has_a_memory_role_and_a_model_role_or_none() -> No
         assert model == expected.get(author)
         if model is not None:
             assert ChatMessage(role=model, content="hi").role == model
+
+
+_WORDS = frozenset(typing.get_args(roles.Role))
+
+
+def _role_lists(tree: ast.AST) -> list[int]:
+    """Lines of a ``Literal[...]`` or a set, list or tuple spelled only with role words."""
+    lines: list[int] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Subscript) and (
+                getattr(node.value, "id", None) == "Literal"
+                or getattr(node.value, "attr", None) == "Literal"):
+            items = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+        elif isinstance(node, ast.Set | ast.List | ast.Tuple):
+            items = node.elts
+            if len(items) < 2:
+                continue
+        else:
+            continue
+        words = [item.value for item in items if isinstance(item, ast.Constant)]
+        if words and len(words) == len(items) and set(words) <= _WORDS:
+            lines.append(node.lineno)
+    return sorted(set(lines))
+
+
+def test_roles_are_listed_only_in_the_vocabulary() -> None:
+    # GIVEN every module of kefu_core but the vocabulary
+    root = Path(kefu_core.__file__).parent
+    found = [f"{path.relative_to(root)}:{line}"
+             for path in sorted(root.rglob("*.py")) if path.name != "roles.py"
+             for line in _role_lists(ast.parse(path.read_text(encoding="utf-8")))]
+    # THEN none spells a list of roles of its own
+    assert found == []
+
+
+def test_the_role_list_scan_finds_lists_of_roles() -> None:
+    code = ('A = Literal["agent", "admin"]\nB = frozenset({"visitor", "system"})\n'
+            'C = Literal["button", "agent"]\nD = ("agent",)\n')
+    assert _role_lists(ast.parse(code)) == [1, 2]
