@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import get_args
 
 from kefu_core.admin import cli as admin_cli
+from kefu_core.admin import personal_data_cli
 from kefu_core.infra.embedded import resolve_services
 from kefu_core.infra.errors import ConfigError
 from kefu_core.infra.logs import append_log_fields, configure_logging
@@ -275,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
                          help="seal every stored tenant secret with the current data key")
     enc.set_defaults(func=_reencrypt_secrets)
     admin_cli.add_parser(sub)
+    personal_data_cli.add_parser(sub)
     args = parser.parse_args(argv)
     result: int = args.func(args)
     return result

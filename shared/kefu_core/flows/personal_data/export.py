@@ -25,16 +25,20 @@ from kefu_core.product.audit import AuditEntry
 __all__ = ["CustomerExport", "ExportSummary", "ExportTooLarge", "export_customer"]
 
 FORMAT: Literal["kefu.personal-data/1"] = "kefu.personal-data/1"
+# What one answer of the admin API carries: a Lambda's synchronous response is at most 6 MB,
+# so the customer's texts may take 4 MB of it (JSON adds keys and escapes). A larger history
+# is exported with `kefu personal-data export`, which has no limit.
 MAX_CONVERSATIONS = 5_000
-MAX_MESSAGES = 200_000
+MAX_MESSAGES = 50_000
+MAX_TEXT_BYTES = 4 * 1024 * 1024
 
 
 class ExportTooLarge(KefuError):
-    """More than one answer can carry (MAX_CONVERSATIONS, MAX_MESSAGES)."""
+    """More than one answer can carry (MAX_CONVERSATIONS, MAX_MESSAGES, MAX_TEXT_BYTES)."""
 
     code = "export_too_large"
     status = 413
-    detail = "too much data for one export"
+    detail = "too much data for one answer: export it with `kefu personal-data export`"
 
 
 class ExportSummary(BaseModel):
@@ -72,16 +76,22 @@ NOT_INCLUDED = [
 ]
 
 
-async def export_customer(deps: Deps, *, tenant_id: str, ref: CustomerRef) -> CustomerExport:
+async def export_customer(deps: Deps, *, tenant_id: str, ref: CustomerRef,
+                          limited: bool = True) -> CustomerExport:
     """Everything about ``ref`` in ``tenant_id``. Raises :class:`ExportTooLarge` beyond the
-    limits; :class:`~kefu_core.infra.errors.StoreError` when a store cannot answer."""
+    limits of one admin API answer (unless not ``limited``);
+    :class:`~kefu_core.infra.errors.StoreError` when a store cannot answer."""
     subject = ref.subject
     records = CustomerRecords(deps.pool)
-    conversations = await records.conversations(tenant_id=tenant_id, subject=subject,
-                                                limit=MAX_CONVERSATIONS + 1)
+    conversations = await records.conversations(
+        tenant_id=tenant_id, subject=subject,
+        limit=MAX_CONVERSATIONS + 1 if limited else 1_000_000)
     ids = [str(c["id"]) for c in conversations]
-    if len(ids) > MAX_CONVERSATIONS or await records.message_count(ids) > MAX_MESSAGES:
-        raise ExportTooLarge("more conversations or messages than one export carries")
+    if limited and (len(ids) > MAX_CONVERSATIONS
+                    or await records.message_count(ids) > MAX_MESSAGES
+                    or await records.text_bytes(tenant_id=tenant_id, subject=subject,
+                                                ids=ids) > MAX_TEXT_BYTES):
+        raise ExportTooLarge("more than one admin API answer carries")
     messages, notes, ratings = (await records.messages(ids), await records.notes(ids),
                                 await records.ratings(ids))
     offline = await records.offline_messages(tenant_id=tenant_id, subject=subject, ids=ids)

@@ -61,6 +61,18 @@ class CustomerRecords:
                                 " WHERE conversation_id = ANY(%s::uuid[])", (ids,))
         return int(rows[0]["n"]) if rows else 0
 
+    async def text_bytes(self, *, tenant_id: str, subject: str, ids: list[str]) -> int:
+        """How many bytes of text the customer's messages, notes and offline messages hold."""
+        rows = await self._rows(
+            "SELECT (SELECT coalesce(sum(octet_length(text)), 0) FROM messages"
+            "  WHERE conversation_id = ANY(%s::uuid[]))"
+            " + (SELECT coalesce(sum(octet_length(text)), 0) FROM conversation_notes"
+            "  WHERE conversation_id = ANY(%s::uuid[]))"
+            " + (SELECT coalesce(sum(octet_length(text) + octet_length(contact)), 0)"
+            "  FROM offline_messages WHERE tenant_id = %s AND visitor_id = %s) AS n",
+            (ids, ids, tenant_id, subject))
+        return int(rows[0]["n"]) if rows else 0
+
     async def messages(self, ids: list[str]) -> list[dict[str, Any]]:
         return await self._rows(
             "SELECT conversation_id::text AS conversation_id, seq, role, author, text, status,"
