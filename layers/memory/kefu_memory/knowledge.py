@@ -372,6 +372,42 @@ class KnowledgeBase:
             )
             return [str(r[0]) for r in await cur.fetchall()]
 
+    async def documents(self, tenant_id: str) -> list[dict[str, Any]]:
+        """Each document's name, content type, chunk count and last update, by name."""
+        try:
+            async with read_connection(self._pool) as conn:
+                cur = await conn.execute(
+                    "SELECT name, content_type, chunk_count, updated_at FROM kb_documents"
+                    " WHERE tenant_id = %s ORDER BY name", (tenant_id,)
+                )
+                rows = await cur.fetchall()
+        except psycopg.Error as exc:
+            raise StoreError("knowledge-base listing failed") from exc
+        return [{"name": str(r[0]), "content_type": str(r[1]), "chunks": int(r[2]),
+                 "updated_at": r[3]} for r in rows]
+
+    async def chunks(self, *, tenant_id: str, name: str, limit: int = 200,
+                     ) -> list[dict[str, Any]] | None:
+        """The first ``limit`` chunks of a document in order (heading and content), or None
+        when the tenant has no document of that name."""
+        try:
+            async with read_connection(self._pool) as conn:
+                cur = await conn.execute(
+                    "SELECT id FROM kb_documents WHERE tenant_id = %s AND name = %s",
+                    (tenant_id, name),
+                )
+                doc = await cur.fetchone()
+                if doc is None:
+                    return None
+                cur = await conn.execute(
+                    "SELECT ord, heading, content FROM kb_chunks WHERE document_id = %s"
+                    " AND tenant_id = %s ORDER BY ord LIMIT %s", (doc[0], tenant_id, limit)
+                )
+                rows = await cur.fetchall()
+        except psycopg.Error as exc:
+            raise StoreError("knowledge-base chunk listing failed") from exc
+        return [{"ord": int(r[0]), "heading": str(r[1]), "content": str(r[2])} for r in rows]
+
     async def delete_document(self, *, tenant_id: str, name: str) -> bool:
         """Delete a document and its chunks; bumps the version when something was deleted."""
         try:

@@ -211,3 +211,27 @@ async def test_reads_leave_the_pools_connections_as_they_were(memory_dsn: str) -
         assert conn.autocommit is False
         assert conn.info.transaction_status.name == "IDLE"
     await pool.close()
+
+
+async def test_documents_and_their_chunks_are_listed_per_tenant(kb: KnowledgeBase) -> None:
+    # GIVEN a tenant with a Markdown page and an FAQ, and another tenant
+    a, b = tenant(), tenant()
+    await kb.ingest_document(tenant_id=a, name="returns.md", content=RETURNS_MD,
+                             content_type=".md")
+    await kb.ingest_document(tenant_id=a, name="faq.csv", content=FAQ_CSV, content_type=".csv")
+    # WHEN the documents are listed
+    listed = await kb.documents(a)
+    # THEN each has its type and chunk count, by name
+    assert [(d["name"], d["content_type"]) for d in listed] == [("faq.csv", ".csv"),
+                                                                 ("returns.md", ".md")]
+    assert all(d["chunks"] > 0 for d in listed)
+    # WHEN a document's chunks are read
+    chunks = await kb.chunks(tenant_id=a, name="returns.md")
+    # THEN they come in order, as many as counted, with their headings
+    assert chunks is not None and [c["ord"] for c in chunks] == sorted(c["ord"] for c in chunks)
+    assert len(chunks) == next(d["chunks"] for d in listed if d["name"] == "returns.md")
+    assert any("七天无理由退货" in c["heading"] for c in chunks)
+    assert len(await kb.chunks(tenant_id=a, name="returns.md", limit=1) or []) == 1
+    # AND another tenant sees neither the list nor the chunks
+    assert await kb.documents(b) == []
+    assert await kb.chunks(tenant_id=b, name="returns.md") is None
