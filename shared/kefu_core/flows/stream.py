@@ -183,7 +183,9 @@ async def _answer(
                 conversation_id=conversation_id, seq=seq, text=final.text, status=final.status,
                 engine=final.engine,
                 meta={"reason": final.reason, "fallback_used": final.fallback_used,
-                      "cached": final.cached, "frames": batcher.flushes},
+                      "cached": final.cached, "frames": batcher.flushes,
+                      # false: nothing to answer from (reports: top unanswered questions)
+                      "answered": final.answered},
             )
     except StoreError:
         # The visitor still gets the final frame; replay will show the reply incomplete.
