@@ -52,7 +52,10 @@
       secrets: "API 密钥", secretValue: "密钥值（保存后不可再查看）", setSecret: "保存密钥", updated: "更新时间",
       missing: "以下密钥名尚未保存，对应引擎会被跳过：{names}", confirmDeleteSecret: "删除密钥 {name}？",
       // knowledge
-      kbVersion: "版本 {v}", documents: "文档", upload: "上传文件", uploadHelp: "Markdown、纯文本或 FAQ CSV（列：question, answer）；同名文件会替换旧版本并重新索引。",
+      kbVersion: "版本 {v}", documents: "文档", upload: "上传文件", uploadHelp: "Markdown、纯文本、FAQ CSV（列：question, answer）、PDF 或 Word（.docx）；同名文件会替换旧版本并重新索引。扫描版 PDF 需先做文字识别。",
+      chunks: "片段", viewChunks: "查看片段", chunksOf: "{name}：{n} 个片段", uploadedCut: "已导入 {name}：{n} 个片段（文字过长，已截断）",
+      searchTester: "检索测试", searchHelp: "输入一个问题，看知识库检索到哪些片段、得分多少（混合检索：向量 + 关键词）。",
+      question: "问题", topK: "返回条数", noHits: "没有检索到片段", ranks: "向量排名 {v} · 关键词排名 {k}",
       replace: "替换（重新上传）", confirmDeleteDoc: "删除文档 {name}？", uploaded: "已导入 {name}：{n} 个片段",
       kbOff: "此部署未启用知识库", badType: "不支持的文件类型：{name}", noDocs: "还没有文档",
       // conversations
@@ -64,7 +67,12 @@
       at: "时间", actor: "操作者", actorType: "操作者类型", action: "动作", target: "对象", targetType: "对象类型", detail: "详情",
       // reports
       csatFigures: "满意度（CSAT）", count: "评价数", average: "平均分", distribution: "评分分布", byAgent: "按客服",
-      perDay: "每日对话数", perDayNote: "按创建日期统计最近 {n} 条对话中的 {days} 天", agent: "客服",
+      perDay: "每日对话数", agent: "客服", overview: "概览", conversationsCount: "对话数", deflection: "机器人独立解决率",
+      handoffRate: "转人工率", firstResponse: "人工首次响应（中位数）", resolution: "人工解决时长（中位数）",
+      reportNote: "按 {tz} 时区统计日期；首次响应 {a} 次、解决 {b} 次。", day: "日期", deflected: "机器人解决", handedOff: "转人工",
+      ratings: "评价", handoffReasons: "转人工原因", unanswered: "未能回答的问题", lastAsked: "最近一次",
+      unansweredNote: "知识库中找不到答案的问题（离线引擎拒答）；把答案补进知识库即可。", csatTrend: "每日平均分", comments: "评价留言",
+      reason_button: "访客点击转人工", reason_keyword: "关键词", reason_failures: "多次未能解决", reason_llm: "模型建议转人工", reason_agent_offline: "客服离线",
       // tenants
       tenantName: "名称", createTenant: "创建租户", adminEmail: "管理员邮箱", adminPassword: "管理员密码（至少 10 位）",
       tenantCreated: "已创建 {id}，小部件密钥 {key}"
@@ -103,7 +111,10 @@
       addEngine: "Add engine", saveChain: "Save chain", up: "Up", down: "Down", remove: "Remove",
       secrets: "API keys", secretValue: "Key value (never shown again)", setSecret: "Store key", updated: "Updated",
       missing: "These key names are not stored yet, their engines are skipped: {names}", confirmDeleteSecret: "Delete key {name}?",
-      kbVersion: "version {v}", documents: "Documents", upload: "Upload files", uploadHelp: "Markdown, plain text or FAQ CSV (columns question, answer); a file with the same name replaces the old version and is indexed again.",
+      kbVersion: "version {v}", documents: "Documents", upload: "Upload files", uploadHelp: "Markdown, plain text, FAQ CSV (columns question, answer), PDF or Word (.docx); a file with the same name replaces the old version and is indexed again. Scanned PDFs need text recognition first.",
+      chunks: "Chunks", viewChunks: "Chunks", chunksOf: "{name}: {n} chunks", uploadedCut: "Imported {name}: {n} chunks (text too long, cut)",
+      searchTester: "Search tester", searchHelp: "Ask a question and see which passages the knowledge base retrieves, with their scores (hybrid search: vectors and keywords).",
+      question: "Question", topK: "Passages", noHits: "No passage found", ranks: "vector rank {v} · keyword rank {k}",
       replace: "Replace (upload again)", confirmDeleteDoc: "Delete document {name}?", uploaded: "Imported {name}: {n} chunks",
       kbOff: "The knowledge base is not enabled on this deployment", badType: "Unsupported file type: {name}", noDocs: "No documents yet",
       search: "Search", query: "Text", since: "From", until: "To", any: "Any", exportCsv: "Export CSV",
@@ -112,7 +123,12 @@
       r_visitor: "Visitor", r_assistant: "Assistant", r_agent: "Agent", r_system: "System", none: "none", close: "Close",
       at: "At", actor: "Actor", actorType: "Actor type", action: "Action", target: "Target", targetType: "Target type", detail: "Detail",
       csatFigures: "Satisfaction (CSAT)", count: "Ratings", average: "Average", distribution: "Scores", byAgent: "By agent",
-      perDay: "Conversations per day", perDayNote: "Created per day over {days} days, from the latest {n} conversations", agent: "Agent",
+      perDay: "Conversations per day", agent: "Agent", overview: "Overview", conversationsCount: "Conversations", deflection: "Handled by the bot alone",
+      handoffRate: "Handed to a human", firstResponse: "Human first response (median)", resolution: "Human resolution (median)",
+      reportNote: "Days in {tz}; {a} first responses and {b} resolutions measured.", day: "Day", deflected: "Bot alone", handedOff: "Handed off",
+      ratings: "Ratings", handoffReasons: "Handoff reasons", unanswered: "Unanswered questions", lastAsked: "Last asked",
+      unansweredNote: "Questions the knowledge base had no answer to (the offline engine's refusals): add the answers to the knowledge base.", csatTrend: "Average per day", comments: "Comments",
+      reason_button: "Visitor pressed the button", reason_keyword: "Keyword", reason_failures: "Repeated failures", reason_llm: "The model handed off", reason_agent_offline: "Agent went offline",
       tenantName: "Name", createTenant: "Create tenant", adminEmail: "Admin e-mail", adminPassword: "Admin password (10+ characters)",
       tenantCreated: "Created {id}, widget key {key}"
     }
@@ -209,9 +225,9 @@
   // retried once after a refresh; a refused refresh signs out.
   function call(method, path, body, opts, retried) {
     opts = opts || {};
-    var headers = { authorization: "Bearer " + session.token };
-    if (body !== undefined) headers["content-type"] = "application/json";
-    return fetch(base() + path, { method: method, headers: headers, body: body === undefined ? undefined : JSON.stringify(body) })
+    var headers = { authorization: "Bearer " + session.token }, form = body instanceof FormData;
+    if (body !== undefined && !form) headers["content-type"] = "application/json";
+    return fetch(base() + path, { method: method, headers: headers, body: body === undefined ? undefined : form ? body : JSON.stringify(body) })
       .then(function (r) {
         if (r.status === 401 && !retried) return refresh().then(function () { return call(method, path, body, opts, true); });
         if (r.status === 401) { signedOut(t("signedOut")); throw new Error(t("signedOut")); }
@@ -554,47 +570,78 @@
   }
 
   // -- knowledge base --------------------------------------------------------------------------
-  var TEXT_TYPES = { md: ".md", markdown: ".markdown", txt: ".txt", csv: ".csv" };
+  var KB_FILES = ".md,.markdown,.txt,.csv,.pdf,.docx";
   function renderKnowledge(root) {
     var head = el("p", "muted"); root.appendChild(head);
     var up = section(root, "upload");
     up.appendChild(el("p", "muted", t("uploadHelp")));
-    var files = input("files", "file"); files.multiple = true; files.accept = Object.keys(TEXT_TYPES).map(function (x) { return "." + x; }).join(",");
+    var files = input("files", "file"); files.multiple = true; files.accept = KB_FILES;
     up.appendChild(form("inline", [files], "upload", function (f) { sendFiles(Array.from(files.files)).then(function () { f.reset(); load(); }); }));
-    var docs = section(root, "documents"), list = el("div"); docs.appendChild(list);
+    var docs = section(root, "documents"), list = el("div"), preview = el("div", "chunks"); preview.id = "chunks";
+    kids(docs, [list, preview]);
+    var tester = section(root, "searchTester");
+    tester.appendChild(el("p", "muted", t("searchHelp")));
+    var question = input("question", "search"); question.required = true; question.maxLength = 500;
+    var hits = el("ol", "hits"); hits.id = "hits";
+    tester.appendChild(form("inline", [field("question", question),
+      field("topK", select("k", [["3", "3"], ["5", "5"], ["10", "10"]], "5"))], "search", function (f) {
+      call("POST", "/v1/admin/knowledge/search", { question: question.value.trim(), k: Number(f.k.value) }).then(drawHits).catch(fail);
+    }));
+    tester.appendChild(hits);
+    function drawHits(found) {
+      hits.textContent = "";
+      if (!found.length) { hits.appendChild(el("li", "muted", t("noHits"))); return; }
+      found.forEach(function (h) {
+        var li = el("li", "hit");
+        var top = el("div", "hit-head");
+        kids(top, [el("b", "score", h.score.toFixed(4)), el("span", null, h.document + (h.heading ? " · " + h.heading : "")),
+                   el("small", "muted", t("ranks", { v: h.vector_rank == null ? "–" : h.vector_rank, k: h.keyword_rank == null ? "–" : h.keyword_rank }))]);
+        kids(li, [top, el("div", "hit-text", h.content)]);
+        hits.appendChild(li);
+      });
+    }
     function sendFiles(all) {
       return all.reduce(function (p, file) { return p.then(function () { return sendFile(file); }); }, Promise.resolve());
     }
-    function sendFile(file) {
-      var ext = (file.name.split(".").pop() || "").toLowerCase();
-      if (!TEXT_TYPES[ext]) { toast(t("badType", { name: file.name })); return Promise.resolve(); }
-      return file.text().then(function (content) {
-        return call("POST", "/v1/admin/knowledge", { name: file.name, content: content, content_type: TEXT_TYPES[ext] });
-      }).then(function (r) { toast(t("uploaded", { name: r.name, n: r.chunks == null ? "?" : r.chunks })); }).catch(fail);
+    function sendFile(file, name) {
+      var body = new FormData(); body.append("file", file, file.name);
+      if (name) body.append("name", name);
+      return call("POST", "/v1/admin/knowledge/files", body).then(function (r) {
+        toast(t(r.truncated ? "uploadedCut" : "uploaded", { name: r.name, n: r.chunks == null ? "?" : r.chunks }));
+      }).catch(fail);
+    }
+    function showChunks(name) {
+      call("GET", "/v1/admin/knowledge/documents/" + encodeURIComponent(name) + "/chunks").then(function (chunks) {
+        preview.textContent = "";
+        kids(preview, [el("h4", null, t("chunksOf", { name: name, n: chunks.length }))]);
+        chunks.forEach(function (c) {
+          var box = el("div", "chunk");
+          kids(box, [el("small", "muted", "#" + (c.ord + 1) + (c.heading ? " · " + c.heading : "")), el("div", null, c.content)]);
+          preview.appendChild(box);
+        });
+      }).catch(fail);
     }
     function draw(kb) {
       head.textContent = t("kbVersion", { v: kb.version });
       list.textContent = "";
       if (!kb.documents.length) { list.appendChild(el("p", "muted", t("noDocs"))); return; }
-      list.appendChild(table(["name", "actions"], kb.documents.map(function (name) {
-        var again = input("again", "file"); again.hidden = true; again.accept = files.accept;
-        again.addEventListener("change", function () {
-          var file = again.files[0]; if (!file) return;
-          sendFile(new File([file], name, { type: file.type })).then(load);
-        });
-        var tr = row([name, kids(el("div", "row-actions"), [again,
+      list.appendChild(table(["name", "kind", "chunks", "updated", "actions"], kb.documents.map(function (d) {
+        var again = input("again", "file"); again.hidden = true; again.accept = KB_FILES;
+        again.addEventListener("change", function () { if (again.files[0]) sendFile(again.files[0], d.name).then(load); });
+        var tr = row([d.name, d.content_type, d.chunks, when(d.updated_at), kids(el("div", "row-actions"), [again,
+          button("viewChunks", null, function () { showChunks(d.name); }),
           button("replace", null, function () { again.click(); }),
           button("remove", "danger", function () {
-            if (!confirm(t("confirmDeleteDoc", { name: name }))) return;
-            call("DELETE", "/v1/admin/knowledge/" + encodeURIComponent(name)).then(function () { toast(t("deleted")); load(); }).catch(fail);
+            if (!confirm(t("confirmDeleteDoc", { name: d.name }))) return;
+            call("DELETE", "/v1/admin/knowledge/" + encodeURIComponent(d.name)).then(function () { toast(t("deleted")); preview.textContent = ""; load(); }).catch(fail);
           })])]);
-        tr.dataset.name = name;
+        tr.dataset.name = d.name;
         return tr;
       })));
     }
     function load() {
-      call("GET", "/v1/admin/knowledge").then(draw).catch(function (err) {
-        if (err.status === 503) { list.textContent = ""; list.appendChild(el("p", "warn", t("kbOff"))); up.hidden = true; } else fail(err);
+      call("GET", "/v1/admin/knowledge/documents").then(draw).catch(function (err) {
+        if (err.status === 503) { list.textContent = ""; list.appendChild(el("p", "warn", t("kbOff"))); up.hidden = tester.hidden = true; } else fail(err);
       });
     }
     load();
@@ -707,43 +754,69 @@
     });
     return chart;
   }
+  function seconds(v) {
+    if (v == null) return "–";
+    if (v < 90) return Math.round(v) + " s";
+    if (v < 5400) return (v / 60).toFixed(1) + " min";
+    return (v / 3600).toFixed(1) + " h";
+  }
+  function percent(v) { return v == null ? "–" : (v * 100).toFixed(1) + "%"; }
+  function figure(value, key) { return kids(el("div", "figure"), [el("b", null, value), el("span", null, t(key))]); }
   function renderReports(root) {
-    var range = form("filters", [field("since", input("since", "date")), field("until", input("until", "date"))], "search", load);
-    var csat = section(root, "csatFigures"), days = section(root, "perDay");
-    root.insertBefore(range, csat);
-    var csatBody = el("div"), daysBody = el("div"); csat.appendChild(csatBody); days.appendChild(daysBody);
+    var tz = (Intl.DateTimeFormat().resolvedOptions().timeZone) || "UTC";
+    var range = form("filters", [field("since", input("since", "date")), field("until", input("until", "date")),
+      button("exportCsv", null, function () { download("/v1/admin/reports/export" + query(period()), "report.csv"); })], "search", load);
+    root.appendChild(range);
+    var overview = section(root, "overview"), days = section(root, "perDay"), handoffs = section(root, "handoffReasons"),
+        csat = section(root, "csatFigures"), unanswered = section(root, "unanswered");
+    function period() { return { since: dayStart(range.since.value), until: dayStart(range.until.value, 1), tz: tz }; }
     function load() {
-      var since = dayStart(range.since.value), until = dayStart(range.until.value, 1);
       var names = {};
-      call("GET", "/v1/admin/agents").then(function (all) { all.forEach(function (a) { names[a.id] = a.name; }); }, function () {})
-        .then(function () { return call("GET", "/v1/admin/csat" + query({ since: since, until: until })); }).then(function (f) {
-        csatBody.textContent = "";
-        var figures = el("div", "figures");
-        kids(figures, [kids(el("div", "figure"), [el("b", null, String(f.count)), el("span", null, t("count"))]),
-                       kids(el("div", "figure"), [el("b", null, f.average == null ? "–" : f.average.toFixed(2)), el("span", null, t("average"))])]);
-        csatBody.appendChild(figures);
-        csatBody.appendChild(el("h4", null, t("distribution")));
-        csatBody.appendChild(bars(["5", "4", "3", "2", "1"].map(function (s) { return ["★".repeat(Number(s)), f.distribution[s] || 0]; })));
-        if (f.by_agent.length) {
-          csatBody.appendChild(el("h4", null, t("byAgent")));
-          csatBody.appendChild(table(["agent", "count", "average"], f.by_agent.map(function (a) {
-            return row([names[a.agent_id] || a.agent_id, a.count, a.average == null ? "–" : Number(a.average).toFixed(2)]);
-          })));
-        }
+      call("GET", "/v1/admin/reports" + query(period())).then(function (r) {
+        overview.textContent = ""; overview.appendChild(el("h3", null, t("overview")));
+        overview.appendChild(kids(el("div", "figures"), [
+          figure(String(r.conversations), "conversationsCount"), figure(percent(r.deflection_rate), "deflection"),
+          figure(percent(r.handoff_rate), "handoffRate"), figure(seconds(r.first_response.median_s), "firstResponse"),
+          figure(seconds(r.resolution.median_s), "resolution")]));
+        overview.appendChild(el("p", "muted", t("reportNote", { tz: r.time_zone, a: r.first_response.count, b: r.resolution.count })));
+        days.textContent = ""; days.appendChild(el("h3", null, t("perDay")));
+        days.appendChild(bars(r.days.map(function (d) { return [d.day, d.conversations]; })));
+        days.appendChild(table(["day", "conversationsCount", "deflected", "handedOff", "ratings", "average"], r.days.map(function (d) {
+          return row([d.day, d.conversations, d.deflected, d.handed_off, d.ratings, d.csat_average == null ? "–" : d.csat_average.toFixed(2)]);
+        })));
+        handoffs.textContent = ""; handoffs.appendChild(el("h3", null, t("handoffReasons")));
+        if (r.handoff_reasons.length) handoffs.appendChild(bars(r.handoff_reasons.map(function (x) { return [t("reason_" + x.reason) === "reason_" + x.reason ? x.reason : t("reason_" + x.reason), x.count]; })));
+        else handoffs.appendChild(el("p", "muted", t("none")));
+        unanswered.textContent = ""; unanswered.appendChild(el("h3", null, t("unanswered")));
+        unanswered.appendChild(el("p", "muted", t("unansweredNote")));
+        if (r.unanswered.length) unanswered.appendChild(table(["question", "count", "lastAsked"], r.unanswered.map(function (u) { return row([u.question, u.count, when(u.last_asked)]); })));
+        else unanswered.appendChild(el("p", "muted", t("none")));
+        drawCsat(r);
       }).catch(fail);
-      var LIMIT = 500;
-      var from = since || new Date(Date.now() - 13 * 86400000).toISOString().slice(0, 10) + "T00:00:00";
-      call("GET", "/v1/conversations" + query({ since: since || new Date(from).toISOString(), until: until, limit: LIMIT })).then(function (found) {
-        daysBody.textContent = "";
-        var counts = {};
-        found.forEach(function (c) { var d = new Date(c.created_at).toLocaleDateString("sv"); counts[d] = (counts[d] || 0) + 1; });
-        var start = new Date(from), end = until ? new Date(until) : new Date(), items = [];
-        for (var d = new Date(start); d < end && items.length < 92; d.setDate(d.getDate() + 1)) {
-          var k = d.toLocaleDateString("sv"); items.push([k, counts[k] || 0]);
-        }
-        daysBody.appendChild(el("p", "muted", t("perDayNote", { n: LIMIT, days: items.length })));
-        daysBody.appendChild(bars(items));
-      }).catch(fail);
+      function drawCsat(r) {
+        call("GET", "/v1/admin/agents").then(function (all) { all.forEach(function (a) { names[a.id] = a.name; }); }, function () {})
+          .then(function () { var p = period(); return call("GET", "/v1/admin/csat" + query({ since: p.since, until: p.until })); }).then(function (f) {
+            csat.textContent = ""; csat.appendChild(el("h3", null, t("csatFigures")));
+            csat.appendChild(kids(el("div", "figures"), [figure(String(f.count), "count"), figure(f.average == null ? "–" : f.average.toFixed(2), "average")]));
+            csat.appendChild(el("h4", null, t("distribution")));
+            csat.appendChild(bars(["5", "4", "3", "2", "1"].map(function (s) { return ["★".repeat(Number(s)), f.distribution[s] || 0]; })));
+            var trend = r.days.filter(function (d) { return d.ratings; });
+            if (trend.length) {
+              csat.appendChild(el("h4", null, t("csatTrend")));
+              csat.appendChild(bars(trend.map(function (d) { return [d.day, d.csat_average]; })));
+            }
+            if (f.by_agent.length) {
+              csat.appendChild(el("h4", null, t("byAgent")));
+              csat.appendChild(table(["agent", "count", "average"], f.by_agent.map(function (a) {
+                return row([names[a.agent_id] || a.agent_id, a.count, a.average == null ? "–" : Number(a.average).toFixed(2)]);
+              })));
+            }
+            if (r.csat_comments.length) {
+              csat.appendChild(el("h4", null, t("comments")));
+              r.csat_comments.forEach(function (c) { csat.appendChild(el("div", "comment", "★".repeat(c.score) + " " + c.comment + " · " + when(c.created_at))); });
+            }
+          }).catch(fail);
+      }
     }
     load();
   }
