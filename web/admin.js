@@ -70,7 +70,7 @@
       perDay: "每日对话数", agent: "客服", overview: "概览", conversationsCount: "对话数", deflection: "机器人独立解决率",
       handoffRate: "转人工率", firstResponse: "人工首次响应（中位数）", resolution: "人工解决时长（中位数）",
       reportNote: "按 {tz} 时区统计日期；首次响应 {a} 次、解决 {b} 次。", day: "日期", deflected: "机器人解决", handedOff: "转人工",
-      ratings: "评价", handoffReasons: "转人工原因", unanswered: "未能回答的问题", lastAsked: "最近一次",
+      ratings: "评价", handoffReasons: "转人工原因", unanswered: "未能回答的问题", lastAsked: "最近一次", timesAsked: "次数",
       unansweredNote: "知识库中找不到答案的问题（离线引擎拒答）；把答案补进知识库即可。", csatTrend: "每日平均分", comments: "评价留言",
       reason_button: "访客点击转人工", reason_keyword: "关键词", reason_failures: "多次未能解决", reason_llm: "模型建议转人工", reason_agent_offline: "客服离线",
       // tenants
@@ -126,7 +126,7 @@
       perDay: "Conversations per day", agent: "Agent", overview: "Overview", conversationsCount: "Conversations", deflection: "Handled by the bot alone",
       handoffRate: "Handed to a human", firstResponse: "Human first response (median)", resolution: "Human resolution (median)",
       reportNote: "Days in {tz}; {a} first responses and {b} resolutions measured.", day: "Day", deflected: "Bot alone", handedOff: "Handed off",
-      ratings: "Ratings", handoffReasons: "Handoff reasons", unanswered: "Unanswered questions", lastAsked: "Last asked",
+      ratings: "Ratings", handoffReasons: "Handoff reasons", unanswered: "Unanswered questions", lastAsked: "Last asked", timesAsked: "Times asked",
       unansweredNote: "Questions the knowledge base had no answer to (the offline engine's refusals): add the answers to the knowledge base.", csatTrend: "Average per day", comments: "Comments",
       reason_button: "Visitor pressed the button", reason_keyword: "Keyword", reason_failures: "Repeated failures", reason_llm: "The model handed off", reason_agent_offline: "Agent went offline",
       tenantName: "Name", createTenant: "Create tenant", adminEmail: "Admin e-mail", adminPassword: "Admin password (10+ characters)",
@@ -789,7 +789,7 @@
         else handoffs.appendChild(el("p", "muted", t("none")));
         unanswered.textContent = ""; unanswered.appendChild(el("h3", null, t("unanswered")));
         unanswered.appendChild(el("p", "muted", t("unansweredNote")));
-        if (r.unanswered.length) unanswered.appendChild(table(["question", "count", "lastAsked"], r.unanswered.map(function (u) { return row([u.question, u.count, when(u.last_asked)]); })));
+        if (r.unanswered.length) unanswered.appendChild(table(["question", "timesAsked", "lastAsked"], r.unanswered.map(function (u) { return row([u.question, u.count, when(u.last_asked)]); })));
         else unanswered.appendChild(el("p", "muted", t("none")));
         drawCsat(r);
       }).catch(fail);

@@ -33,7 +33,15 @@ ANY_STAFF = {"/v1/agent/refresh"}  # every signed-in role, the super-admin inclu
 # Revokes the caller's own tokens: tried in tests/security/test_revocation.py instead.
 SELF_REVOKING = {("POST", "/v1/agent/sign-out")}
 
-# (method, path) -> JSON body (None for no body). Path parameters are filled from the victim.
+@dataclass(frozen=True)
+class Multipart:
+    """A multipart form body: field name -> (file name, bytes, content type)."""
+
+    files: dict[str, tuple[str, bytes, str]]
+
+
+# (method, path) -> JSON body (None for no body) or a Multipart form. Path parameters are
+# filled from the victim.
 EXAMPLES: dict[tuple[str, str], Any] = {
     ("GET", "/v1/tenants"): None,
     ("POST", "/v1/tenants"): {"id": "intruder", "name": "Intruder",
@@ -65,6 +73,13 @@ EXAMPLES: dict[tuple[str, str], Any] = {
     ("GET", "/v1/admin/knowledge"): None,
     ("POST", "/v1/admin/knowledge"): {"name": "intruder.md", "content": "# x\nintruder text"},
     ("DELETE", "/v1/admin/knowledge/{name}"): None,
+    ("POST", "/v1/admin/knowledge/files"): Multipart(
+        {"file": ("intruder.md", b"# x\nintruder text", "text/markdown")}),
+    ("GET", "/v1/admin/knowledge/documents"): None,
+    ("GET", "/v1/admin/knowledge/documents/{name}/chunks"): None,
+    ("POST", "/v1/admin/knowledge/search"): {"question": "MARKER-A-DOC Returns"},
+    ("GET", "/v1/admin/reports"): None,
+    ("GET", "/v1/admin/reports/export"): None,
     ("GET", "/v1/admin/csat"): None,
     ("GET", "/v1/admin/audit"): None,
     ("GET", "/v1/admin/audit/export"): None,
@@ -152,6 +167,9 @@ async def _call(world: World, method: str, path: str, token: str | None) -> http
     body = EXAMPLES.get((method, path))
     transport = httpx.ASGITransport(app=world.app)
     async with httpx.AsyncClient(transport=transport, base_url="http://admin") as client:
+        if isinstance(body, Multipart):
+            return await client.request(method, _path(path, world.victim), headers=headers,
+                                        files=body.files)
         return await client.request(method, _path(path, world.victim), headers=headers,
                                     json=body)
 
@@ -216,7 +234,7 @@ async def test_another_tenants_admin_sees_and_changes_nothing(world: World) -> N
         # THEN a route naming the victim's resource by id does not find it (names of prompts
         # and secrets are per tenant: the intruder only ever touches its own)...
         if path.endswith(("{conversation_id}", "{agent_id}", "{key}")) or (
-                "/knowledge/" in path or "{agent_id}" in path):
+                ("/knowledge/" in path and "{name}" in path) or "{agent_id}" in path):
             assert response.status_code == 404, (method, path, response.text)
         else:
             assert response.status_code < 500, (method, path, response.text)

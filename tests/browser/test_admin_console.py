@@ -24,6 +24,7 @@ import websockets
 
 from kefu_core.infra.db import open_pool
 from kefu_core.product.tenants import Agent, TenantStore
+from tests.support.documents import pdf_bytes
 from tests.support.gateway import RunningGateway, redis_prefix_removed, run_gateway
 from tests.support.production import production_settings
 from tests.support.staff import make_staff
@@ -274,40 +275,59 @@ async def test_engine_chain_order_and_write_only_keys(
     await page.context.close()
 
 
-async def test_knowledge_base_upload_replace_and_delete(
+async def test_knowledge_base_upload_chunks_search_replace_and_delete(
     gateway: RunningGateway, browser: Any,
 ) -> None:
     owner = await _staff(gateway, "admin", "Owner Zhao")
     page = await _admin_console(browser, gateway, owner, screen="knowledge")
-    # WHEN the owner uploads a Markdown page and an FAQ CSV
+    # WHEN the owner uploads a PDF, a Markdown page and an FAQ CSV
     faq = "question,answer\n怎么退货?,收到商品 7 天内可在订单页申请退货。\n"
     await page.set_input_files("input[name=files]", files=[
+        {"name": "warranty.pdf", "mimeType": "application/pdf", "buffer": pdf_bytes(
+            ["Warranty: every blender is covered for two years.",
+             "Repairs under warranty are free of charge."])},
         {"name": "shipping.md", "mimeType": "text/markdown",
          "buffer": "# 发货\n\n下单后 24 小时内发货。".encode()},
         {"name": "faq.csv", "mimeType": "text/csv", "buffer": faq.encode()}])
     await page.click("button[data-action=upload]")
-    # THEN both are listed and stored
-    await _row(page, "name", "faq.csv").wait_for()
-    await _row(page, "name", "shipping.md").wait_for()
+    # THEN all three are listed with their chunk counts, and stored
+    for name in ("faq.csv", "shipping.md", "warranty.pdf"):
+        await _row(page, "name", name).wait_for()
     assert (await _get(gateway, owner, "/v1/admin/knowledge"))["documents"] == [
-        "faq.csv", "shipping.md"]
+        "faq.csv", "shipping.md", "warranty.pdf"]
+    # WHEN the owner previews the PDF's chunks
+    await _row(page, "name", "warranty.pdf").locator("button[data-action=viewChunks]").click()
+    # THEN its text is shown as the assistant will retrieve it
+    await page.locator("#chunks .chunk", has_text="covered for two years").first.wait_for()
+    # WHEN the owner asks the search tester a question the PDF answers
+    await page.fill("input[name=question]", "How long is the blender warranty?")
+    await page.click("button[data-action=search]")
+    # THEN the PDF's passage comes first, with its score
+    best = page.locator("#hits .hit").first
+    await best.wait_for()
+    assert "warranty.pdf" in await best.inner_text()
+    assert float(await best.locator(".score").inner_text()) > 0
+    await page.set_viewport_size({"width": VIEWPORT["width"], "height": 1300})
+    await page.screenshot(path=str(IMAGES / "admin-knowledge.png"))
     version = (await _get(gateway, owner, "/v1/admin/knowledge"))["version"]
 
-    # WHEN the owner replaces one with a new version
-    await _row(page, "name", "shipping.md").locator("input[name=again]").set_input_files(files=[
-        {"name": "new.md", "mimeType": "text/markdown",
-         "buffer": "# 发货\n\n下单后 12 小时内发货。".encode()}])
+    # WHEN the owner replaces a document with a new file
+    async with page.expect_response(_post("/v1/admin/knowledge/files")):
+        await _row(page, "name", "shipping.md").locator("input[name=again]").set_input_files(
+            files=[{"name": "new.md", "mimeType": "text/markdown",
+                    "buffer": "# 发货\n\n下单后 12 小时内发货。".encode()}])
     # THEN the knowledge base changed version under the same document name
     await page.locator("#toast", has_text="Imported shipping.md").wait_for()
     after = await _get(gateway, owner, "/v1/admin/knowledge")
-    assert after["documents"] == ["faq.csv", "shipping.md"] and after["version"] != version
+    assert after["documents"] == ["faq.csv", "shipping.md", "warranty.pdf"]
+    assert after["version"] != version
 
     # WHEN the owner deletes the FAQ
     await _row(page, "name", "faq.csv").locator("button[data-action=remove]").click()
     # THEN it is gone
     await _row(page, "name", "faq.csv").wait_for(state="detached")
-    assert (await _get(gateway, owner, "/v1/admin/knowledge"))["documents"] == ["shipping.md"]
-    await page.screenshot(path=str(IMAGES / "admin-knowledge.png"))
+    assert (await _get(gateway, owner, "/v1/admin/knowledge"))["documents"] == [
+        "shipping.md", "warranty.pdf"]
     await page.context.close()
 
 
@@ -365,6 +385,11 @@ async def test_conversations_audit_log_and_reports(
     # THEN the rating and today's conversation are counted, numbers beside the bars
     figures = page.locator(".figures")
     await figures.get_by_text("4.00").wait_for()
+    overview = page.locator("section.card", has_text="Overview")
+    assert int(await overview.locator(".figure b").first.inner_text()) >= 1
+    # AND the question the knowledge base could not answer is listed
+    unanswered = page.locator("section.card", has_text="Unanswered questions")
+    await unanswered.get_by_text(f"How do I get a {marker}?").wait_for()
     today = await page.evaluate("new Date().toLocaleDateString('sv')")
     bars = page.locator("section.card", has_text="Conversations per day").locator("svg.bars")
     label = bars.locator("text", has_text=today)

@@ -16,7 +16,7 @@ import pytest
 import websockets
 
 from kefu_core.infra.db import open_pool
-from kefu_core.product.reports import ReportStore
+from kefu_core.product.reports import Report, ReportStore
 from kefu_core.product.tenants import DEMO_ADMIN_EMAIL, DEMO_ADMIN_PASSWORD
 from tests.support.core import core_settings
 from tests.support.gateway import RunningGateway, redis_prefix_removed, run_gateway
@@ -93,13 +93,21 @@ async def test_a_report_counts_deflection_handoffs_response_times_ratings_and_re
             await guest.until("state", state="closed")
             await guest.send({"action": "csat", "score": 5, "comment": "helpful human"})
             await guest.until("csat_saved")
-    # WHEN the tenant's report for today is computed
+    # WHEN the admin asks the admin API for today's report, in Shanghai days, and its CSV
+    now = datetime.now(UTC)
+    period = {"since": (now - timedelta(days=1)).isoformat(),
+              "until": (now + timedelta(minutes=1)).isoformat()}
+    auth = {"authorization": f"Bearer {admin['token']}"}
+    async with httpx.AsyncClient(base_url=gateway.http) as http:
+        answer = await http.get("/v1/admin/reports", headers=auth,
+                                params={**period, "tz": "Asia/Shanghai"})
+        exported = await http.get("/v1/admin/reports/export", headers=auth, params=period)
+        audit = (await http.get("/v1/admin/audit", headers=auth,
+                                params={"action": "reports.exported"})).json()
+    assert answer.status_code == 200, answer.text
+    report = Report.model_validate(answer.json())
     pool = await open_pool(gateway.gateway.settings.database_url or "", max_size=1)
     try:
-        now = datetime.now(UTC)
-        report = await ReportStore(pool).report(
-            tenant_id="demo", since=now - timedelta(days=1), until=now + timedelta(minutes=1),
-            time_zone="Asia/Shanghai")
         other = await ReportStore(pool).report(
             tenant_id="acme", since=now - timedelta(days=1), until=now + timedelta(minutes=1))
     finally:
@@ -117,5 +125,10 @@ async def test_a_report_counts_deflection_handoffs_response_times_ratings_and_re
     assert [(d.ratings, d.csat_average) for d in report.days if d.ratings] == [(1, 5.0)]
     assert [c["comment"] for c in report.csat_comments] == ["helpful human"]
     assert [(u["question"], u["count"]) for u in report.unanswered] == [(UNKNOWN, 1)]
+    # AND the CSV has a row per day with the same counts, and the export is audited
+    lines = exported.text.strip().splitlines()
+    assert lines[0] == "day,conversations,handed_off,deflected,ratings,csat_average"
+    assert sum(int(line.split(",")[1]) for line in lines[1:]) == 2
+    assert len(audit) == 1
     # AND another tenant's report holds none of it
     assert other.conversations == 0 and other.unanswered == [] and other.csat_comments == []

@@ -24,6 +24,7 @@ from kefu_core.admin.cors import SplitCorsMiddleware
 from kefu_core.admin.dependencies import DepsProvider
 from kefu_core.admin.errors import install_error_handlers
 from kefu_core.admin.routers import ROUTERS, TAGS
+from kefu_core.admin.routers.knowledge_files import UPLOAD_PATH
 from kefu_core.admin.routers.prompts import PROMPT_MAX_BODY_BYTES
 from kefu_core.deps import Deps
 from kefu_core.infra.secret_settings import get_settings
@@ -70,6 +71,9 @@ def body_limits(config: Settings) -> dict[str, Any]:
         "limits": [
             BodyLimit(path="/v1/admin/knowledge", methods=frozenset({"POST"}),
                       max_bytes=config.knowledge_max_body_bytes),
+            # a file and the multipart framing around it
+            BodyLimit(path=UPLOAD_PATH, methods=frozenset({"POST"}),
+                      max_bytes=config.knowledge_max_body_bytes + 64 * 1024),
             BodyLimit(path="/v1/admin/prompts/[^/]+", methods=frozenset({"PUT"}),
                       max_bytes=max(PROMPT_MAX_BODY_BYTES, config.http_max_body_bytes)),
         ],

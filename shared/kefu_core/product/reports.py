@@ -2,8 +2,8 @@
 
 - Conversations per day (by creation, in the caller's time zone), how many a human was asked
   for (a ``queued`` system event: the visitor's button, a keyword, repeated failures, the
-  model's handoff), and how many the assistant handled alone ("deflected": it replied and
-  nobody was asked for).
+  model's handoff), and how many the assistant handled alone ("deflected": it completed a
+  reply that had something to answer from, and nobody was asked for).
 - Handoff reasons (the ``reason`` of each ``queued`` event).
 - Human first response: from a conversation's first ``queued`` event to the first agent
   message after it; resolution: from that event to the conversation's closing. Average and
@@ -72,7 +72,8 @@ WITH c AS (
          (SELECT min(m.created_at) FROM messages m WHERE m.conversation_id = c.id
             AND m.role = 'system' AND m.meta->>'event' = 'queued') AS queued_at,
          EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id
-            AND m.role = 'assistant') AS bot_replied
+            AND m.role = 'assistant' AND m.status = 'complete'
+            AND coalesce(m.meta->>'answered', 'true') <> 'false') AS bot_answered
   FROM conversations c
   WHERE c.tenant_id = %(tenant)s AND c.created_at >= %(since)s AND c.created_at < %(until)s
 )
@@ -97,7 +98,7 @@ class ReportStore:
                 days = await self._rows(conn, _CONVERSATIONS + """
                     SELECT day, count(*) AS conversations,
                            count(*) FILTER (WHERE queued_at IS NOT NULL) AS handed_off,
-                           count(*) FILTER (WHERE queued_at IS NULL AND bot_replied) AS deflected
+                           count(*) FILTER (WHERE queued_at IS NULL AND bot_answered) AS deflected
                     FROM c GROUP BY day ORDER BY day""", params)
                 durations = await self._rows(conn, _CONVERSATIONS + """
                     , d AS (

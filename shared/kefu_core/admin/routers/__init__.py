@@ -11,11 +11,13 @@ from kefu_core.admin.routers import (
     engines,
     health,
     knowledge,
+    knowledge_files,
     offline_messages,
     personal_data,
     prompts,
     reports,
     retention,
+    service_reports,
     sessions,
     settings,
     team,
@@ -29,8 +31,9 @@ __all__ = ["ROUTERS", "TAGS"]
 ROUTERS: tuple[APIRouter, ...] = (
     health.router, visitor.router, sessions.router, tenants.router, conversations.router,
     offline_messages.router, team.router, widget_keys.router, settings.router, prompts.router,
-    engines.router, knowledge.router, reports.router, audit.router, personal_data.router,
-    retention.router, personal_data.super_router,
+    engines.router, knowledge.router, knowledge_files.router, reports.router,
+    service_reports.router, audit.router, personal_data.router, retention.router,
+    personal_data.super_router,
 )
 
 # OpenAPI tag descriptions (Swagger UI groups routes by tag): who may call each group.
@@ -43,8 +46,9 @@ TAGS: list[dict[str, str]] = [
     {"name": "widget", "description": "Admins: widget keys and the identity secret."},
     {"name": "settings", "description": "Admins: the tenant's settings and prompts."},
     {"name": "engines", "description": "Admins: the tenant's engine chain and its secrets."},
-    {"name": "knowledge", "description": "Admins: the knowledge base."},
-    {"name": "reports", "description": "Admins: CSAT figures."},
+    {"name": "knowledge", "description": "Admins: the knowledge base (documents, file "
+                                         "uploads, chunks, a search tester)."},
+    {"name": "reports", "description": "Admins: CSAT figures and service reports."},
     {"name": "audit", "description": "Admins: the audit log."},
     {"name": "personal data", "description": "Admins: a customer's export and erasure, the "
                                              "retention settings; the super-admin for any "
