@@ -20,6 +20,7 @@ from fastapi import FastAPI
 
 from kefu_core.admin import create_admin_app
 from kefu_core.deps import Deps
+from kefu_core.product.prompt_versions import PromptWorkbench, Tuning
 from kefu_core.product.tenants import ROOT_TENANT, RetentionSettings, TenantStore
 from kefu_core.security.tokens import issue_token
 from tests.support.core import SECRET, core_settings, make_deps
@@ -78,6 +79,12 @@ EXAMPLES: dict[tuple[str, str], Any] = {
     ("GET", "/v1/admin/knowledge/documents"): None,
     ("GET", "/v1/admin/knowledge/documents/{name}/chunks"): None,
     ("POST", "/v1/admin/knowledge/search"): {"question": "MARKER-A-DOC Returns"},
+    ("GET", "/v1/admin/workbench"): None,
+    ("PUT", "/v1/admin/workbench/draft"): {"system_prompt": "Hijacked prompt"},
+    ("DELETE", "/v1/admin/workbench/draft"): None,
+    ("POST", "/v1/admin/workbench/publish"): {"note": "hijack"},
+    ("POST", "/v1/admin/workbench/versions/{version}/rollback"): None,
+    ("POST", "/v1/admin/workbench/compare"): {"question": "MARKER?"},
     ("GET", "/v1/admin/reports"): None,
     ("GET", "/v1/admin/reports/export"): None,
     ("GET", "/v1/admin/csat"): None,
@@ -124,7 +131,8 @@ async def world(make_database, redis_url) -> AsyncIterator[World]:  # type: igno
         await store.ensure_tenant(tenant_id=tenant, name=tenant)
     agent = await store.create_agent(tenant_id="victim", email="marker-agent@victim.cn",
                                      name="VictimAgent", password="p" * 12)
-    await store.put_prompt(tenant_id="victim", name="system", text="PROMPT-A-MARKER")
+    await PromptWorkbench(deps.pool).publish(
+        "victim", Tuning(system_prompt="PROMPT-A-MARKER"), by="setup", note="NOTE-A-MARKER")
     await store.put_engine_secret(tenant_id="victim", name="openai", secret="sk-VICTIM-SECRET")
     conversation = await deps.conversations.open_for_visitor(tenant_id="victim",
                                                              visitor_id="v-victim")
@@ -138,7 +146,7 @@ async def world(make_database, redis_url) -> AsyncIterator[World]:  # type: igno
                                                 content_type=".md")
     victim = {"conversation_id": conversation.id, "agent_id": agent.id, "key": "victim-key",
               "name": "system", "doc": "victim-doc.md", "secret": "openai",
-              "tenant_id": "victim"}
+              "tenant_id": "victim", "version": "1"}
     tokens = {
         "visitor": _token("victim", "v-victim", "visitor"),
         "agent": token_for(agent),
@@ -225,6 +233,7 @@ async def test_only_the_super_admin_manages_tenants(world: World) -> None:
 
 async def test_another_tenants_admin_sees_and_changes_nothing(world: World) -> None:
     markers = ["MARKER-A-CONVERSATION", "marker-agent@victim.cn", "PROMPT-A-MARKER",
+               "NOTE-A-MARKER",
                "MARKER-A-DOC", "victim-doc.md", "v-victim", world.victim["conversation_id"],
                world.victim["agent_id"], "victim-key", "sk-VICTIM-SECRET"]
     for method, path in _protected(world):
@@ -233,7 +242,8 @@ async def test_another_tenants_admin_sees_and_changes_nothing(world: World) -> N
         response = await _call(world, method, path, world.tokens["intruder"])
         # THEN a route naming the victim's resource by id does not find it (names of prompts
         # and secrets are per tenant: the intruder only ever touches its own)...
-        if path.endswith(("{conversation_id}", "{agent_id}", "{key}")) or (
+        named = ("{conversation_id}", "{agent_id}", "{key}", "{version}/rollback")
+        if path.endswith(named) or (
                 ("/knowledge/" in path and "{name}" in path) or "{agent_id}" in path):
             assert response.status_code == 404, (method, path, response.text)
         else:
@@ -251,6 +261,9 @@ async def test_another_tenants_admin_sees_and_changes_nothing(world: World) -> N
     assert agent is not None and agent.name == "VictimAgent" and agent.active
     assert await store.tenant_for_widget_key("victim-key") == "victim"
     assert (await store.list_prompts("victim"))["system"] == "PROMPT-A-MARKER"
+    workbench = PromptWorkbench(world.deps.pool)
+    assert [v.version for v in await workbench.versions("victim")] == [1]
+    assert await workbench.draft("victim") is None
     assert [s["name"] for s in await store.engine_secret_names("victim")] == ["openai"]
     assert (await store.get_settings("victim")).greeting_en != "Hijacked"
     assert (await store.get_settings("victim")).retention == RetentionSettings()

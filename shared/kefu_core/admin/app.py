@@ -26,6 +26,7 @@ from kefu_core.admin.errors import install_error_handlers
 from kefu_core.admin.routers import ROUTERS, TAGS
 from kefu_core.admin.routers.knowledge_files import UPLOAD_PATH
 from kefu_core.admin.routers.prompts import PROMPT_MAX_BODY_BYTES
+from kefu_core.admin.routers.workbench import COMPARE_PATH, DRAFT_PATH
 from kefu_core.deps import Deps
 from kefu_core.infra.secret_settings import get_settings
 from kefu_core.infra.settings import Settings
@@ -75,6 +76,9 @@ def body_limits(config: Settings) -> dict[str, Any]:
             BodyLimit(path=UPLOAD_PATH, methods=frozenset({"POST"}),
                       max_bytes=config.knowledge_max_body_bytes + 64 * 1024),
             BodyLimit(path="/v1/admin/prompts/[^/]+", methods=frozenset({"PUT"}),
+                      max_bytes=max(PROMPT_MAX_BODY_BYTES, config.http_max_body_bytes)),
+            # the workbench's draft (and a compared draft) carries a whole prompt
+            BodyLimit(path=f"{DRAFT_PATH}|{COMPARE_PATH}", methods=frozenset({"PUT", "POST"}),
                       max_bytes=max(PROMPT_MAX_BODY_BYTES, config.http_max_body_bytes)),
         ],
     }

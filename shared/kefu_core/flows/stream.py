@@ -121,7 +121,7 @@ async def _answer(
     router = await deps.router_for(tenant_id)
     turns, from_short_term = await _history(deps, memory, payload, before_seq=seq,
                                             window=tenant.context_window)
-    system = _system_prompt(tenant_prompt or deps.settings.system_prompt, tenant)
+    system = system_prompt(tenant_prompt or deps.settings.system_prompt, tenant)
     request = await _build_request(deps, router, memory, payload, turns=turns, system=system,
                                    memory_id=conversation.visitor_id,
                                    crm_id=conversation.customer_id,
@@ -259,7 +259,8 @@ _EMOJI = {
 }
 
 
-def _system_prompt(base: str, tenant: TenantSettings) -> str:
+def system_prompt(base: str, tenant: TenantSettings) -> str:
+    """The system prompt of a reply: the tenant's (or the deployment's) and the emoji rule."""
     return f"{base}\n{_EMOJI[tenant.emoji_frequency]}"
 
 

@@ -54,6 +54,7 @@ __all__ = [
     "TenantStore",
     "WidgetKey",
     "ensure_bootstrap",
+    "forget_tenant_settings",
     "hash_password",
     "tenant_settings",
     "verify_password",
@@ -504,6 +505,11 @@ def _engine_context(tenant_id: str, name: str) -> str:
 # -- the per-tenant settings lookup (for the flows) -------------------------------------------
 _settings_cache: dict[str, tuple[float, TenantSettings, str | None]] = {}
 _CACHE_TTL_S = 10.0
+
+
+def forget_tenant_settings(tenant_id: str) -> None:
+    """Drop this process's cached settings and prompt of the tenant (after writing them)."""
+    _settings_cache.pop(tenant_id, None)
 
 
 async def tenant_settings(

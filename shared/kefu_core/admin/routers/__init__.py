@@ -24,6 +24,7 @@ from kefu_core.admin.routers import (
     tenants,
     visitor,
     widget_keys,
+    workbench,
 )
 
 __all__ = ["ROUTERS", "TAGS"]
@@ -31,9 +32,9 @@ __all__ = ["ROUTERS", "TAGS"]
 ROUTERS: tuple[APIRouter, ...] = (
     health.router, visitor.router, sessions.router, tenants.router, conversations.router,
     offline_messages.router, team.router, widget_keys.router, settings.router, prompts.router,
-    engines.router, knowledge.router, knowledge_files.router, reports.router,
-    service_reports.router, audit.router, personal_data.router, retention.router,
-    personal_data.super_router,
+    workbench.router, engines.router, knowledge.router, knowledge_files.router,
+    reports.router, service_reports.router, audit.router, personal_data.router,
+    retention.router, personal_data.super_router,
 )
 
 # OpenAPI tag descriptions (Swagger UI groups routes by tag): who may call each group.
@@ -45,6 +46,8 @@ TAGS: list[dict[str, str]] = [
     {"name": "team", "description": "Admins: agents, roles, revocation."},
     {"name": "widget", "description": "Admins: widget keys and the identity secret."},
     {"name": "settings", "description": "Admins: the tenant's settings and prompts."},
+    {"name": "workbench", "description": "Admins: the tuning workbench (draft prompt and "
+                                         "knobs, side-by-side answers, publish, roll back)."},
     {"name": "engines", "description": "Admins: the tenant's engine chain and its secrets."},
     {"name": "knowledge", "description": "Admins: the knowledge base (documents, file "
                                          "uploads, chunks, a search tester)."},
