@@ -73,6 +73,18 @@
       ratings: "评价", handoffReasons: "转人工原因", unanswered: "未能回答的问题", lastAsked: "最近一次", timesAsked: "次数",
       unansweredNote: "知识库中找不到答案的问题（离线引擎拒答）；把答案补进知识库即可。", csatTrend: "每日平均分", comments: "评价留言",
       reason_button: "访客点击转人工", reason_keyword: "关键词", reason_failures: "多次未能解决", reason_llm: "模型建议转人工", reason_agent_offline: "客服离线",
+      // workbench
+      workbench: "话术调优", workbenchHelp: "编辑系统提示词与拟人化参数（草稿），用同一个问题对比线上版本与草稿的回答，满意后发布为新版本；每次发布都记入审计日志，可随时回滚。",
+      draftTuning: "草稿", systemPrompt: "系统提示词", contextWindow: "上下文轮数", emojiFrequency: "表情频率", pacing: "回复速度（字/秒，0 为不限）",
+      firstDelay: "首字前停顿（毫秒）", handoffAfter: "连续失败几次转人工（0 为不转）", fallbackOn: "启用备用引擎（失败时换下一个引擎）",
+      handoffKeywords: "转人工关键词（每行一个）", emoji_none: "不用", emoji_low: "偶尔", emoji_medium: "适中", emoji_high: "经常",
+      saveDraft: "保存草稿", discardDraft: "放弃草稿", publish: "发布", publishNote: "发布说明（可选）", confirmPublish: "发布后，所有对话的下一条回复都将使用此版本。继续吗？",
+      published: "已发布版本 v{v}", compare: "对比回答", compareAnswers: "对比", side_published: "线上版本", side_draft: "草稿",
+      streaming: "生成中…", passagesUsed: "检索到的知识片段（{n}）", memoryUsed: "使用的记忆", notAnswered: "未能回答",
+      versions: "版本历史", version: "版本", publishedAt: "发布时间", publishedBy: "发布人", note: "说明", current: "当前",
+      loadDraft: "载入到编辑区", rollback: "回滚到此版本", confirmRollback: "回滚到 v{v}？这会发布为一个新版本。", loaded: "已载入 v{v}，保存草稿或发布后生效",
+      noVersions: "还没有发布过版本", defaultPrompt: "（部署默认提示词）", defaultIs: "留空则使用部署默认提示词：",
+      editingDraft: "正在编辑草稿（尚未发布）", editingPublished: "没有草稿：下面是线上版本，修改后保存即成为草稿",
       // tenants
       tenantName: "名称", createTenant: "创建租户", adminEmail: "管理员邮箱", adminPassword: "管理员密码（至少 10 位）",
       tenantCreated: "已创建 {id}，小部件密钥 {key}"
@@ -129,6 +141,17 @@
       ratings: "Ratings", handoffReasons: "Handoff reasons", unanswered: "Unanswered questions", lastAsked: "Last asked", timesAsked: "Times asked",
       unansweredNote: "Questions the knowledge base had no answer to (the offline engine's refusals): add the answers to the knowledge base.", csatTrend: "Average per day", comments: "Comments",
       reason_button: "Visitor pressed the button", reason_keyword: "Keyword", reason_failures: "Repeated failures", reason_llm: "The model handed off", reason_agent_offline: "Agent went offline",
+      workbench: "Tuning workbench", workbenchHelp: "Edit the system prompt and the humanisation knobs as a draft, compare the published and the draft answer to the same question, then publish the draft as a new version; every publish is in the audit log and can be rolled back.",
+      draftTuning: "Draft", systemPrompt: "System prompt", contextWindow: "Context window (turns)", emojiFrequency: "Emoji", pacing: "Reply pacing (characters/s, 0: as fast as the model)",
+      firstDelay: "Pause before the first words (ms)", handoffAfter: "Hand off after this many failures (0: never)", fallbackOn: "Fallback engines (try the next engine on failure)",
+      handoffKeywords: "Handoff keywords (one per line)", emoji_none: "none", emoji_low: "rarely", emoji_medium: "sometimes", emoji_high: "often",
+      saveDraft: "Save draft", discardDraft: "Discard draft", publish: "Publish", publishNote: "What changed (optional)", confirmPublish: "Every conversation's next reply will use this version. Publish?",
+      published: "Published version v{v}", compare: "Compare answers", compareAnswers: "Compare", side_published: "Published", side_draft: "Draft",
+      streaming: "answering…", passagesUsed: "Knowledge passages given ({n})", memoryUsed: "Memory given", notAnswered: "nothing to answer from",
+      versions: "Version history", version: "Version", publishedAt: "Published", publishedBy: "By", note: "Note", current: "current",
+      loadDraft: "Load into the editor", rollback: "Roll back to this", confirmRollback: "Roll back to v{v}? It is published as a new version.", loaded: "Loaded v{v}: save the draft or publish to use it",
+      noVersions: "Nothing published yet", defaultPrompt: "(the deployment's default prompt)", defaultIs: "Empty: the deployment's default prompt:",
+      editingDraft: "Editing the draft (not published)", editingPublished: "No draft: this is the published version; save your changes to make a draft",
       tenantName: "Name", createTenant: "Create tenant", adminEmail: "Admin e-mail", adminPassword: "Admin password (10+ characters)",
       tenantCreated: "Created {id}, widget key {key}"
     }
@@ -244,6 +267,28 @@
       setTimeout(function () { URL.revokeObjectURL(a.href); }, 10000);
     }).catch(fail);
   }
+  // A POST whose answer is NDJSON: onEvent gets each object as it arrives. 401 is retried
+  // once after a refresh, as in call().
+  function streamJson(path, body, onEvent, retried) {
+    return fetch(base() + path, { method: "POST", body: JSON.stringify(body),
+                                  headers: { authorization: "Bearer " + session.token, "content-type": "application/json" } })
+      .then(function (r) {
+        if (r.status === 401 && !retried) return refresh().then(function () { return streamJson(path, body, onEvent, true); });
+        if (r.status === 401) { signedOut(t("signedOut")); throw new Error(t("signedOut")); }
+        if (!r.ok) return r.json().catch(function () { return null; }).then(function (b) { var e = new Error(problem(r.status, b)); e.status = r.status; throw e; });
+        var reader = r.body.getReader(), decoder = new TextDecoder(), buffer = "";
+        function pump() {
+          return reader.read().then(function (chunk) {
+            buffer += decoder.decode(chunk.value || new Uint8Array(), { stream: !chunk.done });
+            var lines = buffer.split("\n"); buffer = lines.pop();
+            lines.forEach(function (line) { if (line.trim()) onEvent(JSON.parse(line)); });
+            if (chunk.done) { if (buffer.trim()) onEvent(JSON.parse(buffer)); return null; }
+            return pump();
+          });
+        }
+        return pump();
+      });
+  }
   function query(values) {
     var q = new URLSearchParams();
     Object.keys(values).forEach(function (k) { if (values[k] !== "" && values[k] != null) q.set(k, values[k]); });
@@ -282,10 +327,11 @@
   // -- navigation ----------------------------------------------------------------------------
   var SCREENS = {
     team: renderTeam, widget: renderWidget, engines: renderEngines, knowledge: renderKnowledge,
-    conversations: renderConversations, audit: renderAudit, reports: renderReports, tenants: renderTenants
+    conversations: renderConversations, audit: renderAudit, reports: renderReports, tenants: renderTenants,
+    workbench: renderWorkbench
   };
   function isSuper() { return session && session.agent.tenant_id === "_root"; }
-  function screens() { return isSuper() ? ["tenants"] : ["team", "widget", "engines", "knowledge", "conversations", "audit", "reports"]; }
+  function screens() { return isSuper() ? ["tenants"] : ["team", "widget", "engines", "knowledge", "workbench", "conversations", "audit", "reports"]; }
   function current() { var h = location.hash.slice(1); return screens().indexOf(h) >= 0 ? h : screens()[0]; }
   function renderNav() {
     var nav = $("nav"); nav.textContent = "";
@@ -643,6 +689,108 @@
       call("GET", "/v1/admin/knowledge/documents").then(draw).catch(function (err) {
         if (err.status === 503) { list.textContent = ""; list.appendChild(el("p", "warn", t("kbOff"))); up.hidden = tester.hidden = true; } else fail(err);
       });
+    }
+    load();
+  }
+
+  // -- the 话术 tuning workbench ----------------------------------------------------------------
+  var EMOJI = ["none", "low", "medium", "high"];
+  function renderWorkbench(root) {
+    root.appendChild(el("p", "muted", t("workbenchHelp")));
+    var state = null, names = {};
+    var editor = section(root, "draftTuning"), compareBox = section(root, "compare"), history = section(root, "versions");
+    var prompt = el("textarea"); prompt.name = "system_prompt"; prompt.rows = 8; prompt.maxLength = 20000;
+    var ctx = input("context_window", "number"); ctx.min = 1; ctx.max = 100;
+    var emoji = select("emoji_frequency", EMOJI.map(function (e) { return [e, t("emoji_" + e)]; }));
+    var pacing = input("reply_pacing_cps", "number"); pacing.min = 0; pacing.max = 1000;
+    var delay = input("reply_first_delay_ms", "number"); delay.min = 0; delay.max = 5000;
+    var fallback = input("enable_fallback", "checkbox");
+    var fallbackLabel = kids(el("label", "check"), [fallback, el("span", null, t("fallbackOn"))]);
+    var keywords = el("textarea"); keywords.name = "handoff_keywords"; keywords.rows = 2;
+    var failures = input("handoff_after_failures", "number"); failures.min = 0; failures.max = 20;
+    var status = el("p", "muted"); status.id = "draft-status";
+    var note = input("note"); note.maxLength = 200; note.placeholder = t("publishNote");
+    var knobs = el("div", "knobs");
+    kids(knobs, [field("contextWindow", ctx), field("emojiFrequency", emoji), field("pacing", pacing),
+                 field("firstDelay", delay), field("handoffAfter", failures), fallbackLabel]);
+    kids(editor, [status, field("systemPrompt", prompt), knobs, field("handoffKeywords", keywords),
+      kids(el("div", "row-actions"), [
+        button("saveDraft", "primary", function () { saveDraft().then(function () { toast(t("saved")); load(); }).catch(fail); }),
+        button("discardDraft", null, function () { call("DELETE", "/v1/admin/workbench/draft").then(load).catch(fail); }),
+        note,
+        button("publish", "primary", function () {
+          if (!confirm(t("confirmPublish"))) return;
+          saveDraft().then(function () { return call("POST", "/v1/admin/workbench/publish", { note: note.value.trim() }); })
+            .then(function (v) { note.value = ""; toast(t("published", { v: v.version })); load(); }).catch(fail);
+        })])]);
+    function tuning() {
+      return { system_prompt: prompt.value, context_window: Number(ctx.value), emoji_frequency: emoji.value,
+               reply_pacing_cps: Number(pacing.value), reply_first_delay_ms: Number(delay.value),
+               enable_fallback: fallback.checked, handoff_after_failures: Number(failures.value),
+               handoff_keywords: keywords.value.split(/[\n,，]/).map(function (k) { return k.trim(); }).filter(Boolean) };
+    }
+    function fill(x) {
+      prompt.value = x.system_prompt; ctx.value = x.context_window; emoji.value = x.emoji_frequency;
+      pacing.value = x.reply_pacing_cps; delay.value = x.reply_first_delay_ms; fallback.checked = x.enable_fallback;
+      failures.value = x.handoff_after_failures; keywords.value = x.handoff_keywords.join("\n");
+    }
+    function saveDraft() { return call("PUT", "/v1/admin/workbench/draft", tuning()); }
+
+    // side by side: the published and the draft (the form as it is, saved or not) answers
+    var question = input("question", "search"); question.maxLength = 500; question.required = true;
+    var used = el("div", "used"); used.id = "compare-context";
+    var columns = el("div", "columns"), panes = {};
+    ["published", "draft"].forEach(function (side) {
+      var pane = el("div", "pane"); pane.id = "answer-" + side;
+      var meta = el("small", "muted"), text = el("div", "answer");
+      kids(pane, [el("h4", null, t("side_" + side)), text, meta]);
+      panes[side] = { text: text, meta: meta };
+      columns.appendChild(pane);
+    });
+    kids(compareBox, [form("inline", [field("question", question)], "compareAnswers", function () {
+      used.textContent = "";
+      Object.keys(panes).forEach(function (k) { panes[k].text.textContent = ""; panes[k].meta.textContent = t("streaming"); });
+      streamJson("/v1/admin/workbench/compare", { question: question.value.trim(), draft: tuning() }, function (e) {
+        if (e.type === "context") {
+          used.appendChild(el("h4", null, t("passagesUsed", { n: e.passages.length })));
+          e.passages.forEach(function (p) { used.appendChild(el("div", "chunk", p)); });
+          if (e.memory) { used.appendChild(el("h4", null, t("memoryUsed"))); used.appendChild(el("div", "chunk", e.memory)); }
+        } else if (e.type === "delta") {
+          panes[e.side].text.textContent += e.text;
+        } else if (e.type === "final") {
+          panes[e.side].text.textContent = e.text;
+          panes[e.side].meta.textContent = [e.status, e.engine || "", e.answered ? "" : t("notAnswered")].filter(Boolean).join(" · ");
+          panes[e.side].meta.dataset.done = "1";
+        }
+      }).catch(fail);
+    }), columns, used]);
+
+    var list = el("div"); history.appendChild(list);
+    function drawVersions(versions) {
+      list.textContent = "";
+      if (!versions.length) { list.appendChild(el("p", "muted", t("noVersions"))); return; }
+      list.appendChild(table(["version", "publishedAt", "publishedBy", "note", "systemPrompt", "actions"], versions.map(function (v, i) {
+        var tr = row(["v" + v.version + (i === 0 ? " · " + t("current") : ""), when(v.published_at), names[v.published_by] || v.published_by || "",
+                      v.note, el("span", "clip", v.tuning.system_prompt || t("defaultPrompt")),
+                      kids(el("div", "row-actions"), [
+                        button("loadDraft", null, function () { fill(v.tuning); toast(t("loaded", { v: v.version })); }),
+                        i === 0 ? null : button("rollback", "danger", function () {
+                          if (!confirm(t("confirmRollback", { v: v.version }))) return;
+                          call("POST", "/v1/admin/workbench/versions/" + v.version + "/rollback").then(function (n) { toast(t("published", { v: n.version })); load(); }).catch(fail);
+                        })])]);
+        tr.dataset.version = String(v.version);
+        return tr;
+      })));
+    }
+    function load() {
+      call("GET", "/v1/admin/agents").then(function (all) { all.forEach(function (a) { names[a.id] = a.name; }); }, function () {})
+        .then(function () { return call("GET", "/v1/admin/workbench"); }).then(function (w) {
+          state = w;
+          prompt.placeholder = t("defaultIs") + "\n" + w.default_prompt;
+          fill(w.draft || w.published);
+          status.textContent = w.draft ? t("editingDraft") : t("editingPublished");
+          drawVersions(w.versions);
+        }).catch(fail);
     }
     load();
   }

@@ -25,6 +25,7 @@ import websockets
 from kefu_core.infra.db import open_pool
 from kefu_core.product.tenants import Agent, TenantStore
 from tests.support.documents import pdf_bytes
+from tests.support.fake_openai import FakeOpenAI
 from tests.support.gateway import RunningGateway, redis_prefix_removed, run_gateway
 from tests.support.production import production_settings
 from tests.support.staff import make_staff
@@ -331,10 +332,10 @@ async def test_knowledge_base_upload_chunks_search_replace_and_delete(
     await page.context.close()
 
 
-async def _chat(gw: RunningGateway, text: str) -> None:
+async def _chat(gw: RunningGateway, text: str, widget_key: str = "acme-key") -> None:
     """A visitor asks one question through the widget's API and rates the conversation."""
     async with httpx.AsyncClient(base_url=gw.http) as http:
-        token = (await http.post("/v1/visitor-token", json={"widget_key": "acme-key"})).json()
+        token = (await http.post("/v1/visitor-token", json={"widget_key": widget_key})).json()
     async with websockets.connect(f"{gw.ws}?token={token['token']}", open_timeout=10) as ws:
         await ws.send(json.dumps({"action": "message", "client_msg_id": "c-" + uuid.uuid4().hex[:8],
                                   "text": text}))
@@ -507,4 +508,86 @@ async def test_a_console_hosted_elsewhere_uses_the_admin_api_url(
     # THEN the browser refuses the call and the form says the API cannot be reached
     await page.locator("#login-error", has_text="Cannot reach the admin API").wait_for()
     assert await page.evaluate("sessionStorage.getItem('kefu.admin.session')") is None
+    await page.context.close()
+
+
+@pytest.fixture(scope="module")
+def fake_llm() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI(first_token_ms=1, tokens_per_s=40) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def llm_gateway(make_database, redis_url, fake_llm) -> Iterator[RunningGateway]:  # type: ignore[no-untyped-def]
+    """A deployment whose operator lets tenants' engines reach this machine (the fake LLM)."""
+    if not shutil.which("chromium"):
+        pytest.skip("chromium is not installed (scripts/bootstrap --browser)")
+    prefix = f"kefu-test:admin-console-llm:{uuid.uuid4().hex[:8]}:"
+    settings = production_settings(
+        pg_dsn=make_database(), redis_url=redis_url, redis_prefix=prefix,
+        widget_keys=["tea-key:acme"], memory_enabled=True, outbound_allow_private=True,
+        cache_ttl_s=0, data_encryption_key=["admin-console-test-key-0123456789-abcdef"])
+    with redis_prefix_removed(redis_url, prefix), run_gateway(settings) as running:
+        yield running
+
+
+def _systems(fake: FakeOpenAI) -> list[str]:
+    return [next(m["content"] for m in r["messages"] if m["role"] == "system")
+            for r in fake.requests]
+
+
+async def test_the_workbench_compares_publishes_and_rolls_back_and_the_widget_follows(
+    llm_gateway: RunningGateway, fake_llm: FakeOpenAI, browser: Any,
+) -> None:
+    gw = llm_gateway
+    owner = await _staff(gw, "admin", "Owner Lin", "lin@acme.example")
+    token = (await _api(gw, owner.email)).json()["token"]
+    async with httpx.AsyncClient(base_url=gw.http,
+                                 headers={"authorization": f"Bearer {token}"}) as http:
+        await http.put("/v1/admin/engines/secrets/llm", json={"secret": "sk-tea"})
+        chain = await http.put("/v1/admin/engines", json={"chain": [{
+            "name": "tea-llm", "kind": "openai", "base_url": fake_llm.base_url,
+            "model": "tea", "key_ref": "llm"}]})
+        assert chain.status_code == 200, chain.text
+    page = await _admin_console(browser, gw, owner, screen="workbench")
+    await page.locator("#draft-status", has_text="No draft").wait_for()
+    # WHEN the owner writes a new prompt, turns emoji off and compares the answers
+    await page.fill("textarea[name=system_prompt]", "You are Lin, the tea shop's host. LIN-V1")
+    await page.select_option("select[name=emoji_frequency]", "none")
+    fake_llm.reset()
+    await page.fill("input[name=question]", "Which green tea do you have?")
+    await page.click("button[data-action=compareAnswers]")
+    # THEN both answers stream in, side by side, and only the draft used the new prompt
+    for side in ("published", "draft"):
+        await page.locator(f"#answer-{side} small[data-done]").wait_for()
+        assert "green tea" in await page.locator(f"#answer-{side} .answer").inner_text()
+    systems = _systems(fake_llm)
+    assert len(systems) == 2 and sum("LIN-V1" in s for s in systems) == 1
+    await page.set_viewport_size({"width": VIEWPORT["width"], "height": 1250})
+    await page.screenshot(path=str(IMAGES / "admin-workbench.png"))
+
+    # WHEN the owner publishes it
+    await page.fill("input[name=note]", "Lin persona")
+    await page.click("button[data-action=publish]")
+    await _row(page, "version", "1").wait_for()
+    # THEN the widget's next answer is asked with it
+    fake_llm.reset()
+    await _chat(gw, "Hello?", widget_key="tea-key")
+    assert "LIN-V1" in _systems(fake_llm)[-1] and "Do not use emoji" in _systems(fake_llm)[-1]
+
+    # WHEN the owner publishes a second version, then rolls back to the first
+    await page.fill("textarea[name=system_prompt]", "LIN-V2: be brief.")
+    await page.click("button[data-action=publish]")
+    await _row(page, "version", "2").wait_for()
+    await _row(page, "version", "1").locator("button[data-action=rollback]").click()
+    # THEN version 3 is version 1 again, and the widget follows it
+    await _row(page, "version", "3").wait_for()
+    assert "rollback to v1" in await _row(page, "version", "3").inner_text()
+    fake_llm.reset()
+    await _chat(gw, "Still there?", widget_key="tea-key")
+    assert "LIN-V1" in _systems(fake_llm)[-1]
+    # AND the publishes are in the audit log
+    entries = await _get(gw, owner, "/v1/admin/audit?target_type=prompt")
+    assert [e["action"] for e in entries if e["action"].startswith("prompt.")] == [
+        "prompt.rolled_back", "prompt.published", "prompt.published"]
     await page.context.close()
