@@ -487,6 +487,7 @@
 
     // appearance: the tenant's settings (the whole object is PUT back with these fields changed)
     var look = section(root, "appearance");
+    look.hidden = true;  // shown once the settings are loaded
     look.appendChild(el("p", "muted", t("appearanceNote")));
     var settings = null;
     var color = input("color", "color"), greetingZh = input("greeting_zh"), greetingEn = input("greeting_en");
@@ -499,7 +500,7 @@
       call("PUT", "/v1/admin/settings", body).then(function (saved) { settings = saved; toast(t("saved")); preview(); }).catch(fail);
     }));
     call("GET", "/v1/admin/settings").then(function (s) {
-      settings = s; color.value = s.color.length === 7 ? s.color : "#2f6fed"; greetingZh.value = s.greeting_zh;
+      settings = s; look.hidden = false; color.value = s.color.length === 7 ? s.color : "#2f6fed"; greetingZh.value = s.greeting_zh;
       greetingEn.value = s.greeting_en; avatar.value = s.avatar_url || ""; offline.checked = s.offline_message_enabled;
     }).catch(fail);
 
@@ -553,6 +554,7 @@
   function renderEngines(root) {
     root.appendChild(el("p", "muted", t("engineNote")));
     var chainBox = section(root, "engineChain"), secretsBox = section(root, "secrets");
+    chainBox.hidden = secretsBox.hidden = true;  // shown once the chain is loaded: no edit is lost to the load
     var chain = [], secretNames = [];
     var rowsBox = el("div"), warn = el("p", "warn"); warn.hidden = true;
     var names = el("datalist"); names.id = "secret-names";
@@ -584,6 +586,7 @@
       })));
     }
     function draw(view) {
+      chainBox.hidden = secretsBox.hidden = false;
       chain = view.chain; secretNames = view.secrets;
       warn.hidden = !view.missing_secrets.length;
       warn.textContent = t("missing", { names: view.missing_secrets.join(", ") });
