@@ -18,7 +18,8 @@ import pytest
 from kefu_core.answers.memory import embedding_dim
 from kefu_core.infra.db import open_pool
 from kefu_core.infra.schema import apply_schema
-from kefu_core.infra.settings import Settings, get_settings
+from kefu_core.infra.secret_settings import get_settings
+from kefu_core.infra.settings import Settings
 from kefu_core.product.tenants import TenantStore
 from tests.support.core import ROOT, SECRET
 from tests.support.documents import pdf_bytes

@@ -19,7 +19,7 @@ from fastapi import APIRouter, File, Form, HTTPException, Path, Query, UploadFil
 from pydantic import BaseModel, ConfigDict, Field
 
 from kefu_core.admin.audit_trail import record
-from kefu_core.admin.dependencies import AdminId, DepsDep, SettingsDep, StoresDep
+from kefu_core.admin.dependencies import AdminId, DepsDep, SettingsDep
 from kefu_core.admin.errors import NOT_FOUND, found
 from kefu_core.admin.routers.knowledge import UNCONFIGURED, knowledge_base
 from kefu_core.answers.document_text import UnreadableDocument, document_text
@@ -85,7 +85,7 @@ def _document_name(filename: str | None, given: str | None) -> str:
              responses={413: {"description": "larger than KNOWLEDGE_MAX_BODY_BYTES"},
                         422: {"description": "unsupported type, unreadable or empty file; "
                                              "the detail says which"}, **UNCONFIGURED})
-async def upload(who: AdminId, deps: DepsDep, stores: StoresDep, settings: SettingsDep,
+async def upload(who: AdminId, deps: DepsDep, settings: SettingsDep,
                  file: Annotated[UploadFile, File(description=".md, .txt, .csv, .pdf or .docx")],
                  name: Annotated[str | None, Form(max_length=200)] = None) -> Uploaded:
     """A Markdown, text, FAQ CSV (columns question, answer), PDF or DOCX file, turned into
@@ -109,7 +109,7 @@ async def upload(who: AdminId, deps: DepsDep, stores: StoresDep, settings: Setti
     except (IngestError, UnsupportedContentType) as exc:
         raise HTTPException(status_code=422, detail="document cannot be ingested") from exc
     chunks = getattr(result, "chunks", None)
-    await record(stores, who, "knowledge.document_added", "document", document, chunks=chunks,
+    await record(deps, who, "knowledge.document_added", "document", document, chunks=chunks,
                  bytes=len(data), content_type=text.content_type, truncated=text.truncated)
     return Uploaded(name=document, content_type=text.content_type, chunks=chunks,
                     characters=len(text.content), pages=text.pages, truncated=text.truncated,

@@ -16,7 +16,7 @@ from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import Response
 
 from kefu_core.admin.audit_trail import record
-from kefu_core.admin.dependencies import AdminId, DepsDep, StoresDep
+from kefu_core.admin.dependencies import AdminId, DepsDep
 from kefu_core.product.csv_export import to_csv
 from kefu_core.product.reports import Report, ReportStore
 
@@ -63,13 +63,13 @@ async def report(who: AdminId, deps: DepsDep, since: datetime | None = None,
 @router.get("/export", summary="Service report as CSV",
             responses={200: {"content": {"text/csv": {}}},
                        422: {"description": "bad period or time zone"}})
-async def export(who: AdminId, deps: DepsDep, stores: StoresDep,
+async def export(who: AdminId, deps: DepsDep,
                  since: datetime | None = None, until: datetime | None = None,
                  tz: TimeZone = "UTC",
                  format: Annotated[Literal["csv"], Query()] = "csv") -> Response:
     """One row per day: conversations, handed off, deflected, ratings, CSAT average."""
     figures = await _report(who, deps, since, until, tz)
-    await record(stores, who, "reports.exported", days=len(figures.days))
+    await record(deps, who, "reports.exported", days=len(figures.days))
     rows = ([d.day.isoformat(), d.conversations, d.handed_off, d.deflected, d.ratings,
              "" if d.csat_average is None else d.csat_average] for d in figures.days)
     text = to_csv(["day", "conversations", "handed_off", "deflected", "ratings",

@@ -15,15 +15,16 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, Response
+from fastapi import APIRouter, Path, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from kefu_core.admin.audit_trail import record
-from kefu_core.admin.dependencies import AdminId, DepsDep, SettingsDep, StoresDep
+from kefu_core.admin.dependencies import AdminId, DepsDep, SettingsDep
 from kefu_core.admin.errors import NOT_FOUND, done, found
 from kefu_core.deps import Deps
 from kefu_core.flows.preview import PreviewContext, preview_answer, recall_for_preview
+from kefu_core.infra.errors import RateLimited
 from kefu_core.product.prompt_versions import PromptVersion, PromptWorkbench, Tuning
 from kefu_core.security.rate_limits import counter_key, hit
 
@@ -72,33 +73,32 @@ async def workbench(who: AdminId, deps: DepsDep, settings: SettingsDep) -> Workb
 
 
 @router.put("/draft", status_code=204, summary="Save the draft")
-async def save_draft(body: Tuning, who: AdminId, deps: DepsDep, stores: StoresDep) -> Response:
+async def save_draft(body: Tuning, who: AdminId, deps: DepsDep) -> Response:
     """Replace the draft (a system prompt of up to 20,000 characters, empty for the
     deployment's default, and the knobs). Replies do not use it until it is published."""
     await _store(deps).save_draft(who.tenant_id, body, by=who.subject)
-    await record(stores, who, "workbench.draft_saved", "prompt", "system",
+    await record(deps, who, "workbench.draft_saved", "prompt", "system",
                  length=len(body.system_prompt))
     return Response(status_code=204)
 
 
 @router.delete("/draft", status_code=204, summary="Discard the draft", responses=NOT_FOUND)
-async def discard_draft(who: AdminId, deps: DepsDep, stores: StoresDep) -> Response:
+async def discard_draft(who: AdminId, deps: DepsDep) -> Response:
     """Forget the draft; the published tuning is unchanged."""
     done(await _store(deps).discard_draft(who.tenant_id))
-    await record(stores, who, "workbench.draft_discarded", "prompt", "system")
+    await record(deps, who, "workbench.draft_discarded", "prompt", "system")
     return Response(status_code=204)
 
 
 @router.post("/publish", response_model=PromptVersion, status_code=201,
              summary="Publish the draft", responses={404: {"description": "no draft"}})
-async def publish(body: PublishBody, who: AdminId, deps: DepsDep,
-                  stores: StoresDep) -> PromptVersion:
+async def publish(body: PublishBody, who: AdminId, deps: DepsDep) -> PromptVersion:
     """Make the draft what replies use, as the next version (the next reply of every
     conversation follows it); the draft is cleared."""
     store = _store(deps)
     draft = found(await store.draft(who.tenant_id))
     version = await store.publish(who.tenant_id, draft, by=who.subject, note=body.note)
-    await record(stores, who, "prompt.published", "prompt", "system", version=version.version,
+    await record(deps, who, "prompt.published", "prompt", "system", version=version.version,
                  length=len(draft.system_prompt))
     return version
 
@@ -106,13 +106,13 @@ async def publish(body: PublishBody, who: AdminId, deps: DepsDep,
 @router.post("/versions/{version}/rollback", response_model=PromptVersion, status_code=201,
              summary="Roll back to a version", responses=NOT_FOUND)
 async def rollback(version: Annotated[int, Path(ge=1, le=1_000_000)], who: AdminId,
-                   deps: DepsDep, stores: StoresDep) -> PromptVersion:
+                   deps: DepsDep) -> PromptVersion:
     """Publish an earlier version's tuning again, as a new version."""
     store = _store(deps)
     old = found(await store.version(who.tenant_id, version))
     new = await store.publish(who.tenant_id, old.tuning, by=who.subject,
                               note=f"rollback to v{version}")
-    await record(stores, who, "prompt.rolled_back", "prompt", "system", to=version,
+    await record(deps, who, "prompt.rolled_back", "prompt", "system", to=version,
                  version=new.version)
     return new
 
@@ -133,8 +133,7 @@ async def compare(body: CompareBody, who: AdminId, deps: DepsDep) -> StreamingRe
                                              who.tenant_id),
                      limit=COMPARES_PER_MINUTE, window_s=60)
     if wait:
-        raise HTTPException(status_code=429, detail="too many comparisons; try again later",
-                            headers={"Retry-After": str(wait)})
+        raise RateLimited(wait)
     published = await store.published(who.tenant_id)
     context = await recall_for_preview(deps, tenant_id=who.tenant_id, question=body.question)
     events = _merged(deps, who.tenant_id, body.question, context,
