@@ -50,7 +50,8 @@
       kind: "类型", baseUrl: "Base URL", model: "模型", keyRef: "密钥名", timeout: "首字超时（秒）",
       addEngine: "添加引擎", saveChain: "保存引擎链", up: "上移", down: "下移", remove: "移除",
       secrets: "API 密钥", secretValue: "密钥值（保存后不可再查看）", setSecret: "保存密钥", updated: "更新时间",
-      missing: "以下密钥名尚未保存，对应引擎会被跳过：{names}", confirmDeleteSecret: "删除密钥 {name}？",
+      missing: "以下密钥名尚未保存，对应引擎会被跳过：{names}", testEngine: "测试", testOf: "测试 {name}（仅此引擎回答，已保存的配置）",
+      testOk: "可用", testFailed: "失败", firstToken: "首字 {ms} ms", testUnusable: "此引擎不可用：请先保存引擎链，并检查模型、密钥名与地址", confirmDeleteSecret: "删除密钥 {name}？",
       // knowledge
       kbVersion: "版本 {v}", documents: "文档", upload: "上传文件", uploadHelp: "Markdown、纯文本、FAQ CSV（列：question, answer）、PDF 或 Word（.docx）；同名文件会替换旧版本并重新索引。扫描版 PDF 需先做文字识别。",
       chunks: "片段", viewChunks: "查看片段", chunksOf: "{name}：{n} 个片段", uploadedCut: "已导入 {name}：{n} 个片段（文字过长，已截断）",
@@ -122,7 +123,8 @@
       kind: "Kind", baseUrl: "Base URL", model: "Model", keyRef: "Key name", timeout: "First token timeout (s)",
       addEngine: "Add engine", saveChain: "Save chain", up: "Up", down: "Down", remove: "Remove",
       secrets: "API keys", secretValue: "Key value (never shown again)", setSecret: "Store key", updated: "Updated",
-      missing: "These key names are not stored yet, their engines are skipped: {names}", confirmDeleteSecret: "Delete key {name}?",
+      missing: "These key names are not stored yet, their engines are skipped: {names}", testEngine: "Test", testOf: "Testing {name} (this engine alone, as saved)",
+      testOk: "works", testFailed: "failed", firstToken: "first token {ms} ms", testUnusable: "This engine cannot be used: save the chain, and check its model, key name and URL", confirmDeleteSecret: "Delete key {name}?",
       kbVersion: "version {v}", documents: "Documents", upload: "Upload files", uploadHelp: "Markdown, plain text, FAQ CSV (columns question, answer), PDF or Word (.docx); a file with the same name replaces the old version and is indexed again. Scanned PDFs need text recognition first.",
       chunks: "Chunks", viewChunks: "Chunks", chunksOf: "{name}: {n} chunks", uploadedCut: "Imported {name}: {n} chunks (text too long, cut)",
       searchTester: "Search tester", searchHelp: "Ask a question and see which passages the knowledge base retrieves, with their scores (hybrid search: vectors and keywords).",
@@ -581,9 +583,26 @@
         timeout.min = "0.1"; timeout.max = "60"; timeout.step = "0.1"; timeout.className = "num";
         return row([String(i + 1), input("name", "text", e.name), select("kind", [["openai", "openai"], ["offline", "offline"]], e.kind || "openai"),
                     input("base_url", "url", e.base_url || ""), input("model", "text", e.model || ""), key, timeout,
-                    kids(el("div", "row-actions"), [button("up", null, function () { move(i, -1); }), button("down", null, function () { move(i, 1); }),
+                    kids(el("div", "row-actions"), [button("testEngine", null, function () { trial(e.name); }),
+                                                    button("up", null, function () { move(i, -1); }), button("down", null, function () { move(i, 1); }),
                                                     button("remove", "danger", function () { collect(); chain.splice(i, 1); drawChain(); })])]);
       })));
+    }
+    // "Test": the saved engine of that name alone answers a short question, streamed
+    var trialBox = el("div", "trial"); trialBox.id = "engine-trial"; trialBox.hidden = true;
+    chainBox.appendChild(trialBox);
+    function trial(name) {
+      var answer = el("div", "answer"), meta = el("small", "muted", t("streaming"));
+      trialBox.hidden = false; trialBox.textContent = "";
+      kids(trialBox, [el("h4", null, t("testOf", { name: name })), answer, meta]);
+      streamJson("/v1/admin/engines/" + encodeURIComponent(name) + "/test", {}, function (e) {
+        if (e.type === "delta") answer.textContent += e.text;
+        else if (e.type === "final") {
+          meta.textContent = [t(e.status === "complete" ? "testOk" : "testFailed"), e.status, e.engine || "",
+                              e.first_token_ms == null ? "" : t("firstToken", { ms: e.first_token_ms })].filter(Boolean).join(" · ");
+          meta.className = e.status === "complete" ? "ok" : "error"; meta.dataset.done = "1";
+        }
+      }).catch(function (err) { meta.textContent = err.status === 404 ? t("testUnusable") : err.message; meta.className = "error"; meta.dataset.done = "1"; });
     }
     function draw(view) {
       chainBox.hidden = secretsBox.hidden = false;

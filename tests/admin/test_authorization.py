@@ -71,6 +71,7 @@ EXAMPLES: dict[tuple[str, str], Any] = {
     ("PUT", "/v1/admin/engines"): {"chain": [{"name": "local", "kind": "offline"}]},
     ("PUT", "/v1/admin/engines/secrets/{name}"): {"secret": "sk-intruder"},
     ("DELETE", "/v1/admin/engines/secrets/{name}"): None,
+    ("POST", "/v1/admin/engines/{name}/test"): {"question": "MARKER?"},
     ("GET", "/v1/admin/knowledge"): None,
     ("POST", "/v1/admin/knowledge"): {"name": "intruder.md", "content": "# x\nintruder text"},
     ("DELETE", "/v1/admin/knowledge/{name}"): None,

@@ -272,7 +272,6 @@ async def test_engine_chain_order_and_write_only_keys(
     await page.click("button[data-action=saveChain]")
     # THEN the API refuses it and says why
     await page.locator("#toast", has_text="base_url").wait_for()
-    await page.screenshot(path=str(IMAGES / "admin-engines.png"))
     await page.context.close()
 
 
@@ -534,6 +533,32 @@ def llm_gateway(make_database, redis_url, fake_llm) -> Iterator[RunningGateway]:
 def _systems(fake: FakeOpenAI) -> list[str]:
     return [next(m["content"] for m in r["messages"] if m["role"] == "system")
             for r in fake.requests]
+
+
+async def test_an_engine_is_tested_from_its_row(
+    llm_gateway: RunningGateway, fake_llm: FakeOpenAI, browser: Any,
+) -> None:
+    owner = await _staff(llm_gateway, "admin", "Owner Qian")
+    token = (await _api(llm_gateway, owner.email)).json()["token"]
+    async with httpx.AsyncClient(base_url=llm_gateway.http,
+                                 headers={"authorization": f"Bearer {token}"}) as http:
+        await http.put("/v1/admin/engines/secrets/llm", json={"secret": "sk-tea"})
+        await http.put("/v1/admin/engines", json={"chain": [{
+            "name": "tea-llm", "kind": "openai", "base_url": fake_llm.base_url,
+            "model": "tea", "key_ref": "llm"}]})
+    page = await _admin_console(browser, llm_gateway, owner, screen="engines")
+    # WHEN the owner tests the engine of the chain's first row
+    fake_llm.reset()
+    await page.locator("table.grid").first.locator("tbody tr").first.locator(
+        "button[data-action=testEngine]").click()
+    # THEN its streamed answer and the verdict are shown, and only that engine was asked
+    verdict = page.locator("#engine-trial small[data-done]")
+    await verdict.wait_for()
+    assert (await verdict.inner_text()).startswith("works · complete · tea-llm")
+    assert "OK." in await page.locator("#engine-trial .answer").inner_text()
+    assert [r["model"] for r in fake_llm.requests] == ["tea"]
+    await page.screenshot(path=str(IMAGES / "admin-engines.png"))
+    await page.context.close()
 
 
 async def test_the_workbench_compares_publishes_and_rolls_back_and_the_widget_follows(

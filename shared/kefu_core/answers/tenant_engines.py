@@ -32,7 +32,7 @@ import json
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -147,6 +147,35 @@ class TenantRouters:
             if cached.own:
                 await _close(cached.router)
         self._cached.clear()
+
+    @contextlib.asynccontextmanager
+    async def trial(self, tenant_id: str, name: str) -> AsyncIterator[Router | None]:
+        """A router of the tenant's engine ``name`` alone: no other engine and no offline last
+        resort, so what answers is that engine or nothing (the admin console's "test this
+        engine"). None when the chain has no usable engine of that name. Its breaker, limits
+        and cache are the engine's own (the same scope as in the tenant's router); the router
+        is closed on the way out."""
+        stored = await self._store.get_engine_chain(tenant_id)
+        raw = next((r for r in stored if isinstance(r, dict) and r.get("name") == name), None)
+        keys: dict[str, list[str]] = {}
+        config = None if raw is None else await self._engine_config(
+            tenant_id, 0, raw, keys, _Build())
+        router = None
+        if config is not None:
+            from kefu_llm import ConfigurationError, StaticKeySource, build_router
+
+            with contextlib.suppress(ConfigurationError):
+                router = build_router(
+                    settings=self.adapter_settings, redis=self._redis,
+                    key_prefix=self._settings.redis_prefix, configs=[config],
+                    key_sources=[StaticKeySource(keys)],
+                    outbound_policy=self._settings.outbound_policy(),
+                    scope_of=lambda engine: _scope(tenant_id, engine))
+        try:
+            yield router if router is not None and name in router.engine_names else None
+        finally:
+            if router is not None:
+                await _close(router)
 
     # -- internals --------------------------------------------------------------------------
     def _fresh(self, tenant_id: str) -> _Cached | None:

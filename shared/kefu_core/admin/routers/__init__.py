@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from kefu_core.admin.routers import (
     audit,
     conversations,
+    engine_trial,
     engines,
     health,
     knowledge,
@@ -32,9 +33,9 @@ __all__ = ["ROUTERS", "TAGS"]
 ROUTERS: tuple[APIRouter, ...] = (
     health.router, visitor.router, sessions.router, tenants.router, conversations.router,
     offline_messages.router, team.router, widget_keys.router, settings.router, prompts.router,
-    workbench.router, engines.router, knowledge.router, knowledge_files.router,
-    reports.router, service_reports.router, audit.router, personal_data.router,
-    retention.router, personal_data.super_router,
+    workbench.router, engines.router, engine_trial.router, knowledge.router,
+    knowledge_files.router, reports.router, service_reports.router, audit.router,
+    personal_data.router, retention.router, personal_data.super_router,
 )
 
 # OpenAPI tag descriptions (Swagger UI groups routes by tag): who may call each group.
