@@ -596,8 +596,8 @@
       trialBox.hidden = false; trialBox.textContent = "";
       kids(trialBox, [el("h4", null, t("testOf", { name: name })), answer, meta]);
       streamJson("/v1/admin/engines/" + encodeURIComponent(name) + "/test", {}, function (e) {
-        if (e.type === "delta") answer.textContent += e.text;
-        else if (e.type === "final") {
+        if (e.event === "delta") answer.textContent += e.text;
+        else if (e.event === "final") {
           meta.textContent = [t(e.status === "complete" ? "testOk" : "testFailed"), e.status, e.engine || "",
                               e.first_token_ms == null ? "" : t("firstToken", { ms: e.first_token_ms })].filter(Boolean).join(" · ");
           meta.className = e.status === "complete" ? "ok" : "error"; meta.dataset.done = "1";
@@ -773,13 +773,13 @@
       used.textContent = "";
       Object.keys(panes).forEach(function (k) { panes[k].text.textContent = ""; panes[k].meta.textContent = t("streaming"); });
       streamJson("/v1/admin/workbench/compare", { question: question.value.trim(), draft: tuning() }, function (e) {
-        if (e.type === "context") {
+        if (e.event === "context") {
           used.appendChild(el("h4", null, t("passagesUsed", { n: e.passages.length })));
           e.passages.forEach(function (p) { used.appendChild(el("div", "chunk", p)); });
           if (e.memory) { used.appendChild(el("h4", null, t("memoryUsed"))); used.appendChild(el("div", "chunk", e.memory)); }
-        } else if (e.type === "delta") {
+        } else if (e.event === "delta") {
           panes[e.side].text.textContent += e.text;
-        } else if (e.type === "final") {
+        } else if (e.event === "final") {
           panes[e.side].text.textContent = e.text;
           panes[e.side].meta.textContent = [e.status, e.engine || "", e.answered ? "" : t("notAnswered")].filter(Boolean).join(" · ");
           panes[e.side].meta.dataset.done = "1";

@@ -62,16 +62,16 @@ async def test_only_the_named_engine_answers_and_unusable_ones_are_not_found(
         # THEN it streams its answer, and the final says it completed, with its first token
         assert status == 200
         final = events[-1]
-        assert final["type"] == "final" and final["status"] == "complete"
+        assert final["event"] == "final" and final["status"] == "complete"
         assert final["engine"] == "good" and isinstance(final["first_token_ms"], int)
-        assert "".join(e["text"] for e in events if e["type"] == "delta") == "OK. Ping?"
+        assert "".join(e["text"] for e in events if e["event"] == "delta") == "OK. Ping?"
         assert [r["model"] for r in fake.requests] == ["good-model"]
         # WHEN the admin tests the broken one
         fake.reset()
         status, events = await _trial(admin, "broken")
         # THEN it fails on its own: no other engine and no offline answer stands in
         assert status == 200 and events[-1]["status"] != "complete"
-        assert not [e for e in events if e["type"] == "delta"]
+        assert not [e for e in events if e["event"] == "delta"]
         assert {r["model"] for r in fake.requests} == {"fake:mode=error,status=500"}
         # AND an engine without its key, or unknown, is not found
         assert (await _trial(admin, "keyless"))[0] == 404

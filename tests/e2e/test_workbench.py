@@ -104,14 +104,14 @@ async def test_draft_compare_publish_widget_follows_rollback_and_audit(
         assert saved.status_code == 204
         events = await _compare(admin, "Which green tea do you have?")
         # THEN the context comes first, then both sides stream to a final answer
-        assert events[0]["type"] == "context"
-        finals = {e["side"]: e for e in events if e["type"] == "final"}
+        assert events[0]["event"] == "context"
+        finals = {e["side"]: e for e in events if e["event"] == "final"}
         assert set(finals) == {"published", "draft"}
         assert all(f["status"] == "complete" and f["engine"] == "tea-llm"
                    for f in finals.values())
         for side in ("published", "draft"):
             deltas = "".join(e["text"] for e in events
-                             if e["type"] == "delta" and e["side"] == side)
+                             if e["event"] == "delta" and e["side"] == side)
             assert deltas == finals[side]["text"] and "green tea" in deltas
         # AND the engine was asked once with the draft prompt and once with the default
         systems = _systems(fake)

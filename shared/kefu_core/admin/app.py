@@ -72,9 +72,9 @@ def body_limits(config: Settings) -> dict[str, Any]:
         "limits": [
             BodyLimit(path="/v1/admin/knowledge", methods=frozenset({"POST"}),
                       max_bytes=config.knowledge_max_body_bytes),
-            # a file and the multipart framing around it
+            # a file with its multipart framing (the file itself a little less)
             BodyLimit(path=UPLOAD_PATH, methods=frozenset({"POST"}),
-                      max_bytes=config.knowledge_max_body_bytes + 64 * 1024),
+                      max_bytes=config.knowledge_max_body_bytes),
             BodyLimit(path="/v1/admin/prompts/[^/]+", methods=frozenset({"PUT"}),
                       max_bytes=max(PROMPT_MAX_BODY_BYTES, config.http_max_body_bytes)),
             # the workbench's draft (and a compared draft) carries a whole prompt

@@ -51,7 +51,7 @@ async def recall_for_preview(deps: Deps, *, tenant_id: str, question: str) -> Pr
 
 async def preview_answer(deps: Deps, *, tenant_id: str, tuning: Tuning, question: str,
                          context: PreviewContext) -> AsyncIterator[dict[str, Any]]:
-    """``{"type": "delta", "text"}`` pieces, then one ``{"type": "final", ...}``."""
+    """``{"event": "delta", "text"}`` pieces, then one ``{"event": "final", ...}``."""
     tenant, _ = await tenant_settings(deps.pool, tenant_id)
     settings = tuning.settings(tenant)
     system = system_prompt(tuning.system_prompt or deps.settings.system_prompt, settings)
@@ -66,10 +66,10 @@ async def preview_answer(deps: Deps, *, tenant_id: str, tuning: Tuning, question
     router = await deps.router_for(tenant_id)
     async for event in router.stream(request):
         if isinstance(event, Delta):
-            yield {"type": "delta", "text": event.text}
+            yield {"event": "delta", "text": event.text}
         elif isinstance(event, Final):
-            yield {"type": "final", "text": event.text, "status": event.status,
+            yield {"event": "final", "text": event.text, "status": event.status,
                    "engine": event.engine, "answered": event.answered}
         elif isinstance(event, Busy):
-            yield {"type": "final", "text": "", "status": "busy", "engine": None,
+            yield {"event": "final", "text": "", "status": "busy", "engine": None,
                    "answered": False}

@@ -74,12 +74,12 @@ async def _events(stack: contextlib.AsyncExitStack, engine: Any,
             if isinstance(event, Delta):
                 if first_ms is None:
                     first_ms = round((time.monotonic() - started) * 1000)
-                yield _line({"type": "delta", "text": event.text})
+                yield _line({"event": "delta", "text": event.text})
             elif isinstance(event, Final):
-                yield _line({"type": "final", "status": event.status, "engine": event.engine,
+                yield _line({"event": "final", "status": event.status, "engine": event.engine,
                              "reason": event.reason, "first_token_ms": first_ms})
             elif isinstance(event, Busy):
-                yield _line({"type": "final", "status": "busy", "engine": None,
+                yield _line({"event": "final", "status": "busy", "engine": None,
                              "reason": event.scope, "first_token_ms": None})
 
 

@@ -144,7 +144,7 @@ async def compare(body: CompareBody, who: AdminId, deps: DepsDep) -> StreamingRe
 async def _merged(deps: Deps, tenant_id: str, question: str, context: PreviewContext,
                   tunings: dict[str, Tuning]) -> AsyncIterator[bytes]:
     """Both answers' events as NDJSON lines, in the order they come."""
-    yield _line({"type": "context", "passages": context.passages,
+    yield _line({"event": "context", "passages": context.passages,
                  "memory": context.memory_prompt})
     queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
 
@@ -155,7 +155,7 @@ async def _merged(deps: Deps, tenant_id: str, question: str, context: PreviewCon
                 await queue.put({"side": side, **event})
         except Exception:  # the other side goes on; the client sees this one failed
             logger.warning("workbench preview failed", exc_info=True)
-            await queue.put({"side": side, "type": "final", "text": "", "status": "failed",
+            await queue.put({"side": side, "event": "final", "text": "", "status": "failed",
                              "engine": None, "answered": False})
         finally:
             await queue.put(None)
