@@ -889,20 +889,31 @@
     var body = el("div");
     kids(root, [bar, body]);
     var more = button("more", null, function () { load(); });
+    var names = {};
+    call("GET", "/v1/admin/agents").then(function (all) { all.forEach(function (a) { names[a.id] = a.name; }); }, function () {}).then(load);
     function load() {
       call("GET", "/v1/admin/audit" + query(Object.assign({ limit: PAGE, before_id: last }, filters))).then(function (entries) {
         more.remove();
         var tb = body.querySelector("tbody");
         if (!tb) { body.appendChild(table(["at", "actor", "action", "target", "detail"], [])); tb = body.querySelector("tbody"); }
         entries.forEach(function (e) {
-          tb.appendChild(row([when(e.at), e.actor_type + (e.actor_id ? " · " + e.actor_id : ""), el("code", null, e.action),
-                              (e.target_type || "") + (e.target_id ? " · " + e.target_id : ""), el("span", "clip", JSON.stringify(e.detail))]));
+          var actor = e.actor_type + (e.actor_id ? " · " + (names[e.actor_id] || e.actor_id) : "");
+          var tr = row([when(e.at), actor, el("code", null, e.action),
+                        (e.target_type || "") + (e.target_id ? " · " + e.target_id : ""), el("span", "clip", JSON.stringify(e.detail))]);
+          tr.className = "clickable"; tr.dataset.id = String(e.id);
+          tr.addEventListener("click", function () {  // the whole entry, below its row
+            var open = tr.nextSibling && tr.nextSibling.classList && tr.nextSibling.classList.contains("entry");
+            if (open) { tr.nextSibling.remove(); return; }
+            var full = el("tr", "entry"), cell = el("td"); cell.colSpan = 5;
+            cell.appendChild(el("pre", "entry-json", JSON.stringify(e, null, 2)));
+            full.appendChild(cell); tr.after(full);
+          });
+          tb.appendChild(tr);
           last = e.id;
         });
         if (entries.length === PAGE) body.appendChild(more);
       }).catch(fail);
     }
-    load();
   }
 
   // -- reports: plain SVG bars with the number beside each -----------------------------------

@@ -378,7 +378,12 @@ async def test_conversations_audit_log_and_reports(
     rows = page.locator("#screen tbody tr")
     await rows.first.wait_for()
     assert await rows.count() == 1
-    assert owner.id in await rows.first.inner_text()
+    assert "Owner Sun" in await rows.first.inner_text()
+    # WHEN the owner opens the entry THEN the whole entry is shown, its actor's id included
+    await rows.first.click()
+    entry = page.locator("#screen tr.entry pre")
+    await entry.wait_for()
+    assert json.loads(await entry.inner_text())["actor_id"] == owner.id
 
     # WHEN the owner opens the reports
     await page.click("#nav a[data-screen=reports]")
