@@ -15,6 +15,8 @@ Public surface (everything else is private):
   (`kefu_memory.sample_crm` serves it with demo data).
 - `short_term_source`, `long_term_source`, `crm_source`, `knowledge_source`: recall sources.
 - `Embedder`, `OfflineEmbedder`, `OpenAIEmbedder`: embedders behind one interface.
+- `normalize`, `words`, `keyword_terms`, `cjk_ngrams`: the Chinese-aware text helpers the
+  keyword index uses (NFKC, jieba words, CJK bigrams), for callers that compare texts.
 - `migrate`: idempotent schema migrations (`python -m kefu_memory.migrate --dsn ...`).
 - `KefuMemoryError` and its subclasses (tree in `kefu_memory._errors`).
 """
@@ -46,7 +48,7 @@ from ._models import (
     StoredFact,
     Turn,
 )
-from ._text import load_segmenter
+from ._text import cjk_ngrams, keyword_terms, load_segmenter, normalize, words
 from .crm import CrmClient, CrmCustomer, CrmOrder, CrmTicket, CustomerProfile
 from .embedders import Embedder, OfflineEmbedder, OpenAIEmbedder
 from .extraction import FactExtractor, LlmExtractor, RuleBasedExtractor
@@ -98,15 +100,19 @@ __all__ = [
     "Turn",
     "UnsupportedContentType",
     "build_query",
+    "cjk_ngrams",
     "condense_query",
     "crm_source",
     "gather_within",
+    "keyword_terms",
     "knowledge_source",
     "long_term_source",
     "migrate",
+    "normalize",
     "recall",
     "short_term_source",
     "warm_up",
+    "words",
 ]
 
 

@@ -1,0 +1,219 @@
+"""The grounding check: is each sentence of a reply supported by what the model was given?
+
+A cheap lexical and numeric check, Chinese-aware, run on the finished reply (a few
+milliseconds, after the last delta, so the first token is never delayed):
+
+- the reply is cut into sentences (Chinese and Latin punctuation, line breaks);
+- questions back to the visitor and courtesy lines ("有什么可以帮您", "glad to help") with no
+  number in them state no fact and are not checked;
+- every number of a sentence (prices, dates, durations, phone numbers, after NFKC; Chinese
+  numerals before a unit such as 七天 or 一年 count as digits; 9折 also counts as 10% off) must
+  appear in one of the source sentences closest to it (most terms in common): otherwise the
+  sentence is ``number`` (a 2 from "1-2个工作日" does not support "保修两年");
+- the sentence's content terms (CJK character bigrams, Latin words lightly stemmed, stop terms
+  removed) must mostly appear in the sources: otherwise it is ``unmatched``;
+- a sentence that says the opposite of the source sentence it matches best (a negation on one
+  side only: "可以叠加" against "不与会员折扣叠加") is ``negation``.
+
+The sources are the passages and the memory prompt the reply was given, and what the visitor
+said (a visitor's own order number repeated back is no invention). What the check cannot see:
+a paraphrase with none of the source's words, an implication, a wrong combination of facts that
+are each in a source. bench/grounding.py measures it on a labelled set.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from kefu_memory import cjk_ngrams, normalize
+
+__all__ = ["GroundingResult", "SentenceCheck", "check_reply", "sentences"]
+
+Reason = Literal["number", "unmatched", "negation"]
+MIN_COVERAGE = 0.5  # share of a sentence's content terms found in the sources
+NUMBER_CONTEXT = 3  # a number must be in one of the source sentences closest to the sentence
+MIN_TERMS = 3  # fewer content terms than this and no number: nothing to check
+
+_SENTENCE_END = re.compile(r"[。！？!?；;\n]+|(?<!\d)\.(?=\s|$)")
+_LIST_MARKER = re.compile(r"^\s*(?:\d{1,2}[.)、]|[-*•#>]+)\s*")
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+_LATIN = re.compile(r"[a-z]+")
+_ZH_DIGITS = {"零": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7,
+              "八": 8, "九": 9}
+_ZH_NUMERAL = re.compile(r"[零一二两三四五六七八九十百千]+"
+                         r"(?=[个年月日天周小时分钟元块张次件折%号点岁倍位]|工作日)")
+_EN_NUMBERS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
+               "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirty": 30}
+_EN_NUMERAL = re.compile(r"\b(" + "|".join(_EN_NUMBERS) + r")(?=[\s-]+(?:working\s+|business\s+)?"
+                         r"(?:day|week|month|year|hour|minute|yuan|dollar|percent|time|coupon)s?\b)")
+_DISCOUNT = re.compile(r"(\d+(?:\.\d+)?)折")
+_NEGATIONS = ("不", "没", "无法", "未", "禁止", "勿")
+_NOT_NEGATIONS = ("不好意思", "不客气", "不同", "不用谢", "无理由")
+_EN_NEGATIONS = frozenset({"not", "no", "never", "cannot", "can't", "won't", "don't", "doesn't",
+                           "isn't", "aren't", "without", "nor"})
+_COURTESY = ("您好", "你好", "欢迎", "感谢", "谢谢", "抱歉", "不好意思", "很高兴", "还有什么",
+             "随时", "为您服务", "请稍候", "hello", "hi ", "thank", "sorry", "glad",
+             "happy to help", "anything else", "feel free", "welcome", "let me know")
+_STOP = frozenset(
+    """的 了 是 我 你 他 她 它 们 吗 呢 吧 啊 呀 哦 嗯 么 和 与 及 或 在 有 也 就 都 而 着 这 那 个
+    您
+    a an the is are was were be been to of and or in on at for with by from as it this that i you
+    we they he she my your our me us do does did can could would should will please what which
+    who how when where there here have has had yes if so then also just any all""".split()
+)
+
+
+@dataclass(frozen=True)
+class SentenceCheck:
+    """One sentence of a reply: where it is (code points of the reply), whether it was
+    checked, and why it is unsupported (None when it is supported or not checked)."""
+
+    start: int
+    end: int
+    text: str
+    checked: bool
+    reason: Reason | None = None
+
+
+@dataclass(frozen=True)
+class GroundingResult:
+    sentences: tuple[SentenceCheck, ...]
+
+    @property
+    def unsupported(self) -> list[SentenceCheck]:
+        return [s for s in self.sentences if s.reason is not None]
+
+    @property
+    def grounded(self) -> bool:
+        return not self.unsupported
+
+    @property
+    def checked(self) -> int:
+        return sum(s.checked for s in self.sentences)
+
+
+def sentences(text: str) -> list[tuple[int, int]]:
+    """Spans ``[start, end)`` of the sentences of ``text``, each with its closing punctuation,
+    blank ones left out."""
+    spans: list[tuple[int, int]] = []
+    start = 0
+    for match in _SENTENCE_END.finditer(text):
+        spans.append((start, match.end()))
+        start = match.end()
+    spans.append((start, len(text)))
+    return [(a, b) for a, b in spans if text[a:b].strip()]
+
+
+def check_reply(reply: str, sources: Sequence[str]) -> GroundingResult:
+    """Check every sentence of ``reply`` against ``sources`` (passages, memory, the visitor's
+    words)."""
+    source = _Sources(sources)
+    checks = []
+    for start, end in sentences(reply):
+        text = reply[start:end]
+        checked, reason = source.judge(text)
+        checks.append(SentenceCheck(start=start, end=end, text=text.strip(), checked=checked,
+                                    reason=reason))
+    return GroundingResult(sentences=tuple(checks))
+
+
+class _Sources:
+    def __init__(self, sources: Sequence[str]) -> None:
+        texts = [_canonical(s) for s in sources if s.strip()]
+        self.terms: set[str] = set()
+        self.sentences: list[_SourceSentence] = []
+        for text in texts:
+            for start, end in sentences(text):
+                part = text[start:end]
+                terms = _terms(part)
+                self.terms |= terms
+                self.sentences.append(_SourceSentence(terms, _numbers(part), _negated(part)))
+
+    def judge(self, sentence: str) -> tuple[bool, Reason | None]:
+        text = _LIST_MARKER.sub("", _canonical(sentence))
+        numbers = _numbers(text)
+        terms = _terms(text)
+        if not numbers and (_is_question(text) or _is_courtesy(text) or len(terms) < MIN_TERMS):
+            return False, None
+        closest = sorted(self.sentences, key=lambda s: len(s.terms & terms),
+                         reverse=True)[:NUMBER_CONTEXT]
+        if numbers - {n for s in closest for n in s.numbers}:
+            return True, "number"
+        if terms and len(terms & self.terms) / len(terms) < MIN_COVERAGE:
+            return True, "unmatched"
+        best = closest[0] if closest else None
+        if best is not None and len(best.terms & terms) >= MIN_COVERAGE * len(terms) \
+                and best.negated != _negated(text):
+            return True, "negation"
+        return True, None
+
+
+@dataclass(frozen=True)
+class _SourceSentence:
+    terms: set[str]
+    numbers: set[str]
+    negated: bool
+
+
+def _canonical(text: str) -> str:
+    """NFKC, lower case, thousands separators dropped, Chinese and English numerals before a
+    unit written as digits."""
+    text = normalize(text)
+    text = re.sub(r"(?<=\d),(?=\d{3}\b)", "", text)
+    text = _ZH_NUMERAL.sub(lambda m: str(_zh_number(m.group(0))), text)
+    return _EN_NUMERAL.sub(lambda m: str(_EN_NUMBERS[m.group(1)]), text)
+
+
+def _zh_number(numeral: str) -> int:
+    total, current = 0, 0
+    for char in numeral:
+        if char in _ZH_DIGITS:
+            current = _ZH_DIGITS[char]
+        else:
+            unit = {"十": 10, "百": 100, "千": 1000}[char]
+            total += (current or 1) * unit
+            current = 0
+    return total + current
+
+
+def _numbers(text: str) -> set[str]:
+    found = {_plain(n) for n in _NUMBER.findall(text)}
+    for discount in _DISCOUNT.findall(text):  # 9折 is 10% off, 9.5折 5% off
+        found.add(_plain(f"{100 - float(discount) * 10:g}"))
+    return found
+
+
+def _plain(number: str) -> str:
+    return f"{float(number):g}" if "." in number else str(int(number))
+
+
+def _terms(text: str) -> set[str]:
+    terms = {g for g in cjk_ngrams(text, 2) if not all(c in _STOP for c in g)}
+    terms |= {_stem(w) for w in _LATIN.findall(text) if w not in _STOP and len(w) > 1}
+    return terms
+
+
+def _stem(word: str) -> str:
+    for suffix in ("ing", "ed", "es", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)]
+    return word
+
+
+def _negated(text: str) -> bool:
+    for phrase in _NOT_NEGATIONS:
+        text = text.replace(phrase, "")
+    if any(n in text for n in _NEGATIONS):
+        return True
+    return any(w in _EN_NEGATIONS or w.endswith("n't") for w in re.findall(r"[a-z']+", text))
+
+
+def _is_question(text: str) -> bool:
+    return text.rstrip().endswith(("?", "？", "吗", "呢"))
+
+
+def _is_courtesy(text: str) -> bool:
+    return any(c in text for c in _COURTESY)
