@@ -10,10 +10,11 @@ milliseconds, after the last delta, so the first token is never delayed):
   numerals before a unit such as 七天 or 一年 count as digits; 9折 also counts as 10% off) must
   appear in one of the source sentences closest to it (most terms in common): otherwise the
   sentence is ``number`` (a 2 from "1-2个工作日" does not support "保修两年");
-- the sentence's content terms (CJK character bigrams, Latin words lightly stemmed, stop terms
-  removed) must mostly appear in the sources: otherwise it is ``unmatched``;
-- a sentence that says the opposite of the source sentence it matches best (a negation on one
-  side only: "可以叠加" against "不与会员折扣叠加") is ``negation``.
+- a sentence without numbers must have most of its content terms (CJK character bigrams,
+  Latin words lightly stemmed, stop terms removed) in the sources: otherwise it is
+  ``unmatched``;
+- a sentence with a clause that says the opposite of the source clause it matches best (a
+  negation on one side only: "可以叠加" against "不与会员折扣叠加") is ``negation``.
 
 The sources are the passages and the memory prompt the reply was given, and what the visitor
 said (a visitor's own order number repeated back is no invention). What the check cannot see:
@@ -35,9 +36,11 @@ __all__ = ["GroundingResult", "SentenceCheck", "check_reply", "sentences"]
 Reason = Literal["number", "unmatched", "negation"]
 MIN_COVERAGE = 0.5  # share of a sentence's content terms found in the sources
 NUMBER_CONTEXT = 3  # a number must be in one of the source sentences closest to the sentence
+FOREIGN_CLAUSE = 0.34  # a clause with fewer of its terms in the sources is unsupported
 MIN_TERMS = 3  # fewer content terms than this and no number: nothing to check
 
 _SENTENCE_END = re.compile(r"[。！？!?；;\n]+|(?<!\d)\.(?=\s|$)")
+_CLAUSE = re.compile(r"[,，、:：()（）]")
 _LIST_MARKER = re.compile(r"^\s*(?:\d{1,2}[.)、]|[-*•#>]+)\s*")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _LATIN = re.compile(r"[a-z]+")
@@ -51,7 +54,8 @@ _EN_NUMERAL = re.compile(r"\b(" + "|".join(_EN_NUMBERS) + r")(?=[\s-]+(?:working
                          r"(?:day|week|month|year|hour|minute|yuan|dollar|percent|time|coupon)s?\b)")
 _DISCOUNT = re.compile(r"(\d+(?:\.\d+)?)折")
 _NEGATIONS = ("不", "没", "无法", "未", "禁止", "勿")
-_NOT_NEGATIONS = ("不好意思", "不客气", "不同", "不用谢", "无理由")
+_NOT_NEGATIONS = ("不好意思", "不客气", "不同", "不用谢", "无理由", "没问题", "不少", "不错",
+                  "不远", "不过", "不仅", "差不多", "不妨")
 _EN_NEGATIONS = frozenset({"not", "no", "never", "cannot", "can't", "won't", "don't", "doesn't",
                            "isn't", "aren't", "without", "nor"})
 _COURTESY = ("您好", "你好", "欢迎", "感谢", "谢谢", "抱歉", "不好意思", "很高兴", "还有什么",
@@ -125,12 +129,16 @@ class _Sources:
         texts = [_canonical(s) for s in sources if s.strip()]
         self.terms: set[str] = set()
         self.sentences: list[_SourceSentence] = []
+        self.clauses: list[tuple[set[str], bool | None]] = []
         for text in texts:
             for start, end in sentences(text):
                 part = text[start:end]
                 terms = _terms(part)
                 self.terms |= terms
-                self.sentences.append(_SourceSentence(terms, _numbers(part), _negated(part)))
+                self.sentences.append(_SourceSentence(terms, _numbers(part)))
+                # A question (the visitor's "不知道地址吗？") states nothing to contradict.
+                self.clauses.extend((_terms(c), None if _is_question(part) else _negated(c))
+                                    for c in _CLAUSE.split(part))
 
     def judge(self, sentence: str) -> tuple[bool, Reason | None]:
         text = _LIST_MARKER.sub("", _canonical(sentence))
@@ -142,20 +150,45 @@ class _Sources:
                          reverse=True)[:NUMBER_CONTEXT]
         if numbers - {n for s in closest for n in s.numbers}:
             return True, "number"
-        if terms and len(terms & self.terms) / len(terms) < MIN_COVERAGE:
+        # A sentence whose numbers are all in a source is about them: its other words are
+        # often just how it is said ("你记一下，电话是…").
+        if not numbers and terms and len(terms & self.terms) / len(terms) < MIN_COVERAGE:
             return True, "unmatched"
-        best = closest[0] if closest else None
-        if best is not None and len(best.terms & terms) >= MIN_COVERAGE * len(terms) \
-                and best.negated != _negated(text):
+        clauses = _CLAUSE.split(text)
+        if any(self._foreign(clause) for clause in clauses):
+            return True, "unmatched"
+        if any(self._contradicts(clause) for clause in clauses):
             return True, "negation"
         return True, None
+
+    def _foreign(self, clause: str) -> bool:
+        """A clause that reads as a name (a list item: a place, a dish; no function word or
+        character in it) hardly any of whose terms is in a source."""
+        if any(c in _STOP for c in clause) or _negated(clause) \
+                or any(w in _STOP for w in _LATIN.findall(clause)):
+            return False
+        terms = _terms(clause)
+        return len(terms) >= 2 and len(terms & self.terms) / len(terms) < FOREIGN_CLAUSE
+
+    def _contradicts(self, clause: str) -> bool:
+        """The source clause closest to ``clause`` says it with a negation and it without,
+        or the other way round (clauses, so that a "不" elsewhere in a long line is not
+        taken for this one's)."""
+        terms = _terms(clause)
+        if len(terms) < 2:
+            return False
+        best, negated = max(((t, n) for t, n in self.clauses),
+                            key=lambda c: len(c[0] & terms), default=(set(), None))
+        shared = len(best & terms)
+        return negated is not None and shared >= 3 \
+            and shared >= MIN_COVERAGE * min(len(terms), len(best)) \
+            and negated != _negated(clause)
 
 
 @dataclass(frozen=True)
 class _SourceSentence:
     terms: set[str]
     numbers: set[str]
-    negated: bool
 
 
 def _canonical(text: str) -> str:
@@ -181,8 +214,9 @@ def _zh_number(numeral: str) -> int:
 
 def _numbers(text: str) -> set[str]:
     found = {_plain(n) for n in _NUMBER.findall(text)}
-    for discount in _DISCOUNT.findall(text):  # 9折 is 10% off, 9.5折 5% off
-        found.add(_plain(f"{100 - float(discount) * 10:g}"))
+    for written in _DISCOUNT.findall(text):  # 9折 is 10% off, 9.5折 (95折) 5% off
+        discount = float(written) / 10 if float(written) >= 10 else float(written)
+        found |= {_plain(f"{discount:g}"), _plain(f"{100 - discount * 10:g}")}
     return found
 
 

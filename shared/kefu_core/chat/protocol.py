@@ -76,6 +76,7 @@ __all__ = [
     "TypingFrame",
     "TypingOut",
     "UnassignedOut",
+    "UnsupportedSpan",
     "ack_frame",
     "agents_frame",
     "assigned_frame",
@@ -294,6 +295,16 @@ class FinalOut(TypedDict):
     engine: str | None
     fallback_used: bool
     reason: NotRequired[str]
+    unsupported: NotRequired[list[UnsupportedSpan]]
+
+
+class UnsupportedSpan(TypedDict):
+    """A sentence of a reply that the grounding check found in no source: code points
+    ``[start, end)`` of the reply's text, and why (``number``, ``unmatched``, ``negation``)."""
+
+    start: int
+    end: int
+    reason: str
 
 
 class ErrorOut(TypedDict):
@@ -506,6 +517,7 @@ def final_frame(
     engine: str | None,
     fallback_used: bool = False,
     reason: str | None = None,
+    unsupported: Sequence[Mapping[str, Any]] = (),
 ) -> FinalOut:
     frame: FinalOut = {
         "type": "final", "conversation_id": conversation_id, "seq": seq, "reply_to": reply_to,
@@ -513,6 +525,9 @@ def final_frame(
     }
     if reason:
         frame["reason"] = reason
+    if unsupported:
+        frame["unsupported"] = [UnsupportedSpan(start=int(s["start"]), end=int(s["end"]),
+                                                reason=str(s["reason"])) for s in unsupported]
     return frame
 
 

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from kefu_core.answers.grounded import ground
 from kefu_core.answers.history import fit_history
 from kefu_core.answers.memory import MemoryService
 from kefu_core.answers.query_condenser import router_condenser
@@ -31,7 +32,7 @@ from kefu_core.chat.streaming import DeltaBatcher, Pacer
 from kefu_core.deps import Deps
 from kefu_core.infra.errors import StoreError
 from kefu_core.infra.tracing import span
-from kefu_core.product.handoff.moves import after_reply
+from kefu_core.product.handoff.moves import HandoffError, after_reply, request_handoff
 from kefu_core.product.tenants import TenantSettings, tenant_settings
 from kefu_core.security.roles import MODEL_ROLE, TURN_ROLE
 from kefu_llm import Busy, ChatMessage, ChatRequest, Delta, Final, detect_language
@@ -177,6 +178,8 @@ async def _answer(
         await audience.send(delta_frame(conversation_id=conversation_id, seq=seq,
                                         reply_to=payload.reply_to_seq, offset=0,
                                         text=final.text))
+    grounded = ground(final, request, action=tenant.grounding_action)
+    final = grounded.final
     try:
         async with span("persist"):
             await deps.conversations.finish(
@@ -185,7 +188,9 @@ async def _answer(
                 meta={"reason": final.reason, "fallback_used": final.fallback_used,
                       "cached": final.cached, "frames": batcher.flushes,
                       # false: nothing to answer from (reports: top unanswered questions)
-                      "answered": final.answered},
+                      "answered": final.answered,
+                      "passages": request.passages, "kb_version": request.kb_version,
+                      **grounded.meta},
             )
     except StoreError:
         # The visitor still gets the final frame; replay will show the reply incomplete.
@@ -196,8 +201,13 @@ async def _answer(
         conversation_id=conversation_id, seq=seq, reply_to=payload.reply_to_seq,
         text=final.text, status=final.status, engine=final.engine,
         fallback_used=final.fallback_used, reason=final.reason,
+        unsupported=grounded.unsupported,
     ))
     progress.finished = True
+    if grounded.handoff:
+        with contextlib.suppress(HandoffError):
+            await request_handoff(deps, tenant_id=tenant_id, conversation_id=conversation_id,
+                                  reason="ungrounded", actor_type="system", actor_id=None)
     try:  # a structured handoff signal, or too many failed replies in a row
         await after_reply(deps, tenant_id=tenant_id, conversation_id=conversation_id,
                           final=final)

@@ -140,6 +140,9 @@ class TenantSettings(BaseModel):
     color: str = Field(default="#2f6fed", pattern=r"^#[0-9a-fA-F]{3,8}$")
     avatar_url: str | None = Field(default=None, max_length=500)
     offline_message_enabled: bool = True
+    # The learning loop (docs/console.md): what a reply with a sentence found in no source does
+    # (mark it in the final frame, replace it with a refusal offering a human, or hand off).
+    grounding_action: Literal["off", "mark", "refuse", "handoff"] = "mark"
     # Personal data retention (docs/data-protection.md).
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
 

@@ -48,7 +48,7 @@ __all__ = [
 ]
 
 HandoffReason = Literal["button", "keyword", "failures", "llm", "agent", "admin",
-                        "agent_offline"]
+                        "agent_offline", "ungrounded"]
 
 
 class HandoffError(KefuError):
