@@ -1,15 +1,18 @@
 """Admin HTTP API: the FastAPI admin app behind API Gateway, through Mangum."""
 from typing import Any
 
-from mangum import Mangum
+from kefu_core.cold_start import imports_without_gc
 
-from kefu_core.admin import create_admin_app
-from kefu_core.infra.logs import lambda_logger
-from kefu_core.infra.tracing import trace_handler
-from kefu_core.lambda_runtime import flush_metrics
+with imports_without_gc():
+    from mangum import Mangum
 
-logger = lambda_logger()  # redacted JSON log lines, as the WebSocket functions write
-_app = Mangum(create_admin_app(), lifespan="off")
+    from kefu_core.admin import create_admin_app
+    from kefu_core.infra.logs import lambda_logger
+    from kefu_core.infra.tracing import trace_handler
+    from kefu_core.lambda_runtime import flush_metrics
+
+    logger = lambda_logger()  # redacted JSON log lines, as the WebSocket functions write
+    _app = Mangum(create_admin_app(), lifespan="off")
 
 
 @trace_handler

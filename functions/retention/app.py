@@ -1,5 +1,8 @@
 """Scheduled retention: delete what is older than each tenant's retention settings."""
-from kefu_core.flows.personal_data import retention_flow
-from kefu_core.lambda_runtime import async_invoke_handler
+from kefu_core.cold_start import imports_without_gc
 
-lambda_handler = async_invoke_handler(retention_flow)
+with imports_without_gc():
+    from kefu_core.flows.personal_data import retention_flow
+    from kefu_core.lambda_runtime import async_invoke_handler
+
+    lambda_handler = async_invoke_handler(retention_flow)
