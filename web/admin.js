@@ -830,14 +830,17 @@
       field("owner", select("owner", [["", t("any")], ["bot", t("owner_bot")], ["queue", t("owner_queue")], ["human", t("owner_human")]])),
       field("since", input("since", "date")), field("until", input("until", "date")),
       button("exportCsv", null, function () { download("/v1/conversations/export" + query(Object.assign(conversationFilters(bar), { format: "csv", limit: 1000 })), "conversations.csv"); })
-    ], "search", function () { filters = conversationFilters(bar); offset = 0; body.textContent = ""; load(); });
+    ], "search", function () { filters = conversationFilters(bar); offset = 0; body.textContent = ""; search += 1; load(); });
+    var search = 0;  // an answer to an earlier search is dropped
     root.appendChild(bar);
     var split = el("div", "split"), body = el("div", "list-pane"), detail = el("div", "detail-pane");
     detail.id = "transcript";
     kids(root, [kids(split, [body, detail])]);
     var more = button("more", null, function () { load(); });
     function load() {
+      var asked = search;
       call("GET", "/v1/conversations" + query(Object.assign({ limit: PAGE, offset: offset }, filters))).then(function (found) {
+        if (asked !== search) return;
         more.remove();
         var tb = body.querySelector("tbody");
         if (!tb) { body.appendChild(table(["updated", "visitor", "status", "owner", "lastMessage"], [])); tb = body.querySelector("tbody"); }
@@ -885,14 +888,16 @@
       field("action", input("action")), field("targetType", input("target_type")),
       field("since", input("since", "date")), field("until", input("until", "date")),
       button("exportCsv", null, function () { download("/v1/admin/audit/export" + query(Object.assign(auditFilters(bar), { format: "csv" })), "audit.csv"); })
-    ], "search", function () { filters = auditFilters(bar); last = null; body.textContent = ""; load(); });
-    var body = el("div");
+    ], "search", function () { filters = auditFilters(bar); last = null; body.textContent = ""; search += 1; load(); });
+    var body = el("div"), search = 0;  // an answer to an earlier search is dropped
     kids(root, [bar, body]);
     var more = button("more", null, function () { load(); });
     var names = {};
     call("GET", "/v1/admin/agents").then(function (all) { all.forEach(function (a) { names[a.id] = a.name; }); }, function () {}).then(load);
     function load() {
+      var asked = search;
       call("GET", "/v1/admin/audit" + query(Object.assign({ limit: PAGE, before_id: last }, filters))).then(function (entries) {
+        if (asked !== search) return;
         more.remove();
         var tb = body.querySelector("tbody");
         if (!tb) { body.appendChild(table(["at", "actor", "action", "target", "detail"], [])); tb = body.querySelector("tbody"); }
