@@ -30,6 +30,7 @@ from kefu_core.infra.errors import StoreError
 from kefu_core.infra.metrics import Metrics, NullMetrics
 from kefu_core.infra.settings import Settings
 from kefu_core.product.audit import AuditLog
+from kefu_core.product.curated_answers import CuratedAnswerStore
 from kefu_core.product.customer import CustomerContext, MemoryCustomerContext
 from kefu_core.product.handoff.repository import HandoffRepository
 from kefu_core.product.service import ServiceStore
@@ -37,6 +38,7 @@ from kefu_core.product.tenants import TenantStore
 from kefu_core.security.datakeys import data_keys_for
 
 if TYPE_CHECKING:
+    from kefu_core.answers.curated import CuratedMatcher
     from kefu_core.answers.memory import MemoryService
     from kefu_core.answers.tenant_engines import TenantRouters
     from kefu_llm import Router
@@ -63,6 +65,8 @@ class Deps:
     audit: AuditLog
     service: ServiceStore
     handoff: HandoffRepository
+    # The learning loop: curated answers (docs/console.md, "The learning loop").
+    curated: CuratedAnswerStore
     # Product metrics: EMF on Lambda, Prometheus in the gateway (kefu_core.infra.metrics).
     metrics: Metrics = field(default_factory=NullMetrics)
     # The deployment's LLM router (``ENGINES`` / ``OPENAI_*``): built on first use when not given.
@@ -73,6 +77,7 @@ class Deps:
     _tenant_routers: TenantRouters | None = field(default=None, init=False, repr=False)
     _memory: MemoryService | None = field(default=None, init=False, repr=False)
     _memory_loaded: bool = field(default=False, init=False, repr=False)
+    _curated_matcher: CuratedMatcher | None = field(default=None, init=False, repr=False)
     _memory_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
 
     # -- answers -----------------------------------------------------------------------------
@@ -133,6 +138,23 @@ class Deps:
                                                           redis=self.redis)
                     self._memory_loaded = True
         return self._memory
+
+    async def curated_matcher(self) -> CuratedMatcher:
+        """What matches visitor questions to curated answers, with the knowledge base's
+        embedder when memory is enabled (built once)."""
+        if self._curated_matcher is None:
+            from kefu_core.answers.curated import CuratedMatcher
+
+            memory = await self.load_memory()
+            self._curated_matcher = CuratedMatcher(
+                self.curated, memory.knowledge.embedder if memory is not None else None)
+        return self._curated_matcher
+
+    def curated_changed(self, tenant_id: str) -> None:
+        """The tenant's curated answers changed: this process matches the new ones at once
+        (others within ``kefu_core.answers.curated.TTL_S``)."""
+        if self._curated_matcher is not None:
+            self._curated_matcher.changed(tenant_id)
 
     async def customer(self) -> CustomerContext:
         """The customer context: the one given, else the memory layer's CRM and long-term
@@ -212,5 +234,6 @@ async def build_deps(
         service=ServiceStore(pool),
         handoff=HandoffRepository(redis, prefix=settings.redis_prefix,
                                   conns_key=connections.agent_conns_key),
+        curated=CuratedAnswerStore(pool),
         deployment_router=router,
     )

@@ -86,6 +86,12 @@ EXAMPLES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/admin/workbench/publish"): {"note": "hijack"},
     ("POST", "/v1/admin/workbench/versions/{version}/rollback"): None,
     ("POST", "/v1/admin/workbench/compare"): {"question": "MARKER?"},
+    ("GET", "/v1/admin/curated-answers"): None,
+    ("POST", "/v1/admin/curated-answers"): {"question": "MARKER?", "answer": "Hijacked"},
+    ("PUT", "/v1/admin/curated-answers/{answer_id}"): {"answer": "Hijacked"},
+    ("DELETE", "/v1/admin/curated-answers/{answer_id}"): None,
+    ("GET", "/v1/admin/curated-answers/{answer_id}/versions"): None,
+    ("POST", "/v1/admin/curated-answers/match"): {"question": "MARKER-A-CURATED question"},
     ("GET", "/v1/admin/reports"): None,
     ("GET", "/v1/admin/reports/export"): None,
     ("GET", "/v1/admin/csat"): None,
@@ -145,9 +151,11 @@ async def world(make_database, redis_url) -> AsyncIterator[World]:  # type: igno
     await memory.knowledge.ingest_document(tenant_id="victim", name="victim-doc.md",
                                                 content="# Returns\nMARKER-A-DOC",
                                                 content_type=".md")
+    curated = await deps.curated.create(tenant_id="victim", question="MARKER-A-CURATED question",
+                                        answer="MARKER-A-CURATED-ANSWER", by="setup")
     victim = {"conversation_id": conversation.id, "agent_id": agent.id, "key": "victim-key",
               "name": "system", "doc": "victim-doc.md", "secret": "openai",
-              "tenant_id": "victim", "version": "1"}
+              "tenant_id": "victim", "version": "1", "answer_id": str(curated.id)}
     tokens = {
         "visitor": _token("victim", "v-victim", "visitor"),
         "agent": token_for(agent),
@@ -236,14 +244,16 @@ async def test_another_tenants_admin_sees_and_changes_nothing(world: World) -> N
     markers = ["MARKER-A-CONVERSATION", "marker-agent@victim.cn", "PROMPT-A-MARKER",
                "NOTE-A-MARKER",
                "MARKER-A-DOC", "victim-doc.md", "v-victim", world.victim["conversation_id"],
-               world.victim["agent_id"], "victim-key", "sk-VICTIM-SECRET"]
+               world.victim["agent_id"], "victim-key", "sk-VICTIM-SECRET",
+               "MARKER-A-CURATED-ANSWER"]
     for method, path in _protected(world):
         if path in SUPER_ONLY:
             continue
         response = await _call(world, method, path, world.tokens["intruder"])
         # THEN a route naming the victim's resource by id does not find it (names of prompts
         # and secrets are per tenant: the intruder only ever touches its own)...
-        named = ("{conversation_id}", "{agent_id}", "{key}", "{version}/rollback")
+        named = ("{conversation_id}", "{agent_id}", "{key}", "{version}/rollback",
+                 "{answer_id}", "{answer_id}/versions")
         if path.endswith(named) or (
                 ("/knowledge/" in path and "{name}" in path) or "{agent_id}" in path):
             assert response.status_code == 404, (method, path, response.text)
@@ -273,6 +283,8 @@ async def test_another_tenants_admin_sees_and_changes_nothing(world: World) -> N
     memory = await world.deps.load_memory()
     assert memory is not None
     assert await memory.knowledge.document_names("victim") == ["victim-doc.md"]
+    (curated,) = await world.deps.curated.active("victim")
+    assert curated.answer == "MARKER-A-CURATED-ANSWER" and curated.version == 1
 
 
 async def test_the_tenants_own_admin_reaches_its_data_and_secrets_stay_write_only(

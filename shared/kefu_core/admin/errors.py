@@ -33,6 +33,8 @@ T = TypeVar("T")
 Responses = dict[int | str, dict[str, Any]]
 NOT_FOUND: Responses = {404: {"description": "nothing of that id or name in the caller's tenant"}}
 
+# A numeric id in a path that is not a number, or out of range (curated answers' ids).
+_NUMBER_ID_ERRORS = frozenset({"int_parsing", "greater_than_equal", "less_than_equal"})
 _INVALID = (422, "invalid characters in the request")  # e.g. a NUL: the client's error
 
 
@@ -71,7 +73,8 @@ async def _invalid_request(request: Request, exc: Exception) -> Response:
     """A malformed id in a path names nothing: 404, as for an id that does not exist."""
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
-    if errors and all(e["loc"][0] == "path" and str(e["type"]).startswith("uuid")
+    if errors and all(e["loc"][0] == "path" and (str(e["type"]).startswith("uuid")
+                                                  or e["type"] in _NUMBER_ID_ERRORS)
                       for e in errors):
         return JSONResponse({"detail": "not found"}, status_code=404)
     return await request_validation_exception_handler(request, exc)

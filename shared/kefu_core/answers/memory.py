@@ -158,6 +158,10 @@ class MemoryService:
         return _Knowledge(passages=[passage_text(p) for p in passages], version=version,
                           query=used.text, query_source=used.source)
 
+    async def kb_version(self, tenant_id: str) -> str:
+        """The tenant's knowledge-base version (cached as for recall)."""
+        return await self._kb_version(tenant_id)
+
     async def _kb_version(self, tenant_id: str) -> str:
         """The knowledge-base version, read at most every KB_VERSION_TTL_S per process (a
         change reaches replies, and the response cache keyed on it, within that time)."""

@@ -11,9 +11,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from kefu_core.answers.curated import (
+    HINT_MARGIN,
+    CuratedMatch,
+    curated_events,
+    curated_passage,
+)
 from kefu_core.answers.grounded import ground
 from kefu_core.answers.history import fit_history
 from kefu_core.answers.memory import MemoryService
@@ -123,10 +130,21 @@ async def _answer(
     turns, from_short_term = await _history(deps, memory, payload, before_seq=seq,
                                             window=tenant.context_window)
     system = system_prompt(tenant_prompt or deps.settings.system_prompt, tenant)
-    request = await _build_request(deps, router, memory, payload, turns=turns, system=system,
-                                   memory_id=conversation.visitor_id,
-                                   crm_id=conversation.customer_id,
-                                   fallback=tenant.enable_fallback)
+    match = await _curated_match(deps, tenant_id, _question(turns, payload))
+    direct = match if match and match.score >= tenant.curated_answer_threshold else None
+    if direct is not None:  # an approved answer: no recall, no model
+        request = ChatRequest(tenant_id=tenant_id, conversation_id=conversation_id, messages=[],
+                              passages=[curated_passage(direct.answer)],
+                              kb_version=await memory.kb_version(tenant_id) if memory else "0")
+        events: AsyncIterator[Delta | Final | Busy] = curated_events(direct)
+    else:
+        hint = match if match and match.score >= tenant.curated_answer_threshold - HINT_MARGIN \
+            else None
+        request = await _build_request(deps, router, memory, payload, turns=turns, system=system,
+                                       memory_id=conversation.visitor_id,
+                                       crm_id=conversation.customer_id,
+                                       fallback=tenant.enable_fallback, hint=hint)
+        events = router.stream(request)
 
     offset = 0
     first_token_ms: float | None = None
@@ -158,7 +176,7 @@ async def _answer(
     busy: Busy | None = None
     try:
         async with span("engine"):
-            for other in await batcher.run(router.stream(request)):
+            for other in await batcher.run(events):
                 if isinstance(other, Final):
                     final = other
                 elif isinstance(other, Busy):
@@ -178,7 +196,7 @@ async def _answer(
         await audience.send(delta_frame(conversation_id=conversation_id, seq=seq,
                                         reply_to=payload.reply_to_seq, offset=0,
                                         text=final.text))
-    grounded = ground(final, request, action=tenant.grounding_action)
+    grounded = ground(final, request, action="off" if direct else tenant.grounding_action)
     final = grounded.final
     try:
         async with span("persist"):
@@ -190,7 +208,7 @@ async def _answer(
                       # false: nothing to answer from (reports: top unanswered questions)
                       "answered": final.answered,
                       "passages": request.passages, "kb_version": request.kb_version,
-                      **grounded.meta},
+                      **grounded.meta, **_curated_meta(direct)},
             )
     except StoreError:
         # The visitor still gets the final frame; replay will show the reply incomplete.
@@ -274,9 +292,33 @@ def system_prompt(base: str, tenant: TenantSettings) -> str:
     return f"{base}\n{_EMOJI[tenant.emoji_frequency]}"
 
 
+def _question(turns: list[Turn], payload: StreamPayload) -> str:
+    if payload.text:
+        return payload.text
+    return next((t.content for t in reversed(turns) if t.role == "user"), "")
+
+
+async def _curated_match(deps: Deps, tenant_id: str, question: str) -> CuratedMatch | None:
+    """The tenant's closest curated answer; None when it has none or they cannot be read
+    (the model answers then)."""
+    try:
+        return await (await deps.curated_matcher()).best(tenant_id, question)
+    except Exception:
+        logger.warning("curated answers unavailable", exc_info=True)
+        return None
+
+
+def _curated_meta(match: CuratedMatch | None) -> dict[str, Any]:
+    if match is None:
+        return {}
+    return {"curated": {"id": match.answer.id, "version": match.answer.version,
+                        "score": match.score}}
+
+
 async def _build_request(
     deps: Deps, router: Any, memory: MemoryService | None, payload: StreamPayload, *,
     turns: list[Turn], system: str, memory_id: str, crm_id: str | None, fallback: bool = True,
+    hint: CuratedMatch | None = None,
 ) -> ChatRequest:
     asked = next((i for i in range(len(turns) - 1, -1, -1) if turns[i].role == "user"), None)
     question = turns[asked].content if asked is not None else ""
@@ -298,6 +340,8 @@ async def _build_request(
                 system = f"{system}\n\n{context.memory_prompt}"
         except Exception:
             logger.warning("recall failed; answering without memory", exc_info=True)
+    if hint is not None:  # an approved answer close to the question comes first
+        passages = [curated_passage(hint.answer), *passages]
     split = asked if asked is not None else len(turns)
     earlier, latest = ([ChatMessage(role=MODEL_ROLE[t.role], content=t.content)
                         for t in part if t.role in MODEL_ROLE]

@@ -46,6 +46,7 @@ __all__ = [
     "Forbidden",
     "GoneError",
     "KefuError",
+    "LimitReached",
     "NotConnected",
     "PayloadTooLarge",
     "RateLimited",
@@ -135,6 +136,11 @@ class ConversationClosed(KefuError):
 @answers(code="conflict", message="already exists", status=409, detail="already exists")
 class Conflict(KefuError):
     """The thing to create already exists (an agent's e-mail address, a tenant id)."""
+
+
+@answers(status=409, detail="limit reached")
+class LimitReached(KefuError):
+    """The tenant already has as many of these as it may keep (curated answers)."""
 
 
 @answers(code="frame_too_large", message="too large", status=413,

@@ -143,6 +143,10 @@ class TenantSettings(BaseModel):
     # The learning loop (docs/console.md): what a reply with a sentence found in no source does
     # (mark it in the final frame, replace it with a refusal offering a human, or hand off).
     grounding_action: Literal["off", "mark", "refuse", "handoff"] = "mark"
+    # A visitor question scoring at least this against a curated answer is answered with it,
+    # without a model call (kefu_core.answers.curated); agents may edit curated answers too.
+    curated_answer_threshold: float = Field(default=0.75, ge=0.3, le=1.0)
+    agents_curate: bool = False
     # Personal data retention (docs/data-protection.md).
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from kefu_core.admin.routers import (
     audit,
     conversations,
+    curated_answers,
     engine_trial,
     engines,
     health,
@@ -34,7 +35,8 @@ ROUTERS: tuple[APIRouter, ...] = (
     health.router, visitor.router, sessions.router, tenants.router, conversations.router,
     offline_messages.router, team.router, widget_keys.router, settings.router, prompts.router,
     workbench.router, engines.router, engine_trial.router, knowledge.router,
-    knowledge_files.router, reports.router, service_reports.router, audit.router,
+    knowledge_files.router, curated_answers.router, reports.router, service_reports.router,
+    audit.router,
     personal_data.router, retention.router, personal_data.super_router,
 )
 
@@ -52,6 +54,8 @@ TAGS: list[dict[str, str]] = [
     {"name": "engines", "description": "Admins: the tenant's engine chain and its secrets."},
     {"name": "knowledge", "description": "Admins: the knowledge base (documents, file "
                                          "uploads, chunks, a search tester)."},
+    {"name": "learning", "description": "Admins, and agents when the tenant's "
+                                        "`agents_curate` allows: curated answers."},
     {"name": "reports", "description": "Admins: CSAT figures and service reports."},
     {"name": "audit", "description": "Admins: the audit log."},
     {"name": "personal data", "description": "Admins: a customer's export and erasure, the "
