@@ -95,11 +95,14 @@ def _ws(gw: RunningGateway, token: str) -> Any:
     return websockets.connect(f"{gw.ws}?token={token}", open_timeout=10)
 
 
+def _customer_token() -> str:
+    return issue_token(secrets=[SECRET], tenant_id="demo", subject=f"cust:{CUSTOMER}",
+                       role="visitor", ttl_s=600, name=NAME)
+
+
 async def _customer_history(gw: RunningGateway, admin: str) -> str:
-    """Two conversations, a rating, an offline message and an agent's note; the first
-    conversation's id."""
-    token = issue_token(secrets=[SECRET], tenant_id="demo", subject=f"cust:{CUSTOMER}",
-                        role="visitor", ttl_s=600, name=NAME)
+    """A conversation with a rating and an agent's note, and an offline message; its id."""
+    token = _customer_token()
     async with _ws(gw, token) as v_ws, _ws(gw, admin) as a_ws:
         guest, staff = Client(v_ws), Client(a_ws)
         await guest.send({"action": "message", "client_msg_id": "c-1", "text": FIRST})
@@ -114,11 +117,16 @@ async def _customer_history(gw: RunningGateway, admin: str) -> str:
         await guest.until("csat_saved")
         await guest.send({"action": "offline_message", **OFFLINE})
         await guest.until("offline_saved")
-    async with _ws(gw, token) as v_ws:
-        guest = Client(v_ws)
-        await guest.send({"action": "message", "client_msg_id": "c-2", "text": SECOND})
-        assert (await guest.until("final"))["status"] == "complete"
     return conversation_id
+
+
+async def _still_chatting(gw: RunningGateway) -> Any:
+    """The customer back in a second conversation, still connected: the open socket."""
+    ws = await _ws(gw, _customer_token())
+    guest = Client(ws)
+    await guest.send({"action": "message", "client_msg_id": "c-2", "text": SECOND})
+    assert (await guest.until("final"))["status"] == "complete"
+    return ws
 
 
 def _postgres_hits(dsn: str, value: str) -> list[str]:
@@ -182,8 +190,9 @@ async def test_export_then_erasure_leaves_nothing_of_the_customer(
             "tenant": "demo", "email": DEMO_ADMIN_EMAIL, "password": DEMO_ADMIN_PASSWORD})
         admin = login.json()["token"]
         headers = {"authorization": f"Bearer {admin}"}
-        # GIVEN a signed-in customer with a history in every store
+        # GIVEN a signed-in customer with a history in every store, connected right now
         conversation_id = await _customer_history(gw, admin)
+        live = await _still_chatting(gw)
         memory = gw.gateway.deps.memory if gw.gateway.deps else None
         assert memory is not None and memory.crm is not None
         assert any(CUSTOMER in path for path in memory.crm._cache)  # the CRM was consulted
@@ -228,6 +237,12 @@ async def test_export_then_erasure_leaves_nothing_of_the_customer(
         assert report["conversations"] == 2 and report["offline_messages"] == 1
         assert report["facts"] >= 1 and report["short_term"] == 2
         assert report["cached_replies"] >= 1 and report["crm_cache"] >= 1
+        # AND the customer's live connection was closed, its record gone
+        assert report["connections"] == 1
+        with pytest.raises(websockets.ConnectionClosed):
+            async with asyncio.timeout(15):
+                while True:
+                    await live.recv()
 
         # THEN no table and no Redis key or value holds anything the customer wrote or was
         # said about them
