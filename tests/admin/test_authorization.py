@@ -336,3 +336,20 @@ async def test_a_malformed_conversation_id_is_not_found_like_an_unknown_one(
     # AND a malformed query parameter on the same router is still a 422
     bad_limit = await _call(world, "GET", "/v1/conversations?limit=0", token)
     assert bad_limit.status_code == 422
+
+
+async def test_openapi_declares_the_bearer_scheme_on_every_protected_route(
+    world: World,
+) -> None:
+    schema = world.app.openapi()
+    # THEN the document declares the bearer scheme (Swagger UI's Authorize)...
+    assert schema["components"]["securitySchemes"]["bearer"] == {
+        "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+        "description": schema["components"]["securitySchemes"]["bearer"]["description"]}
+    operations = {(m.upper(), p): op for p, ops in schema["paths"].items()
+                  for m, op in ops.items()}
+    # ...every route that needs a token says so, and the public ones do not
+    for route in set(EXAMPLES) | SELF_REVOKING:
+        assert operations[route].get("security") == [{"bearer": []}], route
+    for route in PUBLIC:
+        assert "security" not in operations[route], route

@@ -1,4 +1,5 @@
-"""The admin HTTP API (FastAPI, OpenAPI docs at ``/docs``): the app factory assembles the
+"""The admin HTTP API (FastAPI; OpenAPI docs at ``/docs`` and ``/redoc``, served without a
+CDN): the app factory assembles the
 routers (:mod:`kefu_core.admin.routers`, one per resource), the middleware and the error
 handlers (:mod:`kefu_core.admin.errors`).
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from kefu_core.admin.cors import SplitCorsMiddleware
 from kefu_core.admin.dependencies import DepsProvider
@@ -32,7 +34,13 @@ from kefu_core.infra.secret_settings import get_settings
 from kefu_core.infra.settings import Settings
 from kefu_core.security.http_limits import BodyLimit, BodyLimitMiddleware
 
-__all__ = ["DepsProvider", "body_limits", "create_admin_app"]
+__all__ = ["DOCS_ASSETS", "DepsProvider", "body_limits", "create_admin_app"]
+
+# /docs (Swagger UI) and /redoc load their scripts and styles from here: the pinned copies the
+# fastapi-offline package ships, so the docs work on a machine without internet.
+DOCS_ASSETS = "/docs/assets"
+# Swagger UI's online validator badge would send the document to validator.swagger.io: off.
+SWAGGER_UI: dict[str, Any] = {"validatorUrl": None}
 
 
 async def _lambda_deps() -> Deps:
@@ -47,11 +55,13 @@ def create_admin_app(
     """The admin API of ``settings`` (the environment's by default), its stores from
     ``deps_provider`` (the Lambda container's by default; the gateway passes its own)."""
     config = settings or get_settings()
-    app = FastAPI(
-        title="Kefu admin API", version="0.2.0", docs_url="/docs", openapi_tags=TAGS,
+    app = FastAPIOffline(
+        title="Kefu admin API", version="0.2.0", docs_url="/docs", redoc_url="/redoc",
+        static_url=DOCS_ASSETS, swagger_ui_parameters=SWAGGER_UI, openapi_tags=TAGS,
         description="Tenants, agents, widget keys, settings, prompts, engines, knowledge base, "
                     "conversations, CSAT and the audit log. Bearer tokens from "
-                    "/v1/agent/login; every route is scoped to the token's tenant.",
+                    "/v1/agent/login (**Authorize** in /docs); every route is scoped to the "
+                    "token's tenant.",
     )
     app.state.settings = config
     app.state.deps_provider = deps_provider or _lambda_deps

@@ -18,7 +18,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from kefu_core.admin.auth import ADMIN, AGENT, STAFF, SUPER, unavailable
 from kefu_core.deps import Deps
@@ -72,18 +73,21 @@ def unauthorized() -> HTTPException:
                          headers={"WWW-Authenticate": "Bearer"})
 
 
-def _bearer(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+# The bearer scheme in the OpenAPI document (Swagger UI's Authorize); a missing or other
+# scheme is None here and refused by the keyring with 401, like a forged token.
+bearer = HTTPBearer(scheme_name="bearer", bearerFormat="JWT", auto_error=False,
+                    description="A token from `POST /v1/agent/login` (15 minutes; "
+                                "`POST /v1/agent/refresh` renews it).")
+Bearer = Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]
 
 
-def require(roles: frozenset[Role]) -> Callable[[Request], Awaitable[Identity]]:
+def require(roles: frozenset[Role]) -> Callable[[Request, Bearer], Awaitable[Identity]]:
     """A dependency: the caller's identity when its role is in ``roles``."""
 
-    async def dependency(request: Request) -> Identity:
+    async def dependency(request: Request, credentials: Bearer) -> Identity:
+        token = credentials.credentials if credentials else None
         try:
-            identity = await keyring_for(get_settings(request)).verify(_bearer(request))
+            identity = await keyring_for(get_settings(request)).verify(token)
         except KeyringUnavailable as exc:
             raise unavailable(exc) from exc
         except Unauthorized as exc:
