@@ -32,6 +32,7 @@ from kefu_core.infra.settings import Settings
 from kefu_core.product.audit import AuditLog
 from kefu_core.product.curated_answers import CuratedAnswerStore
 from kefu_core.product.customer import CustomerContext, MemoryCustomerContext
+from kefu_core.product.feedback import FeedbackStore
 from kefu_core.product.handoff.repository import HandoffRepository
 from kefu_core.product.service import ServiceStore
 from kefu_core.product.tenants import TenantStore
@@ -65,8 +66,9 @@ class Deps:
     audit: AuditLog
     service: ServiceStore
     handoff: HandoffRepository
-    # The learning loop: curated answers (docs/console.md, "The learning loop").
+    # The learning loop: curated answers, visitors' feedback on replies (docs/console.md).
     curated: CuratedAnswerStore
+    feedback: FeedbackStore
     # Product metrics: EMF on Lambda, Prometheus in the gateway (kefu_core.infra.metrics).
     metrics: Metrics = field(default_factory=NullMetrics)
     # The deployment's LLM router (``ENGINES`` / ``OPENAI_*``): built on first use when not given.
@@ -235,5 +237,6 @@ async def build_deps(
         handoff=HandoffRepository(redis, prefix=settings.redis_prefix,
                                   conns_key=connections.agent_conns_key),
         curated=CuratedAnswerStore(pool),
+        feedback=FeedbackStore(pool),
         deployment_router=router,
     )

@@ -9,7 +9,8 @@ Client -> server frames carry ``action`` (API Gateway selects the route on it):
 Visitor frames of the customer-service layer (reference: docs/console.md):
 
 - ``handoff`` (ask for a human), ``typing``, ``end`` (close the conversation),
-  ``csat`` (``score`` 1-5, ``comment``), ``offline_message`` (``name``, ``contact``, ``text``).
+  ``csat`` (``score`` 1-5, ``comment``), ``feedback`` (``seq`` of a bot reply, ``rating``
+  ``up``/``down``, ``reason``), ``offline_message`` (``name``, ``contact``, ``text``).
 
 Agent (and admin) frames, all but ``presence``/``queue``/``agents`` naming a
 ``conversation_id``: ``presence`` (``online``/``away``), ``queue``, ``agents``, ``open``,
@@ -17,7 +18,8 @@ Agent (and admin) frames, all but ``presence``/``queue``/``agents`` naming a
 ``transfer`` (``agent_id``), ``release`` (back to the bot), ``close``, ``typing``.
 
 Server -> client frames carry ``type``: ``ack``, ``delta``, ``final``, ``history``, ``state``,
-``error``, ``pong``, ``busy``, ``message``, ``typing``, ``csat_saved``, ``offline_saved``, and
+``error``, ``pong``, ``busy``, ``message``, ``typing``, ``csat_saved``, ``feedback_saved``,
+``offline_saved``, and
 for consoles ``presence``, ``queue``, ``agents``, ``conversation``, ``suggestion``, ``note``,
 ``assigned``, ``unassigned``, ``queue_changed``, ``offline_message``. Each is a TypedDict
 (``...Out``) made by one builder below (``..._frame``); nothing else in kefu_core shapes a
@@ -50,6 +52,8 @@ __all__ = [
     "DeltaOut",
     "EndFrame",
     "ErrorOut",
+    "FeedbackFrame",
+    "FeedbackSavedOut",
     "FinalOut",
     "HandoffFrame",
     "HistoryOut",
@@ -87,6 +91,7 @@ __all__ = [
     "encode",
     "error_frame",
     "error_frame_for",
+    "feedback_saved_frame",
     "final_frame",
     "history_frames",
     "message_frame",
@@ -156,6 +161,16 @@ class CsatFrame(_Frame):
     comment: str = Field(default="", max_length=1000)
 
 
+class FeedbackFrame(_Frame):
+    """A visitor's 👍 (``up``) or 👎 (``down``) on bot reply ``seq``, with an optional reason;
+    sent again, it changes the rating."""
+
+    action: Literal["feedback"]
+    seq: int = Field(ge=1, le=2**31 - 1)
+    rating: Literal["up", "down"]
+    reason: str = Field(default="", max_length=500)
+
+
 class OfflineMessageFrame(_Frame):
     action: Literal["offline_message"]
     name: str = Field(default="", max_length=100)
@@ -200,15 +215,15 @@ class TransferFrame(_Frame):
 
 AnyClientFrame = (
     MessageFrame | SyncFrame | PingFrame | HandoffFrame | TypingFrame | EndFrame | CsatFrame
-    | OfflineMessageFrame | PresenceFrame | ListFrame | ConversationActionFrame | ReplyFrame
-    | NoteFrame | TransferFrame
+    | FeedbackFrame | OfflineMessageFrame | PresenceFrame | ListFrame | ConversationActionFrame
+    | ReplyFrame | NoteFrame | TransferFrame
 )
 ClientFrame = Annotated[AnyClientFrame, Field(discriminator="action")]
 _client_frame: TypeAdapter[AnyClientFrame] = TypeAdapter(ClientFrame)
 KNOWN_ACTIONS = frozenset({
-    "message", "sync", "ping", "handoff", "typing", "end", "csat", "offline_message",
-    "presence", "queue", "agents", "open", "take", "suggest", "release", "close", "reply",
-    "note", "transfer",
+    "message", "sync", "ping", "handoff", "typing", "end", "csat", "feedback",
+    "offline_message", "presence", "queue", "agents", "open", "take", "suggest", "release",
+    "close", "reply", "note", "transfer",
 })
 
 
@@ -370,6 +385,13 @@ class CsatSavedOut(TypedDict):
     score: int
 
 
+class FeedbackSavedOut(TypedDict):
+    type: Literal["feedback_saved"]
+    conversation_id: str
+    seq: int
+    rating: str
+
+
 class OfflineSavedOut(TypedDict):
     type: Literal["offline_saved"]
     id: int
@@ -447,7 +469,7 @@ class UnassignedOut(TypedDict):
 
 ServerFrame = (
     AckOut | DeltaOut | FinalOut | ErrorOut | PongOut | HistoryOut | BusyOut
-    | MessageOut | TypingOut | StateOut | CsatSavedOut | OfflineSavedOut
+    | MessageOut | TypingOut | StateOut | CsatSavedOut | FeedbackSavedOut | OfflineSavedOut
     | OfflineMessageOut | PresenceOut | QueueOut | AgentsOut | NoteOut
     | ConversationOut | SuggestionOut | QueueChangedOut | AssignedOut | UnassignedOut
 )
@@ -621,6 +643,11 @@ def queue_position_frame(
 
 def csat_saved_frame(*, conversation_id: str, score: int) -> CsatSavedOut:
     return {"type": "csat_saved", "conversation_id": conversation_id, "score": score}
+
+
+def feedback_saved_frame(*, conversation_id: str, seq: int, rating: str) -> FeedbackSavedOut:
+    return {"type": "feedback_saved", "conversation_id": conversation_id, "seq": seq,
+            "rating": rating}
 
 
 def offline_saved_frame(message_id: int) -> OfflineSavedOut:

@@ -22,6 +22,7 @@ from kefu_core.chat.protocol import (
     CsatFrame,
     EndFrame,
     ErrorOut,
+    FeedbackFrame,
     HandoffFrame,
     MessageFrame,
     OfflineMessageFrame,
@@ -31,6 +32,7 @@ from kefu_core.chat.protocol import (
     ack_frame,
     csat_saved_frame,
     error_frame_for,
+    feedback_saved_frame,
     history_frames,
     message_frame,
     not_stored_frame,
@@ -131,6 +133,8 @@ async def _dispatch(frame: AnyClientFrame, record: ConnectionRecord, deps: Deps)
     elif isinstance(frame, HandoffFrame | TypingFrame | EndFrame | CsatFrame
                     | OfflineMessageFrame):
         await _visitor_action(frame, record, deps)
+    elif isinstance(frame, FeedbackFrame):
+        await _feedback(frame, record, deps)
     else:
         raise BadFrame("unsupported_for_role", "this action is for agents")
 
@@ -181,6 +185,23 @@ async def _visitor_action(
             target_id=str(saved.id), detail={"contact_given": bool(frame.contact.strip())})
         await notify_staff(deps, tenant_id, offline_message_frame(saved.id))
         await send(deps, record.connection_id, offline_saved_frame(saved.id))
+
+
+async def _feedback(frame: FeedbackFrame, record: ConnectionRecord, deps: Deps) -> None:
+    """The visitor's 👍/👎 on a bot reply of its own conversation (the store checks the reply
+    is one: an assistant message of this visitor's conversation in this tenant)."""
+    if record.role != "visitor" or record.conversation_id is None:
+        raise BadFrame("no_conversation", "no conversation")
+    saved = await deps.feedback.rate(
+        tenant_id=record.tenant_id, conversation_id=record.conversation_id,
+        visitor_id=record.subject, seq=frame.seq, rating=frame.rating,
+        reason=frame.reason.strip())
+    await deps.audit.safe_record(
+        tenant_id=record.tenant_id, actor_type="visitor", actor_id=record.subject,
+        action="reply.rated", target_type="conversation", target_id=record.conversation_id,
+        detail={"seq": saved.seq, "rating": saved.rating, "reason_chars": len(saved.reason)})
+    await send(deps, record.connection_id, feedback_saved_frame(
+        conversation_id=record.conversation_id, seq=saved.seq, rating=saved.rating))
 
 
 async def _visitor_message(frame: MessageFrame, record: ConnectionRecord, deps: Deps) -> None:

@@ -94,6 +94,7 @@ async def export_customer(deps: Deps, *, tenant_id: str, ref: CustomerRef,
         raise ExportTooLarge("more than one admin API answer carries")
     messages, notes, ratings = (await records.messages(ids), await records.notes(ids),
                                 await records.ratings(ids))
+    feedback = await records.reply_feedback(ids)
     offline = await records.offline_messages(tenant_id=tenant_id, subject=subject, ids=ids)
     memory = await (await long_term(deps)).export(tenant_id=tenant_id, customer_id=subject)
     facts = [f.model_dump(mode="json", exclude={"score", "tenant_id", "customer_id"})
@@ -105,17 +106,22 @@ async def export_customer(deps: Deps, *, tenant_id: str, ref: CustomerRef,
     return CustomerExport(
         tenant_id=tenant_id, visitor_id=subject, customer_id=ref.customer_id,
         exported_at=datetime.now(UTC), summary=summary,
-        conversations=_transcripts(conversations, messages, notes, ratings),
+        conversations=_transcripts(conversations, messages, notes, ratings, feedback),
         offline_messages=offline, facts=facts, audit=audit, not_included=NOT_INCLUDED)
 
 
 def _transcripts(conversations: list[dict[str, Any]], messages: list[dict[str, Any]],
                  notes: list[dict[str, Any]], ratings: list[dict[str, Any]],
-                 ) -> list[dict[str, Any]]:
+                 feedback: list[dict[str, Any]]) -> list[dict[str, Any]]:
     by_id: dict[str, dict[str, Any]] = {
         str(c["id"]): {**c, "messages": [], "notes": [], "rating": None} for c in conversations}
+    rated = {(f["conversation_id"], f["seq"]): {k: v for k, v in f.items()
+                                                if k not in ("conversation_id", "seq")}
+             for f in feedback}
     for message in messages:
         row = {k: v for k, v in message.items() if k != "conversation_id" and v is not None}
+        if (key := (str(message["conversation_id"]), message.get("seq"))) in rated:
+            row["feedback"] = rated[key]  # the customer's 👍/👎 on this bot reply
         by_id[str(message["conversation_id"])]["messages"].append(row)
     for note in notes:
         by_id[str(note["conversation_id"])]["notes"].append(

@@ -104,6 +104,13 @@ class CustomerRecords:
             " created_at FROM csat WHERE conversation_id = ANY(%s::uuid[])"
             " ORDER BY created_at", (ids,))
 
+    async def reply_feedback(self, ids: list[str]) -> list[dict[str, Any]]:
+        """The customer's 👍/👎 on bot replies (what the reply was made from is left out)."""
+        return await self._rows(
+            "SELECT conversation_id::text AS conversation_id, seq, rating, reason, updated_at"
+            " FROM reply_feedback WHERE conversation_id = ANY(%s::uuid[])"
+            " ORDER BY conversation_id, seq", (ids,))
+
     async def offline_messages(self, *, tenant_id: str, subject: str,
                                ids: list[str]) -> list[dict[str, Any]]:
         return await self._rows(
