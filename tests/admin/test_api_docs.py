@@ -5,24 +5,21 @@ internet."""
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from tests.support.gateway import RunningGateway, redis_prefix_removed, run_gateway
-from tests.support.production import production_settings
+from tests.support.gateway import RunningGateway
+from tests.support.production import production_gateway
 
 CONTENT_TYPES = {".js": "javascript", ".css": "text/css", ".png": "image/png"}
 
 
 @pytest.fixture(scope="module")
 def gateway(make_database, redis_url) -> Iterator[RunningGateway]:  # type: ignore[no-untyped-def]
-    prefix = f"kefu-test:api-docs:{uuid.uuid4().hex[:8]}:"
-    settings = production_settings(pg_dsn=make_database(), redis_url=redis_url,
-                                   redis_prefix=prefix)
-    with redis_prefix_removed(redis_url, prefix), run_gateway(settings) as running:
+    with production_gateway(pg_dsn=make_database(), redis_url=redis_url,
+                            label="api-docs") as running:
         yield running
 
 

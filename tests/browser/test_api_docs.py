@@ -5,7 +5,6 @@ host is refused, as on a machine without internet. A staff member authorises wit
 from __future__ import annotations
 
 import shutil
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -15,15 +14,13 @@ import pytest
 
 from kefu_core.infra.db import open_pool
 from kefu_core.product.tenants import TenantStore
-from tests.support.gateway import RunningGateway, redis_prefix_removed, run_gateway
-from tests.support.production import production_settings
+from tests.browser.support import ARGS, CHROMIUM
+from tests.support.gateway import RunningGateway
+from tests.support.production import production_gateway
 from tests.support.staff import make_staff
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 TIMEOUT_MS = 20_000
 PASSWORD = "correct-horse-battery"
 # ReDoc's sidebar shows Redocly's logo from its CDN and hides it when it cannot load: the only
@@ -35,10 +32,8 @@ REDOC_LOGO = "https://cdn.redoc.ly/redoc/logo-mini.svg"
 def gateway(make_database, redis_url) -> Iterator[RunningGateway]:  # type: ignore[no-untyped-def]
     if not shutil.which("chromium"):
         pytest.skip("chromium is not installed (scripts/bootstrap --browser)")
-    prefix = f"kefu-test:api-docs-browser:{uuid.uuid4().hex[:8]}:"
-    settings = production_settings(pg_dsn=make_database(), redis_url=redis_url,
-                                   redis_prefix=prefix)
-    with redis_prefix_removed(redis_url, prefix), run_gateway(settings) as running:
+    with production_gateway(pg_dsn=make_database(), redis_url=redis_url,
+                            label="api-docs-browser") as running:
         yield running
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +17,7 @@ from kefu_core.deps import Deps
 from kefu_core.infra.settings import Settings
 from kefu_core.product.tenants import TenantStore
 from tests.support.core import make_deps
-from tests.support.gateway import redis_prefix_removed
+from tests.support.gateway import RunningGateway, redis_prefix_removed, run_gateway
 
 STRONG_SECRET = "production-token-secret-" + uuid.uuid4().hex  # 56 characters
 MANAGEMENT_KEY = "AKIDKEFUTEST:" + "m" * 40
@@ -62,3 +62,15 @@ async def production_admin(*, pg_dsn: str, redis_url: str,
                                store=TenantStore(deps.pool), settings=settings)
         finally:
             await deps.aclose()
+
+
+@contextlib.contextmanager
+def production_gateway(*, pg_dsn: str, redis_url: str, label: str,
+                       **extra: Any) -> Iterator[RunningGateway]:
+    """`kefu run`'s gateway in production mode on the test services, its Redis keys (under a
+    prefix of ``label``) removed afterwards."""
+    prefix = f"kefu-test:{label}:{uuid.uuid4().hex[:8]}:"
+    settings = production_settings(pg_dsn=pg_dsn, redis_url=redis_url, redis_prefix=prefix,
+                                   **extra)
+    with redis_prefix_removed(redis_url, prefix), run_gateway(settings) as running:
+        yield running
