@@ -7,7 +7,6 @@ connection pool; the SDK's own retries are off (the router decides what happens 
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +19,7 @@ from ._exceptions import (
     KeyUnavailableError,
     StreamError,
 )
+from ._sse import json_loads, sse_data
 from ._types import EngineCall, EngineOutcome
 from .netguard import OutboundPolicy, UnsafeURL, check_url
 
@@ -104,6 +104,32 @@ HANDOFF_TOOL: dict[str, Any] = {
         },
     },
 }
+
+
+def _transport_errors() -> tuple[tuple[type[Exception], ...], tuple[type[Exception], ...]]:
+    """Read timeouts and other HTTP errors of the SDK's HTTP library and of httpx.
+
+    The SDK sends through its own ``httpx2`` (recent versions) or through the httpx client it
+    was given (the outbound-guarded one); errors while reading a streamed body are theirs.
+    """
+    import httpx
+
+    timeouts: list[type[Exception]] = [httpx.TimeoutException]
+    errors: list[type[Exception]] = [httpx.HTTPError]
+    try:
+        import httpx2
+    except ImportError:  # pragma: no cover - older SDKs send through httpx
+        pass
+    else:
+        timeouts.append(httpx2.TimeoutException)
+        errors.append(httpx2.HTTPError)
+    return tuple(timeouts), tuple(errors)
+
+
+def _asks_handoff(tool_calls: list[dict[str, Any]]) -> bool:
+    return any(
+        (call.get("function") or {}).get("name") == HANDOFF_TOOL_NAME for call in tool_calls
+    )
 
 
 class OpenAICompatibleEngine:
@@ -191,6 +217,8 @@ class OpenAICompatibleEngine:
         import openai
 
         client = self._client(key)
+        timeouts, http_errors = _transport_errors()
+        cuts: tuple[type[Exception], ...] = (*http_errors, openai.APIError)
         params: dict[str, Any] = {
             "model": self.model,
             "messages": build_messages(call, redacted=not self.local),
@@ -205,9 +233,36 @@ class OpenAICompatibleEngine:
         if self.handoff_tool:
             params["tools"] = [HANDOFF_TOOL]
             params["tool_choice"] = "auto"
+        finish: str | None = None
+        handoff = False
         try:
-            stream = await client.chat.completions.create(**params)
-        except openai.APITimeoutError as exc:
+            # The raw HTTP stream, parsed here: the SDK would build and validate a pydantic
+            # model per chunk, most of the adapter's CPU on a long reply.
+            async with client.chat.completions.with_streaming_response.create(
+                **params
+            ) as response:
+                async for event in sse_data(response.iter_bytes()):
+                    if event == b"[DONE]":
+                        break
+                    chunk = json_loads(event)
+                    if chunk.get("error") is not None:
+                        raise StreamError(f"{self.name}: error event in stream", kind="cut")
+                    choices = chunk.get("choices")
+                    if not choices:
+                        continue
+                    choice = choices[0]
+                    delta = choice.get("delta")
+                    if delta:
+                        content = delta.get("content")
+                        if content:
+                            yield content
+                        if delta.get("tool_calls") and _asks_handoff(delta["tool_calls"]):
+                            handoff = True
+                    if choice.get("finish_reason"):
+                        finish = choice["finish_reason"]
+        except StreamError:
+            raise
+        except openai.APITimeoutError as exc:  # before the response's headers
             raise EngineTimeout(f"{self.name}: request timed out", kind="timeout") from exc
         except openai.APIStatusError as exc:
             raise EngineHTTPError(
@@ -217,34 +272,12 @@ class OpenAICompatibleEngine:
             ) from exc
         except openai.APIConnectionError as exc:
             raise EngineError(f"{self.name}: connection failed", kind="connection") from exc
-        finish: str | None = None
-        handoff = False
-        try:
-            async for chunk in stream:
-                choices = chunk.choices
-                if not choices:
-                    continue
-                choice = choices[0]
-                delta = choice.delta
-                if delta is not None and delta.content:
-                    yield delta.content
-                if delta is not None and delta.tool_calls:
-                    for tool_call in delta.tool_calls:
-                        if tool_call.function and tool_call.function.name == HANDOFF_TOOL_NAME:
-                            handoff = True
-                if choice.finish_reason:
-                    finish = choice.finish_reason
-        except openai.APITimeoutError as exc:
+        except timeouts as exc:  # reading the body: the SDK does not wrap these
             raise EngineTimeout(f"{self.name}: read timed out", kind="stall") from exc
-        except openai.APIConnectionError as exc:
+        except cuts as exc:
             raise StreamError(f"{self.name}: stream cut", kind="cut") from exc
-        except openai.APIError as exc:
-            raise StreamError(f"{self.name}: error event in stream", kind="cut") from exc
-        except (ValueError, TypeError, AttributeError, KeyError) as exc:
+        except (ValueError, TypeError, AttributeError, KeyError, IndexError) as exc:
             raise StreamError(f"{self.name}: malformed chunk", kind="malformed") from exc
-        finally:
-            with contextlib.suppress(Exception):
-                await stream.close()
         if finish is None:
             raise StreamError(f"{self.name}: stream ended without a finish reason", kind="cut")
         yield EngineOutcome(finish_reason=finish, handoff=handoff)
