@@ -31,12 +31,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from types import ModuleType
 from typing import Annotated, Any, Literal, NotRequired, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
 
 from kefu_core.infra.errors import BadFrame, KefuError, ReplyNotStarted, StoreError
 from kefu_core.security import roles
+
+_orjson: ModuleType | None
+try:  # frames are encoded with orjson when installed (the self-hosted gateway): ~5x faster
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - not in the Lambda layers
+    _orjson = None
 
 __all__ = [
     "AckOut",
@@ -476,6 +483,11 @@ ServerFrame = (
 
 
 def encode(frame: Mapping[str, Any]) -> str:
+    if _orjson is not None:
+        try:
+            return str(_orjson.dumps(frame).decode())
+        except (TypeError, _orjson.JSONEncodeError):  # e.g. a lone surrogate: as json does
+            pass
     return json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
 
 
