@@ -34,6 +34,7 @@ from kefu_core.product.curated_answers import CuratedAnswerStore
 from kefu_core.product.customer import CustomerContext, MemoryCustomerContext
 from kefu_core.product.feedback import FeedbackStore
 from kefu_core.product.handoff.repository import HandoffRepository
+from kefu_core.product.learning_queue import LearningQueueStore
 from kefu_core.product.service import ServiceStore
 from kefu_core.product.tenants import TenantStore
 from kefu_core.security.datakeys import data_keys_for
@@ -69,6 +70,7 @@ class Deps:
     # The learning loop: curated answers, visitors' feedback on replies (docs/console.md).
     curated: CuratedAnswerStore
     feedback: FeedbackStore
+    learning_queue: LearningQueueStore
     # Product metrics: EMF on Lambda, Prometheus in the gateway (kefu_core.infra.metrics).
     metrics: Metrics = field(default_factory=NullMetrics)
     # The deployment's LLM router (``ENGINES`` / ``OPENAI_*``): built on first use when not given.
@@ -238,5 +240,6 @@ async def build_deps(
                                   conns_key=connections.agent_conns_key),
         curated=CuratedAnswerStore(pool),
         feedback=FeedbackStore(pool),
+        learning_queue=LearningQueueStore(pool),
         deployment_router=router,
     )

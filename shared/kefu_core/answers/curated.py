@@ -25,7 +25,8 @@ from kefu_core.product.curated_answers import CuratedAnswer, CuratedAnswerStore
 from kefu_llm import Busy, Delta, Final
 from kefu_memory import Embedder, keyword_terms
 
-__all__ = ["HINT_MARGIN", "CuratedMatch", "CuratedMatcher", "curated_events", "curated_passage"]
+__all__ = ["HINT_MARGIN", "CuratedMatch", "CuratedMatcher", "curated_events", "curated_passage",
+           "term_cosine"]
 
 TTL_S = 5.0
 CURATED_ENGINE = "curated"  # a reply's engine when a curated answer answered
@@ -82,7 +83,7 @@ class CuratedMatcher:
         return CuratedMatch(answer=entry.answer, score=round(score, 4)) if score > 0 else None
 
     def _score(self, terms: Counter[str], vector: list[float] | None, entry: _Entry) -> float:
-        lexical = _cosine(terms, entry.terms)
+        lexical = term_cosine(terms, entry.terms)
         if vector is None or entry.vector is None:
             return lexical
         semantic = max(sum(a * b for a, b in zip(vector, entry.vector, strict=True)), 0.0)
@@ -106,7 +107,8 @@ class CuratedMatcher:
         return list((await self._embedder.embed([text]))[0])
 
 
-def _cosine(a: Counter[str], b: Counter[str]) -> float:
+def term_cosine(a: Counter[str], b: Counter[str]) -> float:
+    """The cosine of two term-frequency vectors."""
     dot = sum(count * b[term] for term, count in a.items() if term in b)
     if not dot:
         return 0.0
