@@ -100,3 +100,18 @@ def test_the_lambda_api_accepts_only_the_functions_credentials(
         f"{local_stack.lambda_api}/2015-03-31/functions/kefu-local-StreamFunction/invocations",
         headers={"x-amz-invocation-type": "Event"}, content=b"x" * (300 * 1024))
     assert response.status_code == 413
+
+
+async def test_the_admin_functions_api_docs_load_their_assets_from_the_function(
+    local_stack: LocalStackProcess,
+) -> None:
+    # GIVEN the built admin function WHEN /docs and the scripts and styles it names are fetched
+    async with admin_client(local_stack) as http:
+        docs = await http.get("/docs")
+        assets = [await http.get(path) for path in
+                  ("/docs/assets/swagger-ui-bundle.js", "/docs/assets/swagger-ui.css",
+                   "/docs/assets/redoc.standalone.js")]
+    # THEN the page and every asset come from the function itself (its fastapi-offline copy)
+    assert docs.status_code == 200 and "/docs/assets/swagger-ui-bundle.js" in docs.text
+    assert [a.status_code for a in assets] == [200, 200, 200]
+    assert "SwaggerUIBundle" in assets[0].text
