@@ -127,7 +127,9 @@ async def test_a_report_counts_deflection_handoffs_response_times_ratings_and_re
     assert [(u["question"], u["count"]) for u in report.unanswered] == [(UNKNOWN, 1)]
     # AND the CSV has a row per day with the same counts, and the export is audited
     lines = exported.text.strip().splitlines()
-    assert lines[0] == "day,conversations,handed_off,deflected,ratings,csat_average"
+    assert lines[0] == ("day,conversations,handed_off,deflected,ratings,csat_average,"
+                        "bot_resolved,bot_replies,curated_hits,grounding_checked,grounded,"
+                        "thumbs_down")
     assert sum(int(line.split(",")[1]) for line in lines[1:]) == 2
     assert len(audit) == 1
     # AND another tenant's report holds none of it

@@ -9,6 +9,13 @@
   message after it; resolution: from that event to the conversation's closing. Average and
   median, in seconds, over the conversations that have them.
 - CSAT per day (count and average) and the latest comments.
+- Resolution (docs/console.md, "Resolution figures"): a conversation is **bot-resolved** when
+  the assistant completed a reply that had something to answer from, nobody was asked for,
+  no reply was rated 👎, and the same visitor did not start another conversation within 7
+  days of its last activity (so the last 7 days' figure is provisional: it can still drop).
+  Per reply: the curated-answer hit rate (replies a curated answer gave) and the
+  grounded-answer rate (replies the grounding check passed, of those it checked). Each per day
+  and per knowledge-base version (a reply's version; a conversation's is its last reply's).
 - Top unanswered questions: the visitor messages whose reply had nothing to answer from (the
   reply's ``answered: false``, recorded by the stream flow: the offline engine's refusal). A
   remote model's own "I don't know" is not detected.
@@ -29,16 +36,38 @@ from pydantic import BaseModel
 
 from kefu_core.infra.errors import StoreError
 
-__all__ = ["Day", "Durations", "Report", "ReportStore"]
+__all__ = ["Day", "Durations", "KbVersion", "ReplyFigures", "Report", "ReportStore"]
 
 
-class Day(BaseModel):
+class ReplyFigures(BaseModel):
+    """The assistant's complete replies: how many, how many a curated answer gave, how many
+    the grounding check looked at and passed, how many were rated 👎."""
+
+    bot_replies: int = 0
+    curated_hits: int = 0
+    grounding_checked: int = 0
+    grounded: int = 0
+    thumbs_down: int = 0
+
+
+class Day(ReplyFigures):
     day: date
     conversations: int
     handed_off: int
     deflected: int
     ratings: int
     csat_average: float | None
+    bot_resolved: int = 0
+
+
+class KbVersion(ReplyFigures):
+    kb_version: str
+    conversations: int = 0
+    handed_off: int = 0
+    bot_resolved: int = 0
+    bot_resolved_rate: float | None = None
+    curated_hit_rate: float | None = None
+    grounded_rate: float | None = None
 
 
 class Durations(BaseModel):
@@ -62,6 +91,12 @@ class Report(BaseModel):
     resolution: Durations
     csat_comments: list[dict[str, Any]]
     unanswered: list[dict[str, Any]]
+    bot_resolved: int = 0
+    bot_resolved_rate: float | None = None
+    curated_hit_rate: float | None = None
+    grounded_rate: float | None = None
+    thumbs_down: int = 0
+    kb_versions: list[KbVersion] = []
 
 
 # One row per conversation created in the period: handed off? deflected? first queued time.
@@ -73,10 +108,35 @@ WITH c AS (
             AND m.role = 'system' AND m.meta->>'event' = 'queued') AS queued_at,
          EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id
             AND m.role = 'assistant' AND m.status = 'complete'
-            AND coalesce(m.meta->>'answered', 'true') <> 'false') AS bot_answered
+            AND coalesce(m.meta->>'answered', 'true') <> 'false') AS bot_answered,
+         EXISTS (SELECT 1 FROM reply_feedback f WHERE f.conversation_id = c.id
+            AND f.rating = 'down') AS rated_down,
+         EXISTS (SELECT 1 FROM conversations o WHERE o.tenant_id = c.tenant_id
+            AND o.visitor_id = c.visitor_id AND o.id <> c.id AND o.created_at > c.created_at
+            AND o.created_at <= coalesce(c.closed_at, c.updated_at) + interval '7 days')
+            AS reopened,
+         coalesce((SELECT m.meta->>'kb_version' FROM messages m WHERE m.conversation_id = c.id
+            AND m.role = 'assistant' ORDER BY m.seq DESC LIMIT 1), '0') AS kb_version
   FROM conversations c
   WHERE c.tenant_id = %(tenant)s AND c.created_at >= %(since)s AND c.created_at < %(until)s
 )
+"""
+_RESOLVED = "queued_at IS NULL AND bot_answered AND NOT rated_down AND NOT reopened"
+
+# The assistant's complete replies in the period, per day and knowledge-base version.
+_REPLIES = """
+SELECT (m.created_at AT TIME ZONE %(tz)s)::date AS day,
+       coalesce(m.meta->>'kb_version', '0') AS kb_version, count(*) AS bot_replies,
+       count(*) FILTER (WHERE m.meta ? 'curated') AS curated_hits,
+       count(*) FILTER (WHERE m.meta ? 'grounding') AS grounding_checked,
+       count(*) FILTER (WHERE m.meta ? 'grounding'
+                          AND m.meta #> '{grounding,unsupported}' = '[]'::jsonb) AS grounded,
+       count(f.seq) FILTER (WHERE f.rating = 'down') AS thumbs_down
+FROM messages m JOIN conversations c ON c.id = m.conversation_id
+LEFT JOIN reply_feedback f ON f.conversation_id = m.conversation_id AND f.seq = m.seq
+WHERE c.tenant_id = %(tenant)s AND m.role = 'assistant' AND m.status = 'complete'
+  AND m.created_at >= %(since)s AND m.created_at < %(until)s
+GROUP BY 1, 2
 """
 
 
@@ -98,8 +158,15 @@ class ReportStore:
                 days = await self._rows(conn, _CONVERSATIONS + """
                     SELECT day, count(*) AS conversations,
                            count(*) FILTER (WHERE queued_at IS NOT NULL) AS handed_off,
-                           count(*) FILTER (WHERE queued_at IS NULL AND bot_answered) AS deflected
+                           count(*) FILTER (WHERE queued_at IS NULL AND bot_answered) AS deflected,
+                           count(*) FILTER (WHERE """ + _RESOLVED + """) AS bot_resolved
                     FROM c GROUP BY day ORDER BY day""", params)
+                versions = await self._rows(conn, _CONVERSATIONS + """
+                    SELECT kb_version, count(*) AS conversations,
+                           count(*) FILTER (WHERE queued_at IS NOT NULL) AS handed_off,
+                           count(*) FILTER (WHERE """ + _RESOLVED + """) AS bot_resolved
+                    FROM c GROUP BY kb_version""", params)
+                replies = await self._rows(conn, _REPLIES, params)
                 durations = await self._rows(conn, _CONVERSATIONS + """
                     , d AS (
                       SELECT extract(epoch FROM (SELECT min(m.created_at) FROM messages m
@@ -145,8 +212,9 @@ class ReportStore:
                     LIMIT %(top)s""", params)
         except psycopg.Error as exc:
             raise StoreError("report query failed") from exc
-        return _assemble(since, until, time_zone, days, durations[0], reasons, csat, comments,
-                         unanswered)
+        report = _assemble(since, until, time_zone, days, durations[0], reasons, csat,
+                           comments, unanswered)
+        return with_resolution(report, days, versions, replies)
 
 
 def _rate(part: int, whole: int) -> float | None:
@@ -187,3 +255,47 @@ def _assemble(since: datetime, until: datetime, time_zone: str, days: list[dict[
         unanswered=[{"question": u["question"], "count": int(u["count"]),
                      "last_asked": u["last_asked"]} for u in unanswered],
     )
+
+
+def with_resolution(report: Report, days: list[dict[str, Any]], versions: list[dict[str, Any]],
+                    replies: list[dict[str, Any]]) -> Report:
+    """``report`` with the resolution figures, per day and per knowledge-base version."""
+    resolved = {d["day"]: int(d["bot_resolved"]) for d in days}
+    per_day: dict[date, ReplyFigures] = {}
+    per_version: dict[str, KbVersion] = {
+        v["kb_version"]: KbVersion(kb_version=v["kb_version"],
+                                   conversations=int(v["conversations"]),
+                                   handed_off=int(v["handed_off"]),
+                                   bot_resolved=int(v["bot_resolved"])) for v in versions}
+    for row in replies:
+        for figures in (per_day.setdefault(row["day"], ReplyFigures()),
+                        per_version.setdefault(row["kb_version"],
+                                               KbVersion(kb_version=row["kb_version"]))):
+            for name in ReplyFigures.model_fields:
+                setattr(figures, name, getattr(figures, name) + int(row[name]))
+    day_rows = [d.model_copy(update={"bot_resolved": resolved.get(d.day, 0),
+                                     **per_day.get(d.day, ReplyFigures()).model_dump()})
+                for d in report.days]
+    known = {d.day for d in day_rows}
+    day_rows += [Day(day=day, conversations=0, handed_off=0, deflected=0, ratings=0,
+                     csat_average=None, **figures.model_dump())
+                 for day, figures in per_day.items() if day not in known]
+    for version in per_version.values():
+        _rates(version, version.conversations)
+    total = ReplyFigures(**{name: sum(getattr(d, name) for d in day_rows)
+                            for name in ReplyFigures.model_fields})
+    bot_resolved = sum(d.bot_resolved for d in day_rows)
+    return report.model_copy(update={
+        "days": sorted(day_rows, key=lambda d: d.day), "bot_resolved": bot_resolved,
+        "bot_resolved_rate": _rate(bot_resolved, report.conversations),
+        "curated_hit_rate": _rate(total.curated_hits, total.bot_replies),
+        "grounded_rate": _rate(total.grounded, total.grounding_checked),
+        "thumbs_down": total.thumbs_down,
+        "kb_versions": sorted(per_version.values(),
+                              key=lambda v: (len(v.kb_version), v.kb_version))})
+
+
+def _rates(version: KbVersion, conversations: int) -> None:
+    version.bot_resolved_rate = _rate(version.bot_resolved, conversations)
+    version.curated_hit_rate = _rate(version.curated_hits, version.bot_replies)
+    version.grounded_rate = _rate(version.grounded, version.grounding_checked)

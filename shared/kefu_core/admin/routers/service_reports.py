@@ -55,8 +55,9 @@ async def report(who: AdminId, deps: DepsDep, since: datetime | None = None,
                  until: datetime | None = None, tz: TimeZone = "UTC") -> Report:
     """Conversations per day, deflection (the assistant alone) and handoff rates, handoff
     reasons, human first-response and resolution times (average and median seconds), CSAT
-    per day and the latest comments, and the questions most often left unanswered (the
-    offline engine's refusals)."""
+    per day and the latest comments, the questions most often left unanswered (the
+    offline engine's refusals), and the resolution figures per day and per knowledge-base
+    version (bot-resolved conversations, curated-answer hit rate, grounded-answer rate, 👎)."""
     return await _report(who, deps, since, until, tz)
 
 
@@ -67,12 +68,17 @@ async def export(who: AdminId, deps: DepsDep,
                  since: datetime | None = None, until: datetime | None = None,
                  tz: TimeZone = "UTC",
                  format: Annotated[Literal["csv"], Query()] = "csv") -> Response:
-    """One row per day: conversations, handed off, deflected, ratings, CSAT average."""
+    """One row per day: conversations, handed off, deflected, ratings, CSAT average, and the
+    resolution figures (bot-resolved conversations; bot replies, curated-answer hits, replies
+    the grounding check looked at and passed, replies rated 👎)."""
     figures = await _report(who, deps, since, until, tz)
     await record(deps, who, "reports.exported", days=len(figures.days))
     rows = ([d.day.isoformat(), d.conversations, d.handed_off, d.deflected, d.ratings,
-             "" if d.csat_average is None else d.csat_average] for d in figures.days)
+             "" if d.csat_average is None else d.csat_average, d.bot_resolved, d.bot_replies,
+             d.curated_hits, d.grounding_checked, d.grounded, d.thumbs_down]
+            for d in figures.days)
     text = to_csv(["day", "conversations", "handed_off", "deflected", "ratings",
-                   "csat_average"], rows)
+                   "csat_average", "bot_resolved", "bot_replies", "curated_hits",
+                   "grounding_checked", "grounded", "thumbs_down"], rows)
     return Response(text, media_type="text/csv; charset=utf-8",
                     headers={"content-disposition": 'attachment; filename="report.csv"'})
