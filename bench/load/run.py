@@ -356,6 +356,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ramp", type=float, default=400, help="new connections per second")
     ap.add_argument("--clients", type=int, default=2, help="visitor processes")
     ap.add_argument("--replicas", type=int, default=1)
+    ap.add_argument("--workers", type=int, default=1,
+                    help="kefu run --workers N per replica (turns --pin off for the gateway)")
     ap.add_argument("--src-ips", type=int, default=50, help="127.0.0.x source addresses")
     ap.add_argument("--dialogues", default=None, help="CrossWOZ val.json(.zip)")
     ap.add_argument("--first-token-ms", default="1200-1800")
@@ -490,7 +492,7 @@ def run(args: argparse.Namespace, system: str, name: str, code_sha: str | None,
                             extra_pythonpath=args.gateway_pythonpath, loop=args.bare_loop)
                   if system == "bare" else
                   Gateway(replica_id=f"r{r}", env=env, log=out_dir / f"gateway-r{r}.log",
-                          extra_pythonpath=args.gateway_pythonpath))
+                          extra_pythonpath=args.gateway_pythonpath, workers=args.workers))
             gw.start()
             gateways.append(gw)
 
@@ -529,7 +531,8 @@ def run(args: argparse.Namespace, system: str, name: str, code_sha: str | None,
                 stdout=open(out_dir / f"visitors-{k}.log", "wb"),
                 stderr=subprocess.STDOUT))
         cpus = sorted(os.sched_getaffinity(0))
-        pinned = args.pin and len(cpus) >= 2
+        # N workers want N cores: the gateway is not confined to one then
+        pinned = args.pin and len(cpus) >= 2 and (system == "bare" or args.workers == 1)
         if pinned:
             pin([p for g in gateways for p in g.pids()], {cpus[0]})
             pin([*pg.pids(), *redis.pids(), *llm.pids(), *(backup.pids() if backup else []),

@@ -290,6 +290,7 @@ class Gateway:
     proc: subprocess.Popen[bytes] | None = None
     log: Path | None = None
     extra_pythonpath: str | None = None
+    workers: int = 1  # `kefu run --workers N`
 
     def start(self) -> None:
         self.port = self.port or free_port()
@@ -306,6 +307,8 @@ class Gateway:
                 raise RuntimeError(f"gateway {self.replica_id} exited with {self.proc.returncode}")
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1).status_code == 200:
+                    if self.workers > 1:  # one answered: give the others their start-up
+                        time.sleep(5)
                     return
             if time.monotonic() > deadline:
                 raise RuntimeError(f"gateway {self.replica_id} did not become healthy")
@@ -313,7 +316,8 @@ class Gateway:
 
     def command(self) -> list[str]:
         return [str(VENV_BIN / "kefu"), "run", "--host", "127.0.0.1", "--port", str(self.port),
-                "--replica-id", self.replica_id]
+                "--replica-id", self.replica_id,
+                *(["--workers", str(self.workers)] if self.workers > 1 else [])]
 
     @property
     def ws_url(self) -> str:
