@@ -7,7 +7,10 @@ lock, recorded in ``kefu_core_migrations``; applying them twice changes nothing.
 from __future__ import annotations
 
 import logging
+import time
+import weakref
 from importlib import resources
+from typing import Any
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
@@ -18,6 +21,30 @@ __all__ = ["migrate", "open_pool"]
 
 logger = logging.getLogger("kefu.db")
 _LOCK_ID = 0x6B656675  # "kefu"
+
+
+# A connection given back to the pool this recently worked then: it is lent again without the
+# check's round trip (under load every message takes several connections from the pool, and a
+# ping each time was as many round trips as the work itself). An idle one is checked, so a
+# database restart while Kefu is quiet costs no request; one in the middle of traffic costs at
+# most the requests already on the connections it broke (they fail with StoreError and the
+# client resends).
+FRESH_S = 2.0
+_returned: weakref.WeakKeyDictionary[psycopg.AsyncConnection[Any], float] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def check_if_idle(conn: psycopg.AsyncConnection[Any]) -> None:
+    """The pool's check: ping a connection unless it was returned less than FRESH_S ago."""
+    returned = _returned.get(conn)
+    if returned is not None and time.monotonic() - returned < FRESH_S and not conn.broken:
+        return
+    await AsyncConnectionPool.check_connection(conn)
+
+
+async def _mark_returned(conn: psycopg.AsyncConnection[Any]) -> None:
+    _returned[conn] = time.monotonic()
 
 
 async def open_pool(
@@ -32,7 +59,8 @@ async def open_pool(
         timeout=timeout_s,
         open=False,
         kwargs={"autocommit": True},
-        check=AsyncConnectionPool.check_connection,
+        check=check_if_idle,
+        reset=_mark_returned,
         reconnect_timeout=30,
     )
     try:
