@@ -105,6 +105,36 @@ _CONV_C_COLUMNS = ", ".join(
 CUSTOMER_PREFIX = "cust:"
 
 
+# One statement, one round trip, one transaction: the de-duplication on client_msg_id, the
+# conversation's next sequence number and the row. A conflict on a unique index (a concurrent
+# writer of the same message or reply) fails the whole statement, the increment with it.
+_APPEND = b"""
+WITH dup AS (
+    SELECT seq FROM messages
+    WHERE %(client_msg_id)s::text IS NOT NULL AND conversation_id = %(conversation_id)s::uuid
+      AND client_msg_id = %(client_msg_id)s::text
+), conv AS (
+    SELECT status FROM conversations
+    WHERE id = %(conversation_id)s::uuid AND tenant_id = %(tenant_id)s::text
+), bump AS (
+    UPDATE conversations SET last_seq = last_seq + 1, updated_at = now()
+    WHERE id = %(conversation_id)s::uuid AND tenant_id = %(tenant_id)s::text
+      AND NOT EXISTS (SELECT 1 FROM dup)
+      AND (status = 'open' OR %(role)s::text <> 'visitor')
+    RETURNING last_seq
+), ins AS (
+    INSERT INTO messages (conversation_id, seq, role, author, text, status, client_msg_id,
+                          reply_to, engine, meta)
+    SELECT %(conversation_id)s::uuid, last_seq, %(role)s::text, %(author)s::text,
+           %(text)s::text, %(status)s::text, %(client_msg_id)s::text, %(reply_to)s::bigint,
+           %(engine)s::text, %(meta)s::jsonb
+    FROM bump
+    RETURNING seq
+)
+SELECT (SELECT seq FROM dup), (SELECT seq FROM ins), (SELECT status FROM conv)
+"""
+
+
 class ConversationStore:
     """All conversation and message persistence; every call is tenant-scoped."""
 
@@ -173,42 +203,30 @@ class ConversationStore:
     ) -> Stored:
         """Persist one message with the next sequence number; idempotent on ``client_msg_id``
         (and, for assistant replies, on ``reply_to``)."""
+        params = {
+            "conversation_id": conversation_id, "tenant_id": tenant_id, "role": role,
+            "author": author, "text": text, "status": status, "client_msg_id": client_msg_id,
+            "reply_to": reply_to, "engine": engine, "meta": Jsonb(meta or {}),
+        }
         try:
-            async with self._pool.connection() as conn, conn.transaction():
-                if client_msg_id is not None:
-                    existing = await self._existing(conn, conversation_id, client_msg_id)
-                    if existing is not None:
-                        return Stored(seq=existing, duplicate=True)
-                cur = await conn.execute(
-                    "UPDATE conversations SET last_seq = last_seq + 1, updated_at = now()"
-                    " WHERE id = %s AND tenant_id = %s RETURNING last_seq, status",
-                    (conversation_id, tenant_id),
-                )
+            async with self._pool.connection() as conn:
+                cur = await conn.execute(_APPEND, params)
                 row = await cur.fetchone()
-                if row is None:
-                    raise ConversationClosed("conversation not found")
-                seq, conv_status = int(row[0]), row[1]
-                if conv_status != "open" and role == "visitor":
-                    raise ConversationClosed("conversation is closed")
-                cur = await conn.execute(
-                    "INSERT INTO messages (conversation_id, seq, role, author, text, status,"
-                    " client_msg_id, reply_to, engine, meta)"
-                    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-                    " ON CONFLICT DO NOTHING RETURNING seq",
-                    (
-                        conversation_id, seq, role, author, text, status,
-                        client_msg_id, reply_to, engine, Jsonb(meta or {}),
-                    ),
-                )
-                if await cur.fetchone() is None:
-                    # A concurrent writer stored the same client message (or reply) first:
-                    # undo our sequence increment and return theirs.
-                    raise _Duplicate()
-                return Stored(seq=seq, duplicate=False)
-        except _Duplicate:
+        except psycopg.errors.UniqueViolation:
+            # A concurrent writer stored the same client message (or reply) first: the whole
+            # statement, our sequence increment included, was undone; return theirs.
             return await self._resolve_duplicate(conversation_id, client_msg_id, reply_to)
         except psycopg.Error as exc:
             raise StoreError("cannot store message") from exc
+        assert row is not None
+        duplicate_seq, seq, conv_status = row
+        if duplicate_seq is not None:
+            return Stored(seq=int(duplicate_seq), duplicate=True)
+        if seq is not None:
+            return Stored(seq=int(seq), duplicate=False)
+        if conv_status is None:
+            raise ConversationClosed("conversation not found")
+        raise ConversationClosed("conversation is closed")
 
     async def _existing(
         self, conn: psycopg.AsyncConnection[Any], conversation_id: str, client_msg_id: str
@@ -516,7 +534,3 @@ class ConversationStore:
 class ConversationSummary(Conversation):
     last_text: str | None = None
     last_role: str | None = None
-
-
-class _Duplicate(Exception):
-    pass
