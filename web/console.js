@@ -27,7 +27,8 @@
       reason_llm: "机器人建议转人工", reason_agent: "客服主动接管", reason_admin: "管理员分配", reason_agent_offline: "原客服离线，重新排队",
       waitingFor: "已等待 {t}", firstReply: "首次响应 {t}", sec: "{n} 秒", min: "{n} 分钟", hour: "{h} 小时 {m} 分",
       yesterday: "昨天", now: "刚刚", mute: "关闭提醒声音", unmute: "打开提醒声音", details: "客户信息",
-      newActivity: "新消息", colourSuffix: "色",
+      newActivity: "新消息", colourSuffix: "色", visit: "访问信息", page: "页面", referrer: "来源", browser: "浏览器",
+      language: "语言", timeZone: "时区", location: "位置", earlier: "历史对话", noEarlier: "无历史对话", st_open: "进行中", st_closed: "已结束",
       colours: "红,橙,金,绿,青,蓝,紫,粉,银,棕,黑,白", animals: "狐狸,熊猫,海豚,老虎,兔子,鲸鱼,猫头鹰,企鹅,松鼠,小鹿,燕子,锦鲤,考拉,水獭,刺猬,仙鹤"
     },
     en: {
@@ -48,7 +49,8 @@
       reason_llm: "the bot suggested a human", reason_agent: "taken over by an agent", reason_admin: "assigned by an admin", reason_agent_offline: "the agent went offline, queued again",
       waitingFor: "waiting {t}", firstReply: "first reply after {t}", sec: "{n} s", min: "{n} min", hour: "{h} h {m} min",
       yesterday: "Yesterday", now: "just now", mute: "Mute alert sounds", unmute: "Turn alert sounds on", details: "Customer",
-      newActivity: "New activity", colourSuffix: "",
+      newActivity: "New activity", colourSuffix: "", visit: "Visit", page: "Page", referrer: "Came from", browser: "Browser",
+      language: "Language", timeZone: "Time zone", location: "Location", earlier: "Earlier conversations", noEarlier: "No earlier conversations", st_open: "open", st_closed: "closed",
       colours: "Red,Orange,Golden,Green,Teal,Blue,Purple,Pink,Silver,Brown,Black,White", animals: "Fox,Panda,Dolphin,Tiger,Rabbit,Whale,Owl,Penguin,Squirrel,Deer,Swallow,Koi,Koala,Otter,Hedgehog,Crane"
     }
   };
@@ -342,6 +344,9 @@
           if (f.text) { $("text").value = f.text; $("text").focus(); } else toast(t("suggestionEmpty"));
         }
         break;
+      case "csat":
+        if (current && f.conversation_id === current.conversation.id) { current.csat = { score: f.score, comment: f.comment }; renderSide(); }
+        break;
       case "offline_message": toast(t("offline")); alertAgent("offline_message"); loadOffline(); break;
       case "error":
         if (f.code === "unauthorized") { if (ws) ws.close(); break; }  // onclose refreshes or signs out
@@ -401,7 +406,8 @@
     });
   }
   function openConversation(f) {
-    current = { conversation: f.conversation, notes: f.notes, customer: f.customer, csat: f.csat, pending: {} };
+    current = { conversation: f.conversation, notes: f.notes, customer: f.customer, csat: f.csat, pending: {},
+                visit: f.visitor_context || null, earlier: f.earlier || [] };
     msgEls = {}; msgData = {}; dirty = {};
     $("empty").hidden = true; $("conv").hidden = false; $("side").hidden = false;
     $("log").innerHTML = ""; $("typing").textContent = "";
@@ -516,12 +522,58 @@
     } else {
       box.appendChild(el("div", "muted", reason(un.business)));
     }
+    renderVisit(box);
     var facts = $("facts"); facts.innerHTML = "";
     if (cust.facts && cust.facts.length) cust.facts.forEach(function (fa) { facts.appendChild(el("div", "fact", fa.key + ": " + fa.value)); });
     else facts.appendChild(el("div", "muted", cust.facts ? t("none") : reason(un.facts)));
     renderNotes();
     var cs = $("csat"); cs.innerHTML = "";
     if (current.csat) { cs.appendChild(el("h3", null, t("csat"))); cs.appendChild(el("div", null, "★".repeat(current.csat.score) + " " + (current.csat.comment || ""))); }
+  }
+  // The visitor's page, referrer, browser, language, time zone and location, and their earlier
+  // conversations. Every value is the visitor's (the page title is whatever the page says): text
+  // only; a page address is a link only when it is http(s).
+  function link(url) {
+    var a;
+    try { a = new URL(url); } catch (e) { return el("span", null, url); }
+    if (a.protocol !== "http:" && a.protocol !== "https:") return el("span", null, url);
+    var n = el("a", null, url); n.href = a.href; n.target = "_blank"; n.rel = "noopener noreferrer";
+    return n;
+  }
+  function row(box, label, value) {
+    if (!value) return;
+    var r = el("div"); r.appendChild(el("span", null, label));
+    r.appendChild(typeof value === "string" ? el("span", null, value) : value);
+    box.appendChild(r);
+  }
+  function renderVisit(box) {
+    var v = current.visit;
+    box.appendChild(el("h4", null, t("visit")));
+    var kvBox = el("div", "kv visit");
+    if (v) {
+      if (v.title || v.url) {
+        var page = el("span", "page");
+        if (v.title) page.appendChild(el("b", null, v.title));
+        if (v.url) page.appendChild(link(v.url));
+        row(kvBox, t("page"), page);
+      }
+      if (v.referrer) row(kvBox, t("referrer"), link(v.referrer));
+      row(kvBox, t("browser"), v.browser);
+      row(kvBox, t("language"), v.language);
+      row(kvBox, t("timeZone"), v.time_zone);
+      row(kvBox, t("location"), v.country);
+    }
+    if (!kvBox.firstChild) kvBox.appendChild(el("div", "muted", t("none")));
+    box.appendChild(kvBox);
+    box.appendChild(el("h4", null, t("earlier")));
+    if (!current.earlier.length) box.appendChild(el("div", "muted", t("noEarlier")));
+    current.earlier.forEach(function (c) {
+      var item = el("div", "earlier");
+      item.appendChild(el("span", null, when(c.created_at) + " · " + t("st_" + c.status)));
+      if (c.last_text) item.appendChild(el("div", "p", c.last_text));
+      item.addEventListener("click", function () { send({ action: "open", conversation_id: c.id }); });
+      box.appendChild(item);
+    });
   }
   function renderNotes() {
     var ul = $("notes"); ul.innerHTML = "";

@@ -600,7 +600,7 @@ var KefuMarkdown = (function () {
     renderHeader();
     if (state !== "bot") { showTyping(false); awaitingReply = false; }
     humanBtn.hidden = state !== "bot";
-    endBtn.hidden = state === "closed";
+    endBtn.hidden = state === "closed" || !conversationId;   // nothing to end before a first message
     if (state === "closed") confirmCard.classList.remove("show");
     banner.classList.remove("show"); banner.textContent = "";
     if (state === "queued") {
@@ -665,6 +665,7 @@ var KefuMarkdown = (function () {
         panel.classList.remove("down");
         setStatus(T.online);
         sock.send(JSON.stringify({ action: "sync", last_seq: lastSeq }));
+        sock.send(JSON.stringify(pageContext()));
         outbox.forEach(function (m) { markSending(m.client_msg_id); transmit(m); });   // same client_msg_id: de-duplicated
         clearInterval(pingTimer);
         pingTimer = setInterval(ping, PING_MS);
@@ -675,6 +676,16 @@ var KefuMarkdown = (function () {
       };
       sock.onclose = function () { clearTimeout(opening); if (ws === sock) dead(); };
     }).catch(function () { if (mine === attempt) { setStatus(T.reconnecting); retry(); } });
+  }
+  // What the agent sees about where the visitor is: this page, where they came from, their
+  // language and time zone (the server adds the browser, from the handshake).
+  function pageContext() {
+    var tz = "";
+    try { tz = Intl.DateTimeFormat().resolvedOptions().timeZone || ""; } catch (e) { /* old browser */ }
+    return {
+      action: "context", url: location.href.split("#")[0].slice(0, 2000), title: document.title.slice(0, 300),
+      referrer: document.referrer.slice(0, 2000), language: (navigator.language || "").slice(0, 35), time_zone: tz.slice(0, 64)
+    };
   }
   function retry() {
     clearTimeout(retryTimer);
@@ -733,6 +744,7 @@ var KefuMarkdown = (function () {
     } else if (f.type === "pong") {
       clearTimeout(pongTimer); pongTimer = null;
     } else if (f.type === "ack") {
+      if (!conversationId) { conversationId = f.conversation_id; endBtn.hidden = owner === "closed"; }   // the first message started it
       dropFromOutbox(f.client_msg_id);
       var el = items["c:" + f.client_msg_id];
       if (el) { el.classList.remove("pending", "failed"); delivery(el, ""); }
@@ -749,6 +761,7 @@ var KefuMarkdown = (function () {
       bubble("s:" + f.seq, "assistant", f.text, { extra: f.status === "incomplete" ? "incomplete" : "" });
       seen(f.seq); awaitingReply = false; showTyping(false);
     } else if (f.type === "state") {
+      if (!conversationId && f.conversation_id) conversationId = f.conversation_id;
       if (f.seq) seen(f.seq);
       if (f.seq && !items["s:" + f.seq]) notice("s:" + f.seq, eventText(f.state === "bot" ? "returned_to_bot" : f.state, f));
       setOwner(f.state, f);

@@ -14,7 +14,16 @@ from typing import Any
 import pytest
 
 from kefu_core.product.tenants import DEMO_ADMIN_EMAIL, DEMO_ADMIN_PASSWORD
-from tests.browser.support import ARGS, CHROMIUM, TIMEOUT_MS, Visitor, screenshot_path
+from tests.browser.support import (
+    ARGS,
+    CHROMIUM,
+    TIMEOUT_MS,
+    Visitor,
+    embed,
+    host_page,
+    say,
+    screenshot_path,
+)
 from tests.support.core import core_settings
 from tests.support.gateway import RunningGateway, redis_prefix_removed, run_gateway
 
@@ -140,4 +149,39 @@ async def test_the_console_fits_a_tablet_with_the_customer_panel_as_a_drawer(
         await page.locator("#side").wait_for()
         await page.click("#close-side")
         await page.locator("#side").wait_for(state="hidden")
+    await page.context.close()
+
+
+async def test_a_new_conversation_shows_up_live_with_the_visitors_page_as_text(
+    browser: Any, gateway: RunningGateway,
+) -> None:
+    # GIVEN an agent looking at the bot-handled list
+    page = await _signed_in(browser, gateway, 1280, 800)
+    await page.click(".tabs button[data-tab=bot]")
+    before = await page.locator("#list li").count()
+    # AND a visitor on a shop page whose title carries markup (page titles are the page's)
+    title = '<img src=x onerror="window.__pwned=1"> Sale'
+    visitor = await (await browser.new_context(locale="en-US")).new_page()
+    visitor.set_default_timeout(TIMEOUT_MS)
+    with host_page(embed(gateway, title=title.replace("<", "&lt;"))) as url:
+        await visitor.goto(url)
+        await visitor.wait_for_function(
+            "window.__kefuWidget && window.__kefuWidget.state.connected")
+        # WHEN the visitor writes
+        await say(visitor, "Do you ship to Berlin?")
+        await visitor.locator(".row.visitor .dl.ok").wait_for()
+        # THEN the conversation appears in the agent's list without a reload
+        await page.locator("#list li").nth(before).wait_for()
+        await page.locator("#list li", has_text="Do you ship").first.click()
+        # AND its page, browser, language and time zone show beside it, the title as text
+        visit = page.locator("#customer .kv.visit")
+        await visit.locator(".page b", has_text="Sale").wait_for()
+        assert await visit.locator(".page b").inner_text() == title
+        assert await visit.locator(".page a").get_attribute("href") == url
+        text = await visit.inner_text()
+        assert "Chrome" in text and "en-US" in text
+        assert await page.locator("#customer img").count() == 0
+        await page.screenshot(path=screenshot_path("console-1280-visit"))
+    assert await page.evaluate("window.__pwned === undefined")
+    await visitor.context.close()
     await page.context.close()

@@ -125,12 +125,16 @@ async def test_a_connection_that_stalls_without_closing_is_replaced(
             await page.locator(".panel.down .st", has_text="reconnecting").wait_for()
             assert proxy.frozen, "the old connection is held open, not closed"
             await page.screenshot(path=screenshot_path("widget-1280-stalled"))
-            # WHEN the path works again and the visitor presses retry
-            proxy.resume()
+            # WHEN the visitor presses retry while the path is still stalled
             await failed.locator("button.retry").click()
-            # THEN a new connection carries the message: delivered and answered, once
+            # THEN the message is sending again on a fresh attempt, and fails again in time
+            await page.locator(".row.visitor.pending", has_text="still there?").wait_for()
+            await failed.locator("button.retry").wait_for()
+            # WHEN the path works again
+            proxy.resume()
+            # THEN the widget's next attempt carries the message: delivered and answered, once
             await page.locator(".row.visitor", has_text="still there?").locator(
-                ".dl.ok").wait_for()
+                ".dl.ok").wait_for(timeout=45_000)
             await page.wait_for_function(CONNECTED)
             await page.locator(".row.assistant:not(.streaming)").nth(2).wait_for()
             assert await _visitor_texts(gateway, conversation_id) == ["hello", "still there?"]

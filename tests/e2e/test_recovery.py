@@ -72,11 +72,12 @@ async def test_a_reply_whose_writer_died_is_incomplete_on_resume(
 async def test_an_acknowledged_message_whose_reply_never_started_is_answered_on_resume(
     gateway: RunningGateway, database: str
 ) -> None:
-    token = issue_token(secrets=[SECRET], tenant_id="acme", subject=f"v-{uuid.uuid4().hex}",
+    visitor_id = f"v-{uuid.uuid4().hex}"
+    token = issue_token(secrets=[SECRET], tenant_id="acme", subject=visitor_id,
                         role="visitor", ttl_s=600)
-    async with websockets.connect(f"{gateway.ws}?token={token}") as ws:
-        await ws.send(json.dumps({"action": "sync", "last_seq": 0}))
-        conversation_id = (await frames_until(ws, "history"))[-1]["conversation_id"]
+    conversation_id = str(uuid.uuid4())  # an open conversation, its message inserted below
+    sql(database, "INSERT INTO conversations (id, tenant_id, visitor_id) VALUES (%s, 'acme', %s)",
+        conversation_id, visitor_id)
     # GIVEN a stored visitor message whose reply was never started (the process died first)
     sql(database, "UPDATE conversations SET last_seq = 1 WHERE id = %s", conversation_id)
     sql(database, "INSERT INTO messages (conversation_id, seq, role, text, client_msg_id,"

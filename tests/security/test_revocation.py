@@ -239,8 +239,10 @@ async def test_a_demoted_admins_open_console_loses_admin_rights(gateway: Running
         visitor = (await http.post("/v1/visitor-token", json={"widget_key": "acme-key"})).json()
         async with _ws(gateway, visitor["token"]) as v_raw, _ws(gateway, bob_token) as b_raw:
             guest, bob_console = Socket(v_raw), Socket(b_raw)
-            await guest.send({"action": "sync", "last_seq": 0})
-            conversation_id = (await guest.until("history"))["conversation_id"]
+            # the visitor's first message starts the conversation
+            await guest.send({"action": "message", "client_msg_id": "c-0", "text": "hello"})
+            conversation_id = (await guest.until("ack"))["conversation_id"]
+            await guest.until("final")
             await bob_console.send({"action": "queue"})
             await bob_console.until("queue")
             # WHEN Ann demotes Bob while his console is open

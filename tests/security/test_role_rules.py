@@ -91,9 +91,10 @@ async def test_a_plain_agent_acts_only_on_conversations_assigned_to_them(
                 _ws(gateway, alice_token) as a_raw:
             guests, agent = [Socket(v1), Socket(v2)], Socket(a_raw)
             ids = []
-            for guest in guests:
-                await guest.send({"action": "sync", "last_seq": 0})
-                ids.append((await guest.until("history"))["conversation_id"])
+            for guest in guests:  # a visitor's first message starts the conversation
+                await guest.send({"action": "message", "client_msg_id": "c-0", "text": "hello"})
+                ids.append((await guest.until("ack"))["conversation_id"])
+                await guest.until("final")
             with_bot, queued = ids
             # GIVEN one conversation with the bot and one waiting in the queue (nobody online)
             await guests[1].send({"action": "handoff"})
@@ -132,8 +133,9 @@ async def test_an_admin_may_close_any_conversation_of_the_tenant(
         visitor = (await http.post("/v1/visitor-token", json={"widget_key": "acme-key"})).json()
         async with _ws(gateway, visitor["token"]) as v_raw, _ws(gateway, token) as b_raw:
             guest, admin = Socket(v_raw), Socket(b_raw)
-            await guest.send({"action": "sync", "last_seq": 0})
-            conversation_id = (await guest.until("history"))["conversation_id"]
+            await guest.send({"action": "message", "client_msg_id": "c-0", "text": "hello"})
+            conversation_id = (await guest.until("ack"))["conversation_id"]
+            await guest.until("final")
             # WHEN an admin closes a conversation the bot holds
             await admin.send({"action": "close", "conversation_id": conversation_id})
             # THEN it is closed and the visitor is told

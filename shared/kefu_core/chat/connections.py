@@ -5,7 +5,9 @@ Keys (all under the configured prefix):
 - ``conv:{conversation_id}:conns``: set of connection ids watching a conversation;
 - ``tenant:{tenant_id}:agents``: set of staff (agent and admin) connection ids;
 - ``tenant:{tenant_id}:agent:{agent_id}:conns``: set of one agent's connection ids (the console
-  may be open in several tabs); the handoff module reads it to know who is online.
+  may be open in several tabs); the handoff module reads it to know who is online;
+- ``tenant:{tenant_id}:visitor:{visitor_id}:waiting``: a visitor's connections that have no
+  conversation yet (a page view starts none), attached all at once when one starts.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ class ConnectionRecord(BaseModel):
     domain_name: str | None = None
     stage: str | None = None
     token_version: int | None = None  # staff: the agent token version (agent_auth)
+    browser: str | None = None  # visitors: from the handshake's User-Agent (visitor_context)
+    country: str | None = None  # visitors: from a CDN's country header, when there is one
 
 
 class ConnectionRegistry:
@@ -54,10 +58,17 @@ class ConnectionRegistry:
     def agent_conns_key(self, tenant_id: str, agent_id: str) -> str:
         return f"{self._prefix}tenant:{tenant_id}:agent:{agent_id}:conns"
 
+    def _waiting(self, tenant_id: str, visitor_id: str) -> str:
+        return f"{self._prefix}tenant:{tenant_id}:visitor:{visitor_id}:waiting"
+
     async def add(self, record: ConnectionRecord) -> None:
         try:
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.set(self._conn(record.connection_id), record.model_dump_json(), ex=self._ttl)
+                if record.role == "visitor" and not record.conversation_id:
+                    waiting = self._waiting(record.tenant_id, record.subject)
+                    pipe.sadd(waiting, record.connection_id)
+                    pipe.expire(waiting, self._ttl)
                 if record.conversation_id:
                     key = self._watchers(record.conversation_id)
                     pipe.sadd(key, record.connection_id)
@@ -70,6 +81,30 @@ class ConnectionRegistry:
                 await pipe.execute()
         except RedisError as exc:
             raise StoreError("cannot record connection") from exc
+
+    async def attach(self, record: ConnectionRecord) -> None:
+        """Store a visitor connection's record again, now with its conversation, and let it
+        watch that conversation; the record keeps its expiry."""
+        assert record.conversation_id is not None
+        try:
+            key = self._watchers(record.conversation_id)
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.set(self._conn(record.connection_id), record.model_dump_json(),
+                         keepttl=True)
+                pipe.srem(self._waiting(record.tenant_id, record.subject), record.connection_id)
+                pipe.sadd(key, record.connection_id)
+                pipe.expire(key, self._ttl)
+                await pipe.execute()
+        except RedisError as exc:
+            raise StoreError("cannot attach connection") from exc
+
+    async def waiting(self, tenant_id: str, visitor_id: str) -> list[str]:
+        """A visitor's connections that have no conversation yet."""
+        try:
+            members = await self._redis.smembers(self._waiting(tenant_id, visitor_id))
+        except RedisError as exc:
+            raise StoreError("cannot read connections") from exc
+        return sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
 
     async def get(self, connection_id: str) -> ConnectionRecord | None:
         try:
@@ -88,6 +123,8 @@ class ConnectionRegistry:
                 pipe.delete(self._conn(connection_id))
                 for conv in {conversation_id, record.conversation_id if record else None} - {None}:
                     pipe.srem(self._watchers(str(conv)), connection_id)
+                if record and record.role == "visitor":
+                    pipe.srem(self._waiting(record.tenant_id, record.subject), connection_id)
                 if record and record.role in STAFF_ROLES:
                     pipe.srem(self._agents(record.tenant_id), connection_id)
                     pipe.srem(self.agent_conns_key(record.tenant_id, record.subject),

@@ -163,6 +163,15 @@ class ConversationStore:
         assert row is not None
         return Conversation.model_validate(row)
 
+    async def find_open(self, *, tenant_id: str, visitor_id: str) -> Conversation | None:
+        """The visitor's open conversation, if there is one (nothing is created)."""
+        row = await self._one(
+            f"SELECT {_CONV_COLUMNS} FROM conversations WHERE tenant_id = %s AND visitor_id = %s"
+            " AND status = 'open' ORDER BY updated_at DESC LIMIT 1",
+            (tenant_id, visitor_id), failure="cannot read conversation",
+        )
+        return Conversation.model_validate(row) if row else None
+
     async def get(self, *, tenant_id: str, conversation_id: str) -> Conversation | None:
         row = await self._one(
             f"SELECT {_CONV_COLUMNS} FROM conversations WHERE id = %s AND tenant_id = %s",
@@ -520,6 +529,7 @@ class ConversationStore:
                     f"SELECT {_CONV_C_COLUMNS}, last.text AS last_text, last.role AS last_role"
                     f" FROM conversations c LEFT JOIN LATERAL (SELECT m.text, m.role FROM"
                     f" messages m WHERE m.conversation_id = c.id AND m.role <> 'system'"
+                    f" AND m.text <> ''"  # a reply with no text yet: the message before it
                     f" ORDER BY m.seq DESC LIMIT 1) last ON true"
                     f" WHERE {' AND '.join(where)}"
                     f" ORDER BY c.updated_at DESC LIMIT %s OFFSET %s",

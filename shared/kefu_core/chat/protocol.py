@@ -10,7 +10,8 @@ Visitor frames of the customer-service layer (reference: docs/console.md):
 
 - ``handoff`` (ask for a human), ``typing``, ``end`` (close the conversation),
   ``csat`` (``score`` 1-5, ``comment``), ``feedback`` (``seq`` of a bot reply, ``rating``
-  ``up``/``down``, ``reason``), ``offline_message`` (``name``, ``contact``, ``text``).
+  ``up``/``down``, ``reason``), ``offline_message`` (``name``, ``contact``, ``text``),
+  ``context`` (the page ``url`` and ``title``, ``referrer``, ``language``, ``time_zone``).
 
 Agent (and admin) frames, all but ``presence``/``queue``/``agents`` naming a
 ``conversation_id``: ``presence`` (``online``/``away``), ``queue``, ``agents``, ``open``,
@@ -20,8 +21,8 @@ Agent (and admin) frames, all but ``presence``/``queue``/``agents`` naming a
 Server -> client frames carry ``type``: ``ack``, ``delta``, ``final``, ``history``, ``state``,
 ``error``, ``pong``, ``busy``, ``message``, ``typing``, ``csat_saved``, ``feedback_saved``,
 ``offline_saved``, and
-for consoles ``presence``, ``queue``, ``agents``, ``conversation``, ``suggestion``, ``note``,
-``assigned``, ``unassigned``, ``queue_changed``, ``offline_message``. Each is a TypedDict
+for consoles ``csat``, ``presence``, ``queue``, ``agents``, ``conversation``, ``suggestion``,
+``note``, ``assigned``, ``unassigned``, ``queue_changed``, ``offline_message``. Each is a TypedDict
 (``...Out``) made by one builder below (``..._frame``); nothing else in kefu_core shapes a
 server frame (tests/unit/core/test_frame_builders.py checks it, and that docs/protocol.md
 documents every type).
@@ -52,9 +53,11 @@ __all__ = [
     "AssignedOut",
     "BusyOut",
     "ClientFrame",
+    "ContextFrame",
     "ConversationActionFrame",
     "ConversationOut",
     "CsatFrame",
+    "CsatOut",
     "CsatSavedOut",
     "DeltaOut",
     "EndFrame",
@@ -93,6 +96,7 @@ __all__ = [
     "assigned_frame",
     "busy_frame",
     "conversation_frame",
+    "csat_frame",
     "csat_saved_frame",
     "delta_frame",
     "encode",
@@ -185,6 +189,17 @@ class OfflineMessageFrame(_Frame):
     text: str = Field(min_length=1, max_length=4000)
 
 
+class ContextFrame(_Frame):
+    """Where the visitor is (kefu_core.product.visitor_context); every field optional."""
+
+    action: Literal["context"]
+    url: str = Field(default="", max_length=2000)
+    title: str = Field(default="", max_length=300)
+    referrer: str = Field(default="", max_length=2000)
+    language: str = Field(default="", max_length=35)
+    time_zone: str = Field(default="", max_length=64)
+
+
 class PresenceFrame(_Frame):
     action: Literal["presence"]
     status: Literal["online", "away"] = "online"
@@ -223,14 +238,14 @@ class TransferFrame(_Frame):
 AnyClientFrame = (
     MessageFrame | SyncFrame | PingFrame | HandoffFrame | TypingFrame | EndFrame | CsatFrame
     | FeedbackFrame | OfflineMessageFrame | PresenceFrame | ListFrame | ConversationActionFrame
-    | ReplyFrame | NoteFrame | TransferFrame
+    | ReplyFrame | NoteFrame | TransferFrame | ContextFrame
 )
 ClientFrame = Annotated[AnyClientFrame, Field(discriminator="action")]
 _client_frame: TypeAdapter[AnyClientFrame] = TypeAdapter(ClientFrame)
 KNOWN_ACTIONS = frozenset({
     "message", "sync", "ping", "handoff", "typing", "end", "csat", "feedback",
     "offline_message", "presence", "queue", "agents", "open", "take", "suggest", "release",
-    "close", "reply", "note", "transfer",
+    "close", "reply", "note", "transfer", "context",
 })
 
 
@@ -345,7 +360,7 @@ class PongOut(TypedDict):
 
 class HistoryOut(TypedDict):
     type: Literal["history"]
-    conversation_id: str
+    conversation_id: str | None  # None: the visitor has not started a conversation yet
     owner: str
     last_seq: int
     messages: list[Json]
@@ -384,6 +399,13 @@ class StateOut(TypedDict):
     agent_id: NotRequired[str | None]
     agent_name: NotRequired[str | None]
     seq: NotRequired[int]
+
+
+class CsatOut(TypedDict):
+    type: Literal["csat"]
+    conversation_id: str
+    score: int
+    comment: str
 
 
 class CsatSavedOut(TypedDict):
@@ -446,6 +468,8 @@ class ConversationOut(TypedDict):
     notes: list[Json]
     csat: Json | None
     customer: Any
+    visitor_context: Json | None
+    earlier: list[Json]
 
 
 class SuggestionOut(TypedDict):
@@ -476,7 +500,8 @@ class UnassignedOut(TypedDict):
 
 ServerFrame = (
     AckOut | DeltaOut | FinalOut | ErrorOut | PongOut | HistoryOut | BusyOut
-    | MessageOut | TypingOut | StateOut | CsatSavedOut | FeedbackSavedOut | OfflineSavedOut
+    | MessageOut | TypingOut | StateOut | CsatSavedOut | CsatOut | FeedbackSavedOut
+    | OfflineSavedOut
     | OfflineMessageOut | PresenceOut | QueueOut | AgentsOut | NoteOut
     | ConversationOut | SuggestionOut | QueueChangedOut | AssignedOut | UnassignedOut
 )
@@ -575,7 +600,7 @@ def busy_frame(*, conversation_id: str, retry_after_s: float) -> BusyOut:
 
 
 def history_frames(
-    *, conversation_id: str, owner: str, last_seq: int, messages: Sequence[Json],
+    *, conversation_id: str | None, owner: str, last_seq: int, messages: Sequence[Json],
     page_bytes: int,
 ) -> list[HistoryOut]:
     """The answer to ``sync``: the messages in pages of at most ``page_bytes`` (a single
@@ -653,6 +678,12 @@ def queue_position_frame(
             "agents_online": agents_online}
 
 
+def csat_frame(*, conversation_id: str, score: int, comment: str) -> CsatOut:
+    """To everyone watching the conversation (its agents): the visitor's rating."""
+    return {"type": "csat", "conversation_id": conversation_id, "score": score,
+            "comment": comment}
+
+
 def csat_saved_frame(*, conversation_id: str, score: int) -> CsatSavedOut:
     return {"type": "csat_saved", "conversation_id": conversation_id, "score": score}
 
@@ -695,10 +726,12 @@ def note_frame(
 
 def conversation_frame(
     *, conversation: Json, state: StateOut, messages: list[Json], notes: list[Json],
-    csat: Json | None, customer: Any,
+    csat: Json | None, customer: Any, visitor_context: Json | None = None,
+    earlier: list[Json] | None = None,
 ) -> ConversationOut:
     return {"type": "conversation", "conversation": conversation, "state": state,
-            "messages": messages, "notes": notes, "csat": csat, "customer": customer}
+            "messages": messages, "notes": notes, "csat": csat, "customer": customer,
+            "visitor_context": visitor_context, "earlier": earlier or []}
 
 
 def suggestion_frame(

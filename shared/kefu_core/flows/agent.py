@@ -43,6 +43,7 @@ from kefu_core.chat.protocol import (
     typing_frame,
 )
 from kefu_core.deps import Deps
+from kefu_core.flows.visitor_conversation import visit
 from kefu_core.infra.errors import BadFrame, StoreError, Unauthorized
 from kefu_core.product.agent_auth import staff_access
 from kefu_core.product.audit import ActorType
@@ -274,13 +275,14 @@ async def _open(conversation_id: str, record: ConnectionRecord, deps: Deps) -> N
         tenant_id=tenant_id, actor_type=record.role,
         actor_id=record.subject, action="conversation.opened", target_type="conversation",
         target_id=conversation.id)
+    context, earlier = await visit(deps, conversation)
     await send(deps, record.connection_id, conversation_frame(
         conversation=_summary(conversation),
         state=await state_frame(deps, conversation),
         messages=[m.public() for m in messages],
         notes=[n.model_dump(mode="json") for n in notes],
         csat=rating.model_dump(mode="json") if rating else None,
-        customer=customer,
+        customer=customer, visitor_context=context, earlier=earlier,
     ))
 
 

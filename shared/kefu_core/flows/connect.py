@@ -18,6 +18,7 @@ from kefu_core.infra.errors import (
 )
 from kefu_core.infra.settings import Settings
 from kefu_core.product.agent_auth import staff_access
+from kefu_core.product.visitor_context import browser_name, country_from
 from kefu_core.product.widget_origins import connect_origin_allowed, header
 from kefu_core.security.keyring import KeyringUnavailable, keyring_for
 from kefu_core.security.roles import STAFF_ROLES
@@ -77,11 +78,11 @@ async def handle_connect(event: dict[str, Any], deps: Deps) -> dict[str, Any]:
                 logger.info("connect refused: %s", exc)
                 return _refuse(Unauthorized)
             identity = identity.model_copy(update={"role": access.role, "name": access.name})
-        if identity.role == "visitor":
-            conversation = await deps.conversations.open_for_visitor(
+        if identity.role == "visitor":  # its open conversation; a page view starts none
+            conversation = await deps.conversations.find_open(
                 tenant_id=identity.tenant_id, visitor_id=identity.subject
             )
-            conversation_id = conversation.id
+            conversation_id = conversation.id if conversation else None
         ctx = ws.request_context
         await deps.connections.add(
             ConnectionRecord(
@@ -96,12 +97,21 @@ async def handle_connect(event: dict[str, Any], deps: Deps) -> dict[str, Any]:
                 domain_name=ctx.domain_name,
                 stage=ctx.stage,
                 token_version=identity.version,
+                **_visitor_client(ws, identity),
             )
         )
     except StoreError:
         logger.exception("connect failed: store unavailable")
         return _refuse(Unavailable)
     return _status(200, "Connected")
+
+
+def _visitor_client(ws: WebSocketEvent, identity: Identity) -> dict[str, str]:
+    """A visitor's browser and country, from the handshake's headers, for the console."""
+    if identity.role != "visitor":
+        return {}
+    return {"browser": browser_name(header(ws.headers, "user-agent")),
+            "country": country_from(ws.headers)}
 
 
 async def handle_disconnect(event: dict[str, Any], deps: Deps) -> dict[str, Any]:

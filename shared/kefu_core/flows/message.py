@@ -19,6 +19,7 @@ from kefu_core.chat.events import StreamPayload, WebSocketEvent
 from kefu_core.chat.liveness import alive_replies
 from kefu_core.chat.protocol import (
     AnyClientFrame,
+    ContextFrame,
     CsatFrame,
     EndFrame,
     ErrorOut,
@@ -30,6 +31,7 @@ from kefu_core.chat.protocol import (
     SyncFrame,
     TypingFrame,
     ack_frame,
+    csat_frame,
     csat_saved_frame,
     error_frame_for,
     feedback_saved_frame,
@@ -45,6 +47,7 @@ from kefu_core.chat.protocol import (
 )
 from kefu_core.deps import Deps
 from kefu_core.flows.agent import current_staff, handle_agent_frame
+from kefu_core.flows.visitor_conversation import announce, attached, keep_context, started
 from kefu_core.infra.errors import (
     BadFrame,
     ConversationClosed,
@@ -128,15 +131,32 @@ async def _dispatch(frame: AnyClientFrame, record: ConnectionRecord, deps: Deps)
         await replay(deps, record, after_seq=frame.last_seq)
     elif record.role in STAFF_ROLES:
         await handle_agent_frame(frame, record, deps)
-    elif isinstance(frame, MessageFrame):
-        await _visitor_message(frame, record, deps)
-    elif isinstance(frame, HandoffFrame | TypingFrame | EndFrame | CsatFrame
-                    | OfflineMessageFrame):
-        await _visitor_action(frame, record, deps)
+    elif isinstance(frame, MessageFrame | HandoffFrame | OfflineMessageFrame):
+        await _visitor_start(frame, record, deps)
+    elif isinstance(frame, ContextFrame):
+        await keep_context(deps, await attached(deps, record), frame)
+    elif isinstance(frame, TypingFrame | EndFrame | CsatFrame):
+        await _visitor_action(frame, await attached(deps, record), deps)
     elif isinstance(frame, FeedbackFrame):
-        await _feedback(frame, record, deps)
+        await _feedback(frame, await attached(deps, record), deps)
     else:
         raise BadFrame("unsupported_for_role", "this action is for agents")
+
+
+async def _visitor_start(
+    frame: MessageFrame | HandoffFrame | OfflineMessageFrame, record: ConnectionRecord, deps: Deps,
+) -> None:
+    """The frames that start a conversation when the visitor has none; the consoles hear of a
+    new one once the frame is handled (their lists then show its first message)."""
+    record, new = await started(deps, record)
+    try:
+        if isinstance(frame, MessageFrame):
+            await _visitor_message(frame, record, deps)
+        else:
+            await _visitor_action(frame, record, deps)
+    finally:
+        if new:
+            await announce(deps, record)
 
 
 async def _visitor_action(
@@ -174,6 +194,9 @@ async def _visitor_action(
                                                "comment_chars": len(rating.comment)})
         await send(deps, record.connection_id,
                    csat_saved_frame(conversation_id=conversation_id, score=rating.score))
+        await broadcast(deps, conversation_id, csat_frame(  # the console shows it live
+            conversation_id=conversation_id, score=rating.score, comment=rating.comment),
+            exclude=record.connection_id)
     else:
         saved = await deps.service.leave_offline_message(
             tenant_id=tenant_id, visitor_id=record.subject, conversation_id=conversation_id,
@@ -261,6 +284,12 @@ async def _visitor_message(frame: MessageFrame, record: ConnectionRecord, deps: 
 
 async def replay(deps: Deps, record: ConnectionRecord, *, after_seq: int) -> None:
     """Send every message after ``after_seq`` in history frames below the frame size limit."""
+    record = await attached(deps, record)  # another tab may have started one meanwhile
+    if record.conversation_id is None and record.role == "visitor":
+        for empty in history_frames(conversation_id=None, owner="bot", last_seq=0, messages=[],
+                                    page_bytes=deps.settings.replay_page_bytes):
+            await send(deps, record.connection_id, empty)
+        return
     if record.conversation_id is None:
         await send(deps, record.connection_id, error_frame_for(
             BadFrame("no_conversation", "nothing to sync")))

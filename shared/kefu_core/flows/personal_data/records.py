@@ -1,8 +1,9 @@
 """A customer's rows in PostgreSQL: read for an export, deleted for an erasure.
 
 Everything is keyed by the tenant and the customer's subject (``conversations.visitor_id``,
-``offline_messages.visitor_id``; messages, notes and ratings hang off the conversations and go
-with them, ``ON DELETE CASCADE``). Long-term facts belong to kefu_memory (its export/erase).
+``offline_messages.visitor_id``; messages, notes, ratings and visitor contexts hang off the
+conversations and go with them, ``ON DELETE CASCADE``). Long-term facts belong to kefu_memory
+(its export/erase).
 """
 
 from __future__ import annotations
@@ -45,10 +46,12 @@ class CustomerRecords:
     # -- read ------------------------------------------------------------------------------
     async def conversations(self, *, tenant_id: str, subject: str,
                             limit: int) -> list[dict[str, Any]]:
-        return await self._rows(
-            "SELECT id::text AS id, status, owner, assigned_agent, handoff_reason, created_at,"
-            " updated_at, closed_at FROM conversations WHERE tenant_id = %s AND visitor_id = %s"
-            " ORDER BY created_at, id LIMIT %s", (tenant_id, subject, limit))
+        return await self._rows(  # with where the visitor was (product.visitor_context)
+            "SELECT c.id::text AS id, c.status, c.owner, c.assigned_agent, c.handoff_reason,"
+            " c.created_at, c.updated_at, c.closed_at, v.context AS visitor_context"
+            " FROM conversations c LEFT JOIN visitor_contexts v ON v.conversation_id = c.id"
+            " WHERE c.tenant_id = %s AND c.visitor_id = %s"
+            " ORDER BY c.created_at, c.id LIMIT %s", (tenant_id, subject, limit))
 
     async def conversation_ids(self, *, tenant_id: str, subject: str) -> list[str]:
         rows = await self._rows(
