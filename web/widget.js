@@ -56,7 +56,8 @@
       cancel: "取消", open: "打开客服对话", close: "关闭", busy: "咨询人数较多，请稍候再试",
       greeting: "您好！有什么可以帮您？", agent: "客服", bot: "智能助手", you: "我",
       sending: "发送中", delivered: "已送达", retry: "重试", endAsk: "结束本次对话？结束后可以为服务评分。",
-      endYes: "结束对话", live: "人工客服 · 已接入", agentTyping: "{name} 正在输入", botTyping: "智能助手正在输入", yesterday: "昨天"
+      endYes: "结束对话", live: "人工客服 · 已接入", agentTyping: "{name} 正在输入", botTyping: "智能助手正在输入", yesterday: "昨天",
+      helpful: "有帮助", notHelpful: "没帮助"
     },
     en: {
       title: "Customer service", online: "Online", connecting: "Connecting…", reconnecting: "Reconnecting…", lost: "Connection lost. Your messages go out once it is back",
@@ -70,7 +71,8 @@
       cancel: "Cancel", open: "Open the chat", close: "Close", busy: "We are busy, please try again shortly",
       greeting: "Hi! How can I help?", agent: "Agent", bot: "Assistant", you: "Me",
       sending: "Sending", delivered: "Delivered", retry: "Retry", endAsk: "End this chat? You can rate it afterwards.",
-      endYes: "End chat", live: "Live agent · joined", agentTyping: "{name} is typing", botTyping: "The assistant is typing", yesterday: "Yesterday"
+      endYes: "End chat", live: "Live agent · joined", agentTyping: "{name} is typing", botTyping: "The assistant is typing", yesterday: "Yesterday",
+      helpful: "Helpful", notHelpful: "Not helpful"
     }
   }[lang];
   function t(key, vars) {
@@ -135,6 +137,7 @@
     '.pending .b{opacity:.6}.incomplete .b:after{content:" ⚠ ' + T.cut + '";font-size:11px;color:#b45309}' +
     '.meta{font-size:11px;color:#8b949e;margin:2px 4px 0;display:flex;gap:6px;align-items:center}.visitor .meta{justify-content:flex-end}' +
     '.meta .ok{color:#1a7f37}.meta .bad{color:#cf222e}' +
+    '.meta button.fb{background:none;border:0;padding:0 2px;cursor:pointer;font-size:13px;opacity:.45}.meta button.fb.on{opacity:1}' +
     '.meta button.retry{background:none;border:0;padding:0;color:#cf222e;text-decoration:underline;cursor:pointer;font-size:11px}' +
     '.failed .b{opacity:1;outline:1px solid #cf222e}' +
     '.sys{text-align:center;color:#6e7781;font-size:12px;margin:10px 0}' +
@@ -550,6 +553,18 @@ var KefuMarkdown = (function () {
     }
     return el;
   }
+  // 👍/👎 under a bot reply: the server keeps one rating per reply; clicking the other changes it.
+  function rateable(el, seq) {
+    var meta = el.querySelector(".meta");
+    if (!meta || meta.querySelector("button.fb")) return;
+    [["up", "👍", T.helpful], ["down", "👎", T.notHelpful]].forEach(function (r) {
+      var b = document.createElement("button");
+      b.type = "button"; b.className = "fb"; b.dataset.rating = r[0]; b.textContent = r[1];
+      b.title = r[2]; b.setAttribute("aria-label", r[2]);
+      b.addEventListener("click", function () { send({ action: "feedback", seq: seq, rating: r[0] }); });
+      meta.appendChild(b);
+    });
+  }
   function paint(key) {
     var el = items[key], b = el && el.querySelector(".b");
     if (!b) return;
@@ -734,7 +749,8 @@ var KefuMarkdown = (function () {
       f.messages.forEach(function (m) {
         if (m.role === "system") { notice("s:" + m.seq, eventText(m.event, m)); seen(m.seq); return; }
         var key = m.role === "visitor" && m.client_msg_id ? "c:" + m.client_msg_id : "s:" + m.seq;
-        bubble(key, m.role, m.text, { extra: m.status === "complete" ? "" : m.status, name: m.agent_name, replay: true, at: m.at });
+        var row = bubble(key, m.role, m.text, { extra: m.status === "complete" ? "" : m.status, name: m.agent_name, replay: true, at: m.at });
+        if (m.role === "assistant" && m.status === "complete") rateable(row, m.seq);
         if (m.status !== "streaming") seen(m.seq);
         if (m.role === "visitor") dropFromOutbox(m.client_msg_id);
       });
@@ -758,7 +774,8 @@ var KefuMarkdown = (function () {
       bubble("s:" + f.seq, "assistant", head(texts["s:" + f.seq] || "", f.offset) + f.text, { extra: "streaming", defer: true });
       showTyping(false);
     } else if (f.type === "final") {
-      bubble("s:" + f.seq, "assistant", f.text, { extra: f.status === "incomplete" ? "incomplete" : "" });
+      var reply = bubble("s:" + f.seq, "assistant", f.text, { extra: f.status === "incomplete" ? "incomplete" : "" });
+      if (f.status === "complete") rateable(reply, f.seq);
       seen(f.seq); awaitingReply = false; showTyping(false);
     } else if (f.type === "state") {
       if (!conversationId && f.conversation_id) conversationId = f.conversation_id;
@@ -771,6 +788,9 @@ var KefuMarkdown = (function () {
       rated = true;
       rateCard.querySelector("h4").textContent = T.thanks;
       stars.style.display = "none"; $(".r-comment").style.display = "none"; $(".r-send").style.display = "none";
+    } else if (f.type === "feedback_saved") {
+      var ratedRow = items["s:" + f.seq];
+      if (ratedRow) ratedRow.querySelectorAll("button.fb").forEach(function (b) { b.classList.toggle("on", b.dataset.rating === f.rating); });
     } else if (f.type === "offline_saved") {
       var leave = banner.querySelector("button.leave"); if (leave) leave.remove();
       offlineCard.innerHTML = '<div class="done"></div>';
