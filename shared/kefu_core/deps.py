@@ -34,6 +34,7 @@ from kefu_core.product.curated_answers import CuratedAnswerStore
 from kefu_core.product.customer import CustomerContext, MemoryCustomerContext
 from kefu_core.product.feedback import FeedbackStore
 from kefu_core.product.handoff.repository import HandoffRepository
+from kefu_core.product.learned_answers import LearnedAnswerStore
 from kefu_core.product.learning_queue import LearningQueueStore
 from kefu_core.product.service import ServiceStore
 from kefu_core.product.tenants import TenantStore
@@ -71,6 +72,8 @@ class Deps:
     curated: CuratedAnswerStore
     feedback: FeedbackStore
     learning_queue: LearningQueueStore
+    # Answers learned from conversations agents resolved, waiting for an admin's review.
+    learned: LearnedAnswerStore
     # Product metrics: EMF on Lambda, Prometheus in the gateway (kefu_core.infra.metrics).
     metrics: Metrics = field(default_factory=NullMetrics)
     # The deployment's LLM router (``ENGINES`` / ``OPENAI_*``): built on first use when not given.
@@ -241,5 +244,6 @@ async def build_deps(
         curated=CuratedAnswerStore(pool),
         feedback=FeedbackStore(pool),
         learning_queue=LearningQueueStore(pool),
+        learned=LearnedAnswerStore(pool),
         deployment_router=router,
     )

@@ -95,6 +95,10 @@ EXAMPLES: dict[tuple[str, str], Any] = {
     ("GET", "/v1/admin/missing-knowledge"): None,
     ("POST", "/v1/admin/missing-knowledge/answer"): {"question": "MARKER?", "answer": "Hijacked",
                                                      "target": "curated"},
+    ("GET", "/v1/admin/learned-answers"): None,
+    ("PUT", "/v1/admin/learned-answers/{learned_id}"): {"answer": "Hijacked"},
+    ("POST", "/v1/admin/learned-answers/{learned_id}/approve"): {"target": "curated"},
+    ("POST", "/v1/admin/learned-answers/{learned_id}/reject"): None,
     ("GET", "/v1/admin/reports"): None,
     ("GET", "/v1/admin/reports/export"): None,
     ("GET", "/v1/admin/csat"): None,
@@ -156,9 +160,17 @@ async def world(make_database, redis_url) -> AsyncIterator[World]:  # type: igno
                                                 content_type=".md")
     curated = await deps.curated.create(tenant_id="victim", question="MARKER-A-CURATED question",
                                         answer="MARKER-A-CURATED-ANSWER", by="setup")
+    await deps.conversations.append(tenant_id="victim", conversation_id=conversation.id,
+                                    role="agent", author=agent.id, text="MARKER-A-LEARNED",
+                                    client_msg_id="m2")
+    learned = await deps.learned.propose(
+        tenant_id="victim", conversation_id=conversation.id, agent_id=agent.id,
+        question="MARKER-A-CONVERSATION", answer="MARKER-A-LEARNED", method="extractive")
+    assert learned is not None
     victim = {"conversation_id": conversation.id, "agent_id": agent.id, "key": "victim-key",
               "name": "system", "doc": "victim-doc.md", "secret": "openai",
-              "tenant_id": "victim", "version": "1", "answer_id": str(curated.id)}
+              "tenant_id": "victim", "version": "1", "answer_id": str(curated.id),
+              "learned_id": str(learned.id)}
     tokens = {
         "visitor": _token("victim", "v-victim", "visitor"),
         "agent": token_for(agent),
@@ -248,7 +260,7 @@ async def test_another_tenants_admin_sees_and_changes_nothing(world: World) -> N
                "NOTE-A-MARKER",
                "MARKER-A-DOC", "victim-doc.md", "v-victim", world.victim["conversation_id"],
                world.victim["agent_id"], "victim-key", "sk-VICTIM-SECRET",
-               "MARKER-A-CURATED-ANSWER"]
+               "MARKER-A-CURATED-ANSWER", "MARKER-A-LEARNED"]
     for method, path in _protected(world):
         if path in SUPER_ONLY:
             continue
@@ -256,7 +268,8 @@ async def test_another_tenants_admin_sees_and_changes_nothing(world: World) -> N
         # THEN a route naming the victim's resource by id does not find it (names of prompts
         # and secrets are per tenant: the intruder only ever touches its own)...
         named = ("{conversation_id}", "{agent_id}", "{key}", "{version}/rollback",
-                 "{answer_id}", "{answer_id}/versions")
+                 "{answer_id}", "{answer_id}/versions", "{learned_id}",
+                 "{learned_id}/approve", "{learned_id}/reject")
         if path.endswith(named) or (
                 ("/knowledge/" in path and "{name}" in path) or "{agent_id}" in path):
             assert response.status_code == 404, (method, path, response.text)
@@ -288,6 +301,8 @@ async def test_another_tenants_admin_sees_and_changes_nothing(world: World) -> N
     assert await memory.knowledge.document_names("victim") == ["victim-doc.md"]
     (curated,) = await world.deps.curated.active("victim")
     assert curated.answer == "MARKER-A-CURATED-ANSWER" and curated.version == 1
+    (learned,) = await world.deps.learned.list(tenant_id="victim", status="pending", limit=5)
+    assert (learned.answer, learned.edited) == ("MARKER-A-LEARNED", False)
 
 
 async def test_the_tenants_own_admin_reaches_its_data_and_secrets_stay_write_only(

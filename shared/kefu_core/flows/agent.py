@@ -43,6 +43,7 @@ from kefu_core.chat.protocol import (
     typing_frame,
 )
 from kefu_core.deps import Deps
+from kefu_core.flows.learn import propose_later
 from kefu_core.flows.visitor_conversation import visit
 from kefu_core.infra.errors import BadFrame, StoreError, Unauthorized
 from kefu_core.product.agent_auth import staff_access
@@ -249,10 +250,13 @@ async def _conversation_action(
                              agent_id=me, actor_type=actor)
         await _queue(record, deps)
     elif frame.action == "close":
-        await close_conversation(deps, tenant_id=tenant_id,
-                                 conversation_id=frame.conversation_id, actor_type=actor,
-                                 actor_id=me, agent_id=None if actor == "admin" else me)
+        closed = await close_conversation(deps, tenant_id=tenant_id,
+                                          conversation_id=frame.conversation_id,
+                                          actor_type=actor, actor_id=me,
+                                          agent_id=None if actor == "admin" else me)
         await _queue(record, deps)
+        if closed.owner == "human":  # resolved by a person: propose what the bot can learn
+            await propose_later(deps, tenant_id=tenant_id, conversation_id=closed.id)
     elif frame.action == "suggest":
         await _own_or_admin(deps, record, frame.conversation_id)
         await _suggest(frame.conversation_id, record, deps)

@@ -37,6 +37,7 @@ from kefu_core.chat.protocol import (
 )
 from kefu_core.chat.streaming import DeltaBatcher, Pacer
 from kefu_core.deps import Deps
+from kefu_core.flows.learn import handle_learn
 from kefu_core.infra.errors import StoreError
 from kefu_core.infra.tracing import span
 from kefu_core.product.handoff.moves import HandoffError, after_reply, request_handoff
@@ -61,6 +62,8 @@ class _Progress:
 
 
 async def handle_stream(event: dict[str, Any], deps: Deps) -> dict[str, Any]:
+    if event.get("kind") == "learn":  # a resolved conversation to learn from (flows.learn)
+        return await handle_learn(event, deps)
     payload = StreamPayload.model_validate(event)
     progress = _Progress()
     try:

@@ -14,6 +14,7 @@ from kefu_core.admin.routers import (
     health,
     knowledge,
     knowledge_files,
+    learned_answers,
     missing_knowledge,
     offline_messages,
     personal_data,
@@ -36,8 +37,8 @@ ROUTERS: tuple[APIRouter, ...] = (
     health.router, visitor.router, sessions.router, tenants.router, conversations.router,
     offline_messages.router, team.router, widget_keys.router, settings.router, prompts.router,
     workbench.router, engines.router, engine_trial.router, knowledge.router,
-    knowledge_files.router, curated_answers.router, missing_knowledge.router, reports.router,
-    service_reports.router, audit.router,
+    knowledge_files.router, curated_answers.router, missing_knowledge.router,
+    learned_answers.router, reports.router, service_reports.router, audit.router,
     personal_data.router, retention.router, personal_data.super_router,
 )
 
@@ -57,7 +58,8 @@ TAGS: list[dict[str, str]] = [
                                          "uploads, chunks, a search tester)."},
     {"name": "learning", "description": "Admins, and agents when the tenant's "
                                         "`agents_curate` allows: curated answers; "
-                                        "admins: the missing-knowledge queue."},
+                                        "admins: the missing-knowledge queue and the "
+                                        "answers learned from agents."},
     {"name": "reports", "description": "Admins: CSAT figures and service reports."},
     {"name": "audit", "description": "Admins: the audit log."},
     {"name": "personal data", "description": "Admins: a customer's export and erasure, the "
