@@ -80,13 +80,12 @@ async def _resolved_by_an_agent(gw: RunningGateway, http: httpx.AsyncClient, age
     visitor = (await http.post("/v1/visitor-token", json={"widget_key": "acme-key"})).json()
     async with _ws(gw, visitor["token"]) as v_raw, _ws(gw, token) as a_raw:
         guest, staff = Socket(v_raw), Socket(a_raw)
-        await guest.send({"action": "sync", "last_seq": 0})
-        conversation_id: str = (await guest.until("history"))["conversation_id"]
+        await guest.send({"action": "message", "client_msg_id": "q1", "text": question})
+        conversation_id: str = (await guest.until("ack"))["conversation_id"]
+        await guest.until("final")  # the bot's try
         await guest.send({"action": "handoff"})
         while (await guest.until("state"))["state"] != "queued":
             pass
-        await guest.send({"action": "message", "client_msg_id": "q1", "text": question})
-        await guest.until("ack")
         await staff.send({"action": "take", "conversation_id": conversation_id})
         await staff.until("conversation")
         await staff.send({"action": "reply", "conversation_id": conversation_id,
