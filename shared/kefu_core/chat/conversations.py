@@ -134,6 +134,33 @@ WITH dup AS (
 SELECT (SELECT seq FROM dup), (SELECT seq FROM ins), (SELECT status FROM conv)
 """
 
+# The stream flow's first step in one round trip: the conversation, and the reply reserved (an
+# empty ``streaming`` assistant row under the next sequence number) when the bot owns it and no
+# reply to that message exists yet.
+_RESERVE = f"""
+WITH conv AS (
+    SELECT {_CONV_COLUMNS} FROM conversations
+    WHERE id = %(conversation_id)s::uuid AND tenant_id = %(tenant_id)s::text
+), earlier AS (
+    SELECT seq FROM messages
+    WHERE conversation_id = %(conversation_id)s::uuid AND reply_to = %(reply_to)s::bigint
+      AND role = 'assistant'
+), bump AS (
+    UPDATE conversations SET last_seq = last_seq + 1, updated_at = now()
+    WHERE id = %(conversation_id)s::uuid AND tenant_id = %(tenant_id)s::text AND owner = 'bot'
+      AND NOT EXISTS (SELECT 1 FROM earlier)
+    RETURNING last_seq
+), ins AS (
+    INSERT INTO messages (conversation_id, seq, role, text, status, reply_to)
+    SELECT %(conversation_id)s::uuid, last_seq, 'assistant', '', 'streaming',
+           %(reply_to)s::bigint
+    FROM bump
+    RETURNING seq
+)
+SELECT conv.*, (SELECT seq FROM ins) AS reserved_seq, (SELECT seq FROM earlier) AS existing_seq
+FROM conv
+""".encode()
+
 
 class ConversationStore:
     """All conversation and message persistence; every call is tenant-scoped."""
@@ -236,6 +263,32 @@ class ConversationStore:
         if conv_status is None:
             raise ConversationClosed("conversation not found")
         raise ConversationClosed("conversation is closed")
+
+    async def reserve_reply(
+        self, *, tenant_id: str, conversation_id: str, reply_to: int
+    ) -> tuple[Conversation | None, Stored | None]:
+        """The conversation and, when the bot owns it, its reply to ``reply_to`` reserved as
+        ``streaming`` (``duplicate`` when it was reserved before): one statement."""
+        params = {"conversation_id": conversation_id, "tenant_id": tenant_id,
+                  "reply_to": reply_to}
+        try:
+            async with self._pool.connection() as conn:
+                cur = await conn.cursor(row_factory=dict_row).execute(_RESERVE, params)
+                row = await cur.fetchone()
+        except psycopg.errors.UniqueViolation:  # reserved concurrently: theirs
+            conversation = await self.get(tenant_id=tenant_id, conversation_id=conversation_id)
+            return conversation, await self._resolve_duplicate(conversation_id, None, reply_to)
+        except psycopg.Error as exc:
+            raise StoreError("cannot reserve the reply") from exc
+        if row is None:
+            return None, None
+        reserved, existing = row.pop("reserved_seq"), row.pop("existing_seq")
+        conversation = Conversation.model_validate(row)
+        if existing is not None:
+            return conversation, Stored(seq=int(existing), duplicate=True)
+        if reserved is not None:
+            return conversation, Stored(seq=int(reserved), duplicate=False)
+        return conversation, None
 
     async def _existing(
         self, conn: psycopg.AsyncConnection[Any], conversation_id: str, client_msg_id: str

@@ -103,15 +103,11 @@ async def _report_failure(deps: Deps, payload: StreamPayload, progress: _Progres
 
 async def _stream(payload: StreamPayload, deps: Deps, progress: _Progress) -> dict[str, Any]:
     tenant_id, conversation_id = payload.tenant_id, payload.conversation_id
-    conversation = await deps.conversations.get(
-        tenant_id=tenant_id, conversation_id=conversation_id
+    conversation, reserved = await deps.conversations.reserve_reply(
+        tenant_id=tenant_id, conversation_id=conversation_id, reply_to=payload.reply_to_seq
     )
-    if conversation is None or conversation.owner != "bot":
+    if conversation is None or conversation.owner != "bot" or reserved is None:
         return {"status": "skipped", "reason": "not bot-owned"}
-    reserved = await deps.conversations.append(
-        tenant_id=tenant_id, conversation_id=conversation_id, role="assistant",
-        text="", status="streaming", reply_to=payload.reply_to_seq,
-    )
     if reserved.duplicate:
         return {"status": "skipped", "reason": "already answered", "seq": reserved.seq}
     seq = progress.seq = reserved.seq

@@ -101,3 +101,44 @@ async def test_stale_streaming_reply_is_reported_incomplete(store: ConversationS
     again = await store.append(tenant_id=tenant, conversation_id=conv.id, role="assistant",
                                text="", status="streaming", reply_to=q.seq)
     assert again.duplicate and again.seq == r.seq
+
+
+async def test_a_reply_is_reserved_once_with_the_conversation_read_in_the_same_step(
+    store: ConversationStore,
+) -> None:
+    # GIVEN a visitor's question in a bot-owned conversation
+    tenant = f"t-{uuid.uuid4().hex[:6]}"
+    conv = await store.open_for_visitor(tenant_id=tenant, visitor_id="v")
+    q = await store.append(tenant_id=tenant, conversation_id=conv.id, role="visitor", text="q")
+    # WHEN the reply is reserved three times at once
+    results = await asyncio.gather(*(
+        store.reserve_reply(tenant_id=tenant, conversation_id=conv.id, reply_to=q.seq)
+        for _ in range(3)))
+    # THEN each call sees the conversation, one reserved the next number, the others got it
+    assert all(c is not None and c.id == conv.id and c.owner == "bot" for c, _ in results)
+    stored = [r for _, r in results]
+    assert all(r is not None for r in stored)
+    assert sum(not r.duplicate for r in stored if r) == 1
+    assert {r.seq for r in stored if r} == {q.seq + 1}
+    # AND another tenant's id reads nothing and reserves nothing
+    assert await store.reserve_reply(tenant_id="other", conversation_id=conv.id,
+                                     reply_to=q.seq) == (None, None)
+
+
+async def test_no_reply_is_reserved_in_a_conversation_a_human_owns(
+    store: ConversationStore,
+) -> None:
+    # GIVEN a conversation handed to a human
+    tenant = f"t-{uuid.uuid4().hex[:6]}"
+    conv = await store.open_for_visitor(tenant_id=tenant, visitor_id="v")
+    q = await store.append(tenant_id=tenant, conversation_id=conv.id, role="visitor", text="q")
+    async with store._pool.connection() as conn:
+        await conn.execute("UPDATE conversations SET owner = 'human' WHERE id = %s", (conv.id,))
+    # WHEN the stream flow asks to reserve a reply
+    found, reserved = await store.reserve_reply(tenant_id=tenant, conversation_id=conv.id,
+                                                reply_to=q.seq)
+    # THEN it reads the conversation, reserves nothing, and the sequence did not move
+    assert found is not None and found.owner == "human" and reserved is None
+    later = await store.append(tenant_id=tenant, conversation_id=conv.id, role="visitor",
+                               text="q2")
+    assert later.seq == q.seq + 1
