@@ -3,7 +3,9 @@ loop").
 
 ``mark``: the final frame lists the unsupported sentences (``unsupported``); ``refuse``: the
 reply is replaced by a refusal that offers a human; ``handoff``: the same refusal, and the
-conversation is queued for an agent (reason ``ungrounded``); ``off``: nothing is checked.
+conversation is queued for an agent (reason ``ungrounded``); ``off``: nothing is checked. Where
+the tenant turned it on, the engine takes a second look at flagged sentences first
+(:mod:`kefu_core.answers.grounding_review`).
 What the check found is stored with the reply (its meta) for the reports and the
 missing-knowledge queue; a replaced reply keeps the model's text there for the admins.
 """
@@ -15,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from kefu_core.answers.grounding import check_reply
+from kefu_core.answers.grounding_review import Reviewer
 from kefu_llm import ChatRequest, Final, detect_language
 
 __all__ = ["Grounded", "GroundingAction", "ground"]
@@ -44,17 +47,28 @@ class Grounded:
     handoff: bool = False
 
 
-def ground(final: Final, request: ChatRequest, *, action: GroundingAction) -> Grounded:
+async def ground(final: Final, request: ChatRequest, *, action: GroundingAction,
+                 review: Reviewer | None = None) -> Grounded:
     """Check a complete, answered reply against the request's passages, system prompt (with
-    the customer's memory) and the visitor's words; apply ``action``."""
+    the customer's memory) and the visitor's words; with ``review``, the engine takes a
+    second look at the flagged sentences (it may clear them); apply ``action``."""
     if action == "off" or final.status != "complete" or not final.answered \
             or final.handoff or not final.text.strip():
         return Grounded(final=final)
-    result = check_reply(final.text, _sources(request))
-    spans = [{"start": s.start, "end": s.end, "reason": s.reason} for s in result.unsupported]
+    sources = _sources(request)
+    result = check_reply(final.text, sources)
+    flagged = result.unsupported
+    reviewed = None
+    if flagged and review is not None:
+        reviewed = await review([s.text for s in flagged], sources)
+        if reviewed is not None:
+            flagged = [s for i, s in enumerate(flagged) if i in reviewed]
+    spans = [{"start": s.start, "end": s.end, "reason": s.reason} for s in flagged]
     meta: dict[str, Any] = {"grounding": {"checked": result.checked, "unsupported": spans,
                                           "action": action}}
-    if result.grounded or action == "mark":
+    if reviewed is not None:
+        meta["grounding"]["engine_cleared"] = len(result.unsupported) - len(flagged)
+    if not flagged or action == "mark":
         return Grounded(final=final, unsupported=spans, meta=meta)
     question = next((m.content for m in reversed(request.messages) if m.role == "user"), "")
     lines = HANDOFF_REFUSAL if action == "handoff" else REFUSAL

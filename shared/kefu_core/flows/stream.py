@@ -22,6 +22,7 @@ from kefu_core.answers.curated import (
     curated_passage,
 )
 from kefu_core.answers.grounded import ground
+from kefu_core.answers.grounding_review import engine_reviewer
 from kefu_core.answers.history import fit_history
 from kefu_core.answers.memory import MemoryService
 from kefu_core.answers.query_condenser import router_condenser
@@ -195,7 +196,11 @@ async def _answer(
         await audience.send(delta_frame(conversation_id=conversation_id, seq=seq,
                                         reply_to=payload.reply_to_seq, offset=0,
                                         text=final.text))
-    grounded = ground(final, request, action="off" if direct else tenant.grounding_action)
+    review = engine_reviewer(router, tenant_id=tenant_id, conversation_id=conversation_id,
+                             budget_s=deps.settings.grounding_engine_budget_ms / 1000) \
+        if tenant.grounding_engine_check else None
+    grounded = await ground(final, request, review=review,
+                            action="off" if direct else tenant.grounding_action)
     final = grounded.final
     try:
         async with span("persist"):

@@ -135,6 +135,9 @@ class Settings(BaseSettings):
     # second store (docs/data-protection.md).
     short_term_ttl_s: int = Field(default=2 * 3600, ge=60, le=7 * 24 * 3600)
     recall_deadline_ms: int = 200
+    # The engine's second look at a reply's flagged sentences (tenant setting
+    # grounding_engine_check): at most this long after the last delta, then the lexical verdict.
+    grounding_engine_budget_ms: int = Field(default=1500, ge=100, le=10_000)
     memory_token_budget: int = 800
     knowledge_top_k: int = 4
     # How the knowledge search query is built from the conversation: "rules" (entity carried

@@ -143,6 +143,9 @@ class TenantSettings(BaseModel):
     # The learning loop (docs/console.md): what a reply with a sentence found in no source does
     # (mark it in the final frame, replace it with a refusal offering a human, or hand off).
     grounding_action: Literal["off", "mark", "refuse", "handoff"] = "mark"
+    # The first engine of the chain takes a second look at flagged sentences (it may clear
+    # them), within GROUNDING_ENGINE_BUDGET_MS: one short request per flagged reply.
+    grounding_engine_check: bool = False
     # A visitor question scoring at least this against a curated answer is answered with it,
     # without a model call (kefu_core.answers.curated); agents may edit curated answers too.
     curated_answer_threshold: float = Field(default=0.75, ge=0.3, le=1.0)

@@ -47,14 +47,14 @@ async def world(pg_dsn: str, redis_url: str, redis_prefix: str,
     await router.aclose()
 
 
-async def _ask(deps: Deps, poster: RecordingPoster, *, action: str,
+async def _ask(deps: Deps, poster: RecordingPoster, *, action: str, engine_check: bool = False,
                ) -> tuple[dict[str, Any], dict[str, Any], str, str]:
     """A tenant with the warranty document and ``action`` set; a visitor asks QUESTION and the
     model answers: (the final frame, the stored reply's meta, tenant, conversation id)."""
     tenant = f"g{uuid.uuid4().hex[:8]}"
     await deps.tenants.ensure_tenant(tenant_id=tenant, name="Grounding")
     await deps.tenants.put_settings(tenant, TenantSettings.model_validate(
-        {"grounding_action": action}))
+        {"grounding_action": action, "grounding_engine_check": engine_check}))
     memory = await deps.load_memory()
     assert memory is not None
     await memory.knowledge.ingest_document(tenant_id=tenant, name="warranty.md",
@@ -140,3 +140,36 @@ async def test_handoff_queues_the_conversation_after_an_unsupported_reply(
     assert "转接人工客服" in final["text"]
     conversation = await deps.conversations.get(tenant_id=tenant, conversation_id=conversation_id)
     assert conversation is not None and conversation.owner == "queue"
+
+
+@pytest.mark.parametrize(("verdict", "marked"), [("1: SUPPORTED", False),
+                                                 ("1: UNSUPPORTED", True),
+                                                 ("I cannot tell.", True)])
+async def test_the_engine_takes_a_second_look_where_the_tenant_asks_for_it(
+    world: tuple[Deps, RecordingPoster], fake: FakeOpenAI, verdict: str, marked: bool,
+) -> None:
+    deps, poster = world
+    # GIVEN a reply with a sentence the lexical check flags, and a tenant that has the engine
+    # look again; the engine answers ``verdict``
+    fake.push({"reply": INVENTED}, {"reply": verdict})
+    # WHEN a visitor asks
+    final, meta, _, _ = await _ask(deps, poster, action="mark", engine_check=True)
+    # THEN the engine was asked about the flagged sentence alone, with the sources
+    review = str(fake.requests[-1]["messages"])
+    assert "1. 进水损坏也在保修范围内" in review and "一年免费保修" in review
+    # AND its verdict clears the flag, confirms it, or (unreadable) leaves the lexical one
+    assert ("unsupported" in final) is marked
+    if verdict == "I cannot tell.":
+        assert "engine_cleared" not in meta["grounding"]
+    else:
+        assert meta["grounding"]["engine_cleared"] == (0 if marked else 1)
+
+
+async def test_a_grounded_reply_costs_no_engine_review(world: tuple[Deps, RecordingPoster],
+                                                        fake: FakeOpenAI) -> None:
+    deps, poster = world
+    # GIVEN a grounded reply and a tenant with the engine's second look on
+    fake.configure(reply=GROUNDED)
+    # WHEN a visitor asks THEN the model was asked once: nothing was flagged to review
+    await _ask(deps, poster, action="mark", engine_check=True)
+    assert len(fake.requests) == 1
