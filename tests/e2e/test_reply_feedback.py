@@ -59,10 +59,7 @@ async def _visitor(gw: RunningGateway) -> AsyncIterator[Visitor]:
     async with httpx.AsyncClient(base_url=gw.http) as http:
         token = (await http.post("/v1/visitor-token", json={"widget_key": "demo-key"})).json()
     async with websockets.connect(f"{gw.ws}?token={token['token']}", open_timeout=10) as ws:
-        visitor = Visitor(ws)
-        await visitor.send({"action": "sync", "last_seq": 0})
-        await visitor.until("state")
-        yield visitor
+        yield Visitor(ws)  # the first message starts the conversation
 
 
 async def _asked(visitor: Visitor, text: str) -> tuple[int, int]:
@@ -99,12 +96,17 @@ async def test_only_bot_replies_of_the_visitors_own_conversation_can_be_rated(
     gateway: RunningGateway,
 ) -> None:
     async with _visitor(gateway) as alice, _visitor(gateway) as mallory:
-        # GIVEN Alice's question and its reply
-        question, reply = await _asked(alice, "运费怎么算？")
+        # GIVEN a visitor who has not said anything yet: there is nothing to rate
+        assert (await mallory.rate(2, "down"))["code"] == "no_conversation"
+        # GIVEN Alice's two questions and their replies, and Mallory's one
+        await _asked(alice, "运费怎么算？")
+        question, reply = await _asked(alice, "多久发货？")
+        await _asked(mallory, "可以开发票吗？")
         # WHEN Alice rates her own message, or a seq that does not exist THEN not found
         assert (await alice.rate(question, "down"))["code"] == "not_found"
         assert (await alice.rate(reply + 100, "down"))["code"] == "not_found"
-        # WHEN Mallory rates Alice's reply's seq THEN it names nothing in her conversation
+        # WHEN Mallory rates Alice's second reply's seq THEN it names nothing in her own
+        # conversation, and Alice's reply is untouched
         assert (await mallory.rate(reply, "down", "MALLORY"))["code"] == "not_found"
         assert not [r for r in _stored(gateway, reply) if r[1] == "MALLORY"]
 
