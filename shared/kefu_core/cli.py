@@ -12,6 +12,8 @@
 - ``kefu reencrypt-secrets``: seal every tenant secret stored in PostgreSQL with the current
   data encryption key (after a key rotation, or to encrypt rows written before encryption).
 - ``kefu admin create``: a tenant's first administrator (kefu_core.admin.cli).
+- ``kefu replay``: re-ask stored visitor questions with the published and the draft tuning
+  and print the figures before and after (kefu_core.admin.replay_cli).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from pathlib import Path
 from typing import get_args
 
 from kefu_core.admin import cli as admin_cli
-from kefu_core.admin import personal_data_cli
+from kefu_core.admin import personal_data_cli, replay_cli
 from kefu_core.infra.embedded import resolve_services
 from kefu_core.infra.errors import ConfigError
 from kefu_core.infra.logs import append_log_fields, configure_logging
@@ -328,6 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     enc.set_defaults(func=_reencrypt_secrets)
     admin_cli.add_parser(sub)
     personal_data_cli.add_parser(sub)
+    replay_cli.add_parser(sub)
     args = parser.parse_args(argv)
     result: int = args.func(args)
     return result

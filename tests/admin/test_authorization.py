@@ -86,6 +86,7 @@ EXAMPLES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/admin/workbench/publish"): {"note": "hijack"},
     ("POST", "/v1/admin/workbench/versions/{version}/rollback"): None,
     ("POST", "/v1/admin/workbench/compare"): {"question": "MARKER?"},
+    ("POST", "/v1/admin/workbench/replay"): {"sample": 5, "draft": {"system_prompt": "x"}},
     ("GET", "/v1/admin/curated-answers"): None,
     ("POST", "/v1/admin/curated-answers"): {"question": "MARKER?", "answer": "Hijacked"},
     ("PUT", "/v1/admin/curated-answers/{answer_id}"): {"answer": "Hijacked"},

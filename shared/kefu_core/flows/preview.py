@@ -20,7 +20,7 @@ from kefu_core.product.prompt_versions import Tuning
 from kefu_core.product.tenants import tenant_settings
 from kefu_llm import Busy, ChatMessage, ChatRequest, Delta, Final
 
-__all__ = ["PreviewContext", "preview_answer", "recall_for_preview"]
+__all__ = ["PreviewContext", "preview_answer", "preview_request", "recall_for_preview"]
 
 logger = logging.getLogger("kefu.preview")
 
@@ -52,6 +52,23 @@ async def recall_for_preview(deps: Deps, *, tenant_id: str, question: str) -> Pr
 async def preview_answer(deps: Deps, *, tenant_id: str, tuning: Tuning, question: str,
                          context: PreviewContext) -> AsyncIterator[dict[str, Any]]:
     """``{"event": "delta", "text"}`` pieces, then one ``{"event": "final", ...}``."""
+    request = await preview_request(deps, tenant_id=tenant_id, tuning=tuning,
+                                    question=question, context=context)
+    router = await deps.router_for(tenant_id)
+    async for event in router.stream(request):
+        if isinstance(event, Delta):
+            yield {"event": "delta", "text": event.text}
+        elif isinstance(event, Final):
+            yield {"event": "final", "text": event.text, "status": event.status,
+                   "engine": event.engine, "answered": event.answered}
+        elif isinstance(event, Busy):
+            yield {"event": "final", "text": "", "status": "busy", "engine": None,
+                   "answered": False}
+
+
+async def preview_request(deps: Deps, *, tenant_id: str, tuning: Tuning, question: str,
+                          context: PreviewContext) -> ChatRequest:
+    """The request a reply to ``question`` under ``tuning`` sends to the engines."""
     tenant, _ = await tenant_settings(deps.pool, tenant_id)
     settings = tuning.settings(tenant)
     system = system_prompt(tuning.system_prompt or deps.settings.system_prompt, settings)
@@ -63,13 +80,4 @@ async def preview_answer(deps: Deps, *, tenant_id: str, tuning: Tuning, question
                   ChatMessage(role="user", content=question)],
         passages=context.passages, kb_version=context.kb_version,
         fallback=settings.enable_fallback)
-    router = await deps.router_for(tenant_id)
-    async for event in router.stream(request):
-        if isinstance(event, Delta):
-            yield {"event": "delta", "text": event.text}
-        elif isinstance(event, Final):
-            yield {"event": "final", "text": event.text, "status": event.status,
-                   "engine": event.engine, "answered": event.answered}
-        elif isinstance(event, Busy):
-            yield {"event": "final", "text": "", "status": "busy", "engine": None,
-                   "answered": False}
+    return request

@@ -17,11 +17,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Response
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from kefu_core.admin.audit_trail import record
 from kefu_core.admin.dependencies import AdminId, DepsDep, SettingsDep
 from kefu_core.admin.errors import NOT_FOUND, done, found
+from kefu_core.answers.replay import Engines, ReplayReport, replay, stored_questions
 from kefu_core.deps import Deps
 from kefu_core.flows.preview import PreviewContext, preview_answer, recall_for_preview
 from kefu_core.infra.errors import RateLimited
@@ -35,6 +36,9 @@ router = APIRouter(prefix="/v1/admin/workbench", tags=["workbench"])
 DRAFT_PATH = "/v1/admin/workbench/draft"
 COMPARE_PATH = "/v1/admin/workbench/compare"
 COMPARES_PER_MINUTE = 20
+REPLAYS_PER_10_MINUTES = 5
+REPLAY_SAMPLE_MAX = 50  # questions per replay with the offline engine
+REPLAY_TENANT_SAMPLE_MAX = 10  # with the tenant's engines: two paid calls per question
 SIDES = ("published", "draft")
 
 
@@ -55,6 +59,21 @@ class CompareBody(BaseModel):
     question: str = Field(min_length=1, max_length=500)
     # the draft to try (default: the stored one), so unsaved edits can be compared
     draft: Tuning | None = None
+
+
+class ReplayBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    sample: int = Field(default=20, ge=1, le=REPLAY_SAMPLE_MAX)
+    days: int = Field(default=30, ge=1, le=90)
+    engines: Engines = "offline"
+    draft: Tuning | None = None
+
+    @model_validator(mode="after")
+    def _bounded(self) -> ReplayBody:
+        if self.engines == "tenant" and self.sample > REPLAY_TENANT_SAMPLE_MAX:
+            raise ValueError(f"at most {REPLAY_TENANT_SAMPLE_MAX} questions with the tenant's "
+                             "engines")
+        return self
 
 
 def _store(deps: Deps) -> PromptWorkbench:
@@ -139,6 +158,32 @@ async def compare(body: CompareBody, who: AdminId, deps: DepsDep) -> StreamingRe
     events = _merged(deps, who.tenant_id, body.question, context,
                      {"published": published, "draft": draft})
     return StreamingResponse(events, media_type="application/x-ndjson")
+
+
+@router.post("/replay", response_model=ReplayReport, summary="Replay questions on the draft",
+             responses={404: {"description": "no draft"},
+                        429: {"description": "too many replays (Retry-After)"}})
+async def replay_draft(body: ReplayBody, who: AdminId, deps: DepsDep) -> ReplayReport:
+    """Re-ask up to `sample` visitor questions of the last `days` days (the newest that the
+    bot answered) with the published tuning and with the draft (the one in the body, else
+    the stored one): retrieval hit rate, curated-answer hits, refusals and grounded rate of
+    each, and the questions whose outcome changed. The offline engine answers unless
+    `engines` is `tenant` (at most 10 questions). Nothing is stored."""
+    store = _store(deps)
+    draft = body.draft or found(await store.draft(who.tenant_id))
+    wait = await hit(deps.redis, counter_key(deps.settings.redis_prefix, "workbench-replay",
+                                             who.tenant_id),
+                     limit=REPLAYS_PER_10_MINUTES, window_s=600)
+    if wait:
+        raise RateLimited(wait)
+    questions = await stored_questions(deps, tenant_id=who.tenant_id, days=body.days,
+                                       limit=body.sample)
+    report = await replay(deps, tenant_id=who.tenant_id, questions=questions,
+                          before=await store.published(who.tenant_id), after=draft,
+                          engines=body.engines)
+    await record(deps, who, "workbench.replayed", "prompt", "system",
+                 questions=report.questions, engines=body.engines)
+    return report
 
 
 async def _merged(deps: Deps, tenant_id: str, question: str, context: PreviewContext,
