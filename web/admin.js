@@ -334,10 +334,29 @@
   };
   function isSuper() { return session && session.agent.tenant_id === "_root"; }
   function screens() { return isSuper() ? ["tenants"] : ["team", "widget", "engines", "knowledge", "workbench", "conversations", "audit", "reports"]; }
-  function current() { var h = location.hash.slice(1); return screens().indexOf(h) >= 0 ? h : screens()[0]; }
+  // Screens written in other files (web/admin-*.js, loaded before this one) register in
+  // window.KefuAdminScreens: { id, after, superAdmin, i18n: { zh, en }, render(root, ui) }; ui
+  // holds this file's helpers, so they call the API and build the DOM the same way.
+  var EXTRA = window.KefuAdminScreens || [], UI = { t: t, el: el, kids: kids, button: button, input: input,
+    field: field, select: select, when: when, table: table, row: row, toast: toast, call: call, fail: fail,
+    section: section, form: form, isSuper: isSuper,
+    tenantId: function () { return session.agent.tenant_id; } };
+  EXTRA.forEach(function (x) {
+    Object.keys(x.i18n || {}).forEach(function (l) { if (I18N[l]) Object.assign(I18N[l], x.i18n[l]); });
+    SCREENS[x.id] = function (root) { x.render(root, UI); };
+  });
+  function allScreens() {
+    var list = screens().slice();
+    EXTRA.forEach(function (x) {
+      if (!x.superAdmin && isSuper()) return;
+      var i = list.indexOf(x.after); list.splice(i >= 0 ? i + 1 : list.length, 0, x.id);
+    });
+    return list;
+  }
+  function current() { var h = location.hash.slice(1); return allScreens().indexOf(h) >= 0 ? h : allScreens()[0]; }
   function renderNav() {
     var nav = $("nav"); nav.textContent = "";
-    screens().forEach(function (id) {
+    allScreens().forEach(function (id) {
       var a = el("a", id === current() ? "active" : null, t(id)); a.href = "#" + id; a.dataset.screen = id;
       nav.appendChild(a);
     });

@@ -331,8 +331,9 @@ async def test_knowledge_base_upload_chunks_search_replace_and_delete(
     await page.context.close()
 
 
-async def _chat(gw: RunningGateway, text: str, widget_key: str = "acme-key") -> None:
-    """A visitor asks one question through the widget's API and rates the conversation."""
+async def _chat(gw: RunningGateway, text: str, widget_key: str = "acme-key") -> str:
+    """A visitor asks one question through the widget's API and rates the conversation; the
+    visitor's id."""
     async with httpx.AsyncClient(base_url=gw.http) as http:
         token = (await http.post("/v1/visitor-token", json={"widget_key": widget_key})).json()
     async with websockets.connect(f"{gw.ws}?token={token['token']}", open_timeout=10) as ws:
@@ -343,6 +344,7 @@ async def _chat(gw: RunningGateway, text: str, widget_key: str = "acme-key") -> 
         await ws.send(json.dumps({"action": "csat", "score": 4, "comment": "quick"}))
         while json.loads(await ws.recv())["type"] != "csat_saved":
             pass
+    return str(token["visitor_id"])
 
 
 async def test_conversations_audit_log_and_reports(
@@ -406,6 +408,73 @@ async def test_conversations_audit_log_and_reports(
     assert int(value) >= 1
     await page.set_viewport_size({"width": VIEWPORT["width"], "height": 1300})
     await page.screenshot(path=str(IMAGES / "admin-reports.png"))
+    await page.context.close()
+
+
+async def test_a_customer_is_exported_and_erased_and_retention_is_set(
+    gateway: RunningGateway, browser: Any,
+) -> None:
+    owner = await _staff(gateway, "admin", "Owner Zhao")
+    # GIVEN a visitor who asked about their order and rated the chat
+    marker = f"order {uuid.uuid4().hex[:6]}"
+    visitor = await _chat(gateway, f"Where is my {marker}?")
+    page = await _admin_console(browser, gateway, owner, screen="privacy")
+    # WHEN the owner exports the visitor's data
+    await page.fill("input[name=customer]", visitor)
+    async with page.expect_download() as download:
+        await page.click("#privacy-lookup button[data-action=exportData]")
+    # THEN the downloaded archive holds the conversation, and its summary is on the screen
+    saved = Path(await (await download.value).path())
+    archive = json.loads(await asyncio.to_thread(saved.read_text))
+    assert archive["format"] == "kefu.personal-data/1" and archive["visitor_id"] == visitor
+    texts = [m["text"] for c in archive["conversations"] for m in c["messages"]]
+    assert f"Where is my {marker}?" in texts
+    summary = page.locator("#privacy-result .summary-text")
+    assert await summary.inner_text() == archive["summary"]["text_en"]
+    assert archive["summary"]["conversations"] == 1
+
+    # WHEN the owner asks to erase the visitor, and types the id wrong
+    await page.click("#privacy-lookup button[data-action=eraseData]")
+    dialog = page.locator("#erase-dialog")
+    await dialog.locator("input[name=confirm]").fill(visitor[:-1])
+    # THEN the erasure cannot be confirmed
+    assert await dialog.locator("button[data-action=eraseNow]").is_disabled()
+    # WHEN the owner types the id again
+    await dialog.locator("input[name=confirm]").fill(visitor)
+    async with page.expect_response(_post("/v1/admin/personal-data/erase")) as erased:
+        await dialog.locator("button[data-action=eraseNow]").click()
+    assert (await erased.value).status == 200
+    # THEN the result counts the conversation and says how long other processes' copies live
+    report = page.locator("#privacy-result .erasure-report")
+    await report.wait_for()
+    assert "Conversations" in await report.locator(".figure").first.inner_text()
+    assert (await report.locator(".figure b").first.inner_text()) == "1"
+    assert "expire within 600 s" in await report.locator(".residual").inner_text()
+    await page.screenshot(path=str(IMAGES / "admin-privacy.png"))
+    # AND the conversation is gone from the conversations screen
+    await page.click("#nav a[data-screen=conversations]")
+    await page.fill("input[name=q]", marker)
+    async with page.expect_response(lambda r: "/v1/conversations?" in r.url and "q=" in r.url):
+        await page.click("form.filters button[type=submit]")
+    await page.locator("#screen table.grid").wait_for()
+    assert await page.locator("#screen tbody tr").count() == 0
+    assert await _get(gateway, owner, f"/v1/conversations?visitor_id={visitor}") == []
+
+    # WHEN the owner sets the retention to 180, 90 and 30 days
+    await page.click("#nav a[data-screen=privacy]")
+    retention = page.locator("#retention")
+    await retention.locator("input[name=transcripts_days]").fill("180")
+    await retention.locator("input[name=facts_days]").fill("90")
+    await retention.locator("input[name=offline_messages_days]").fill("30")
+    async with page.expect_response(_put("/v1/admin/retention")):
+        await retention.locator("button[type=submit]").click()
+    # THEN the API holds them, and the screen shows them when opened again
+    assert await _get(gateway, owner, "/v1/admin/retention") == {
+        "transcripts_days": 180, "facts_days": 90, "offline_messages_days": 30}
+    await page.reload()
+    await page.locator("#retention input[name=offline_messages_days][value='30']").wait_for()
+    assert await retention.locator("input[name=transcripts_days]").input_value() == "180"
+    assert await retention.locator("input[name=facts_days]").input_value() == "90"
     await page.context.close()
 
 
