@@ -478,6 +478,71 @@ async def test_a_customer_is_exported_and_erased_and_retention_is_set(
     await page.context.close()
 
 
+async def test_an_export_too_large_for_one_answer_points_at_the_command_line(
+    gateway: RunningGateway, browser: Any,
+) -> None:
+    owner = await _staff(gateway, "admin", "Owner Li")
+    # GIVEN a visitor with more conversations than one answer carries (5,000)
+    visitor = f"v-{uuid.uuid4().hex}"
+    pool = await open_pool(gateway.gateway.settings.database_url or "", max_size=1)
+    try:
+        async with pool.connection() as conn:
+            await conn.execute(
+                "INSERT INTO conversations (id, tenant_id, visitor_id, status) SELECT"
+                " gen_random_uuid(), 'acme', %s, 'closed' FROM generate_series(1, 5001)",
+                (visitor,))
+    finally:
+        await pool.close()
+    page = await _admin_console(browser, gateway, owner, screen="privacy")
+    # WHEN the owner exports the visitor's data
+    await page.fill("input[name=customer]", visitor)
+    async with page.expect_response(_post("/v1/admin/personal-data/export")) as answer:
+        await page.click("#privacy-lookup button[data-action=exportData]")
+    # THEN the answer is 413 and the screen gives the command that exports it
+    assert (await answer.value).status == 413
+    command = page.locator("#privacy-result .too-big pre")
+    await command.wait_for()
+    assert await command.inner_text() == (f"kefu personal-data export --tenant acme "
+                                          f"--visitor-id {visitor} --output personal-data.json")
+    await page.context.close()
+
+
+async def test_the_super_admin_erases_a_customer_of_a_chosen_tenant(
+    gateway: RunningGateway, browser: Any,
+) -> None:
+    owner = await _staff(gateway, "admin", "Owner Qian")
+    pool = await open_pool(gateway.gateway.settings.database_url or "", max_size=1)
+    try:
+        root = await make_staff(TenantStore(pool), tenant_id="_root", role="admin",
+                                name="Operator", email=f"op-{uuid.uuid4().hex[:6]}@kefu.example",
+                                password=PASSWORD)
+    finally:
+        await pool.close()
+    # GIVEN a visitor of acme who chatted, and the super-admin in the console
+    visitor = await _chat(gateway, f"Is my parcel {uuid.uuid4().hex[:6]} lost?")
+    page = await (await browser.new_context(viewport=VIEWPORT, locale="en-US")).new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    await page.goto(f"{gateway.http}/admin?tenant=_root#privacy")
+    await page.fill("input[name=email]", root.email)
+    await page.fill("input[name=password]", PASSWORD)
+    await page.click("#login-form button[type=submit]")
+    # WHEN the super-admin picks acme and erases the visitor, typing the id again
+    await page.locator("select[name=tenant] option[value=acme]").wait_for(state="attached")
+    await page.select_option("select[name=tenant]", "acme")
+    await page.fill("input[name=customer]", visitor)
+    await page.click("#privacy-lookup button[data-action=eraseData]")
+    await page.fill("#erase-dialog input[name=confirm]", visitor)
+    async with page.expect_response(_post("/v1/tenants/acme/personal-data/erase")) as erased:
+        await page.click("#erase-dialog button[data-action=eraseNow]")
+    assert (await erased.value).status == 200
+    # THEN the result is shown, acme has no conversation of the visitor left, and the
+    # retention of a tenant is left to its administrators
+    await page.locator("#privacy-result .erasure-report").wait_for()
+    assert await _get(gateway, owner, f"/v1/conversations?visitor_id={visitor}") == []
+    assert await page.locator("#retention").count() == 0
+    await page.context.close()
+
+
 async def test_the_console_speaks_chinese_and_refreshes_its_token(
     gateway: RunningGateway, browser: Any,
 ) -> None:
@@ -485,6 +550,7 @@ async def test_the_console_speaks_chinese_and_refreshes_its_token(
     page = await _admin_console(browser, gateway, owner, locale="zh-CN")
     # THEN the screens are in Chinese
     await page.locator("#nav a", has_text="团队").wait_for()
+    await page.locator("#nav a[data-screen=privacy]", has_text="个人数据").wait_for()
     assert "账号权限变更规则" in await page.locator("#revocation-rules").inner_text()
     # GIVEN a session whose token is about to expire
     session = "JSON.parse(sessionStorage.getItem('kefu.admin.session'))"
