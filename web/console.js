@@ -20,7 +20,7 @@
       notConfigured: "未配置", unavailable: "暂不可用", orders: "订单", tickets: "工单", none: "无",
       ev_queued: "访客请求人工服务", ev_agent_joined: "{name} 已接入", ev_returned_to_bot: "已交还机器人",
       ev_closed: "对话已结束", assigned: "新对话已分配给您", typing: "访客正在输入…", csat: "满意度评分",
-      offline: "收到一条新留言", suggestionEmpty: "暂时没有建议", replyPlaceholder: "输入回复，Enter 发送，Shift+Enter 换行",
+      offline: "收到一条新留言", suggestionEmpty: "暂时没有建议", replyPlaceholder: "输入回复，Enter 发送，Shift+Enter 换行，/ 快捷回复",
       notePlaceholder: "仅同事可见", pos: "第 {n} 位", err_not_yours: "该对话不属于您", err_not_available: "该对话已被他人接管",
       transferTo: "转接给…", offlineTab: "访客留言",
       reason_button: "访客点击转人工", reason_keyword: "访客消息要求人工", reason_failures: "机器人多次未能回答",
@@ -42,7 +42,7 @@
       notConfigured: "not configured", unavailable: "unavailable", orders: "Orders", tickets: "Tickets", none: "none",
       ev_queued: "The visitor asked for a human", ev_agent_joined: "{name} joined", ev_returned_to_bot: "Handed back to the bot",
       ev_closed: "Conversation closed", assigned: "A conversation was assigned to you", typing: "Visitor is typing…", csat: "Satisfaction",
-      offline: "New offline message", suggestionEmpty: "No suggestion right now", replyPlaceholder: "Reply. Enter sends, Shift+Enter for a new line",
+      offline: "New offline message", suggestionEmpty: "No suggestion right now", replyPlaceholder: "Reply. Enter sends, Shift+Enter for a new line, / for canned replies",
       notePlaceholder: "Visible to colleagues only", pos: "#{n}", err_not_yours: "This conversation is not yours", err_not_available: "Someone else took it",
       transferTo: "Transfer to…", offlineTab: "Offline messages",
       reason_button: "visitor pressed “talk to a human”", reason_keyword: "visitor asked for a human", reason_failures: "the bot failed repeatedly",
@@ -599,8 +599,51 @@
     $("text").value = "";
   });
   $("text").addEventListener("keydown", function (e) {
+    if (cannedKey(e)) return;
     if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); $("compose").requestSubmit(); }
   });
+  // -- canned replies: "/" then a shortcut; ↑/↓ to choose, Enter or Tab to insert, Esc to close
+  var canned = [], picks = [], picked = 0;
+  function loadCanned() {
+    fetch("/v1/canned-replies", { headers: { authorization: "Bearer " + session.token } })
+      .then(function (r) { return r.ok ? r.json() : []; })
+      .then(function (items) { canned = items; })
+      .catch(function () { /* none until the next sign-in */ });
+  }
+  function renderCanned() {
+    var box = $("canned"), v = $("text").value, m = /^\/([\w-]*)$/.exec(v);
+    picks = !m ? [] : canned.filter(function (c) {
+      var q = m[1].toLowerCase();
+      return c.shortcut.toLowerCase().indexOf(q) === 0 || (q && c.text.toLowerCase().indexOf(q) >= 0);
+    }).slice(0, 8);
+    if (picked >= picks.length) picked = 0;
+    box.innerHTML = "";
+    picks.forEach(function (c, i) {
+      var li = el("li", i === picked ? "on" : null);
+      li.appendChild(el("b", null, "/" + c.shortcut));
+      li.appendChild(el("span", null, c.text));
+      li.addEventListener("mousedown", function (e) { e.preventDefault(); insertCanned(i); });
+      box.appendChild(li);
+    });
+    box.hidden = !picks.length;
+  }
+  function insertCanned(i) {
+    var c = picks[i]; if (!c) return;
+    $("text").value = c.text; picks = []; $("canned").hidden = true; $("text").focus();
+  }
+  function cannedKey(e) {
+    if ($("canned").hidden || e.isComposing) return false;
+    if (e.key === "ArrowDown" || e.key === "ArrowUp") {
+      picked = (picked + (e.key === "ArrowDown" ? 1 : picks.length - 1)) % picks.length;
+      renderCanned();
+    } else if (e.key === "Enter" || e.key === "Tab") insertCanned(picked);
+    else if (e.key === "Escape") { picks = []; $("canned").hidden = true; }
+    else return false;
+    e.preventDefault();
+    return true;
+  }
+  $("text").addEventListener("input", function () { picked = 0; renderCanned(); });
+  $("text").addEventListener("blur", function () { $("canned").hidden = true; });
   var lastTyping = 0;
   $("text").addEventListener("input", function () {
     if (current && Date.now() - lastTyping > 2000) { lastTyping = Date.now(); send({ action: "typing", conversation_id: current.conversation.id }); }
@@ -619,6 +662,7 @@
     $("me-name").textContent = session.agent.name + (session.agent.role === "admin" ? " (admin)" : "");
     connect();
     loadOffline();
+    loadCanned();
   }
   applyI18n();
   if (session && session.expiresAt > Date.now() + 5000) start();

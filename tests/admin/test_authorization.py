@@ -54,6 +54,7 @@ EXAMPLES: dict[tuple[str, str], Any] = {
     ("GET", "/v1/conversations/export"): None,
     ("GET", "/v1/conversations/{conversation_id}"): None,
     ("GET", "/v1/offline-messages"): None,
+    ("GET", "/v1/canned-replies"): None,
     ("GET", "/v1/admin/agents"): None,
     ("POST", "/v1/admin/agents"): {"email": "new@x.cn", "name": "New", "password": "p" * 12},
     ("PATCH", "/v1/admin/agents/{agent_id}"): {"name": "Hijacked", "active": False},

@@ -11,14 +11,17 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from kefu_core.product.tenants import DEMO_ADMIN_EMAIL, DEMO_ADMIN_PASSWORD
 from tests.browser.support import (
     ARGS,
     CHROMIUM,
+    DEMO_ADMIN,
     TIMEOUT_MS,
     Visitor,
+    admin_token,
     embed,
     host_page,
     say,
@@ -184,4 +187,52 @@ async def test_a_new_conversation_shows_up_live_with_the_visitors_page_as_text(
         await page.screenshot(path=screenshot_path("console-1280-visit"))
     assert await page.evaluate("window.__pwned === undefined")
     await visitor.context.close()
+    await page.context.close()
+
+
+async def test_an_agent_inserts_a_canned_reply_with_a_slash_shortcut(
+    browser: Any, gateway: RunningGateway,
+) -> None:
+    # GIVEN canned replies set by an admin, kept when a client saves settings without them
+    canned = [{"shortcut": "refund", "text": "退款将在 3-5 个工作日内原路退回。<b>谢谢</b>"},
+              {"shortcut": "hours", "text": "我们的服务时间是 9:00-21:00。"}]
+    async with httpx.AsyncClient(base_url=gateway.http) as http:
+        admin = {"authorization": "Bearer " + await admin_token(gateway, *DEMO_ADMIN)}
+        settings = (await http.get("/v1/admin/settings", headers=admin)).json()
+        put = await http.put("/v1/admin/settings", headers=admin,
+                             json={**settings, "canned_replies": canned})
+        assert put.status_code == 200, put.text
+        settings.pop("canned_replies")
+        await http.put("/v1/admin/settings", headers=admin, json=settings)
+        assert (await http.get("/v1/canned-replies", headers=admin)).json() == canned
+        # AND a visitor's token cannot read them
+        visitor = (await http.post("/v1/visitor-token", json={"widget_key": "demo-key"})).json()
+        denied = await http.get("/v1/canned-replies",
+                                headers={"authorization": f"Bearer {visitor['token']}"})
+        assert denied.status_code in (401, 403)
+    page = await _signed_in(browser, gateway, 1280, 800)
+    async with Visitor(gateway) as guest:
+        await guest.say("我要退款")
+        await guest.first("final")
+        # AND the agent has taken the visitor's conversation over
+        await page.click(".tabs button[data-tab=bot]")
+        await page.locator("#list li").first.click()  # the newest activity comes first
+        await page.locator("#log .msg.visitor", has_text="我要退款").wait_for()
+        await page.click("#take")
+        await page.locator("#compose").wait_for()
+        # WHEN the agent types "/ref"
+        await page.fill("#text", "/ref")
+        await page.dispatch_event("#text", "input")
+        # THEN the matching reply is offered, its text shown as text
+        offer = page.locator("#canned li.on")
+        await offer.wait_for()
+        assert await offer.locator("b").inner_text() == "/refund"
+        assert "<b>谢谢</b>" in await offer.locator("span").inner_text()
+        # WHEN they press Enter, then Enter again
+        await page.press("#text", "Enter")
+        assert await page.input_value("#text") == canned[0]["text"]
+        await page.press("#text", "Enter")
+        # THEN the visitor gets the canned reply
+        got = await guest.first("message", role="agent")
+        assert got["text"] == canned[0]["text"]
     await page.context.close()

@@ -40,6 +40,7 @@ from pydantic import BaseModel, Field
 
 from kefu_core.infra.errors import Conflict, StoreError
 from kefu_core.infra.settings import Settings
+from kefu_core.product.canned_replies import MAX_CANNED_REPLIES, CannedReply
 from kefu_core.security.datakeys import DataKeys, data_keys_for
 from kefu_core.security.roles import StaffRole
 
@@ -150,6 +151,9 @@ class TenantSettings(BaseModel):
     # without a model call (kefu_core.answers.curated); agents may edit curated answers too.
     curated_answer_threshold: float = Field(default=0.75, ge=0.3, le=1.0)
     agents_curate: bool = False
+    # Ready answers agents insert with "/shortcut" in the console (product.canned_replies).
+    canned_replies: list[CannedReply] = Field(default_factory=list,
+                                              max_length=MAX_CANNED_REPLIES)
     # Personal data retention (docs/data-protection.md).
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
 

@@ -7,6 +7,7 @@ from fastapi import APIRouter
 
 from kefu_core.admin.routers import (
     audit,
+    canned_replies,
     conversations,
     curated_answers,
     engine_trial,
@@ -35,7 +36,8 @@ __all__ = ["ROUTERS", "TAGS"]
 
 ROUTERS: tuple[APIRouter, ...] = (
     health.router, visitor.router, sessions.router, tenants.router, conversations.router,
-    offline_messages.router, team.router, widget_keys.router, settings.router, prompts.router,
+    offline_messages.router, canned_replies.router, team.router, widget_keys.router,
+    settings.router, prompts.router,
     workbench.router, engines.router, engine_trial.router, knowledge.router,
     knowledge_files.router, curated_answers.router, missing_knowledge.router,
     learned_answers.router, reports.router, service_reports.router, audit.router,

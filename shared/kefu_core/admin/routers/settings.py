@@ -21,11 +21,13 @@ async def get_tenant_settings(who: AdminId, deps: DepsDep) -> TenantSettings:
 @router.put("", response_model=TenantSettings, summary="Replace the tenant's settings")
 async def put_tenant_settings(body: TenantSettings, who: AdminId,
                               deps: DepsDep) -> TenantSettings:
-    """Every setting at once (a body without `retention` keeps the retention settings); the
+    """Every setting at once (a body without `retention` or `canned_replies` keeps them); the
     audit entry names the fields that changed."""
     current = await deps.tenants.get_settings(who.tenant_id)
     if "retention" not in body.model_fields_set:  # a client that does not know them
         body = body.model_copy(update={"retention": current.retention})
+    if "canned_replies" not in body.model_fields_set:  # likewise
+        body = body.model_copy(update={"canned_replies": current.canned_replies})
     before = current.model_dump()
     saved = await deps.tenants.put_settings(who.tenant_id, body)
     changed = sorted(k for k, v in body.model_dump().items() if before.get(k) != v)
