@@ -22,7 +22,7 @@
       notIncluded: "不包含：", tooBig: "此客户的历史记录过多，无法在一次请求中导出。请在能访问部署数据库（DATABASE_URL、REDIS_URL）的机器上运行：",
       eraseTitle: "清除 {id} 的全部数据", eraseWarn: "将删除此客户的会话、消息、内部备注、评价、留言、长期记忆、短期记忆和缓存，且无法恢复。审计日志保留“已清除”的记录（不含内容）。",
       typeToConfirm: "请再次输入 ID 以确认", eraseNow: "永久清除", erased: "已清除 {id}", erasedTitle: "清除结果：{id}",
-      residual: "其他服务器进程内存中的副本（{parts}）将在 {s} 秒内过期，之后 Kefu 中不再留有此客户的任何数据。",
+      residual: "其他服务器进程内存中的副本{parts}将在 {s} 秒内过期，之后 Kefu 中不再留有此客户的任何数据。",
       residual_reply_cache: "回复缓存 {s} 秒", residual_crm_cache: "CRM 缓存 {s} 秒",
       eraseFailed: "清除未完成（存储暂不可用）。重试是安全的：已删除的不会重复计算。", retry: "重试",
       eraseNote: "客户的 CRM 记录不在 Kefu 中，请在 CRM 中一并删除。访客令牌在过期（24 小时）前仍有效：若其再次咨询，会产生新数据。",
@@ -43,7 +43,7 @@
       notIncluded: "Not included:", tooBig: "This customer's history is more than one answer carries. Export it from a machine with the deployment's DATABASE_URL and REDIS_URL:",
       eraseTitle: "Erase everything about {id}", eraseWarn: "Deletes this customer's conversations, messages, private notes, ratings, offline messages, long-term facts, short-term memory and cached data. This cannot be undone. The audit log keeps that they were erased (no content).",
       typeToConfirm: "Type the id again to confirm", eraseNow: "Erase for good", erased: "Erased {id}", erasedTitle: "Erased: {id}",
-      residual: "Copies in other server processes' memory ({parts}) expire within {s} s; after that nothing of this customer is left in Kefu.",
+      residual: "Copies in other server processes' memory{parts} expire within {s} s; after that nothing of this customer is left in Kefu.",
       residual_reply_cache: "reply cache {s} s", residual_crm_cache: "CRM cache {s} s",
       eraseFailed: "The erasure did not complete (a store is unavailable). Retrying is safe: nothing is counted twice.", retry: "Retry",
       eraseNote: "Your CRM's records are not in Kefu: erase them there too. The visitor's token stays valid until it expires (24 h): if they chat again, that is new data.",
@@ -153,10 +153,12 @@
         var residual = done.residual_s || {}, names = Object.keys(residual);
         if (names.length) {
           var longest = Math.max.apply(null, names.map(function (k) { return residual[k]; }));
-          box.appendChild(el("p", "residual", t("residual", { s: Math.ceil(longest), parts: names.map(function (k) {
+          var parts = names.map(function (k) {
             var key = "residual_" + k, s = Math.ceil(residual[k]);
             return t(key) === key ? k + " " + s + " s" : t(key, { s: s });
-          }).join(zh ? "，" : ", ") })));
+          });  // listed when there are several, each with its own time
+          box.appendChild(el("p", "residual", t("residual", { s: Math.ceil(longest),
+            parts: parts.length < 2 ? "" : zh ? "（" + parts.join("，") + "）" : " (" + parts.join(", ") + ")" })));
         }
         box.appendChild(el("p", "muted", t("eraseNote")));
         result.appendChild(box);
