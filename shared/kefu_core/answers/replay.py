@@ -162,7 +162,7 @@ async def _outcome(deps: Deps, router: Router, tenant_id: str, question: str, tu
             final = event
     if final is None or final.status != "complete" or not final.answered:
         return Outcome(refused=True, grounded=None)
-    checked = ground(final, request, action="mark").meta.get("grounding")
+    checked = (await ground(final, request, action="mark")).meta.get("grounding")
     if not checked or not checked["checked"]:
         return Outcome(refused=False, grounded=None)
     return Outcome(refused=False, grounded=not checked["unsupported"])
