@@ -15,6 +15,7 @@ at once in the process that made it).
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections import Counter
@@ -28,6 +29,7 @@ from kefu_memory import Embedder, keyword_terms
 __all__ = ["HINT_MARGIN", "CuratedMatch", "CuratedMatcher", "curated_events", "curated_passage",
            "term_cosine"]
 
+logger = logging.getLogger("kefu.curated")
 TTL_S = 5.0
 CURATED_ENGINE = "curated"  # a reply's engine when a curated answer answered
 HINT_MARGIN = 0.15
@@ -73,14 +75,34 @@ class CuratedMatcher:
     async def best(self, tenant_id: str, question: str) -> CuratedMatch | None:
         """The tenant's curated answer closest to ``question`` and its score (None when the
         tenant has none, or the question shares nothing with any)."""
+        return (await self.best_of(tenant_id, [question]))[0]
+
+    async def best_of(self, tenant_id: str, questions: list[str]) -> list[CuratedMatch | None]:
+        """:meth:`best` for each question, their vectors computed in one call."""
         entries = await self._entries(tenant_id)
-        if not entries or not question.strip():
-            return None
-        terms = keyword_terms(question)
-        vector = await self._vector(question) if self._embedder is not None else None
-        scored = [(self._score(terms, vector, e), e) for e in entries]
-        score, entry = max(scored, key=lambda s: s[0])
-        return CuratedMatch(answer=entry.answer, score=round(score, 4)) if score > 0 else None
+        if not entries:
+            return [None] * len(questions)
+        vectors = await self._vectors(questions)
+        found: list[CuratedMatch | None] = []
+        for question, vector in zip(questions, vectors, strict=True):
+            terms = keyword_terms(question)
+            score, entry = max(((self._score(terms, vector, e), e) for e in entries),
+                               key=lambda s: s[0])
+            found.append(CuratedMatch(answer=entry.answer, score=round(score, 4))
+                         if score > 0 and question.strip() else None)
+        return found
+
+    async def _vectors(self, texts: list[str]) -> list[list[float] | None]:
+        """The embedder's vectors of ``texts``; none when there is no embedder or it failed
+        (the score is then the keyword cosine alone)."""
+        if self._embedder is None or not texts:
+            return [None] * len(texts)
+        try:
+            return [list(v) for v in await self._embedder.embed(texts)]
+        except Exception:
+            logger.warning("embedder failed; curated answers matched on keywords alone",
+                           exc_info=True)
+            return [None] * len(texts)
 
     def _score(self, terms: Counter[str], vector: list[float] | None, entry: _Entry) -> float:
         lexical = term_cosine(terms, entry.terms)
@@ -94,17 +116,11 @@ class CuratedMatcher:
         if hit is not None and hit[0] > time.monotonic():
             return hit[1]
         answers = await self._store.active(tenant_id)
-        vectors: list[list[float] | None] = [None] * len(answers)
-        if self._embedder is not None and answers:
-            vectors = [list(v) for v in await self._embedder.embed([a.question for a in answers])]
+        vectors = await self._vectors([a.question for a in answers])
         entries = [_Entry(answer=a, terms=keyword_terms(a.question), vector=v)
                    for a, v in zip(answers, vectors, strict=True)]
         self._cache[tenant_id] = (time.monotonic() + TTL_S, entries)
         return entries
-
-    async def _vector(self, text: str) -> list[float] | None:
-        assert self._embedder is not None
-        return list((await self._embedder.embed([text]))[0])
 
 
 def term_cosine(a: Counter[str], b: Counter[str]) -> float:

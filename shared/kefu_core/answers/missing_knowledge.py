@@ -31,6 +31,7 @@ JOIN_AT = 0.4
 # asked, not what about, and would join unrelated questions.
 _PARTICLES = frozenset("吗呢吧么怎啥了的我你您们是什哪个")
 EXAMPLES = 5
+CLUSTERS_MATCHED = 300  # the top clusters compared with curated answers (one embedder call)
 
 
 class Cluster(BaseModel):
@@ -69,15 +70,11 @@ def cluster_items(items: list[QueueItem]) -> list[Cluster]:
 async def open_clusters(items: list[QueueItem], *, matcher: CuratedMatcher, tenant_id: str,
                         threshold: float, top: int) -> list[Cluster]:
     """The ``top`` clusters no curated answer answers yet (clustered off the event loop)."""
-    clusters = await asyncio.to_thread(cluster_items, items)
-    open_ones: list[Cluster] = []
-    for cluster in clusters:
-        match = await matcher.best(tenant_id, cluster.question)
-        if match is None or match.score < threshold:
-            open_ones.append(cluster)
-        if len(open_ones) >= top:
-            break
-    return open_ones
+    clusters = (await asyncio.to_thread(cluster_items, items))[:CLUSTERS_MATCHED]
+    matches = await matcher.best_of(tenant_id, [c.question for c in clusters])
+    open_ones = [c for c, m in zip(clusters, matches, strict=True)
+                 if m is None or m.score < threshold]
+    return open_ones[:top]
 
 
 def question_terms(question: str) -> Counter[str]:
