@@ -86,6 +86,22 @@
       loadDraft: "载入到编辑区", rollback: "回滚到此版本", confirmRollback: "回滚到 v{v}？这会发布为一个新版本。", loaded: "已载入 v{v}，保存草稿或发布后生效",
       noVersions: "还没有发布过版本", defaultPrompt: "（部署默认提示词）", defaultIs: "留空则使用部署默认提示词：",
       editingDraft: "正在编辑草稿（尚未发布）", editingPublished: "没有草稿：下面是线上版本，修改后保存即成为草稿",
+      // learning loop
+      learning: "学习闭环", learningHelp: "客服解决的对话会被整理成问答建议（已去除个人信息），经您审核后才会用于回答访客；机器人答不好的问题按相似度归类，写一次答案即可。",
+      reviewList: "待审核的问答（来自人工客服）", noProposals: "暂无待审核的建议", answer: "答案", method: "生成方式",
+      method_engine: "模型整理", method_extractive: "原文摘取", approveCurated: "批准为精选答案", approveKnowledge: "批准为知识库条目",
+      reject: "拒绝", approved: "已批准", rejected: "已拒绝", openConversation: "查看对话",
+      curatedAnswers: "精选答案", noCurated: "还没有精选答案", addCurated: "添加精选答案", edit: "编辑", history: "版本历史",
+      confirmDeleteCurated: "删除这条精选答案？访客将不再收到它（历史版本保留）。", changedBy: "修改人", changedAt: "修改时间",
+      matchTester: "匹配测试", matchTest: "测试", matchResult: "得分 {score}（阈值 {threshold}）：{verdict}", willAnswer: "访客会直接收到此答案", willNotAnswer: "交给模型回答",
+      missingQueue: "缺失知识队列", noClusters: "最近没有答不好的问题", asked: "{n} 个对话 · 最近 {at}", examples: "示例",
+      kind_refused: "拒答", kind_unsupported: "无依据", kind_down: "差评", kind_handoff: "转人工",
+      writeAnswer: "写答案", asCurated: "作为精选答案", asKnowledge: "作为知识库条目", learned: "已保存",
+      replay: "回归测试", replayHelp: "用最近的访客问题分别以线上版本和草稿重新回答（默认离线引擎，不产生费用），比较检索命中、精选答案命中、拒答与有据率。",
+      sample: "问题数（最多 50）", enginesUsed: "引擎", engines_offline: "离线引擎", engines_tenant: "本组织的引擎（最多 10 题）",
+      runReplay: "运行回归测试", replayRunning: "测试中…", replayQuestions: "{n} 个问题 · 知识库 v{kb}",
+      figure: "指标", retrievalHitRate: "检索命中率", curatedHits: "精选答案命中", refusals: "拒答", refusalRate: "拒答率", groundedRate: "有据率",
+      changedQuestions: "结果有变化的问题", noChange: "没有问题的结果发生变化", refused: "拒答", answeredOk: "已回答",
       // tenants
       tenantName: "名称", createTenant: "创建租户", adminEmail: "管理员邮箱", adminPassword: "管理员密码（至少 10 位）",
       tenantCreated: "已创建 {id}，小部件密钥 {key}"
@@ -154,6 +170,21 @@
       loadDraft: "Load into the editor", rollback: "Roll back to this", confirmRollback: "Roll back to v{v}? It is published as a new version.", loaded: "Loaded v{v}: save the draft or publish to use it",
       noVersions: "Nothing published yet", defaultPrompt: "(the deployment's default prompt)", defaultIs: "Empty: the deployment's default prompt:",
       editingDraft: "Editing the draft (not published)", editingPublished: "No draft: this is the published version; save your changes to make a draft",
+      learning: "Learning loop", learningHelp: "Conversations your agents resolved become proposed questions and answers (personal data removed); they answer visitors only once you approve them. Questions the bot answered badly are grouped by similarity: write the answer once.",
+      reviewList: "Proposed from human agents", noProposals: "Nothing to review", answer: "Answer", method: "Made by",
+      method_engine: "engine", method_extractive: "extracted", approveCurated: "Approve as curated answer", approveKnowledge: "Approve into the knowledge base",
+      reject: "Reject", approved: "Approved", rejected: "Rejected", openConversation: "Conversation",
+      curatedAnswers: "Curated answers", noCurated: "No curated answers yet", addCurated: "Add a curated answer", edit: "Edit", history: "Versions",
+      confirmDeleteCurated: "Delete this curated answer? Visitors no longer get it (its versions stay).", changedBy: "Changed by", changedAt: "Changed",
+      matchTester: "Match tester", matchTest: "Test", matchResult: "score {score} (threshold {threshold}): {verdict}", willAnswer: "visitors get this answer", willNotAnswer: "the model answers",
+      missingQueue: "Missing-knowledge queue", noClusters: "Nothing answered badly lately", asked: "{n} conversations · last {at}", examples: "Examples",
+      kind_refused: "refused", kind_unsupported: "unsupported", kind_down: "rated down", kind_handoff: "handed off",
+      writeAnswer: "Write the answer", asCurated: "as a curated answer", asKnowledge: "as a knowledge-base entry", learned: "Saved",
+      replay: "Regression replay", replayHelp: "Re-ask recent visitor questions with the published version and with the draft (the offline engine by default: free) and compare retrieval hits, curated hits, refusals and the grounded rate.",
+      sample: "Questions (at most 50)", enginesUsed: "Engines", engines_offline: "offline engine", engines_tenant: "the tenant's engines (at most 10)",
+      runReplay: "Run the replay", replayRunning: "replaying…", replayQuestions: "{n} questions · knowledge base v{kb}",
+      figure: "Figure", retrievalHitRate: "Retrieval hit rate", curatedHits: "Curated hits", refusals: "Refusals", refusalRate: "Refusal rate", groundedRate: "Grounded rate",
+      changedQuestions: "Questions whose outcome changed", noChange: "No question's outcome changed", refused: "refused", answeredOk: "answered",
       tenantName: "Name", createTenant: "Create tenant", adminEmail: "Admin e-mail", adminPassword: "Admin password (10+ characters)",
       tenantCreated: "Created {id}, widget key {key}"
     }
@@ -330,10 +361,10 @@
   var SCREENS = {
     team: renderTeam, widget: renderWidget, engines: renderEngines, knowledge: renderKnowledge,
     conversations: renderConversations, audit: renderAudit, reports: renderReports, tenants: renderTenants,
-    workbench: renderWorkbench
+    workbench: renderWorkbench, learning: renderLearning
   };
   function isSuper() { return session && session.agent.tenant_id === "_root"; }
-  function screens() { return isSuper() ? ["tenants"] : ["team", "widget", "engines", "knowledge", "workbench", "conversations", "audit", "reports"]; }
+  function screens() { return isSuper() ? ["tenants"] : ["team", "widget", "engines", "knowledge", "workbench", "learning", "conversations", "audit", "reports"]; }
   // Screens written in other files (web/admin-*.js, loaded before this one) register in
   // window.KefuAdminScreens: { id, after, superAdmin, i18n: { zh, en }, render(root, ui) }; ui
   // holds this file's helpers, so they call the API and build the DOM the same way.
@@ -736,10 +767,126 @@
 
   // -- the 话术 tuning workbench ----------------------------------------------------------------
   var EMOJI = ["none", "low", "medium", "high"];
+  // -- learning loop: proposals from agents, the missing-knowledge queue, curated answers -------
+  function renderLearning(root) {
+    root.appendChild(el("p", "muted", t("learningHelp")));
+    var review = section(root, "reviewList"), missing = section(root, "missingQueue"), curated = section(root, "curatedAnswers");
+    var reviewBox = el("div"), missingBox = el("div"), curatedBox = el("div"), historyBox = el("div");
+    review.appendChild(reviewBox); missing.appendChild(missingBox);
+    function textArea(name, value, max) { var a = el("textarea"); a.name = name; a.rows = 3; a.maxLength = max; a.value = value || ""; return a; }
+
+    function loadReview() { call("GET", "/v1/admin/learned-answers").then(drawReview).catch(fail); }
+    function drawReview(items) {
+      reviewBox.textContent = "";
+      if (!items.length) { reviewBox.appendChild(el("p", "muted", t("noProposals"))); return; }
+      items.forEach(function (p) {
+        var card = el("div", "proposal"); card.dataset.id = String(p.id);
+        var q = textArea("question", p.question, 500), a = textArea("answer", p.answer, 4000);
+        function approve(target) {
+          call("POST", "/v1/admin/learned-answers/" + p.id + "/approve", { target: target, question: q.value.trim(), answer: a.value.trim() })
+            .then(function () { toast(t("approved")); loadReview(); loadCurated(); }).catch(fail);
+        }
+        kids(card, [el("small", "muted", t("method") + ": " + t("method_" + p.method) + " · " + when(p.created_at)),
+                    field("question", q), field("answer", a),
+                    kids(el("div", "row-actions"), [
+                      button("approveCurated", "primary", function () { approve("curated"); }),
+                      button("approveKnowledge", null, function () { approve("knowledge"); }),
+                      button("reject", "danger", function () {
+                        call("POST", "/v1/admin/learned-answers/" + p.id + "/reject").then(function () { toast(t("rejected")); loadReview(); }).catch(fail);
+                      })])]);
+        reviewBox.appendChild(card);
+      });
+    }
+
+    function loadMissing() { call("GET", "/v1/admin/missing-knowledge").then(drawMissing).catch(fail); }
+    function drawMissing(clusters) {
+      missingBox.textContent = "";
+      if (!clusters.length) { missingBox.appendChild(el("p", "muted", t("noClusters"))); return; }
+      clusters.forEach(function (c) {
+        var card = el("details", "cluster"); card.dataset.id = c.id;
+        var kinds = Object.keys(c.kinds).map(function (k) { return t("kind_" + k) + " " + c.kinds[k]; }).join(" · ");
+        card.appendChild(kids(el("summary"), [el("strong", null, c.question), el("small", "muted", "  " + t("asked", { n: c.conversations, at: when(c.last_at) }) + " · " + kinds)]));
+        card.appendChild(el("h4", null, t("examples")));
+        c.examples.forEach(function (x) { card.appendChild(el("div", "chunk", "[" + t("kind_" + x.kind) + "] " + x.question + (x.reply ? " → " + x.reply : "") + (x.detail ? " (" + x.detail + ")" : ""))); });
+        var q = textArea("question", c.question, 500), a = textArea("answer", "", 4000);
+        var target = select("target", [["curated", t("asCurated")], ["knowledge", t("asKnowledge")]], "curated");
+        card.appendChild(form("stack", [field("question", q), field("answer", a), target], "writeAnswer", function () {
+          call("POST", "/v1/admin/missing-knowledge/answer", { question: q.value.trim(), answer: a.value.trim(), target: target.value })
+            .then(function () { toast(t("learned")); loadMissing(); loadCurated(); }).catch(fail);
+        }));
+        missingBox.appendChild(card);
+      });
+    }
+
+    var newQ = textArea("question", "", 500), newA = textArea("answer", "", 4000);
+    var tester = input("match", "search"); tester.maxLength = 2000;
+    var verdict = el("p", "muted"); verdict.id = "match-result";
+    kids(curated, [form("stack", [field("question", newQ), field("answer", newA)], "addCurated", function () {
+      call("POST", "/v1/admin/curated-answers", { question: newQ.value.trim(), answer: newA.value.trim() })
+        .then(function () { newQ.value = ""; newA.value = ""; toast(t("saved")); loadCurated(); }).catch(fail);
+    }), curatedBox, historyBox, el("h4", null, t("matchTester")), form("inline", [tester], "matchTest", function () {
+      call("POST", "/v1/admin/curated-answers/match", { question: tester.value.trim() }).then(function (m) {
+        verdict.textContent = t("matchResult", { score: m.score.toFixed(2), threshold: m.threshold, verdict: m.answered ? t("willAnswer") : t("willNotAnswer") }) +
+          (m.answer ? " · " + m.answer.question : "");
+      }).catch(fail);
+    }), verdict]);
+    function loadCurated() { call("GET", "/v1/admin/curated-answers").then(drawCurated).catch(fail); }
+    function drawCurated(answers) {
+      curatedBox.textContent = "";
+      if (!answers.length) { curatedBox.appendChild(el("p", "muted", t("noCurated"))); return; }
+      curatedBox.appendChild(table(["question", "answer", "version", "actions"], answers.map(function (c) {
+        var actions = el("div", "row-actions"), tr;
+        function editForm() {
+          var q = textArea("question", c.question, 500), a = textArea("answer", c.answer, 4000);
+          actions.textContent = "";
+          actions.appendChild(form("stack", [q, a, button("cancel", null, loadCurated)], "save", function () {
+            call("PUT", "/v1/admin/curated-answers/" + c.id, { question: q.value.trim(), answer: a.value.trim() })
+              .then(function () { toast(t("saved")); loadCurated(); }).catch(fail);
+          }));
+        }
+        kids(actions, [button("edit", null, editForm),
+          button("history", null, function () {
+            call("GET", "/v1/admin/curated-answers/" + c.id + "/versions").then(function (vs) {
+              historyBox.textContent = ""; historyBox.id = "curated-history";
+              historyBox.appendChild(el("h4", null, t("history") + " · " + c.question));
+              historyBox.appendChild(table(["version", "question", "answer", "changedBy", "changedAt"], vs.map(function (v) {
+                return row(["v" + v.version + (v.active ? "" : " · " + t("deleted")), v.question, v.answer, v.changed_by || "", when(v.changed_at)]);
+              })));
+            }).catch(fail);
+          }),
+          button("remove", "danger", function () {
+            if (!confirm(t("confirmDeleteCurated"))) return;
+            call("DELETE", "/v1/admin/curated-answers/" + c.id).then(function () { toast(t("deleted")); loadCurated(); }).catch(fail);
+          })]);
+        tr = row([c.question, el("span", "clip", c.answer), "v" + c.version, actions]);
+        tr.dataset.id = String(c.id);
+        return tr;
+      })));
+    }
+    loadReview(); loadMissing(); loadCurated();
+  }
+
+  function drawReplay(box, r) {
+    box.textContent = "";
+    box.appendChild(el("p", null, t("replayQuestions", { n: r.questions, kb: r.kb_version })));
+    function pct(v) { return v == null ? "–" : (v * 100).toFixed(1) + "%"; }
+    var figures = [["retrievalHitRate", "retrieval_hit_rate", pct], ["curatedHits", "curated_hits", String],
+                   ["refusals", "refusals", String], ["refusalRate", "refusal_rate", pct], ["groundedRate", "grounded_rate", pct]];
+    box.appendChild(table(["figure", "side_published", "side_draft"], figures.map(function (f) {
+      var tr = row([t(f[0]), f[2](r.before[f[1]]), r.after ? f[2](r.after[f[1]]) : "–"]);
+      tr.dataset.figure = f[1];
+      return tr;
+    })));
+    box.appendChild(el("h4", null, t("changedQuestions")));
+    if (!r.changed.length) { box.appendChild(el("p", "muted", t("noChange"))); return; }
+    function said(o) { return o.refused ? t("refused") : t("answeredOk") + (o.grounded === false ? " · " + t("kind_unsupported") : ""); }
+    r.changed.forEach(function (c) { box.appendChild(el("div", "chunk", c.question + " — " + said(c.before) + " → " + said(c.after))); });
+  }
+
   function renderWorkbench(root) {
     root.appendChild(el("p", "muted", t("workbenchHelp")));
     var state = null, names = {};
-    var editor = section(root, "draftTuning"), compareBox = section(root, "compare"), history = section(root, "versions");
+    var editor = section(root, "draftTuning"), compareBox = section(root, "compare"), replayBox = section(root, "replay"), history = section(root, "versions");
     var prompt = el("textarea"); prompt.name = "system_prompt"; prompt.rows = 8; prompt.maxLength = 20000;
     var ctx = input("context_window", "number"); ctx.min = 1; ctx.max = 100;
     var emoji = select("emoji_frequency", EMOJI.map(function (e) { return [e, t("emoji_" + e)]; }));
@@ -805,6 +952,16 @@
         }
       }).catch(fail);
     }), columns, used]);
+
+    // regression replay: recent visitor questions, published vs this draft
+    var sample = input("sample", "number", 20); sample.min = 1; sample.max = 50;
+    var engines = select("engines", [["offline", t("engines_offline")], ["tenant", t("engines_tenant")]], "offline");
+    var replayOut = el("div"); replayOut.id = "replay-report";
+    kids(replayBox, [el("p", "muted", t("replayHelp")), form("inline", [field("sample", sample), field("enginesUsed", engines)], "runReplay", function () {
+      replayOut.textContent = t("replayRunning");
+      call("POST", "/v1/admin/workbench/replay", { sample: Number(sample.value), engines: engines.value, draft: tuning() })
+        .then(function (r) { drawReplay(replayOut, r); }).catch(function (err) { replayOut.textContent = ""; fail(err); });
+    }), replayOut]);
 
     var list = el("div"); history.appendChild(list);
     function drawVersions(versions) {
