@@ -16,6 +16,7 @@ import pytest
 import redis
 import websockets
 
+from kefu_core.product.tenants import DEMO_ADMIN_EMAIL, DEMO_ADMIN_PASSWORD
 from tests.support.core import core_settings
 from tests.support.gateway import RunningGateway, run_gateway
 
@@ -88,8 +89,17 @@ async def test_a_visitor_rates_a_reply_and_changes_its_mind(gateway: RunningGate
         (row,) = [r for r in _stored(gateway, reply) if r[1] == "没有回答我的问题"]
         assert row[0] == "down" and row[2] and row[3] == 0
         # WHEN the visitor rates it up instead THEN the one row changes
-        assert (await visitor.rate(reply, "up"))["rating"] == "up"
+        assert (await visitor.rate(reply, "up", "现在明白了"))["rating"] == "up"
         assert [r for r in _stored(gateway, reply) if r[0] == "up" and r[3] == 1]
+    # AND the transcript staff read shows the rating and its reason by the reply
+    async with httpx.AsyncClient(base_url=gateway.http) as http:
+        login = await http.post("/v1/agent/login", json={
+            "tenant": "demo", "email": DEMO_ADMIN_EMAIL, "password": DEMO_ADMIN_PASSWORD})
+        transcript = (await http.get(
+            f"/v1/conversations/{saved['conversation_id']}",
+            headers={"authorization": f"Bearer {login.json()['token']}"})).json()
+    (rating,) = transcript["feedback"]
+    assert (rating["seq"], rating["rating"], rating["reason"]) == (reply, "up", "现在明白了")
 
 
 async def test_only_bot_replies_of_the_visitors_own_conversation_can_be_rated(

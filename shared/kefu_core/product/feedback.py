@@ -67,6 +67,19 @@ class FeedbackStore:
         assert row is not None
         return Feedback.model_validate(row)
 
+    async def of_conversation(self, *, tenant_id: str, conversation_id: str) -> list[Feedback]:
+        """The ratings of the tenant's conversation, by seq."""
+        try:
+            async with self._pool.connection() as conn:
+                cur = await conn.cursor(row_factory=dict_row).execute(
+                    "SELECT conversation_id::text AS conversation_id, seq, rating, reason, engine,"
+                    " updated_at FROM reply_feedback WHERE tenant_id = %s"
+                    " AND conversation_id = %s ORDER BY seq", (tenant_id, conversation_id))
+                rows = await cur.fetchall()
+        except psycopg.Error as exc:
+            raise StoreError("cannot read the feedback") from exc
+        return [Feedback.model_validate(r) for r in rows]
+
 
 async def _explain(conn: psycopg.AsyncConnection[Any], conversation_id: str, seq: int) -> None:
     cur = await conn.execute("SELECT 1 FROM reply_feedback WHERE conversation_id = %s"

@@ -16,6 +16,7 @@ from kefu_core.admin.dependencies import AgentId, DepsDep
 from kefu_core.admin.errors import NOT_FOUND, found
 from kefu_core.chat.conversations import Conversation, StoredMessage
 from kefu_core.product.csv_export import to_csv
+from kefu_core.product.feedback import Feedback
 from kefu_core.product.service import Note, Rating
 
 router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
@@ -53,6 +54,8 @@ class Transcript(BaseModel):
     messages: list[dict[str, Any]]
     notes: list[Note]
     csat: Rating | None
+    # The visitor's 👍/👎 on bot replies (by seq), with the reasons.
+    feedback: list[Feedback] = []
 
 
 def search_filters(
@@ -124,7 +127,8 @@ def _json(exported: Exported) -> Response:
 @router.get("/{conversation_id}", response_model=Transcript, summary="A transcript",
             responses=NOT_FOUND)
 async def transcript(conversation_id: uuid.UUID, who: AgentId, deps: DepsDep) -> Transcript:
-    """A conversation with every message, the agents' notes and the visitor's rating. A
+    """A conversation with every message, the agents' notes, the visitor's rating and 👍/👎
+    on bot replies. A
     malformed id is answered like an unknown one (404)."""
     conversation = found(await deps.conversations.get(tenant_id=who.tenant_id,
                                                       conversation_id=str(conversation_id)))
@@ -137,4 +141,6 @@ async def transcript(conversation_id: uuid.UUID, who: AgentId, deps: DepsDep) ->
                                        conversation_id=conversation.id),
         csat=await deps.service.rating(tenant_id=who.tenant_id,
                                        conversation_id=conversation.id),
+        feedback=await deps.feedback.of_conversation(tenant_id=who.tenant_id,
+                                                     conversation_id=conversation.id),
     )
