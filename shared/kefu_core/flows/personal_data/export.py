@@ -132,6 +132,11 @@ def _transcripts(conversations: list[dict[str, Any]], messages: list[dict[str, A
     return list(by_id.values())
 
 
+def _count(items: list[Any], one: str, many: str | None = None) -> str:
+    """``1 rating``, ``2 ratings``: the English summary reads as a sentence."""
+    return f"{len(items)} {one if len(items) == 1 else many or one + 's'}"
+
+
 def _summary(conversations: list[dict[str, Any]], messages: list[dict[str, Any]],
              notes: list[dict[str, Any]], ratings: list[dict[str, Any]],
              offline: list[dict[str, Any]], facts: list[dict[str, Any]],
@@ -141,9 +146,11 @@ def _summary(conversations: list[dict[str, Any]], messages: list[dict[str, Any]]
     first, last = (min(times), max(times)) if times else (None, None)
     span_en = (f" between {first:%Y-%m-%d} and {last:%Y-%m-%d}" if first and last else "")
     span_zh = (f"（{first:%Y-%m-%d} 至 {last:%Y-%m-%d}）" if first and last else "")
-    text_en = (f"{len(conversations)} conversations with {len(messages)} messages{span_en}; "
-               f"{len(notes)} agent notes; {len(ratings)} ratings; {len(offline)} offline "
-               f"messages; {len(facts)} remembered facts; {len(audit)} audit entries.")
+    text_en = (f"{_count(conversations, 'conversation')} with "
+               f"{_count(messages, 'message')}{span_en}; {_count(notes, 'agent note')}; "
+               f"{_count(ratings, 'rating')}; {_count(offline, 'offline message')}; "
+               f"{_count(facts, 'remembered fact')}; "
+               f"{_count(audit, 'audit entry', 'audit entries')}.")
     text_zh = (f"共 {len(conversations)} 个会话、{len(messages)} 条消息{span_zh}；"
                f"客服备注 {len(notes)} 条；评价 {len(ratings)} 条；留言 {len(offline)} 条；"
                f"记忆的信息 {len(facts)} 条；审计记录 {len(audit)} 条。")
