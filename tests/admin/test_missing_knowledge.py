@@ -154,3 +154,18 @@ async def test_an_answer_can_become_a_knowledge_base_entry(world: World) -> None
     assert name in await memory.knowledge.document_names(world.tenant)
     passages = await memory.knowledge.search(world.tenant, "花呗分期", k=1)
     assert "暂不支持花呗分期" in passages[0].content
+
+
+@pytest.mark.parametrize(("method", "path", "body"), [
+    ("GET", "/v1/admin/missing-knowledge?days=91", None),
+    ("GET", "/v1/admin/missing-knowledge?top=0", None),
+    ("POST", "/v1/admin/missing-knowledge/answer",
+     {"question": "问" * 501, "answer": "答", "target": "curated"}),
+    ("POST", "/v1/admin/missing-knowledge/answer",
+     {"question": "问", "answer": "答", "target": "prompt"}),
+])
+async def test_out_of_bounds_requests_are_refused(world: World, method: str, path: str,
+                                                  body: dict[str, str] | None) -> None:
+    # GIVEN an admin WHEN a period, a count, a text or a target is out of bounds THEN 422
+    response = await world.client.request(method, path, json=body, headers=world.admin)
+    assert response.status_code == 422
