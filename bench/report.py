@@ -319,12 +319,15 @@ def lambda_section(r: dict[str, Any] | None) -> list[str]:
         "`/opt`: the `.pyc` files compiled by the build are read, none is written. Each process "
         "gets a fresh `TMPDIR` (what it writes there is reported). \"without bytecode\" is the "
         "same build with its `__pycache__` folders removed (what SAM's python builder ships)"
-        + (f"; \"before\" is the build of revision `{before.get('revision')}` (one CoreLayer "
-           "with every package, no bytecode)" if before else "")
+        + (f"; \"before\" is the build of revision `{before.get('revision')}`, measured in "
+           "the same run" if before else "")
         + ". Cold starts of all builds are interleaved round by round, so a busy machine weighs "
         f"on each alike. Interpreter start alone: {r.get('interpreter_start_ms')} ms.", ""]
     head = ["function", "layers", "init ms as built (goal)", "import ms as built",
-            "init ms without bytecode"]
+            "import CPU ms as built"]
+    if before:
+        head += ["import CPU ms before"]
+    head += ["init ms without bytecode"]
     if before:
         head += ["init ms before"]
     head += ["zipped with layers MB (goal)", "unzipped MB"]
@@ -337,8 +340,10 @@ def lambda_section(r: dict[str, Any] | None) -> list[str]:
         goal_mb = GOALS_ZIP_MB.get(fn)
         row = [fn, ", ".join(size.get("layers", [])),
                f"{c['init_ms_p50']}" + (f" (< {goal_ms})" if goal_ms else ""),
-               str(c["import_ms_p50"]),
-               str(r.get("cold_no_bytecode", {}).get(fn, {}).get("init_ms_p50", "–"))]
+               str(c["import_ms_p50"]), str(c.get("import_cpu_ms_p50", "–"))]
+        if before:
+            row.append(str(before.get("cold", {}).get(fn, {}).get("import_cpu_ms_p50", "–")))
+        row.append(str(r.get("cold_no_bytecode", {}).get(fn, {}).get("init_ms_p50", "–")))
         if before:
             row.append(str(before.get("cold", {}).get(fn, {}).get("init_ms_p50", "–")))
         row += [f"{size['with_layers_zip_mb']}" + (f" (<= {goal_mb})" if goal_mb else ""),
@@ -384,9 +389,11 @@ def lambda_section(r: dict[str, Any] | None) -> list[str]:
             lines += ["", f"What `{fn}` spends its import on (`-X importtime`, cumulative ms, "
                       "as built): " + ", ".join(f"`{k}` {v}" for k, v in prof[:8]) + "."]
     rev = f" --before {before.get('revision')}" if before else ""
-    load = r.get("load_avg_at_start")
-    lines += ["", "Command" + (f" (load average at its start: {load}, on 2 cores; cold starts "
-                               "are CPU-bound and grow with it)" if load else "") + ":", "",
+    load, load_end = r.get("load_avg_at_start"), r.get("load_avg_at_end")
+    lines += ["", "Command" + (f" (load average at its start: {load}"
+                               + (f", at its end: {load_end}" if load_end else "")
+                               + ", on 2 cores; cold starts are CPU-bound and grow with it)"
+                               if load else "") + ":", "",
               f"    {PY} -m bench.lambda_figures{rev}", ""]
     return lines
 

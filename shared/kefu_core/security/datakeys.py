@@ -126,8 +126,11 @@ class DataKeys:
         self._problem = "data encryption keys not read yet"
         self._complained_at = -1e9
         self._next_refresh = 0.0
+        # Keys from the environment are checked and derived on first use, not here: deriving
+        # imports cryptography, which the functions that never open a secret (connect,
+        # disconnect, message) do not ship, and their dependencies build a DataKeys too.
+        self._pending: list[str] | None = None if secret_id else list(keys)
         if not secret_id:
-            self._keys = self._checked(keys, source="DATA_ENCRYPTION_KEY")
             self._next_refresh = float("inf")
 
     @classmethod
@@ -169,6 +172,11 @@ class DataKeys:
 
     # -- keys ---------------------------------------------------------------------------------
     async def _keyset(self) -> _KeySet:
+        if self._pending is not None:
+            with self._lock:
+                if self._pending is not None:
+                    self._keys = self._checked(self._pending, source="DATA_ENCRYPTION_KEY")
+                    self._pending = None
         if self._clock() >= self._next_refresh:
             if self._keys is None or not self._lock.locked():
                 await asyncio.to_thread(self._refresh_if_due)
