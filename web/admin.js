@@ -86,6 +86,9 @@
       loadDraft: "载入到编辑区", rollback: "回滚到此版本", confirmRollback: "回滚到 v{v}？这会发布为一个新版本。", loaded: "已载入 v{v}，保存草稿或发布后生效",
       noVersions: "还没有发布过版本", defaultPrompt: "（部署默认提示词）", defaultIs: "留空则使用部署默认提示词：",
       editingDraft: "正在编辑草稿（尚未发布）", editingPublished: "没有草稿：下面是线上版本，修改后保存即成为草稿",
+      eachDay: "按天", resolutionFigures: "解决情况与答案质量", botResolved: "机器人解决率", curatedHitRate: "精选答案命中率", groundedRate2: "有据回答率", thumbsDown: "差评",
+      resolvedNote: "“机器人解决”：机器人给出了有依据的完整回答，没有转人工，没有被差评，且同一访客 7 天内没有再次发起对话（因此最近 7 天的数字可能还会下降）。",
+      byKbVersion: "按知识库版本", kbVersionCol: "知识库版本", botResolvedCol: "机器人解决", curatedHitsCol: "精选答案命中", groundedCol: "有据 / 已检查", botRepliesCol: "机器人回答",
       // learning loop
       learning: "学习闭环", learningHelp: "客服解决的对话会被整理成问答建议（已去除个人信息），经您审核后才会用于回答访客；机器人答不好的问题按相似度归类，写一次答案即可。",
       reviewList: "待审核的问答（来自人工客服）", noProposals: "暂无待审核的建议", answer: "答案", method: "生成方式",
@@ -170,6 +173,9 @@
       loadDraft: "Load into the editor", rollback: "Roll back to this", confirmRollback: "Roll back to v{v}? It is published as a new version.", loaded: "Loaded v{v}: save the draft or publish to use it",
       noVersions: "Nothing published yet", defaultPrompt: "(the deployment's default prompt)", defaultIs: "Empty: the deployment's default prompt:",
       editingDraft: "Editing the draft (not published)", editingPublished: "No draft: this is the published version; save your changes to make a draft",
+      eachDay: "Each day", resolutionFigures: "Resolution and answer quality", botResolved: "Resolved by the bot", curatedHitRate: "Curated-answer hit rate", groundedRate2: "Grounded-answer rate", thumbsDown: "Rated down",
+      resolvedNote: "Resolved by the bot: the bot completed an answer it had something to answer from, nobody was asked for, no reply was rated down, and the same visitor did not come back within 7 days (so the last 7 days' figure can still drop).",
+      byKbVersion: "By knowledge-base version", kbVersionCol: "KB version", botResolvedCol: "Bot-resolved", curatedHitsCol: "Curated hits", groundedCol: "Grounded / checked", botRepliesCol: "Bot replies",
       learning: "Learning loop", learningHelp: "Conversations your agents resolved become proposed questions and answers (personal data removed); they answer visitors only once you approve them. Questions the bot answered badly are grouped by similarity: write the answer once.",
       reviewList: "Proposed from human agents", noProposals: "Nothing to review", answer: "Answer", method: "Made by",
       method_engine: "engine", method_extractive: "extracted", approveCurated: "Approve as curated answer", approveKnowledge: "Approve into the knowledge base",
@@ -1130,7 +1136,7 @@
       button("exportCsv", null, function () { download("/v1/admin/reports/export" + query(period()), "report.csv"); })], "search", load);
     root.appendChild(range);
     var overview = section(root, "overview"), days = section(root, "perDay"), handoffs = section(root, "handoffReasons"),
-        csat = section(root, "csatFigures"), unanswered = section(root, "unanswered");
+        resolution = section(root, "resolutionFigures"), csat = section(root, "csatFigures"), unanswered = section(root, "unanswered");
     function period() { return { since: dayStart(range.since.value), until: dayStart(range.until.value, 1), tz: tz }; }
     function load() {
       var names = {};
@@ -1153,8 +1159,30 @@
         unanswered.appendChild(el("p", "muted", t("unansweredNote")));
         if (r.unanswered.length) unanswered.appendChild(table(["question", "timesAsked", "lastAsked"], r.unanswered.map(function (u) { return row([u.question, u.count, when(u.last_asked)]); })));
         else unanswered.appendChild(el("p", "muted", t("none")));
+        drawResolution(r);
         drawCsat(r);
       }).catch(fail);
+      function drawResolution(r) {
+        resolution.textContent = ""; resolution.appendChild(el("h3", null, t("resolutionFigures")));
+        resolution.appendChild(kids(el("div", "figures"), [
+          figure(percent(r.bot_resolved_rate), "botResolved"), figure(percent(r.handoff_rate), "handoffRate"),
+          figure(percent(r.curated_hit_rate), "curatedHitRate"), figure(percent(r.grounded_rate), "groundedRate2"),
+          figure(String(r.thumbs_down), "thumbsDown")]));
+        resolution.appendChild(el("p", "muted", t("resolvedNote")));
+        resolution.appendChild(el("h4", null, t("eachDay")));
+        resolution.appendChild(table(["day", "conversationsCount", "botResolvedCol", "handedOff", "botRepliesCol", "curatedHitsCol", "groundedCol", "thumbsDown"], r.days.map(function (d) {
+          return row([d.day, d.conversations, d.bot_resolved, d.handed_off, d.bot_replies, d.curated_hits, d.grounded + " / " + d.grounding_checked, d.thumbs_down]);
+        })));
+        if (!r.kb_versions.length) return;
+        resolution.appendChild(el("h4", null, t("byKbVersion")));
+        var byVersion = table(["kbVersionCol", "conversationsCount", "botResolved", "handedOff", "curatedHitRate", "groundedRate2", "thumbsDown"], r.kb_versions.map(function (v) {
+          var tr = row(["v" + v.kb_version, v.conversations, percent(v.bot_resolved_rate), v.handed_off, percent(v.curated_hit_rate), percent(v.grounded_rate), v.thumbs_down]);
+          tr.dataset.kbVersion = v.kb_version;
+          return tr;
+        }));
+        byVersion.id = "by-kb-version";
+        resolution.appendChild(byVersion);
+      }
       function drawCsat(r) {
         call("GET", "/v1/admin/agents").then(function (all) { all.forEach(function (a) { names[a.id] = a.name; }); }, function () {})
           .then(function () { var p = period(); return call("GET", "/v1/admin/csat" + query({ since: p.since, until: p.until })); }).then(function (f) {

@@ -206,3 +206,38 @@ async def test_the_workbench_replays_recent_questions_on_the_draft(
     await page.locator("#replay-report").scroll_into_view_if_needed()
     await page.screenshot(path=str(IMAGES / "admin-replay.png"))
     await page.context.close()
+
+
+async def test_the_reports_show_resolution_feedback_and_each_knowledge_base_version(
+    gateway: RunningGateway, browser: Any,
+) -> None:
+    owner = await _admin(gateway)
+    # GIVEN a visitor who rated a bot reply 👎
+    async with httpx.AsyncClient(base_url=gateway.http) as http:
+        token = (await http.post("/v1/visitor-token", json={"widget_key": "acme-key"})).json()
+    async with websockets.connect(f"{gateway.ws}?token={token['token']}",
+                                  open_timeout=10) as ws:
+        await ws.send(json.dumps({"action": "message", "client_msg_id": "c-1",
+                                  "text": "退款多久到账？"}))
+        while (frame := json.loads(await ws.recv()))["type"] != "final":
+            pass
+        await ws.send(json.dumps({"action": "feedback", "seq": frame["seq"], "rating": "down",
+                                  "reason": "没回答"}))
+        while json.loads(await ws.recv())["type"] != "feedback_saved":
+            pass
+    report = await _get(gateway, owner, "/v1/admin/reports")
+    # WHEN the owner opens the reports
+    page = await _console(browser, gateway, owner, "reports")
+    section = page.locator("section.card", has_text="Resolution and answer quality")
+    # THEN the resolution figures are shown with how "resolved" is defined, the 👎 counted
+    thumbs = section.locator(".figure", has_text="Rated down").locator("b")
+    await thumbs.wait_for()
+    assert int(await thumbs.inner_text()) == report["thumbs_down"] >= 1
+    await section.get_by_text("did not come back within 7 days").wait_for()
+    # AND each knowledge-base version has its row
+    versions = section.locator("#by-kb-version tbody tr")
+    await versions.first.wait_for()
+    assert await versions.count() == len(report["kb_versions"]) >= 1
+    await section.scroll_into_view_if_needed()
+    await page.screenshot(path=str(IMAGES / "admin-resolution.png"))
+    await page.context.close()
