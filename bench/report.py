@@ -147,7 +147,12 @@ def verdict(summaries: dict[str, dict[str, Any]], lam: dict[str, Any] | None) ->
             + ", ".join(f"`{fn}` {cold.get(fn, {}).get('init_ms_p50')} ms" for fn in cold)
             + " (goals: connect and message < 250 ms, stream < 500 ms); zipped with their "
             "layers " + ", ".join(f"`{fn}` {s['with_layers_zip_mb']} MB" for fn, s in sizes.items())
-            + f" (goals: 15 MB, stream 30 MB); `message` warm p50 {_ms(msg, 'p50')} ms.")
+            + f" (goals: 15 MB, stream 30 MB); `message` warm p50 {_ms(msg, 'p50')} ms. "
+            "CPU time of the import, steadier than wall time on a busy machine: "
+            + ", ".join(f"`{fn}` {cold.get(fn, {}).get('import_cpu_ms_p50', '–')} ms"
+                        for fn in cold)
+            + (f" (load average {lam.get('load_avg_at_start')} at the start, on 2 cores)."
+               if lam.get("load_avg_at_start") else "."))
     return [*lines, ""]
 
 
