@@ -231,7 +231,8 @@ def _local(args: argparse.Namespace) -> int:
 
 def _reencrypt_secrets(args: argparse.Namespace) -> int:
     from kefu_core.infra.db import open_pool
-    from kefu_core.product.tenants import TenantStore
+    from kefu_core.product.tenants.engines import EngineStore
+    from kefu_core.product.tenants.tenants import TenantStore
     from kefu_core.security.datakeys import DataKeyError, DataKeys, DataKeyUnavailable
 
     settings = Settings()
@@ -242,7 +243,9 @@ def _reencrypt_secrets(args: argparse.Namespace) -> int:
     async def reseal() -> dict[str, int]:
         pool = await open_pool(settings.database_url or "", min_size=1, max_size=1)
         try:
-            return await TenantStore(pool, DataKeys.from_settings(settings)).reseal_all()
+            keys = DataKeys.from_settings(settings)
+            return {"identity_secrets": await TenantStore(pool, keys).reseal_identity_secrets(),
+                    "engine_secrets": await EngineStore(pool, keys).reseal_secrets()}
         finally:
             await pool.close()
 

@@ -37,7 +37,11 @@ from kefu_core.product.handoff.repository import HandoffRepository
 from kefu_core.product.learned_answers import LearnedAnswerStore
 from kefu_core.product.learning_queue import LearningQueueStore
 from kefu_core.product.service import ServiceStore
-from kefu_core.product.tenants import TenantStore
+from kefu_core.product.tenants.agents import AgentStore
+from kefu_core.product.tenants.engines import EngineStore
+from kefu_core.product.tenants.settings import SettingsStore
+from kefu_core.product.tenants.tenants import TenantStore
+from kefu_core.product.tenants.widget_keys import WidgetKeyStore
 from kefu_core.security.datakeys import data_keys_for
 
 if TYPE_CHECKING:
@@ -63,8 +67,13 @@ class Deps:
     invoker: StreamInvoker
     conversations: ConversationStore
     connections: ConnectionRegistry
-    # The product's stores.
+    # The product's stores: tenants and their resources, the audit log, notes/ratings/offline
+    # messages, handoff's shared state.
     tenants: TenantStore
+    agents: AgentStore
+    widget_keys: WidgetKeyStore
+    tenant_settings: SettingsStore  # settings and prompts, with the cached per-reply lookup
+    engines: EngineStore
     audit: AuditLog
     service: ServiceStore
     handoff: HandoffRepository
@@ -109,7 +118,7 @@ class Deps:
             from kefu_core.answers.tenant_engines import TenantRouters
 
             self._tenant_routers = TenantRouters(pool=self.pool, settings=self.settings,
-                                                 redis=self.redis, store=self.tenants,
+                                                 redis=self.redis, store=self.engines,
                                                  deployment=lambda: self.router)
         return self._tenant_routers
 
@@ -225,6 +234,7 @@ async def build_deps(
         except BaseException:
             await pool.close()
             raise
+    data_keys = data_keys_for(settings)
     connections = ConnectionRegistry(
         redis, prefix=settings.redis_prefix, ttl_s=settings.connection_ttl_s
     )
@@ -236,7 +246,11 @@ async def build_deps(
         invoker=invoker,
         conversations=ConversationStore(pool),
         connections=connections,
-        tenants=TenantStore(pool, data_keys_for(settings)),
+        tenants=TenantStore(pool, data_keys),
+        agents=AgentStore(pool),
+        widget_keys=WidgetKeyStore(pool),
+        tenant_settings=SettingsStore(pool),
+        engines=EngineStore(pool, data_keys),
         audit=AuditLog(pool),
         service=ServiceStore(pool),
         handoff=HandoffRepository(redis, prefix=settings.redis_prefix,

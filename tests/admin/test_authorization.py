@@ -21,7 +21,8 @@ from fastapi import FastAPI
 from kefu_core.admin import create_admin_app
 from kefu_core.deps import Deps
 from kefu_core.product.prompt_versions import PromptWorkbench, Tuning
-from kefu_core.product.tenants import ROOT_TENANT, RetentionSettings, TenantStore
+from kefu_core.product.tenants.settings import RetentionSettings
+from kefu_core.product.tenants.tenants import ROOT_TENANT
 from kefu_core.security.tokens import issue_token
 from tests.support.core import SECRET, core_settings, make_deps
 from tests.support.routes import api_routes
@@ -142,14 +143,13 @@ async def world(make_database, redis_url) -> AsyncIterator[World]:  # type: igno
         return deps
 
     app = create_admin_app(settings, deps_provider=provide)
-    store = TenantStore(deps.pool)
     for tenant in ("victim", "intruder-co"):
-        await store.ensure_tenant(tenant_id=tenant, name=tenant)
-    agent = await store.create_agent(tenant_id="victim", email="marker-agent@victim.cn",
+        await deps.tenants.ensure(tenant_id=tenant, name=tenant)
+    agent = await deps.agents.create(tenant_id="victim", email="marker-agent@victim.cn",
                                      name="VictimAgent", password="p" * 12)
-    await PromptWorkbench(deps.pool).publish(
+    await PromptWorkbench(deps.pool, deps.tenant_settings).publish(
         "victim", Tuning(system_prompt="PROMPT-A-MARKER"), by="setup", note="NOTE-A-MARKER")
-    await store.put_engine_secret(tenant_id="victim", name="openai", secret="sk-VICTIM-SECRET")
+    await deps.engines.put_secret(tenant_id="victim", name="openai", secret="sk-VICTIM-SECRET")
     conversation = await deps.conversations.open_for_visitor(tenant_id="victim",
                                                              visitor_id="v-victim")
     await deps.conversations.append(tenant_id="victim", conversation_id=conversation.id,
@@ -176,9 +176,9 @@ async def world(make_database, redis_url) -> AsyncIterator[World]:  # type: igno
     tokens = {
         "visitor": _token("victim", "v-victim", "visitor"),
         "agent": token_for(agent),
-        "admin": token_for(await make_staff(store, tenant_id="victim", role="admin")),
-        "intruder": token_for(await make_staff(store, tenant_id="intruder-co", role="admin")),
-        "super": token_for(await make_staff(store, tenant_id=ROOT_TENANT, role="admin")),
+        "admin": token_for(await make_staff(deps.pool, tenant_id="victim", role="admin")),
+        "intruder": token_for(await make_staff(deps.pool, tenant_id="intruder-co", role="admin")),
+        "super": token_for(await make_staff(deps.pool, tenant_id=ROOT_TENANT, role="admin")),
     }
     yield World(app=app, deps=deps, victim=victim, tokens=tokens)
     await deps.aclose()
@@ -285,20 +285,20 @@ async def test_another_tenants_admin_sees_and_changes_nothing(world: World) -> N
             if marker not in sent:
                 assert marker not in response.text, (method, path, marker)
     # AND the victim's data is unchanged
-    store = TenantStore(world.deps.pool)
-    agent = await store.get_agent(tenant_id="victim", agent_id=world.victim["agent_id"])
+    deps = world.deps
+    agent = await deps.agents.get(tenant_id="victim", agent_id=world.victim["agent_id"])
     assert agent is not None and agent.name == "VictimAgent" and agent.active
-    assert await store.tenant_for_widget_key("victim-key") == "victim"
-    assert (await store.list_prompts("victim"))["system"] == "PROMPT-A-MARKER"
-    workbench = PromptWorkbench(world.deps.pool)
+    assert await deps.widget_keys.tenant_of("victim-key") == "victim"
+    assert (await deps.tenant_settings.prompts("victim"))["system"] == "PROMPT-A-MARKER"
+    workbench = PromptWorkbench(deps.pool, deps.tenant_settings)
     assert [v.version for v in await workbench.versions("victim")] == [1]
     assert await workbench.draft("victim") is None
-    assert [s["name"] for s in await store.engine_secret_names("victim")] == ["openai"]
-    assert (await store.get_settings("victim")).greeting_en != "Hijacked"
-    assert (await store.get_settings("victim")).retention == RetentionSettings()
-    assert await world.deps.conversations.get(
+    assert [s["name"] for s in await deps.engines.secret_names("victim")] == ["openai"]
+    assert (await deps.tenant_settings.get("victim")).greeting_en != "Hijacked"
+    assert (await deps.tenant_settings.get("victim")).retention == RetentionSettings()
+    assert await deps.conversations.get(
         tenant_id="victim", conversation_id=world.victim["conversation_id"]) is not None
-    memory = await world.deps.load_memory()
+    memory = await deps.load_memory()
     assert memory is not None
     assert await memory.knowledge.document_names("victim") == ["victim-doc.md"]
     (curated,) = await world.deps.curated.active("victim")

@@ -58,8 +58,8 @@ async def world(pg_dsn: str, redis_url: str, redis_prefix: str,
         return deps
 
     tenant = f"c{uuid.uuid4().hex[:8]}"
-    admin = await make_staff(deps.tenants, tenant_id=tenant, role="admin")
-    agent = await make_staff(deps.tenants, tenant_id=tenant, role="agent")
+    admin = await make_staff(deps.pool, tenant_id=tenant, role="admin")
+    agent = await make_staff(deps.pool, tenant_id=tenant, role="agent")
     app = create_admin_app(settings, deps_provider=provide)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                  base_url="http://admin") as client:
@@ -126,8 +126,8 @@ async def test_a_distant_question_goes_to_the_model_with_the_curated_answer_firs
     assert probe.status_code == 200
     # ... which the search tester shows with its score and the threshold
     assert probe.json()["threshold"] == 0.75
-    await world.deps.tenants.put_settings(world.tenant, (
-        await world.deps.tenants.get_settings(world.tenant)).model_copy(
+    await world.deps.tenant_settings.put(world.tenant, (
+        await world.deps.tenant_settings.get(world.tenant)).model_copy(
             update={"curated_answer_threshold": probe.json()["score"] + 0.05}))
     # WHEN a visitor asks it
     final, _, meta = await _ask(world, "退货怎么退")
@@ -175,12 +175,12 @@ async def test_agents_curate_only_while_the_tenant_allows_it(world: World) -> No
     # WHEN the agent saves an answer THEN it is refused
     assert (await _save(world, world.agent, question=QUESTION, answer=ANSWER)).status_code == 403
     # WHEN the tenant allows it THEN the agent may save one
-    settings = await world.deps.tenants.get_settings(world.tenant)
-    await world.deps.tenants.put_settings(world.tenant,
-                                          settings.model_copy(update={"agents_curate": True}))
+    settings = await world.deps.tenant_settings.get(world.tenant)
+    await world.deps.tenant_settings.put(world.tenant,
+                                         settings.model_copy(update={"agents_curate": True}))
     assert (await _save(world, world.agent, question=QUESTION, answer=ANSWER)).status_code == 201
     # WHEN the tenant withdraws it THEN the agent's next call is refused at once
-    await world.deps.tenants.put_settings(world.tenant, settings)
+    await world.deps.tenant_settings.put(world.tenant, settings)
     listed = await world.client.get("/v1/admin/curated-answers", headers=world.agent)
     assert listed.status_code == 403
 

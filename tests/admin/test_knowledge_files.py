@@ -26,7 +26,7 @@ async def harness(make_database, redis_url) -> AsyncIterator[AdminHarness]:  # t
 
 
 async def _admin(h: AdminHarness, tenant: str = "shop") -> dict[str, str]:
-    admin = await make_staff(h.store, tenant_id=tenant, role="admin")
+    admin = await make_staff(h.deps.pool, tenant_id=tenant, role="admin")
     return {"authorization": f"Bearer {token_for(admin, secret=h.settings.token_secrets[0])}"}
 
 
@@ -116,7 +116,7 @@ async def test_agents_and_other_tenants_cannot_read_chunks_or_upload(
     harness: AdminHarness,
 ) -> None:
     owner = await _admin(harness)
-    agent = await make_staff(harness.store, tenant_id="shop", role="agent")
+    agent = await make_staff(harness.deps.pool, tenant_id="shop", role="agent")
     token = token_for(agent, secret=harness.settings.token_secrets[0])
     as_agent = {"authorization": f"Bearer {token}"}
     intruder = await _admin(harness, tenant=f"other-{uuid.uuid4().hex[:6]}")

@@ -50,7 +50,7 @@ async def world(pg_dsn: str, redis_url: str, redis_prefix: str) -> AsyncIterator
         return deps
 
     tenant = f"l{uuid.uuid4().hex[:8]}"
-    admin = await make_staff(deps.tenants, tenant_id=tenant, role="admin")
+    admin = await make_staff(deps.pool, tenant_id=tenant, role="admin")
     app = create_admin_app(settings, deps_provider=provide)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                  base_url="http://admin") as client:
@@ -77,7 +77,7 @@ async def test_the_tenants_engine_rewrites_the_redacted_transcript(
     world: World, fake: FakeOpenAI,
 ) -> None:
     # GIVEN a tenant with its own engine, which answers with a JSON pair
-    await world.deps.tenants.put_engine_chain(tenant_id=world.tenant, chain=[{
+    await world.deps.engines.put_chain(tenant_id=world.tenant, chain=[{
         "name": "own", "kind": "openai", "base_url": fake.base_url, "model": "m"}])
     fake.configure(reply=json.dumps({"question": "How do I change my invoice's title?",
                                      "answer": "Ask for a new invoice on the order page."}))
@@ -104,7 +104,7 @@ async def test_an_engine_reply_that_is_no_pair_leaves_the_extractive_one(
     world: World, fake: FakeOpenAI,
 ) -> None:
     # GIVEN a tenant engine that answers prose
-    await world.deps.tenants.put_engine_chain(tenant_id=world.tenant, chain=[{
+    await world.deps.engines.put_chain(tenant_id=world.tenant, chain=[{
         "name": "own", "kind": "openai", "base_url": fake.base_url, "model": "m"}])
     fake.configure(reply="Sure, here is a summary of the conversation.")
     conversation_id = await _resolved(world, "能开专票吗？", "可以，请提供税号。")

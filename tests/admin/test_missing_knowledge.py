@@ -16,7 +16,7 @@ from kefu_core.admin import create_admin_app
 from kefu_core.deps import Deps
 from kefu_core.flows.stream import handle_stream
 from kefu_core.product.handoff.moves import request_handoff
-from kefu_core.product.tenants import TenantSettings
+from kefu_core.product.tenants.settings import TenantSettings
 from kefu_llm import AdapterSettings, EngineConfig, build_router
 from tests.support.core import core_settings, make_deps
 from tests.support.fake_openai import FakeOpenAI
@@ -55,8 +55,8 @@ async def world(pg_dsn: str, redis_url: str, redis_prefix: str,
         return deps
 
     tenant = f"m{uuid.uuid4().hex[:8]}"
-    admin = await make_staff(deps.tenants, tenant_id=tenant, role="admin")
-    await deps.tenants.put_settings(tenant, TenantSettings(grounding_action="refuse"))
+    admin = await make_staff(deps.pool, tenant_id=tenant, role="admin")
+    await deps.tenant_settings.put(tenant, TenantSettings(grounding_action="refuse"))
     app = create_admin_app(settings, deps_provider=provide)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                  base_url="http://admin") as client:

@@ -58,7 +58,7 @@ async def world(pg_dsn: str, redis_url: str, redis_prefix: str) -> AsyncIterator
         return deps
 
     tenant = f"r{uuid.uuid4().hex[:8]}"
-    admin = await make_staff(deps.tenants, tenant_id=tenant, role="admin")
+    admin = await make_staff(deps.pool, tenant_id=tenant, role="admin")
     memory = await deps.load_memory()
     assert memory is not None
     await memory.knowledge.ingest_document(tenant_id=tenant, name="policy.md", content=DOC,
@@ -115,7 +115,7 @@ async def test_a_draft_without_fallback_refuses_when_the_tenants_engine_fails(
     world: World, fake: FakeOpenAI,
 ) -> None:
     # GIVEN the tenant's own engine, failing, and a draft that turns the fallback off
-    await world.deps.tenants.put_engine_chain(tenant_id=world.tenant, chain=[{
+    await world.deps.engines.put_chain(tenant_id=world.tenant, chain=[{
         "name": "own", "kind": "openai", "base_url": fake.base_url, "model": "m"}])
     fake.configure(status=500)
     # WHEN the replay runs on the tenant's engines
@@ -146,7 +146,7 @@ async def test_replays_are_bounded_and_rate_limited(world: World) -> None:
     # THEN the sixth in ten minutes is refused with a wait
     assert statuses == [200] * 5 + [429]
     # AND without a stored draft nor one in the body there is nothing to replay
-    await PromptWorkbench(world.deps.pool).discard_draft(world.tenant)
+    await PromptWorkbench(world.deps.pool, world.deps.tenant_settings).discard_draft(world.tenant)
     assert (await world.client.post("/v1/admin/workbench/replay", headers=world.admin,
                                     json={"sample": 1})).status_code == 404
 
@@ -161,13 +161,13 @@ def test_kefu_replay_reports_a_jsonl_set_against_the_stored_draft(
         deps, _, _ = await make_deps(core_settings(pg_dsn=pg_dsn, redis_url=redis_url,
                                                    redis_prefix=redis_prefix))
         try:
-            await deps.tenants.ensure_tenant(tenant_id=tenant, name=tenant)
+            await deps.tenants.ensure(tenant_id=tenant, name=tenant)
             memory = await deps.load_memory()
             assert memory is not None
             await memory.knowledge.ingest_document(tenant_id=tenant, name="policy.md",
                                                    content=DOC, content_type=".md")
-            await PromptWorkbench(deps.pool).save_draft(tenant, Tuning(system_prompt="d"),
-                                                        by="setup")
+            workbench = PromptWorkbench(deps.pool, deps.tenant_settings)
+            await workbench.save_draft(tenant, Tuning(system_prompt="d"), by="setup")
         finally:
             await deps.aclose()
 

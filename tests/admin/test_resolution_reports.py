@@ -54,7 +54,7 @@ async def world(pg_dsn: str, redis_url: str, redis_prefix: str,
         return deps
 
     tenant = f"r{uuid.uuid4().hex[:8]}"
-    admin = await make_staff(deps.tenants, tenant_id=tenant, role="admin")
+    admin = await make_staff(deps.pool, tenant_id=tenant, role="admin")
     memory = await deps.load_memory()
     assert memory is not None
     await memory.knowledge.ingest_document(tenant_id=tenant, name="warranty.md",

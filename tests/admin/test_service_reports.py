@@ -18,7 +18,7 @@ async def harness(make_database, redis_url) -> AsyncIterator[AdminHarness]:  # t
 
 
 async def _headers(h: AdminHarness, role: str) -> dict[str, str]:
-    staff = await make_staff(h.store, tenant_id="shop", role=role)  # type: ignore[arg-type]
+    staff = await make_staff(h.deps.pool, tenant_id="shop", role=role)  # type: ignore[arg-type]
     return {"authorization": f"Bearer {token_for(staff, secret=h.settings.token_secrets[0])}"}
 
 

@@ -14,7 +14,6 @@ import pytest
 
 from kefu_core.admin import create_admin_app
 from kefu_core.deps import Deps
-from kefu_core.product.tenants import TenantStore
 from kefu_core.security.tokens import verify_token
 from tests.support.core import SECRET, core_settings, make_deps
 from tests.support.gateway import redis_prefix_removed
@@ -32,7 +31,7 @@ async def client(make_database, redis_url) -> AsyncIterator[httpx.AsyncClient]: 
         return deps
 
     app = create_admin_app(settings, deps_provider=provide)
-    _ADMIN["token"] = token_for(await make_staff(TenantStore(deps.pool), tenant_id="shop",
+    _ADMIN["token"] = token_for(await make_staff(deps.pool, tenant_id="shop",
                                                  role="admin"))
     with redis_prefix_removed(redis_url, prefix):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import websockets
 
-from kefu_core.product.tenants import DEMO_ADMIN_EMAIL, DEMO_ADMIN_PASSWORD
+from kefu_core.product.tenants.bootstrap import DEMO_ADMIN_EMAIL, DEMO_ADMIN_PASSWORD
 from tests.support.gateway import RunningGateway
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -23,7 +23,7 @@ import pytest
 import websockets
 
 from kefu_core.infra.db import open_pool
-from kefu_core.product.tenants import Agent, TenantStore
+from kefu_core.product.tenants.agents import Agent
 from tests.support.documents import pdf_bytes
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.gateway import RunningGateway, redis_prefix_removed, run_gateway
@@ -68,7 +68,7 @@ async def browser(gateway: RunningGateway) -> AsyncIterator[Any]:
 async def _staff(gw: RunningGateway, role: str, name: str, email: str | None = None) -> Agent:
     pool = await open_pool(gw.gateway.settings.database_url or "", max_size=1)
     try:
-        return await make_staff(TenantStore(pool), tenant_id="acme", role=role,  # type: ignore[arg-type]
+        return await make_staff(pool, tenant_id="acme", role=role,  # type: ignore[arg-type]
                                 name=name, email=email, password=PASSWORD)
     finally:
         await pool.close()
@@ -513,7 +513,7 @@ async def test_the_super_admin_erases_a_customer_of_a_chosen_tenant(
     owner = await _staff(gateway, "admin", "Owner Qian")
     pool = await open_pool(gateway.gateway.settings.database_url or "", max_size=1)
     try:
-        root = await make_staff(TenantStore(pool), tenant_id="_root", role="admin",
+        root = await make_staff(pool, tenant_id="_root", role="admin",
                                 name="Operator", email=f"op-{uuid.uuid4().hex[:6]}@kefu.example",
                                 password=PASSWORD)
     finally:

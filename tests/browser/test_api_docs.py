@@ -13,7 +13,6 @@ import httpx
 import pytest
 
 from kefu_core.infra.db import open_pool
-from kefu_core.product.tenants import TenantStore
 from tests.browser.support import ARGS, CHROMIUM
 from tests.support.gateway import RunningGateway
 from tests.support.production import production_gateway
@@ -64,7 +63,7 @@ async def offline(gateway: RunningGateway) -> AsyncIterator[tuple[Any, list[str]
 async def _token(gateway: RunningGateway) -> str:
     pool = await open_pool(gateway.gateway.settings.database_url or "", max_size=1)
     try:
-        agent = await make_staff(TenantStore(pool), tenant_id="docs-shop", role="admin",
+        agent = await make_staff(pool, tenant_id="docs-shop", role="admin",
                                  password=PASSWORD)
     finally:
         await pool.close()

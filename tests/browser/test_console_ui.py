@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from kefu_core.product.tenants import DEMO_ADMIN_EMAIL, DEMO_ADMIN_PASSWORD
+from kefu_core.product.tenants.bootstrap import DEMO_ADMIN_EMAIL, DEMO_ADMIN_PASSWORD
 from tests.browser.support import (
     ARGS,
     CHROMIUM,

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from kefu_core.infra.db import open_pool
-from kefu_core.product.tenants import Agent, TenantStore
+from kefu_core.product.tenants.agents import Agent
 from tests.browser.test_widget_console import ARGS, CHROMIUM, TIMEOUT_MS, Frames, _host_page
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.gateway import RunningGateway, redis_prefix_removed, run_gateway
@@ -223,7 +223,7 @@ WATCH_STREAMING = """host => {
 async def _staff(gw: RunningGateway) -> Agent:
     pool = await open_pool(gw.gateway.settings.database_url or "", max_size=1)
     try:
-        return await make_staff(TenantStore(pool), tenant_id="acme", role="agent",
+        return await make_staff(pool, tenant_id="acme", role="agent",
                                 password=PASSWORD)
     finally:
         await pool.close()

@@ -21,7 +21,7 @@ import httpx
 import pytest
 import redis
 
-from kefu_core.product.tenants import DEMO_ADMIN_EMAIL, DEMO_ADMIN_PASSWORD
+from kefu_core.product.tenants.bootstrap import DEMO_ADMIN_EMAIL, DEMO_ADMIN_PASSWORD
 from tests.support.core import core_settings
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.gateway import RunningGateway, run_gateway

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from kefu_core.product.tenants import DEMO_ADMIN_EMAIL, DEMO_ADMIN_PASSWORD
+from kefu_core.product.tenants.bootstrap import DEMO_ADMIN_EMAIL, DEMO_ADMIN_PASSWORD
 from tests.browser.support import (
     ARGS,
     CHROMIUM,

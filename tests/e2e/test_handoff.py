@@ -15,7 +15,7 @@ import pytest
 import redis
 import websockets
 
-from kefu_core.product.tenants import DEMO_ADMIN_EMAIL, DEMO_ADMIN_PASSWORD
+from kefu_core.product.tenants.bootstrap import DEMO_ADMIN_EMAIL, DEMO_ADMIN_PASSWORD
 from tests.support.core import core_settings
 from tests.support.gateway import RunningGateway, run_gateway
 
@@ -192,14 +192,13 @@ async def test_visitors_cannot_act_as_agents_and_agents_stay_in_their_tenant(
     gateway: RunningGateway,
 ) -> None:
     from kefu_core.infra.db import open_pool
-    from kefu_core.product.tenants import TenantStore
     from tests.support.staff import make_staff, token_for
 
     async with httpx.AsyncClient(base_url=gateway.http) as http:
         visitor = (await http.post("/v1/visitor-token", json={"widget_key": "demo-key"})).json()
     pool = await open_pool(gateway.gateway.settings.database_url or "", max_size=1)
     try:
-        outsider = token_for(await make_staff(TenantStore(pool), tenant_id="other-co",
+        outsider = token_for(await make_staff(pool, tenant_id="other-co",
                                               name="Outsider"))
     finally:
         await pool.close()

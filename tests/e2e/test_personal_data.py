@@ -26,7 +26,7 @@ from kefu_core.answers.memory import embedding_dim
 from kefu_core.infra.db import open_pool
 from kefu_core.infra.schema import apply_schema
 from kefu_core.infra.settings import Settings
-from kefu_core.product.tenants import DEMO_ADMIN_EMAIL, DEMO_ADMIN_PASSWORD
+from kefu_core.product.tenants.bootstrap import DEMO_ADMIN_EMAIL, DEMO_ADMIN_PASSWORD
 from kefu_core.security.tokens import issue_token
 from kefu_memory.sample_crm import create_app as create_crm_app
 from tests.support.core import SECRET

@@ -17,7 +17,7 @@ import websockets
 
 from kefu_core.infra.db import open_pool
 from kefu_core.product.reports import Report, ReportStore
-from kefu_core.product.tenants import DEMO_ADMIN_EMAIL, DEMO_ADMIN_PASSWORD
+from kefu_core.product.tenants.bootstrap import DEMO_ADMIN_EMAIL, DEMO_ADMIN_PASSWORD
 from tests.support.core import core_settings
 from tests.support.gateway import RunningGateway, redis_prefix_removed, run_gateway
 

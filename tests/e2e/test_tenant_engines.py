@@ -23,7 +23,7 @@ import pytest
 import websockets
 
 from kefu_core.infra.db import open_pool
-from kefu_core.product.tenants import TenantStore
+from kefu_core.product.tenants.engines import EngineStore
 from kefu_core.security.datakeys import DataKeys
 from kefu_core.security.tokens import issue_token
 from kefu_llm import _guarded_transport as guarded
@@ -243,9 +243,9 @@ async def test_a_tenant_url_on_loopback_is_refused_without_the_operator_setting(
         # GIVEN such a chain stored anyway (while the operator allowed it, say)
         pool = await open_pool(dsn, min_size=1, max_size=1, timeout_s=10)
         try:
-            store = TenantStore(pool, DataKeys.from_settings(gateway.gateway.settings))
-            await store.put_engine_secret(tenant_id=tenant, name="llm-key", secret="sk-strict")
-            await store.put_engine_chain(tenant_id=tenant, chain=body["chain"])
+            store = EngineStore(pool, DataKeys.from_settings(gateway.gateway.settings))
+            await store.put_secret(tenant_id=tenant, name="llm-key", secret="sk-strict")
+            await store.put_chain(tenant_id=tenant, chain=body["chain"])
         finally:
             await pool.close()
         # WHEN its visitor asks

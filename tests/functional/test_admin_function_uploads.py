@@ -20,7 +20,6 @@ from kefu_core.infra.db import open_pool
 from kefu_core.infra.schema import apply_schema
 from kefu_core.infra.secret_settings import get_settings
 from kefu_core.infra.settings import Settings
-from kefu_core.product.tenants import TenantStore
 from tests.support.core import ROOT, SECRET
 from tests.support.documents import pdf_bytes
 from tests.support.staff import make_staff, token_for
@@ -31,7 +30,7 @@ async def _prepare(dsn: str) -> str:
     pool = await open_pool(dsn, min_size=1, max_size=1)
     try:
         await apply_schema(pool, embedding_dim=embedding_dim(Settings(database_url=dsn)))
-        admin = await make_staff(TenantStore(pool), tenant_id="shop", role="admin")
+        admin = await make_staff(pool, tenant_id="shop", role="admin")
     finally:
         await pool.close()
     return token_for(admin, secret=SECRET)

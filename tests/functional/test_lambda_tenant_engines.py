@@ -18,7 +18,8 @@ from kefu_core import lambda_runtime
 from kefu_core.infra.db import migrate, open_pool
 from kefu_core.infra.secret_settings import get_settings
 from kefu_core.infra.settings import Settings
-from kefu_core.product.tenants import TenantStore
+from kefu_core.product.tenants.engines import EngineStore
+from kefu_core.product.tenants.tenants import TenantStore
 from kefu_core.security.datakeys import DataKeys
 from tests.functional.test_lambda_handlers import (  # noqa: F401 - moto_endpoint is a fixture
     LambdaContext,
@@ -91,10 +92,10 @@ async def _tenant_with_own_engine(dsn: str, tenant: str, base_url: str) -> None:
         await migrate(pool)
         keys = DataKeys.from_settings(Settings(kefu_env="production",
                                                data_encryption_key=[DATA_KEY]))
-        store = TenantStore(pool, keys)
-        await store.ensure_tenant(tenant_id=tenant, name=tenant)
-        await store.put_engine_secret(tenant_id=tenant, name="llm-key", secret="sk-tenant")
-        await store.put_engine_chain(tenant_id=tenant, chain=[{
+        engines = EngineStore(pool, keys)
+        await TenantStore(pool).ensure(tenant_id=tenant, name=tenant)
+        await engines.put_secret(tenant_id=tenant, name="llm-key", secret="sk-tenant")
+        await engines.put_chain(tenant_id=tenant, chain=[{
             "name": "own", "kind": "openai", "base_url": base_url, "model": "tenant-model",
             "key_ref": "llm-key"}])
     finally:

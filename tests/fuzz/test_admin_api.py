@@ -17,7 +17,6 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
 from kefu_core.infra.db import open_pool
-from kefu_core.product.tenants import TenantStore
 from kefu_core.security.tokens import issue_token
 from tests.support.core import SECRET
 from tests.support.gateway import RunningGateway
@@ -40,7 +39,7 @@ def _staff(dsn: str, tenant: str) -> dict[str, str]:
     async def make() -> str:
         pool = await open_pool(dsn, max_size=1)
         try:
-            return token_for(await make_staff(TenantStore(pool), tenant_id=tenant, role="admin"))
+            return token_for(await make_staff(pool, tenant_id=tenant, role="admin"))
         finally:
             await pool.close()
 

@@ -9,7 +9,7 @@ import uuid
 import jwt
 import pytest
 
-from kefu_core.product.tenants import ROOT_TENANT
+from kefu_core.product.tenants.tenants import ROOT_TENANT
 from tests.local.conftest import SUPER_EMAIL, SUPER_PASSWORD
 from tests.local.helpers import admin_client, bearer, login
 from tests.support.local_stack import LocalStackProcess

@@ -20,7 +20,7 @@ from kefu_core.infra.settings import Settings
 from kefu_core.local.functions import FunctionPool
 from kefu_core.local.runtime import Credentials, Runtime
 from kefu_core.local.template import Template
-from kefu_core.product.tenants import ROOT_TENANT
+from kefu_core.product.tenants.tenants import ROOT_TENANT
 from tests.local.conftest import SUPER_EMAIL, SUPER_PASSWORD
 from tests.local.helpers import Client, admin_client, bearer, connect, login
 from tests.support.core import load_event

@@ -14,7 +14,7 @@ from websockets.exceptions import InvalidStatus
 
 from kefu_core.infra.errors import Unauthorized
 from kefu_core.infra.settings import DEV_TOKEN_SECRET
-from kefu_core.product.tenants import ROOT_TENANT
+from kefu_core.product.tenants.tenants import ROOT_TENANT
 from kefu_core.security.tokens import issue_token, verify_token
 from tests.local.conftest import SUPER_EMAIL, SUPER_PASSWORD, TOKEN_SECRET_REFRESH_S
 from tests.local.helpers import Client, admin_client, bearer, connect, login

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from kefu_core.product.tenants import ROOT_TENANT
+from kefu_core.product.tenants.tenants import ROOT_TENANT
 from tests.support.production import AdminHarness, production_admin
 from tests.support.staff import make_staff, token_for
 
@@ -32,9 +32,9 @@ async def admin(dsn: str, redis_url: str) -> AsyncIterator[AdminHarness]:
 
 async def test_another_tenants_address_is_not_revealed_on_creation(admin: AdminHarness) -> None:
     # GIVEN an agent of one tenant, and the administrator of another
-    await make_staff(admin.store, tenant_id="acme", email="alice@shared.test",
+    await make_staff(admin.deps.pool, tenant_id="acme", email="alice@shared.test",
                      password=PASSWORD)
-    outsider = token_for(await make_staff(admin.store, tenant_id="globex", role="admin"),
+    outsider = token_for(await make_staff(admin.deps.pool, tenant_id="globex", role="admin"),
                          secret=admin.settings.token_secrets[0])
     headers = {"authorization": f"Bearer {outsider}"}
     async with admin.client() as http:
@@ -57,8 +57,8 @@ async def test_another_tenants_address_is_not_revealed_on_creation(admin: AdminH
 async def test_the_super_admin_can_give_a_new_tenant_an_address_used_elsewhere(
     admin: AdminHarness,
 ) -> None:
-    await make_staff(admin.store, tenant_id="acme", email="ops@shared.test", password=PASSWORD)
-    root = token_for(await make_staff(admin.store, tenant_id=ROOT_TENANT, role="admin"),
+    await make_staff(admin.deps.pool, tenant_id="acme", email="ops@shared.test", password=PASSWORD)
+    root = token_for(await make_staff(admin.deps.pool, tenant_id=ROOT_TENANT, role="admin"),
                      secret=admin.settings.token_secrets[0])
     async with admin.client() as http:
         created = await http.post("/v1/tenants", headers={"authorization": f"Bearer {root}"},
@@ -72,9 +72,9 @@ async def test_sign_in_names_the_tenant_so_the_same_address_is_never_ambiguous(
     admin: AdminHarness,
 ) -> None:
     # GIVEN the same address in two tenants, even with the same password
-    acme = await make_staff(admin.store, tenant_id="acme", email="sam@shared.test",
+    acme = await make_staff(admin.deps.pool, tenant_id="acme", email="sam@shared.test",
                             password=PASSWORD)
-    globex = await make_staff(admin.store, tenant_id="globex", email="Sam@shared.test",
+    globex = await make_staff(admin.deps.pool, tenant_id="globex", email="Sam@shared.test",
                               password=PASSWORD)
     async with admin.client() as http:
         for agent in (acme, globex):

@@ -19,14 +19,14 @@ import pytest
 
 from kefu_core.infra.db import migrate, open_pool
 from kefu_core.infra.settings import Settings
-from kefu_core.product.tenants import (
+from kefu_core.product.tenants.agents import AgentStore
+from kefu_core.product.tenants.bootstrap import (
     DEMO_ADMIN_EMAIL,
     DEMO_ADMIN_PASSWORD,
-    ROOT_TENANT,
-    TenantStore,
     ensure_bootstrap,
-    hash_password,
 )
+from kefu_core.product.tenants.passwords import hash_password
+from kefu_core.product.tenants.tenants import ROOT_TENANT
 from kefu_core.security.tokens import issue_token
 from tests.support.production import STRONG_SECRET, production_admin
 
@@ -51,7 +51,7 @@ async def test_a_development_databases_demo_admin_is_refused_in_production(
         development = Settings(kefu_env="development", database_url=dsn, redis_url=redis_url,
                                token_secrets=[STRONG_SECRET])
         await ensure_bootstrap(pool, development)
-        demo = next(a for a in await TenantStore(pool).list_agents("demo")
+        demo = next(a for a in await AgentStore(pool).list("demo")
                     if a.email == DEMO_ADMIN_EMAIL)
     finally:
         await pool.close()
@@ -85,7 +85,7 @@ async def test_production_never_creates_the_demo_admin(dsn: str, redis_url: str)
                                     json={"widget_key": "demo-key"})).status_code == 200
             assert (await http.post("/v1/agent/login", json=DEMO_LOGIN)).status_code == 401
         # THEN no demo account exists
-        assert [a for a in await admin.store.list_agents("demo")] == []
+        assert [a for a in await admin.deps.agents.list("demo")] == []
 
 
 async def test_the_first_admin_comes_from_kefu_admin_create(dsn: str, redis_url: str) -> None:

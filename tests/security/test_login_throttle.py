@@ -57,7 +57,7 @@ async def _guess_until_throttled(http: httpx.AsyncClient, body: dict[str, str],
 
 
 async def test_a_guesser_elsewhere_never_locks_the_owner_out(admin: AdminHarness) -> None:
-    owner = await make_staff(admin.store, tenant_id="acme", password=PASSWORD)
+    owner = await make_staff(admin.deps.pool, tenant_id="acme", password=PASSWORD)
     # GIVEN someone guessing the agent's password from their own address until throttled
     async with admin.client("203.0.113.66") as attacker:
         codes, waits = await _guess_until_throttled(
@@ -79,7 +79,7 @@ async def test_a_guesser_elsewhere_never_locks_the_owner_out(admin: AdminHarness
 
 
 async def test_one_address_cannot_guess_through_many_accounts(admin: AdminHarness) -> None:
-    victim = await make_staff(admin.store, tenant_id="acme", password=PASSWORD)
+    victim = await make_staff(admin.deps.pool, tenant_id="acme", password=PASSWORD)
     async with admin.client("203.0.113.77") as attacker:
         # GIVEN one address trying one password on many different accounts
         codes = []
@@ -102,7 +102,7 @@ async def test_one_address_cannot_guess_through_many_accounts(admin: AdminHarnes
 async def test_a_guesser_cannot_escape_by_claiming_other_addresses(
     admin: AdminHarness,
 ) -> None:
-    agent = await make_staff(admin.store, tenant_id="acme", password=PASSWORD)
+    agent = await make_staff(admin.deps.pool, tenant_id="acme", password=PASSWORD)
     # GIVEN a guesser who claims a new address in X-Forwarded-For on every attempt, and
     # another who rotates through the addresses of its IPv6 /64
     async with admin.client("192.0.2.9") as spoofer:

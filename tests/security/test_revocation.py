@@ -22,7 +22,7 @@ import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from kefu_core.infra.db import open_pool
-from kefu_core.product.tenants import Agent, TenantStore
+from kefu_core.product.tenants.agents import Agent
 from kefu_core.security.tokens import issue_token
 from tests.support.gateway import RunningGateway, redis_prefix_removed, run_gateway
 from tests.support.production import (
@@ -63,8 +63,8 @@ def _bearer(token: str) -> dict[str, str]:
 
 async def test_a_demoted_admins_old_token_no_longer_creates_admins(admin: AdminHarness) -> None:
     # GIVEN two administrators of a tenant, both signed in
-    ann = await make_staff(admin.store, tenant_id="acme", role="admin", password=PASSWORD)
-    bob = await make_staff(admin.store, tenant_id="acme", role="admin", password=PASSWORD)
+    ann = await make_staff(admin.deps.pool, tenant_id="acme", role="admin", password=PASSWORD)
+    bob = await make_staff(admin.deps.pool, tenant_id="acme", role="admin", password=PASSWORD)
     async with admin.client() as http:
         ann_token, bob_token = await _sign_in(http, ann), await _sign_in(http, bob)
         assert (await http.get("/v1/admin/agents", headers=_bearer(bob_token))).status_code == 200
@@ -82,14 +82,14 @@ async def test_a_demoted_admins_old_token_no_longer_creates_admins(admin: AdminH
         again = await _sign_in(http, bob)
         assert jwt.decode(again, options={"verify_signature": False})["role"] == "agent"
         assert (await http.get("/v1/admin/agents", headers=_bearer(again))).status_code == 403
-    assert [a.email for a in await admin.store.list_agents("acme")
+    assert [a.email for a in await admin.deps.agents.list("acme")
             if a.email.startswith("mallory")] == []
 
 
 async def test_deactivation_new_password_and_sign_out_revoke_every_old_token(
     admin: AdminHarness,
 ) -> None:
-    boss = await make_staff(admin.store, tenant_id="acme", role="admin", password=PASSWORD)
+    boss = await make_staff(admin.deps.pool, tenant_id="acme", role="admin", password=PASSWORD)
     async with admin.client() as http:
         boss_token = await _sign_in(http, boss)
         changes: list[tuple[str, Any]] = [
@@ -105,7 +105,7 @@ async def test_deactivation_new_password_and_sign_out_revoke_every_old_token(
         ]
         for label, change in changes:
             # GIVEN an agent signed in, whose token works
-            agent = await make_staff(admin.store, tenant_id="acme", password=PASSWORD)
+            agent = await make_staff(admin.deps.pool, tenant_id="acme", password=PASSWORD)
             token = await _sign_in(http, agent)
             assert (await http.get("/v1/me", headers=_bearer(token))).status_code == 200
             # WHEN its access changes
@@ -121,7 +121,7 @@ async def test_deactivation_new_password_and_sign_out_revoke_every_old_token(
             refreshed = await http.post("/v1/agent/refresh", headers=_bearer(token))
             assert refreshed.status_code == 401, label
         # AND the deactivated agent cannot sign in again
-        gone = next(a for a in await admin.store.list_agents("acme") if not a.active)
+        gone = next(a for a in await admin.deps.agents.list("acme") if not a.active)
         login = await http.post("/v1/agent/login", json={
             "tenant": "acme", "email": gone.email, "password": PASSWORD})
         assert login.status_code == 401
@@ -130,7 +130,7 @@ async def test_deactivation_new_password_and_sign_out_revoke_every_old_token(
 async def test_agent_tokens_are_short_lived_and_refresh_keeps_the_console_signed_in(
     admin: AdminHarness,
 ) -> None:
-    agent = await make_staff(admin.store, tenant_id="acme", password=PASSWORD)
+    agent = await make_staff(admin.deps.pool, tenant_id="acme", password=PASSWORD)
     async with admin.client() as http:
         login = (await http.post("/v1/agent/login", json={
             "tenant": "acme", "email": agent.email, "password": PASSWORD})).json()
@@ -171,7 +171,7 @@ def gateway(dsn: str, redis_url: str) -> Iterator[RunningGateway]:
 async def _staff(gw: RunningGateway, role: str) -> Agent:
     pool = await open_pool(gw.gateway.settings.database_url or "", max_size=1)
     try:
-        return await make_staff(TenantStore(pool), tenant_id="acme", role=role,  # type: ignore[arg-type]
+        return await make_staff(pool, tenant_id="acme", role=role,  # type: ignore[arg-type]
                                 password=PASSWORD)
     finally:
         await pool.close()

@@ -18,7 +18,7 @@ import pytest
 import websockets
 
 from kefu_core.infra.db import open_pool
-from kefu_core.product.tenants import Agent, TenantStore
+from kefu_core.product.tenants.agents import Agent
 from tests.support.gateway import RunningGateway, redis_prefix_removed, run_gateway
 from tests.support.production import production_settings
 from tests.support.staff import make_staff
@@ -53,7 +53,7 @@ class Socket:
 async def _staff(gw: RunningGateway, role: str) -> Agent:
     pool = await open_pool(gw.gateway.settings.database_url or "", max_size=1)
     try:
-        return await make_staff(TenantStore(pool), tenant_id="acme", role=role,  # type: ignore[arg-type]
+        return await make_staff(pool, tenant_id="acme", role=role,  # type: ignore[arg-type]
                                 password=PASSWORD)
     finally:
         await pool.close()

@@ -25,7 +25,8 @@ from kefu_core.cli import main as kefu
 from kefu_core.deps import Deps
 from kefu_core.infra.db import migrate, open_pool
 from kefu_core.infra.settings import Settings
-from kefu_core.product.tenants import ROOT_TENANT, TenantStore
+from kefu_core.product.tenants.engines import EngineStore
+from kefu_core.product.tenants.tenants import ROOT_TENANT, TenantStore
 from kefu_core.security.datakeys import (
     DEV_DATA_KEY,
     MARKER,
@@ -85,7 +86,7 @@ async def _admin(make_database: Callable[[], str], redis_url: str,
 
     app = create_admin_app(settings, deps_provider=provide)
     for tenant in ("rest", ROOT_TENANT):
-        _TOKENS[tenant] = token_for(await make_staff(TenantStore(deps.pool), tenant_id=tenant,
+        _TOKENS[tenant] = token_for(await make_staff(deps.pool, tenant_id=tenant,
                                                      role="admin"))
     with redis_prefix_removed(redis_url, prefix):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
@@ -119,8 +120,8 @@ async def test_an_engine_secret_is_not_stored_in_plaintext(admin: Admin) -> None
     # AND the server can still read it back for the engine
     pool = await open_pool(admin.dsn, min_size=1, max_size=1)
     try:
-        store = TenantStore(pool, DataKeys(keys=[KEY_A], secret_id=None, production=True))
-        assert await store.engine_secret(tenant_id="rest", name="openai") == ENGINE_SECRET
+        store = EngineStore(pool, DataKeys(keys=[KEY_A], secret_id=None, production=True))
+        assert await store.secret(tenant_id="rest", name="openai") == ENGINE_SECRET
     finally:
         await pool.close()
 
@@ -208,20 +209,20 @@ async def _stored(pool: AsyncConnectionPool, sql: str) -> str:
 
 async def test_secrets_stay_readable_through_a_key_rotation(pool: AsyncConnectionPool) -> None:
     # GIVEN a secret sealed with key A
-    await TenantStore(pool, _keys(KEY_A)).put_engine_secret(tenant_id="t1", name="openai",
-                                                            secret=ENGINE_SECRET)
+    await EngineStore(pool, _keys(KEY_A)).put_secret(tenant_id="t1", name="openai",
+                                                     secret=ENGINE_SECRET)
     sealed_a = await _stored(pool, "SELECT secret FROM engine_secrets")
     # WHEN key B is added first (B encrypts, A still decrypts)
-    rotated = TenantStore(pool, _keys(KEY_B, KEY_A))
+    rotated = EngineStore(pool, _keys(KEY_B, KEY_A))
     # THEN the secret reads, and reading sealed it again with B
-    assert await rotated.engine_secret(tenant_id="t1", name="openai") == ENGINE_SECRET
+    assert await rotated.secret(tenant_id="t1", name="openai") == ENGINE_SECRET
     sealed_b = await _stored(pool, "SELECT secret FROM engine_secrets")
     assert sealed_b != sealed_a and await _keys(KEY_B).is_current(sealed_b)
     # AND once A is removed the secret still reads with B alone, and not with A alone
-    assert await TenantStore(pool, _keys(KEY_B)).engine_secret(
+    assert await EngineStore(pool, _keys(KEY_B)).secret(
         tenant_id="t1", name="openai") == ENGINE_SECRET
     with pytest.raises(DataKeyError):
-        await TenantStore(pool, _keys(KEY_A)).engine_secret(tenant_id="t1", name="openai")
+        await EngineStore(pool, _keys(KEY_A)).secret(tenant_id="t1", name="openai")
 
 
 async def test_a_sealed_secret_moved_to_another_tenant_does_not_open(

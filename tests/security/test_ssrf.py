@@ -20,7 +20,6 @@ import pytest
 from kefu_core.admin import create_admin_app
 from kefu_core.deps import Deps
 from kefu_core.infra.settings import Settings
-from kefu_core.product.tenants import TenantStore
 from kefu_llm import (
     AdapterSettings,
     ConfigurationError,
@@ -420,7 +419,7 @@ async def admin(make_database, redis_url) -> AsyncIterator[httpx.AsyncClient]:  
 
     app = create_admin_app(settings, deps_provider=provide)
     # staff tokens must name a current agent (kefu_core.product.agent_auth)
-    _ADMIN["token"] = token_for(await make_staff(TenantStore(deps.pool), tenant_id="ssrf",
+    _ADMIN["token"] = token_for(await make_staff(deps.pool, tenant_id="ssrf",
                                                  role="admin"))
     with redis_prefix_removed(redis_url, prefix):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),

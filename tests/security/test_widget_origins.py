@@ -25,7 +25,8 @@ from websockets.typing import Origin
 from kefu_core import lambda_runtime
 from kefu_core.infra.db import migrate, open_pool
 from kefu_core.infra.secret_settings import get_settings
-from kefu_core.product.tenants import TenantStore
+from kefu_core.product.tenants.tenants import TenantStore
+from kefu_core.product.tenants.widget_keys import WidgetKeyStore
 from kefu_core.security.tokens import issue_token, verify_token
 from tests.support.core import ROOT, SECRET, load_event
 from tests.support.gateway import RunningGateway
@@ -297,9 +298,8 @@ async def test_the_connect_function_checks_the_origin(
     pool = await open_pool(dsn, min_size=1, max_size=1, timeout_s=10)
     try:
         await migrate(pool)
-        store = TenantStore(pool)
-        await store.ensure_tenant(tenant_id="shop", name="shop")
-        key = await store.create_widget_key(tenant_id="shop", allowed_origins=[SHOP])
+        await TenantStore(pool).ensure(tenant_id="shop", name="shop")
+        key = await WidgetKeyStore(pool).create(tenant_id="shop", allowed_origins=[SHOP])
     finally:
         await pool.close()
     token = issue_token(secrets=[SECRET], tenant_id="shop", subject="v-" + "b" * 32,

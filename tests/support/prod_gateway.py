@@ -12,7 +12,8 @@ import httpx
 
 from kefu_core.infra.db import open_pool
 from kefu_core.infra.settings import Settings
-from kefu_core.product.tenants import TenantStore
+from kefu_core.product.tenants.agents import AgentStore
+from kefu_core.product.tenants.tenants import TenantStore
 from tests.support.core import SECRET
 from tests.support.gateway import RunningGateway, redis_prefix_removed, run_gateway
 
@@ -55,10 +56,9 @@ async def admin_token(gateway: RunningGateway, *, tenant: str) -> str:
     password = "admin-password-0123456789"
     pool = await open_pool(dsn, min_size=1, max_size=1, timeout_s=10)
     try:
-        store = TenantStore(pool)
-        await store.ensure_tenant(tenant_id=tenant, name=tenant)
-        await store.create_agent(tenant_id=tenant, email=email, name="Admin",
-                                 password=password, role="admin")
+        await TenantStore(pool).ensure(tenant_id=tenant, name=tenant)
+        await AgentStore(pool).create(tenant_id=tenant, email=email, name="Admin",
+                                      password=password, role="admin")
     finally:
         await pool.close()
     async with httpx.AsyncClient(base_url=gateway.http, timeout=30) as http:

@@ -15,7 +15,6 @@ from fastapi import FastAPI
 from kefu_core.admin import create_admin_app
 from kefu_core.deps import Deps
 from kefu_core.infra.settings import Settings
-from kefu_core.product.tenants import TenantStore
 from tests.support.core import make_deps
 from tests.support.gateway import RunningGateway, redis_prefix_removed, run_gateway
 
@@ -36,7 +35,6 @@ def production_settings(*, pg_dsn: str, redis_url: str, redis_prefix: str,
 class AdminHarness:
     app: FastAPI
     deps: Deps
-    store: TenantStore
     settings: Settings
 
     def client(self, address: str = "198.51.100.10") -> httpx.AsyncClient:
@@ -59,7 +57,7 @@ async def production_admin(*, pg_dsn: str, redis_url: str,
     with redis_prefix_removed(redis_url, prefix):
         try:
             yield AdminHarness(app=create_admin_app(settings, deps_provider=provide), deps=deps,
-                               store=TenantStore(deps.pool), settings=settings)
+                               settings=settings)
         finally:
             await deps.aclose()
 

@@ -8,18 +8,21 @@ from __future__ import annotations
 
 import uuid
 
-from kefu_core.product.tenants import Agent, TenantStore
+from psycopg_pool import AsyncConnectionPool
+
+from kefu_core.product.tenants.agents import Agent, AgentStore
+from kefu_core.product.tenants.tenants import TenantStore
 from kefu_core.security.roles import StaffRole
 from kefu_core.security.tokens import issue_token
 from tests.support.core import SECRET
 
 
 async def make_staff(
-    store: TenantStore, *, tenant_id: str, role: StaffRole = "agent", name: str | None = None,
-    password: str = "p" * 12, email: str | None = None,
+    pool: AsyncConnectionPool, *, tenant_id: str, role: StaffRole = "agent",
+    name: str | None = None, password: str = "p" * 12, email: str | None = None,
 ) -> Agent:
-    await store.ensure_tenant(tenant_id=tenant_id, name=tenant_id)
-    return await store.create_agent(
+    await TenantStore(pool).ensure(tenant_id=tenant_id, name=tenant_id)
+    return await AgentStore(pool).create(
         tenant_id=tenant_id, email=email or f"{role}-{uuid.uuid4().hex[:8]}@{tenant_id}.test",
         name=name or role.title(), password=password, role=role)
 

@@ -8,7 +8,7 @@ from kefu_core.deps import Deps
 from kefu_core.infra.errors import StoreError
 from kefu_core.infra.settings import Settings
 from kefu_core.product.agent_auth import forget
-from kefu_core.product.tenants import Agent
+from kefu_core.product.tenants.agents import Agent
 
 __all__ = ["access_changed"]
 

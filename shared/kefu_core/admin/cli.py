@@ -82,20 +82,24 @@ def _create(args: argparse.Namespace) -> int:
 
 async def _apply(dsn: str, args: argparse.Namespace, password: str) -> int:
     from kefu_core.infra.db import migrate, open_pool
+    from kefu_core.infra.errors import Conflict
     from kefu_core.product.audit import AuditLog
-    from kefu_core.product.tenants import Conflict, TenantStore
+    from kefu_core.product.tenants.agents import AgentStore
+    from kefu_core.product.tenants.tenants import TenantStore
+    from kefu_core.product.tenants.widget_keys import WidgetKeyStore
 
     pool = await open_pool(dsn, min_size=1, max_size=1)
     try:
         await migrate(pool)
-        store = TenantStore(pool)
-        if await store.get_tenant(args.tenant) is None:
-            await store.create_tenant(tenant_id=args.tenant, name=args.tenant_name or args.tenant)
-            key = await store.create_widget_key(tenant_id=args.tenant, label="default")
+        tenants = TenantStore(pool)
+        if await tenants.get(args.tenant) is None:
+            await tenants.create(tenant_id=args.tenant, name=args.tenant_name or args.tenant)
+            key = await WidgetKeyStore(pool).create(tenant_id=args.tenant, label="default")
             print(f"created tenant {args.tenant}; widget key: {key.key}")
         try:
-            agent = await store.create_agent(tenant_id=args.tenant, email=args.email,
-                                             name=args.name, password=password, role=args.role)
+            agent = await AgentStore(pool).create(tenant_id=args.tenant, email=args.email,
+                                                  name=args.name, password=password,
+                                                  role=args.role)
         except Conflict:
             print(f"{args.email} already exists in tenant {args.tenant}", file=sys.stderr)
             return 1

@@ -26,7 +26,8 @@ from kefu_core.deps import Deps
 from kefu_core.infra.errors import Forbidden, StoreError, Unauthorized
 from kefu_core.infra.settings import Settings
 from kefu_core.product.agent_auth import staff_access
-from kefu_core.product.tenants import ROOT_TENANT, ensure_bootstrap
+from kefu_core.product.tenants.bootstrap import ensure_bootstrap
+from kefu_core.product.tenants.tenants import ROOT_TENANT
 from kefu_core.security.keyring import KeyringUnavailable, keyring_for
 from kefu_core.security.roles import Role
 from kefu_core.security.tokens import Identity

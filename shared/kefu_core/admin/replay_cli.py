@@ -74,7 +74,7 @@ def _replay(args: argparse.Namespace) -> int:
         try:
             questions = given if given is not None else await stored_questions(
                 deps, tenant_id=args.tenant, days=args.days, limit=args.limit)
-            store = PromptWorkbench(deps.pool)
+            store = PromptWorkbench(deps.pool, deps.tenant_settings)
             draft = draft_given or await store.draft(args.tenant)
             report = await replay(deps, tenant_id=args.tenant, questions=questions,
                                   before=await store.published(args.tenant), after=draft,

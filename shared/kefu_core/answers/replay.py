@@ -97,7 +97,7 @@ async def replay(deps: Deps, *, tenant_id: str, questions: list[str], before: Tu
     """Re-ask ``questions`` under ``before`` (and ``after``, when given)."""
     router = await _router(deps, tenant_id, engines)
     try:
-        threshold = (await deps.tenants.get_settings(tenant_id)).curated_answer_threshold
+        threshold = (await deps.tenant_settings.get(tenant_id)).curated_answer_threshold
         matcher = await deps.curated_matcher()
         report = ReplayReport(questions=0, engines=engines, kb_version="0",
                               min_score=min_score, before=Figures(),

@@ -1,7 +1,7 @@
 """Per-tenant engine chains: which router answers a tenant's visitors.
 
 A tenant's chain (``PUT /v1/admin/engines``) and its engine secrets (``PUT
-/v1/admin/engines/secrets/{name}``, decrypted by ``TenantStore``) make
+/v1/admin/engines/secrets/{name}``, decrypted by ``EngineStore``) make
 the tenant's own router; a tenant without a chain is answered by the deployment's router
 (``ENGINES`` / ``OPENAI_*``). Rules:
 
@@ -41,7 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from kefu_core.infra.errors import StoreError
 from kefu_core.infra.settings import Settings
-from kefu_core.product.tenants import TenantStore
+from kefu_core.product.tenants.engines import EngineStore
 from kefu_core.security.datakeys import data_keys_for
 
 if TYPE_CHECKING:
@@ -99,14 +99,14 @@ class TenantRouters:
         redis: Any,
         deployment: Callable[[], Router],
         adapter_settings: AdapterSettings | None = None,
-        store: TenantStore | None = None,
+        store: EngineStore | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._settings = settings
         self._redis = redis
         self._deployment = deployment
         self._adapter = adapter_settings
-        self._store = store or TenantStore(pool, data_keys_for(settings))
+        self._store = store or EngineStore(pool, data_keys_for(settings))
         self._clock = clock
         self._cached: OrderedDict[str, _Cached] = OrderedDict()
         self._locks: dict[str, asyncio.Lock] = {}
@@ -155,7 +155,7 @@ class TenantRouters:
         engine"). None when the chain has no usable engine of that name. Its breaker, limits
         and cache are the engine's own (the same scope as in the tenant's router); the router
         is closed on the way out."""
-        stored = await self._store.get_engine_chain(tenant_id)
+        stored = await self._store.chain(tenant_id)
         raw = next((r for r in stored if isinstance(r, dict) and r.get("name") == name), None)
         keys: dict[str, list[str]] = {}
         config = None if raw is None else await self._engine_config(
@@ -191,7 +191,7 @@ class TenantRouters:
         now = self._clock()
         cached = self._cached.get(tenant_id)
         try:
-            stamp = await self._store.engine_stamp(tenant_id)
+            stamp = await self._store.stamp(tenant_id)
         except StoreError:
             logger.warning("tenant engine chain unavailable; keeping the current router",
                            extra={"tenant": tenant_id})
@@ -232,7 +232,7 @@ class TenantRouters:
 
     async def _build(self, tenant_id: str, build: _Build) -> Router | None:
         """The tenant's own router, or None (no chain, or nothing usable in it)."""
-        stored = await self._store.get_engine_chain(tenant_id)
+        stored = await self._store.chain(tenant_id)
         if not stored:
             return None
         from kefu_llm import ConfigurationError, StaticKeySource, build_router
@@ -303,7 +303,7 @@ class TenantRouters:
         secret = "none"  # servers without keys (Ollama, vLLM); the SDK needs a value
         if entry.key_ref:
             try:
-                found = await self._store.engine_secret(tenant_id=tenant_id, name=entry.key_ref)
+                found = await self._store.secret(tenant_id=tenant_id, name=entry.key_ref)
             except StoreError as exc:  # a data key missing, or a value that does not decrypt
                 build.transient = True
                 logger.warning("tenant engine %s: secret %s unreadable (%s); skipped",

@@ -58,7 +58,6 @@ from kefu_core.product.handoff.moves import (
     transfer,
 )
 from kefu_core.product.handoff.notify import state_frame
-from kefu_core.product.tenants import tenant_settings
 from kefu_core.security.roles import MODEL_ROLE, TURN_ROLE
 
 __all__ = ["current_staff", "handle_agent_frame"]
@@ -127,7 +126,7 @@ async def handle_agent_frame(frame: AnyClientFrame, record: ConnectionRecord, de
         await _queue(record, deps)
     elif isinstance(frame, ListFrame):
         online = await deps.handoff.online_agents(tenant_id)
-        everyone = await deps.tenants.list_agents(tenant_id)
+        everyone = await deps.agents.list(tenant_id)
         await send(deps, record.connection_id, agents_frame(
             online=[a.model_dump() for a in online],
             everyone=[{"id": a.id, "name": a.name, "role": a.role} for a in everyone if a.active],
@@ -176,7 +175,7 @@ async def _presence(frame: PresenceFrame, record: ConnectionRecord, deps: Deps) 
     if frame.status == "away":
         await deps.handoff.set_away(tenant_id=tenant_id, agent_id=me)
     else:
-        agent = await deps.tenants.get_agent(tenant_id=tenant_id, agent_id=me)
+        agent = await deps.agents.get(tenant_id=tenant_id, agent_id=me)
         if agent is not None and not agent.active:
             raise HandoffError("agent_disabled", "this agent account is disabled")
         await deps.handoff.set_online(
@@ -296,7 +295,7 @@ async def _suggest(conversation_id: str, record: ConnectionRecord, deps: Deps) -
 
     tenant_id = record.tenant_id
     conversation = await _conversation(deps, tenant_id, conversation_id)
-    settings, prompt = await tenant_settings(deps.pool, tenant_id)
+    settings, prompt = await deps.tenant_settings.current(tenant_id)
     history = await deps.conversations.recent(tenant_id=tenant_id,
                                               conversation_id=conversation.id,
                                               limit=settings.context_window * 2)

@@ -128,7 +128,7 @@ async def _origin_refusal(
     if identity.role != "visitor" or not identity.widget_key:
         return None
     try:
-        allowed = await connect_origin_allowed(deps.pool, widget_key=identity.widget_key,
+        allowed = await connect_origin_allowed(deps.widget_keys, widget_key=identity.widget_key,
                                                origin=header(ws.headers, "origin"))
     except StoreError:
         logger.exception("connect failed: store unavailable")

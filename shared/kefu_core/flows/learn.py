@@ -79,7 +79,7 @@ async def handle_learn(event: dict[str, Any], deps: Deps) -> dict[str, Any]:
     if pair is None:
         return {"status": "skipped", "reason": "no agent answer"}
     method: Method = "extractive"
-    if await deps.tenants.get_engine_chain(tenant_id):
+    if await deps.engines.chain(tenant_id):
         rewritten = await _by_engine(deps, tenant_id, conversation_id, messages)
         if rewritten is not None:
             pair, method = rewritten, "engine"

@@ -64,7 +64,6 @@ from kefu_core.product.handoff.moves import (
     requeue_if_agent_gone,
 )
 from kefu_core.product.handoff.notify import notify_staff, state_frame
-from kefu_core.product.tenants import tenant_settings
 from kefu_core.security.roles import STAFF_ROLES
 
 __all__ = ["handle_message", "replay"]
@@ -263,7 +262,7 @@ async def _visitor_message(frame: MessageFrame, record: ConnectionRecord, deps: 
         await requeue_if_agent_gone(deps, conversation=conversation)
     if conversation is None or conversation.owner != "bot":
         return
-    settings, _ = await tenant_settings(deps.pool, record.tenant_id)
+    settings, _ = await deps.tenant_settings.current(record.tenant_id)
     if matches_keyword(frame.text, settings.handoff_keywords):
         await request_handoff(deps, tenant_id=record.tenant_id, conversation_id=conversation_id,
                               reason="keyword", actor_type="visitor", actor_id=record.subject)

@@ -17,7 +17,6 @@ from typing import Any
 from kefu_core.deps import Deps
 from kefu_core.flows.stream import system_prompt
 from kefu_core.product.prompt_versions import Tuning
-from kefu_core.product.tenants import tenant_settings
 from kefu_llm import Busy, ChatMessage, ChatRequest, Delta, Final
 
 __all__ = ["PreviewContext", "preview_answer", "preview_request", "recall_for_preview"]
@@ -69,7 +68,7 @@ async def preview_answer(deps: Deps, *, tenant_id: str, tuning: Tuning, question
 async def preview_request(deps: Deps, *, tenant_id: str, tuning: Tuning, question: str,
                           context: PreviewContext) -> ChatRequest:
     """The request a reply to ``question`` under ``tuning`` sends to the engines."""
-    tenant, _ = await tenant_settings(deps.pool, tenant_id)
+    tenant, _ = await deps.tenant_settings.current(tenant_id)
     settings = tuning.settings(tenant)
     system = system_prompt(tuning.system_prompt or deps.settings.system_prompt, settings)
     if context.memory_prompt:

@@ -42,7 +42,7 @@ from kefu_core.flows.learn import handle_learn
 from kefu_core.infra.errors import StoreError
 from kefu_core.infra.tracing import span
 from kefu_core.product.handoff.moves import HandoffError, after_reply, request_handoff
-from kefu_core.product.tenants import TenantSettings, tenant_settings
+from kefu_core.product.tenants.settings import TenantSettings
 from kefu_core.security.roles import MODEL_ROLE, TURN_ROLE
 from kefu_llm import Busy, ChatMessage, ChatRequest, Delta, Final, detect_language
 from kefu_memory import Turn
@@ -125,7 +125,7 @@ async def _answer(
     memory = await deps.load_memory()
     if memory is not None:
         await memory.warm_up()
-    tenant, tenant_prompt = await tenant_settings(deps.pool, tenant_id)
+    tenant, tenant_prompt = await deps.tenant_settings.current(tenant_id)
     router = await deps.router_for(tenant_id)
     turns, from_short_term = await _history(deps, memory, payload, before_seq=seq,
                                             window=tenant.context_window)

@@ -53,7 +53,7 @@ def _key(prefix: str, tenant_id: str, agent_id: str) -> str:
 async def _load(deps: Deps, tenant_id: str, agent_id: str) -> StaffAccess | None:
     """The agent's access from the database: None when it is unknown, inactive, or a demo
     account in production."""
-    agent = await deps.tenants.get_agent(tenant_id=tenant_id, agent_id=agent_id)
+    agent = await deps.agents.get(tenant_id=tenant_id, agent_id=agent_id)
     if agent is None or not agent.active:
         return None
     if agent.demo and deps.settings.kefu_env == "production":

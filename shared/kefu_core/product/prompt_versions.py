@@ -2,7 +2,7 @@
 roll back.
 
 A :class:`Tuning` is the system prompt and the humanisation knobs of
-:class:`~kefu_core.product.tenants.TenantSettings` (context window, fallback, reply pacing,
+:class:`~kefu_core.product.tenants.settings.TenantSettings` (context window, fallback, reply pacing,
 emoji frequency, handoff keywords and failure threshold). What replies use is the tenant's
 ``system`` prompt and its settings; publishing writes both, in one transaction with a new row in
 ``prompt_versions`` (numbered 1, 2, 3... per tenant), and clears the draft. A rollback publishes
@@ -22,7 +22,7 @@ from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from kefu_core.infra.errors import StoreError
-from kefu_core.product.tenants import TenantSettings, TenantStore, forget_tenant_settings
+from kefu_core.product.tenants.settings import SettingsStore, TenantSettings
 
 __all__ = ["KNOBS", "PromptVersion", "PromptWorkbench", "Tuning"]
 
@@ -70,14 +70,14 @@ class PromptVersion(BaseModel):
 
 
 class PromptWorkbench:
-    def __init__(self, pool: AsyncConnectionPool) -> None:
+    def __init__(self, pool: AsyncConnectionPool, settings: SettingsStore) -> None:
         self._pool = pool
-        self._tenants = TenantStore(pool)
+        self._settings = settings  # the process's: publishing drops its cached settings
 
     async def published(self, tenant_id: str) -> Tuning:
         """What replies use now."""
-        settings = await self._tenants.get_settings(tenant_id)
-        prompt = (await self._tenants.list_prompts(tenant_id)).get("system")
+        settings = await self._settings.get(tenant_id)
+        prompt = (await self._settings.prompts(tenant_id)).get("system")
         return Tuning.of(settings, prompt)
 
     async def draft(self, tenant_id: str) -> Tuning | None:
@@ -112,7 +112,7 @@ class PromptWorkbench:
     async def publish(self, tenant_id: str, tuning: Tuning, *, by: str,
                       note: str = "") -> PromptVersion:
         """Make ``tuning`` what replies use, as the next version; the draft is cleared."""
-        base = await self._tenants.get_settings(tenant_id)
+        base = await self._settings.get(tenant_id)
         settings = tuning.settings(base)
         try:
             async with self._pool.connection() as conn, conn.transaction():
@@ -143,7 +143,7 @@ class PromptWorkbench:
         except psycopg.Error as exc:
             raise StoreError("publishing the tuning failed") from exc
         finally:
-            forget_tenant_settings(tenant_id)
+            self._settings.forget(tenant_id)
         assert row is not None
         return PromptVersion.model_validate(row)
 

@@ -8,7 +8,7 @@ when that token opens the WebSocket (``$connect``). A key with no allowed origin
 to every origin. The check stops other websites' pages, not scripts outside a browser, which
 can send any ``Origin``; rate limits (:mod:`kefu_core.security.rate_limits`) are the defence there.
 
-:func:`connect_origin_allowed` looks the key up through ``TenantStore``
+:func:`connect_origin_allowed` looks the key up through ``WidgetKeyStore``
 and caches the answer in the process for a few seconds, so a burst of connections costs one
 query; a change of a key's origins or its revocation is seen within that time.
 """
@@ -19,7 +19,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from urllib.parse import urlsplit
 
 from cachetools import TTLCache
-from psycopg_pool import AsyncConnectionPool
+
+from kefu_core.product.tenants.widget_keys import WidgetKeyStore
 
 __all__ = [
     "CACHE_S",
@@ -122,16 +123,14 @@ def forget_widget_key(key: str) -> None:
 
 
 async def connect_origin_allowed(
-    pool: AsyncConnectionPool, *, widget_key: str, origin: str | None
+    keys: WidgetKeyStore, *, widget_key: str, origin: str | None
 ) -> bool:
     """Whether a visitor token minted with ``widget_key`` may connect from ``origin``: the key
     must still be active and, when it has allowed origins, ``origin`` must match one.
     Raises :class:`~kefu_core.infra.errors.StoreError` when the key cannot be read."""
-    from kefu_core.product.tenants import TenantStore
-
     if widget_key in _cache:
         allowed = _cache[widget_key]
     else:
-        key = await TenantStore(pool).widget_key(widget_key)
+        key = await keys.active(widget_key)
         allowed = _cache[widget_key] = list(key.allowed_origins) if key is not None else None
     return allowed is not None and origin_allowed(origin, allowed)

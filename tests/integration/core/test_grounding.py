@@ -14,7 +14,7 @@ import pytest
 from kefu_core.chat.connections import ConnectionRecord
 from kefu_core.deps import Deps
 from kefu_core.flows.stream import handle_stream
-from kefu_core.product.tenants import TenantSettings
+from kefu_core.product.tenants.settings import TenantSettings
 from kefu_llm import AdapterSettings, EngineConfig, build_router
 from tests.support.core import ROOT, RecordingPoster, core_settings, make_deps
 from tests.support.fake_openai import FakeOpenAI
@@ -52,8 +52,8 @@ async def _ask(deps: Deps, poster: RecordingPoster, *, action: str, engine_check
     """A tenant with the warranty document and ``action`` set; a visitor asks QUESTION and the
     model answers: (the final frame, the stored reply's meta, tenant, conversation id)."""
     tenant = f"g{uuid.uuid4().hex[:8]}"
-    await deps.tenants.ensure_tenant(tenant_id=tenant, name="Grounding")
-    await deps.tenants.put_settings(tenant, TenantSettings.model_validate(
+    await deps.tenants.ensure(tenant_id=tenant, name="Grounding")
+    await deps.tenant_settings.put(tenant, TenantSettings.model_validate(
         {"grounding_action": action, "grounding_engine_check": engine_check}))
     memory = await deps.load_memory()
     assert memory is not None

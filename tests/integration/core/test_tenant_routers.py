@@ -12,11 +12,13 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from psycopg_pool import AsyncConnectionPool
 
 from kefu_core.answers.tenant_engines import TenantRouters
 from kefu_core.infra.db import migrate, open_pool
 from kefu_core.infra.settings import Settings
-from kefu_core.product.tenants import TenantStore
+from kefu_core.product.tenants.engines import EngineStore
+from kefu_core.product.tenants.tenants import TenantStore
 from kefu_core.security.datakeys import DataKeys, DataKeyUnavailable
 from kefu_llm import AdapterSettings, ChatMessage, ChatRequest, Final, build_router
 from tests.support.fake_openai import FakeOpenAI
@@ -32,25 +34,26 @@ class Clock:
         return self.now
 
 
-class CountingStore(TenantStore):
+class CountingStore(EngineStore):
     """The real store, counting the stamp reads (the only read on the reply path), and able
     to fail secret reads as an unavailable data key does."""
 
     stamp_reads = 0
     secrets_unavailable = False
 
-    async def engine_stamp(self, tenant_id: str) -> str:
+    async def stamp(self, tenant_id: str) -> str:
         self.stamp_reads += 1
-        return await super().engine_stamp(tenant_id)
+        return await super().stamp(tenant_id)
 
-    async def engine_secret(self, *, tenant_id: str, name: str) -> str | None:
+    async def secret(self, *, tenant_id: str, name: str) -> str | None:
         if self.secrets_unavailable:
             raise DataKeyUnavailable("the data key could not be read")
-        return await super().engine_secret(tenant_id=tenant_id, name=name)
+        return await super().secret(tenant_id=tenant_id, name=name)
 
 
 @dataclass
 class World:
+    pool: AsyncConnectionPool
     store: CountingStore
     settings: Settings
     redis: Any
@@ -64,7 +67,7 @@ class World:
         deployment = build_router(settings=config, redis=self.redis,
                                   key_prefix=self.settings.redis_prefix)
         self.deployments.append(deployment)
-        return TenantRouters(pool=self.store._pool, settings=self.settings, redis=self.redis,
+        return TenantRouters(pool=self.pool, settings=self.settings, redis=self.redis,
                              deployment=lambda: deployment, store=self.store,
                              adapter_settings=config, clock=self.clock)
 
@@ -91,7 +94,8 @@ async def world(dsn: str, redis_url: str, redis_prefix: str) -> AsyncIterator[Wo
                         tenant_engines_refresh_s=REFRESH_S)
     store = CountingStore(pool, DataKeys.from_settings(settings))
     client = aioredis.Redis.from_url(redis_url)
-    world = World(store=store, settings=settings, redis=client, clock=Clock(), deployments=[])
+    world = World(pool=pool, store=store, settings=settings, redis=client, clock=Clock(),
+                  deployments=[])
     yield world
     for deployment in world.deployments:
         await deployment.aclose()
@@ -101,10 +105,10 @@ async def world(dsn: str, redis_url: str, redis_prefix: str) -> AsyncIterator[Wo
 
 async def _tenant(world: World, chain: list[dict[str, Any]], **secrets: str) -> str:
     tenant = f"t-{uuid.uuid4().hex[:8]}"
-    await world.store.ensure_tenant(tenant_id=tenant, name=tenant)
+    await TenantStore(world.pool).ensure(tenant_id=tenant, name=tenant)
     for name, value in secrets.items():
-        await world.store.put_engine_secret(tenant_id=tenant, name=name, secret=value)
-    await world.store.put_engine_chain(tenant_id=tenant, chain=chain)
+        await world.store.put_secret(tenant_id=tenant, name=name, secret=value)
+    await world.store.put_chain(tenant_id=tenant, chain=chain)
     return tenant
 
 
@@ -139,8 +143,8 @@ async def test_a_change_made_elsewhere_is_seen_after_the_refresh_interval_only(
     # THEN they cost no database read
     assert world.store.stamp_reads == reads
     # WHEN another process (the admin function) moves the chain to provider B
-    await world.store.put_engine_secret(tenant_id=tenant, name="key", secret="sk-b")
-    await world.store.put_engine_chain(tenant_id=tenant, chain=[_engine(b, model="model-b")])
+    await world.store.put_secret(tenant_id=tenant, name="key", secret="sk-b")
+    await world.store.put_chain(tenant_id=tenant, chain=[_engine(b, model="model-b")])
     # THEN this replica keeps its router until the interval is over
     assert await replica.router_for(tenant) is first
     world.clock.now += REFRESH_S
@@ -164,7 +168,7 @@ async def test_a_change_in_this_process_is_seen_at_once(
     tenant = await _tenant(world, [_engine(a)], key="sk-a")
     first = await replica.router_for(tenant)
     # WHEN the admin API of this process stores a new chain and says so
-    await world.store.put_engine_chain(tenant_id=tenant, chain=[_engine(b)])
+    await world.store.put_chain(tenant_id=tenant, chain=[_engine(b)])
     replica.changed(tenant)
     # THEN the next reply uses it, with no wait
     current = await replica.router_for(tenant)

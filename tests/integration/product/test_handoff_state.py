@@ -20,7 +20,7 @@ from kefu_core.product.handoff.moves import (
     requeue_if_agent_gone,
     take_over,
 )
-from kefu_core.product.tenants import TenantStore, verify_password
+from kefu_core.product.tenants.passwords import verify_password
 from kefu_llm import Final
 from tests.support.core import RecordingPoster, core_settings, make_deps
 
@@ -43,7 +43,7 @@ async def _online(deps: Deps, tenant: str, agent: str, capacity: int) -> str:
         connection_id=connection_id, tenant_id=tenant, subject=agent, role="agent",
         connected_at=deps.connections.now()))
     await deps.handoff.set_online(tenant_id=tenant, agent_id=agent, name=agent.title(),
-                                 capacity=capacity)
+                                  capacity=capacity)
     return connection_id
 
 
@@ -158,22 +158,22 @@ async def test_redaction_fails_closed(deps: tuple[Deps, RecordingPoster]) -> Non
 
 async def test_passwords_are_hashed_and_checked(deps: tuple[Deps, RecordingPoster]) -> None:
     d, _ = deps
-    store = TenantStore(d.pool)
+    agents = d.agents
     tenant = f"t{uuid.uuid4().hex[:6]}"
-    await store.ensure_tenant(tenant_id=tenant, name=tenant)
+    await d.tenants.ensure(tenant_id=tenant, name=tenant)
     email = f"x-{uuid.uuid4().hex[:6]}@t.cn"
-    agent = await store.create_agent(tenant_id=tenant, email=email, name="X",
-                                     password="correct horse")
+    agent = await agents.create(tenant_id=tenant, email=email, name="X",
+                                password="correct horse")
     async with d.pool.connection() as conn:
         cur = await conn.execute("SELECT password_hash FROM agents WHERE id = %s", (agent.id,))
         row = await cur.fetchone()
     assert row is not None and row[0].startswith("scrypt$") and "correct" not in row[0]
     assert verify_password("correct horse", row[0])
-    sign_in = functools.partial(store.authenticate, tenant_id=tenant)
+    sign_in = functools.partial(agents.authenticate, tenant_id=tenant)
     assert await sign_in(email=email.upper(), password="correct horse") is not None
     assert await sign_in(email=email, password="wrong") is None
     assert await sign_in(email=email, password="correct horse", allow_demo=False) is not None
-    await store.update_agent(tenant_id=tenant, agent_id=agent.id, active=False)
+    await agents.update(tenant_id=tenant, agent_id=agent.id, active=False)
     assert await sign_in(email=email, password="correct horse") is None
 
 

@@ -21,7 +21,7 @@ from kefu_core.flows.personal_data import (
     run_retention,
 )
 from kefu_core.infra.errors import StoreError
-from kefu_core.product.tenants import RetentionSettings, TenantSettings
+from kefu_core.product.tenants.settings import RetentionSettings, TenantSettings
 from kefu_memory import Fact, OfflineEmbedder, Turn
 from kefu_memory.long_term import LongTermMemory
 from tests.support.core import core_settings, make_deps
@@ -46,10 +46,9 @@ async def deps(pg_dsn: str, redis_url: str, redis_prefix: str) -> AsyncIterator[
 
 async def _tenant(deps: Deps, retention: RetentionSettings | None = None) -> str:
     tenant = f"t-{uuid.uuid4().hex[:8]}"
-    tenants = deps.tenants
-    await tenants.ensure_tenant(tenant_id=tenant, name=tenant)
+    await deps.tenants.ensure(tenant_id=tenant, name=tenant)
     if retention is not None:
-        await tenants.put_settings(tenant, TenantSettings(retention=retention))
+        await deps.tenant_settings.put(tenant, TenantSettings(retention=retention))
     return tenant
 
 
@@ -60,7 +59,7 @@ async def _conversation(deps: Deps, tenant: str, visitor: str, text: str,
     await deps.conversations.append(tenant_id=tenant, conversation_id=conversation.id,
                                     role="visitor", text=text, client_msg_id="m-1")
     await deps.service.rate(tenant_id=tenant, conversation_id=conversation.id, score=4,
-                                    comment=f"comment {text}", agent_id=None)
+                            comment=f"comment {text}", agent_id=None)
     await deps.conversations.close(tenant_id=tenant, conversation_id=conversation.id)
     if age_days:
         async with deps.pool.connection() as conn:

@@ -36,7 +36,7 @@ async def deps(pg_dsn: str, redis_url: str, redis_prefix: str) -> AsyncIterator[
 
 
 async def _history(deps: Deps, tenant: str, visitor: str, messages: int) -> None:
-    await deps.tenants.ensure_tenant(tenant_id=tenant, name=tenant)
+    await deps.tenants.ensure(tenant_id=tenant, name=tenant)
     conversation = await deps.conversations.open_for_visitor(tenant_id=tenant,
                                                              visitor_id=visitor)
     for i in range(messages):

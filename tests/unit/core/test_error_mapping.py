@@ -17,8 +17,7 @@ import pytest
 import kefu_core
 from kefu_core.chat.protocol import error_frame_for, not_stored_frame, reply_not_started_frame
 from kefu_core.infra import errors
-from kefu_core.infra.errors import KefuError
-from kefu_core.product.tenants import Conflict
+from kefu_core.infra.errors import Conflict, KefuError
 from kefu_core.security.datakeys import DataKeyError, DataKeyUnavailable
 from kefu_core.security.login_throttle import Throttled
 

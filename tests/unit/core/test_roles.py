@@ -12,7 +12,7 @@ from kefu_core.chat.connections import ConnectionRecord
 from kefu_core.chat.conversations import StoredMessage
 from kefu_core.chat.protocol import message_frame, typing_frame
 from kefu_core.product.audit import AuditEntry
-from kefu_core.product.tenants import Agent
+from kefu_core.product.tenants.agents import Agent
 from kefu_core.security import roles
 from kefu_core.security.tokens import Identity
 from kefu_llm import ChatMessage

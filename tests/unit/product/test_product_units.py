@@ -23,12 +23,8 @@ from kefu_core.infra.errors import BadFrame
 from kefu_core.product.audit import REDACTED, redact_value
 from kefu_core.product.customer import customer_view
 from kefu_core.product.handoff.moves import matches_keyword
-from kefu_core.product.tenants import (
-    _DUMMY_HASH,
-    TenantSettings,
-    hash_password,
-    verify_password,
-)
+from kefu_core.product.tenants.passwords import DUMMY_HASH, hash_password, verify_password
+from kefu_core.product.tenants.settings import TenantSettings
 
 CID = "0b6f1f7e-8a43-4f7b-9c1e-2a3b4c5d6e7f"
 
@@ -92,11 +88,11 @@ def test_unknown_address_hash_has_the_real_parameters_and_matches_no_password() 
     # GIVEN the hash an unknown address is checked against, and a real account's hash
     real = hash_password("s3cret-pass")
     # THEN it is parsed like a real one (same scheme, cost and digest length: the same work)
-    assert _DUMMY_HASH.split("$")[:4] == real.split("$")[:4]
-    assert len(_DUMMY_HASH.split("$")[5]) == len(real.split("$")[5])
+    assert DUMMY_HASH.split("$")[:4] == real.split("$")[:4]
+    assert len(DUMMY_HASH.split("$")[5]) == len(real.split("$")[5])
     # AND no password matches it
-    for password in ("", "s3cret-pass", _DUMMY_HASH):
-        assert not verify_password(password, _DUMMY_HASH)
+    for password in ("", "s3cret-pass", DUMMY_HASH):
+        assert not verify_password(password, DUMMY_HASH)
 
 
 def test_signed_identity_is_verified_with_the_tenant_secret() -> None:

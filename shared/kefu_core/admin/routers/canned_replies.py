@@ -14,4 +14,4 @@ router = APIRouter(prefix="/v1/canned-replies", tags=["conversations"])
 @router.get("", response_model=list[CannedReply], summary="Canned replies")
 async def canned_replies(who: AgentId, deps: DepsDep) -> list[CannedReply]:
     """The tenant's ready answers, inserted in the console with `/shortcut`."""
-    return (await deps.tenants.get_settings(who.tenant_id)).canned_replies
+    return (await deps.tenant_settings.get(who.tenant_id)).canned_replies

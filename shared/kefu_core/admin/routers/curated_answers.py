@@ -32,7 +32,7 @@ FULL: Responses = {409: {"description": f"the tenant has {MAX_PER_TENANT} curate
 
 
 async def _curator(who: AgentId, deps: DepsDep) -> Identity:
-    if who.role != "admin" and not (await deps.tenants.get_settings(who.tenant_id)).agents_curate:
+    if who.role != "admin" and not (await deps.tenant_settings.get(who.tenant_id)).agents_curate:
         raise HTTPException(status_code=Forbidden.status, detail=Forbidden.detail)
     return who
 
@@ -120,7 +120,7 @@ async def versions(answer_id: AnswerId, who: CuratorId, deps: DepsDep) -> list[C
 async def match(body: MatchRequest, who: CuratorId, deps: DepsDep) -> Match:
     """The curated answer a visitor asking `question` would match, with its score and the
     tenant's threshold. Nothing is stored or logged."""
-    threshold = (await deps.tenants.get_settings(who.tenant_id)).curated_answer_threshold
+    threshold = (await deps.tenant_settings.get(who.tenant_id)).curated_answer_threshold
     best = await (await deps.curated_matcher()).best(who.tenant_id, body.question)
     score = best.score if best else 0.0
     return Match(answer=best.answer if best else None, score=score, threshold=threshold,

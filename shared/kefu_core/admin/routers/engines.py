@@ -39,7 +39,7 @@ class SecretBody(BaseModel):
 
 
 async def _view(deps: Deps, who: Identity, chain: list[EngineEntry]) -> EngineView:
-    secrets = await deps.tenants.engine_secret_names(who.tenant_id)
+    secrets = await deps.engines.secret_names(who.tenant_id)
     stored = {str(s["name"]) for s in secrets}
     missing = sorted({e.key_ref for e in chain if e.key_ref and e.key_ref not in stored})
     return EngineView(chain=chain, secrets=secrets, missing_secrets=missing)
@@ -62,7 +62,7 @@ async def get_engines(who: AdminId, deps: DepsDep) -> EngineView:
     """The tenant's chain, the names of its stored secrets, and the `key_ref`s that name no
     stored secret (`missing_secrets`: those engines are skipped)."""
     chain = [EngineEntry.model_validate(e)
-             for e in await deps.tenants.get_engine_chain(who.tenant_id)]
+             for e in await deps.engines.chain(who.tenant_id)]
     return await _view(deps, who, chain)
 
 
@@ -73,8 +73,8 @@ async def put_engines(body: EngineChain, who: AdminId, deps: DepsDep,
     empty chain goes back to the deployment's. A `base_url` must be http(s) and not an
     address the outbound policy refuses (422)."""
     _check_urls(body, settings.outbound_policy())
-    await deps.tenants.put_engine_chain(tenant_id=who.tenant_id,
-                                        chain=[e.model_dump() for e in body.chain])
+    await deps.engines.put_chain(tenant_id=who.tenant_id,
+                                 chain=[e.model_dump() for e in body.chain])
     deps.engines_changed(who.tenant_id)
     await record(deps, who, "engines.updated", "engines", who.tenant_id,
                  chain=[e.name for e in body.chain])
@@ -86,8 +86,8 @@ async def put_engine_secret(name: ResourceName, body: SecretBody, who: AdminId,
                             deps: DepsDep) -> Response:
     """Create or replace the secret `name` (an API key a chain entry names in `key_ref`);
     stored encrypted and never returned."""
-    await deps.tenants.put_engine_secret(tenant_id=who.tenant_id, name=name,
-                                         secret=body.secret)
+    await deps.engines.put_secret(tenant_id=who.tenant_id, name=name,
+                                  secret=body.secret)
     deps.engines_changed(who.tenant_id)
     await record(deps, who, "engine_secret.set", "engine_secret", name)
     return Response(status_code=204)
@@ -97,7 +97,7 @@ async def put_engine_secret(name: ResourceName, body: SecretBody, who: AdminId,
                responses=NOT_FOUND)
 async def delete_engine_secret(name: ResourceName, who: AdminId, deps: DepsDep) -> Response:
     """Engines naming it are skipped until it is stored again."""
-    done(await deps.tenants.delete_engine_secret(tenant_id=who.tenant_id, name=name))
+    done(await deps.engines.delete_secret(tenant_id=who.tenant_id, name=name))
     deps.engines_changed(who.tenant_id)
     await record(deps, who, "engine_secret.deleted", "engine_secret", name)
     return Response(status_code=204)

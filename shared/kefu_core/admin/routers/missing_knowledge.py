@@ -49,7 +49,7 @@ async def queue(who: AdminId, deps: DepsDep,
     since = datetime.now(UTC) - timedelta(days=days)
     items = await deps.learning_queue.items(tenant_id=who.tenant_id, since=since,
                                             limit=ITEMS_MAX)
-    threshold = (await deps.tenants.get_settings(who.tenant_id)).curated_answer_threshold
+    threshold = (await deps.tenant_settings.get(who.tenant_id)).curated_answer_threshold
     return await open_clusters(items, matcher=await deps.curated_matcher(),
                                tenant_id=who.tenant_id, threshold=threshold, top=top)
 

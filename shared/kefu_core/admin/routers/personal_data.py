@@ -27,7 +27,7 @@ from kefu_core.flows.personal_data import (
     export_customer,
 )
 from kefu_core.infra.errors import RateLimited
-from kefu_core.product.tenants import ROOT_TENANT
+from kefu_core.product.tenants.tenants import ROOT_TENANT
 from kefu_core.security.rate_limits import counter_key, hit
 from kefu_core.security.tokens import Identity
 
@@ -117,7 +117,7 @@ async def erase_for_admin(body: ErasureRequest, who: AdminId, deps: DepsDep) -> 
 async def export_for_super(tenant_id: TenantId, body: CustomerRef, who: SuperId,
                            deps: DepsDep, response: Response) -> CustomerExport:
     """The super-admin's access request for a customer of the named tenant."""
-    found(await deps.tenants.get_tenant(tenant_id))
+    found(await deps.tenants.get(tenant_id))
     return await _export(deps, who, tenant_id, body, response)
 
 
@@ -126,5 +126,5 @@ async def export_for_super(tenant_id: TenantId, body: CustomerRef, who: SuperId,
 async def erase_for_super(tenant_id: TenantId, body: ErasureRequest, who: SuperId,
                           deps: DepsDep) -> ErasureReport:
     """The super-admin's deletion request for a customer of the named tenant."""
-    found(await deps.tenants.get_tenant(tenant_id))
+    found(await deps.tenants.get(tenant_id))
     return await _erase(deps, who, tenant_id, body)

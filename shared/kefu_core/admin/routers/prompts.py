@@ -25,14 +25,14 @@ class PromptBody(BaseModel):
 @router.get("", response_model=dict[str, str], summary="List prompts")
 async def list_prompts(who: AdminId, deps: DepsDep) -> dict[str, str]:
     """The tenant's prompts by name."""
-    return await deps.tenants.list_prompts(who.tenant_id)
+    return await deps.tenant_settings.prompts(who.tenant_id)
 
 
 @router.put("/{name}", status_code=204, summary="Set a prompt")
 async def put_prompt(name: ResourceName, body: PromptBody, who: AdminId,
                      deps: DepsDep) -> Response:
     """Create or replace the tenant's prompt `name` (up to 20,000 characters)."""
-    await deps.tenants.put_prompt(tenant_id=who.tenant_id, name=name, text=body.text)
+    await deps.tenant_settings.put_prompt(tenant_id=who.tenant_id, name=name, text=body.text)
     await record(deps, who, "prompt.updated", "prompt", name, length=len(body.text))
     return Response(status_code=204)
 
@@ -41,6 +41,6 @@ async def put_prompt(name: ResourceName, body: PromptBody, who: AdminId,
 async def delete_prompt(name: ResourceName, who: AdminId, deps: DepsDep) -> Response:
     """Delete the tenant's prompt `name` (for `system`: the deployment's system prompt
     answers again)."""
-    done(await deps.tenants.delete_prompt(tenant_id=who.tenant_id, name=name))
+    done(await deps.tenant_settings.delete_prompt(tenant_id=who.tenant_id, name=name))
     await record(deps, who, "prompt.deleted", "prompt", name)
     return Response(status_code=204)

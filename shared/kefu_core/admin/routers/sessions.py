@@ -20,7 +20,7 @@ from kefu_core.admin.errors import NOT_FOUND, found
 from kefu_core.infra.errors import Unauthorized
 from kefu_core.infra.settings import Settings
 from kefu_core.product.agent_auth import staff_access
-from kefu_core.product.tenants import Agent
+from kefu_core.product.tenants.agents import Agent
 from kefu_core.security.login_throttle import LoginThrottle, client_address
 from kefu_core.security.tokens import issue_token
 
@@ -63,9 +63,9 @@ async def agent_login(body: LoginRequest, request: Request, deps: DepsDep,
     attempt = {"tenant_id": body.tenant, "email": body.email,
                "address": client_address(request)}
     await throttle.check(**attempt)  # Throttled: 429 with Retry-After
-    agent = await deps.tenants.authenticate(tenant_id=body.tenant, email=body.email,
-                                            password=body.password,
-                                            allow_demo=settings.kefu_env != "production")
+    agent = await deps.agents.authenticate(tenant_id=body.tenant, email=body.email,
+                                           password=body.password,
+                                           allow_demo=settings.kefu_env != "production")
     if agent is None:
         await throttle.failed(**attempt)
         raise HTTPException(status_code=401, detail="wrong tenant, e-mail or password")
@@ -87,7 +87,7 @@ async def agent_refresh(who: StaffId, deps: DepsDep,
                            version=who.version, fresh=True)
     except Unauthorized as exc:
         raise unauthorized() from exc
-    agent = await deps.tenants.get_agent(tenant_id=who.tenant_id, agent_id=who.subject)
+    agent = await deps.agents.get(tenant_id=who.tenant_id, agent_id=who.subject)
     if agent is None:
         raise HTTPException(status_code=Unauthorized.status, detail=Unauthorized.detail)
     return await _token(settings, agent)
@@ -98,7 +98,7 @@ async def agent_refresh(who: StaffId, deps: DepsDep,
 async def agent_sign_out(who: StaffId, deps: DepsDep,
                          settings: SettingsDep) -> Response:
     """Every token of the caller stops working at once (all its consoles and tabs)."""
-    agent = await deps.tenants.revoke_tokens(tenant_id=who.tenant_id, agent_id=who.subject)
+    agent = await deps.agents.revoke_tokens(tenant_id=who.tenant_id, agent_id=who.subject)
     if agent is not None:
         await access_changed(deps, settings, agent)
         await record(deps, who, "agent.signed_out", "agent", agent.id)
@@ -109,4 +109,4 @@ async def agent_sign_out(who: StaffId, deps: DepsDep,
             responses=NOT_FOUND)
 async def me(who: AgentId, deps: DepsDep) -> Agent:
     """The caller's own agent record (name, role, capacity); agents and admins of a tenant."""
-    return found(await deps.tenants.get_agent(tenant_id=who.tenant_id, agent_id=who.subject))
+    return found(await deps.agents.get(tenant_id=who.tenant_id, agent_id=who.subject))

@@ -7,7 +7,7 @@ from fastapi import APIRouter
 
 from kefu_core.admin.audit_trail import record
 from kefu_core.admin.dependencies import AdminId, DepsDep
-from kefu_core.product.tenants import TenantSettings
+from kefu_core.product.tenants.settings import TenantSettings
 
 router = APIRouter(prefix="/v1/admin/settings", tags=["settings"])
 
@@ -15,7 +15,7 @@ router = APIRouter(prefix="/v1/admin/settings", tags=["settings"])
 @router.get("", response_model=TenantSettings, summary="The tenant's settings")
 async def get_tenant_settings(who: AdminId, deps: DepsDep) -> TenantSettings:
     """The tenant's settings, defaults filled in."""
-    return await deps.tenants.get_settings(who.tenant_id)
+    return await deps.tenant_settings.get(who.tenant_id)
 
 
 @router.put("", response_model=TenantSettings, summary="Replace the tenant's settings")
@@ -23,13 +23,13 @@ async def put_tenant_settings(body: TenantSettings, who: AdminId,
                               deps: DepsDep) -> TenantSettings:
     """Every setting at once (a body without `retention` or `canned_replies` keeps them); the
     audit entry names the fields that changed."""
-    current = await deps.tenants.get_settings(who.tenant_id)
+    current = await deps.tenant_settings.get(who.tenant_id)
     if "retention" not in body.model_fields_set:  # a client that does not know them
         body = body.model_copy(update={"retention": current.retention})
     if "canned_replies" not in body.model_fields_set:  # likewise
         body = body.model_copy(update={"canned_replies": current.canned_replies})
     before = current.model_dump()
-    saved = await deps.tenants.put_settings(who.tenant_id, body)
+    saved = await deps.tenant_settings.put(who.tenant_id, body)
     changed = sorted(k for k, v in body.model_dump().items() if before.get(k) != v)
     await record(deps, who, "settings.updated", "settings", who.tenant_id, fields=changed)
     return saved

@@ -10,7 +10,7 @@ from kefu_core.admin.access import access_changed
 from kefu_core.admin.audit_trail import record
 from kefu_core.admin.dependencies import AdminId, DepsDep, SettingsDep
 from kefu_core.admin.errors import NOT_FOUND, found
-from kefu_core.product.tenants import Agent
+from kefu_core.product.tenants.agents import Agent
 from kefu_core.security.roles import StaffRole
 
 router = APIRouter(prefix="/v1/admin/agents", tags=["team"])
@@ -40,14 +40,14 @@ class AgentUpdate(BaseModel):
 @router.get("", response_model=list[Agent], summary="List agents")
 async def list_agents(who: AdminId, deps: DepsDep) -> list[Agent]:
     """The tenant's agents and admins (never their password hashes)."""
-    return await deps.tenants.list_agents(who.tenant_id)
+    return await deps.agents.list(who.tenant_id)
 
 
 @router.post("", response_model=Agent, status_code=201, summary="Invite an agent",
              responses={409: {"description": "the tenant already has that e-mail address"}})
 async def create_agent(body: AgentCreate, who: AdminId, deps: DepsDep) -> Agent:
     """A new agent or admin with an initial password (at least 10 characters)."""
-    agent = await deps.tenants.create_agent(
+    agent = await deps.agents.create(
         tenant_id=who.tenant_id, email=body.email, name=body.name, password=body.password,
         role=body.role, capacity=body.capacity)
     await record(deps, who, "agent.created", "agent", agent.id, role=agent.role,
@@ -61,7 +61,7 @@ async def update_agent(agent_id: str, body: AgentUpdate, who: AdminId, deps: Dep
                        settings: SettingsDep) -> Agent:
     """Name, role, capacity, active, password. A new role, `active` or a new password
     signs the agent out everywhere."""
-    agent = found(await deps.tenants.update_agent(
+    agent = found(await deps.agents.update(
         tenant_id=who.tenant_id, agent_id=agent_id, **body.model_dump()))
     changed = sorted(k for k, v in body.model_dump().items() if v is not None)
     if REVOKING & set(changed):  # the token version may have moved
@@ -75,7 +75,7 @@ async def update_agent(agent_id: str, body: AgentUpdate, who: AdminId, deps: Dep
 async def sign_out_agent(agent_id: str, who: AdminId, deps: DepsDep,
                          settings: SettingsDep) -> Response:
     """A lost laptop: every token the agent holds stops working."""
-    agent = found(await deps.tenants.revoke_tokens(tenant_id=who.tenant_id,
+    agent = found(await deps.agents.revoke_tokens(tenant_id=who.tenant_id,
                                                    agent_id=agent_id))
     await access_changed(deps, settings, agent)
     await record(deps, who, "agent.signed_out", "agent", agent.id)

@@ -6,7 +6,9 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from kefu_core.admin.dependencies import DepsDep, SuperId
-from kefu_core.product.tenants import ROOT_TENANT, Agent, Tenant, WidgetKey
+from kefu_core.product.tenants.agents import Agent
+from kefu_core.product.tenants.tenants import ROOT_TENANT, Tenant
+from kefu_core.product.tenants.widget_keys import WidgetKey
 
 router = APIRouter(prefix="/v1/tenants", tags=["tenants"])
 
@@ -29,7 +31,7 @@ class TenantCreated(BaseModel):
 @router.get("", response_model=list[Tenant], summary="List tenants")
 async def list_tenants(who: SuperId, deps: DepsDep) -> list[Tenant]:
     """Every tenant of the deployment."""
-    return await deps.tenants.list_tenants()
+    return await deps.tenants.list()
 
 
 @router.post("", response_model=TenantCreated, status_code=201, summary="Create a tenant",
@@ -37,11 +39,11 @@ async def list_tenants(who: SuperId, deps: DepsDep) -> list[Tenant]:
 async def create_tenant(body: TenantCreate, who: SuperId, deps: DepsDep) -> TenantCreated:
     """A new tenant with its first administrator and a default widget key; audited in the
     new tenant's log."""
-    tenant = await deps.tenants.create_tenant(tenant_id=body.id, name=body.name)
-    admin = await deps.tenants.create_agent(tenant_id=tenant.id, email=body.admin_email,
-                                            name=body.admin_name,
-                                            password=body.admin_password, role="admin")
-    key = await deps.tenants.create_widget_key(tenant_id=tenant.id, label="default")
+    tenant = await deps.tenants.create(tenant_id=body.id, name=body.name)
+    admin = await deps.agents.create(tenant_id=tenant.id, email=body.admin_email,
+                                     name=body.admin_name,
+                                     password=body.admin_password, role="admin")
+    key = await deps.widget_keys.create(tenant_id=tenant.id, label="default")
     await deps.audit.safe_record(tenant_id=tenant.id, actor_type="admin",
                                  actor_id=f"{ROOT_TENANT}:{who.subject}",
                                  action="tenant.created", target_type="tenant",

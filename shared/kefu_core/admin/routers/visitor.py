@@ -79,7 +79,7 @@ async def visitor_token(body: VisitorTokenRequest, request: Request, deps: DepsD
     address = address_bucket(request.client.host if request.client else "unknown")
     await _rate_limited(deps, settings, "visitor-token:address", address,
                         settings.visitor_token_rate_per_address)
-    key = await deps.tenants.widget_key(body.widget_key)
+    key = await deps.widget_keys.active(body.widget_key)
     if key is None:
         raise HTTPException(status_code=403, detail="unknown widget key")
     if not origin_allowed(request.headers.get("origin"), key.allowed_origins):
@@ -110,7 +110,7 @@ async def _visitor(deps: Deps, tenant: str,
 
 async def _widget(deps: Deps, tenant: str) -> dict[str, Any]:
     """What the widget shows before the first message."""
-    conf = await deps.tenants.get_settings(tenant)
+    conf = await deps.tenant_settings.get(tenant)
     online = await deps.handoff.online_agents(tenant)
     return {
         "greeting_zh": conf.greeting_zh, "greeting_en": conf.greeting_en, "color": conf.color,

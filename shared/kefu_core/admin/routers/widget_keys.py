@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from kefu_core.admin.audit_trail import record
 from kefu_core.admin.dependencies import AdminId, DepsDep
 from kefu_core.admin.errors import NOT_FOUND, done, found
-from kefu_core.product.tenants import WidgetKey
+from kefu_core.product.tenants.widget_keys import WidgetKey
 from kefu_core.product.widget_origins import forget_widget_key, normalise_origins
 
 router = APIRouter(prefix="/v1/admin", tags=["widget"])
@@ -43,7 +43,7 @@ class IdentitySecret(BaseModel):
 @router.get("/widget-keys", response_model=list[WidgetKey], summary="List widget keys")
 async def list_widget_keys(who: AdminId, deps: DepsDep) -> list[WidgetKey]:
     """The tenant's widget keys with their labels and allowed origins."""
-    return await deps.tenants.list_widget_keys(who.tenant_id)
+    return await deps.widget_keys.list(who.tenant_id)
 
 
 @router.post("/widget-keys", response_model=WidgetKey, status_code=201,
@@ -52,7 +52,7 @@ async def create_widget_key(body: WidgetKeyCreate, who: AdminId,
                             deps: DepsDep) -> WidgetKey:
     """A new public key for the widget, usable from `allowed_origins` (every origin when
     empty)."""
-    key = await deps.tenants.create_widget_key(
+    key = await deps.widget_keys.create(
         tenant_id=who.tenant_id, label=body.label, allowed_origins=body.allowed_origins)
     await record(deps, who, "widget_key.created", "widget_key", key.key,
                  allowed_origins=key.allowed_origins)
@@ -64,7 +64,7 @@ async def create_widget_key(body: WidgetKeyCreate, who: AdminId,
 async def update_widget_key(key: str, body: WidgetKeyUpdate, who: AdminId,
                             deps: DepsDep) -> WidgetKey:
     """A new label or allowed origins; new visitor tokens follow at once."""
-    updated = found(await deps.tenants.update_widget_key(
+    updated = found(await deps.widget_keys.update(
         tenant_id=who.tenant_id, key=key, label=body.label,
         allowed_origins=body.allowed_origins))
     forget_widget_key(key)
@@ -78,7 +78,7 @@ async def update_widget_key(key: str, body: WidgetKeyUpdate, who: AdminId,
                responses=NOT_FOUND)
 async def revoke_widget_key(key: str, who: AdminId, deps: DepsDep) -> Response:
     """The key buys no more visitor tokens."""
-    done(await deps.tenants.revoke_widget_key(tenant_id=who.tenant_id, key=key))
+    done(await deps.widget_keys.revoke(tenant_id=who.tenant_id, key=key))
     forget_widget_key(key)
     await record(deps, who, "widget_key.revoked", "widget_key", key)
     return Response(status_code=204)

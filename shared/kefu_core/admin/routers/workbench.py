@@ -77,7 +77,7 @@ class ReplayBody(BaseModel):
 
 
 def _store(deps: Deps) -> PromptWorkbench:
-    return PromptWorkbench(deps.pool)
+    return PromptWorkbench(deps.pool, deps.tenant_settings)
 
 
 @router.get("", response_model=Workbench, summary="The workbench")

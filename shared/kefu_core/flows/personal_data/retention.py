@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 
 from kefu_core.deps import Deps
 from kefu_core.infra.errors import StoreError
-from kefu_core.product.tenants import RetentionSettings, TenantSettings
+from kefu_core.product.tenants.settings import RetentionSettings, TenantSettings
 
 __all__ = ["RetentionReport", "TenantRetention", "run_retention"]
 

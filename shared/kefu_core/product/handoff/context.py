@@ -5,22 +5,18 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from psycopg_pool import AsyncConnectionPool
-
 from kefu_core.chat.conversations import ConversationStore
 from kefu_core.chat.delivery import Outbox
 from kefu_core.infra.metrics import Metrics
 from kefu_core.product.audit import AuditLog
 from kefu_core.product.handoff.repository import HandoffRepository
-from kefu_core.product.tenants import TenantStore
+from kefu_core.product.tenants.agents import AgentStore
+from kefu_core.product.tenants.settings import SettingsStore
 
 __all__ = ["HandoffDeps"]
 
 
 class HandoffDeps(Outbox, Protocol):
-    @property
-    def pool(self) -> AsyncConnectionPool: ...
-
     @property
     def conversations(self) -> ConversationStore: ...
 
@@ -31,7 +27,10 @@ class HandoffDeps(Outbox, Protocol):
     def audit(self) -> AuditLog: ...
 
     @property
-    def tenants(self) -> TenantStore: ...
+    def agents(self) -> AgentStore: ...
+
+    @property
+    def tenant_settings(self) -> SettingsStore: ...
 
     @property
     def metrics(self) -> Metrics: ...

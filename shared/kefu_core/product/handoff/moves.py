@@ -28,7 +28,6 @@ from kefu_core.product.handoff.notify import (
     notify_agent,
     state_frame,
 )
-from kefu_core.product.tenants import tenant_settings
 
 if TYPE_CHECKING:
     from kefu_llm import Final
@@ -203,7 +202,7 @@ async def transfer(
     actor_type: ActorType = "agent",
 ) -> Conversation:
     """Give a conversation to another agent: the assigned agent may, an admin always may."""
-    target = await deps.tenants.get_agent(tenant_id=tenant_id, agent_id=to_agent)
+    target = await deps.agents.get(tenant_id=tenant_id, agent_id=to_agent)
     if target is None or not target.active:
         raise HandoffError("unknown_agent", "no such agent")
     current = await deps.conversations.get(tenant_id=tenant_id, conversation_id=conversation_id)
@@ -297,7 +296,7 @@ async def after_reply(
 ) -> bool:
     """Called by the stream flow after a reply: hand off on the model's structured signal or
     after too many failed replies in a row. True when the conversation was queued."""
-    settings, _ = await tenant_settings(deps.pool, tenant_id)
+    settings, _ = await deps.tenant_settings.current(tenant_id)
     failed = final.status != "complete" or not final.answered
     reason: HandoffReason | None = "llm" if final.handoff else None
     if reason is None and failed and settings.handoff_after_failures > 0:

@@ -54,7 +54,7 @@ async def agent_name(deps: HandoffDeps, tenant_id: str, agent_id: str | None) ->
     name = await deps.handoff.name_of(tenant_id=tenant_id, agent_id=agent_id)
     if name:
         return name
-    agent = await deps.tenants.get_agent(tenant_id=tenant_id, agent_id=agent_id)
+    agent = await deps.agents.get(tenant_id=tenant_id, agent_id=agent_id)
     return agent.name if agent else None
 
 
