@@ -21,7 +21,7 @@ import websockets
 from kefu_core.chat.conversations import ConversationStore
 from kefu_core.infra.db import open_pool
 from kefu_core.product.learned_answers import LearnedAnswerStore
-from kefu_core.product.tenants import Agent, TenantStore
+from kefu_core.product.tenants.agents import Agent
 from tests.support.gateway import RunningGateway, redis_prefix_removed, run_gateway
 from tests.support.production import production_settings
 from tests.support.staff import make_staff
@@ -64,7 +64,7 @@ async def browser(gateway: RunningGateway) -> AsyncIterator[Any]:
 async def _admin(gw: RunningGateway) -> Agent:
     pool = await open_pool(gw.gateway.settings.database_url or "", max_size=1)
     try:
-        return await make_staff(TenantStore(pool), tenant_id="acme", role="admin",
+        return await make_staff(pool, tenant_id="acme", role="admin",
                                 name="Owner", password=PASSWORD)
     finally:
         await pool.close()

@@ -16,7 +16,7 @@ import pytest
 import redis
 import websockets
 
-from kefu_core.product.tenants import DEMO_ADMIN_EMAIL, DEMO_ADMIN_PASSWORD
+from kefu_core.product.tenants.bootstrap import DEMO_ADMIN_EMAIL, DEMO_ADMIN_PASSWORD
 from tests.support.core import core_settings
 from tests.support.gateway import RunningGateway, run_gateway
 
