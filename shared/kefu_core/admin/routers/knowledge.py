@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+import uuid
+from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -11,6 +12,7 @@ from kefu_core.admin.audit_trail import record
 from kefu_core.admin.dependencies import AdminId, DepsDep
 from kefu_core.admin.errors import NOT_FOUND, Responses, done
 from kefu_core.deps import Deps
+from kefu_core.security.tokens import Identity
 
 router = APIRouter(prefix="/v1/admin/knowledge", tags=["knowledge"])
 
@@ -22,6 +24,25 @@ class DocumentCreate(BaseModel):
     name: str = Field(min_length=1, max_length=200, pattern=r"^[^/\\]+$")
     content: str = Field(min_length=1, max_length=2_000_000)
     content_type: str = Field(default=".md", pattern=r"^\.(md|markdown|txt|csv)$")
+
+
+async def add_knowledge_entry(deps: Deps, who: Identity, *, question: str, answer: str,
+                              source: Literal["learned_answer", "missing_knowledge"]) -> str:
+    """Ingest a question with its answer as a Markdown document of its own
+    (``learned-<12 hex>.md``) in the caller's tenant's knowledge base, audited; its name."""
+    kb = await knowledge_base(deps)
+    from kefu_memory import IngestError  # the memory layer's
+
+    name = f"learned-{uuid.uuid4().hex[:12]}.md"
+    try:
+        result = await kb.ingest_document(tenant_id=who.tenant_id, name=name,
+                                          content=f"# {question}\n\n{answer}\n",
+                                          content_type=".md")
+    except IngestError as exc:
+        raise HTTPException(status_code=422, detail="document cannot be ingested") from exc
+    await record(deps, who, "knowledge.document_added", "document", name,
+                 chunks=getattr(result, "chunks", None), source=source)
+    return name
 
 
 async def knowledge_base(deps: Deps) -> Any:

@@ -9,22 +9,21 @@ Every change is audited with lengths only, never the texts.
 
 from __future__ import annotations
 
-import uuid
-from typing import Annotated, Literal
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from kefu_core.admin.audit_trail import record
 from kefu_core.admin.dependencies import AdminId, DepsDep
 from kefu_core.admin.errors import NOT_FOUND, found
 from kefu_core.admin.routers.curated_answers import ANSWER_MAX, FULL, QUESTION_MAX, add_curated
-from kefu_core.admin.routers.knowledge import UNCONFIGURED, knowledge_base
+from kefu_core.admin.routers.knowledge import UNCONFIGURED, add_knowledge_entry
 from kefu_core.deps import Deps
 from kefu_core.product.learned_answers import LearnedAnswer, Status, Target
 from kefu_core.security.tokens import Identity
 
-__all__ = ["add_knowledge_entry", "router"]
+__all__ = ["router"]
 
 router = APIRouter(prefix="/v1/admin/learned-answers", tags=["learning"])
 
@@ -103,22 +102,3 @@ async def _apply(deps: Deps, who: Identity, pair: LearnedAnswer, target: Target)
         return str(saved.id)
     return await add_knowledge_entry(deps, who, question=pair.question, answer=pair.answer,
                                      source="learned_answer")
-
-
-async def add_knowledge_entry(deps: Deps, who: Identity, *, question: str, answer: str,
-                              source: Literal["learned_answer", "missing_knowledge"]) -> str:
-    """Ingest a question with its answer as a Markdown document of its own
-    (``learned-<12 hex>.md``) in the caller's tenant's knowledge base, audited; its name."""
-    kb = await knowledge_base(deps)
-    from kefu_memory import IngestError  # the memory layer's
-
-    name = f"learned-{uuid.uuid4().hex[:12]}.md"
-    try:
-        result = await kb.ingest_document(tenant_id=who.tenant_id, name=name,
-                                          content=f"# {question}\n\n{answer}\n",
-                                          content_type=".md")
-    except IngestError as exc:
-        raise HTTPException(status_code=422, detail="document cannot be ingested") from exc
-    await record(deps, who, "knowledge.document_added", "document", name,
-                 chunks=getattr(result, "chunks", None), source=source)
-    return name

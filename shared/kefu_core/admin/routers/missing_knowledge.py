@@ -5,17 +5,15 @@ becomes a curated answer or a knowledge-base entry. Admins only: it shows visito
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from kefu_core.admin.audit_trail import record
 from kefu_core.admin.dependencies import AdminId, DepsDep
 from kefu_core.admin.routers.curated_answers import ANSWER_MAX, FULL, QUESTION_MAX, add_curated
-from kefu_core.admin.routers.knowledge import UNCONFIGURED, knowledge_base
+from kefu_core.admin.routers.knowledge import UNCONFIGURED, add_knowledge_entry
 from kefu_core.answers.missing_knowledge import Cluster, open_clusters
 from kefu_core.product.curated_answers import CuratedAnswer
 
@@ -63,16 +61,6 @@ async def answer(body: Answered, who: AdminId, deps: DepsDep) -> Learned:
     if body.target == "curated":
         return Learned(target="curated", curated=await add_curated(
             deps, who, question=body.question, answer=body.answer, source="missing_knowledge"))
-    kb = await knowledge_base(deps)
-    from kefu_memory import IngestError  # the memory layer's
-
-    name = f"learned-{uuid.uuid4().hex[:12]}.md"
-    try:
-        result = await kb.ingest_document(tenant_id=who.tenant_id, name=name,
-                                          content=f"# {body.question}\n\n{body.answer}\n",
-                                          content_type=".md")
-    except IngestError as exc:
-        raise HTTPException(status_code=422, detail="document cannot be ingested") from exc
-    await record(deps, who, "knowledge.document_added", "document", name,
-                 chunks=getattr(result, "chunks", None), source="missing_knowledge")
+    name = await add_knowledge_entry(deps, who, question=body.question, answer=body.answer,
+                                     source="missing_knowledge")
     return Learned(target="knowledge", document=name)
