@@ -26,6 +26,7 @@ from pydantic import BaseModel
 from kefu_core.chat.conversations import StoredMessage
 from kefu_core.deps import Deps
 from kefu_core.product.learned_answers import Method
+from kefu_core.security.roles import HUMAN_AUTHORS
 
 __all__ = ["ANSWER_MAX", "QUESTION_MAX", "LearnPayload", "extract_pair", "handle_learn",
            "propose_later"]
@@ -122,7 +123,7 @@ async def _by_engine(deps: Deps, tenant_id: str, conversation_id: str,
     from kefu_llm import ChatMessage, ChatRequest, Final
 
     lines = [f"{'Customer' if m.role == 'visitor' else 'Agent'}: {m.text}"
-             for m in messages if m.role in ("visitor", "agent") and m.text]
+             for m in messages if m.role in HUMAN_AUTHORS and m.text]
     transcript = _redacted("\n".join(lines), 12000)
     request = ChatRequest(tenant_id=tenant_id, conversation_id=conversation_id,
                           messages=[ChatMessage(role="system", content=_INSTRUCTION),

@@ -24,6 +24,7 @@ from __future__ import annotations
 from typing import Final, Literal
 
 __all__ = [
+    "HUMAN_AUTHORS",
     "MODEL_ROLE",
     "STAFF_ROLES",
     "TURN_ROLE",
@@ -56,6 +57,8 @@ ActorType = Literal[Visitor, Agent, Admin, System]  # who did something (the aud
 MessageRole = Literal[Visitor, Assistant, Agent, System]  # who wrote a message
 
 STAFF_ROLES: Final[frozenset[StaffRole]] = frozenset({"agent", "admin"})
+# The people in a conversation: a visitor and the human agent who answers (not the assistant)
+HUMAN_AUTHORS: Final[frozenset[MessageRole]] = frozenset({"visitor", "agent"})
 
 # How the memory layer (kefu_memory.Turn) and the language model name a message's author.
 TurnRole = Literal["user", "assistant", "agent", "system"]
