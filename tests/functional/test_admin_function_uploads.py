@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from kefu_core import lambda_runtime
 from kefu_core.answers.memory import embedding_dim
 from kefu_core.infra.db import open_pool
 from kefu_core.infra.schema import apply_schema
@@ -52,7 +53,8 @@ def admin_function(monkeypatch: pytest.MonkeyPatch, make_database: Callable[[], 
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     yield module.lambda_handler, token
-    get_settings.cache_clear()
+    lambda_runtime.reset()  # the next test is a new container: its clients, loop and settings
+
 
 
 def _event(method: str, path: str, token: str, *, body: bytes = b"",
