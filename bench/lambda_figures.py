@@ -20,7 +20,8 @@ the layer) is reported. Measured:
   management API, async-invoke ``stream``) and of ``stream`` with an instant LLM (the fake at 0 ms
   first token and unpaced tokens), i.e. the handler's own overhead, the LLM excluded;
 - management-API calls per streamed reply (deltas batched every DELTA_FLUSH_MS) with the fake
-  LLM at a realistic 50 tokens/s;
+  LLM at a realistic 50 tokens/s, and per reply the billed milliseconds (duration rounded up)
+  beside the model's own time (the fake's pacing) and the difference, the function's own work;
 - the first ``stream`` invocation in a new container (recall loads jieba's dictionary);
 - zipped size of each function plus its layers (deflate, as ``sam deploy`` uploads them).
 
@@ -34,6 +35,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import math
 import os
 import shutil
 import statistics
@@ -495,7 +497,16 @@ def main(argv: list[str] | None = None) -> int:
                 posts = sink.posts[p["connection_id"]]
                 acks = args.streams  # the message handler's ack, one per message
                 frames = [r.get("frames") for r in st["stream_results"]]
+                # Lambda bills each invocation's duration rounded up to the millisecond; the
+                # model's own time is the fake's pacing (first token at 0 ms, then its tokens at
+                # tokens_per_s): what is left is the function's own work per reply.
+                model_ms = (llm.reply_tokens / llm.tokens_per_s * 1000
+                            if llm.tokens_per_s > 0 else 0.0)
+                billed = [float(math.ceil(t)) for t in st["times_ms"][1:]]
                 result[f"stream_{name}"] = {
+                    "billed_ms_per_reply": dist(billed),
+                    "model_ms_per_reply": round(model_ms, 1),
+                    "own_ms_per_reply": dist([b - model_ms for b in billed]),
                     "first_invoke_ms": round(st["times_ms"][0], 1),
                     "warm_ms": dist(st["times_ms"][1:]),
                     "tmp_written": st["tmp_written"],
