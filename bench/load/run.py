@@ -297,7 +297,8 @@ def cpu_per_answered(samples: list[dict[str, Any]], shards: list[dict[str, Any]]
 
 
 def py_spy() -> str | None:
-    for candidate in (shutil.which("py-spy"), "/tmp/bench-tools/bin/py-spy"):
+    for candidate in (shutil.which("py-spy"), str(Path(sys.executable).parent / "py-spy"),
+                      "/tmp/bench-tools/bin/py-spy"):
         if candidate and Path(candidate).exists():
             return candidate
     return None
