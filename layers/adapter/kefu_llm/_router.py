@@ -308,9 +308,11 @@ class Router:
         cfg = self.config
         slots = self.slots if request.fallback else self.slots[:1]
         encoding = slots[0].encoding
-        prompt_tokens = count_message_tokens(request.messages, enc=encoding)
-        if request.passages:
-            prompt_tokens += sum(len(encoding.encode_ordinary(p)) for p in request.passages)
+        prompt_tokens = 0
+        if cfg.tenant_tpm or any(s.key_tpm for s in slots):  # only a token budget needs them
+            prompt_tokens = count_message_tokens(request.messages, enc=encoding)
+            if request.passages:
+                prompt_tokens += sum(len(encoding.encode_ordinary(p)) for p in request.passages)
         expected = prompt_tokens + (request.max_tokens or cfg.completion_token_estimate)
         digests: list[tuple[str, str]] = []
         if self.cache.enabled:

@@ -28,6 +28,12 @@ def _compress(messages: Sequence[ChatMessage], budget_tokens: int) -> list[ChatM
     return asyncio.run(kefu_llm.compress_history(messages, budget_tokens=budget_tokens))
 
 
+def _surely_within(messages: Sequence[ChatMessage], budget_tokens: int) -> bool:
+    """Within the budget without tokenizing: a token is at least one UTF-8 byte, and the chat
+    format adds a few per message (kefu_llm counts 3 + 3 per message + 1 for the role)."""
+    return 3 + sum(4 + len(m.content.encode("utf-8")) for m in messages) <= budget_tokens
+
+
 async def fit_history(
     messages: Sequence[ChatMessage], *, budget_tokens: int
 ) -> list[ChatMessage]:
@@ -35,7 +41,7 @@ async def fit_history(
 
     Compression is CPU work (about a second for 50,000 tokens), so it runs in a worker thread:
     the gateway's event loop keeps serving the other connections meanwhile."""
-    if budget_tokens <= 0 or not messages or \
+    if budget_tokens <= 0 or not messages or _surely_within(messages, budget_tokens) or \
             kefu_llm.count_tokens(list(messages)) <= budget_tokens:
         return list(messages)
     return await asyncio.to_thread(_compress, messages, budget_tokens)
