@@ -181,3 +181,36 @@ def test_message_is_persisted_before_it_is_acknowledged(container, make_database
         row = conn.execute("SELECT text FROM messages WHERE conversation_id = %s AND seq = %s",
                            (ack["conversation_id"], ack["seq"])).fetchone()
     assert row is not None and row[0] == json.loads(message["body"])["text"]
+
+
+def test_the_stream_function_proposes_an_answer_from_a_resolved_conversation(  # type: ignore[no-untyped-def]
+    container,
+) -> None:
+    # GIVEN the stream function's container (its first invocation applies the schema)
+    missing = str(uuid.uuid4())
+    assert container("stream", {"kind": "learn", "tenant_id": "demo",
+                                "conversation_id": missing})["status"] == "skipped"
+    # AND a conversation an agent answered and closed
+    conversation_id = str(uuid.uuid4())
+    with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as conn:
+        conn.execute("INSERT INTO tenants (id, name) VALUES ('demo', 'demo')"
+                     " ON CONFLICT (id) DO NOTHING")
+        conn.execute("INSERT INTO conversations (id, tenant_id, visitor_id, status, owner,"
+                     " last_seq) VALUES (%s, 'demo', 'v-1', 'closed', 'human', 2)",
+                     (conversation_id,))
+        conn.execute("INSERT INTO messages (conversation_id, seq, role, author, text) VALUES"
+                     " (%s, 1, 'visitor', 'v-1', '发票丢了能补吗？邮箱 a.b@example.com'),"
+                     " (%s, 2, 'agent', 'agent-1', '可以补开，在订单页申请即可。')",
+                     (conversation_id, conversation_id))
+    # WHEN the stream function gets what an agent's close sends
+    result = container("stream", {"kind": "learn", "tenant_id": "demo",
+                                  "conversation_id": conversation_id})
+    # THEN a pair is proposed for review, the e-mail address redacted
+    assert result["status"] == "proposed" and result["method"] == "extractive"
+    with psycopg.connect(os.environ["DATABASE_URL"]) as conn:
+        row = conn.execute("SELECT question, answer, status FROM learned_answers"
+                           " WHERE conversation_id = %s", (conversation_id,)).fetchone()
+    assert row is not None
+    question, answer, status = row
+    assert status == "pending" and answer == "可以补开，在订单页申请即可。"
+    assert question.startswith("发票丢了能补吗？") and "a.b@example.com" not in question
