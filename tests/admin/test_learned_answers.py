@@ -162,3 +162,24 @@ async def test_an_approved_pair_can_become_a_knowledge_base_entry(world: World) 
     assert any(h["document"] == name and "顺丰次日达" in h["content"] for h in hits.json())
     # AND no curated answer was made
     assert await world.deps.curated.active(world.tenant) == []
+
+
+async def test_a_customers_export_holds_the_pair_proposed_from_their_conversation(
+    world: World,
+) -> None:
+    from kefu_core.flows.personal_data import CustomerRef, export_customer
+
+    # GIVEN a proposal from a visitor's conversation
+    conversation_id = await _resolved(world, "发票丢了能补吗？", "可以补开。")
+    await handle_stream({"kind": "learn", "tenant_id": world.tenant,
+                         "conversation_id": conversation_id}, world.deps)
+    conversation = await world.deps.conversations.get(tenant_id=world.tenant,
+                                                      conversation_id=conversation_id)
+    assert conversation is not None
+    # WHEN the customer's data is exported
+    exported = await export_customer(world.deps, tenant_id=world.tenant,
+                                     ref=CustomerRef(visitor_id=conversation.visitor_id))
+    # THEN the conversation carries the pair made of its words
+    (transcript,) = exported.conversations
+    assert transcript["learned_answer"]["question"] == "发票丢了能补吗？"
+    assert transcript["learned_answer"]["status"] == "pending"

@@ -94,7 +94,7 @@ async def export_customer(deps: Deps, *, tenant_id: str, ref: CustomerRef,
         raise ExportTooLarge("more than one admin API answer carries")
     messages, notes, ratings = (await records.messages(ids), await records.notes(ids),
                                 await records.ratings(ids))
-    feedback = await records.reply_feedback(ids)
+    feedback, learned = await records.reply_feedback(ids), await records.learned_answers(ids)
     offline = await records.offline_messages(tenant_id=tenant_id, subject=subject, ids=ids)
     memory = await (await long_term(deps)).export(tenant_id=tenant_id, customer_id=subject)
     facts = [f.model_dump(mode="json", exclude={"score", "tenant_id", "customer_id"})
@@ -106,13 +106,14 @@ async def export_customer(deps: Deps, *, tenant_id: str, ref: CustomerRef,
     return CustomerExport(
         tenant_id=tenant_id, visitor_id=subject, customer_id=ref.customer_id,
         exported_at=datetime.now(UTC), summary=summary,
-        conversations=_transcripts(conversations, messages, notes, ratings, feedback),
+        conversations=_transcripts(conversations, messages, notes, ratings, feedback, learned),
         offline_messages=offline, facts=facts, audit=audit, not_included=NOT_INCLUDED)
 
 
 def _transcripts(conversations: list[dict[str, Any]], messages: list[dict[str, Any]],
                  notes: list[dict[str, Any]], ratings: list[dict[str, Any]],
-                 feedback: list[dict[str, Any]]) -> list[dict[str, Any]]:
+                 feedback: list[dict[str, Any]],
+                 learned: list[dict[str, Any]]) -> list[dict[str, Any]]:
     by_id: dict[str, dict[str, Any]] = {
         str(c["id"]): {**c, "messages": [], "notes": [], "rating": None} for c in conversations}
     rated = {(f["conversation_id"], f["seq"]): {k: v for k, v in f.items()
@@ -129,6 +130,9 @@ def _transcripts(conversations: list[dict[str, Any]], messages: list[dict[str, A
     for rating in ratings:
         by_id[str(rating["conversation_id"])]["rating"] = {
             k: v for k, v in rating.items() if k != "conversation_id"}
+    for pair in learned:  # proposed from an agent's answer, for the admins' review
+        by_id[str(pair["conversation_id"])]["learned_answer"] = {
+            k: v for k, v in pair.items() if k != "conversation_id"}
     return list(by_id.values())
 
 

@@ -114,6 +114,12 @@ class CustomerRecords:
             " FROM reply_feedback WHERE conversation_id = ANY(%s::uuid[])"
             " ORDER BY conversation_id, seq", (ids,))
 
+    async def learned_answers(self, ids: list[str]) -> list[dict[str, Any]]:
+        """Pairs proposed from these conversations for the admins' review (PII redacted)."""
+        return await self._rows(
+            "SELECT conversation_id::text AS conversation_id, question, answer, status,"
+            " created_at FROM learned_answers WHERE conversation_id = ANY(%s::uuid[])", (ids,))
+
     async def offline_messages(self, *, tenant_id: str, subject: str,
                                ids: list[str]) -> list[dict[str, Any]]:
         return await self._rows(
