@@ -119,6 +119,10 @@ class Gateway:
         self.integration = FlowIntegration(self.deps)
         self.hub, self.invoker = hub, invoker
         await hub.start()
+        # tiktoken builds its encoding on first use: seconds of CPU that, on the first reply,
+        # stalled the event loop and every connection with it (measured with the loop's
+        # slow-callback debug). Built here, off the loop, before the replica serves.
+        await asyncio.to_thread(_warm_token_encoding)
         memory = await self.deps.load_memory()
         if memory is not None:
             await memory.warm_up()
@@ -324,6 +328,12 @@ class Gateway:
             return _aws_error(GoneError)
         await self.hub.close(connection_id)
         return Response(status_code=204)
+
+
+def _warm_token_encoding() -> None:
+    from kefu_llm import encoding_for
+
+    encoding_for(None)
 
 
 def _iso(ts: float) -> str:
