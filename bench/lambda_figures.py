@@ -193,6 +193,8 @@ if mode != "cold":
         send = load("message")
         for i in range(params["n"]):
             send(message_event(i, "ls"), ctx)
+            if rec.conversation_id is None:  # created by the first message
+                rec = run(deps.connections.get(event["requestContext"]["connectionId"]))
             conv = run(deps.conversations.get(tenant_id=rec.tenant_id,
                                               conversation_id=rec.conversation_id))
             payload = {"kind": "stream", "tenant_id": rec.tenant_id,
