@@ -13,11 +13,12 @@ from importlib import resources
 from typing import Any
 
 import psycopg
+from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from kefu_core.infra.errors import StoreError
 
-__all__ = ["migrate", "open_pool"]
+__all__ = ["fetch_rows", "migrate", "open_pool"]
 
 logger = logging.getLogger("kefu.db")
 _LOCK_ID = 0x6B656675  # "kefu"
@@ -105,3 +106,16 @@ async def migrate(pool: AsyncConnectionPool) -> list[str]:
         finally:
             await conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_ID,))
     return applied_now
+
+
+async def fetch_rows(pool: AsyncConnectionPool, sql: str,
+                     params: tuple[Any, ...] | list[Any], *, failure: str) -> list[dict[str, Any]]:
+    """The rows of one statement as dicts (none for a statement that returns no rows); a
+    database failure becomes :class:`StoreError` with ``failure`` as its message (the
+    database's own text, which may quote values, never reaches a client)."""
+    try:
+        async with pool.connection() as conn:
+            cur = await conn.cursor(row_factory=dict_row).execute(sql, params)
+            return await cur.fetchall() if cur.description else []
+    except psycopg.Error as exc:
+        raise StoreError(failure) from exc

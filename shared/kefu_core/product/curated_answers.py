@@ -16,6 +16,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel
 
+from kefu_core.infra.db import fetch_rows
 from kefu_core.infra.errors import StoreError
 
 __all__ = ["MAX_PER_TENANT", "CuratedAnswer", "CuratedAnswerStore", "CuratedVersion"]
@@ -53,12 +54,7 @@ class CuratedAnswerStore:
         self._pool = pool
 
     async def _rows(self, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
-        try:
-            async with self._pool.connection() as conn:
-                cur = await conn.cursor(row_factory=dict_row).execute(sql, params)
-                return await cur.fetchall()
-        except psycopg.Error as exc:
-            raise StoreError("curated answer store failed") from exc
+        return await fetch_rows(self._pool, sql, params, failure="curated answer store failed")
 
     async def active(self, tenant_id: str) -> list[CuratedAnswer]:
         """The tenant's current answers, newest first."""

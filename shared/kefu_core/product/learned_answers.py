@@ -11,12 +11,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-import psycopg
-from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel
 
-from kefu_core.infra.errors import StoreError
+from kefu_core.infra.db import fetch_rows
 
 __all__ = ["MAX_PENDING", "LearnedAnswer", "LearnedAnswerStore", "Method", "Status", "Target"]
 
@@ -52,12 +50,7 @@ class LearnedAnswerStore:
         self._pool = pool
 
     async def _rows(self, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
-        try:
-            async with self._pool.connection() as conn:
-                cur = await conn.cursor(row_factory=dict_row).execute(sql, params)
-                return await cur.fetchall()
-        except psycopg.Error as exc:
-            raise StoreError("learned answer store failed") from exc
+        return await fetch_rows(self._pool, sql, params, failure="learned answer store failed")
 
     async def propose(self, *, tenant_id: str, conversation_id: str, agent_id: str | None,
                       question: str, answer: str, method: Method) -> LearnedAnswer | None:

@@ -21,6 +21,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from kefu_core.infra.db import fetch_rows
 from kefu_core.infra.errors import StoreError
 from kefu_core.product.tenants.settings import SettingsStore, TenantSettings
 
@@ -148,9 +149,4 @@ class PromptWorkbench:
         return PromptVersion.model_validate(row)
 
     async def _rows(self, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
-        try:
-            async with self._pool.connection() as conn:
-                cur = await conn.cursor(row_factory=dict_row).execute(sql, params)
-                return await cur.fetchall() if cur.description else []
-        except psycopg.Error as exc:
-            raise StoreError("prompt workbench store failed") from exc
+        return await fetch_rows(self._pool, sql, params, failure="prompt workbench store failed")

@@ -7,11 +7,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-import psycopg
-from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel
 
+from kefu_core.infra.db import fetch_rows
 from kefu_core.infra.errors import StoreError
 
 __all__ = ["CsatFigures", "Note", "OfflineMessage", "Rating", "ServiceStore"]
@@ -56,12 +55,7 @@ class ServiceStore:
         self._pool = pool
 
     async def _rows(self, sql: str, params: list[Any] | tuple[Any, ...]) -> list[dict[str, Any]]:
-        try:
-            async with self._pool.connection() as conn:
-                cur = await conn.cursor(row_factory=dict_row).execute(sql, params)
-                return await cur.fetchall() if cur.description else []
-        except psycopg.Error as exc:
-            raise StoreError("service store failed") from exc
+        return await fetch_rows(self._pool, sql, params, failure="service store failed")
 
     async def add_note(
         self, *, tenant_id: str, conversation_id: str, agent_id: str, agent_name: str | None,

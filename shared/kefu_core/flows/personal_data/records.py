@@ -11,9 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from kefu_core.infra.db import fetch_rows
 from kefu_core.infra.errors import StoreError
 from kefu_core.product.audit import AuditEntry
 
@@ -27,12 +27,8 @@ class CustomerRecords:
         self._pool = pool
 
     async def _rows(self, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
-        try:
-            async with self._pool.connection() as conn:
-                cur = await conn.cursor(row_factory=dict_row).execute(sql, params)
-                return await cur.fetchall() if cur.description else []
-        except psycopg.Error as exc:
-            raise StoreError("cannot read the customer's records") from exc
+        return await fetch_rows(self._pool, sql, params,
+                                failure="cannot read the customer's records")
 
     async def _execute(self, sql: str, params: tuple[Any, ...]) -> int:
         """One statement in its own short transaction; the rows it touched."""

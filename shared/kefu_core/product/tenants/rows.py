@@ -10,6 +10,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from kefu_core.infra.db import fetch_rows
 from kefu_core.infra.errors import Conflict, StoreError
 
 __all__ = ["Rows"]
@@ -34,9 +35,4 @@ class Rows:
             raise StoreError("tenant store failed") from exc
 
     async def all(self, sql: str, params: Params) -> list[dict[str, Any]]:
-        try:
-            async with self.pool.connection() as conn:
-                cur = await conn.cursor(row_factory=dict_row).execute(sql, params)
-                return await cur.fetchall()
-        except psycopg.Error as exc:
-            raise StoreError("tenant store failed") from exc
+        return await fetch_rows(self.pool, sql, params, failure="tenant store failed")
