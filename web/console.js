@@ -341,7 +341,8 @@
       case "suggestion":
         if (current && f.conversation_id === current.conversation.id) {
           $("suggest").disabled = false;
-          if (f.text) { $("text").value = f.text; $("text").focus(); } else toast(t("suggestionEmpty"));
+          // status "none": the engine had nothing to answer from, so there is no draft to offer
+          if (f.text && f.status !== "none") { $("text").value = f.text; $("text").focus(); } else toast(t("suggestionEmpty"));
         }
         break;
       case "csat":

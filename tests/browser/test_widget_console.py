@@ -208,9 +208,14 @@ async def test_visitor_chats_asks_for_a_human_agent_takes_over_and_hands_back(
     await visitor.locator(".st", has_text="已接入").wait_for()
     await agent.locator("#conv-state", has_text="人工接待中").wait_for()
     await agent.locator("#log .msg.visitor", has_text="怎么退货").wait_for()
-    # WHEN the agent asks for a suggested reply, edits nothing, and sends it
+    # WHEN the agent asks for a suggested reply (this tenant has no knowledge base, so the
+    # offline engine has nothing to answer from)
     await agent.click("#suggest")
-    await agent.wait_for_function("document.getElementById('text').value.length > 0")
+    # THEN the console says there is no suggestion and offers no "don't know" draft
+    await agent.locator("#toast", has_text="暂时没有建议").wait_for()
+    assert await agent.input_value("#text") == ""
+    assert await agent.is_enabled("#suggest")
+    # WHEN the agent writes a reply and sends it
     await agent.fill("#text", "您好，我是人工客服，请提供订单号。")
     await agent.press("#text", "Enter")
     # THEN the visitor sees the agent's message

@@ -91,6 +91,8 @@ async def test_an_agent_signs_in_and_takes_over_a_conversation(
     # AND the visitor's next message went to the agent, not to the assistant
     assert forwarded["text"] == "谢谢"
     assert len(guest.of_type("final")) == 1
-    # AND the draft was written by an engine, for the agent only
-    assert suggestion["status"] == "complete" and suggestion["text"], suggestion
+    # AND with nothing in the tenant's knowledge base to answer "谢谢" from, the offline engine
+    # offers no draft (never its "don't know" line), to the agent only
+    assert suggestion["status"] == "none" and suggestion["text"] == "", suggestion
+    assert suggestion["engine"] == "offline"
     assert not guest.of_type("suggestion")

@@ -85,6 +85,7 @@ __all__ = [
     "ServerFrame",
     "StateOut",
     "SuggestionOut",
+    "SuggestionStatus",
     "SyncFrame",
     "TransferFrame",
     "TypingFrame",
@@ -472,12 +473,17 @@ class ConversationOut(TypedDict):
     earlier: list[Json]
 
 
+# ``complete`` / ``incomplete``: a draft in ``text``; ``none``: the engine had nothing to
+# answer from (no draft: its "don't know" line is not offered); ``unavailable``: no engine.
+SuggestionStatus = Literal["complete", "incomplete", "none", "unavailable"]
+
+
 class SuggestionOut(TypedDict):
     type: Literal["suggestion"]
     conversation_id: str
     text: str
     engine: str | None
-    status: str
+    status: SuggestionStatus
 
 
 class QueueChangedOut(TypedDict):
@@ -735,7 +741,7 @@ def conversation_frame(
 
 
 def suggestion_frame(
-    *, conversation_id: str, text: str, engine: str | None, status: str
+    *, conversation_id: str, text: str, engine: str | None, status: SuggestionStatus
 ) -> SuggestionOut:
     return {"type": "suggestion", "conversation_id": conversation_id, "text": text,
             "engine": engine, "status": status}

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kefu_core.chat.connections import ConnectionRecord
 from kefu_core.chat.conversations import Conversation
@@ -29,6 +29,7 @@ from kefu_core.chat.protocol import (
     NoteFrame,
     PresenceFrame,
     ReplyFrame,
+    SuggestionOut,
     TransferFrame,
     TypingFrame,
     ack_frame,
@@ -59,6 +60,9 @@ from kefu_core.product.handoff.moves import (
 )
 from kefu_core.product.handoff.notify import state_frame
 from kefu_core.security.roles import MODEL_ROLE, TURN_ROLE
+
+if TYPE_CHECKING:
+    from kefu_llm import Final
 
 __all__ = ["current_staff", "handle_agent_frame"]
 
@@ -290,7 +294,8 @@ async def _open(conversation_id: str, record: ConnectionRecord, deps: Deps) -> N
 
 
 async def _suggest(conversation_id: str, record: ConnectionRecord, deps: Deps) -> None:
-    """Ask the router for a draft; it goes to the agent only, never to the visitor."""
+    """Ask the router for a draft grounded in the passages the bot would use for the visitor's
+    last message; it goes to the agent only, never to the visitor."""
     from kefu_llm import ChatMessage, ChatRequest, Delta, Final  # loaded on first use
 
     tenant_id = record.tenant_id
@@ -336,8 +341,17 @@ async def _suggest(conversation_id: str, record: ConnectionRecord, deps: Deps) -
                 final = event
     except Exception:
         logger.warning("suggestion failed", exc_info=True)
-    text = final.text if final is not None and final.text else "".join(parts)
-    await send(deps, record.connection_id, suggestion_frame(
-        conversation_id=conversation.id, text=text, engine=final.engine if final else None,
-        status=final.status if final else "unavailable",
-    ))
+    await send(deps, record.connection_id, _suggestion(conversation.id, final, "".join(parts)))
+
+
+def _suggestion(conversation_id: str, final: Final | None, streamed: str) -> SuggestionOut:
+    """The draft for the agent: none when the engine failed (``unavailable``) or had nothing
+    to answer from (``none``: its refusal line is no reply an agent would send)."""
+    if final is None:
+        return suggestion_frame(conversation_id=conversation_id, text="", engine=None,
+                                status="unavailable")
+    if not final.answered:
+        return suggestion_frame(conversation_id=conversation_id, text="", engine=final.engine,
+                                status="none")
+    return suggestion_frame(conversation_id=conversation_id, text=final.text or streamed,
+                            engine=final.engine, status=final.status)
