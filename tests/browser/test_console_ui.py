@@ -236,3 +236,37 @@ async def test_an_agent_inserts_a_canned_reply_with_a_slash_shortcut(
         got = await guest.first("message", role="agent")
         assert got["text"] == canned[0]["text"]
     await page.context.close()
+
+
+
+@pytest.mark.parametrize("width", [1280, 768])
+async def test_the_conversation_closed_line_is_centred_like_the_other_system_lines(
+    browser: Any, gateway: RunningGateway, width: int,
+) -> None:
+    # GIVEN an agent who took a visitor's conversation over (a "joined" system line)
+    page = await _signed_in(browser, gateway, width, 800)
+    async with Visitor(gateway) as guest:
+        await guest.say("你好")
+        await guest.first("final")
+        await page.click(".tabs button[data-tab=bot]")
+        await page.locator("#list li").first.click()
+        await page.locator("#log .msg.visitor", has_text="你好").wait_for()
+        await page.click("#take")
+        await page.locator("#compose").wait_for()
+        # WHEN the visitor ends the conversation
+        await guest.send({"action": "end"})
+        await page.locator("#log .sys", has_text="对话已结束").wait_for()
+        # THEN the 「对话已结束」 line, its time included, is centred in the log like the
+        # "joined" line (within a pixel)
+        centres = await page.evaluate("""() => {
+            const log = document.getElementById('log').getBoundingClientRect();
+            return [...document.querySelectorAll('#log .sys')].map(n => {
+                const a = n.firstChild.getBoundingClientRect();
+                const b = n.lastChild.getBoundingClientRect();
+                const centre = (a.left + b.right) / 2 - (log.left + log.right) / 2;
+                return [n.firstChild.textContent, centre];
+            });
+        }""")
+    assert [text for text, _ in centres] == ["Demo admin 已接入", "对话已结束"], centres
+    assert all(abs(offset) <= 1 for _, offset in centres), centres
+    await page.context.close()
