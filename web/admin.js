@@ -41,6 +41,8 @@
       appearance: "外观与留言", color: "主色", greetingZh: "欢迎语（中文）", greetingEn: "欢迎语（英文）",
       avatar: "头像 URL", offlineEnabled: "无客服在线时允许访客留言",
       appearanceNote: "应用于此组织的所有小部件；网页上的 data- 属性优先。",
+      cannedReplies: "快捷回复", cannedNote: "客服在工作台输入 / 加快捷词插入（如 /refund）；快捷词为字母、数字、_ 或 -，最多 32 个字符，每条回复最多 2000 字，最多 200 条。",
+      shortcut: "快捷词", cannedText: "回复内容", addCanned: "添加快捷回复", saveCanned: "保存快捷回复",
       snippet: "嵌入代码", copy: "复制", copied: "已复制", wsUrl: "WebSocket 地址（仅 AWS 部署需要）",
       snippetHelp: "把这段代码放在网站每个页面的 </body> 之前。", livePreview: "实时预览",
       previewNote: "预览在本页的来源（{origin}）中运行，是一个真实的访客对话；限制了来源的密钥需要允许此来源才能预览。",
@@ -134,6 +136,8 @@
       appearance: "Appearance and offline messages", color: "Colour", greetingZh: "Greeting (Chinese)", greetingEn: "Greeting (English)",
       avatar: "Avatar URL", offlineEnabled: "Visitors may leave a message when no agent is online",
       appearanceNote: "Applies to every widget of this organisation; a page's data- attributes take precedence.",
+      cannedReplies: "Canned replies", cannedNote: "Agents type / and the shortcut in the console (/refund); a shortcut is letters, digits, _ or -, up to 32 characters; up to 200 replies of 2,000 characters each.",
+      shortcut: "Shortcut", cannedText: "Reply", addCanned: "Add a canned reply", saveCanned: "Save canned replies",
       snippet: "Embed snippet", copy: "Copy", copied: "Copied", wsUrl: "WebSocket URL (AWS deployments only)",
       snippetHelp: "Put this before </body> on every page of your site.", livePreview: "Live preview",
       previewNote: "The preview runs on this page's origin ({origin}) and is a real visitor chat; a key limited to other origins must allow this one to preview.",
@@ -557,9 +561,33 @@
                                                avatar_url: avatar.value.trim() || null, offline_message_enabled: offline.checked });
       call("PUT", "/v1/admin/settings", body).then(function (saved) { settings = saved; toast(t("saved")); preview(); }).catch(fail);
     }));
+    // canned replies (the settings' canned_replies): rows of shortcut and text, saved together
+    var canned = section(root, "cannedReplies");
+    canned.id = "canned"; canned.hidden = true;
+    canned.appendChild(el("p", "muted", t("cannedNote")));
+    var cannedRows = el("div", "canned-rows"); canned.appendChild(cannedRows);
+    function cannedRow(reply) {
+      var shortcut = input("shortcut", "text", reply.shortcut);
+      shortcut.maxLength = 32; shortcut.required = true;
+      var text = el("textarea"); text.name = "text"; text.rows = 2; text.maxLength = 2000; text.required = true;
+      text.value = reply.text;
+      var line = el("div", "canned-row");
+      kids(line, [field("shortcut", shortcut), field("cannedText", text),
+                  button("remove", "danger", function () { line.remove(); })]);
+      cannedRows.appendChild(line);
+    }
+    canned.appendChild(form("stack", [button("addCanned", null, function () { cannedRow({ shortcut: "", text: "" }); })],
+                            "saveCanned", function () {
+      var replies = Array.prototype.map.call(cannedRows.querySelectorAll(".canned-row"), function (line) {
+        return { shortcut: line.querySelector("[name=shortcut]").value.trim(), text: line.querySelector("[name=text]").value };
+      });
+      call("PUT", "/v1/admin/settings", Object.assign({}, settings, { canned_replies: replies }))
+        .then(function (saved) { settings = saved; toast(t("saved")); }).catch(fail);
+    }));
     call("GET", "/v1/admin/settings").then(function (s) {
       settings = s; look.hidden = false; color.value = s.color.length === 7 ? s.color : "#2f6fed"; greetingZh.value = s.greeting_zh;
       greetingEn.value = s.greeting_en; avatar.value = s.avatar_url || ""; offline.checked = s.offline_message_enabled;
+      canned.hidden = false; (s.canned_replies || []).forEach(cannedRow);
     }).catch(fail);
 
     // the embed snippet

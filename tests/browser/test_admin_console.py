@@ -756,3 +756,51 @@ async def test_the_workbench_compares_publishes_and_rolls_back_and_the_widget_fo
     assert [e["action"] for e in entries if e["action"].startswith("prompt.")] == [
         "prompt.rolled_back", "prompt.published", "prompt.published"]
     await page.context.close()
+
+
+async def test_an_admin_edits_the_canned_replies_in_the_widget_settings(
+    gateway: RunningGateway, browser: Any,
+) -> None:
+    owner = await _staff(gateway, "admin", "Owner Zhao")
+    page = await _admin_console(browser, gateway, owner, screen="widget")
+    canned = page.locator("#canned")
+    await canned.wait_for()
+    # WHEN the owner adds two canned replies and saves them
+    for shortcut, text in (("refund", "Refunds take 3-5 working days."),
+                           ("退款", "退款将在 3-5 个工作日内原路退回。")):
+        await canned.locator("button[data-action=addCanned]").click()
+        line = canned.locator(".canned-row").last
+        await line.locator("input[name=shortcut]").fill(shortcut)
+        await line.locator("textarea[name=text]").fill(text)
+    async with page.expect_response(_put("/v1/admin/settings")) as saved:
+        await canned.locator("button[data-action=saveCanned]").click()
+    assert (await saved.value).status == 200
+    # THEN agents read them, in order
+    assert await _get(gateway, owner, "/v1/canned-replies") == [
+        {"shortcut": "refund", "text": "Refunds take 3-5 working days."},
+        {"shortcut": "退款", "text": "退款将在 3-5 个工作日内原路退回。"}]
+    # WHEN the owner then saves the appearance form
+    async with page.expect_response(_put("/v1/admin/settings")):
+        await page.locator("section.card", has_text="Appearance").locator(
+            "button[data-action=save]").click()
+    # THEN the canned replies are kept
+    assert len(await _get(gateway, owner, "/v1/canned-replies")) == 2
+    # WHEN the owner reloads, removes the first and gives the second an invalid shortcut
+    await page.reload()
+    await canned.locator(".canned-row").nth(1).wait_for()
+    assert await canned.locator("input[name=shortcut]").first.input_value() == "refund"
+    await canned.locator(".canned-row").first.locator("button[data-action=remove]").click()
+    await canned.locator("input[name=shortcut]").first.fill("no spaces")
+    async with page.expect_response(_put("/v1/admin/settings")) as refused:
+        await canned.locator("button[data-action=saveCanned]").click()
+    # THEN the server refuses it and nothing changes
+    assert (await refused.value).status == 422
+    assert len(await _get(gateway, owner, "/v1/canned-replies")) == 2
+    # WHEN the shortcut is fixed and saved
+    await canned.locator("input[name=shortcut]").first.fill("refund-zh")
+    async with page.expect_response(_put("/v1/admin/settings")):
+        await canned.locator("button[data-action=saveCanned]").click()
+    # THEN only that reply is left
+    assert await _get(gateway, owner, "/v1/canned-replies") == [
+        {"shortcut": "refund-zh", "text": "退款将在 3-5 个工作日内原路退回。"}]
+    await page.context.close()
