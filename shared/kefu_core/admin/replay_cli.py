@@ -1,6 +1,6 @@
 """``kefu replay``: re-ask the visitor questions of a tenant's stored conversations (or of a JSONL
 set) against the current knowledge base, curated answers and published tuning, and against a
-draft, and print the figures before and after (:mod:`kefu_core.answers.replay`).
+draft, and print the figures before and after (:mod:`kefu_core.flows.replay`).
 
 Reaches the database and Redis as the deployment does (``DATABASE_URL``, ``REDIS_URL``). The
 offline engine answers unless ``--engines tenant`` is given. Nothing is stored.
@@ -19,7 +19,7 @@ from kefu_core.admin.personal_data_cli import _NoConnections
 from kefu_core.infra.errors import KefuError
 
 if TYPE_CHECKING:
-    from kefu_core.answers.replay import ReplayReport
+    from kefu_core.flows.replay import ReplayReport
 
 __all__ = ["add_parser", "format_report"]
 
@@ -48,8 +48,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from kefu_core.answers.replay import file_questions, replay, stored_questions
     from kefu_core.deps import build_deps
+    from kefu_core.flows.replay import file_questions, replay, stored_questions
     from kefu_core.infra.secret_settings import get_settings
     from kefu_core.product.prompt_versions import PromptWorkbench, Tuning
 

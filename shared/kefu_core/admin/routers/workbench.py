@@ -22,9 +22,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from kefu_core.admin.audit_trail import record
 from kefu_core.admin.dependencies import AdminId, DepsDep, SettingsDep
 from kefu_core.admin.errors import NOT_FOUND, done, found
-from kefu_core.answers.replay import Engines, ReplayReport, replay, stored_questions
 from kefu_core.deps import Deps
 from kefu_core.flows.preview import PreviewContext, preview_answer, recall_for_preview
+from kefu_core.flows.replay import Engines, ReplayReport, replay, stored_questions
 from kefu_core.infra.errors import RateLimited
 from kefu_core.product.prompt_versions import PromptVersion, PromptWorkbench, Tuning
 from kefu_core.security.rate_limits import counter_key, hit
