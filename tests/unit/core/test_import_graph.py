@@ -98,3 +98,57 @@ def test_kefu_core_has_no_import_cycle() -> None:
     assert "kefu_core.deps" in graph and "kefu_core.product.handoff.moves" in graph
     # WHEN cycles are looked for THEN there is none
     assert find_cycle(graph) is None
+
+
+# What each package of kefu_core may import at run time (docs/design-notes.md, "How kefu_core is
+# arranged"); imports under TYPE_CHECKING only name types. gateway, admin, local, the
+# composition root's callers and the top-level entry points (cli, lambda_runtime) stand above.
+MAY_IMPORT = {
+    "infra": set(),
+    "security": {"infra"},
+    "chat": {"infra", "security"},
+    "product": {"chat", "security", "infra"},
+    "answers": {"product", "chat", "security", "infra"},
+    "deps": {"answers", "product", "chat", "security", "infra"},
+    "flows": {"deps", "answers", "product", "chat", "security", "infra"},
+}
+
+
+def _runtime_nodes(tree: ast.AST) -> list[ast.AST]:
+    """Every node except the bodies of ``if TYPE_CHECKING:`` blocks."""
+    found: list[ast.AST] = []
+    pending = [tree]
+    while pending:
+        node = pending.pop()
+        found.append(node)
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            pending.extend(node.orelse)
+            continue
+        pending.extend(ast.iter_child_nodes(node))
+    return found
+
+
+def package_edges(package: Path) -> dict[str, set[str]]:
+    """Top-level part of kefu_core (a sub-package or a top-level module) -> the parts it
+    imports at run time."""
+    modules = module_names(package)
+    edges: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        part = name.split(".")[1] if "." in name else name
+        for node in _runtime_nodes(ast.parse(path.read_text(encoding="utf-8"))):
+            for target in _imported(node, name, path.name == "__init__.py"):
+                if target.startswith("kefu_core.") and (other := target.split(".")[1]) != part:
+                    if f"kefu_core.{other}" in modules:
+                        edges.setdefault(part, set()).add(other)
+    return edges
+
+
+def test_each_package_imports_only_the_layers_below_it() -> None:
+    # GIVEN the run-time imports between kefu_core's packages
+    edges = package_edges(ROOT)
+    assert edges["flows"] >= {"chat", "product"}  # the scan sees imports at all
+    # WHEN each is compared with the table of the design notes
+    beyond = {part: sorted(edges.get(part, set()) - allowed)
+              for part, allowed in MAY_IMPORT.items()}
+    # THEN no package reaches above its layer
+    assert beyond == {part: [] for part in MAY_IMPORT}
