@@ -161,7 +161,8 @@ async def test_a_new_conversation_shows_up_live_with_the_visitors_page_as_text(
     # GIVEN an agent looking at the bot-handled list
     page = await _signed_in(browser, gateway, 1280, 800)
     await page.click(".tabs button[data-tab=bot]")
-    before = await page.locator("#list li").count()
+    listed = "els => els.map(e => e.dataset.id)"
+    before = await page.locator("#list li").evaluate_all(listed)
     # AND a visitor on a shop page whose title carries markup (page titles are the page's)
     title = '<img src=x onerror="window.__pwned=1"> Sale'
     visitor = await (await browser.new_context(locale="en-US")).new_page()
@@ -174,8 +175,11 @@ async def test_a_new_conversation_shows_up_live_with_the_visitors_page_as_text(
         await say(visitor, "Do you ship to Berlin?")
         await visitor.locator(".row.visitor .dl.ok").wait_for()
         # THEN the conversation appears in the agent's list without a reload
-        await page.locator("#list li").nth(before).wait_for()
-        await page.locator("#list li", has_text="Do you ship").first.click()
+        await page.locator("#list li").nth(len(before)).wait_for()
+        # (found by its id: its preview turns into the assistant's reply when that comes)
+        new = [i for i in await page.locator("#list li").evaluate_all(listed) if i not in before]
+        assert len(new) == 1, new
+        await page.locator(f'#list li[data-id="{new[0]}"]').click()
         # AND its page, browser, language and time zone show beside it, the title as text
         visit = page.locator("#customer .kv.visit")
         await visit.locator(".page b", has_text="Sale").wait_for()
