@@ -15,7 +15,9 @@ import logging
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-__all__ = ["address_bucket", "counter_key", "hit"]
+from kefu_core.infra.errors import RateLimited
+
+__all__ = ["address_bucket", "admit", "counter_key", "hit"]
 
 logger = logging.getLogger("kefu.rate_limits")
 
@@ -57,3 +59,10 @@ async def hit(redis: aioredis.Redis, key: str, *, limit: int, window_s: int) -> 
     if int(count) <= limit:
         return 0
     return max(1, int(ttl)) if int(ttl) > 0 else window_s
+
+
+async def admit(redis: aioredis.Redis, key: str, *, limit: int, window_s: int) -> None:
+    """Count one request; :class:`RateLimited` (with its ``Retry-After``) past ``limit``."""
+    wait = await hit(redis, key, limit=limit, window_s=window_s)
+    if wait:
+        raise RateLimited(wait)

@@ -22,8 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from kefu_core.admin.dependencies import AdminId, DepsDep
 from kefu_core.answers.tenant_engines import ENGINE_NAME
-from kefu_core.infra.errors import RateLimited
-from kefu_core.security.rate_limits import counter_key, hit
+from kefu_core.security.rate_limits import admit, counter_key
 from kefu_llm import Busy, ChatMessage, ChatRequest, Delta, Final
 
 router = APIRouter(prefix="/v1/admin/engines", tags=["engines"])
@@ -49,11 +48,9 @@ class TrialBody(BaseModel):
 async def trial_engine(name: EngineName, who: AdminId, deps: DepsDep,
                       body: TrialBody | None = None) -> StreamingResponse:
     """The engine `name` of the tenant's chain, alone, answers `question`, streamed."""
-    wait = await hit(deps.redis, counter_key(deps.settings.redis_prefix, "engine-test",
-                                             who.tenant_id),
-                     limit=TESTS_PER_MINUTE, window_s=60)
-    if wait:
-        raise RateLimited(wait)
+    await admit(deps.redis, counter_key(deps.settings.redis_prefix, "engine-test",
+                                        who.tenant_id),
+                limit=TESTS_PER_MINUTE, window_s=60)
     stack = contextlib.AsyncExitStack()
     engine = await stack.enter_async_context(deps.tenant_routers.trial(who.tenant_id, name))
     if engine is None:

@@ -26,9 +26,8 @@ from kefu_core.flows.personal_data import (
     erase_customer,
     export_customer,
 )
-from kefu_core.infra.errors import RateLimited
 from kefu_core.product.tenants.tenants import ROOT_TENANT
-from kefu_core.security.rate_limits import counter_key, hit
+from kefu_core.security.rate_limits import admit, counter_key
 from kefu_core.security.tokens import Identity
 
 __all__ = ["REQUESTS_PER_HOUR", "ErasureRequest", "router", "super_router"]
@@ -56,10 +55,8 @@ _ERASE: Responses = {**_LIMITED, 422: {"description": "an invalid id, or confirm
 
 
 async def _limited(deps: Deps, tenant_id: str) -> None:
-    wait = await hit(deps.redis, counter_key(deps.settings.redis_prefix, "personal-data",
-                                             tenant_id), limit=REQUESTS_PER_HOUR, window_s=3600)
-    if wait:
-        raise RateLimited(wait)
+    await admit(deps.redis, counter_key(deps.settings.redis_prefix, "personal-data",
+                                        tenant_id), limit=REQUESTS_PER_HOUR, window_s=3600)
 
 
 def _actor(who: Identity) -> tuple[Any, str]:

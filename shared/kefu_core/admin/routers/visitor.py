@@ -15,10 +15,9 @@ from kefu_core.admin.auth import signing_secrets
 from kefu_core.admin.dependencies import DepsDep, SettingsDep
 from kefu_core.chat.conversations import CUSTOMER_PREFIX
 from kefu_core.deps import Deps
-from kefu_core.infra.errors import RateLimited
 from kefu_core.infra.settings import Settings
 from kefu_core.product.widget_origins import origin_allowed
-from kefu_core.security.rate_limits import address_bucket, counter_key, hit
+from kefu_core.security.rate_limits import address_bucket, admit, counter_key
 from kefu_core.security.tokens import issue_token
 
 router = APIRouter(tags=["public"])
@@ -58,10 +57,8 @@ def verify_identity(token: str, secret: str) -> tuple[str, str | None]:
 
 async def _rate_limited(deps: Deps, settings: Settings, scope: str, value: str,
                         limit: int) -> None:
-    wait = await hit(deps.redis, counter_key(settings.redis_prefix, scope, value),
-                     limit=limit, window_s=settings.visitor_token_rate_window_s)
-    if wait:
-        raise RateLimited(wait)
+    await admit(deps.redis, counter_key(settings.redis_prefix, scope, value),
+                limit=limit, window_s=settings.visitor_token_rate_window_s)
 
 
 @router.post(

@@ -25,9 +25,8 @@ from kefu_core.admin.errors import NOT_FOUND, done, found
 from kefu_core.deps import Deps
 from kefu_core.flows.preview import PreviewContext, preview_answer, recall_for_preview
 from kefu_core.flows.replay import Engines, ReplayReport, replay, stored_questions
-from kefu_core.infra.errors import RateLimited
 from kefu_core.product.prompt_versions import PromptVersion, PromptWorkbench, Tuning
-from kefu_core.security.rate_limits import counter_key, hit
+from kefu_core.security.rate_limits import admit, counter_key
 
 logger = logging.getLogger("kefu.admin")
 
@@ -148,11 +147,9 @@ async def compare(body: CompareBody, who: AdminId, deps: DepsDep) -> StreamingRe
     body, else the stored one), streaming both."""
     store = _store(deps)
     draft = body.draft or found(await store.draft(who.tenant_id))
-    wait = await hit(deps.redis, counter_key(deps.settings.redis_prefix, "workbench-compare",
-                                             who.tenant_id),
-                     limit=COMPARES_PER_MINUTE, window_s=60)
-    if wait:
-        raise RateLimited(wait)
+    await admit(deps.redis, counter_key(deps.settings.redis_prefix, "workbench-compare",
+                                        who.tenant_id),
+                limit=COMPARES_PER_MINUTE, window_s=60)
     published = await store.published(who.tenant_id)
     context = await recall_for_preview(deps, tenant_id=who.tenant_id, question=body.question)
     events = _merged(deps, who.tenant_id, body.question, context,
@@ -171,11 +168,9 @@ async def replay_draft(body: ReplayBody, who: AdminId, deps: DepsDep) -> ReplayR
     `engines` is `tenant` (at most 10 questions). Nothing is stored."""
     store = _store(deps)
     draft = body.draft or found(await store.draft(who.tenant_id))
-    wait = await hit(deps.redis, counter_key(deps.settings.redis_prefix, "workbench-replay",
-                                             who.tenant_id),
-                     limit=REPLAYS_PER_10_MINUTES, window_s=600)
-    if wait:
-        raise RateLimited(wait)
+    await admit(deps.redis, counter_key(deps.settings.redis_prefix, "workbench-replay",
+                                        who.tenant_id),
+                limit=REPLAYS_PER_10_MINUTES, window_s=600)
     questions = await stored_questions(deps, tenant_id=who.tenant_id, days=body.days,
                                        limit=body.sample)
     report = await replay(deps, tenant_id=who.tenant_id, questions=questions,
