@@ -13,7 +13,7 @@ import json
 import shutil
 import threading
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -32,9 +32,6 @@ from tests.support.staff import make_staff
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 TIMEOUT_MS = 20_000
 PASSWORD = "correct-horse-battery"
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,16 +50,6 @@ def gateway(make_database, redis_url) -> Iterator[RunningGateway]:  # type: igno
         data_encryption_key=["admin-console-test-key-0123456789-abcdef"])
     with redis_prefix_removed(redis_url, prefix), run_gateway(settings) as running:
         yield running
-
-
-@pytest.fixture(scope="module")
-async def browser(gateway: RunningGateway) -> AsyncIterator[Any]:
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as p:
-        launched = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield launched
-        await launched.close()
 
 
 async def _staff(gw: RunningGateway, role: str, name: str, email: str | None = None) -> Agent:

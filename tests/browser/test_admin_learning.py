@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +28,6 @@ from tests.support.staff import make_staff
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 TIMEOUT_MS = 20_000
 PASSWORD = "correct-horse-battery"
 IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
@@ -49,16 +46,6 @@ def gateway(make_database, redis_url) -> Iterator[RunningGateway]:  # type: igno
         data_encryption_key=["admin-learning-test-key-0123456789-abcdef"])
     with redis_prefix_removed(redis_url, prefix), run_gateway(settings) as running:
         yield running
-
-
-@pytest.fixture(scope="module")
-async def browser(gateway: RunningGateway) -> AsyncIterator[Any]:
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as p:
-        launched = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield launched
-        await launched.close()
 
 
 async def _admin(gw: RunningGateway) -> Agent:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -21,9 +21,6 @@ from tests.support.staff import make_staff
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 TIMEOUT_MS = 20_000
 PASSWORD = "correct-horse-battery"
 SESSION = "JSON.parse(sessionStorage.getItem('kefu.console.session') || 'null')"
@@ -38,16 +35,6 @@ def gateway(make_database, redis_url) -> Iterator[RunningGateway]:  # type: igno
                                    redis_prefix=prefix, widget_keys=["acme-key:acme"])
     with redis_prefix_removed(redis_url, prefix), run_gateway(settings) as running:
         yield running
-
-
-@pytest.fixture(scope="module")
-async def browser(gateway: RunningGateway) -> AsyncIterator[Any]:
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as p:
-        launched = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield launched
-        await launched.close()
 
 
 async def _staff(gw: RunningGateway, role: str) -> Agent:

@@ -19,7 +19,8 @@ import pytest
 
 from kefu_core.infra.db import open_pool
 from kefu_core.product.tenants.agents import Agent
-from tests.browser.test_widget_console import ARGS, CHROMIUM, TIMEOUT_MS, Frames, _host_page
+from tests.browser.support import ARGS, CHROMIUM
+from tests.browser.test_widget_console import TIMEOUT_MS, Frames, _host_page
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.gateway import RunningGateway, redis_prefix_removed, run_gateway
 from tests.support.production import production_settings

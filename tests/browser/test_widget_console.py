@@ -13,7 +13,7 @@ import os
 import shutil
 import threading
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -28,9 +28,6 @@ from tests.support.gateway import RunningGateway, run_gateway
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 TIMEOUT_MS = 15_000
 
 
@@ -84,16 +81,6 @@ def slow_gateway(make_database, redis_url) -> Iterator[RunningGateway]:  # type:
     if keys:
         client.delete(*keys)
     client.close()
-
-
-@pytest.fixture(scope="module")
-async def browser(gateway: RunningGateway) -> AsyncIterator[Any]:
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as p:
-        launched = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield launched
-        await launched.close()
 
 
 @contextlib.contextmanager

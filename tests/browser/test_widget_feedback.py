@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 import pytest
 
-from tests.browser.support import ARGS, CHROMIUM, TIMEOUT_MS, say
+from tests.browser.support import TIMEOUT_MS, say
 from tests.support.core import core_settings
 from tests.support.gateway import RunningGateway, redis_prefix_removed, run_gateway
 
@@ -29,16 +29,6 @@ def gateway(make_database, redis_url) -> Iterator[RunningGateway]:  # type: igno
     with redis_prefix_removed(redis_url, prefix), run_gateway(settings, replica_id="fb") as gw:
         gw.dsn = dsn  # type: ignore[attr-defined]
         yield gw
-
-
-@pytest.fixture(scope="module")
-async def browser(gateway: RunningGateway) -> AsyncIterator[Any]:
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as p:
-        launched = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield launched
-        await launched.close()
 
 
 def _ratings(gateway: RunningGateway) -> list[str]:

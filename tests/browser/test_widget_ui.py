@@ -7,15 +7,13 @@ from __future__ import annotations
 import re
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from kefu_core.product.tenants.bootstrap import DEMO_ADMIN_EMAIL, DEMO_ADMIN_PASSWORD
 from tests.browser.support import (
-    ARGS,
-    CHROMIUM,
     TIMEOUT_MS,
     Agent,
     Frames,
@@ -40,16 +38,6 @@ def gateway(make_database, redis_url) -> Iterator[RunningGateway]:  # type: igno
     settings = core_settings(pg_dsn=make_database(), redis_url=redis_url, redis_prefix=prefix)
     with redis_prefix_removed(redis_url, prefix), run_gateway(settings, replica_id="ui") as gw:
         yield gw
-
-
-@pytest.fixture(scope="module")
-async def browser(gateway: RunningGateway) -> AsyncIterator[Any]:
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as p:
-        launched = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield launched
-        await launched.close()
 
 
 async def test_on_a_phone_the_widget_fills_the_screen_in_the_browsers_language(
