@@ -57,7 +57,12 @@
       greeting: "您好！有什么可以帮您？", agent: "客服", bot: "智能助手", you: "我",
       sending: "发送中", delivered: "已送达", retry: "重试", endAsk: "结束本次对话？结束后可以为服务评分。",
       endYes: "结束对话", live: "人工客服 · 已接入", agentTyping: "{name} 正在输入", botTyping: "智能助手正在输入", yesterday: "昨天",
-      helpful: "有帮助", notHelpful: "没帮助"
+      helpful: "有帮助", notHelpful: "没帮助",
+      closedNow: "现在是非工作时间，客服将于 {when} 回来。智能助手仍可为您解答，您也可以留言。",
+      closedNoTime: "现在是非工作时间。智能助手仍可为您解答，您也可以留言。",
+      queuedClosed: "已为您排队：客服将于 {when} 回来，您的消息都会保留。", queuedClosedNoTime: "已为您排队：客服回来后会尽快回复，您的消息都会保留。",
+      whyDown: "哪里不满意？（可选）", why_wrong: "答案不对", why_missed: "没回答我的问题", why_unclear: "看不懂", why_outdated: "信息过时",
+      whyMore: "补充说明（可选）", whySend: "提交", whySkip: "跳过", whyThanks: "感谢反馈，我们会改进。"
     },
     en: {
       title: "Customer service", online: "Online", connecting: "Connecting…", reconnecting: "Reconnecting…", lost: "Connection lost. Your messages go out once it is back",
@@ -72,7 +77,12 @@
       greeting: "Hi! How can I help?", agent: "Agent", bot: "Assistant", you: "Me",
       sending: "Sending", delivered: "Delivered", retry: "Retry", endAsk: "End this chat? You can rate it afterwards.",
       endYes: "End chat", live: "Live agent · joined", agentTyping: "{name} is typing", botTyping: "The assistant is typing", yesterday: "Yesterday",
-      helpful: "Helpful", notHelpful: "Not helpful"
+      helpful: "Helpful", notHelpful: "Not helpful",
+      closedNow: "We're closed now — agents are back {when}. The assistant can still help, or leave us a message.",
+      closedNoTime: "We're closed now. The assistant can still help, or leave us a message.",
+      queuedClosed: "You're in the queue: agents are back {when} and will see all your messages.", queuedClosedNoTime: "You're in the queue: agents will reply once they are back and will see all your messages.",
+      whyDown: "What went wrong? (optional)", why_wrong: "Wrong answer", why_missed: "Didn't answer my question", why_unclear: "Hard to understand", why_outdated: "Out of date",
+      whyMore: "Anything to add? (optional)", whySend: "Send", whySkip: "Skip", whyThanks: "Thanks, we'll use this to improve."
     }
   }[lang];
   function t(key, vars) {
@@ -140,6 +150,10 @@
     '.meta button.fb{background:none;border:0;padding:0 2px;cursor:pointer;font-size:13px;opacity:.45}.meta button.fb.on{opacity:1}' +
     '.meta button.retry{background:none;border:0;padding:0;color:#cf222e;text-decoration:underline;cursor:pointer;font-size:11px}' +
     '.failed .b{opacity:1;outline:1px solid #cf222e}' +
+    '.why{margin:4px 0 0;background:#fff;border:1px solid #eaecef;border-radius:10px;padding:8px;font-size:12px}.why h5{margin:0 0 6px;font-size:12px;font-weight:600}' +
+    '.why .chips{display:flex;flex-wrap:wrap;gap:5px;margin-bottom:6px}.why .chips button{border:1px solid #d0d7de;background:#fff;border-radius:12px;padding:2px 9px;font-size:12px;cursor:pointer}' +
+    '.why .chips button.on{background:var(--c);border-color:var(--c);color:#fff}.why textarea{width:100%;border:1px solid #d0d7de;border-radius:6px;padding:5px 7px;font-size:12px;resize:none}' +
+    '.why .actions{display:flex;gap:6px;justify-content:flex-end;margin-top:4px}.why .actions button{border:0;border-radius:6px;padding:3px 10px;font-size:12px;cursor:pointer;background:#eaecef}.why .actions button.w-send{background:var(--c);color:#fff}' +
     '.sys{text-align:center;color:#6e7781;font-size:12px;margin:10px 0}' +
     '.typing{font-size:12px;color:#6e7781;padding:2px 14px 6px;background:#f6f7f9;min-height:26px;display:flex;align-items:center;gap:8px}' +
     '.typing>*{visibility:hidden}.typing.show>*{visibility:visible}' +
@@ -561,9 +575,41 @@ var KefuMarkdown = (function () {
       var b = document.createElement("button");
       b.type = "button"; b.className = "fb"; b.dataset.rating = r[0]; b.textContent = r[1];
       b.title = r[2]; b.setAttribute("aria-label", r[2]);
-      b.addEventListener("click", function () { send({ action: "feedback", seq: seq, rating: r[0] }); });
+      b.addEventListener("click", function () {
+        send({ action: "feedback", seq: seq, rating: r[0] });
+        var open = el.querySelector(".why");
+        if (r[0] === "down" && !open) askWhy(el, seq); else if (r[0] === "up" && open) open.remove();
+      });
       meta.appendChild(b);
     });
+  }
+  // After 👎: a few reasons to tick and a line of text (optional; sent as the rating's reason,
+  // at most 500 characters as the server allows).
+  function askWhy(el, seq) {
+    var box = document.createElement("div"); box.className = "why";
+    var title = document.createElement("h5"); title.textContent = T.whyDown; box.appendChild(title);
+    var chips = document.createElement("div"); chips.className = "chips"; box.appendChild(chips);
+    ["wrong", "missed", "unclear", "outdated"].forEach(function (k) {
+      var c = document.createElement("button"); c.type = "button"; c.dataset.reason = k; c.textContent = T["why_" + k];
+      c.addEventListener("click", function () { c.classList.toggle("on"); });
+      chips.appendChild(c);
+    });
+    var more = document.createElement("textarea"); more.rows = 2; more.maxLength = 300; more.placeholder = T.whyMore;
+    box.appendChild(more);
+    var actions = document.createElement("div"); actions.className = "actions";
+    var skip = document.createElement("button"); skip.type = "button"; skip.className = "w-skip"; skip.textContent = T.whySkip;
+    var go = document.createElement("button"); go.type = "button"; go.className = "w-send"; go.textContent = T.whySend;
+    skip.addEventListener("click", function () { box.remove(); });
+    go.addEventListener("click", function () {
+      var picked = Array.prototype.map.call(chips.querySelectorAll("button.on"), function (c) { return c.textContent; });
+      var text = more.value.trim(), reason = head(picked.join("; ") + (picked.length && text ? " — " : "") + text, 500);
+      if (reason) send({ action: "feedback", seq: seq, rating: "down", reason: reason });
+      box.textContent = ""; box.appendChild(document.createTextNode(T.whyThanks));
+      setTimeout(function () { box.remove(); }, 2500);
+    });
+    actions.appendChild(skip); actions.appendChild(go); box.appendChild(actions);
+    el.querySelector(".col").appendChild(box);
+    scroll();
   }
   function paint(key) {
     var el = items[key], b = el && el.querySelector(".b");
@@ -588,7 +634,7 @@ var KefuMarkdown = (function () {
     log.appendChild(el); items[key] = el; scroll();
   }
   function eventText(event, m) {
-    if (event === "queued") return T.queuedNoPos;
+    if (event === "queued") return m.opens_at !== undefined ? queuedClosedText(m.opens_at) : T.queuedNoPos;
     if (event === "agent_joined") return t("joined", { name: m.agent_name || T.agent });
     if (event === "returned_to_bot") return T.back;
     if (event === "closed") return T.closed;
@@ -617,15 +663,15 @@ var KefuMarkdown = (function () {
     humanBtn.hidden = state !== "bot";
     endBtn.hidden = state === "closed" || !conversationId;   // nothing to end before a first message
     if (state === "closed") confirmCard.classList.remove("show");
-    banner.classList.remove("show"); banner.textContent = "";
-    if (state === "queued") {
+    banner.classList.remove("show", "closed"); banner.textContent = "";
+    if (state === "queued" && frame.opens_at !== undefined) {
+      // Outside business hours: queued until agents are back.
+      banner.textContent = queuedClosedText(frame.opens_at);
+      banner.classList.add("show", "closed"); leaveButton();
+      setStatus(T.queuedNoPos);
+    } else if (state === "queued") {
       banner.textContent = frame.position ? t("queued", { n: frame.position }) : T.queuedNoPos;
-      if (frame.agents_online === false && widgetConf.offline_message_enabled !== false) {
-        banner.textContent = T.noAgents;
-        var btn = document.createElement("button"); btn.type = "button"; btn.textContent = T.leaveMessage;
-        btn.className = "leave"; btn.onclick = function () { offlineCard.classList.add("show"); };
-        banner.appendChild(btn);
-      }
+      if (frame.agents_online === false) { banner.textContent = T.noAgents; leaveButton(); }
       banner.classList.add("show");
       setStatus(T.queuedNoPos);
     } else if (state === "agent_joined") {
@@ -636,8 +682,31 @@ var KefuMarkdown = (function () {
       if (!closedView) { closedView = true; rateCard.classList.add("show"); }
     } else {
       setStatus(T.online);
+      closedNotice();
     }
     $("form.compose").style.display = state === "closed" ? "none" : "flex";
+  }
+
+  // Business hours (widget.hours from the token): outside them the bot still answers; the
+  // banner says when agents are back, in the visitor's own time zone with the zone named.
+  function opening(iso) {
+    var d = new Date(iso), soon = d.getTime() - Date.now() < 6 * 86400000;
+    var opts = { weekday: "long", hour: "2-digit", minute: "2-digit", hour12: false, timeZoneName: "short" };
+    if (!soon) { opts.month = "long"; opts.day = "numeric"; }
+    try { return new Intl.DateTimeFormat(lang === "zh" ? "zh-CN" : "en-GB", opts).format(d); } catch (e) { return d.toLocaleString(); }
+  }
+  function queuedClosedText(iso) { return iso ? t("queuedClosed", { when: opening(iso) }) : T.queuedClosedNoTime; }
+  function leaveButton() {
+    if (widgetConf.offline_message_enabled === false || banner.querySelector("button.leave")) return;
+    var btn = document.createElement("button"); btn.type = "button"; btn.textContent = T.leaveMessage;
+    btn.className = "leave"; btn.onclick = function () { offlineCard.classList.add("show"); $(".o-text").focus(); };
+    banner.appendChild(btn);
+  }
+  function closedNotice() {
+    var h = widgetConf.hours;
+    if (!h || h.open !== false || owner !== "bot" || banner.classList.contains("show")) return;
+    banner.textContent = h.next_opening ? t("closedNow", { when: opening(h.next_opening) }) : T.closedNoTime;
+    banner.classList.add("show", "closed"); leaveButton();
   }
 
   // -- the connection ----------------------------------------------------------------------
@@ -658,6 +727,7 @@ var KefuMarkdown = (function () {
       if (/^v-/.test(data.visitor_id)) save("visitor", data.visitor_id);
       widgetConf = data.widget || {};
       applyTheme(); greet();
+      if (owner === "bot") { banner.classList.remove("show", "closed"); banner.textContent = ""; closedNotice(); }
       return data.token;
     });
   }

@@ -80,6 +80,8 @@ class StoredMessage(BaseModel):
             "at": self.created_at.isoformat(),
             **({"event": self.meta["event"]} if self.meta.get("event") else {}),
             **({"agent_name": self.meta["agent_name"]} if self.meta.get("agent_name") else {}),
+            # a handoff queued outside business hours: when agents are back
+            **({"opens_at": self.meta["opens_at"]} if "opens_at" in self.meta else {}),
         }
 
 

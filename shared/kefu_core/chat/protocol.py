@@ -67,6 +67,7 @@ __all__ = [
     "FinalOut",
     "HandoffFrame",
     "HistoryOut",
+    "HoursNow",
     "ListFrame",
     "MessageFrame",
     "MessageOut",
@@ -391,12 +392,22 @@ class TypingOut(TypedDict):
     conversation_id: str
 
 
+class HoursNow(TypedDict):
+    """A tenant's business hours at a moment (kefu_core.product.business_hours)."""
+
+    open: bool
+    next_opening: str | None
+    time_zone: str | None
+
+
 class StateOut(TypedDict):
     type: Literal["state"]
     conversation_id: str
     state: Literal["bot", "queued", "agent_joined", "closed"]
     position: NotRequired[int | None]
     agents_online: NotRequired[bool]
+    opens_at: NotRequired[str | None]
+    time_zone: NotRequired[str | None]
     agent_id: NotRequired[str | None]
     agent_name: NotRequired[str | None]
     seq: NotRequired[int]
@@ -443,6 +454,7 @@ class QueueOut(TypedDict):
     bot: list[Json]
     mine: list[Json]
     others: list[Json]
+    hours: HoursNow
 
 
 class AgentsOut(TypedDict):
@@ -659,14 +671,17 @@ def typing_frame(
 def state_frame(
     *, conversation_id: str, state: Literal["bot", "queued", "agent_joined", "closed"],
     position: int | None = None, agents_online: bool = False, agent_id: str | None = None,
-    agent_name: str | None = None, seq: int | None = None,
+    agent_name: str | None = None, seq: int | None = None, hours: HoursNow | None = None,
 ) -> StateOut:
     """Who owns a conversation now: ``queued`` carries the queue position and whether agents
-    are online, ``agent_joined`` the agent; ``seq`` is the system message that announced it."""
+    are online, and outside business hours when they are back (``opens_at``, ISO 8601 UTC,
+    ``null`` when no opening is known, with the tenant's ``time_zone``); ``agent_joined`` the
+    agent; ``seq`` is the system message that announced it."""
     frame: StateOut = {"type": "state", "conversation_id": conversation_id, "state": state}
     if state == "queued":
         frame["position"] = position
         frame["agents_online"] = agents_online
+        _closed(frame, hours)
     elif state == "agent_joined":
         frame["agent_id"] = agent_id
         frame["agent_name"] = agent_name
@@ -676,12 +691,21 @@ def state_frame(
 
 
 def queue_position_frame(
-    *, conversation_id: str, position: int, agents_online: bool
+    *, conversation_id: str, position: int, agents_online: bool, hours: HoursNow | None = None,
 ) -> StateOut:
-    """A queued conversation's new position, for its visitor."""
-    return {"type": "state", "state": "queued",
-            "conversation_id": conversation_id, "position": position,
-            "agents_online": agents_online}
+    """A queued conversation's new position, for its visitor (with ``opens_at`` while the
+    tenant is closed)."""
+    frame: StateOut = {"type": "state", "state": "queued",
+                       "conversation_id": conversation_id, "position": position,
+                       "agents_online": agents_online}
+    _closed(frame, hours)
+    return frame
+
+
+def _closed(frame: StateOut, hours: HoursNow | None) -> None:
+    if hours is not None and not hours["open"]:
+        frame["opens_at"] = hours["next_opening"]
+        frame["time_zone"] = hours["time_zone"]
 
 
 def csat_frame(*, conversation_id: str, score: int, comment: str) -> CsatOut:
@@ -713,9 +737,13 @@ def presence_frame(status: Literal["online", "away"]) -> PresenceOut:
 
 
 def queue_frame(
-    *, waiting: list[Json], bot: list[Json], mine: list[Json], others: list[Json]
+    *, waiting: list[Json], bot: list[Json], mine: list[Json], others: list[Json],
+    hours: HoursNow | None = None,
 ) -> QueueOut:
-    return {"type": "queue", "waiting": waiting, "bot": bot, "mine": mine, "others": others}
+    """The console's lists, with the tenant's business hours now (a waiting conversation
+    carries ``queued_until`` while the tenant is closed)."""
+    return {"type": "queue", "waiting": waiting, "bot": bot, "mine": mine, "others": others,
+            "hours": hours or {"open": True, "next_opening": None, "time_zone": None}}
 
 
 def agents_frame(*, online: list[Json], everyone: list[Json]) -> AgentsOut:

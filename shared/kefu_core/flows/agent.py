@@ -59,6 +59,7 @@ from kefu_core.product.handoff.moves import (
     transfer,
 )
 from kefu_core.product.handoff.notify import state_frame
+from kefu_core.product.handoff.opening import hours_now
 from kefu_core.security.roles import MODEL_ROLE, TURN_ROLE
 
 if TYPE_CHECKING:
@@ -203,11 +204,14 @@ async def _queue(record: ConnectionRecord, deps: Deps) -> None:
                                           limit=50)
     humans = await deps.conversations.search(tenant_id=tenant_id, status="open",
                                              owners=("human",), limit=200)
+    hours = (await hours_now(deps, tenant_id)).public()
+    until = {} if hours["open"] else {"queued_until": hours["next_opening"]}
     await send(deps, record.connection_id, queue_frame(
-        waiting=[{**_summary(c), "position": order.get(c.id)} for c in waiting],
+        waiting=[{**_summary(c), "position": order.get(c.id), **until} for c in waiting],
         bot=[_summary(c) for c in bot],
         mine=[_summary(c) for c in humans if c.assigned_agent == me],
         others=[_summary(c) for c in humans if c.assigned_agent != me],
+        hours=hours,
     ))
 
 

@@ -59,6 +59,7 @@ from kefu_core.infra.errors import (
 from kefu_core.product.handoff.moves import (
     HandoffError,
     close_conversation,
+    dispatch_at_opening,
     matches_keyword,
     request_handoff,
     requeue_if_agent_gone,
@@ -126,6 +127,8 @@ async def _dispatch(frame: AnyClientFrame, record: ConnectionRecord, deps: Deps)
             await deps.handoff.heartbeat(tenant_id=record.tenant_id,
                                          agent_id=record.subject)
         await send(deps, record.connection_id, pong_frame())
+        if record.role in STAFF_ROLES:  # a queue that waited for the opening is assigned
+            await dispatch_at_opening(deps, tenant_id=record.tenant_id)
     elif isinstance(frame, SyncFrame):
         await replay(deps, record, after_seq=frame.last_seq)
     elif record.role in STAFF_ROLES:

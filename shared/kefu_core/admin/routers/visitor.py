@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from datetime import UTC, datetime
 from typing import Any
 
 import jwt
@@ -16,6 +17,7 @@ from kefu_core.admin.dependencies import DepsDep, SettingsDep
 from kefu_core.chat.conversations import CUSTOMER_PREFIX
 from kefu_core.deps import Deps
 from kefu_core.infra.settings import Settings
+from kefu_core.product.business_hours import hours_status
 from kefu_core.product.widget_origins import origin_allowed
 from kefu_core.security.rate_limits import address_bucket, admit, counter_key
 from kefu_core.security.tokens import issue_token
@@ -70,7 +72,8 @@ async def _rate_limited(deps: Deps, settings: Settings, scope: str, value: str,
 async def visitor_token(body: VisitorTokenRequest, request: Request, deps: DepsDep,
                         settings: SettingsDep) -> VisitorToken:
     """A visitor token for the widget of `widget_key`, from a page the key allows, with the
-    widget's look (greeting, colour, avatar) and whether an agent is online. With `identity`
+    widget's look (greeting, colour, avatar), whether an agent is online and whether the
+    tenant is within its business hours (else when it next opens). With `identity`
     (a JWT the company's backend signs with the tenant's identity secret) the visitor is the
     logged-in customer. Rate-limited per source address and per widget key."""
     address = address_bucket(request.client.host if request.client else "unknown")
@@ -106,11 +109,13 @@ async def _visitor(deps: Deps, tenant: str,
 
 
 async def _widget(deps: Deps, tenant: str) -> dict[str, Any]:
-    """What the widget shows before the first message."""
+    """What the widget shows before the first message (with whether agents answer now:
+    ``hours``, see kefu_core.product.business_hours)."""
     conf = await deps.tenant_settings.get(tenant)
     online = await deps.handoff.online_agents(tenant)
     return {
         "greeting_zh": conf.greeting_zh, "greeting_en": conf.greeting_en, "color": conf.color,
         "avatar_url": conf.avatar_url, "offline_message_enabled": conf.offline_message_enabled,
         "agents_online": bool(online),
+        "hours": hours_status(conf.business_hours, datetime.now(UTC)).public(),
     }

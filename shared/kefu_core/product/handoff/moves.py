@@ -6,8 +6,9 @@ the queue when the visitor presses the button, writes a handoff keyword, when th
 fails to answer ``handoff_after_failures`` times in a row, or when the model's final event
 carries a structured handoff flag. Queued conversations are assigned to online agents with
 free capacity, round-robin, by one Lua script in Redis (:mod:`.repository`), so every Lambda
-container and every gateway replica agrees on who gets what. Each move is audited and
-announced (:mod:`.notify`).
+container and every gateway replica agrees on who gets what. Outside the tenant's business
+hours (:mod:`.opening`) a request is queued all the same but assigned to nobody until the
+opening; an agent may still take it. Each move is audited and announced (:mod:`.notify`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from kefu_core.product.handoff.notify import (
     notify_agent,
     state_frame,
 )
+from kefu_core.product.handoff.opening import hours_now
 
 if TYPE_CHECKING:
     from kefu_llm import Final
@@ -38,6 +40,7 @@ __all__ = [
     "after_reply",
     "close_conversation",
     "dispatch",
+    "dispatch_at_opening",
     "matches_keyword",
     "release_to_bot",
     "request_handoff",
@@ -95,11 +98,17 @@ async def request_handoff(
     deps.metrics.handoff(reason=reason)
     await deps.handoff.enqueue(tenant_id=tenant_id, conversation_id=conversation_id)
     await deps.handoff.reset_failures(conversation_id)
+    hours = await hours_now(deps, tenant_id)
     await deps.audit.safe_record(
         tenant_id=tenant_id, actor_type=actor_type, actor_id=actor_id,
         action="conversation.handoff_requested", target_type="conversation",
-        target_id=conversation_id, detail={"reason": reason})
-    await announce(deps, moved, "queued", "Waiting for a human agent", reason=reason)
+        target_id=conversation_id,
+        detail={"reason": reason, **({} if hours.open else {"closed": True})})
+    if hours.open:
+        await announce(deps, moved, "queued", "Waiting for a human agent", reason=reason)
+    else:
+        await announce(deps, moved, "queued", "Queued for the next opening", reason=reason,
+                       opens_at=hours.public()["next_opening"])
     await dispatch(deps, tenant_id=tenant_id)
     return moved
 
@@ -134,9 +143,11 @@ async def requeue_if_agent_gone(deps: HandoffDeps, *, conversation: Conversation
 
 
 async def dispatch(deps: HandoffDeps, *, tenant_id: str) -> int:
-    """Assign queued conversations to online agents with capacity; return how many."""
+    """Assign queued conversations to online agents with capacity; return how many. Outside
+    business hours nobody is assigned (the waiting visitors are told when agents are back)."""
     assigned = 0
-    while True:
+    open_now = (await hours_now(deps, tenant_id)).open
+    while open_now:
         pick = await deps.handoff.assign_next(tenant_id)
         if pick is None:
             break
@@ -154,6 +165,15 @@ async def dispatch(deps: HandoffDeps, *, tenant_id: str) -> int:
                       action="conversation.assigned")
     await broadcast_positions(deps, tenant_id)
     return assigned
+
+
+async def dispatch_at_opening(deps: HandoffDeps, *, tenant_id: str) -> int:
+    """On a console's heartbeat: once business hours open after the tenant was seen closed,
+    the queue that waited is assigned as usual (by one caller only). Hours switched off
+    count as an opening."""
+    if not (await hours_now(deps, tenant_id)).open or not await deps.handoff.reopened(tenant_id):
+        return 0
+    return await dispatch(deps, tenant_id=tenant_id)
 
 
 async def _joined(deps: HandoffDeps, conversation: Conversation, agent_id: str, *,

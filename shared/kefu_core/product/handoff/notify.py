@@ -1,7 +1,8 @@
 """What each handoff step tells the people involved.
 
 The visitor sees each step as a ``state`` frame (and a persisted ``system`` message, so a
-reconnect replays it): ``queued`` (with position), ``agent_joined`` (with the agent's name),
+reconnect replays it): ``queued`` (with position, and outside business hours when agents are
+back), ``agent_joined`` (with the agent's name),
 ``bot`` (returned to the assistant), ``closed``. Every console of the tenant hears that the
 queue changed; an agent hears that a conversation was assigned to them or taken away.
 """
@@ -15,6 +16,7 @@ from kefu_core.chat.conversations import Conversation
 from kefu_core.chat.delivery import broadcast, send
 from kefu_core.chat.protocol import ServerFrame, StateOut
 from kefu_core.product.handoff.context import HandoffDeps
+from kefu_core.product.handoff.opening import hours_now
 
 __all__ = [
     "agent_name",
@@ -38,7 +40,8 @@ async def state_frame(deps: HandoffDeps, conversation: Conversation,
             conversation_id=conversation_id, state="queued", seq=seq,
             position=await deps.handoff.position(tenant_id=tenant_id,
                                                  conversation_id=conversation_id),
-            agents_online=bool(await deps.handoff.online_agents(tenant_id)))
+            agents_online=bool(await deps.handoff.online_agents(tenant_id)),
+            hours=(await hours_now(deps, tenant_id)).public())
     if conversation.owner == "human":
         return protocol.state_frame(
             conversation_id=conversation_id, state="agent_joined", seq=seq,
@@ -90,8 +93,11 @@ async def announce(deps: HandoffDeps, conversation: Conversation, event: str, te
 
 
 async def broadcast_positions(deps: HandoffDeps, tenant_id: str) -> None:
-    """Tell every waiting visitor of the tenant their place in the queue."""
+    """Tell every waiting visitor of the tenant their place in the queue (and, outside
+    business hours, when agents are back)."""
     agents_online = bool(await deps.handoff.online_agents(tenant_id))
+    hours = (await hours_now(deps, tenant_id)).public()
     for index, conversation_id in enumerate(await deps.handoff.queued(tenant_id, limit=50)):
         await broadcast(deps, conversation_id, protocol.queue_position_frame(
-            conversation_id=conversation_id, position=index + 1, agents_online=agents_online))
+            conversation_id=conversation_id, position=index + 1, agents_online=agents_online,
+            hours=hours))

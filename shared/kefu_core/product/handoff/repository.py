@@ -6,7 +6,8 @@ Redis keys (under the configured prefix):
 - ``ho:{tenant}:agent:{agent}:alive`` heartbeat (expires; refreshed by the console's pings);
 - ``ho:{tenant}:agent:{agent}:convs`` set of conversations assigned to the agent (its load);
 - ``ho:{tenant}:queue`` sorted set of waiting conversations by queue time;
-- ``ho:{tenant}:rr`` the round-robin cursor; ``ho:conv:{id}:fails`` consecutive failures.
+- ``ho:{tenant}:rr`` the round-robin cursor; ``ho:conv:{id}:fails`` consecutive failures;
+- ``ho:{tenant}:closed`` set while the tenant was seen outside its business hours.
 
 An agent is online when it is in the ``online`` hash, its heartbeat is alive and it has at
 least one live connection (see :mod:`kefu_core.chat.connections`). A Redis failure is a
@@ -30,6 +31,7 @@ __all__ = ["FAILURES_TTL_S", "HEARTBEAT_TTL_S", "HandoffRepository", "OnlineAgen
 
 HEARTBEAT_TTL_S = 90
 FAILURES_TTL_S = 3600
+CLOSED_TTL_S = 31 * 86_400
 
 
 class OnlineAgent(BaseModel):
@@ -180,6 +182,17 @@ class HandoffRepository:
     async def position(self, *, tenant_id: str, conversation_id: str) -> int | None:
         rank = await self._redis.zrank(self._k(tenant_id, "queue"), conversation_id)
         return None if rank is None else int(rank) + 1  # type: ignore[arg-type]
+
+    # -- business hours ------------------------------------------------------------------------
+    @_failing_as("cannot record the business hours")
+    async def mark_closed(self, tenant_id: str) -> None:
+        """The tenant was seen outside its business hours (kept a month at most)."""
+        await self._redis.set(self._k(tenant_id, "closed"), 1, ex=CLOSED_TTL_S)
+
+    @_failing_as("cannot read the business hours")
+    async def reopened(self, tenant_id: str) -> bool:
+        """Whether the tenant had been seen closed; clears it, so one caller gets true."""
+        return bool(await self._redis.getdel(self._k(tenant_id, "closed")))
 
     # -- assignments ---------------------------------------------------------------------------
     @_failing_as("cannot assign")

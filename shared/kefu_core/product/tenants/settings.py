@@ -14,6 +14,7 @@ from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, Field
 
 from kefu_core.infra.errors import StoreError
+from kefu_core.product.business_hours import BusinessHours
 from kefu_core.product.canned_replies import MAX_CANNED_REPLIES, CannedReply
 from kefu_core.product.tenants.rows import Rows
 
@@ -74,6 +75,8 @@ class TenantSettings(BaseModel):
     # Ready answers agents insert with "/shortcut" in the console (product.canned_replies).
     canned_replies: list[CannedReply] = Field(default_factory=list,
                                               max_length=MAX_CANNED_REPLIES)
+    # When human agents answer (product.business_hours); off = around the clock.
+    business_hours: BusinessHours = Field(default_factory=BusinessHours)
     # Personal data retention (docs/data-protection.md).
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
 
