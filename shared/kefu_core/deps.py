@@ -24,6 +24,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from kefu_core.chat.connections import ConnectionRegistry
 from kefu_core.chat.conversations import ConversationStore
+from kefu_core.chat.images import ImageService, image_service_for
 from kefu_core.chat.transport import Poster, StreamInvoker
 from kefu_core.infra.db import migrate, open_pool
 from kefu_core.infra.errors import StoreError
@@ -83,6 +84,7 @@ class Deps:
     learning_queue: LearningQueueStore
     # Answers learned from conversations agents resolved, waiting for an admin's review.
     learned: LearnedAnswerStore
+    images: ImageService
     # Product metrics: EMF on Lambda, Prometheus in the gateway (kefu_core.infra.metrics).
     metrics: Metrics = field(default_factory=NullMetrics)
     # The deployment's LLM router (``ENGINES`` / ``OPENAI_*``): built on first use when not given.
@@ -259,5 +261,6 @@ async def build_deps(
         feedback=FeedbackStore(pool),
         learning_queue=LearningQueueStore(pool),
         learned=LearnedAnswerStore(pool),
+        images=image_service_for(settings, redis),
         deployment_router=router,
     )

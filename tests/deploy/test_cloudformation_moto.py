@@ -275,3 +275,53 @@ def test_retention_runs_hourly_and_invokes_nothing(stack: dict[str, Any]) -> Non
     assert rule["ScheduleExpression"] == "rate(1 hour)"
     actions = {a for s in _role_statements(stack, "RetentionFunctionRole") for a in _actions(s)}
     assert not {a for a in actions if a.startswith(("lambda:", "sqs:", "execute-api:"))}
+
+
+# What each function may do with the image bucket (docs/deploy.md "Images"): nothing for the
+# functions that never touch an image.
+IMAGE_GRANTS = {
+    "MessageFunction": {"s3:PutObject", "s3:GetObject", "s3:DeleteObject", "s3:ListBucket"},
+    "AgentFunction": {"s3:GetObject"},
+    "StreamFunction": {"s3:GetObject"},
+    "AdminFunction": {"s3:GetObject", "s3:DeleteObject", "s3:ListBucket"},
+    "RetentionFunction": {"s3:DeleteObject", "s3:ListBucket"},
+    "ConnectFunction": set(), "DisconnectFunction": set(), "StreamFailureFunction": set(),
+    "MigrateFunction": set(),
+}
+
+
+def test_the_image_bucket_is_private_encrypted_expiring_and_granted_by_need(
+    stack: dict[str, Any],
+) -> None:
+    # GIVEN the deployed bucket
+    s3 = stack["client"]("s3")
+    bucket = stack["physical"]["ImageBucket"]
+    # THEN it is encrypted
+    encryption = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]
+    assert encryption["Rules"][0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == \
+        "AES256"
+    # AND (moto's CloudFormation does not apply these: read from the template) no public
+    # access, no plain HTTP, abandoned uploads expire after a day, CORS allows POST only
+    properties = stack["template"]["Resources"]["ImageBucket"]["Properties"]
+    block = properties["PublicAccessBlockConfiguration"]
+    assert all(block.values()) and len(block) == 4
+    rules = {r["Id"]: r for r in properties["LifecycleConfiguration"]["Rules"]}
+    assert (rules["AbandonedUploads"]["Prefix"], rules["AbandonedUploads"]["ExpirationInDays"]) \
+        == ("uploads/", 1)
+    assert rules["ImageMaxAge"]["ExpirationInDays"] == {"Ref": "ImageMaxAgeDays"}
+    assert "VersioningConfiguration" not in properties  # an erased image leaves no version
+    (cors,) = properties["CorsConfiguration"]["CorsRules"]
+    assert cors["AllowedMethods"] == ["POST"]
+    policy = stack["template"]["Resources"]["ImageBucketPolicy"]["Properties"]
+    (tls,) = policy["PolicyDocument"]["Statement"]
+    assert (tls["Effect"], tls["Condition"]) == ("Deny",
+                                                 {"Bool": {"aws:SecureTransport": "false"}})
+    # AND each function is granted only what it does with images, on this bucket only
+    for logical_id, expected in IMAGE_GRANTS.items():
+        statements = [s for s in _role_statements(stack, f"{logical_id}Role")
+                      if any(a.startswith("s3:") for a in _actions(s))]
+        assert {a for s in statements for a in _actions(s)} == expected, logical_id
+        for statement in statements:
+            for resource in _resources(statement):
+                assert resource in (f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/images/*",
+                                    f"arn:aws:s3:::{bucket}/uploads/*"), (logical_id, resource)

@@ -82,6 +82,8 @@ class StoredMessage(BaseModel):
             **({"agent_name": self.meta["agent_name"]} if self.meta.get("agent_name") else {}),
             # a handoff queued outside business hours: when agents are back
             **({"opens_at": self.meta["opens_at"]} if "opens_at" in self.meta else {}),
+            # the kept image (chat.images): clients get it with an expiring link instead
+            **({"image": self.meta["image"]} if self.meta.get("image") else {}),
         }
 
 

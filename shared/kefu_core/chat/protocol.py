@@ -5,6 +5,8 @@ Client -> server frames carry ``action`` (API Gateway selects the route on it):
 - ``{"action": "message", "client_msg_id": str, "text": str}``: a visitor or agent message.
 - ``{"action": "sync", "last_seq": int}``: resume; the server replays every message after it.
 - ``{"action": "ping"}``: keep-alive; answered with ``pong``.
+- ``{"action": "upload", "client_msg_id": str, "content_type": str, "size": int}``: a form to
+  upload an image to (``upload``); the message then names it (``"image": upload_id``).
 
 Visitor frames of the customer-service layer (reference: docs/console.md):
 
@@ -15,12 +17,12 @@ Visitor frames of the customer-service layer (reference: docs/console.md):
 
 Agent (and admin) frames, all but ``presence``/``queue``/``agents`` naming a
 ``conversation_id``: ``presence`` (``online``/``away``), ``queue``, ``agents``, ``open``,
-``take``, ``reply`` (``client_msg_id``, ``text``), ``suggest``, ``note`` (``text``),
+``take``, ``reply`` (``client_msg_id``, ``text``, ``image``), ``suggest``, ``note`` (``text``),
 ``transfer`` (``agent_id``), ``release`` (back to the bot), ``close``, ``typing``.
 
 Server -> client frames carry ``type``: ``ack``, ``delta``, ``final``, ``history``, ``state``,
 ``error``, ``pong``, ``busy``, ``message``, ``typing``, ``csat_saved``, ``feedback_saved``,
-``offline_saved``, and
+``offline_saved``, ``upload``, and
 for consoles ``csat``, ``presence``, ``queue``, ``agents``, ``conversation``, ``suggestion``,
 ``note``, ``assigned``, ``unassigned``, ``queue_changed``, ``offline_message``. Each is a TypedDict
 (``...Out``) made by one builder below (``..._frame``); nothing else in kefu_core shapes a
@@ -93,6 +95,8 @@ __all__ = [
     "TypingOut",
     "UnassignedOut",
     "UnsupportedSpan",
+    "UploadFrame",
+    "UploadOut",
     "ack_frame",
     "agents_frame",
     "assigned_frame",
@@ -123,6 +127,7 @@ __all__ = [
     "suggestion_frame",
     "typing_frame",
     "unassigned_frame",
+    "upload_frame",
 ]
 
 ClientMsgId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[\w.:-]+$")]
@@ -132,10 +137,14 @@ class _Frame(BaseModel):
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=False, strict=True)
 
 
+UploadId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
+
+
 class MessageFrame(_Frame):
     action: Literal["message"]
     client_msg_id: ClientMsgId
-    text: str
+    text: str = ""
+    image: UploadId | None = None  # an upload of this conversation (docs/protocol.md "Images")
 
 
 class SyncFrame(_Frame):
@@ -222,7 +231,19 @@ class ReplyFrame(_Frame):
     action: Literal["reply"]
     conversation_id: ConversationId
     client_msg_id: ClientMsgId
-    text: str
+    text: str = ""
+    image: UploadId | None = None
+
+
+class UploadFrame(_Frame):
+    """Ask for a form to upload one image (``content_type``, ``size`` bytes) to; agents name
+    the conversation, a visitor's is their own. ``client_msg_id`` is echoed."""
+
+    action: Literal["upload"]
+    client_msg_id: ClientMsgId
+    content_type: str = Field(max_length=100)
+    size: int = Field(ge=1, le=2**31 - 1)
+    conversation_id: ConversationId | None = None
 
 
 class NoteFrame(_Frame):
@@ -240,14 +261,14 @@ class TransferFrame(_Frame):
 AnyClientFrame = (
     MessageFrame | SyncFrame | PingFrame | HandoffFrame | TypingFrame | EndFrame | CsatFrame
     | FeedbackFrame | OfflineMessageFrame | PresenceFrame | ListFrame | ConversationActionFrame
-    | ReplyFrame | NoteFrame | TransferFrame | ContextFrame
+    | ReplyFrame | NoteFrame | TransferFrame | ContextFrame | UploadFrame
 )
 ClientFrame = Annotated[AnyClientFrame, Field(discriminator="action")]
 _client_frame: TypeAdapter[AnyClientFrame] = TypeAdapter(ClientFrame)
 KNOWN_ACTIONS = frozenset({
     "message", "sync", "ping", "handoff", "typing", "end", "csat", "feedback",
     "offline_message", "presence", "queue", "agents", "open", "take", "suggest", "release",
-    "close", "reply", "note", "transfer", "context",
+    "close", "reply", "note", "transfer", "context", "upload",
 })
 
 
@@ -288,7 +309,7 @@ def parse_client_frame(
         ) from exc
     if isinstance(frame, MessageFrame | ReplyFrame):
         text = frame.text.strip()
-        if not text:
+        if not text and frame.image is None:
             raise BadFrame("empty_text", "text is empty", client_msg_id=frame.client_msg_id)
         if len(text) > max_text_chars:
             raise BadFrame(
@@ -383,6 +404,18 @@ class MessageOut(TypedDict):
     text: str
     client_msg_id: str | None
     agent_name: NotRequired[str | None]
+    image: NotRequired[Json]
+
+
+class UploadOut(TypedDict):
+    type: Literal["upload"]
+    conversation_id: str
+    client_msg_id: str
+    upload_id: str
+    url: str
+    fields: dict[str, str]
+    max_bytes: int
+    expires_in: int
 
 
 class TypingOut(TypedDict):
@@ -522,6 +555,7 @@ ServerFrame = (
     | OfflineSavedOut
     | OfflineMessageOut | PresenceOut | QueueOut | AgentsOut | NoteOut
     | ConversationOut | SuggestionOut | QueueChangedOut | AssignedOut | UnassignedOut
+    | UploadOut
 )
 
 
@@ -647,16 +681,29 @@ def history_frames(
 
 def message_frame(
     *, conversation_id: str, seq: int, role: Literal[roles.Visitor, roles.Agent], text: str,
-    client_msg_id: str | None, agent_name: str | None = None,
+    client_msg_id: str | None, agent_name: str | None = None, image: Json | None = None,
 ) -> MessageOut:
     """A stored visitor or agent message, for the other connections watching it (an agent's
-    carries the agent's name)."""
+    carries the agent's name; one with an image, its expiring link)."""
     frame: MessageOut = {"type": "message", "conversation_id": conversation_id,
                                "seq": seq, "role": role, "text": text,
                                "client_msg_id": client_msg_id}
     if role == "agent":
         frame["agent_name"] = agent_name
+    if image:
+        frame["image"] = image
     return frame
+
+
+def upload_frame(
+    *, conversation_id: str, client_msg_id: str, upload_id: str, url: str,
+    fields: dict[str, str], max_bytes: int, expires_in: int,
+) -> UploadOut:
+    """Answer to ``upload``: POST ``fields`` then the file (as ``file``) to ``url`` within
+    ``expires_in`` seconds, then send the message with ``image: upload_id``."""
+    return {"type": "upload", "conversation_id": conversation_id,
+            "client_msg_id": client_msg_id, "upload_id": upload_id, "url": url,
+            "fields": fields, "max_bytes": max_bytes, "expires_in": expires_in}
 
 
 def typing_frame(

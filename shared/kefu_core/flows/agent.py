@@ -32,6 +32,7 @@ from kefu_core.chat.protocol import (
     SuggestionOut,
     TransferFrame,
     TypingFrame,
+    UploadFrame,
     ack_frame,
     agents_frame,
     conversation_frame,
@@ -44,6 +45,7 @@ from kefu_core.chat.protocol import (
     typing_frame,
 )
 from kefu_core.deps import Deps
+from kefu_core.flows.image_messages import image_meta, send_ticket
 from kefu_core.flows.learn import propose_later
 from kefu_core.flows.visitor_conversation import visit
 from kefu_core.infra.errors import BadFrame, StoreError, Unauthorized
@@ -138,6 +140,11 @@ async def handle_agent_frame(frame: AnyClientFrame, record: ConnectionRecord, de
         ))
     elif isinstance(frame, ReplyFrame):
         await _reply(frame, record, deps)
+    elif isinstance(frame, UploadFrame):
+        if frame.conversation_id is None:
+            raise BadFrame("invalid_frame", "invalid fields: conversation_id")
+        conversation = await _replier(deps, record, frame.conversation_id)
+        await send_ticket(deps, record, frame, conversation.id)
     elif isinstance(frame, NoteFrame):
         conversation = await _own_or_admin(deps, record, frame.conversation_id)
         note = await deps.service.add_note(
@@ -215,17 +222,26 @@ async def _queue(record: ConnectionRecord, deps: Deps) -> None:
     ))
 
 
-async def _reply(frame: ReplyFrame, record: ConnectionRecord, deps: Deps) -> None:
-    tenant_id, me = record.tenant_id, record.subject
-    conversation = await _conversation(deps, tenant_id, frame.conversation_id)
+async def _replier(deps: Deps, record: ConnectionRecord, conversation_id: str) -> Conversation:
+    """The conversation, when it is open and assigned to the caller (who may then reply)."""
+    conversation = await _conversation(deps, record.tenant_id, conversation_id)
     if conversation.status != "open":
         raise HandoffError("conversation_closed", "this conversation is closed")
-    if conversation.owner != "human" or conversation.assigned_agent != me:
+    if conversation.owner != "human" or conversation.assigned_agent != record.subject:
         raise HandoffError("not_yours", "take the conversation over before replying")
+    return conversation
+
+
+async def _reply(frame: ReplyFrame, record: ConnectionRecord, deps: Deps) -> None:
+    tenant_id, me = record.tenant_id, record.subject
+    conversation = await _replier(deps, record, frame.conversation_id)
+    meta = await image_meta(deps, tenant_id=tenant_id, conversation_id=conversation.id,
+                            upload_id=frame.image, client_msg_id=frame.client_msg_id) or {}
+    if record.name:
+        meta["agent_name"] = record.name
     stored = await deps.conversations.append(
         tenant_id=tenant_id, conversation_id=conversation.id, role="agent", author=me,
-        text=frame.text, client_msg_id=frame.client_msg_id,
-        meta={"agent_name": record.name} if record.name else None,
+        text=frame.text, client_msg_id=frame.client_msg_id, meta=meta or None,
     )
     await send(deps, record.connection_id, ack_frame(
         conversation_id=conversation.id, client_msg_id=frame.client_msg_id, seq=stored.seq,
@@ -235,6 +251,7 @@ async def _reply(frame: ReplyFrame, record: ConnectionRecord, deps: Deps) -> Non
     await broadcast(deps, conversation.id, message_frame(
         conversation_id=conversation.id, seq=stored.seq, role="agent", text=frame.text,
         client_msg_id=frame.client_msg_id, agent_name=record.name,
+        image=await deps.images.public(meta.get("image")),
     ), exclude=record.connection_id)
     await deps.audit.safe_record(
         tenant_id=tenant_id, actor_type=record.role,
@@ -290,7 +307,7 @@ async def _open(conversation_id: str, record: ConnectionRecord, deps: Deps) -> N
     await send(deps, record.connection_id, conversation_frame(
         conversation=_summary(conversation),
         state=await state_frame(deps, conversation),
-        messages=[m.public() for m in messages],
+        messages=await deps.images.with_links([m.public() for m in messages]),
         notes=[n.model_dump(mode="json") for n in notes],
         csat=rating.model_dump(mode="json") if rating else None,
         customer=customer, visitor_context=context, earlier=earlier,

@@ -30,6 +30,7 @@ from kefu_core.chat.protocol import (
     PingFrame,
     SyncFrame,
     TypingFrame,
+    UploadFrame,
     ack_frame,
     csat_frame,
     csat_saved_frame,
@@ -47,6 +48,7 @@ from kefu_core.chat.protocol import (
 )
 from kefu_core.deps import Deps
 from kefu_core.flows.agent import current_staff, handle_agent_frame
+from kefu_core.flows.image_messages import image_meta, model_text, send_ticket
 from kefu_core.flows.visitor_conversation import announce, attached, keep_context, started
 from kefu_core.infra.errors import (
     BadFrame,
@@ -133,7 +135,7 @@ async def _dispatch(frame: AnyClientFrame, record: ConnectionRecord, deps: Deps)
         await replay(deps, record, after_seq=frame.last_seq)
     elif record.role in STAFF_ROLES:
         await handle_agent_frame(frame, record, deps)
-    elif isinstance(frame, MessageFrame | HandoffFrame | OfflineMessageFrame):
+    elif isinstance(frame, MessageFrame | HandoffFrame | OfflineMessageFrame | UploadFrame):
         await _visitor_start(frame, record, deps)
     elif isinstance(frame, ContextFrame):
         await keep_context(deps, await attached(deps, record), frame)
@@ -146,14 +148,22 @@ async def _dispatch(frame: AnyClientFrame, record: ConnectionRecord, deps: Deps)
 
 
 async def _visitor_start(
-    frame: MessageFrame | HandoffFrame | OfflineMessageFrame, record: ConnectionRecord, deps: Deps,
+    frame: MessageFrame | HandoffFrame | OfflineMessageFrame | UploadFrame,
+    record: ConnectionRecord, deps: Deps,
 ) -> None:
-    """The frames that start a conversation when the visitor has none; the consoles hear of a
-    new one once the frame is handled (their lists then show its first message)."""
+    """The frames that start a conversation when the visitor has none (an image's upload is
+    the start of its message); the consoles hear of a new one once the frame is handled (their
+    lists then show its first message)."""
+    if isinstance(frame, UploadFrame) and not deps.images.available:
+        raise BadFrame("images_unavailable", "images are not enabled on this server")
     record, new = await started(deps, record)
     try:
         if isinstance(frame, MessageFrame):
             await _visitor_message(frame, record, deps)
+        elif isinstance(frame, UploadFrame):
+            if record.role != "visitor" or record.conversation_id is None:
+                raise BadFrame("no_conversation", "no conversation")
+            await send_ticket(deps, record, frame, record.conversation_id)
         else:
             await _visitor_action(frame, record, deps)
     finally:
@@ -234,6 +244,8 @@ async def _visitor_message(frame: MessageFrame, record: ConnectionRecord, deps: 
         raise BadFrame("unsupported_for_role", "only visitors send chat messages here",
                        client_msg_id=frame.client_msg_id)
     conversation_id = record.conversation_id
+    meta = await image_meta(deps, tenant_id=record.tenant_id, conversation_id=conversation_id,
+                            upload_id=frame.image, client_msg_id=frame.client_msg_id)
     stored = await deps.conversations.append(
         tenant_id=record.tenant_id,
         conversation_id=conversation_id,
@@ -241,6 +253,7 @@ async def _visitor_message(frame: MessageFrame, record: ConnectionRecord, deps: 
         author=record.subject,
         text=frame.text,
         client_msg_id=frame.client_msg_id,
+        meta=meta,
     )
     await send(deps, record.connection_id, ack_frame(
         conversation_id=conversation_id, client_msg_id=frame.client_msg_id,
@@ -253,6 +266,7 @@ async def _visitor_message(frame: MessageFrame, record: ConnectionRecord, deps: 
         await broadcast(deps, conversation_id, message_frame(
             conversation_id=conversation_id, seq=stored.seq, role="visitor", text=frame.text,
             client_msg_id=frame.client_msg_id,
+            image=await deps.images.public(meta and meta["image"]),
         ), exclude=record.connection_id)
     elif await deps.conversations.has_reply(conversation_id=conversation_id, seq=stored.seq):
         return
@@ -273,7 +287,8 @@ async def _visitor_message(frame: MessageFrame, record: ConnectionRecord, deps: 
     try:
         await deps.invoker.invoke(StreamPayload(
             tenant_id=record.tenant_id, conversation_id=conversation_id,
-            reply_to_seq=stored.seq, text=frame.text, client_msg_id=frame.client_msg_id,
+            reply_to_seq=stored.seq, text=model_text(frame.text, meta),
+            client_msg_id=frame.client_msg_id,
             connection_id=record.connection_id,
             domain_name=record.domain_name, stage=record.stage,
             received_ms=int(time.time() * 1000),
@@ -308,7 +323,7 @@ async def replay(deps: Deps, record: ConnectionRecord, *, after_seq: int) -> Non
         conversation_id=record.conversation_id,
         owner=conversation.owner if conversation else "bot",
         last_seq=conversation.last_seq if conversation else after_seq,
-        messages=[message.public() for message in messages],
+        messages=await deps.images.with_links([message.public() for message in messages]),
         page_bytes=deps.settings.replay_page_bytes,
     ):
         await send(deps, record.connection_id, page)

@@ -24,6 +24,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from kefu_core.admin import create_admin_app
 from kefu_core.admin.app import body_limits
+from kefu_core.chat.images import ImageService
 from kefu_core.chat.protocol import encode, error_frame_for
 from kefu_core.chat.transport import TaskInvoker
 from kefu_core.deps import Deps, build_deps, redis_client
@@ -38,6 +39,7 @@ from kefu_core.gateway.events import (
     route_for,
 )
 from kefu_core.gateway.hub import Hub, LocalConnection
+from kefu_core.gateway.images import image_body_limit, image_routes
 from kefu_core.gateway.integration import FlowIntegration, Integration
 from kefu_core.gateway.limits import FloodGuard
 from kefu_core.gateway.metrics import PrometheusMetrics, metrics_endpoint
@@ -370,6 +372,7 @@ def _body_limits(settings: Settings) -> dict[str, Any]:
     largest = max([admin["default_max_bytes"], *(rule.max_bytes for rule in admin["limits"])])
     stage = re.escape(settings.gateway_stage)
     return {"default_max_bytes": largest, "limits": [
+        image_body_limit(settings.image_max_bytes),
         BodyLimit(path=f"(/{stage})?/@connections/.*", max_bytes=MANAGEMENT_MAX_BODY_BYTES,
                   error="aws"),
     ]}
@@ -426,6 +429,10 @@ def create_gateway_app(settings: Settings, *, replica_id: str | None = None) -> 
             raise StoreError("the gateway is starting")
         return gateway.deps
 
+    async def gateway_images() -> ImageService:
+        return (await gateway_deps()).images
+
+    routes.extend(image_routes(gateway_images))
     routes.append(Mount("/", app=create_admin_app(settings, deps_provider=gateway_deps)))
     app = Starlette(routes=routes, lifespan=lifespan,
                     middleware=[Middleware(BodyLimitMiddleware, **_body_limits(settings))])

@@ -162,6 +162,20 @@ class Settings(BaseSettings):
     retention_interval_s: int = Field(default=3600, ge=0, le=7 * 24 * 3600)
     retention_run_budget_s: float = Field(default=240.0, gt=0, le=3600)
 
+    # Images (kefu_core.chat.images; docs/configuration.md "Images"). IMAGE_BUCKET: an S3
+    # bucket (the template's on AWS; any S3-compatible store self-hosted, its endpoint from
+    # AWS_ENDPOINT_URL_S3); unset: files under IMAGE_DIR (default DATA_DIR/images), served by
+    # the gateway (a Lambda function without a bucket has no images).
+    images_enabled: bool = True
+    image_bucket: str | None = None
+    image_dir: str | None = None
+    image_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024, le=20 * 1024 * 1024)
+    image_max_side: int = Field(default=4096, ge=64, le=16384)
+    image_url_ttl_s: int = Field(default=600, ge=30, le=3600)
+    image_upload_ttl_s: int = Field(default=300, ge=30, le=3600)
+    image_max_per_conversation: int = Field(default=50, ge=0, le=10_000)
+    image_rate_per_minute: int = Field(default=10, ge=1, le=1000)
+
     # Self-hosted gateway.
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8080

@@ -5,14 +5,17 @@ PostgreSQL and Redis.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from importlib import resources
+from pathlib import Path
 
 import psycopg
 import pytest
 
+from kefu_core.chat.images import ImageService
 from kefu_core.deps import Deps
 from kefu_core.flows.personal_data import (
     CustomerRef,
@@ -20,6 +23,7 @@ from kefu_core.flows.personal_data import (
     erase_customer,
     run_retention,
 )
+from kefu_core.infra.blobs import DiskBlobs
 from kefu_core.infra.errors import StoreError
 from kefu_core.product.tenants.settings import RetentionSettings, TenantSettings
 from kefu_memory import Fact, OfflineEmbedder, Turn
@@ -243,3 +247,66 @@ async def test_old_audit_entries_lose_the_customers_words(deps: Deps, pg_dsn: st
         # AND the log is append-only again
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("UPDATE audit_log SET action = 'x' WHERE tenant_id = %s", (tenant,))
+
+
+async def _image_conversation(deps: Deps, tenant: str, visitor: str, age_days: int) -> str:
+    """A conversation whose visitor sent a photo (uploaded with its ticket, then accepted)."""
+    from tests.support.images import jpeg_with_exif
+
+    conversation = await deps.conversations.open_for_visitor(tenant_id=tenant,
+                                                             visitor_id=visitor)
+    photo = jpeg_with_exif()
+    ticket = await deps.images.ticket(tenant_id=tenant, conversation_id=conversation.id,
+                                      content_type="image/jpeg", size=len(photo))
+    await deps.images.receive(ticket.fields["ticket"], content_type="image/jpeg", data=photo)
+    meta = await deps.images.accept(tenant_id=tenant, conversation_id=conversation.id,
+                                    upload_id=ticket.upload_id)
+    await deps.conversations.append(tenant_id=tenant, conversation_id=conversation.id,
+                                    role="visitor", text="", client_msg_id="p-1",
+                                    meta={"image": meta})
+    async with deps.pool.connection() as conn:
+        await conn.execute("UPDATE conversations SET updated_at = %s WHERE id = %s",
+                           (NOW - timedelta(days=age_days), conversation.id))
+    return conversation.id
+
+
+class _BrokenBlobs:
+    """An image store whose deletes fail (the bucket is unreachable)."""
+
+    def __init__(self, inner: object) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    async def delete_prefix(self, prefix: str) -> int:
+        raise StoreError("cannot delete the images")
+
+
+async def test_retention_deletes_expired_conversations_images_and_keeps_rows_when_it_cannot(
+    deps: Deps, tmp_path: Path,
+) -> None:
+    # GIVEN images kept on disk, a tenant keeping transcripts 30 days, and a photo in a
+    # 40-day-old conversation and in a 10-day-old one
+    images = ImageService(deps.settings.model_copy(update={"image_dir": str(tmp_path)}),
+                          DiskBlobs(tmp_path), deps.redis)
+    deps = dataclasses.replace(deps, images=images)
+    tenant = await _tenant(deps, RetentionSettings(transcripts_days=30))
+    old = await _image_conversation(deps, tenant, "v-old", age_days=40)
+    recent = await _image_conversation(deps, tenant, "v-new", age_days=10)
+    assert (tmp_path / "images" / tenant / old).is_dir()
+    # WHEN retention runs while the image store fails
+    broken = dataclasses.replace(deps, images=ImageService(images.settings,
+                                                           _BrokenBlobs(images.blobs),  # type: ignore[arg-type]
+                                                           deps.redis))
+    with pytest.raises(StoreError):
+        await run_retention(broken, now=NOW)
+    # THEN the old conversation is still there (its images found again next time)
+    assert await _count(deps, "SELECT count(*) FROM conversations WHERE id = %s", old) == 1
+    # WHEN it runs with the store back
+    report = await run_retention(deps, now=NOW)
+    # THEN the old conversation went with its image; the recent one kept both
+    assert next(t for t in report.tenants if t.tenant_id == tenant).conversations == 1
+    assert not (tmp_path / "images" / tenant / old).exists()
+    assert (tmp_path / "images" / tenant / recent).is_dir()
+    assert await _count(deps, "SELECT count(*) FROM conversations WHERE id = %s", recent) == 1

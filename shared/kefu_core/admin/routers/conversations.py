@@ -117,9 +117,18 @@ def _csv(exported: Exported) -> Response:
         "content-disposition": 'attachment; filename="conversations.csv"'})
 
 
+def _without_image_key(message: dict[str, Any]) -> dict[str, Any]:
+    """An exported message describes its image (type, size); the file stays in storage."""
+    image = message.get("image")
+    if not image:
+        return message
+    return {**message, "image": {k: v for k, v in image.items() if k != "key"}}
+
+
 def _json(exported: Exported) -> Response:
     body = [{"conversation": ConversationView.of(c).model_dump(mode="json"),
-             "messages": [m.public() for m in messages]} for c, messages in exported]
+             "messages": [_without_image_key(m.public()) for m in messages]}
+            for c, messages in exported]
     return Response(json.dumps(body, ensure_ascii=False), media_type="application/json",
                     headers={"content-disposition": 'attachment; filename="conversations.json"'})
 
@@ -136,7 +145,7 @@ async def transcript(conversation_id: uuid.UUID, who: AgentId, deps: DepsDep) ->
                                                conversation_id=conversation.id, limit=10_000)
     return Transcript(
         conversation=ConversationView.of(conversation),
-        messages=[m.public() for m in messages],
+        messages=await deps.images.with_links([m.public() for m in messages]),
         notes=await deps.service.notes(tenant_id=who.tenant_id,
                                        conversation_id=conversation.id),
         csat=await deps.service.rating(tenant_id=who.tenant_id,

@@ -6,7 +6,8 @@ Order (each step deletes what is there now, so a retry after any failure complet
 2. the customer's conversation ids and texts are read (they are how Redis is searched);
 3. Redis: short-term memory, live connections (closed), handoff bookkeeping, cached replies;
 4. long-term facts (kefu_memory's erasure, which logs only a digest of the customer id);
-5. offline messages; 6. conversations, in batches (messages, notes and ratings cascade);
+5. offline messages; 6. the conversations' images (and pending uploads), then the
+   conversations, in batches (messages, notes and ratings cascade);
 7. Redis once more for those conversations (a reply that finished meanwhile wrote its turns),
    and PostgreSQL once more for a conversation opened meanwhile;
 8. this process's CRM cache; 9. the erasure is audited with counts, no content.
@@ -48,6 +49,7 @@ class ErasureReport(BaseModel):
     conversations: int = 0
     messages: int = 0
     offline_messages: int = 0
+    images: int = 0
     facts: int = 0
     short_term: int = 0
     connections: int = 0
@@ -84,6 +86,9 @@ async def erase_customer(deps: Deps, *, tenant_id: str, ref: CustomerRef,
         report.offline_messages += await records.delete_offline_messages(
             tenant_id=tenant_id, subject=subject, ids=ids)
         report.messages += await records.message_count(ids)
+        for conversation_id in ids:  # before the rows: a failure leaves the ids for the retry
+            report.images += await deps.images.forget_conversation(
+                tenant_id=tenant_id, conversation_id=conversation_id)
         report.conversations += await records.delete_conversations(
             tenant_id=tenant_id, ids=ids, batch=BATCH)
         erased += found

@@ -95,14 +95,19 @@ async def _policies(deps: Deps) -> list[tuple[str, RetentionSettings]]:
 async def _expire(deps: Deps, table: str, age: str, tenant_id: str, cutoff: datetime,
                   size: int, deadline: float) -> tuple[int, bool]:
     """Delete ``table``'s rows of the tenant older than ``cutoff``, batch by batch, until none
-    is left (True) or the deadline passes (False)."""
-    sql = (f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table}"  # table, age: constants
-           f" WHERE tenant_id = %s AND {age} < %s LIMIT %s FOR UPDATE SKIP LOCKED)")
+    is left (True) or the deadline passes (False). A conversation's images go first, in the
+    batch's transaction: when deleting them fails, its rows stay for the next run."""
+    select = (f"SELECT id FROM {table}"  # table, age: constants
+              f" WHERE tenant_id = %s AND {age} < %s LIMIT %s FOR UPDATE SKIP LOCKED")
     deleted = 0
     while True:
         try:
-            async with deps.pool.connection() as conn:
-                cur = await conn.execute(sql, (tenant_id, cutoff, size))
+            async with deps.pool.connection() as conn, conn.transaction():
+                cur = await conn.execute(select, (tenant_id, cutoff, size))
+                ids = [row[0] for row in await cur.fetchall()]
+                if table == "conversations" and ids:
+                    await _forget_images(deps, conn, tenant_id, ids)
+                cur = await conn.execute(f"DELETE FROM {table} WHERE id = ANY(%s)", (ids,))
                 count = int(cur.rowcount)
         except psycopg.errors.UndefinedTable:
             return deleted, True  # the memory layer's tables were never created here
@@ -113,6 +118,17 @@ async def _expire(deps: Deps, table: str, age: str, tenant_id: str, cutoff: date
             return deleted, True
         if time.monotonic() >= deadline:
             return deleted, False
+
+
+async def _forget_images(deps: Deps, conn: psycopg.AsyncConnection[Any], tenant_id: str,
+                         ids: list[Any]) -> None:
+    """Delete the images of those of ``ids`` that have any (chat.images)."""
+    cur = await conn.execute(
+        "SELECT DISTINCT conversation_id::text FROM messages"
+        " WHERE conversation_id = ANY(%s) AND meta ? 'image'", (ids,))
+    for (conversation_id,) in await cur.fetchall():
+        await deps.images.forget_conversation(tenant_id=tenant_id,
+                                              conversation_id=conversation_id)
 
 
 async def _audit(deps: Deps, result: TenantRetention, policy: RetentionSettings) -> None:

@@ -1,0 +1,46 @@
+"""Images in the chat flows: the ``upload`` frame's answer, the image a message names, and
+what a model is told of it (docs/protocol.md "Images")."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kefu_core.chat.connections import ConnectionRecord
+from kefu_core.chat.delivery import send
+from kefu_core.chat.protocol import UploadFrame, upload_frame
+from kefu_core.deps import Deps
+
+__all__ = ["IMAGE_PLACEHOLDER", "image_meta", "model_text", "send_ticket"]
+
+# What a model that does not see images reads in place of one.
+IMAGE_PLACEHOLDER = "[image]"
+
+
+async def send_ticket(deps: Deps, record: ConnectionRecord, frame: UploadFrame,
+                      conversation_id: str) -> None:
+    """Answer ``upload`` with a form to upload the image to (caps and type checked)."""
+    ticket = await deps.images.ticket(
+        tenant_id=record.tenant_id, conversation_id=conversation_id,
+        content_type=frame.content_type, size=frame.size)
+    await send(deps, record.connection_id, upload_frame(
+        conversation_id=conversation_id, client_msg_id=frame.client_msg_id,
+        upload_id=ticket.upload_id, url=ticket.url, fields=ticket.fields,
+        max_bytes=ticket.max_bytes, expires_in=ticket.expires_in))
+
+
+async def image_meta(deps: Deps, *, tenant_id: str, conversation_id: str,
+                     upload_id: str | None, client_msg_id: str) -> dict[str, Any] | None:
+    """The ``meta`` a message keeps for its image (None without one); BadFrame when the
+    upload is missing or refused."""
+    if upload_id is None:
+        return None
+    image = await deps.images.accept(tenant_id=tenant_id, conversation_id=conversation_id,
+                                     upload_id=upload_id, client_msg_id=client_msg_id)
+    return {"image": image}
+
+
+def model_text(text: str, meta: dict[str, Any] | None) -> str:
+    """A message's text as a model that does not see images reads it."""
+    if not meta or not meta.get("image"):
+        return text
+    return f"{IMAGE_PLACEHOLDER} {text}".strip()
