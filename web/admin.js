@@ -1070,10 +1070,14 @@
         detail.textContent = "";
         var c = tr.conversation;
         kids(detail, [el("h3", null, t("transcript")), el("div", "muted", (c.customer_id || c.visitor_id) + " · " + t("status_" + c.status) + " · " + when(c.created_at))]);
+        var rated = {};
+        (tr.feedback || []).forEach(function (f) { rated[f.seq] = f; });
         tr.messages.forEach(function (m) {
           var who = m.role === "agent" && m.author ? m.author : t("r_" + m.role);
           var line = el("div", "line " + m.role);
           kids(line, [el("small", null, who + " · " + when(m.created_at)), el("div", null, m.text || m.event || "")]);
+          var f = rated[m.seq];  // the visitor's 👍/👎 on this reply, with the reason they gave
+          if (f) line.appendChild(el("div", "feedback " + f.rating, (f.rating === "up" ? "👍" : "👎") + (f.reason ? " " + f.reason : "")));
           detail.appendChild(line);
         });
         if (tr.notes.length) {

@@ -25,6 +25,8 @@
       transferTo: "转接给…", offlineTab: "访客留言",
       reason_button: "访客点击转人工", reason_keyword: "访客消息要求人工", reason_failures: "机器人多次未能回答",
       reason_llm: "机器人建议转人工", reason_agent: "客服主动接管", reason_admin: "管理员分配", reason_agent_offline: "原客服离线，重新排队",
+      queuedUntil: "排队至 {t}（非工作时间）", queuedNoOpening: "非工作时间：未设置营业时段",
+      closedNow: "非工作时间 · {t} 开始营业：排队的对话届时分配，提前上线可直接接入", closedNoOpening: "非工作时间（未设置营业时段）：可直接接入排队的对话",
       waitingFor: "已等待 {t}", firstReply: "首次响应 {t}", sec: "{n} 秒", min: "{n} 分钟", hour: "{h} 小时 {m} 分",
       yesterday: "昨天", now: "刚刚", mute: "关闭提醒声音", unmute: "打开提醒声音", details: "客户信息",
       newActivity: "新消息", colourSuffix: "色", visit: "访问信息", page: "页面", referrer: "来源", browser: "浏览器",
@@ -47,6 +49,8 @@
       transferTo: "Transfer to…", offlineTab: "Offline messages",
       reason_button: "visitor pressed “talk to a human”", reason_keyword: "visitor asked for a human", reason_failures: "the bot failed repeatedly",
       reason_llm: "the bot suggested a human", reason_agent: "taken over by an agent", reason_admin: "assigned by an admin", reason_agent_offline: "the agent went offline, queued again",
+      queuedUntil: "queued until {t} (outside business hours)", queuedNoOpening: "outside business hours: no opening set",
+      closedNow: "Outside business hours · opens {t}: the queue is assigned then; take a conversation now if you are in early", closedNoOpening: "Outside business hours (no opening set): take a conversation if you are in",
       waitingFor: "waiting {t}", firstReply: "first reply after {t}", sec: "{n} s", min: "{n} min", hour: "{h} h {m} min",
       yesterday: "Yesterday", now: "just now", mute: "Mute alert sounds", unmute: "Turn alert sounds on", details: "Customer",
       newActivity: "New activity", colourSuffix: "", visit: "Visit", page: "Page", referrer: "Came from", browser: "Browser",
@@ -92,6 +96,21 @@
     if (s < 60) return t("sec", { n: s });
     if (s < 3600) return t("min", { n: Math.floor(s / 60) });
     return t("hour", { h: Math.floor(s / 3600), m: Math.floor(s % 3600 / 60) });
+  }
+  // An opening (ISO 8601), in the agent's own time zone with the zone named.
+  function opening(iso) {
+    var opts = { weekday: "short", hour: "2-digit", minute: "2-digit", hour12: false, timeZoneName: "short" };
+    if (Date.parse(iso) - Date.now() > 6 * 86400000) { opts.month = "short"; opts.day = "numeric"; }
+    try { return new Intl.DateTimeFormat(lang === "zh" ? "zh-CN" : "en-GB", opts).format(new Date(iso)); } catch (e) { return iso; }
+  }
+  // Still before the opening: a stale list stops saying "queued until" once it has passed.
+  function closedUntil(iso) { return iso === null || (iso !== undefined && Date.parse(iso) > Date.now()); }
+  function renderHours() {
+    var note = $("hours-note"), h = queue.hours;
+    if (!note) { note = el("div", "hours-note"); note.id = "hours-note"; $("list").parentNode.insertBefore(note, $("list")); }
+    var closed = h && h.open === false && closedUntil(h.next_opening);
+    note.hidden = !closed;
+    note.textContent = closed ? (h.next_opening ? t("closedNow", { t: opening(h.next_opening) }) : t("closedNoOpening")) : "";
   }
   function since(iso) { var ms = Date.parse(iso); return isNaN(ms) ? "" : duration(Date.now() - ms); }
   function el(tag, cls, text) { var e = document.createElement(tag); if (cls) e.className = cls; if (text != null) e.textContent = text; return e; }
@@ -380,6 +399,7 @@
     $("n-offline").textContent = offline.length;
     document.querySelectorAll(".tabs button").forEach(function (b) { b.classList.toggle("active", b.dataset.tab === tab); });
     var list = $("list"); list.innerHTML = "";
+    renderHours();
     if (tab === "offline") { renderOffline(list); return; }
     (queue[tab] || []).forEach(function (c) {
       var li = el("li"); li.dataset.id = c.id;
@@ -391,6 +411,9 @@
       li.appendChild(el("div", "p", c.last_text || ""));
       if (c.owner === "queue" && c.queued_at) {
         li.appendChild(el("div", "wait", t("waitingFor", { t: since(c.queued_at) }) + (c.handoff_reason ? " · " + reasonText(c.handoff_reason) : "")));
+      }
+      if (c.owner === "queue" && closedUntil(c.queued_until)) {
+        li.appendChild(el("div", "until", c.queued_until ? t("queuedUntil", { t: opening(c.queued_until) }) : t("queuedNoOpening")));
       }
       li.addEventListener("click", function () { send({ action: "open", conversation_id: c.id }); });
       list.appendChild(li);

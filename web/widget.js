@@ -105,6 +105,7 @@
   var PING_MS = seconds(ds.pingInterval, 30, 1, 540);     // under API Gateway's 10 min idle limit
   var DEADLINE_MS = seconds(ds.replyTimeout, 10, 1, 60);
   var pongTimer = null, ackTimers = {}, attempt = 0;
+  var offlineSent = false;
   var owner = "bot", awaitingReply = false, typingTimer = null, unread = 0, rated = false, closedView = false;
   var widgetConf = {};
   var items = {};                           // key -> element
@@ -697,7 +698,7 @@ var KefuMarkdown = (function () {
   }
   function queuedClosedText(iso) { return iso ? t("queuedClosed", { when: opening(iso) }) : T.queuedClosedNoTime; }
   function leaveButton() {
-    if (widgetConf.offline_message_enabled === false || banner.querySelector("button.leave")) return;
+    if (widgetConf.offline_message_enabled === false || offlineSent || banner.querySelector("button.leave")) return;
     var btn = document.createElement("button"); btn.type = "button"; btn.textContent = T.leaveMessage;
     btn.className = "leave"; btn.onclick = function () { offlineCard.classList.add("show"); $(".o-text").focus(); };
     banner.appendChild(btn);
@@ -862,6 +863,7 @@ var KefuMarkdown = (function () {
       var ratedRow = items["s:" + f.seq];
       if (ratedRow) ratedRow.querySelectorAll("button.fb").forEach(function (b) { b.classList.toggle("on", b.dataset.rating === f.rating); });
     } else if (f.type === "offline_saved") {
+      offlineSent = true;   // no second "leave a message" button in this page
       var leave = banner.querySelector("button.leave"); if (leave) leave.remove();
       offlineCard.innerHTML = '<div class="done"></div>';
       offlineCard.querySelector(".done").textContent = T.offlineSaved;
