@@ -503,7 +503,9 @@
     if (m.role === "system") {
       node.className = "sys";
       node.textContent = "";
-      node.appendChild(el("span", null, m.event ? t("ev_" + m.event, { name: m.agent_name || t("agent") }) : (m.text || "")));
+      var said = m.event ? t("ev_" + m.event, { name: m.agent_name || t("agent") }) : (m.text || "");
+      if (m.event === "queued" && m.opens_at !== undefined) said += " · " + (m.opens_at ? t("queuedUntil", { t: opening(m.opens_at) }) : t("queuedNoOpening"));
+      node.appendChild(el("span", null, said));
       node.appendChild(el("time", "at", when(m.at)));
     } else {
       node.className = "msg " + m.role + (m.status === "incomplete" || m.status === "streaming" ? " " + m.status : "");

@@ -60,7 +60,7 @@
       helpful: "有帮助", notHelpful: "没帮助",
       closedNow: "现在是非工作时间，客服将于 {when} 回来。智能助手仍可为您解答，您也可以留言。",
       closedNoTime: "现在是非工作时间。智能助手仍可为您解答，您也可以留言。",
-      queuedClosed: "已为您排队：客服将于 {when} 回来，您的消息都会保留。", queuedClosedNoTime: "已为您排队：客服回来后会尽快回复，您的消息都会保留。",
+      queuedClosed: "已为您排队：客服将于 {when} 回来，您的消息都会保留。", queuedClosedNoTime: "已为您排队：客服回来后会尽快回复，您的消息都会保留。", queuedLater: "已排队，等待客服上班",
       whyDown: "哪里不满意？（可选）", why_wrong: "答案不对", why_missed: "没回答我的问题", why_unclear: "看不懂", why_outdated: "信息过时",
       whyMore: "补充说明（可选）", whySend: "提交", whySkip: "跳过", whyThanks: "感谢反馈，我们会改进。"
     },
@@ -80,7 +80,7 @@
       helpful: "Helpful", notHelpful: "Not helpful",
       closedNow: "We're closed now — agents are back {when}. The assistant can still help, or leave us a message.",
       closedNoTime: "We're closed now. The assistant can still help, or leave us a message.",
-      queuedClosed: "You're in the queue: agents are back {when} and will see all your messages.", queuedClosedNoTime: "You're in the queue: agents will reply once they are back and will see all your messages.",
+      queuedClosed: "You're in the queue: agents are back {when} and will see all your messages.", queuedClosedNoTime: "You're in the queue: agents will reply once they are back and will see all your messages.", queuedLater: "Queued until agents are back",
       whyDown: "What went wrong? (optional)", why_wrong: "Wrong answer", why_missed: "Didn't answer my question", why_unclear: "Hard to understand", why_outdated: "Out of date",
       whyMore: "Anything to add? (optional)", whySend: "Send", whySkip: "Skip", whyThanks: "Thanks, we'll use this to improve."
     }
@@ -669,7 +669,7 @@ var KefuMarkdown = (function () {
       // Outside business hours: queued until agents are back.
       banner.textContent = queuedClosedText(frame.opens_at);
       banner.classList.add("show", "closed"); leaveButton();
-      setStatus(T.queuedNoPos);
+      setStatus(T.queuedLater);
     } else if (state === "queued") {
       banner.textContent = frame.position ? t("queued", { n: frame.position }) : T.queuedNoPos;
       if (frame.agents_online === false) { banner.textContent = T.noAgents; leaveButton(); }

@@ -119,6 +119,7 @@ async def test_a_closed_tenants_widget_says_when_agents_are_back_and_takes_a_mes
         notice = page.locator(".sys", has_text="You're in the queue")
         await notice.wait_for()
         assert await page.locator("form.compose").is_visible()
+        assert await page.locator(".st").inner_text() == "Queued until agents are back"
         await page.screenshot(path=screenshot_path("widget-queued-closed-375"))
     with psycopg.connect(gateway.dsn) as conn:  # type: ignore[attr-defined]
         left = conn.execute("SELECT name, text FROM offline_messages").fetchall()
@@ -157,7 +158,8 @@ async def test_the_console_shows_the_queue_waiting_for_the_opening(
         assert "09:00" in await item.locator(".until").inner_text()
         assert not [f for f in visitor.frames if f.get("state") == "agent_joined"]
         await item.click()
-        await page.locator("#conv-state").wait_for()
+        # AND the conversation's own line says it was queued until the opening
+        await page.locator("#log .sys", has_text="排队至").wait_for()
         await page.screenshot(path=screenshot_path("console-hours-1280"))
         # WHEN the agent, in early, takes it THEN the visitor is connected to them
         await page.locator("#take").click()

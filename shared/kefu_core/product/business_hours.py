@@ -35,7 +35,14 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    Field,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
 
 from kefu_core.chat.protocol import HoursNow
 
@@ -131,6 +138,7 @@ class BusinessHours(BaseModel):
     time_zone: str = Field(default="Asia/Shanghai", max_length=64)
     weekly: dict[Weekday, Intervals] = Field(default_factory=_week)
     dates: list[DateRule] = Field(default_factory=list, max_length=MAX_DATES)
+    _by_date: dict[date, list[Interval]] = PrivateAttr(default_factory=dict)
 
     @field_validator("time_zone")
     @classmethod
@@ -145,12 +153,24 @@ class BusinessHours(BaseModel):
             raise ValueError("each date may be listed once")
         return sorted(value, key=lambda rule: rule.date)
 
+    @model_validator(mode="after")
+    def _index(self) -> BusinessHours:
+        self._by_date = {rule.date: rule.intervals for rule in self.dates}
+        return self
+
     def intervals_on(self, day: date) -> list[Interval]:
         """The intervals that start on ``day`` (its date rule's, else its weekday's)."""
-        for rule in self.dates:
-            if rule.date == day:
-                return rule.intervals
+        ruled = self._by_date.get(day)
+        if ruled is not None:
+            return ruled
         return self.weekly.get(WEEKDAYS[day.weekday()], [])
+
+    def days_from(self, first: date) -> Iterator[date]:
+        """The days from ``first`` on that may have intervals, in order: every day of the
+        horizon, or only the special dates when no weekday has any."""
+        if any(self.weekly.values()):
+            return (first + timedelta(days=offset) for offset in range(HORIZON_DAYS))
+        return (rule.date for rule in self.dates if rule.intervals and rule.date >= first)
 
 
 class HoursStatus(BaseModel):
@@ -196,9 +216,8 @@ def hours_status(hours: BusinessHours, now: datetime) -> HoursStatus:
             return HoursStatus(open=True, time_zone=hours.time_zone)
     # A day's intervals all start before the next day's: the first day with an opening
     # after now has the next one.
-    for offset in range(HORIZON_DAYS):
-        starts = [start for start, _ in _spans(hours, today + timedelta(days=offset), zone)
-                  if start > now]
+    for day in hours.days_from(today):
+        starts = [start for start, _ in _spans(hours, day, zone) if start > now]
         if starts:
             return HoursStatus(open=False, next_opening=min(starts), time_zone=hours.time_zone)
     return HoursStatus(open=False, time_zone=hours.time_zone)

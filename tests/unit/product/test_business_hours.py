@@ -165,3 +165,13 @@ def test_sizes_are_limited_and_dates_are_distinct() -> None:
         _hours(dates=[{"date": "2027-01-01"}, {"date": "2027-01-01", "intervals": [one]}])
     with pytest.raises(ValidationError):
         _hours(weekly={"someday": [one]})
+
+
+def test_with_only_special_dates_the_next_one_is_found_however_far() -> None:
+    # GIVEN no weekly hours, many holidays and one special opening more than a year ahead
+    holidays = [{"date": f"2027-01-{d:02d}"} for d in range(1, 32)]
+    hours = _hours(dates=[*holidays, {"date": "2028-03-01",
+                                       "intervals": [{"start": "10:00", "end": "12:00"}]}])
+    # THEN the next opening is that date
+    status = hours_status(hours, _at(SHANGHAI, 2026, 12, 1, 12, 0))
+    assert status.next_opening == _at(SHANGHAI, 2028, 3, 1, 10, 0)
