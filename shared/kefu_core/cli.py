@@ -76,7 +76,7 @@ def _serve(args: argparse.Namespace, stops: ServiceStops) -> int:
     demo_knowledge = Path(__file__).resolve().parents[2] / "knowledge" / "demo"
     if settings.knowledge_dir is None and demo_knowledge.is_dir():
         settings = settings.model_copy(update={"knowledge_dir": str(demo_knowledge)})
-    app = create_gateway_app(settings, replica_id=args.replica_id)
+    app = create_gateway_app(settings, replica_id=args.replica_id, tune_gc=True)
     append_log_fields(replica_id=app.state.gateway.replica_id)
     if not args.worker:
         url = f"http://{settings.gateway_host}:{settings.gateway_port}/"

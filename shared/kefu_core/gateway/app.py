@@ -38,6 +38,7 @@ from kefu_core.gateway.events import (
     new_connection_id,
     route_for,
 )
+from kefu_core.gateway.gc_policy import tune_for_serving
 from kefu_core.gateway.hub import Hub, LocalConnection
 from kefu_core.gateway.images import image_body_limit, image_routes
 from kefu_core.gateway.integration import FlowIntegration, Integration
@@ -90,8 +91,10 @@ class Gateway:
         integration: Integration | None = None,
         routes: frozenset[str] = ROUTES,
         api_id: str = API_ID,
+        tune_gc: bool = False,
     ) -> None:
         self.settings = settings
+        self.tune_gc = tune_gc
         self.replica_id = replica_id or uuid.uuid4().hex[:8]
         self.integration = integration
         self.routes = routes
@@ -136,6 +139,8 @@ class Gateway:
         # Retention runs on one replica per period (claimed in Redis): RETENTION_INTERVAL_S.
         self.retention = RetentionScheduler(self.deps)
         self.retention.start()
+        if self.tune_gc:  # a serving process (`kefu run`), not an app inside tests
+            tune_for_serving()
         logger.info("gateway replica %s ready", self.replica_id)
 
     async def stop(self) -> None:
@@ -395,12 +400,15 @@ def websocket_routes(gateway: Gateway) -> list[Any]:
     ]
 
 
-def create_gateway_app(settings: Settings, *, replica_id: str | None = None) -> Starlette:
+def create_gateway_app(
+    settings: Settings, *, replica_id: str | None = None, tune_gc: bool = False,
+) -> Starlette:
     """Build one gateway replica. ``DATABASE_URL`` and ``REDIS_URL`` must be resolved.
     Raises ``ConfigError`` when the configuration cannot be served (see
-    :func:`check_gateway_config`)."""
+    :func:`check_gateway_config`). ``tune_gc``: the process serves this app alone, so the
+    garbage collector is set for serving once it is ready (:mod:`.gc_policy`)."""
     check_gateway_config(settings)
-    gateway = Gateway(settings, replica_id=replica_id)
+    gateway = Gateway(settings, replica_id=replica_id, tune_gc=tune_gc)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
