@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     )
     from ._keys import FileKeySource, KeyRing, SecretsManagerKeySource, StaticKeySource
     from ._offline import OfflineEngine, detect_language
-    from ._openai_engine import OpenAICompatibleEngine
+    from ._openai_engine import OpenAICompatibleEngine, preload_sdk
     from ._pii import Redactor, Restorer, find_pii, redact_text
     from ._router import Router
     from ._settings import AdapterSettings, EngineConfig
@@ -82,6 +82,7 @@ __all__ = [
     "detect_language",
     "encoding_for",
     "find_pii",
+    "preload_sdk",
     "protected_spans",
     "redact_text",
 ]
@@ -124,6 +125,7 @@ _WHERE = {
     "detect_language": "._offline",
     "encoding_for": "._tokens",
     "find_pii": "._pii",
+    "preload_sdk": "._openai_engine",
     "protected_spans": "._tokens",
     "redact_text": "._pii",
 }

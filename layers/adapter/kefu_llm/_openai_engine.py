@@ -26,7 +26,7 @@ from .netguard import OutboundPolicy, UnsafeURL, check_url
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
 
-__all__ = ["OpenAICompatibleEngine", "parse_retry_after"]
+__all__ = ["OpenAICompatibleEngine", "parse_retry_after", "preload_sdk"]
 
 _PASSAGES_HEAD = {
     "zh": "以下是知识库中与问题相关的资料，请据此回答；资料中没有的内容请如实说明不知道：",
@@ -38,6 +38,19 @@ _PLACEHOLDER_NOTE = {
     "en": "Bracketed markers like [PHONE_1] stand for hidden personal data; copy them verbatim "
     "when you need them.",
 }
+
+
+def preload_sdk() -> None:
+    """Import the SDK and the HTTP stack its first request pulls in (seconds of imports on a
+    busy machine), for a long-running process to call off its event loop before it serves:
+    the engines import them on first use, which would otherwise stall every connection while
+    the first reply starts."""
+    import openai
+    import openai.resources.chat.completions  # the client loads it lazily
+
+    client = openai.AsyncOpenAI(api_key="preload", base_url="http://127.0.0.1:9/v1")
+    _ = client.chat.completions.with_streaming_response  # resolves the lazy resources
+    import anyio._backends._asyncio  # noqa: F401  (the transport's backend, loaded on send)
 
 
 def parse_retry_after(headers: Any) -> float | None:

@@ -124,10 +124,11 @@ class Gateway:
         self.integration = FlowIntegration(self.deps)
         self.hub, self.invoker = hub, invoker
         await hub.start()
-        # tiktoken builds its encoding on first use: seconds of CPU that, on the first reply,
-        # stalled the event loop and every connection with it (measured with the loop's
-        # slow-callback debug). Built here, off the loop, before the replica serves.
-        await asyncio.to_thread(_warm_token_encoding)
+        # tiktoken builds its encoding, and the engines import the OpenAI SDK, on first use:
+        # seconds that, on the first reply, stalled the event loop and every connection with
+        # it (measured with the loop's slow-callback debug and a loop-lag sampler). Done
+        # here, off the loop, before the replica serves.
+        await asyncio.to_thread(_warm_up_adapter)
         memory = await self.deps.load_memory()
         if memory is not None:
             await memory.warm_up()
@@ -337,10 +338,11 @@ class Gateway:
         return Response(status_code=204)
 
 
-def _warm_token_encoding() -> None:
-    from kefu_llm import encoding_for
+def _warm_up_adapter() -> None:
+    from kefu_llm import encoding_for, preload_sdk
 
     encoding_for(None)
+    preload_sdk()
 
 
 def _iso(ts: float) -> str:
