@@ -17,8 +17,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import redis
 import redis.asyncio as aioredis
 from psycopg_pool import AsyncConnectionPool
 
@@ -195,6 +196,18 @@ class Deps:
         await self.redis.aclose()
 
 
+def _redis_driver() -> dict[str, Any]:
+    """The client's name and version for ``CLIENT SETINFO``, resolved once per process."""
+    try:
+        from redis.driver_info import DriverInfo
+    except ImportError:  # redis-py before 7: the version alone
+        return {"lib_version": redis.__version__}
+    return {"driver_info": DriverInfo(lib_version=redis.__version__)}
+
+
+_REDIS_DRIVER = _redis_driver()
+
+
 def redis_client(settings: Settings) -> aioredis.Redis:
     """A Redis client whose pool makes callers wait (briefly) for a free connection instead of
     failing at once when every connection is busy, as the default pool does under load."""
@@ -206,6 +219,9 @@ def redis_client(settings: Settings) -> aioredis.Redis:
         socket_timeout=5,
         socket_connect_timeout=5,
         health_check_interval=30,
+        # redis-py otherwise reads its own version from the installed packages' metadata
+        # (a scan of sys.path) for every new connection, on the event loop.
+        **_REDIS_DRIVER,
     )
     return aioredis.Redis(connection_pool=pool)
 
