@@ -90,6 +90,9 @@ class StoredMessage(BaseModel):
 class Stored(BaseModel):
     seq: int
     duplicate: bool
+    # The conversation as the statement that stored the message read it (``append``), when
+    # it was read: None otherwise (read it with ``get``).
+    conversation: Conversation | None = None
 
 
 _MSG_BASE = (
@@ -110,15 +113,17 @@ CUSTOMER_PREFIX = "cust:"
 
 
 # One statement, one round trip, one transaction: the de-duplication on client_msg_id, the
-# conversation's next sequence number and the row. A conflict on a unique index (a concurrent
-# writer of the same message or reply) fails the whole statement, the increment with it.
-_APPEND = b"""
+# conversation's next sequence number and the row, and the conversation itself (who answers
+# it: the message flow needs nothing else before the reply starts). A conflict on a unique
+# index (a concurrent writer of the same message or reply) fails the whole statement, the
+# increment with it.
+_APPEND = f"""
 WITH dup AS (
     SELECT seq FROM messages
     WHERE %(client_msg_id)s::text IS NOT NULL AND conversation_id = %(conversation_id)s::uuid
       AND client_msg_id = %(client_msg_id)s::text
 ), conv AS (
-    SELECT status FROM conversations
+    SELECT {_CONV_COLUMNS} FROM conversations
     WHERE id = %(conversation_id)s::uuid AND tenant_id = %(tenant_id)s::text
 ), bump AS (
     UPDATE conversations SET last_seq = last_seq + 1, updated_at = now()
@@ -135,8 +140,10 @@ WITH dup AS (
     FROM bump
     RETURNING seq
 )
-SELECT (SELECT seq FROM dup), (SELECT seq FROM ins), (SELECT status FROM conv)
-"""
+SELECT conv.*, (SELECT seq FROM dup) AS duplicate_seq, (SELECT seq FROM ins) AS new_seq,
+       COALESCE((SELECT last_seq FROM bump), conv.last_seq) AS bumped_seq
+FROM (SELECT 1) AS one LEFT JOIN conv ON true
+""".encode()
 
 # The stream flow's first step in one round trip: the conversation, and the reply reserved (an
 # empty ``streaming`` assistant row under the next sequence number) when the bot owns it and no
@@ -250,7 +257,7 @@ class ConversationStore:
         }
         try:
             async with self._pool.connection() as conn:
-                cur = await conn.execute(_APPEND, params)
+                cur = await conn.cursor(row_factory=dict_row).execute(_APPEND, params)
                 row = await cur.fetchone()
         except psycopg.errors.UniqueViolation:
             # A concurrent writer stored the same client message (or reply) first: the whole
@@ -259,12 +266,14 @@ class ConversationStore:
         except psycopg.Error as exc:
             raise StoreError("cannot store message") from exc
         assert row is not None
-        duplicate_seq, seq, conv_status = row
+        duplicate_seq, seq = row.pop("duplicate_seq"), row.pop("new_seq")
+        row["last_seq"] = row.pop("bumped_seq")
+        conversation = Conversation.model_validate(row) if row["id"] is not None else None
         if duplicate_seq is not None:
-            return Stored(seq=int(duplicate_seq), duplicate=True)
+            return Stored(seq=int(duplicate_seq), duplicate=True, conversation=conversation)
         if seq is not None:
-            return Stored(seq=int(seq), duplicate=False)
-        if conv_status is None:
+            return Stored(seq=int(seq), duplicate=False, conversation=conversation)
+        if conversation is None:
             raise ConversationClosed("conversation not found")
         raise ConversationClosed("conversation is closed")
 

@@ -272,7 +272,7 @@ async def _visitor_message(frame: MessageFrame, record: ConnectionRecord, deps: 
         return
     # A resent message whose reply never started (the invoke failed) is answered now: the
     # stream flow reserves its reply idempotently, so this is at-least-once without doubles.
-    conversation = await deps.conversations.get(
+    conversation = stored.conversation or await deps.conversations.get(
         tenant_id=record.tenant_id, conversation_id=conversation_id
     )
     if conversation is not None and conversation.owner == "human" and not stored.duplicate:

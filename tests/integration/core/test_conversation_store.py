@@ -142,3 +142,28 @@ async def test_no_reply_is_reserved_in_a_conversation_a_human_owns(
     later = await store.append(tenant_id=tenant, conversation_id=conv.id, role="visitor",
                                text="q2")
     assert later.seq == q.seq + 1
+
+
+async def test_append_returns_the_conversation_it_stored_into(store: ConversationStore) -> None:
+    # GIVEN a conversation a human agent has taken over
+    tenant = f"t-{uuid.uuid4().hex[:6]}"
+    conv = await store.open_for_visitor(tenant_id=tenant, visitor_id="v")
+    await store.append(tenant_id=tenant, conversation_id=conv.id, role="visitor", text="a",
+                       client_msg_id="c-a")
+    async with store._pool.connection() as conn:
+        await conn.execute("UPDATE conversations SET owner = 'human', assigned_agent = 'ag-1'"
+                           " WHERE id = %s", (conv.id,))
+    # WHEN the visitor's next message is stored, and then resent
+    stored = await store.append(tenant_id=tenant, conversation_id=conv.id, role="visitor",
+                                text="b", client_msg_id="c-b")
+    again = await store.append(tenant_id=tenant, conversation_id=conv.id, role="visitor",
+                               text="b", client_msg_id="c-b")
+    # THEN both answers carry the conversation as read by the same statement: who owns it,
+    # and its sequence number after the message (the resend changed nothing)
+    for result in (stored, again):
+        assert result.conversation is not None
+        assert result.conversation.id == conv.id
+        assert (result.conversation.owner, result.conversation.assigned_agent) == ("human",
+                                                                                  "ag-1")
+        assert result.conversation.last_seq == 2
+    assert (stored.seq, stored.duplicate, again.seq, again.duplicate) == (2, False, 2, True)
