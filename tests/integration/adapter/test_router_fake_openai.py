@@ -255,3 +255,35 @@ async def test_total_deadline_ends_a_slow_stream(fake: FakeOpenAI) -> None:
     assert final.status == "incomplete" and final.reason == "total_timeout"
     assert time.monotonic() - started < 5  # the whole stream would take 10 s
     await router.aclose()
+
+
+async def test_the_provider_receives_the_whole_request_body(fake: FakeOpenAI) -> None:
+    # GIVEN an engine with provider-specific extra fields, and the SDK's own HTTP client
+    from dataclasses import dataclass
+
+    from kefu_llm import EngineCall, OpenAICompatibleEngine
+
+    @dataclass
+    class Key:
+        id: str = "k1"
+        value: str = "sk-test-1"
+
+    engine_ = OpenAICompatibleEngine(name="p", model="fake", base_url=fake.base_url,
+                                     extra_body={"top_k": 5, "temperature": 0.1})
+    call = EngineCall(messages=[{"role": "system", "content": "be brief"},
+                                {"role": "user", "content": "hello"}],
+                      passages=["the shop opens at nine"], max_tokens=64, temperature=0.7,
+                      language="en")
+    # WHEN the engine streams a reply
+    pieces = [p async for p in engine_.stream(call, key=Key())]
+    await engine_.aclose()
+    # THEN the provider got the model, the messages with the passages, the limits, the
+    # handoff tool and the extra fields (which win over the engine's own), streamed
+    body = fake.requests[-1]["body"]
+    assert body["model"] == "fake" and body["stream"] is True
+    assert [m["role"] for m in body["messages"]] == ["system", "system", "user"]
+    assert "the shop opens at nine" in body["messages"][1]["content"]
+    assert body["max_tokens"] == 64 and body["temperature"] == 0.1 and body["top_k"] == 5
+    assert body["tools"][0]["function"]["name"] == "request_human_agent"
+    assert body["tool_choice"] == "auto"
+    assert "".join(p for p in pieces if isinstance(p, str)) == "OK. hello"
