@@ -250,6 +250,7 @@ async def test_a_visitor_says_why_a_reply_did_not_help(
         await page.screenshot(path=screenshot_path("widget-feedback-reason-375"))
         await why.locator("button.w-send").click()
         await reply.locator(".why", has_text="Thanks").wait_for()
+        conversation_id = await page.evaluate("window.__kefuWidget.state.conversationId")
     # THEN the reason is stored with the rating
     expected = "Wrong answer — It says 3 days, my order took 9"
     for _ in range(100):
@@ -260,3 +261,16 @@ async def test_a_visitor_says_why_a_reply_did_not_help(
         await page.wait_for_timeout(100)
     assert ("down", expected) in rows
     await context.close()
+    # AND the admin console's transcript shows it under the reply
+    admin = await browser.new_context(viewport={"width": 1280, "height": 800}, locale="en-US")
+    page = await admin.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    await page.goto(f"{gateway.http}/admin?tenant=demo#conversations")
+    await page.fill("input[name=email]", DEMO_ADMIN_EMAIL)
+    await page.fill("input[name=password]", DEMO_ADMIN_PASSWORD)
+    await page.click("#login-form button[type=submit]")
+    await page.locator(f"tr[data-id='{conversation_id}']").click()
+    shown = page.locator("#transcript .line.assistant .feedback.down")
+    await shown.wait_for()
+    assert await shown.inner_text() == f"👎 {expected}"
+    await admin.close()
