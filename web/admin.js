@@ -64,7 +64,7 @@
       // conversations
       search: "搜索", query: "关键词", since: "开始日期", until: "结束日期", any: "全部", exportCsv: "导出 CSV",
       status_open: "进行中", status_closed: "已结束", owner: "接待方", owner_bot: "机器人", owner_queue: "排队", owner_human: "人工",
-      visitor: "访客", lastMessage: "最后一条消息", more: "加载更多", transcript: "对话详情", notes: "内部备注", csat: "满意度",
+      visitor: "访客", lastMessage: "最后一条消息", more: "加载更多", transcript: "对话详情", image: "图片", notes: "内部备注", csat: "满意度",
       r_visitor: "访客", r_assistant: "智能助手", r_agent: "客服", r_system: "系统", none: "无", close: "关闭",
       // audit
       at: "时间", actor: "操作者", actorType: "操作者类型", action: "动作", target: "对象", targetType: "对象类型", detail: "详情",
@@ -156,7 +156,7 @@
       kbOff: "The knowledge base is not enabled on this deployment", badType: "Unsupported file type: {name}", noDocs: "No documents yet",
       search: "Search", query: "Text", since: "From", until: "To", any: "Any", exportCsv: "Export CSV",
       status_open: "Open", status_closed: "Closed", owner: "Owner", owner_bot: "Bot", owner_queue: "Queue", owner_human: "Human",
-      visitor: "Visitor", lastMessage: "Last message", more: "Load more", transcript: "Transcript", notes: "Private notes", csat: "Satisfaction",
+      visitor: "Visitor", lastMessage: "Last message", more: "Load more", transcript: "Transcript", image: "Image", notes: "Private notes", csat: "Satisfaction",
       r_visitor: "Visitor", r_assistant: "Assistant", r_agent: "Agent", r_system: "System", none: "none", close: "Close",
       at: "At", actor: "Actor", actorType: "Actor type", action: "Action", target: "Target", targetType: "Target type", detail: "Detail",
       csatFigures: "Satisfaction (CSAT)", count: "Ratings", average: "Average", distribution: "Scores", byAgent: "By agent",
@@ -1065,6 +1065,17 @@
         if (found.length === PAGE) body.appendChild(more);
       }).catch(fail);
     }
+    // An image of the transcript: a thumbnail (its link expires in minutes) opening the picture.
+    function picture(image) {
+      var url;
+      try { url = new URL(image.url, (base() || location.origin) + "/"); } catch (e) { return null; }
+      if (!/^https?:$/.test(url.protocol)) return null;
+      var a = el("a", "pic"); a.href = url.href; a.target = "_blank"; a.rel = "noopener noreferrer";
+      var img = el("img"); img.src = url.href; img.alt = t("image"); img.loading = "lazy";
+      if (image.width && image.height) { var k = Math.min(1, 200 / image.width, 200 / image.height); img.width = Math.round(image.width * k); img.height = Math.round(image.height * k); }
+      a.appendChild(img);
+      return a;
+    }
     function open(id) {
       call("GET", "/v1/conversations/" + encodeURIComponent(id)).then(function (tr) {
         detail.textContent = "";
@@ -1075,7 +1086,10 @@
         tr.messages.forEach(function (m) {
           var who = m.role === "agent" && m.author ? m.author : t("r_" + m.role);
           var line = el("div", "line " + m.role);
-          kids(line, [el("small", null, who + " · " + when(m.created_at)), el("div", null, m.text || m.event || "")]);
+          kids(line, [el("small", null, who + " · " + when(m.created_at))]);
+          var pic = m.image && picture(m.image);
+          if (pic) line.appendChild(pic);
+          if (m.text || m.event || !pic) line.appendChild(el("div", null, m.text || m.event || ""));
           var f = rated[m.seq];  // the visitor's 👍/👎 on this reply, with the reason they gave
           if (f) line.appendChild(el("div", "feedback " + f.rating, (f.rating === "up" ? "👍" : "👎") + (f.reason ? " " + f.reason : "")));
           detail.appendChild(line);

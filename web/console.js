@@ -31,6 +31,10 @@
       yesterday: "昨天", now: "刚刚", mute: "关闭提醒声音", unmute: "打开提醒声音", details: "客户信息",
       newActivity: "新消息", colourSuffix: "色", visit: "访问信息", page: "页面", referrer: "来源", browser: "浏览器",
       language: "语言", timeZone: "时区", location: "位置", earlier: "历史对话", noEarlier: "无历史对话", st_open: "进行中", st_closed: "已结束",
+      attach: "发送图片", image: "[图片]", uploading: "图片上传中 {p}%", imageFailed: "图片发送失败", imageUnreadable: "无法读取这张图片，请选择 JPG、PNG 或 WebP 图片",
+      imageTooBig: "图片太大（最大 {mb} MB）", err_image_type: "无法读取这张图片，请选择 JPG、PNG 或 WebP 图片", err_image_corrupt: "无法读取这张图片",
+      err_image_too_large: "图片太大", err_image_dimensions: "图片尺寸太大", err_image_missing: "图片上传已失效，请重新发送", err_too_many_images: "发送的图片太多，请稍后再试",
+      err_images_unavailable: "此服务器未开启图片功能", closeImage: "关闭图片",
       colours: "红,橙,金,绿,青,蓝,紫,粉,银,棕,黑,白", animals: "狐狸,熊猫,海豚,老虎,兔子,鲸鱼,猫头鹰,企鹅,松鼠,小鹿,燕子,锦鲤,考拉,水獭,刺猬,仙鹤"
     },
     en: {
@@ -55,6 +59,10 @@
       yesterday: "Yesterday", now: "just now", mute: "Mute alert sounds", unmute: "Turn alert sounds on", details: "Customer",
       newActivity: "New activity", colourSuffix: "", visit: "Visit", page: "Page", referrer: "Came from", browser: "Browser",
       language: "Language", timeZone: "Time zone", location: "Location", earlier: "Earlier conversations", noEarlier: "No earlier conversations", st_open: "open", st_closed: "closed",
+      attach: "Send an image", image: "[Image]", uploading: "Uploading the image {p}%", imageFailed: "The image could not be sent", imageUnreadable: "This file can't be read as a picture. Pick a JPG, PNG or WebP image",
+      imageTooBig: "The image is too large (max {mb} MB)", err_image_type: "This file can't be read as a picture. Pick a JPG, PNG or WebP image", err_image_corrupt: "The image could not be read",
+      err_image_too_large: "The image is too large", err_image_dimensions: "The image has too many pixels", err_image_missing: "The upload expired, send the image again", err_too_many_images: "Too many images, please wait a moment",
+      err_images_unavailable: "Images are not enabled on this server", closeImage: "Close the image",
       colours: "Red,Orange,Golden,Green,Teal,Blue,Purple,Pink,Silver,Brown,Black,White", animals: "Fox,Panda,Dolphin,Tiger,Rabbit,Whale,Owl,Penguin,Squirrel,Deer,Swallow,Koi,Koala,Otter,Hedgehog,Crane"
     }
   };
@@ -317,7 +325,7 @@
       case "conversation": openConversation(f); break;
       case "message":
         if (current && f.conversation_id === current.conversation.id) {
-          addMessage({ seq: f.seq, role: f.role, text: f.text, agent_name: f.agent_name, status: "complete" });
+          addMessage({ seq: f.seq, role: f.role, text: f.text, agent_name: f.agent_name, status: "complete", image: f.image });
           if (f.role === "visitor") $("typing").textContent = "";
           if (f.role === "agent") renderHead();
         }
@@ -327,7 +335,11 @@
       case "ack":
         if (current && f.conversation_id === current.conversation.id) {
           var pending = current.pending[f.client_msg_id];
-          if (pending) { addMessage({ seq: f.seq, role: "agent", text: pending, agent_name: session.agent.name, status: "complete" }); delete current.pending[f.client_msg_id]; renderHead(); }
+          if (pending != null) {
+            addMessage({ seq: f.seq, role: "agent", text: pending.text != null ? pending.text : pending, image: pending.image, agent_name: session.agent.name, status: "complete" });
+            delete current.pending[f.client_msg_id]; delete uploads[f.client_msg_id]; renderHead();
+            if (!Object.keys(uploads).length) $("typing").textContent = "";
+          }
         }
         break;
       case "delta":
@@ -368,8 +380,10 @@
         if (current && f.conversation_id === current.conversation.id) { current.csat = { score: f.score, comment: f.comment }; renderSide(); }
         break;
       case "offline_message": toast(t("offline")); alertAgent("offline_message"); loadOffline(); break;
+      case "upload": postImage(f); break;
       case "error":
         if (f.code === "unauthorized") { if (ws) ws.close(); break; }  // onclose refreshes or signs out
+        if (f.client_msg_id && uploads[f.client_msg_id]) { delete uploads[f.client_msg_id]; $("typing").textContent = ""; }
         $("suggest").disabled = false; toast(t("err_" + f.code) !== "err_" + f.code ? t("err_" + f.code) : f.message); break;
     }
   }
@@ -480,8 +494,9 @@
   function paint(seq) {
     var m = msgData[seq], b = msgEls[seq] && msgEls[seq].querySelector(".b");
     if (!m || !b) return;
-    if (m.role === "visitor") { b.className = "b"; b.textContent = m.text; return; }
-    b.className = "b md";
+    picture(msgEls[seq], m.image);
+    if (m.role === "visitor") { b.className = m.text ? "b" : "b empty"; b.textContent = m.text; return; }
+    b.className = m.text || !m.image ? "b md" : "b md empty";
     b.textContent = "";
     b.appendChild(KefuMarkdown.render(m.text));
   }
@@ -530,6 +545,87 @@
     paint(m.seq);
     scrollLog();
   }
+  // -- images: thumbnails in the log, the picture in a viewer; an agent sends one like the widget
+  var IMAGE_SIDE = 2048, THUMB = 240, MAX_IMAGE = 5242880, uploads = {};
+  function imageUrl(url) {
+    try { var u = new URL(url, location.origin + "/"); return /^(https?|blob):$/.test(u.protocol) ? u.href : null; } catch (e) { return null; }
+  }
+  function picture(node, image) {
+    var url = image && imageUrl(image.url), col = node.firstChild, img = col.querySelector("img.pic");
+    if (!url) return;
+    if (!img) { img = el("img", "pic"); img.alt = t("image"); img.loading = "lazy"; col.insertBefore(img, col.querySelector(".b")); }
+    if (image.width && image.height) {
+      var k = Math.min(1, THUMB / image.width, THUMB / image.height);
+      img.width = Math.max(1, Math.round(image.width * k)); img.height = Math.max(1, Math.round(image.height * k));
+    }
+    if (img.getAttribute("src") !== url) img.src = url;
+  }
+  $("log").addEventListener("click", function (e) {
+    var pic = e.target.closest && e.target.closest("img.pic");
+    if (pic) { $("viewer-img").src = pic.src; $("viewer").hidden = false; $("viewer-close").focus(); }
+  });
+  $("viewer").addEventListener("click", function () { $("viewer").hidden = true; });
+  document.addEventListener("keydown", function (e) { if (e.key === "Escape") $("viewer").hidden = true; });
+  // Drawn again on a canvas at most IMAGE_SIDE a side: pixels only leave the browser.
+  function reencode(file) {
+    return createImageBitmap(file).then(function (bmp) {
+      var k = Math.min(1, IMAGE_SIDE / Math.max(bmp.width, bmp.height));
+      var w = Math.max(1, Math.round(bmp.width * k)), h = Math.max(1, Math.round(bmp.height * k));
+      var canvas = document.createElement("canvas"); canvas.width = w; canvas.height = h;
+      var ctx = canvas.getContext("2d"), png = file.type === "image/png";
+      if (!png) { ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, w, h); }
+      ctx.drawImage(bmp, 0, 0, w, h);
+      if (bmp.close) bmp.close();
+      function encode(type) {
+        return new Promise(function (ok) { canvas.toBlob(function (blob) { ok({ blob: blob, type: type, width: w, height: h }); }, type, 0.85); });
+      }
+      return encode(png ? "image/png" : "image/jpeg").then(function (r) {
+        return r.blob && r.blob.size > MAX_IMAGE && png ? encode("image/jpeg") : r;
+      });
+    });
+  }
+  function sendImage(file) {
+    if (!file || !current) return;
+    if (!/^image\//.test(file.type)) { toast(t("imageUnreadable")); return; }
+    var conversationId = current.conversation.id;
+    reencode(file).then(function (r) {
+      if (!r.blob) throw new Error("encode");
+      if (r.blob.size > MAX_IMAGE) { toast(t("imageTooBig", { mb: MAX_IMAGE / 1048576 })); return; }
+      var id = "a-" + Date.now().toString(36) + Math.random().toString(36).slice(2, 8);
+      uploads[id] = { blob: r.blob, type: r.type, conversation_id: conversationId,
+                      preview: { url: URL.createObjectURL(r.blob), width: r.width, height: r.height } };
+      $("typing").textContent = t("uploading", { p: 0 });
+      send({ action: "upload", client_msg_id: id, conversation_id: conversationId, content_type: r.type, size: r.blob.size });
+    }).catch(function () { toast(t("imageUnreadable")); });
+  }
+  function postImage(f) {
+    var id = f.client_msg_id, u = uploads[id], target = imageUrl(f.url);
+    if (!u || !target) return;
+    var form = new FormData();
+    Object.keys(f.fields || {}).forEach(function (k) { form.append(k, f.fields[k]); });
+    form.append("file", u.blob, u.type === "image/png" ? "image.png" : "image.jpg");
+    var xhr = new XMLHttpRequest();
+    xhr.open("POST", target);
+    xhr.upload.onprogress = function (e) { if (e.lengthComputable) $("typing").textContent = t("uploading", { p: Math.round(99 * e.loaded / e.total) }); };
+    xhr.onload = function () {
+      if (xhr.status < 200 || xhr.status > 299) { delete uploads[id]; $("typing").textContent = ""; toast(t("imageFailed")); return; }
+      if (current && current.conversation.id === u.conversation_id) current.pending[id] = { text: "", image: u.preview };
+      send({ action: "reply", conversation_id: u.conversation_id, client_msg_id: id, text: "", image: f.upload_id });
+    };
+    xhr.onerror = function () { delete uploads[id]; $("typing").textContent = ""; toast(t("imageFailed")); };
+    xhr.send(form);
+  }
+  $("attach").addEventListener("click", function () { $("pick").click(); });
+  $("pick").addEventListener("change", function () { sendImage($("pick").files[0]); $("pick").value = ""; });
+  $("text").addEventListener("paste", function (e) {
+    var files = (e.clipboardData && e.clipboardData.files) || [];
+    for (var i = 0; i < files.length; i++) if (/^image\//.test(files[i].type)) { e.preventDefault(); sendImage(files[i]); return; }
+  });
+  $("compose").addEventListener("dragover", function (e) { e.preventDefault(); });
+  $("compose").addEventListener("drop", function (e) {
+    if (!e.dataTransfer || !e.dataTransfer.files.length) return;
+    e.preventDefault(); sendImage(e.dataTransfer.files[0]);
+  });
   function kv(obj, keys) {
     var box = el("div", "kv");
     keys.forEach(function (k) { if (obj[k] != null && obj[k] !== "") { var row = el("div"); row.appendChild(el("span", null, k)); row.appendChild(el("span", null, String(obj[k]))); box.appendChild(row); } });

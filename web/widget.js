@@ -62,7 +62,10 @@
       closedNoTime: "现在是非工作时间。智能助手仍可为您解答，您也可以留言。",
       queuedClosed: "已为您排队：客服将于 {when} 回来，您的消息都会保留。", queuedClosedNoTime: "已为您排队：客服回来后会尽快回复，您的消息都会保留。", queuedLater: "已排队，等待客服上班",
       whyDown: "哪里不满意？（可选）", why_wrong: "答案不对", why_missed: "没回答我的问题", why_unclear: "看不懂", why_outdated: "信息过时",
-      whyMore: "补充说明（可选）", whySend: "提交", whySkip: "跳过", whyThanks: "感谢反馈，我们会改进。"
+      whyMore: "补充说明（可选）", whySend: "提交", whySkip: "跳过", whyThanks: "感谢反馈，我们会改进。",
+      attach: "发送图片", image: "[图片]", uploading: "上传中 {p}%", closeImage: "关闭图片",
+      imageType: "无法读取这张图片，请选择 JPG、PNG 或 WebP 图片", imageTooBig: "图片太大（最大 {mb} MB）",
+      imageFailed: "图片发送失败", tooManyImages: "发送的图片太多，请稍后再试", imagesOff: "暂不支持发送图片"
     },
     en: {
       title: "Customer service", online: "Online", connecting: "Connecting…", reconnecting: "Reconnecting…", lost: "Connection lost. Your messages go out once it is back",
@@ -82,7 +85,10 @@
       closedNoTime: "We're closed now. The assistant can still help, or leave us a message.",
       queuedClosed: "You're in the queue: agents are back {when} and will see all your messages.", queuedClosedNoTime: "You're in the queue: agents will reply once they are back and will see all your messages.", queuedLater: "Queued until agents are back",
       whyDown: "What went wrong? (optional)", why_wrong: "Wrong answer", why_missed: "Didn't answer my question", why_unclear: "Hard to understand", why_outdated: "Out of date",
-      whyMore: "Anything to add? (optional)", whySend: "Send", whySkip: "Skip", whyThanks: "Thanks, we'll use this to improve."
+      whyMore: "Anything to add? (optional)", whySend: "Send", whySkip: "Skip", whyThanks: "Thanks, we'll use this to improve.",
+      attach: "Send an image", image: "[Image]", uploading: "Uploading {p}%", closeImage: "Close the image",
+      imageType: "This file can't be read as a picture. Pick a JPG, PNG or WebP image", imageTooBig: "The image is too large (max {mb} MB)",
+      imageFailed: "The image could not be sent", tooManyImages: "Too many images, please wait a moment", imagesOff: "Images can't be sent here"
     }
   }[lang];
   function t(key, vars) {
@@ -168,6 +174,13 @@
     'form.compose{display:flex;gap:8px;padding:10px;border-top:1px solid #eaecef;background:#fff}' +
     'form.compose textarea{flex:1;resize:none;height:40px;padding:9px 10px;border:1px solid #d0d7de;border-radius:8px;font-size:14px;outline:none}' +
     'form.compose textarea:focus{border-color:var(--c)}' +
+    'form.compose button.attach{background:none;color:#6e7781;padding:0 4px;display:flex;align-items:center}form.compose button.attach:hover{color:var(--c)}form.compose button.attach[hidden]{display:none}' +
+    'form.compose button.attach svg{width:22px;height:22px}' +
+    '.pic{display:block;max-width:220px;max-height:220px;border-radius:12px;cursor:zoom-in;background:#eaecef;object-fit:cover;margin-bottom:3px}.visitor .pic{margin-left:auto}' +
+    '.b.empty{display:none}.failed .pic{outline:1px solid #cf222e}.pending .pic{opacity:.7}' +
+    '.viewer{position:absolute;inset:0;background:rgba(0,0,0,.88);display:none;align-items:center;justify-content:center;z-index:5;cursor:zoom-out}.viewer.show{display:flex}' +
+    '.viewer img{max-width:100%;max-height:100%;object-fit:contain}.viewer button{position:absolute;top:10px;right:10px;background:rgba(255,255,255,.2);color:#fff;border:0;border-radius:6px;padding:5px 9px;cursor:pointer}' +
+    '.panel.drop .log{outline:2px dashed var(--c);outline-offset:-6px}' +
     'form.compose button,.card button.primary{background:var(--c);color:#fff;border:0;border-radius:8px;padding:0 14px;font-size:14px;cursor:pointer}' +
     '.card{background:#fff;border-top:1px solid #eaecef;padding:12px;display:none}.card.show{display:block}' +
     '.card h4{margin:0 0 8px;font-size:14px}.stars{display:flex;gap:6px;margin-bottom:8px}' +
@@ -202,8 +215,9 @@
     '  <div class="card confirm"><h4>' + T.endAsk + '</h4><div class="actions"><button type="button" class="ghost c-cancel">' + T.cancel + '</button><button type="button" class="primary end-yes">' + T.endYes + '</button></div></div>' +
     '  <div class="card offline"><h4>' + T.leaveMessage + '</h4><input class="o-name" placeholder="' + T.name + '"><input class="o-contact" placeholder="' + T.contact + '"><textarea class="o-text" rows="3" placeholder="' + T.message + '"></textarea><div class="actions"><button type="button" class="ghost o-cancel">' + T.cancel + '</button><button type="button" class="primary o-send">' + T.submit + '</button></div></div>' +
     '  <div class="card rate"><h4>' + T.rateTitle + '</h4><div class="stars"></div><textarea class="r-comment" rows="2" placeholder="' + T.comment + '"></textarea><div class="actions"><button type="button" class="ghost r-new">' + T.newChat + '</button><button type="button" class="primary r-send">' + T.submit + '</button></div></div>' +
-    '  <form class="compose"><textarea placeholder="' + T.placeholder + '" aria-label="' + T.placeholder + '"></textarea><button type="submit">' + T.send + '</button></form>' +
+    '  <form class="compose"><button type="button" class="attach" title="' + T.attach + '" aria-label="' + T.attach + '"><svg viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="1.8" stroke-linecap="round" stroke-linejoin="round"><rect x="3" y="4" width="18" height="16" rx="2.5"/><circle cx="9" cy="10" r="1.8"/><path d="M21 16l-5.5-5.5L5 20"/></svg></button><input type="file" class="pick" accept="image/*" hidden><textarea placeholder="' + T.placeholder + '" aria-label="' + T.placeholder + '"></textarea><button type="submit">' + T.send + '</button></form>' +
     '  <div class="tools"><button type="button" class="end">' + T.end + '</button></div>' +
+    '  <div class="viewer" role="dialog" aria-label="' + T.image + '"><img alt=""><button type="button" aria-label="' + T.closeImage + '">✕</button></div>' +
     '</section>' +
     '<button class="launcher" part="launcher" aria-label="' + T.open + '"><svg viewBox="0 0 24 24" fill="currentColor"><path d="M12 3C6.5 3 2 6.8 2 11.5c0 2.4 1.2 4.6 3.1 6.1L4 21l4.1-1.9c1.2.4 2.5.6 3.9.6 5.5 0 10-3.8 10-8.5S17.5 3 12 3z"/></svg><span class="badge"></span></button>' +
     '';
@@ -554,6 +568,7 @@ var KefuMarkdown = (function () {
     el.className = "row " + role + (opts.extra ? " " + opts.extra : "");
     el.dataset.role = role;
     if (role === "visitor") delivery(el, opts.extra || "");
+    if (opts.image) picture(el, opts.image);
     var whoEl = el.querySelector(".who");
     if (whoEl) whoEl.textContent = role === "agent" ? (opts.name || T.agent) : T.bot;
     texts[key] = text;
@@ -615,10 +630,107 @@ var KefuMarkdown = (function () {
   function paint(key) {
     var el = items[key], b = el && el.querySelector(".b");
     if (!b) return;
-    if (el.dataset.role === "visitor") { b.className = "b"; b.textContent = texts[key]; return; }
-    b.className = "b md";
+    if (el.dataset.role === "visitor") { b.className = texts[key] ? "b" : "b empty"; b.textContent = texts[key]; return; }
+    b.className = texts[key] || !el.querySelector(".pic") ? "b md" : "b md empty";
     b.textContent = "";
     b.appendChild(KefuMarkdown.render(texts[key]));
+  }
+  // -- images: a thumbnail in the bubble, the whole picture in a viewer over the panel ------
+  var IMAGE_SIDE = 2048, THUMB = 220, uploads = {};   // client_msg_id -> {blob, type} until acknowledged
+  function imagesOn() { return !(widgetConf.images && widgetConf.images.enabled === false); }
+  function maxImageBytes() { return (widgetConf.images && widgetConf.images.max_bytes) || 5242880; }
+  function imageUrl(url) {
+    try { var u = new URL(url, api + "/"); return /^(https?|blob):$/.test(u.protocol) ? u.href : null; } catch (e) { return null; }
+  }
+  function picture(el, image) {
+    var col = el.querySelector(".col"), img = col.querySelector("img.pic"), url = imageUrl(image.url);
+    if (!url) return;
+    if (!img) {
+      img = document.createElement("img"); img.className = "pic"; img.alt = T.image; img.loading = "lazy";
+      col.insertBefore(img, col.querySelector(".b"));
+    }
+    if (image.width && image.height) {
+      var k = Math.min(1, THUMB / image.width, THUMB / image.height);
+      img.width = Math.max(1, Math.round(image.width * k)); img.height = Math.max(1, Math.round(image.height * k));
+    }
+    if (!/^blob:/.test(img.getAttribute("src") || "")) img.src = url;   // the sender keeps its own copy
+  }
+  var viewer = null;
+  function view(src) { viewer.querySelector("img").src = src; viewer.classList.add("show"); viewer.querySelector("button").focus(); }
+  // The picture is drawn again on a canvas at most IMAGE_SIDE a side: what leaves the browser
+  // is pixels only (no EXIF, GPS or camera data), and small enough to upload on a phone.
+  function reencode(file) {
+    return createImageBitmap(file).then(function (bmp) {
+      var k = Math.min(1, IMAGE_SIDE / Math.max(bmp.width, bmp.height));
+      var w = Math.max(1, Math.round(bmp.width * k)), h = Math.max(1, Math.round(bmp.height * k));
+      var canvas = document.createElement("canvas"); canvas.width = w; canvas.height = h;
+      var ctx = canvas.getContext("2d"), png = file.type === "image/png";
+      if (!png) { ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, w, h); }
+      ctx.drawImage(bmp, 0, 0, w, h);
+      if (bmp.close) bmp.close();
+      function encode(type) {
+        return new Promise(function (ok) { canvas.toBlob(function (blob) { ok({ blob: blob, type: type, width: w, height: h }); }, type, 0.85); });
+      }
+      return encode(png ? "image/png" : "image/jpeg").then(function (r) {
+        return r.blob && r.blob.size > maxImageBytes() && png ? encode("image/jpeg") : r;   // a huge screenshot
+      });
+    });
+  }
+  function imageProblem(text) { notice("img:" + Date.now(), text); }
+  function sendImage(file) {
+    if (!file) return;
+    if (!imagesOn()) { imageProblem(T.imagesOff); return; }
+    if (!/^image\//.test(file.type)) { imageProblem(T.imageType); return; }
+    reencode(file).then(function (r) {
+      if (!r.blob) throw new Error("encode");
+      if (r.blob.size > maxImageBytes()) { imageProblem(t("imageTooBig", { mb: Math.floor(maxImageBytes() / 1048576) })); return; }
+      var id = newId();
+      uploads[id] = { blob: r.blob, type: r.type };
+      bubble("c:" + id, "visitor", "", { extra: "pending", image: { url: URL.createObjectURL(r.blob), width: r.width, height: r.height } });
+      askUpload(id);
+    }).catch(function () { imageProblem(T.imageType); });
+  }
+  function uploadState(id, text, failed) {
+    var el = items["c:" + id]; if (!el) return;
+    el.classList.toggle("failed", !!failed); el.classList.toggle("pending", !failed);
+    var mark = el.querySelector(".meta .dl");
+    mark.className = failed ? "dl bad" : "dl"; mark.textContent = text;
+    if (failed && uploads[id]) {
+      var again = document.createElement("button");
+      again.type = "button"; again.className = "reup"; again.textContent = T.retry; again.dataset.id = id;
+      mark.appendChild(document.createTextNode(" · ")); mark.appendChild(again);
+    }
+  }
+  function askUpload(id) {
+    var u = uploads[id];
+    uploadState(id, t("uploading", { p: 0 }));
+    if (!send({ action: "upload", client_msg_id: id, content_type: u.type, size: u.blob.size })) uploadState(id, T.imageFailed, true);
+  }
+  // The form from the server (an S3 presigned POST, or the gateway's own): its fields, then the file.
+  function postImage(f) {
+    var id = f.client_msg_id, u = uploads[id], target = imageUrl(f.url);
+    if (!u || !target) return;
+    var form = new FormData();
+    Object.keys(f.fields || {}).forEach(function (k) { form.append(k, f.fields[k]); });
+    form.append("file", u.blob, u.type === "image/png" ? "image.png" : "image.jpg");
+    var xhr = new XMLHttpRequest();
+    xhr.open("POST", target);
+    xhr.upload.onprogress = function (e) { if (e.lengthComputable) uploadState(id, t("uploading", { p: Math.round(99 * e.loaded / e.total) })); };
+    xhr.onload = function () {
+      if (xhr.status < 200 || xhr.status > 299) { uploadState(id, xhr.status === 413 ? t("imageTooBig", { mb: Math.floor(maxImageBytes() / 1048576) }) : T.imageFailed, true); return; }
+      var frame = { action: "message", client_msg_id: id, text: "", image: f.upload_id };
+      outbox.push(frame); save("outbox", outbox);
+      markSending(id); transmit(frame);
+    };
+    xhr.onerror = function () { uploadState(id, T.imageFailed, true); };
+    xhr.send(form);
+  }
+  function imageError(code) {
+    if (code === "image_too_large" || code === "image_dimensions") return t("imageTooBig", { mb: Math.floor(maxImageBytes() / 1048576) });
+    if (code === "image_type" || code === "image_corrupt") return T.imageType;
+    if (code === "too_many_images") return T.tooManyImages;
+    if (code === "images_unavailable") return T.imagesOff;
+    return T.imageFailed;
   }
   function paintDirty() {
     frame = 0;
@@ -727,6 +839,7 @@ var KefuMarkdown = (function () {
     }).then(function (data) {
       if (/^v-/.test(data.visitor_id)) save("visitor", data.visitor_id);
       widgetConf = data.widget || {};
+      $("button.attach").hidden = !imagesOn();
       applyTheme(); greet();
       if (owner === "bot") { banner.classList.remove("show", "closed"); banner.textContent = ""; closedNotice(); }
       return data.token;
@@ -820,7 +933,7 @@ var KefuMarkdown = (function () {
       f.messages.forEach(function (m) {
         if (m.role === "system") { notice("s:" + m.seq, eventText(m.event, m)); seen(m.seq); return; }
         var key = m.role === "visitor" && m.client_msg_id ? "c:" + m.client_msg_id : "s:" + m.seq;
-        var row = bubble(key, m.role, m.text, { extra: m.status === "complete" ? "" : m.status, name: m.agent_name, replay: true, at: m.at });
+        var row = bubble(key, m.role, m.text, { extra: m.status === "complete" ? "" : m.status, name: m.agent_name, replay: true, at: m.at, image: m.image });
         if (m.role === "assistant" && m.status === "complete") rateable(row, m.seq);
         if (m.status !== "streaming") seen(m.seq);
         if (m.role === "visitor") dropFromOutbox(m.client_msg_id);
@@ -833,13 +946,14 @@ var KefuMarkdown = (function () {
     } else if (f.type === "ack") {
       if (!conversationId) { conversationId = f.conversation_id; endBtn.hidden = owner === "closed"; }   // the first message started it
       dropFromOutbox(f.client_msg_id);
+      delete uploads[f.client_msg_id];
       var el = items["c:" + f.client_msg_id];
       if (el) { el.classList.remove("pending", "failed"); delivery(el, ""); }
       seen(f.seq);
       if (owner === "bot") { awaitingReply = true; showTyping(true); }
     } else if (f.type === "message") {
-      if (f.role === "visitor") bubble(f.client_msg_id ? "c:" + f.client_msg_id : "s:" + f.seq, "visitor", f.text);
-      else { bubble("s:" + f.seq, f.role, f.text, { name: f.agent_name }); showTyping(false); }
+      if (f.role === "visitor") bubble(f.client_msg_id ? "c:" + f.client_msg_id : "s:" + f.seq, "visitor", f.text, { image: f.image });
+      else { bubble("s:" + f.seq, f.role, f.text, { name: f.agent_name, image: f.image }); showTyping(false); }
       seen(f.seq);
     } else if (f.type === "delta") {
       bubble("s:" + f.seq, "assistant", head(texts["s:" + f.seq] || "", f.offset) + f.text, { extra: "streaming", defer: true });
@@ -867,10 +981,14 @@ var KefuMarkdown = (function () {
       var leave = banner.querySelector("button.leave"); if (leave) leave.remove();
       offlineCard.innerHTML = '<div class="done"></div>';
       offlineCard.querySelector(".done").textContent = T.offlineSaved;
+    } else if (f.type === "upload") {
+      postImage(f);
     } else if (f.type === "busy") {
       setStatus(T.busy); showTyping(false);
     } else if (f.type === "error") {
-      if (f.code === "conversation_closed") setOwner("closed");
+      if (f.client_msg_id && (uploads[f.client_msg_id] || /^(image_|images_|too_many_images)/.test(f.code))) {
+        dropFromOutbox(f.client_msg_id); uploadState(f.client_msg_id, imageError(f.code), true);
+      } else if (f.code === "conversation_closed") setOwner("closed");
       else if (f.code === "not_connected") dead();
       else if (f.retry && f.client_msg_id) setTimeout(function () { resend(f.client_msg_id); }, 1500);
     }
@@ -909,7 +1027,12 @@ var KefuMarkdown = (function () {
     outbox.forEach(transmit);   // not open: arms the deadlines; sent again once connected
     backoff = 500; connect();
   }
-  log.addEventListener("click", function (e) { if (e.target.closest && e.target.closest("button.retry")) retryNow(); });
+  log.addEventListener("click", function (e) {
+    if (!e.target.closest) return;
+    if (e.target.closest("button.retry")) retryNow();
+    var reup = e.target.closest("button.reup"); if (reup) askUpload(reup.dataset.id);
+    var pic = e.target.closest("img.pic"); if (pic) view(pic.src);
+  });
 
   // -- actions -----------------------------------------------------------------------------
   function newId() { return "c-" + Date.now().toString(36) + "-" + Math.random().toString(36).slice(2, 10); }
@@ -931,6 +1054,24 @@ var KefuMarkdown = (function () {
     if (owner === "agent_joined" && Date.now() - lastTyping > 2000) { lastTyping = Date.now(); send({ action: "typing" }); }
   });
   humanBtn.addEventListener("click", function () { send({ action: "handoff" }); });
+  // Images: the button, a pasted picture, or one dropped on the panel.
+  var attachBtn = $("button.attach"), picker = $("input.pick");
+  viewer = $(".viewer");
+  attachBtn.addEventListener("click", function () { picker.click(); });
+  picker.addEventListener("change", function () { sendImage(picker.files && picker.files[0]); picker.value = ""; });
+  input.addEventListener("paste", function (e) {
+    var files = (e.clipboardData && e.clipboardData.files) || [];
+    for (var i = 0; i < files.length; i++) if (/^image\//.test(files[i].type)) { e.preventDefault(); sendImage(files[i]); return; }
+  });
+  panel.addEventListener("dragover", function (e) { if (imagesOn() && e.dataTransfer && Array.prototype.indexOf.call(e.dataTransfer.types, "Files") >= 0) { e.preventDefault(); panel.classList.add("drop"); } });
+  panel.addEventListener("dragleave", function (e) { if (e.target === panel || !panel.contains(e.relatedTarget)) panel.classList.remove("drop"); });
+  panel.addEventListener("drop", function (e) {
+    panel.classList.remove("drop");
+    if (!e.dataTransfer || !e.dataTransfer.files.length) return;
+    e.preventDefault(); sendImage(e.dataTransfer.files[0]);
+  });
+  viewer.addEventListener("click", function () { viewer.classList.remove("show"); });
+  document.addEventListener("keydown", function (e) { if (e.key === "Escape") viewer.classList.remove("show"); });
   // Ending is a step away from closing the panel, and asks first.
   endBtn.addEventListener("click", function () { confirmCard.classList.add("show"); $(".end-yes").focus(); });
   $(".c-cancel").addEventListener("click", function () { confirmCard.classList.remove("show"); });
@@ -971,7 +1112,7 @@ var KefuMarkdown = (function () {
   function start() {
     document.body.appendChild(host);
     greet();
-    outbox.forEach(function (m) { bubble("c:" + m.client_msg_id, "visitor", m.text, { extra: "pending", replay: true, at: idTime(m.client_msg_id) }); });
+    outbox.forEach(function (m) { bubble("c:" + m.client_msg_id, "visitor", m.text || (m.image ? T.image : ""), { extra: "pending", replay: true, at: idTime(m.client_msg_id) }); });
     setOwner("bot");
     if (ds.open === "true" || wasOpen) toggle(true);
     connect();

@@ -137,7 +137,8 @@ async def test_wrong_types_sizes_and_forms_are_refused(gateway: RunningGateway) 
             # WHEN a visitor asks to send a GIF, or a file over the limit
             await guest.send({"action": "upload", "client_msg_id": "g-1",
                               "content_type": "image/gif", "size": 100})
-            assert (await guest.until("error"))["code"] == "image_type"
+            gif = await guest.until("error")
+            assert (gif["code"], gif["client_msg_id"]) == ("image_type", "g-1")
             await guest.send({"action": "upload", "client_msg_id": "g-2",
                               "content_type": "image/png", "size": 200_001})
             assert (await guest.until("error"))["code"] == "image_too_large"

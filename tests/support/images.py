@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 
-from PIL import Image, PngImagePlugin
+from PIL import Image, ImageDraw, PngImagePlugin
 
 GPS_MARK = b"GPSsecret-52.5200N"
 AUTHOR = "Zhang San, +86 138 1234 5678"
@@ -21,9 +21,17 @@ def _exif() -> Image.Exif:
 
 
 def picture(width: int = 64, height: int = 48) -> Image.Image:
-    image = Image.new("RGB", (width, height), (200, 30, 30))
-    for x in range(0, width, 4):
-        image.putpixel((x, height // 2), (10, 200, 10))
+    """A small scene: a sky fading to the horizon, a sun, a green field and a red box."""
+    sky = Image.linear_gradient("L").resize((width, height))
+    image = Image.merge("RGB", (sky.point(lambda v: 90 + v // 3), sky.point(lambda v: 150 + v // 4),
+                                Image.new("L", (width, height), 235)))
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((0, height * 2 // 3, width, height), fill=(70, 160, 80))
+    r = max(2, min(width, height) // 8)
+    draw.ellipse((width * 3 // 4 - r, height // 5 - r, width * 3 // 4 + r, height // 5 + r),
+                 fill=(250, 200, 40))
+    draw.rectangle((width // 5, height // 2, width // 5 + width // 4, height * 5 // 6),
+                   fill=(200, 40, 40))
     return image
 
 

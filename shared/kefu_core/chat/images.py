@@ -76,15 +76,18 @@ class ImageService:
 
     # -- tickets -----------------------------------------------------------------------------
     async def ticket(self, *, tenant_id: str, conversation_id: str, content_type: str,
-                     size: int) -> UploadTicket:
-        """A form to upload one image of ``content_type`` and ``size`` bytes, or BadFrame."""
-        blobs = self._blobs()
+                     size: int, client_msg_id: str | None = None) -> UploadTicket:
+        """A form to upload one image of ``content_type`` and ``size`` bytes, or BadFrame
+        (naming ``client_msg_id``, the message the image was for)."""
+        blobs = self._blobs(client_msg_id)
         if content_type not in ALLOWED_TYPES:
-            raise BadFrame("image_type", "only JPEG, PNG and WebP images are accepted")
+            raise BadFrame("image_type", "only JPEG, PNG and WebP images are accepted",
+                           client_msg_id=client_msg_id)
         limit = self.settings.image_max_bytes
         if size > limit:
-            raise BadFrame("image_too_large", f"images are limited to {limit} bytes")
-        await self._count(conversation_id)
+            raise BadFrame("image_too_large", f"images are limited to {limit} bytes",
+                           client_msg_id=client_msg_id)
+        await self._count(conversation_id, client_msg_id)
         upload_id = secrets.token_hex(16)
         key = _key("uploads", tenant_id, conversation_id, upload_id)
         ttl = self.settings.image_upload_ttl_s
@@ -99,7 +102,7 @@ class ImageService:
         return UploadTicket(upload_id=upload_id, url=url, fields=fields, max_bytes=limit,
                             expires_in=ttl)
 
-    async def _count(self, conversation_id: str) -> None:
+    async def _count(self, conversation_id: str, client_msg_id: str | None) -> None:
         """Per conversation: ``IMAGE_RATE_PER_MINUTE`` tickets a minute and
         ``IMAGE_MAX_PER_CONVERSATION`` in all (for 30 days)."""
         prefix = f"{self.settings.redis_prefix}img:{conversation_id}"
@@ -114,9 +117,11 @@ class ImageService:
         except RedisError as exc:
             raise StoreError("cannot count the images") from exc
         if int(total) > self.settings.image_max_per_conversation:
-            raise BadFrame("too_many_images", "this conversation has all the images it may have")
+            raise BadFrame("too_many_images", "this conversation has all the images it may have",
+                           client_msg_id=client_msg_id)
         if int(recent) > self.settings.image_rate_per_minute:
-            raise BadFrame("too_many_images", "too many images; wait a minute")
+            raise BadFrame("too_many_images", "too many images; wait a minute",
+                           client_msg_id=client_msg_id)
 
     # -- accepting ---------------------------------------------------------------------------
     async def accept(self, *, tenant_id: str, conversation_id: str, upload_id: str,

@@ -21,7 +21,7 @@ async def send_ticket(deps: Deps, record: ConnectionRecord, frame: UploadFrame,
     """Answer ``upload`` with a form to upload the image to (caps and type checked)."""
     ticket = await deps.images.ticket(
         tenant_id=record.tenant_id, conversation_id=conversation_id,
-        content_type=frame.content_type, size=frame.size)
+        content_type=frame.content_type, size=frame.size, client_msg_id=frame.client_msg_id)
     await send(deps, record.connection_id, upload_frame(
         conversation_id=conversation_id, client_msg_id=frame.client_msg_id,
         upload_id=ticket.upload_id, url=ticket.url, fields=ticket.fields,

@@ -155,7 +155,8 @@ async def _visitor_start(
     the start of its message); the consoles hear of a new one once the frame is handled (their
     lists then show its first message)."""
     if isinstance(frame, UploadFrame) and not deps.images.available:
-        raise BadFrame("images_unavailable", "images are not enabled on this server")
+        raise BadFrame("images_unavailable", "images are not enabled on this server",
+                       client_msg_id=frame.client_msg_id)
     record, new = await started(deps, record)
     try:
         if isinstance(frame, MessageFrame):

@@ -24,8 +24,11 @@ from kefu_core.security.http_limits import KIB, BodyLimit
 __all__ = ["image_body_limit", "image_routes"]
 
 FORM_ROOM = 16 * KIB  # the ticket and the form's boundaries around the file
-# Uploads are authorised by their ticket, never by a cookie: any page may post one.
+# Uploads are authorised by their ticket, never by a cookie: any page may post one (a browser
+# that watches the upload's progress asks first: the preflight is answered for any origin too).
 _CORS = {"Access-Control-Allow-Origin": "*"}
+_PREFLIGHT = {**_CORS, "Access-Control-Allow-Methods": "POST",
+              "Access-Control-Allow-Headers": "content-type", "Access-Control-Max-Age": "3600"}
 
 
 def image_body_limit(max_bytes: int) -> BodyLimit:
@@ -41,6 +44,8 @@ def image_routes(images: Callable[[], Awaitable[ImageService]]) -> list[Route]:
     """The two routes, reading the image service of the running gateway."""
 
     async def upload(request: Request) -> Response:
+        if request.method == "OPTIONS":
+            return Response(status_code=204, headers=_PREFLIGHT)
         service = await images()
         try:
             form = await request.form(max_files=1, max_fields=20)
@@ -78,5 +83,5 @@ def image_routes(images: Callable[[], Awaitable[ImageService]]) -> list[Route]:
         }
         return Response(data, media_type=content_type, headers=headers)
 
-    return [Route(UPLOAD_PATH, upload, methods=["POST"]),
+    return [Route(UPLOAD_PATH, upload, methods=["POST", "OPTIONS"]),
             Route(IMAGE_PATH + "{link}", image, methods=["GET"])]

@@ -118,4 +118,7 @@ async def _widget(deps: Deps, tenant: str) -> dict[str, Any]:
         "avatar_url": conf.avatar_url, "offline_message_enabled": conf.offline_message_enabled,
         "agents_online": bool(online),
         "hours": hours_status(conf.business_hours, datetime.now(UTC)).public(),
+        # whether the widget offers its image button (docs/protocol.md "Images")
+        "images": {"enabled": deps.images.available,
+                   "max_bytes": deps.settings.image_max_bytes},
     }
