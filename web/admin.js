@@ -40,6 +40,7 @@
       confirmRevoke: "吊销密钥 {key}？使用它的网站将无法再打开客服对话。", preview: "预览",
       appearance: "外观与留言", color: "主色", greetingZh: "欢迎语（中文）", greetingEn: "欢迎语（英文）",
       avatar: "头像 URL", offlineEnabled: "无客服在线时允许访客留言",
+      imagesToModel: "把访客发的图片交给能看图的模型（引擎配置 images: true）；关闭时模型只看到「[image]」",
       appearanceNote: "应用于此组织的所有小部件；网页上的 data- 属性优先。",
       cannedReplies: "快捷回复", cannedNote: "客服在工作台输入 / 加快捷词插入（如 /refund）；快捷词为字母、数字、_ 或 -，最多 32 个字符，每条回复最多 2000 字，最多 200 条。",
       shortcut: "快捷词", cannedText: "回复内容", addCanned: "添加快捷回复", saveCanned: "保存快捷回复",
@@ -135,6 +136,7 @@
       confirmRevoke: "Revoke key {key}? Sites using it can no longer open a chat.", preview: "Preview",
       appearance: "Appearance and offline messages", color: "Colour", greetingZh: "Greeting (Chinese)", greetingEn: "Greeting (English)",
       avatar: "Avatar URL", offlineEnabled: "Visitors may leave a message when no agent is online",
+      imagesToModel: "Show visitors' pictures to a model that reads images (engine images: true); off, the model reads \u201c[image]\u201d",
       appearanceNote: "Applies to every widget of this organisation; a page's data- attributes take precedence.",
       cannedReplies: "Canned replies", cannedNote: "Agents type / and the shortcut in the console (/refund); a shortcut is letters, digits, _ or -, up to 32 characters; up to 200 replies of 2,000 characters each.",
       shortcut: "Shortcut", cannedText: "Reply", addCanned: "Add a canned reply", saveCanned: "Save canned replies",
@@ -555,10 +557,13 @@
     var color = input("color", "color"), greetingZh = input("greeting_zh"), greetingEn = input("greeting_en");
     var avatar = input("avatar_url", "url"), offline = input("offline_message_enabled", "checkbox");
     var offlineLabel = el("label", "check"); kids(offlineLabel, [offline, el("span", null, t("offlineEnabled"))]);
+    var toModel = input("images_to_model", "checkbox");
+    var toModelLabel = el("label", "check"); kids(toModelLabel, [toModel, el("span", null, t("imagesToModel"))]);
     look.appendChild(form("stack", [field("color", color), field("greetingZh", greetingZh), field("greetingEn", greetingEn),
-                                    field("avatar", avatar), offlineLabel], "save", function () {
+                                    field("avatar", avatar), offlineLabel, toModelLabel], "save", function () {
       var body = Object.assign({}, settings, { color: color.value, greeting_zh: greetingZh.value, greeting_en: greetingEn.value,
-                                               avatar_url: avatar.value.trim() || null, offline_message_enabled: offline.checked });
+                                               avatar_url: avatar.value.trim() || null, offline_message_enabled: offline.checked,
+                                               images_to_model: toModel.checked });
       call("PUT", "/v1/admin/settings", body).then(function (saved) { settings = saved; toast(t("saved")); preview(); }).catch(fail);
     }));
     // canned replies (the settings' canned_replies): rows of shortcut and text, saved together
@@ -587,6 +592,7 @@
     call("GET", "/v1/admin/settings").then(function (s) {
       settings = s; look.hidden = false; color.value = s.color.length === 7 ? s.color : "#2f6fed"; greetingZh.value = s.greeting_zh;
       greetingEn.value = s.greeting_en; avatar.value = s.avatar_url || ""; offline.checked = s.offline_message_enabled;
+      toModel.checked = !!s.images_to_model;
       canned.hidden = false; (s.canned_replies || []).forEach(cannedRow);
     }).catch(fail);
 

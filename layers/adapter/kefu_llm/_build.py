@@ -60,6 +60,7 @@ def build_engine(
         http_client=http_client,
         handoff_tool=config.handoff_tool,
         outbound_policy=outbound_policy,
+        images=config.images,
     )
 
 

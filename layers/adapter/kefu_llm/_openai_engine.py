@@ -80,8 +80,13 @@ def parse_retry_after(headers: Any) -> float | None:
     return max(when.timestamp() - time.time(), 0.0)
 
 
-def build_messages(call: EngineCall, *, redacted: bool) -> list[dict[str, str]]:
-    """The chat messages sent to the provider: passages join as a system message."""
+def build_messages(
+    call: EngineCall, *, redacted: bool, images: bool = False
+) -> list[dict[str, Any]]:
+    """The chat messages sent to the provider: passages join as a system message; with
+    ``images`` (an engine that reads them) a message's pictures follow its text as
+    ``image_url`` parts, otherwise they are left out."""
+    with_images = _with_images(call) if images and call.images else None
     lang = "zh" if call.language.startswith("zh") else "en"
     extra: list[str] = []
     if call.passages:
@@ -93,12 +98,25 @@ def build_messages(call: EngineCall, *, redacted: bool) -> list[dict[str, str]]:
     if redacted:
         extra.append(_PLACEHOLDER_NOTE[lang])
     if not extra:
-        return call.messages
-    messages = list(call.messages)
+        return with_images or list(call.messages)
+    messages: list[dict[str, Any]] = with_images or list(call.messages)
     at = 0
     while at < len(messages) and messages[at].get("role") == "system":
         at += 1
     messages.insert(at, {"role": "system", "content": "\n\n".join(extra)})
+    return messages
+
+
+def _with_images(call: EngineCall) -> list[dict[str, Any]]:
+    messages: list[dict[str, Any]] = []
+    for index, message in enumerate(call.messages):
+        pictures = call.images.get(index)
+        if not pictures:
+            messages.append(message)
+            continue
+        parts: list[dict[str, Any]] = [{"type": "text", "text": message["content"]}]
+        parts += [{"type": "image_url", "image_url": {"url": url}} for url in pictures]
+        messages.append({"role": message["role"], "content": parts})
     return messages
 
 
@@ -167,6 +185,7 @@ class OpenAICompatibleEngine:
         http_client: Any | None = None,
         handoff_tool: bool = True,
         outbound_policy: OutboundPolicy | None = None,
+        images: bool = False,
     ) -> None:
         if outbound_policy is not None:
             # An untrusted base URL (a tenant's): http(s) only, and every connection's address
@@ -182,6 +201,7 @@ class OpenAICompatibleEngine:
         self.base_url = base_url
         self.encoding = encoding
         self.local = local
+        self.sees_images = images
         self._extra_body = extra_body or None
         self._read_timeout_s = read_timeout_s
         self._connect_timeout_s = connect_timeout_s
@@ -232,7 +252,8 @@ class OpenAICompatibleEngine:
         client = self._client(key)
         timeouts, http_errors = _transport_errors()
         cuts: tuple[type[Exception], ...] = (*http_errors, openai.APIError)
-        body: dict[str, Any] = {"messages": build_messages(call, redacted=not self.local)}
+        body: dict[str, Any] = {"messages": build_messages(call, redacted=not self.local,
+                                                           images=self.sees_images)}
         if call.max_tokens is not None:
             body["max_tokens"] = call.max_tokens
         if call.temperature is not None:

@@ -207,6 +207,12 @@ class Router:
         self._background: set[asyncio.Task[None]] = set()
 
     @property
+    def sees_images(self) -> bool:
+        """Whether an engine of the chain reads images (``images: true`` in its configuration):
+        only then is a picture worth reading and attaching to a request."""
+        return any(getattr(slot.engine, "sees_images", False) for slot in self.slots)
+
+    @property
     def engine_names(self) -> list[str]:
         return [s.name for s in self.slots]
 
@@ -315,7 +321,8 @@ class Router:
                 prompt_tokens += sum(len(encoding.encode_ordinary(p)) for p in request.passages)
         expected = prompt_tokens + (request.max_tokens or cfg.completion_token_estimate)
         digests: list[tuple[str, str]] = []
-        if self.cache.enabled:
+        # A reply about a picture is not cached: the cache key is the text alone.
+        if self.cache.enabled and not any(m.images for m in request.messages):
             digests = [
                 (s.name, cache_key(request, s.cache_id)) for s in slots if not s.engine.local
             ]
@@ -343,6 +350,7 @@ class Router:
         lang = "zh" if lang.lower().startswith("zh") else "en"
         plain = EngineCall(
             messages=[{"role": m.role, "content": m.content} for m in request.messages],
+            images={i: list(m.images) for i, m in enumerate(request.messages) if m.images},
             passages=list(request.passages),
             max_tokens=request.max_tokens,
             temperature=request.temperature,

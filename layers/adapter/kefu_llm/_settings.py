@@ -48,6 +48,9 @@ class EngineConfig(BaseModel):
     # Offer the model a `request_human_agent` tool (the structured handoff signal); turn it off
     # for servers without tool calling (vLLM without --enable-auto-tool-choice, say).
     handoff_tool: bool = True
+    # The model reads images (OpenAI-compatible ``image_url`` content parts): only then are a
+    # conversation's pictures sent to it, and only for tenants that allow it.
+    images: bool = False
 
     @property
     def key_group(self) -> str:

@@ -23,10 +23,13 @@ Role = Literal["system", "user", "assistant"]
 
 
 class ChatMessage(BaseModel):
-    """One message of the conversation as the model sees it."""
+    """One message of the conversation as the model sees it. ``images``: pictures that go with
+    it (``data:image/...;base64,...`` URLs); only engines configured with ``images: true`` are
+    sent them, the others see ``content`` alone."""
 
     role: Role
     content: str
+    images: list[str] = Field(default_factory=list)
 
 
 class ChatRequest(BaseModel):
@@ -94,6 +97,9 @@ class EngineCall:
     max_tokens: int | None = None
     temperature: float | None = None
     language: str = "zh"
+    # Pictures of messages, by the message's index in ``messages`` (data URLs); an engine that
+    # does not read images never sends them.
+    images: dict[int, list[str]] = field(default_factory=dict)
 
 
 @dataclass(slots=True, frozen=True)

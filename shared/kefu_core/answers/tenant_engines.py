@@ -70,6 +70,9 @@ class EngineEntry(BaseModel):
     model: str | None = Field(default=None, max_length=200)
     key_ref: str | None = Field(default=None, pattern=ENGINE_NAME)
     first_token_timeout_s: float | None = Field(default=None, gt=0, le=60)
+    # The model reads images: a visitor's picture is sent to it when the tenant allows it
+    # (settings ``images_to_model``).
+    images: bool = False
 
 
 _RETRY = "retry"  # never a stamp: the next check builds the router again
@@ -320,7 +323,7 @@ class TenantRouters:
         return EngineConfig(
             name=entry.name, provider="openai", base_url=entry.base_url or DEFAULT_BASE_URL,
             model=entry.model, keys_name=group,
-            first_token_timeout_s=entry.first_token_timeout_s,
+            first_token_timeout_s=entry.first_token_timeout_s, images=entry.images,
         )
 
     def _retire(self, router: Router) -> None:

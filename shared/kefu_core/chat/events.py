@@ -68,6 +68,9 @@ class StreamPayload(_AwsModel):
     stage: str | None = None
     # When the visitor's message was stored (epoch milliseconds): first-token latency metric.
     received_ms: int | None = None
+    # The message's kept image (chat.images: its key, type and size), for an engine that reads
+    # images; never the bytes.
+    image: dict[str, Any] | None = None
 
     def to_event(self) -> dict[str, Any]:
         return self.model_dump()

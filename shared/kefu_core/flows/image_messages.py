@@ -3,14 +3,22 @@ what a model is told of it (docs/protocol.md "Images")."""
 
 from __future__ import annotations
 
-from typing import Any
+import base64
+import logging
+from typing import TYPE_CHECKING, Any
 
 from kefu_core.chat.connections import ConnectionRecord
 from kefu_core.chat.delivery import send
 from kefu_core.chat.protocol import UploadFrame, upload_frame
 from kefu_core.deps import Deps
+from kefu_core.infra.errors import KefuError
 
-__all__ = ["IMAGE_PLACEHOLDER", "image_meta", "model_text", "send_ticket"]
+if TYPE_CHECKING:
+    from kefu_llm import ChatRequest
+
+__all__ = ["IMAGE_PLACEHOLDER", "image_meta", "model_text", "send_ticket", "with_picture"]
+
+logger = logging.getLogger("kefu.flows.images")
 
 # What a model that does not see images reads in place of one.
 IMAGE_PLACEHOLDER = "[image]"
@@ -44,3 +52,26 @@ def model_text(text: str, meta: dict[str, Any] | None) -> str:
     if not meta or not meta.get("image"):
         return text
     return f"{IMAGE_PLACEHOLDER} {text}".strip()
+
+
+async def with_picture(deps: Deps, router: Any, request: ChatRequest,
+                       image: dict[str, Any] | None) -> ChatRequest:
+    """The request with the question's picture attached (a data URL on its user message) when
+    an engine of ``router`` reads images; the request unchanged otherwise, or when the picture
+    cannot be read (the model then reads the placeholder). The caller checks that the tenant
+    allows it."""
+    if not image or not getattr(router, "sees_images", False):
+        return request
+    try:
+        found = await deps.images.read(image)
+    except KefuError:  # the store failed, or images are off on this server
+        logger.warning("the image could not be read; the model gets its placeholder")
+        return request
+    asked = [i for i, m in enumerate(request.messages) if m.role == "user"]
+    if found is None or not asked:
+        return request
+    data, content_type = found
+    url = f"data:{content_type};base64,{base64.b64encode(data).decode()}"
+    messages = list(request.messages)
+    messages[asked[-1]] = messages[asked[-1]].model_copy(update={"images": [url]})
+    return request.model_copy(update={"messages": messages})

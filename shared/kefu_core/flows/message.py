@@ -289,7 +289,7 @@ async def _visitor_message(frame: MessageFrame, record: ConnectionRecord, deps: 
         await deps.invoker.invoke(StreamPayload(
             tenant_id=record.tenant_id, conversation_id=conversation_id,
             reply_to_seq=stored.seq, text=model_text(frame.text, meta),
-            client_msg_id=frame.client_msg_id,
+            client_msg_id=frame.client_msg_id, image=meta and meta["image"],
             connection_id=record.connection_id,
             domain_name=record.domain_name, stage=record.stage,
             received_ms=int(time.time() * 1000),

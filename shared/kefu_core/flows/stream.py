@@ -38,6 +38,7 @@ from kefu_core.chat.protocol import (
 )
 from kefu_core.chat.streaming import DeltaBatcher, Pacer
 from kefu_core.deps import Deps
+from kefu_core.flows.image_messages import model_text, with_picture
 from kefu_core.flows.learn import handle_learn
 from kefu_core.infra.errors import StoreError
 from kefu_core.infra.tracing import span
@@ -144,6 +145,8 @@ async def _answer(
                                        memory_id=conversation.visitor_id,
                                        crm_id=conversation.customer_id,
                                        fallback=tenant.enable_fallback, hint=hint)
+        if tenant.images_to_model:
+            request = await with_picture(deps, router, request, payload.image)
         events = router.stream(request)
 
     offset = 0
@@ -265,8 +268,9 @@ async def _history(
         tenant_id=payload.tenant_id, conversation_id=payload.conversation_id,
         limit=window * 2, before_seq=before_seq,
     )
-    return [Turn(role=TURN_ROLE[m.role], content=m.text, seq=m.seq)
-            for m in stored if m.text], False
+    turns = [Turn(role=TURN_ROLE[m.role], content=model_text(m.text, m.meta), seq=m.seq)
+             for m in stored]
+    return [t for t in turns if t.content], False
 
 
 def _since_received(payload: StreamPayload, started: float) -> float:

@@ -62,6 +62,11 @@ class TenantSettings(BaseModel):
     color: str = Field(default="#2f6fed", pattern=r"^#[0-9a-fA-F]{3,8}$")
     avatar_url: str | None = Field(default=None, max_length=500)
     offline_message_enabled: bool = True
+    # A visitor's picture goes to the model with the question (as an image part) when this is
+    # on and an engine of the chain reads images (``images: true``); otherwise the model reads
+    # "[image]" in its place (docs/protocol.md "Images"). Off by default: a picture can show
+    # what PII redaction cannot remove (an ID card, an address label).
+    images_to_model: bool = False
     # The learning loop (docs/console.md): what a reply with a sentence found in no source does
     # (mark it in the final frame, replace it with a refusal offering a human, or hand off).
     grounding_action: Literal["off", "mark", "refuse", "handoff"] = "mark"
