@@ -815,11 +815,19 @@ var KefuMarkdown = (function () {
     btn.className = "leave"; btn.onclick = function () { offlineCard.classList.add("show"); $(".o-text").focus(); };
     banner.appendChild(btn);
   }
+  var openingTimer = null;
   function closedNotice() {
     var h = widgetConf.hours;
     if (!h || h.open !== false || owner !== "bot" || banner.classList.contains("show")) return;
     banner.textContent = h.next_opening ? t("closedNow", { when: opening(h.next_opening) }) : T.closedNoTime;
     banner.classList.add("show", "closed"); leaveButton();
+    // Once the opening passes on this page, the notice goes (a new token says so anyway).
+    clearTimeout(openingTimer);
+    var wait = h.next_opening ? Date.parse(h.next_opening) - Date.now() : NaN;
+    if (wait > 0 && wait < 2147483647) openingTimer = setTimeout(function () {
+      h.open = true;
+      if (owner === "bot" && banner.classList.contains("closed")) { banner.classList.remove("show", "closed"); banner.textContent = ""; }
+    }, wait);
   }
 
   // -- the connection ----------------------------------------------------------------------

@@ -127,6 +127,27 @@ async def test_a_closed_tenants_widget_says_when_agents_are_back_and_takes_a_mes
     await context.close()
 
 
+async def test_the_closed_notice_goes_once_the_opening_passes_on_the_page(
+    browser: Any, gateway: RunningGateway,
+) -> None:
+    opens = await _closed_until_day_after_tomorrow(gateway)
+    # GIVEN a visitor reading the closed notice, the page's clock under the test's control
+    context = await browser.new_context(viewport={"width": 375, "height": 740}, locale="zh-CN")
+    page = await context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    await page.clock.install()
+    with host_page(embed(gateway, lang="zh")) as site:
+        await page.goto(site)
+        notice = page.locator(".banner.show.closed", has_text="现在是非工作时间")
+        await notice.wait_for()
+        # WHEN the page's clock passes the opening
+        ahead = opens - datetime.now(ZoneInfo("UTC")) + timedelta(minutes=1)
+        await page.clock.fast_forward(int(ahead.total_seconds() * 1000))
+        # THEN the notice goes without a reload
+        await notice.wait_for(state="hidden")
+    await context.close()
+
+
 async def test_the_console_shows_the_queue_waiting_for_the_opening(
     browser: Any, gateway: RunningGateway,
 ) -> None:
