@@ -18,6 +18,8 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import quote
 
+import boto3
+import httpx
 import psycopg
 import pytest
 import redis
@@ -28,6 +30,7 @@ from kefu_core import lambda_runtime
 from kefu_core.security.tokens import issue_token
 from tests.support.core import SECRET, load_event
 from tests.support.gateway import free_port
+from tests.support.images import GPS_MARK, decoded, jpeg_with_exif
 
 ROOT = Path(__file__).resolve().parents[2]
 CONNECTION_ID = "CJ3bXfE5IAMCJ4Q="
@@ -214,3 +217,72 @@ def test_the_stream_function_proposes_an_answer_from_a_resolved_conversation(  #
     question, answer, status = row
     assert status == "pending" and answer == "可以补开，在订单页申请即可。"
     assert question.startswith("发票丢了能补吗？") and "a.b@example.com" not in question
+
+
+def _frame(container: Callable[[str, dict[str, Any]], dict[str, Any]], connection_id: str,
+           body: dict[str, Any]) -> None:
+    event = load_event("message.json")
+    event["requestContext"]["connectionId"] = connection_id
+    event["body"] = json.dumps(body)
+    assert container("message", event)["statusCode"] == 200
+
+
+def test_the_message_function_takes_an_image_through_s3(  # type: ignore[no-untyped-def]
+    container, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN the template's bucket and a message function configured as the template does
+    bucket = f"kefu-images-{uuid.uuid4().hex[:8]}"
+    s3 = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
+    s3.create_bucket(Bucket=bucket)
+    monkeypatch.setenv("IMAGE_BUCKET", bucket)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", moto_endpoint)
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "kefu-MessageFunction")
+    connection_id = f"conn-{uuid.uuid4().hex[:8]}="
+    connect = load_event("connect.json", REPLACE_WITH_TOKEN=token())
+    connect["requestContext"]["connectionId"] = connection_id
+    assert container("connect", connect)["statusCode"] == 200
+    photo = jpeg_with_exif(160, 120)
+    # WHEN the visitor asks for a form on the $default route
+    _frame(container, connection_id, {"action": "upload", "client_msg_id": "c-img",
+                                      "content_type": "image/jpeg", "size": len(photo)})
+    (form,) = [f for f in received(connection_id) if f["type"] == "upload"]
+    # THEN it is an S3 presigned POST for this conversation's uploads
+    assert form["url"].startswith(moto_endpoint) and "policy" in form["fields"]
+    assert form["fields"]["key"] == (f"uploads/demo/{form['conversation_id']}/"
+                                     f"{form['upload_id']}")
+    # WHEN the browser posts the photo to S3 and sends the message
+    posted = httpx.post(form["url"], data=form["fields"],
+                        files={"file": ("p.jpg", photo, "image/jpeg")}, timeout=30)
+    assert posted.status_code in (200, 204), posted.text
+    _frame(container, connection_id, {"action": "message", "client_msg_id": "c-img",
+                                      "text": "", "image": form["upload_id"]})
+    # THEN it is acknowledged, and the bucket keeps only the clean copy under images/
+    (ack,) = [f for f in received(connection_id) if f["type"] == "ack"]
+    assert ack["client_msg_id"] == "c-img"
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
+    assert keys == [f"images/demo/{form['conversation_id']}/{form['upload_id']}"]
+    clean = s3.get_object(Bucket=bucket, Key=keys[0])["Body"].read()
+    assert GPS_MARK not in clean and decoded(clean).size == (160, 120)
+    # AND a sync links it with a presigned GET that works
+    _frame(container, connection_id, {"action": "sync", "last_seq": 0})
+    history = [f for f in received(connection_id) if f["type"] == "history"][-1]
+    url = history["messages"][0]["image"]["url"]
+    assert "X-Amz-Signature=" in url and "X-Amz-Expires=600" in url
+    assert httpx.get(url, timeout=30).content == clean
+
+
+def test_without_a_bucket_a_lambda_function_has_no_images(  # type: ignore[no-untyped-def]
+    container, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN a message function with no IMAGE_BUCKET (no disk to keep images on)
+    monkeypatch.delenv("IMAGE_BUCKET", raising=False)
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "kefu-MessageFunction")
+    connection_id = f"conn-{uuid.uuid4().hex[:8]}="
+    connect = load_event("connect.json", REPLACE_WITH_TOKEN=token())
+    connect["requestContext"]["connectionId"] = connection_id
+    assert container("connect", connect)["statusCode"] == 200
+    # WHEN a visitor asks for a form THEN it is refused, naming the message
+    _frame(container, connection_id, {"action": "upload", "client_msg_id": "c-x",
+                                      "content_type": "image/png", "size": 10})
+    (error,) = [f for f in received(connection_id) if f["type"] == "error"]
+    assert (error["code"], error["client_msg_id"]) == ("images_unavailable", "c-x")
