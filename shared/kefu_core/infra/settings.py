@@ -7,11 +7,12 @@ keyring (:mod:`kefu_core.security.keyring`) refuses to serve without real secret
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from kefu_core.infra.env_settings import EnvSettings
 
 if TYPE_CHECKING:
     from kefu_llm.netguard import OutboundPolicy
@@ -27,10 +28,9 @@ def _split(value: object) -> object:
     return value
 
 
-class Settings(BaseSettings):
-    """Kefu configuration. Every field maps to the upper-case environment variable."""
-
-    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+class Settings(EnvSettings):
+    """Kefu configuration. Every field maps to the upper-case environment variable (its
+    alias when it has one); list fields are comma-separated."""
 
     kefu_env: Literal["development", "test", "production"] = "development"
 
@@ -58,13 +58,13 @@ class Settings(BaseSettings):
     # Tokens: the first secret signs, all of them verify (rotation with an overlap window).
     # Read only through security.keyring. Empty means: TOKEN_SECRET_ID, or outside production
     # the development secret (filled in below); production never gets a default.
-    token_secrets: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    token_secrets: list[str] = Field(default_factory=list)
     token_secret_id: str | None = None  # Secrets Manager secret holding the signing secret(s)
     # How often the secret named by TOKEN_SECRET_ID is read again (a rotation's overlap).
     token_secret_refresh_s: int = Field(default=60, ge=1, le=3600)
     token_ttl_s: int = 24 * 3600
     # Widget keys: "public-key:tenant" pairs; a widget key lets a page obtain a visitor token.
-    widget_keys: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["demo-key:demo"])
+    widget_keys: list[str] = Field(default_factory=lambda: ["demo-key:demo"])
     # Visitor tokens: how many one source address and one widget key may obtain per window
     # (429 with Retry-After beyond; 0 = no limit). Counted in Redis, shared by every replica.
     visitor_token_rate_per_address: int = Field(default=30, ge=0)
@@ -73,7 +73,7 @@ class Settings(BaseSettings):
     # Origins (scheme://host[:port]) whose pages may call the admin API's staff routes (CORS);
     # empty: same origin only. The widget's POST /v1/visitor-token follows the widget key's
     # allowed origins instead.
-    admin_allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    admin_allowed_origins: list[str] = Field(default_factory=list)
     # Request bodies: larger ones are refused with 413 before they are read. JSON routes, and
     # the knowledge-base document upload (2,000,000 characters of content at most).
     http_max_body_bytes: int = Field(default=64 * 1024, ge=1024)
@@ -92,13 +92,13 @@ class Settings(BaseSettings):
     # OUTBOUND_ALLOW_PRIVATE; OUTBOUND_ALLOWED_HOSTS lists host names (".example.com" for
     # subdomains), addresses or CIDRs always allowed (the only way to a link-local address).
     outbound_allow_private: bool = False
-    outbound_allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    outbound_allowed_hosts: list[str] = Field(default_factory=list)
     # Tenants' own engine chains (PUT /v1/admin/engines): how often, at most, a process checks
     # whether a tenant's chain or engine secrets changed (kefu_core.answers.tenant_engines).
     tenant_engines_refresh_s: float = Field(default=5.0, ge=0, le=3600)
     # Encryption at rest of tenants' engine and identity secrets (kefu_core.security.datakeys): keys
     # (comma-separated, the first encrypts) or the Secrets Manager secret holding them.
-    data_encryption_key: Annotated[list[str], NoDecode] = Field(default_factory=list, repr=False)
+    data_encryption_key: list[str] = Field(default_factory=list, repr=False)
     data_encryption_key_id: str | None = None
 
     # Transport.
@@ -184,7 +184,7 @@ class Settings(BaseSettings):
     # with none configured only loopback clients may call it, and only when loopback is trusted:
     # by default outside production; in production GATEWAY_TRUST_LOOPBACK=true says so (no
     # reverse proxy on this host forwards to the gateway), else keys are required.
-    gateway_management_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    gateway_management_keys: list[str] = Field(default_factory=list)
     gateway_trust_loopback: bool | None = None
     # Bearer token for the gateway's /metrics; unset: loopback callers only, when loopback is
     # trusted (as for the management API).
