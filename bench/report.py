@@ -328,13 +328,13 @@ def lambda_section(r: dict[str, Any] | None) -> list[str]:
            "the same run" if before else "")
         + ". Cold starts of all builds are interleaved round by round, so a busy machine weighs "
         f"on each alike. Interpreter start alone: {r.get('interpreter_start_ms')} ms.", ""]
-    head = ["function", "layers", "init ms as built (goal)", "import ms as built",
-            "import CPU ms as built"]
+    head = ["function", "layers", "init ms as built (goal)", "init ms min as built",
+            "import ms as built", "import CPU ms as built"]
     if before:
         head += ["import CPU ms before"]
     head += ["init ms without bytecode"]
     if before:
-        head += ["init ms before"]
+        head += ["init ms before", "init ms min before"]
     head += ["zipped with layers MB (goal)", "unzipped MB"]
     if before:
         head += ["zipped MB before"]
@@ -345,12 +345,14 @@ def lambda_section(r: dict[str, Any] | None) -> list[str]:
         goal_mb = GOALS_ZIP_MB.get(fn)
         row = [fn, ", ".join(size.get("layers", [])),
                f"{c['init_ms_p50']}" + (f" (< {goal_ms})" if goal_ms else ""),
-               str(c["import_ms_p50"]), str(c.get("import_cpu_ms_p50", "–"))]
+               str(c.get("init_ms_min", "–")), str(c["import_ms_p50"]),
+               str(c.get("import_cpu_ms_p50", "–"))]
         if before:
             row.append(str(before.get("cold", {}).get(fn, {}).get("import_cpu_ms_p50", "–")))
         row.append(str(r.get("cold_no_bytecode", {}).get(fn, {}).get("init_ms_p50", "–")))
         if before:
-            row.append(str(before.get("cold", {}).get(fn, {}).get("init_ms_p50", "–")))
+            row += [str(before.get("cold", {}).get(fn, {}).get(key, "–"))
+                    for key in ("init_ms_p50", "init_ms_min")]
         row += [f"{size['with_layers_zip_mb']}" + (f" (<= {goal_mb})" if goal_mb else ""),
                 str(size["with_layers_unzipped_mb"])]
         if before:
@@ -388,6 +390,21 @@ def lambda_section(r: dict[str, Any] | None) -> list[str]:
         f"{_ms(sp.get('delta_frames_per_reply'), 'p50')} plus the final), with "
         "DELTA_FLUSH_MS=40.",
     ]
+    firsts = r.get("first_invocations") or {}
+    if firsts:
+        now, then = firsts.get("as built", {}), firsts.get("before", {})
+        lines += [
+            f"- First invocations in new containers ({now.get('n')} per build, interleaved with "
+            f"the build of `{before.get('revision')}`): `message` init p50 "
+            f"{now.get('message_init_ms_p50')} ms (before {then.get('message_init_ms_p50')}), "
+            f"then the first `connect` {now.get('connect_first_invoke_ms_p50')} ms (before "
+            f"{then.get('connect_first_invoke_ms_p50')}) and the first `message` "
+            f"{now.get('message_first_invoke_ms_p50')} ms (before "
+            f"{then.get('message_first_invoke_ms_p50')}); init plus both first invocations p50 "
+            f"**{now.get('init_and_first_invokes_ms_p50')} ms** (before "
+            f"{then.get('init_and_first_invokes_ms_p50')}), minimum "
+            f"{now.get('init_and_first_invokes_ms_min')} (before "
+            f"{then.get('init_and_first_invokes_ms_min')}): what init saves is not paid later."]
     for fn in ("message", "stream"):
         prof = r.get(f"import_profile_{fn}")
         if prof:
