@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,7 @@ from tests.support.prod_gateway import admin_token, production_gateway
 from tests.support.staff import make_staff, token_for
 
 TENANT = "pics"
+CLIENT_LOGGERS = ("httpx", "httpcore", "websockets.client", "asyncio", "PIL")
 
 
 @pytest.fixture(scope="module")
@@ -81,8 +83,9 @@ async def upload(http: httpx.AsyncClient, client: Client, data: bytes, content_t
 
 
 async def test_a_visitor_sends_a_photo_that_arrives_without_its_metadata(
-    gateway: RunningGateway, image_dir: Path,
+    gateway: RunningGateway, image_dir: Path, caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     async with httpx.AsyncClient(base_url=gateway.http, timeout=30) as http:
         admin = await admin_token(gateway, tenant=TENANT)
         _, token = visitor_token()
@@ -127,6 +130,15 @@ async def test_a_visitor_sends_a_photo_that_arrives_without_its_metadata(
         # AND a link that was tampered with is refused
         tampered = image["url"][:-3] + ("aaa" if not image["url"].endswith("aaa") else "bbb")
         assert (await http.get(tampered)).status_code == 403
+    # AND the server's logs of all this hold neither the image, nor its upload ticket, nor its
+    # link (this test's own HTTP client logs the URLs it fetched, and Pillow what it decoded:
+    # not the server's)
+    server = [r for r in caplog.records if not r.name.startswith(CLIENT_LOGGERS)]
+    assert {r.name.split(".")[0] for r in server} >= {"kefu"}, "the gateway's logs are seen"
+    logged = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in server)
+    for secret in (form["fields"]["ticket"], image["url"].rsplit("/", 1)[-1], GPS_MARK.decode(),
+                   AUTHOR):
+        assert secret not in logged
 
 
 async def test_wrong_types_sizes_and_forms_are_refused(gateway: RunningGateway) -> None:
