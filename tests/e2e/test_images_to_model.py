@@ -102,6 +102,7 @@ async def test_the_picture_reaches_an_engine_that_reads_images_when_the_tenant_a
     content = _question(fake, "这个插头是哪个型号")
     assert isinstance(content, list) and content[0]["type"] == "text"
     (picture,) = [part for part in content if part["type"] == "image_url"]
+    assert "which you cannot see" not in json.dumps(fake.requests[-1]["messages"][0])
     head, _, data = picture["image_url"]["url"].partition(",")
     assert head == "data:image/jpeg;base64"
     sent = base64.b64decode(data)
@@ -116,7 +117,10 @@ async def test_a_tenant_that_did_not_allow_it_sends_only_the_placeholder(
     # WHEN its visitor sends a photo with a question
     final = await _send_photo(gateway, "private-co", jpeg_with_exif(120, 90))
     assert final["status"] == "complete"
-    # THEN the provider got text only, with "[image]" where the picture was
+    # THEN the provider got text only, with "[image]" where the picture was, and the system
+    # prompt says it cannot see the picture (so it does not pretend to)
     content = _question(fake, "这个插头是哪个型号")
     assert isinstance(content, str) and content.startswith("[image]")
-    assert "image_url" not in json.dumps(fake.requests[-1]["messages"])
+    messages = fake.requests[-1]["messages"]
+    assert "image_url" not in json.dumps(messages)
+    assert "which you cannot see" in messages[0]["content"]

@@ -16,12 +16,19 @@ from kefu_core.infra.errors import KefuError
 if TYPE_CHECKING:
     from kefu_llm import ChatRequest
 
-__all__ = ["IMAGE_PLACEHOLDER", "image_meta", "model_text", "send_ticket", "with_picture"]
+__all__ = ["IMAGE_PLACEHOLDER", "UNSEEN_NOTE", "image_meta", "model_text", "picture_or_note",
+           "send_ticket", "with_picture"]
 
 logger = logging.getLogger("kefu.flows.images")
 
-# What a model that does not see images reads in place of one.
+# What a model that does not see images reads in place of one, and the system prompt's line
+# that tells it what to do about it.
 IMAGE_PLACEHOLDER = "[image]"
+UNSEEN_NOTE = (
+    "The visitor's last message includes a picture, shown as [image], which you cannot see. "
+    "Do not guess what it shows: say that you cannot view pictures, answer from their words if "
+    "you can, and offer a human agent who can look at it."
+)
 
 
 async def send_ticket(deps: Deps, record: ConnectionRecord, frame: UploadFrame,
@@ -74,4 +81,22 @@ async def with_picture(deps: Deps, router: Any, request: ChatRequest,
     url = f"data:{content_type};base64,{base64.b64encode(data).decode()}"
     messages = list(request.messages)
     messages[asked[-1]] = messages[asked[-1]].model_copy(update={"images": [url]})
+    return request.model_copy(update={"messages": messages})
+
+
+async def picture_or_note(deps: Deps, router: Any, request: ChatRequest,
+                          image: dict[str, Any] | None, *, allowed: bool) -> ChatRequest:
+    """A question with a picture: the picture itself when the tenant ``allowed`` it and an
+    engine reads images; otherwise a line of the system prompt saying the model cannot see it
+    (so it does not pretend to)."""
+    if not image:
+        return request
+    if allowed:
+        seeing = await with_picture(deps, router, request, image)
+        if seeing is not request:
+            return seeing
+    messages = list(request.messages)
+    if messages and messages[0].role == "system":
+        messages[0] = messages[0].model_copy(
+            update={"content": f"{messages[0].content}\n\n{UNSEEN_NOTE}"})
     return request.model_copy(update={"messages": messages})

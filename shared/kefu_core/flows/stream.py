@@ -38,7 +38,7 @@ from kefu_core.chat.protocol import (
 )
 from kefu_core.chat.streaming import DeltaBatcher, Pacer
 from kefu_core.deps import Deps
-from kefu_core.flows.image_messages import model_text, with_picture
+from kefu_core.flows.image_messages import model_text, picture_or_note
 from kefu_core.flows.learn import handle_learn
 from kefu_core.infra.errors import StoreError
 from kefu_core.infra.tracing import span
@@ -145,8 +145,8 @@ async def _answer(
                                        memory_id=conversation.visitor_id,
                                        crm_id=conversation.customer_id,
                                        fallback=tenant.enable_fallback, hint=hint)
-        if tenant.images_to_model:
-            request = await with_picture(deps, router, request, payload.image)
+        request = await picture_or_note(deps, router, request, payload.image,
+                                        allowed=tenant.images_to_model)
         events = router.stream(request)
 
     offset = 0
