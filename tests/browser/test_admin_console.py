@@ -192,6 +192,8 @@ async def test_widget_keys_origins_appearance_snippet_and_live_preview(
     await page.fill("input[name=greeting_en]", "Welcome to Acme! Ask me anything.")
     await page.locator("input[name=color]").fill("#0a7d4f")
     await page.locator("input[name=offline_message_enabled]").uncheck()
+    assert not await page.locator("input[name=images_to_model]").is_checked()  # off by default
+    await page.locator("input[name=images_to_model]").check()
     async with page.expect_response(_put("/v1/admin/settings")):
         await page.locator("section.card", has_text="Appearance").locator(
             "button[data-action=save]").click()
@@ -202,6 +204,7 @@ async def test_widget_keys_origins_appearance_snippet_and_live_preview(
     settings = await _get(gateway, owner, "/v1/admin/settings")
     assert settings["greeting_en"] == "Welcome to Acme! Ask me anything."
     assert settings["color"] == "#0a7d4f" and settings["offline_message_enabled"] is False
+    assert settings["images_to_model"] is True
     keys = {k["label"]: k for k in await _get(gateway, owner, "/v1/admin/widget-keys")}
     assert keys["shop"]["allowed_origins"] == ["https://shop.example.com", gateway.http]
     await page.set_viewport_size({"width": VIEWPORT["width"], "height": 1900})
