@@ -4,11 +4,14 @@ Each passage is cut into answer units: a FAQ entry (``Q: ...`` / ``A: ...``) is 
 answer is given whole; any other passage gives one unit per paragraph. A unit answers the
 question when it covers enough of what the question asks about: the question's terms (shop
 concepts from ``_offline_lexicon`` in Chinese and English, other English words, Chinese
-character pairs), each weighted by how much it tells, are looked up in the unit, and the
+character pairs), each weighted by how much it tells (goods the policies do not tell apart and
+everyday verbs weigh little; an unknown two-character Chinese word weighs nearly like an English
+word, so the subject of a near-miss question counts), are looked up in the unit, and the
 covered share (``min_score``, calibrated on bench/data/offline_questions.jsonl) and the
 covered weight (``min_matched``) must both be reached. A question whose main terms the
 passages do not mention (cash on delivery, a store in Shanghai) is refused, even when the
-passages share shop words with it.
+passages share shop words with it. Among units that ground the question, the one sharing more
+of its literal words wins ("Hong Kong" beats "mainland China" for a question naming Hong Kong).
 
 The answer quotes the unit whole: a FAQ answer, or the whole paragraph, so a "not covered" or
 "except" sentence is never cut from the sentence it qualifies (a long paragraph gives its
@@ -97,6 +100,7 @@ for _concept, (_weight, _zh, _en) in CONCEPTS.items():
 _ZH_LEXICON = _alternation(list(_ZH_FORMS))
 _ZH_FILLER_RE = _alternation(list(ZH_FILLER))
 _EN_MAX_PHRASE = max(len(k) for k in _EN_FORMS)
+_GENERIC_STEMS = frozenset(stem(w) for w in GENERIC_WORDS)
 
 
 def _concept_weight(concept: str) -> float:
@@ -138,8 +142,9 @@ def _terms(text: str, *, question: bool) -> dict[str, float]:
         for piece in rest.split():
             if len(piece) == 1:
                 terms.setdefault(f"z:{piece}", 0.25)
+            pair = 0.7 if len(piece) == 2 else 0.5
             for a, b in itertools.pairwise(piece):
-                terms[f"z:{a}{b}"] = 0.5
+                terms[f"z:{a}{b}"] = max(terms.get(f"z:{a}{b}", 0.0), pair)
     latin.append(text[last:])
     # English: stemmed words, the longest lexicon phrase first, stop words out.
     raw = _EN_WORD.findall(" ".join(latin))
@@ -160,9 +165,19 @@ def _terms(text: str, *, question: bool) -> dict[str, float]:
         else:
             word = words[i]
             if word and raw[i] not in EN_STOP and word not in EN_STOP and not word.isdigit():
-                terms[f"w:{word}"] = 0.3 if raw[i] in GENERIC_WORDS else 1.0
+                generic = raw[i] in GENERIC_WORDS or word in _GENERIC_STEMS
+                terms[f"w:{word}"] = 0.3 if generic else 1.0
             i += 1
     return terms
+
+
+def _surface(text: str) -> set[str]:
+    """The literal words of ``text``: stemmed English content words and Chinese pairs."""
+    text = text.lower()
+    words = {stem(w) for w in _EN_WORD.findall(text) if w not in EN_STOP and not w.isdigit()}
+    for run in _CJK_RUN.findall(text):
+        words.update(a + b for a, b in itertools.pairwise(run))
+    return words - {stem(w) for w in EN_STOP}
 
 
 @dataclass(slots=True)
@@ -251,6 +266,7 @@ class OfflineEngine:
         if not total:
             return Grounding(False, 0.0, 0.0, None)
         language = detect_language(question)
+        said = _surface(question)
         scored: list[tuple[bool, float, float, float, int, _Unit]] = []
         for rank, passage in enumerate(passages):
             for unit in _units(passage, rank):
@@ -271,7 +287,10 @@ class OfflineEngine:
                 grounded = (share >= self.min_score and matched >= self.min_matched
                             and not missing_topic)
                 focus = max(self._covered(q, s) for s in [unit.title, *_sentences(unit.answer)])
-                fit = share + 0.5 * about + 0.2 * focus / total
+                # The question's own words in the unit break ties between units that share its
+                # concepts: "Hong Kong" in the unit that names it beats "mainland China".
+                literal = len(said & _surface(unit.match_text)) / len(said) if said else 0.0
+                fit = share + 0.5 * about + 0.2 * focus / total + 0.2 * literal
                 scored.append((grounded, fit, share, matched, -rank, unit))
         if not scored:
             return Grounding(False, 0.0, 0.0, None)

@@ -177,3 +177,64 @@ def test_paraphrases_with_durations_and_phrasal_verbs_find_the_policy() -> None:
     assert answer.answered and "within 7 days" in reply(answer)
     answer = ask("签收超过一个星期了还能退吗", [COUPONS_ZH, RETURNS_FAQ])
     assert answer.answered and "7天内" in reply(answer)
+
+
+def test_a_paraphrase_naming_a_product_the_policy_does_not_list_is_still_answered() -> None:
+    # GIVEN the return policy, which says nothing about jackets or changing one's mind
+    passages = ["Q: How do I return an item?\nA: You can return any item within 7 days of "
+                "delivery. Open My Orders, choose Request return."]
+    # WHEN a shopper asks in their own words, naming the garment
+    answer = ask("I changed my mind about the jacket, can I still send it back?", passages)
+    # THEN the goods and the everyday verbs weigh little and the return policy answers
+    assert answer.answered
+    assert "7 days" in reply(answer)
+
+
+def test_a_fault_in_everyday_words_is_answered_with_the_warranty_and_its_caveats() -> None:
+    # GIVEN the warranty paragraph
+    # WHEN the visitor describes the fault and asks for a free fix (no word "warranty")
+    answer = ask("My earbuds stopped charging after two months, can I get them fixed for free?",
+                 [WARRANTY_EN])
+    # THEN the warranty is quoted whole, exclusions included
+    assert answer.answered
+    assert "one-year free warranty" in reply(answer)
+    assert "not covered" in reply(answer)
+
+
+def test_an_exchange_is_not_answered_with_the_return_policy() -> None:
+    # GIVEN only the return policy
+    # WHEN the visitor asks to exchange for another size (a policy the shop does not state)
+    answer = ask("我想换货，换一个大一码的可以吗", [RETURNS_FAQ])
+    # THEN the engine refuses rather than presenting the return policy as the answer
+    assert not answer.answered
+    assert reply(answer) == NO_ANSWER["zh"]
+
+
+def test_a_new_subject_behind_an_everyday_verb_is_still_refused() -> None:
+    # GIVEN the shipping FAQ, which names mainland China
+    # WHEN the visitor asks where products are made (a generic verb and a place it mentions)
+    answer = ask("Are your products made in China?", [SHIPPING_FAQ])
+    # THEN it is refused: "made" is not an everyday filler and nothing grounds the answer
+    assert not answer.answered
+
+
+def test_the_unit_naming_the_place_asked_about_wins_over_one_sharing_only_its_concepts() -> None:
+    # GIVEN the delivery-time FAQ (which names mainland China) and the one naming Hong Kong
+    international = ("Q: Do you ship internationally?\nA: Not yet: we currently deliver to "
+                     "mainland China, Hong Kong and Macau only.")
+    # WHEN the visitor asks about Hong Kong and the delivery time in one question
+    answer = ask("Do you deliver to Hong Kong and how long does it take?",
+                 [SHIPPING_FAQ, international])
+    # THEN the answer is the one that names Hong Kong
+    assert answer.answered
+    assert "Hong Kong and Macau" in reply(answer)
+
+
+def test_a_chinese_question_about_an_attribute_the_passage_lacks_is_refused() -> None:
+    # GIVEN the membership tiers, which say nothing about birthdays or gifts
+    tiers = ("# 会员与优惠券 Membership and coupons > 会员等级\n"
+             "消费满1000元自动成为银卡会员，享受9.5折；满5000元成为金卡会员，享受9折和专属客服。")
+    # WHEN the visitor asks whether Gold members get a birthday gift
+    answer = ask("金卡会员生日有礼物吗", [tiers])
+    # THEN two-character words weigh like words, the missing subject counts, and it is refused
+    assert not answer.answered
