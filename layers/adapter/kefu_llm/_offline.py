@@ -6,7 +6,10 @@ question when it covers enough of what the question asks about: the question's t
 concepts from ``_offline_lexicon`` in Chinese and English, other English words, Chinese
 character pairs), each weighted by how much it tells (goods the policies do not tell apart and
 everyday verbs weigh little; an unknown two-character Chinese word weighs nearly like an English
-word, so the subject of a near-miss question counts), are looked up in the unit, and the
+word, so the subject of a near-miss question counts; words outside the shop vocabulary
+together weigh at most ``max_unknown``, so the circumstances a long message tells do not
+outweigh its subject; a misspelt shop word is read as the word meant; a rule stated for
+members covers a Gold member at half weight), are looked up in the unit, and the
 covered share (``min_score``, calibrated on bench/data/offline_questions.jsonl) and the
 covered weight (``min_matched``) must both be reached. A question whose main terms the
 passages do not mention (cash on delivery, a store in Shanghai) is refused, even when the
@@ -28,7 +31,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from ._engine_base import ApiKey
-from ._offline_lexicon import CONCEPTS, EN_STOP, GENERIC_WORDS, ZH_FILLER, stem
+from ._offline_lexicon import BROADER, CONCEPTS, EN_STOP, GENERIC_WORDS, ZH_FILLER, stem
 from ._types import EngineCall, EngineOutcome
 
 __all__ = ["OfflineEngine", "detect_language"]
@@ -101,6 +104,28 @@ _ZH_LEXICON = _alternation(list(_ZH_FORMS))
 _ZH_FILLER_RE = _alternation(list(ZH_FILLER))
 _EN_MAX_PHRASE = max(len(k) for k in _EN_FORMS)
 _GENERIC_STEMS = frozenset(stem(w) for w in GENERIC_WORDS)
+_EN_SINGLE = {k[0]: c for k, c in _EN_FORMS.items() if len(k) == 1 and len(k[0]) >= 5}
+
+
+def _one_edit(a: str, b: str) -> bool:
+    """``a`` and ``b`` differ by one inserted, dropped, replaced or swapped letter."""
+    if abs(len(a) - len(b)) > 1 or a == b:
+        return False
+    if len(a) == len(b):
+        diff = [i for i in range(len(a)) if a[i] != b[i]]
+        return len(diff) == 1 or (
+            len(diff) == 2 and diff[1] == diff[0] + 1
+            and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]]
+        )
+    short, long_ = sorted((a, b), key=len)
+    return any(long_[:i] + long_[i + 1 :] == short for i in range(len(long_)))
+
+
+def _misspelt(word: str) -> str | None:
+    """The shop concept a misspelt word ("recieve", "warrenty") was meant to say."""
+    if len(word) < 5:
+        return None
+    return next((c for form, c in _EN_SINGLE.items() if _one_edit(word, form)), None)
 
 
 def _concept_weight(concept: str) -> float:
@@ -164,11 +189,35 @@ def _terms(text: str, *, question: bool) -> dict[str, float]:
                 break
         else:
             word = words[i]
-            if word and raw[i] not in EN_STOP and word not in EN_STOP and not word.isdigit():
+            typo = _misspelt(word) if question and word and raw[i] not in EN_STOP else None
+            if typo is not None:
+                concept(typo)
+            elif word and raw[i] not in EN_STOP and word not in EN_STOP and not word.isdigit():
                 generic = raw[i] in GENERIC_WORDS or word in _GENERIC_STEMS
                 terms[f"w:{word}"] = 0.3 if generic else 1.0
             i += 1
     return terms
+
+
+def _credit(term: str, weight: float, found: dict[str, float]) -> float:
+    """What ``term`` of the question earns in a unit with terms ``found``: its weight when the
+    unit says it, half when the unit states the broader rule (members for Gold members)."""
+    if term in found:
+        return weight
+    broader = BROADER.get(term[2:]) if term.startswith("c:") else None
+    return weight / 2 if broader is not None and f"c:{broader}" in found else 0.0
+
+
+def _saturated(terms: dict[str, float], cap: float) -> dict[str, float]:
+    """``terms`` with the words outside the shop vocabulary weighing ``cap`` at most together:
+    one or two unknown words (PayPal, 运费险) still decide a short question, but the
+    circumstances a long message tells (「我上班急着用」, "I'm in Chengdu") do not outweigh
+    its shop subject."""
+    unknown = sum(w for k, w in terms.items() if not k.startswith("c:"))
+    if unknown <= cap:
+        return terms
+    scale = cap / unknown
+    return {k: w if k.startswith("c:") else w * scale for k, w in terms.items()}
 
 
 def _surface(text: str) -> set[str]:
@@ -247,10 +296,13 @@ class OfflineEngine:
         min_matched: float = 1.0,
         max_sentences: int = 3,
         chunk_chars: int = 6,
+        max_unknown: float = 1.5,
     ) -> None:
         """``min_score``: the share of the question's term weight a unit must cover;
         ``min_matched``: the covered weight it must reach (more than generic shop words);
-        ``max_sentences``: matching sentences quoted from a long paragraph (caveats added)."""
+        ``max_sentences``: matching sentences quoted from a long paragraph (caveats added);
+        ``max_unknown``: the most the question's words outside the shop vocabulary weigh
+        together."""
         self.name = name
         self.provider = "offline"
         self.model = "offline"
@@ -258,10 +310,11 @@ class OfflineEngine:
         self.min_matched = min_matched
         self.max_sentences = max_sentences
         self.chunk_chars = chunk_chars
+        self.max_unknown = max_unknown
 
     def grounding(self, question: str, passages: list[str]) -> Grounding:
         """The unit that best answers ``question``, and whether it grounds an answer."""
-        q = _terms(question, question=True)
+        q = _saturated(_terms(question, question=True), self.max_unknown)
         total = sum(q.values())
         if not total:
             return Grounding(False, 0.0, 0.0, None)
@@ -271,7 +324,7 @@ class OfflineEngine:
         for rank, passage in enumerate(passages):
             for unit in _units(passage, rank):
                 found = _terms(unit.match_text, question=False)
-                matched = sum(w for k, w in q.items() if k in found)
+                matched = sum(_credit(k, w, found) for k, w in q.items())
                 share = matched / total
                 # What the unit is about should be what the question asks about: how well its
                 # title and the question agree (F1 of their shared terms' weight), and how
@@ -282,7 +335,8 @@ class OfflineEngine:
                 # A shop topic the question names (weight 1: points, invoice, warranty...) that
                 # the unit never mentions means the unit answers another question.
                 missing_topic = any(
-                    k.startswith("c:") and w >= 1.0 and k not in found for k, w in q.items()
+                    k.startswith("c:") and w >= 1.0 and not _credit(k, w, found)
+                    for k, w in q.items()
                 )
                 grounded = (share >= self.min_score and matched >= self.min_matched
                             and not missing_topic)

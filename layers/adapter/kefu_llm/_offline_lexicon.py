@@ -14,7 +14,7 @@ base.
 
 from __future__ import annotations
 
-__all__ = ["CONCEPTS", "EN_STOP", "GENERIC_WORDS", "ZH_FILLER", "stem"]
+__all__ = ["BROADER", "CONCEPTS", "EN_STOP", "GENERIC_WORDS", "ZH_FILLER", "stem"]
 
 
 def stem(word: str) -> str:
@@ -64,11 +64,18 @@ CONCEPTS: dict[str, tuple[float, tuple[str, ...], tuple[str, ...]]] = {
                       "free delivery", "delivery free", "deliver for free", "delivery fee",
                       "delivery charge", "delivery cost", "postage fee")),
     "region": (0.8, ("国外", "海外", "国际", "境外", "美国", "日本", "新加坡", "台湾", "香港",
+                     "韩国", "英国", "德国", "法国", "加拿大", "澳大利亚",
+                     "马来西亚", "泰国", "越南", "俄罗斯", "印度",
                      "澳门", "大陆", "偏远", "新疆", "西藏"),
                ("international", "internationally", "abroad", "overseas", "country",
                 "united states", "usa",
                 "america", "singapore", "japan", "europe", "uk", "australia", "canada",
-                "hong kong", "macau", "mainland")),
+                "hong kong", "macau", "mainland", "taiwan", "korea", "germany", "france",
+                "russia", "india", "malaysia", "thailand", "vietnam", "new zealand",
+                "philippines", "indonesia", "mexico", "brazil")),
+    "insurance": (1.0, ("运费险", "保险", "险"), ("insurance", "insured", "insure")),
+    "modify": (1.0, ("修改", "更改", "改成", "改"), ("change", "modify", "edit", "update",
+                                                   "correct", "amend")),
     "invoice": (1.0, ("发票", "开票", "报销", "公司抬头", "抬头", "税号"),
                 ("invoice", "receipt", "fapiao", "vat")),
     "email": (1.0, ("邮箱", "电子邮件", "邮件"), ("email", "e-mail", "inbox", "mailbox")),
@@ -79,12 +86,13 @@ CONCEPTS: dict[str, tuple[float, tuple[str, ...], tuple[str, ...]]] = {
     "silver": (1.0, ("银卡",), ("silver",)),
     "discount": (0.8, ("折扣", "打折", "几折", "优惠", "折", "待遇", "福利", "好处", "权益"),
                  ("discount", "off", "perk", "benefit", "privilege")),
-    "coupon": (1.0, ("优惠券", "代金券", "折扣券", "领的券", "券"), ("coupon", "voucher")),
-    "stack": (1.0, ("叠加", "一起用", "同时用", "合并使用", "共用"),
-              ("stack", "combine", "together", "at the same time", "plus", "on top of",
+    "coupon": (1.0, ("优惠券", "优惠卷", "代金券", "折扣券", "领的券", "券"),
+               ("coupon", "voucher", "promo code", "discount code")),
+    "stack": (1.0, ("叠加", "一起用", "同时用", "合并使用", "共用", "叠"),
+              ("stack", "combine", "together", "at the same time", "plus", "on top of", "both",
                "in addition to", "along with", "as well as")),
     "expired": (1.0, ("过期", "失效", "到期"), ("expire", "expired", "lapsed")),
-    "warranty": (1.0, ("保修", "质保", "保固", "免费修"),
+    "warranty": (1.0, ("保修", "质保", "保固", "免费修", "给保吗", "能保吗", "保不保"),
                  ("warranty", "guarantee", "free repair", "repair for free",
                   "repaired for free", "fix for free", "fixed for free", "fix it for free")),
     "repair": (0.8, ("维修", "修好", "修理", "寄修", "送修", "修"),
@@ -94,14 +102,17 @@ CONCEPTS: dict[str, tuple[float, tuple[str, ...], tuple[str, ...]]] = {
     "water": (1.0, ("进水", "泡水", "浸水", "落水", "淋雨", "掉水里", "水"),
               ("water", "pool", "rain", "wet", "liquid", "spill", "sea", "toilet", "sink",
                "coffee", "tea", "juice", "drink", "milk", "soaked", "splash")),
-    "physical_damage": (1.0, ("人为损坏", "摔坏", "摔碎", "摔", "碰坏", "压坏", "掉地上", "碎"),
+    "physical_damage": (1.0, ("人为损坏", "摔坏", "摔碎", "摔裂", "摔", "碰坏", "压坏", "掉地上",
+                                "碎", "裂", "不小心"),
                         ("physical damage", "drop", "fell", "fall", "crack", "smash",
                          "shatter")),
-    "teardown": (1.0, ("私自拆机", "拆机", "拆过", "拆开", "自己修", "第三方维修"),
+    "teardown": (1.0, ("私自拆机", "拆机", "拆过", "拆开", "自己修", "自己拆", "第三方维修"),
                  ("unauthorised repair", "unauthorized repair", "unauthorised", "unauthorized",
                   "third party", "local shop", "repair shop",
-                  "opened it", "took it apart")),
-    "covered": (0.5, ("保修范围", "范围内", "包括", "覆盖"), ("cover", "covered", "valid")),
+                  "opened it", "opened up", "open it up", "took it apart", "fix it myself",
+                  "fixed it myself", "repair it myself", "repaired it myself", "diy")),
+    "covered": (0.5, ("保修范围", "范围内", "包括", "覆盖"),
+                ("cover", "covered", "valid", "void", "voided", "invalidate")),
     "electronics": (0.6, ("电子产品", "数码", "手机", "耳机", "电脑", "笔记本", "平板", "相机",
                           "手表", "手环", "音箱", "电器", "显示器", "键盘", "鼠标", "路由器",
                           "电视",                           "游戏机",
@@ -151,15 +162,21 @@ CONCEPTS: dict[str, tuple[float, tuple[str, ...], tuple[str, ...]]] = {
     "today": (0.6, ("今天", "当天", "今日", "马上"), ("today", "same day", "right away")),
     "working_day": (0.5, ("工作日", "周一到周五"), ("weekday", "working day", "business day")),
     "credit_card": (1.0, ("信用卡",), ("credit card",)),
-    "pay_method": (0.8, ("原路", "原支付方式", "支付方式", "付款方式", "支付账户", "银行卡", "卡里",
+    "pay_method": (0.8, ("原路", "原支付方式", "支付方式", "付款方式", "支付账户", "银行卡", "余额",
+                         "账户", "卡里", "卡",
                          "卡上"),
                    ("payment method", "original payment", "card", "paid with", "same card",
                     "account")),
-    "how_long": (0.4, ("多久", "多长时间", "多长", "几天", "多少天", "什么时候", "多快", "期限",
+    "how_long": (0.4, ("多久", "多长时间", "多长", "几天", "几年", "多少年", "几个月", "多少天",
+                       "什么时候", "多快", "期限",
                        "时限", "哪天", "几号", "从什么时候"),
                  ("how long", "how many day", "when", "how quickly", "how fast", "how soon",
-                  "time limit", "deadline", "cutoff", "period")),
+                  "time limit", "deadline", "cutoff", "period", "window")),
 }
+
+# A concept and the broader one a policy may state instead: a rule for members covers Gold
+# members, a rule for the payment method covers a credit card.
+BROADER = {"gold": "member", "silver": "member", "credit_card": "pay_method"}
 
 # English words that never decide what a question is about.
 EN_STOP = frozenset(
@@ -169,7 +186,8 @@ EN_STOP = frozenset(
     "thing product something stuff bought buy still too late want need like know tell much many "
     "long quickly fast until take happen ok hi hello thank thanks am im under ago back "
     "something anything s t let use using per steps step process procedure way go goes "
-    "going happen happens them they their its he she his her him mine yours".split()
+    "going happen happens them they their its he she his her him mine yours myself yourself "
+    "without while being till actually whats m ve ll re d st nd rd th".split()
 )
 # English words that say little: they count, but weigh like generic concepts.
 GENERIC_WORDS = frozenset(
@@ -187,5 +205,9 @@ ZH_FILLER = (
     "东西", "商品", "买", "才", "成", "到", "以后", "后", "流程", "步骤", "操作", "手续",
     "写", "填", "弄", "办", "从", "开始", "算起", "算", "之后", "以后", "的时候",
     # directional complements: 「退回来」 is 退, 「寄过去」 is 寄
-    "回来", "回去", "过来", "过去", "出来", "起来",
+    "回来", "回去", "过来", "过去", "出来", "起来", "上去", "下来",
+    # pronouns, demonstratives and adverbs that never name a subject
+    "这个", "那个", "这张", "那张", "这", "那", "自己", "直接", "干嘛", "干什么", "啥", "时候",
+    "被", "把", "去", "行", "另外", "刚刚", "刚", "帮忙", "帮我", "帮", "再", "还是", "然后",
+    "已经", "一直", "怎么办", "急着用", "急用", "着急", "昨天", "前天", "上次", "其实",
 )

@@ -238,3 +238,57 @@ def test_a_chinese_question_about_an_attribute_the_passage_lacks_is_refused() ->
     answer = ask("金卡会员生日有礼物吗", [tiers])
     # THEN two-character words weigh like words, the missing subject counts, and it is refused
     assert not answer.answered
+
+
+RETURNS_EN = ("Q: How do I return an item?\nA: You can return any item within 7 days of delivery. "
+              "Open My Orders, choose Request return.")
+REFUND_FAQ = ("Q: 退款多久到账？\nA: 退款在仓库收到退货并验收后3个工作日内原路退回；"
+              "信用卡退款可能需要额外1-2个银行工作日。")
+COUPONS_EN = ("# 会员与优惠券 Membership and coupons > Coupons\n"
+              "Coupons are listed under My Coupons. One coupon per order; "
+              "coupons do not stack with member discounts.")
+
+
+def test_the_circumstances_of_a_long_message_do_not_outweigh_its_subject() -> None:
+    # GIVEN the return FAQ
+    question = "签收五天了还能申请退货退款吗？我妈妈说颜色太艳了"
+    # WHEN the visitor adds circumstances the policy cannot mention (mother, colour)
+    answer = ask(question, [RETURNS_FAQ])
+    # THEN the unknown words saturate and the return rule answers
+    assert answer.answered
+    assert "7天内" in reply(answer)
+    # AND without the saturation the same message is refused
+    call = EngineCall(messages=[{"role": "user", "content": question}], passages=[RETURNS_FAQ],
+                      language="zh")
+    assert not OfflineEngine(max_unknown=99).answer(call)[1].answered
+
+
+def test_one_unknown_subject_still_decides_a_short_question() -> None:
+    # GIVEN the shipping-fee FAQ
+    fees = ("Q: 运费怎么算？\nA: 订单满99元包邮；不满99元收取8元运费。"
+            "偏远地区（新疆、西藏）运费另计。")
+    # WHEN the visitor asks about shipping insurance, or to correct an invoice title
+    insurance = ask("你们有运费险吗", [fees])
+    correction = ask("发票抬头填错了，还能改吗", [
+        "Q: 可以开发票吗？\nA: 可以。下单时选择“开具发票”，填写抬头和税号。"])
+    # THEN both are refused: the subject (insurance, changing it) is nowhere in the passages
+    assert not insurance.answered
+    assert not correction.answered
+
+
+def test_a_rule_for_members_answers_a_question_about_a_gold_member() -> None:
+    # GIVEN the coupon rule, stated for members in general
+    # WHEN a Gold member asks whether a coupon stacks with their discount
+    answer = ask("I'm a Gold member, can I use a coupon on top of my discount?", [COUPONS_EN])
+    # THEN the broader rule answers, in full
+    assert answer.answered
+    assert "do not stack" in reply(answer)
+
+
+def test_a_misspelt_shop_word_is_read_as_the_word_meant() -> None:
+    # GIVEN the return policy
+    # WHEN the visitor misspells "return"
+    answer = ask("How many days do I have to retrun something?", [RETURNS_EN])
+    # THEN it is still the return policy that answers
+    assert answer.answered
+    assert "7 days" in reply(answer)
