@@ -8,7 +8,8 @@ Recognised (after normalising full-width digits, letters, brackets and separator
   (``010``, ``02x``, ``0xxx``, or ``+86`` without the 0) and a 7-8 digit local number
   (``010-12345678``, ``021 1234 5678``, ``(0755)12345678``). Company hotlines (``400``/``800``
   numbers, ``95xxx`` and other short service numbers) are not personal and are kept, as is a
-  landline written right after a hotline cue (``客服热线``, ``hotline``);
+  landline written right after a hotline cue (``客服热线``, ``hotline``); an extension written
+  right after a landline (``转802``, ``ext. 215``, ``-3021``) is redacted with it;
 - ``ID``: resident identity numbers: 18 digits with a valid birth date and the ISO 7064
   MOD 11-2 check digit (6-8-4 groups allowed), or the old 15 digits (a province code, a valid
   19YYMMDD birth date, a 3-digit sequence);
@@ -105,6 +106,11 @@ _LANDLINE_RE = re.compile(
     r"(?<![0-9A-Za-z+])(?:(?:\+|00)86[ \-]?\(?(?:10|2[0-9]|[3-9][0-9]{2})\)?"
     r"|\(\s*" + _AREA + r"\s*\)|" + _AREA + r")"
     r"[ \-]?[1-9][0-9]{2,3}[ \-]?[0-9]{4}(?![0-9A-Za-z])"
+)
+# An extension written right after a landline belongs to it: 「转802」, "ext. 215", "-3021"
+# (not one set off by a comma: "…1234, ext. 802" leaves the extension as text).
+_EXTENSION_RE = re.compile(
+    r"[ ]?(?:转|分机|ext\.?|extension|x|-)[ ]?[0-9]{1,6}(?![0-9A-Za-z])", re.I
 )
 # 18 digits, plain, 6-8-4 or 4-4-4-4-2 (how a card-style copy groups them).
 _ID_RE = re.compile(
@@ -313,7 +319,9 @@ def find_pii(text: str) -> list[Span]:
             and not _is_identifier(norm, m.start(), m.end())
             and not _after_hotline_cue(norm, m.start())
         ):
-            add("PHONE", m.start(), m.end(), "landline")
+            extension = _EXTENSION_RE.match(norm, m.end())
+            end = extension.end() if extension and free(m.start(), extension.end()) else m.end()
+            add("PHONE", m.start(), end, "landline")
     found.sort(key=lambda s: s.start)
     return found
 

@@ -186,3 +186,29 @@ def test_restorer_holds_back_only_a_possible_placeholder() -> None:
     assert r.feed(" [a") == " [a"
     assert r.feed(" [CARD_12") == " "
     assert r.flush() == "[CARD_12"
+
+
+@pytest.mark.parametrize(
+    "text,value",
+    [
+        ("我的座机0571-8765 4321转802", "0571-8765 4321转802"),
+        ("办公电话0755-2678-1234转8012，有事打这个", "0755-2678-1234转8012"),
+        ("work number 0571-88776655-3021, ask for Ms. Fang", "0571-88776655-3021"),
+        ("my office line 010-82341567 ext. 215", "010-82341567 ext. 215"),
+        ("座机０１０－６２３４５６７８分机８０２１", "０１０－６２３４５６７８分机８０２１"),
+    ],
+)
+def test_an_extension_written_right_after_a_landline_is_redacted_with_it(
+    text: str, value: str
+) -> None:
+    # GIVEN a private landline followed directly by its extension
+    # WHEN the message is scanned
+    # THEN the number and its extension are one span, so the placeholder hides both
+    assert kinds(text) == [("PHONE", value)]
+
+
+def test_an_extension_set_off_by_a_comma_is_left_as_text() -> None:
+    # GIVEN a landline, a comma, then the extension
+    # WHEN the message is scanned
+    # THEN only the number is redacted (the extension alone does not identify anyone)
+    assert kinds("Office line: (0755) 2678 1234, ext. 802.") == [("PHONE", "(0755) 2678 1234")]
