@@ -24,6 +24,7 @@ are each in a source. bench/grounding.py measures it on a labelled set.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -124,21 +125,35 @@ def check_reply(reply: str, sources: Sequence[str]) -> GroundingResult:
     return GroundingResult(sentences=tuple(checks))
 
 
+@functools.lru_cache(maxsize=2048)
+def _analysed(source: str) -> tuple[list[_SourceSentence], list[tuple[set[str], bool | None]]]:
+    """The sentences and clauses of one source text. Cached: the system prompt and a tenant's
+    popular passages come back with every reply (read only, never changed by a caller)."""
+    text = _canonical(source)
+    found: list[_SourceSentence] = []
+    clauses: list[tuple[set[str], bool | None]] = []
+    for start, end in sentences(text):
+        part = text[start:end]
+        found.append(_SourceSentence(_terms(part), _numbers(part)))
+        # A question (the visitor's "不知道地址吗？") states nothing to contradict.
+        clauses.extend((_terms(c), None if _is_question(part) else _negated(c))
+                       for c in _CLAUSE.split(part))
+    return found, clauses
+
+
 class _Sources:
     def __init__(self, sources: Sequence[str]) -> None:
-        texts = [_canonical(s) for s in sources if s.strip()]
         self.terms: set[str] = set()
         self.sentences: list[_SourceSentence] = []
         self.clauses: list[tuple[set[str], bool | None]] = []
-        for text in texts:
-            for start, end in sentences(text):
-                part = text[start:end]
-                terms = _terms(part)
-                self.terms |= terms
-                self.sentences.append(_SourceSentence(terms, _numbers(part)))
-                # A question (the visitor's "不知道地址吗？") states nothing to contradict.
-                self.clauses.extend((_terms(c), None if _is_question(part) else _negated(c))
-                                    for c in _CLAUSE.split(part))
+        for source in sources:
+            if not source.strip():
+                continue
+            found, clauses = _analysed(source)
+            for sentence in found:
+                self.terms |= sentence.terms
+            self.sentences.extend(found)
+            self.clauses.extend(clauses)
 
     def judge(self, sentence: str) -> tuple[bool, Reason | None]:
         text = _LIST_MARKER.sub("", _canonical(sentence))
