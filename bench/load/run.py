@@ -373,7 +373,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmup", type=float, default=10.0)
     ap.add_argument("--deflate", action=argparse.BooleanOptionalAction, default=True,
                     help="offer permessage-deflate like browsers do")
-    ap.add_argument("--db-pool-max", type=int, default=10)
+    ap.add_argument("--db-pool-max", type=int, default=20,
+                    help="DB_POOL_MAX of the gateway (and of the bare relay): Kefu's default")
     ap.add_argument("--fault", choices=FAULTS, default="none")
     ap.add_argument("--fault-at", type=float, default=20.0, help="seconds into the chat phase")
     ap.add_argument("--fault-for", type=float, default=10.0, help="seconds the fault lasts")
@@ -391,6 +392,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--compare", action="store_true",
                     help="run Kefu, then the bare relay, back to back with identical visitors, "
                          "and print their CPU and tail ratios")
+    ap.add_argument("--steps", default=None,
+                    help="capacity steps: comma-separated chatting counts (e.g. 100,200,300,400)"
+                         ", one run each (both systems with --compare); prints the largest "
+                         "whose steady overhead p99 stays under --capacity-p99-ms")
+    ap.add_argument("--capacity-p99-ms", type=float, default=200.0)
     ap.add_argument("--pin", action=argparse.BooleanOptionalAction, default=True,
                     help="pin the gateway to CPU 0 and every other process to the other CPUs "
                          "(when the machine has at least two)")
@@ -402,6 +408,8 @@ def main(argv: list[str] | None = None) -> int:
     if code_path:
         os.environ["PYTHONPATH"] = os.pathsep.join(
             p for p in (code_path, str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    if args.steps:
+        return run_steps(args, name, code_sha, argv)
     if not args.compare:
         summary = run(args, args.system, name, code_sha, argv)
         return 0 if summary.get("loss", {}).get("lost", 1) == 0 else 1
@@ -416,6 +424,73 @@ def main(argv: list[str] | None = None) -> int:
         print(line)
     lost = [s.get("loss", {}).get("lost", 1) for s in (kefu, bare)]
     return 0 if lost == [0, 0] else 1
+
+
+def run_steps(args: argparse.Namespace, name: str, code_sha: str | None,
+              argv: list[str] | None) -> int:
+    """One run per chatting count of ``--steps`` (Kefu, then the bare relay at the same count
+    with ``--compare``); ``steps.json`` and a table; the capacity of each system is the largest
+    count whose steady overhead p99 stays under ``--capacity-p99-ms``."""
+    counts = [int(x) for x in args.steps.split(",") if x.strip()]
+    systems = ["kefu", "bare"] if args.compare else [args.system]
+    rows: list[dict[str, Any]] = []
+    for count in counts:
+        for system in systems:
+            step_args = argparse.Namespace(**{**vars(args), "chatting": count})
+            summary = run(step_args, system, f"{name}-{system}-v{count}", code_sha, argv)
+            rows.append(step_row(system, count, summary))
+    result = capacity(rows, systems, limit_ms=args.capacity_p99_ms)
+    out = ROOT / "bench" / "results" / name
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "steps.json").write_text(json.dumps(result, indent=1))
+    print(f"\n## {name}: capacity steps ({args.connections} connections)")
+    for line in result["lines"]:
+        print(line)
+    return 0 if all(r["lost"] == 0 for r in rows) else 1
+
+
+def step_row(system: str, chatting: int, summary: dict[str, Any]) -> dict[str, Any]:
+    steady = summary.get("steady") or {}
+    return {
+        "system": system, "chatting": chatting,
+        "loadavg_at_start": summary.get("loadavg_at_start"),
+        "cpu_ms": (summary.get("gateway_cpu_per_answered") or {}).get("ms"),
+        "ack_p99_ms": (steady.get("ack_ms") or {}).get("p99"),
+        "overhead_p50_ms": (steady.get("overhead_ms") or {}).get("p50"),
+        "overhead_p99_ms": (steady.get("overhead_ms") or {}).get("p99"),
+        "answered": (summary.get("messages") or {}).get("answered"),
+        "lost": (summary.get("loss") or {}).get("lost", 1),
+    }
+
+
+def capacity(rows: list[dict[str, Any]], systems: list[str], *, limit_ms: float
+             ) -> dict[str, Any]:
+    """The largest chatting count per system whose overhead p99 stays under ``limit_ms``
+    (every smaller step too: a step that fails ends the search), and Kefu's over the relay's."""
+    found: dict[str, int | None] = {}
+    for system in systems:
+        best = None
+        for row in sorted((r for r in rows if r["system"] == system), key=lambda r: r["chatting"]):
+            p99 = row["overhead_p99_ms"]
+            if p99 is None or p99 >= limit_ms or row["lost"]:
+                break
+            best = row["chatting"]
+        found[system] = best
+    share = (round(found["kefu"] / found["bare"], 2)
+             if found.get("kefu") and found.get("bare") else None)
+    lines = ["| system | chatting | load avg at start | CPU/msg (ms) | ack p99 (ms) "
+             "| overhead p50 / p99 (ms) | answered | lost |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        load = r["loadavg_at_start"][0] if r["loadavg_at_start"] else None
+        lines.append(f"| {r['system']} | {r['chatting']} | {load} | {r['cpu_ms']} "
+                     f"| {r['ack_p99_ms']} | {r['overhead_p50_ms']} / {r['overhead_p99_ms']} "
+                     f"| {r['answered']} | {r['lost']} |")
+    lines += [f"capacity ({system}, overhead p99 < {limit_ms:g} ms): {found[system]} chatting"
+              for system in systems]
+    if share is not None:
+        lines.append(f"capacity ratio (kefu / bare): {share}")
+    return {"rows": rows, "capacity": found, "capacity_ratio": share, "limit_ms": limit_ms,
+            "lines": lines}
 
 
 def compare(kefu: dict[str, Any], bare: dict[str, Any]) -> dict[str, Any]:
