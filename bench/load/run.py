@@ -45,6 +45,7 @@ from .services import (
     pin,
 )
 
+PROBE_DIR = Path(__file__).resolve().parent / "probe"
 FAULTS = ("none", "llm-fail", "llm-stall", "llm-cut", "llm-midstall", "redis-restart",
           "replica-kill", "pg-restart")
 
@@ -379,6 +380,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fault-at", type=float, default=20.0, help="seconds into the chat phase")
     ap.add_argument("--fault-for", type=float, default=10.0, help="seconds the fault lasts")
     ap.add_argument("--profile", type=int, default=0, help="py-spy the gateway for N seconds")
+    ap.add_argument("--probe", action="store_true",
+                    help="Kefu's gateway runs bench/load/probe (GC pauses, loop lag and what "
+                         "runs while it stalls, pool waits and checkout sites)")
     ap.add_argument("--gateway-pythonpath", default=None,
                     help="extra PYTHONPATH for the gateway only (e.g. a folder with uvloop)")
     ap.add_argument("--code", default="HEAD",
@@ -563,12 +567,18 @@ def run(args: argparse.Namespace, system: str, name: str, code_sha: str | None,
         for item in args.env:
             key, _, value = item.partition("=")
             env[key] = value
+        extra_path = args.gateway_pythonpath
+        if args.probe and system == "kefu":
+            for old in out_dir.glob("probe.*.json"):
+                old.unlink()
+            env["KEFU_PROBE"] = str(out_dir / "probe")
+            extra_path = os.pathsep.join(p for p in (str(PROBE_DIR), extra_path) if p)
         for r in range(args.replicas):
             gw = (BareRelay(replica_id=f"r{r}", env=env, log=out_dir / f"gateway-r{r}.log",
-                            extra_pythonpath=args.gateway_pythonpath, loop=args.bare_loop)
+                            extra_pythonpath=extra_path, loop=args.bare_loop)
                   if system == "bare" else
                   Gateway(replica_id=f"r{r}", env=env, log=out_dir / f"gateway-r{r}.log",
-                          extra_pythonpath=args.gateway_pythonpath, workers=args.workers))
+                          extra_pythonpath=extra_path, workers=args.workers))
             gw.start()
             gateways.append(gw)
 
@@ -716,8 +726,13 @@ def run(args: argparse.Namespace, system: str, name: str, code_sha: str | None,
             if s is not None:
                 s.stop()
         pg.stop()
+    probes = [json.loads(p.read_text()) for p in sorted(out_dir.glob("probe.*.json"))]
+    if probes and summary:
+        summary["probe"] = probes
     (out_dir / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=1))
     print(render(summary))
+    for probe in probes:
+        print(render_probe(probe))
     print(f"\nfull results: {out_dir / 'summary.json'}")
     return summary
 
@@ -738,6 +753,36 @@ def _merge_timelines(shards: list[dict[str, Any]]) -> list[tuple[float, int]]:
         for t, open_ in seen.items():
             merged[t] = merged.get(t, 0) + open_
     return sorted(merged.items())[::5]
+
+
+def render_probe(p: dict[str, Any]) -> str:
+    """The probe's main figures (``--probe``; the whole of it is in summary.json)."""
+    gc_ms, lag = p["gc_ms"], p["loop_lag_ms"]
+    lines = ["probe (gateway process):",
+             "  gc pauses ms (n, p99, max): " + "; ".join(
+                 f"gen{g} {d['n']}, {d['p99']}, {d['max']}" for g, d in gc_ms.items()),
+             f"  gc thresholds {p.get('gc_threshold')}, frozen objects {p.get('gc_frozen')}",
+             f"  full collections ms: {p['gc_full_ms'][:12]}, oldest-generation objects "
+             f"{p['gc_full_objects']}",
+             f"  loop lag ms: p50 {lag['p50']} p99 {lag['p99']} max {lag['max']} "
+             f"(over 50 ms: {lag['over_50']}, over 100 ms: {lag['over_100']})"]
+    for stats in p["pool_stats"]:
+        num = stats.get("requests_num", 0)
+        lines.append(f"  db pool: {num} checkouts, {stats.get('requests_queued', 0)} queued, "
+                     f"wait {round(stats.get('requests_wait_ms', 0) / max(num, 1), 1)} ms "
+                     f"mean, {stats.get('requests_errors', 0)} timeouts, "
+                     f"size {stats.get('pool_size')}")
+    lines.append("  checkouts by site: " + ", ".join(
+        f"{site} {n}" for site, n in p["pool_checkout_sites"][:8]))
+    for call, d in sorted(p["calls_ms"].items()):
+        lines.append(f"  {call}: n {d['n']}, p50 {_ms(d['p50'])}, p99 {_ms(d['p99'])} ms")
+    lines.append("  stalled loop, innermost frames: " + ", ".join(
+        f"{leaf} {n}" for leaf, n in p["stall_leaves"][:6]))
+    return "\n".join(lines)
+
+
+def _ms(value: float | None) -> float | None:
+    return round(value, 1) if value is not None else None
 
 
 def render(s: dict[str, Any]) -> str:
