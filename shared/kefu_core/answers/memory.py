@@ -10,7 +10,6 @@ facts are extracted and stored; failures are logged and never reach the visitor.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Sequence
@@ -22,6 +21,7 @@ from cachetools import TTLCache
 from psycopg_pool import AsyncConnectionPool
 
 from kefu_core.infra.settings import Settings
+from kefu_core.infra.single_flight import SingleFlight
 from kefu_memory import (
     CondenseFn,
     CrmClient,
@@ -98,7 +98,7 @@ class MemoryService:
         self.crm = crm
         self._warm = False
         self._versions: TTLCache[str, str] = TTLCache(maxsize=10_000, ttl=KB_VERSION_TTL_S)
-        self._reading: dict[str, asyncio.Future[str]] = {}
+        self._reading: SingleFlight[str] = SingleFlight()
 
     async def warm_up(self) -> None:
         """Load the Chinese segmenter and the embedder off the event loop, once (its first use
@@ -172,19 +172,10 @@ class MemoryService:
             return version
         # One read per tenant at a time: when the cached version expires, every reply then
         # starting would otherwise read it too (hundreds of pool checkouts under load).
-        reading = self._reading.get(tenant_id)
-        if reading is None:
-            reading = self._reading[tenant_id] = asyncio.ensure_future(
-                self.knowledge.kb_version(tenant_id))
-            reading.add_done_callback(lambda done: self._read_done(tenant_id, done))
-        version = await asyncio.shield(reading)
+        version = await self._reading.run(tenant_id,
+                                          lambda: self.knowledge.kb_version(tenant_id))
         self._versions[tenant_id] = version
         return version
-
-    def _read_done(self, tenant_id: str, done: asyncio.Future[str]) -> None:
-        self._reading.pop(tenant_id, None)
-        if not done.cancelled():
-            done.exception()  # retrieved: the waiters, if any are left, raise it
 
     async def history(
         self, *, conversation_id: str, question_seq: int, question: str | None

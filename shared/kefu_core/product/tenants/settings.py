@@ -14,6 +14,7 @@ from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, Field
 
 from kefu_core.infra.errors import StoreError
+from kefu_core.infra.single_flight import SingleFlight
 from kefu_core.product.business_hours import BusinessHours
 from kefu_core.product.canned_replies import MAX_CANNED_REPLIES, CannedReply
 from kefu_core.product.tenants.rows import Rows
@@ -92,6 +93,7 @@ class SettingsStore:
         # tenant -> (settings, system prompt override)
         self._cache: TTLCache[str, tuple[TenantSettings, str | None]] = TTLCache(
             maxsize=CACHE_TENANTS, ttl=cache_ttl_s)
+        self._reading: SingleFlight[tuple[TenantSettings, str | None]] = SingleFlight()
 
     async def current(self, tenant_id: str) -> tuple[TenantSettings, str | None]:
         """The tenant's settings and its system prompt override (``None`` = the global one).
@@ -103,14 +105,17 @@ class SettingsStore:
         if hit is not None:
             return hit
         try:
-            value = await self.get(tenant_id)
-            prompt = (await self.prompts(tenant_id)).get("system")
+            # One read per tenant at a time, shared by the replies that start meanwhile.
+            value, prompt = await self._reading.run(tenant_id, lambda: self._read(tenant_id))
         except StoreError:
             logger.warning("tenant settings unavailable; using defaults",
                            extra={"tenant": tenant_id})
             return TenantSettings(), None
         self._cache[tenant_id] = (value, prompt)
         return value, prompt
+
+    async def _read(self, tenant_id: str) -> tuple[TenantSettings, str | None]:
+        return await self.get(tenant_id), (await self.prompts(tenant_id)).get("system")
 
     def forget(self, tenant_id: str) -> None:
         """Drop the tenant's cached settings and prompt (after writing them elsewhere)."""
