@@ -47,11 +47,13 @@ CONCEPTS: dict[str, tuple[float, tuple[str, ...], tuple[str, ...]]] = {
                  ("exchange", "swap", "trade in", "replacement", "replace")),
     "free": (0.5, ("免费", "不收费", "不要钱", "白送"),
              ("free", "free of charge", "no charge", "at no cost", "without charge")),
-    "refund": (1.0, ("退款", "退钱", "退的钱", "钱退", "到账", "账上", "原路退回", "返还"),
+    "refund": (1.0, ("退款", "退钱", "退的钱", "钱退", "到账", "账上", "原路退回", "返还", "钱没到",
+                     "钱还没", "钱一直没", "没收到钱"),
                ("refund", "money back", "reimburse", "paid back")),
-    "ship": (1.0, ("发货", "发出", "寄出", "出库", "发走", "发件", "发"),
+    "ship": (1.0, ("发货", "发出", "寄出", "出库", "发走", "发件"),
              ("ship", "dispatch", "send out", "go out", "sent out", "post out", "sent", "leave the",
-              "leave your warehouse", "be sent", "get sent", "mailed", "posted")),
+              "leave your warehouse", "be sent", "get sent", "mailed", "posted", "ship out",
+              "shipped out")),
     "delivery": (0.6, ("送达", "到货", "收到货", "收货", "签收", "送到", "配送", "寄到", "到达",
                       "包裹", "快递"),
                  ("deliver", "delivery", "arrive", "arrival", "receive", "got", "get there",
@@ -66,16 +68,20 @@ CONCEPTS: dict[str, tuple[float, tuple[str, ...], tuple[str, ...]]] = {
     "region": (0.8, ("国外", "海外", "国际", "境外", "美国", "日本", "新加坡", "台湾", "香港",
                      "韩国", "英国", "德国", "法国", "加拿大", "澳大利亚",
                      "马来西亚", "泰国", "越南", "俄罗斯", "印度",
-                     "澳门", "大陆", "偏远", "新疆", "西藏"),
+                     "澳门", "偏远", "新疆", "西藏", "乌鲁木齐", "拉萨",
+                     "伦敦", "巴黎", "东京", "纽约", "首尔", "悉尼", "多伦多"),
                ("international", "internationally", "abroad", "overseas", "country",
                 "united states", "usa",
                 "america", "singapore", "japan", "europe", "uk", "australia", "canada",
-                "hong kong", "macau", "mainland", "taiwan", "korea", "germany", "france",
+                "hong kong", "macau", "taiwan", "korea", "germany", "france",
                 "russia", "india", "malaysia", "thailand", "vietnam", "new zealand",
-                "philippines", "indonesia", "mexico", "brazil")),
+                "philippines", "indonesia", "mexico", "brazil", "xinjiang", "tibet", "urumqi",
+                "lhasa", "london", "paris", "tokyo", "new york", "seoul", "sydney", "toronto")),
     "insurance": (1.0, ("运费险", "保险", "险"), ("insurance", "insured", "insure")),
     "modify": (1.0, ("修改", "更改", "改成", "改"), ("change", "modify", "edit", "update",
                                                    "correct", "amend")),
+    # Delivery within the mainland: a policy for it does not answer a question about abroad.
+    "domestic": (0.6, ("大陆", "内地", "国内"), ("mainland", "domestic", "within china")),
     "invoice": (1.0, ("发票", "开票", "报销", "公司抬头", "抬头", "税号"),
                 ("invoice", "receipt", "fapiao", "vat")),
     "email": (1.0, ("邮箱", "电子邮件", "邮件"), ("email", "e-mail", "inbox", "mailbox")),
@@ -92,14 +98,16 @@ CONCEPTS: dict[str, tuple[float, tuple[str, ...], tuple[str, ...]]] = {
               ("stack", "combine", "together", "at the same time", "plus", "on top of", "both",
                "in addition to", "along with", "as well as")),
     "expired": (1.0, ("过期", "失效", "到期"), ("expire", "expired", "lapsed")),
-    "warranty": (1.0, ("保修", "质保", "保固", "免费修", "给保吗", "能保吗", "保不保"),
+    "warranty": (1.0, ("保修", "质保", "保固", "免费修", "给保吗", "能保吗", "保不保", "包修",
+                       "管修", "保修吗"),
                  ("warranty", "guarantee", "free repair", "repair for free",
                   "repaired for free", "fix for free", "fixed for free", "fix it for free")),
     "repair": (0.8, ("维修", "修好", "修理", "寄修", "送修", "修"),
                ("repair", "fix", "mend", "service")),
     "claim": (0.8, ("申请", "办理", "提交", "提出"),
               ("claim", "make a claim", "submit", "file", "request")),
-    "water": (1.0, ("进水", "泡水", "浸水", "落水", "淋雨", "掉水里", "水"),
+    "water": (1.0, ("进水", "泡水", "浸水", "落水", "淋雨", "掉水里", "马桶", "掉进", "洒", "泼",
+                      "水"),
               ("water", "pool", "rain", "wet", "liquid", "spill", "sea", "toilet", "sink",
                "coffee", "tea", "juice", "drink", "milk", "soaked", "splash")),
     "physical_damage": (1.0, ("人为损坏", "摔坏", "摔碎", "摔裂", "摔", "碰坏", "压坏", "掉地上",
@@ -124,11 +132,12 @@ CONCEPTS: dict[str, tuple[float, tuple[str, ...], tuple[str, ...]]] = {
                      "tv", "television", "console", "kindle", "e-reader", "printer", "projector",
                      "drone", "hair dryer", "shaver", "appliance")),
     # Goods the policies do not tell apart: naming one says little about the question.
-    "goods": (0.2, ("衣服", "裤子", "鞋子", "鞋", "裙子", "外套", "包包", "化妆品", "护肤品",
+    "goods": (0.2, ("衣服", "裤子", "鞋子", "鞋", "颜色", "尺码", "尺寸", "款式", "色差", "裙子",
+                    "外套", "包包", "化妆品", "护肤品",
                     "玩具", "书", "杯子", "家具", "屏幕", "外壳", "配件", "零件", "东西", "宝贝"),
               ("jacket", "coat", "shirt", "t-shirt", "dress", "shoe", "sneaker", "trouser",
                "pant", "jean", "sweater", "hoodie", "bag", "toy", "book", "mug", "furniture",
-               "screen", "case", "part", "accessory")),
+               "screen", "case", "part", "accessory", "colour", "color", "size", "style")),
     "battery": (1.0, ("电池", "充电器", "充电宝"), ("battery", "charger", "power bank")),
     "fault": (0.6, ("故障", "坏了", "坏掉", "不能用", "失灵", "问题", "没声音", "没反应",
                     "开不了机", "开不开机", "不开机", "黑屏", "死机", "不充电", "充不进电",
@@ -137,9 +146,10 @@ CONCEPTS: dict[str, tuple[float, tuple[str, ...], tuple[str, ...]]] = {
                "stop working", "won't turn on", "doesn't turn on", "not turning on", "dead",
                "not charging", "stopped charging", "won't charge", "doesn't charge",
                "no sound", "malfunction", "glitch")),
-    "photo": (1.0, ("照片", "图片", "拍照"), ("photo", "picture", "image")),
+    "photo": (0.6, ("照片", "图片", "拍照"), ("photo", "picture", "image")),
     "postage": (1.0, ("免费寄修", "寄修地址", "邮费", "寄回运费", "面单"),
-                ("postage", "prepaid", "label", "return label", "shipping label")),
+                ("postage", "prepaid", "label", "return label", "shipping label", "pay to post",
+                 "pay to send", "post it to you", "send it to you", "post my")),
     "where": (0.3, ("在哪里", "在哪儿", "在哪", "哪里", "哪儿", "查看", "看到", "查到", "找到",
                     "入口", "点击", "打开", "进入"),
               ("where", "find", "listed", "located", "see", "view", "look up", "open", "go to",
@@ -187,14 +197,16 @@ EN_STOP = frozenset(
     "long quickly fast until take happen ok hi hello thank thanks am im under ago back "
     "something anything s t let use using per steps step process procedure way go goes "
     "going happen happens them they their its he she his her him mine yours myself yourself "
-    "without while being till actually whats m ve ll re d st nd rd th".split()
+    "without while being till actually whats m ve ll re d st nd rd th hey u ur guys guy like "
+    "lol pls plz yeah ya yes or um btw hmm ok okay wondering wonder".split()
 )
 # English words that say little: they count, but weigh like generic concepts.
 GENERIC_WORDS = frozenset(
     "day time week send spare new apply stop start change work keep put come say try seem leave "
     "show turn mean allow give happen become still again already really actually just "
     "usually normally also even ever able sure okay fine possible "
-    "question problem issue".split()
+    "question problem issue wrong mum mom dad wife husband son daughter friend sister brother "
+    "family".split()
 )
 # Chinese question words and fillers, removed before bigrams are taken.
 ZH_FILLER = (
@@ -209,5 +221,7 @@ ZH_FILLER = (
     # pronouns, demonstratives and adverbs that never name a subject
     "这个", "那个", "这张", "那张", "这", "那", "自己", "直接", "干嘛", "干什么", "啥", "时候",
     "被", "把", "去", "行", "另外", "刚刚", "刚", "帮忙", "帮我", "帮", "再", "还是", "然后",
-    "已经", "一直", "怎么办", "急着用", "急用", "着急", "昨天", "前天", "上次", "其实",
+    "已经", "一直", "怎么办", "这种情况", "情况", "好几天", "正常", "的话", "话", "太多", "跟",
+    "妈妈", "我妈", "老公", "老婆", "朋友", "孩子", "爸爸", "家人",
+    "急着用", "急用", "着急", "昨天", "前天", "上次", "其实",
 )
