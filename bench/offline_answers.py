@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.offline_answers")
     parser.add_argument("--questions", default=str(QUESTIONS))
     parser.add_argument("--split", default="all", choices=(
-        "all", "tune", "heldout", "heldout2", "heldout3", "heldout4", "heldout5"))
+        "all", "tune", "heldout", "heldout2", "heldout3", "heldout4", "heldout5", "heldout6"))
     parser.add_argument("--dsn", help="PostgreSQL with pgvector (default: embedded)")
     parser.add_argument("--calibrate", action="store_true",
                         help="also sweep the engine's min_score threshold")
