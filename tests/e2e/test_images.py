@@ -270,6 +270,16 @@ async def test_an_agent_sends_an_image_and_erasure_deletes_the_visitors_images(
             assert decoded(picture.content).size == (80, 60) and GPS_MARK not in picture.content
         folder = image_dir / "images" / TENANT / conversation_id
         assert len([p for p in files_under(folder) if not p.name.endswith(".json")]) == 2
+        # AND an export of the visitor's data links both pictures
+        headers = {"authorization": f"Bearer {admin}"}
+        exported = (await http.post("/v1/admin/personal-data/export", headers=headers,
+                                    json={"visitor_id": visitor})).json()
+        pictures = [m["image"] for c in exported["conversations"] for m in c["messages"]
+                    if m.get("image")]
+        assert [p["content_type"] for p in pictures] == ["image/png", "image/jpeg"]
+        for picture_link in pictures:
+            assert (await http.get(picture_link["url"])).status_code == 200
+        assert "key" not in pictures[0]
         # WHEN the administrator erases the visitor
         erased = await http.post("/v1/admin/personal-data/erase",
                                  headers={"authorization": f"Bearer {admin}"},

@@ -150,6 +150,7 @@ class LocalStack:
             raise LocalStackError(f"--function-timeout: no function {', '.join(unknown)}")
         sqs = sqs_client(moto_url, opts.region)
         queue_urls = await asyncio.to_thread(create_queues, sqs, template.queues())
+        await asyncio.to_thread(_create_buckets, moto_url, opts.region, template.buckets())
         ws_api = websocket_api(template)
         admin = _http_api_function(template, functions)
         self.urls = {
@@ -168,6 +169,7 @@ class LocalStack:
             overrides={
                 "WEBSOCKET_MANAGEMENT_URL": self.urls["management"],
                 "AWS_ENDPOINT_URL_SECRETS_MANAGER": moto_url,
+                "AWS_ENDPOINT_URL_S3": moto_url,  # the image bucket
                 "AWS_ENDPOINT_URL_LAMBDA": self.urls["lambda"],
             },
         )
@@ -373,3 +375,15 @@ async def run_local(options: LocalOptions) -> int:
         await stack.stop()
         for sig in _STOP_SIGNALS:
             loop.remove_signal_handler(sig)
+
+
+def _create_buckets(moto_url: str, region: str, names: list[str]) -> None:
+    """The template's buckets (the images') on moto's S3, as CloudFormation would make them."""
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=moto_url, region_name=region,
+                      aws_access_key_id="local", aws_secret_access_key="local")
+    where = {} if region == "us-east-1" else {
+        "CreateBucketConfiguration": {"LocationConstraint": region}}
+    for name in names:
+        s3.create_bucket(Bucket=name, **where)

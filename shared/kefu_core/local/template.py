@@ -99,6 +99,9 @@ class StackContext:
     def queue_arn(self, logical_id: str) -> str:
         return f"arn:aws:sqs:{self.region}:{self.account_id}:{self.queue_name(logical_id)}"
 
+    def bucket_name(self, logical_id: str) -> str:
+        return f"{self.stack_name}-{logical_id}".lower()[:63]
+
 
 @dataclass(frozen=True)
 class QueueSpec:
@@ -251,6 +254,8 @@ class Template:
             return self.resolve(props.get("LogGroupName", name))
         if kind == "AWS::SQS::Queue":
             return self.queue_url(name)
+        if kind == "AWS::S3::Bucket":
+            return ctx.bucket_name(name)
         return name
 
     def queue_url(self, logical_id: str) -> str:
@@ -275,6 +280,8 @@ class Template:
             return ctx.queue_name(logical_id)
         if kind == "AWS::SQS::Queue" and attribute == "QueueUrl":
             return self.queue_url(logical_id)
+        if kind == "AWS::S3::Bucket" and attribute == "Arn":
+            return f"arn:aws:s3:::{ctx.bucket_name(logical_id)}"
         if attribute == "ApiEndpoint":
             return f"https://{api_id(logical_id)}.execute-api.{ctx.region}.amazonaws.com"
         return f"{logical_id}.{attribute}"
@@ -400,6 +407,12 @@ class Template:
         )
 
     # -- queues ----------------------------------------------------------------------------
+    def buckets(self) -> list[str]:
+        """The names of the template's S3 buckets (created on moto's S3)."""
+        return [self.context.bucket_name(logical_id)
+                for logical_id, resource in self.resources.items()
+                if resource.get("Type") == "AWS::S3::Bucket"]
+
     def queues(self) -> list[QueueSpec]:
         """The template's SQS queues, with the attributes SQS's CreateQueue takes."""
         specs = []

@@ -94,6 +94,9 @@ async def export_customer(deps: Deps, *, tenant_id: str, ref: CustomerRef,
         raise ExportTooLarge("more than one admin API answer carries")
     messages, notes, ratings = (await records.messages(ids), await records.notes(ids),
                                 await records.ratings(ids))
+    # A message's picture: its type and size, and a link that works for IMAGE_URL_TTL_S
+    messages = [{**m, "image": await deps.images.public(m["image"])} if m.get("image") else m
+                for m in messages]
     feedback, learned = await records.reply_feedback(ids), await records.learned_answers(ids)
     offline = await records.offline_messages(tenant_id=tenant_id, subject=subject, ids=ids)
     memory = await (await long_term(deps)).export(tenant_id=tenant_id, customer_id=subject)

@@ -75,7 +75,8 @@ class CustomerRecords:
     async def messages(self, ids: list[str]) -> list[dict[str, Any]]:
         return await self._rows(
             "SELECT conversation_id::text AS conversation_id, seq, role, author, text, status,"
-            " meta ->> 'event' AS event, meta ->> 'agent_name' AS agent_name, created_at"
+            " meta ->> 'event' AS event, meta ->> 'agent_name' AS agent_name,"
+            " meta -> 'image' AS image, created_at"
             " FROM messages WHERE conversation_id = ANY(%s::uuid[])"
             " ORDER BY conversation_id, seq", (ids,))
 
