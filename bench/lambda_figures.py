@@ -26,7 +26,10 @@ the layer) is reported. Measured:
   LLM at a realistic 50 tokens/s, and per reply the billed milliseconds (duration rounded up)
   beside the model's own time (the fake's pacing) and the difference, the function's own work;
 - the first ``stream`` invocation in a new container (recall loads jieba's dictionary);
-- zipped size of each function plus its layers (deflate, as ``sam deploy`` uploads them).
+- zipped size of each function plus its layers (deflate, as ``sam deploy`` uploads them);
+- ``--instructions``: the instructions executed by the cold import of ``connect`` and
+  ``message`` (valgrind's callgrind), as built and before: a count a busy, shared machine
+  does not change, where timings on it vary by a factor of several.
 
 The API Gateway management API and Lambda's invoke API are played by a local HTTP sink that
 boto3 reaches through ``WEBSOCKET_MANAGEMENT_URL`` and ``AWS_ENDPOINT_URL_LAMBDA``; Redis,
@@ -40,6 +43,7 @@ import io
 import json
 import math
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -291,6 +295,25 @@ def import_profile(fn: str, env: dict[str, str], runtime: str, build: Path) -> l
             sorted(top.items(), key=lambda kv: -kv[1])[:12]]
 
 
+def instructions(fn: str, env: dict[str, str], runtime: str, build: Path) -> float | None:
+    """Millions of instructions executed by a cold import of ``fn`` (callgrind), interpreter
+    start included; None without valgrind."""
+    if shutil.which("valgrind") is None:
+        return None
+    code, *layers = layout(fn, build)
+    with tempfile.TemporaryDirectory(prefix="lambda-tmp-") as tmp:
+        proc = subprocess.run(
+            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/callgrind.out",
+             "--cache-sim=no", PYTHON, "-B", "-S", "-I", "-c", CHILD, str(build), code, runtime,
+             "cold", *layers],
+            env={**env, "TMPDIR": tmp}, cwd=str(build), stdin=subprocess.DEVNULL,
+            capture_output=True, text=True, timeout=1800)
+    found = re.search(r"Collected : (\d+)", proc.stderr)
+    if proc.returncode or not found:
+        raise RuntimeError(f"callgrind of {fn} failed: {proc.stderr[-2000:]}")
+    return round(int(found.group(1)) / 1e6, 1)
+
+
 def baseline_ms(runtime: str, repeat: int) -> float:
     times = []
     for _ in range(repeat):
@@ -435,6 +458,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--streams", type=int, default=30, help="stream invocations")
     ap.add_argument("--before", default=None,
                     help="also measure cold starts and sizes of this earlier revision's build")
+    ap.add_argument("--instructions", action="store_true",
+                    help="count the instructions of connect's and message's cold import"
+                         " (valgrind), as built and, with --before, before")
     ap.add_argument("--first", type=int, default=7,
                     help="with --before: new containers per build whose first invocations of"
                          " connect and message are timed")
@@ -454,6 +480,7 @@ def main(argv: list[str] | None = None) -> int:
     result: dict[str, Any] = {"build": str(BUILD), "revision": args.build, "built_at": built_at,
                               "method": "python3.12 -B -S -I, layers from the built template,"
                                         " fresh TMPDIR per process",
+                              "repeat": args.repeat,
                               "load_avg_at_start": [round(x, 2) for x in os.getloadavg()]}
 
     result["sizes"], result["layers"] = sizes_of(BUILD)
@@ -477,6 +504,12 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(bare.parent, ignore_errors=True)
     for fn in ("message", "stream"):
         result[f"import_profile_{fn}"] = import_profile(fn, base_env, runtime, BUILD)
+    if args.instructions:
+        counted = {"as built": BUILD, **({"before": builds["before"]} if args.before else {})}
+        result["instructions_m"] = {
+            label: {fn: instructions(fn, base_env, runtime, build)
+                    for fn in ("connect", "message")} for label, build in counted.items()}
+        print(f"instructions (millions): {result['instructions_m']}", flush=True)
 
     # warm: real Redis, PostgreSQL, the fake LLM; the sink for AWS APIs
     pg = Postgres(data_dir=Path("/tmp/kefu-bench/pg-lambda"), database="kefu_lambda")

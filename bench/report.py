@@ -3,6 +3,7 @@
     .venv/bin/python -m bench.report              # render from bench/results/ as it is
     .venv/bin/python -m bench.report --run all    # run every benchmark below first (~60 min)
     .venv/bin/python -m bench.report --run faults # or: load, faults, lambda, fuzz
+    .venv/bin/python -m bench.report --lambda-only  # only the Lambda section, from lambda.json
 
 Each benchmark writes ``bench/results/<name>/summary.json`` (load and fault runs) or
 ``bench/results/lambda.json``; this module only reads them, so the page shows exactly what
@@ -404,13 +405,24 @@ def lambda_section(r: dict[str, Any] | None) -> list[str]:
             f"**{now.get('init_and_first_invokes_ms_p50')} ms** (before "
             f"{then.get('init_and_first_invokes_ms_p50')}), minimum "
             f"{now.get('init_and_first_invokes_ms_min')} (before "
-            f"{then.get('init_and_first_invokes_ms_min')}): what init saves is not paid later."]
+            f"{then.get('init_and_first_invokes_ms_min')})."]
+    counts = r.get("instructions_m") or {}
+    if counts.get("as built"):
+        now, then = counts["as built"], counts.get("before") or {}
+        lines += [
+            "- Instructions executed by the cold import, interpreter start included (valgrind's "
+            "callgrind, millions; a busy machine does not change them): " + ", ".join(
+                f"`{fn}` {n}" + (f" (before {then[fn]}, {100 * (n - then[fn]) / then[fn]:+.1f} %)"
+                                 if then.get(fn) else "")
+                for fn, n in now.items() if n is not None) + "."]
     for fn in ("message", "stream"):
         prof = r.get(f"import_profile_{fn}")
         if prof:
             lines += ["", f"What `{fn}` spends its import on (`-X importtime`, cumulative ms, "
                       "as built): " + ", ".join(f"`{k}` {v}" for k, v in prof[:8]) + "."]
     rev = f" --before {before.get('revision')}" if before else ""
+    rev += " --instructions" if counts else ""
+    rev += f" --repeat {r['repeat']}" if r.get("repeat", 5) != 5 else ""
     load, load_end = r.get("load_avg_at_start"), r.get("load_avg_at_end")
     lines += ["", "Command" + (f" (load average at its start: {load}"
                                + (f", at its end: {load_end}" if load_end else "")
@@ -502,12 +514,26 @@ def render() -> str:
     return "\n".join(parts)
 
 
+def splice_lambda(page: str, lam: dict[str, Any] | None) -> str:
+    """``page`` with its Lambda section (up to the next ``## `` heading) rendered anew."""
+    start = page.index("## Lambda figures\n")
+    end = page.index("\n## ", start + 1) + 1
+    return page[:start] + "\n".join(lambda_section(lam)) + "\n" + page[end:]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run", choices=["all", "load", "faults", "lambda", "fuzz"], default=None)
+    ap.add_argument("--lambda-only", action="store_true",
+                    help="rewrite only the Lambda section of the page, from lambda.json (the"
+                         " other results need not be on this machine)")
     args = ap.parse_args(argv)
     if args.run:
         run_all(args.run)
+    if args.lambda_only:
+        DOC.write_text(splice_lambda(DOC.read_text(), _read(RESULTS / "lambda.json")))
+        print(f"wrote the Lambda section of {DOC.relative_to(ROOT)}", file=sys.stderr)
+        return 0
     DOC.parent.mkdir(parents=True, exist_ok=True)
     DOC.write_text(render())
     print(f"wrote {DOC.relative_to(ROOT)}", file=sys.stderr)
