@@ -64,6 +64,8 @@ class Deps:
     settings: Settings
     redis: aioredis.Redis
     pool: AsyncConnectionPool
+    # Connections of their own for storing messages (``kefu run``), or None: ``pool``.
+    ingress_pool: AsyncConnectionPool | None
     # Chat plumbing.
     poster: Poster
     invoker: StreamInvoker
@@ -193,6 +195,8 @@ class Deps:
         if self.deployment_router is not None:
             await self.deployment_router.aclose()
         await self.pool.close()
+        if self.ingress_pool is not None:
+            await self.ingress_pool.close()
         await self.redis.aclose()
 
 
@@ -232,9 +236,12 @@ async def build_deps(
     poster: Poster,
     invoker: StreamInvoker,
     router: Router | None = None,
+    ingress_pool_max: int = 0,
 ) -> Deps:
     """Connect to Redis and PostgreSQL; apply pending core migrations
-    (``SCHEMA_MIGRATIONS=apply``) or verify that none is pending (``verify``)."""
+    (``SCHEMA_MIGRATIONS=apply``) or verify that none is pending (``verify``).
+    ``ingress_pool_max``: a pool of that many connections of their own for storing messages
+    (a long-running gateway: ``DB_INGRESS_POOL_MAX``); 0: they share the main pool."""
     if not settings.database_url or not settings.redis_url:
         raise StoreError("DATABASE_URL and REDIS_URL must be set")
     redis = redis_client(settings)
@@ -252,6 +259,10 @@ async def build_deps(
         except BaseException:
             await pool.close()
             raise
+    ingress = await open_pool(
+        settings.database_url, min_size=1, max_size=ingress_pool_max,
+        timeout_s=settings.db_pool_timeout_s,
+    ) if ingress_pool_max > 0 else None
     data_keys = data_keys_for(settings)
     connections = ConnectionRegistry(
         redis, prefix=settings.redis_prefix, ttl_s=settings.connection_ttl_s
@@ -262,7 +273,8 @@ async def build_deps(
         pool=pool,
         poster=poster,
         invoker=invoker,
-        conversations=ConversationStore(pool),
+        ingress_pool=ingress,
+        conversations=ConversationStore(pool, ingress=ingress),
         connections=connections,
         tenants=TenantStore(pool, data_keys),
         agents=AgentStore(pool),

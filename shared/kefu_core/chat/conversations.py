@@ -176,8 +176,13 @@ FROM conv
 class ConversationStore:
     """All conversation and message persistence; every call is tenant-scoped."""
 
-    def __init__(self, pool: AsyncConnectionPool) -> None:
+    def __init__(
+        self, pool: AsyncConnectionPool, *, ingress: AsyncConnectionPool | None = None,
+    ) -> None:
         self._pool = pool
+        # Messages are stored through connections of their own when given: the visitor's
+        # acknowledgement then never waits behind the replies' reads and writes.
+        self._ingress = ingress or pool
 
     async def open_for_visitor(self, *, tenant_id: str, visitor_id: str) -> Conversation:
         """The visitor's open conversation, created when there is none."""
@@ -256,7 +261,7 @@ class ConversationStore:
             "reply_to": reply_to, "engine": engine, "meta": Jsonb(meta or {}),
         }
         try:
-            async with self._pool.connection() as conn:
+            async with self._ingress.connection() as conn:
                 cur = await conn.cursor(row_factory=dict_row).execute(_APPEND, params)
                 row = await cur.fetchone()
         except psycopg.errors.UniqueViolation:

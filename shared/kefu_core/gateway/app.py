@@ -119,7 +119,8 @@ class Gateway:
             logger.info("gateway replica %s ready", self.replica_id)
             return
         invoker = TaskInvoker(self._stream)
-        self.deps = await build_deps(self.settings, poster=hub, invoker=invoker)
+        self.deps = await build_deps(self.settings, poster=hub, invoker=invoker,
+                                     ingress_pool_max=self.settings.db_ingress_pool_max)
         self.deps.metrics = self.metrics
         self.integration = FlowIntegration(self.deps)
         self.hub, self.invoker = hub, invoker

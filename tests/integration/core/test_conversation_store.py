@@ -167,3 +167,27 @@ async def test_append_returns_the_conversation_it_stored_into(store: Conversatio
                                                                                   "ag-1")
         assert result.conversation.last_seq == 2
     assert (stored.seq, stored.duplicate, again.seq, again.duplicate) == (2, False, 2, True)
+
+
+async def test_a_message_is_stored_while_every_shared_connection_is_busy(pg_dsn: str) -> None:
+    # GIVEN a store with connections of its own for messages, and the shared pool's only
+    # connection held by other work (a reply's reads and writes)
+    shared = await open_pool(pg_dsn, min_size=1, max_size=1, timeout_s=0.5)
+    ingress = await open_pool(pg_dsn, min_size=1, max_size=1, timeout_s=0.5)
+    await migrate(shared)
+    store = ConversationStore(shared, ingress=ingress)
+    tenant = f"t-{uuid.uuid4().hex[:6]}"
+    conv = await store.open_for_visitor(tenant_id=tenant, visitor_id="v")
+    try:
+        async with shared.connection():
+            # WHEN a visitor's message arrives
+            stored = await store.append(tenant_id=tenant, conversation_id=conv.id,
+                                        role="visitor", text="hello", client_msg_id="c-1")
+        # THEN it is stored at once, under the next sequence number, without waiting
+        assert (stored.seq, stored.duplicate) == (1, False)
+        history = await store.since(tenant_id=tenant, conversation_id=conv.id, after_seq=0,
+                                    limit=10)
+        assert [m.text for m in history] == ["hello"]
+    finally:
+        await shared.close()
+        await ingress.close()
