@@ -476,29 +476,68 @@ class KnowledgeBase:
         *,
         mode: SearchMode = "hybrid",
         prefer: Sequence[str] = (),
+        pin: Sequence[str] = (),
     ) -> list[Passage]:
         """The k best passages of the tenant's knowledge base for `query`.
 
         `prefer` lists entity names (as `EntityIndex.find` returns them, best first): among the
         candidates, passages whose heading names one of them come first, in that order (the
         conversation said what the question is about; the ranking decides among its passages).
+        `pin` lists documents to put first whether the search found them or not (catalogue
+        records matched on the visitor's conditions, `RecordIndex.rank`), one passage each:
+        the best-ranked of theirs the search found, else their first chunk.
         """
         if not query.strip() or k < 1:
             return []
         n = max(self._candidates, k)
+        pin = list(dict.fromkeys(pin))[:k]
         try:
             if mode == "vector":
-                found = await self._vector(tenant_id, query, n)
+                searched = self._vector(tenant_id, query, n)
             elif mode == "keyword":
-                found = await self._keyword(tenant_id, query, n)
+                searched = self._keyword(tenant_id, query, n)
             else:
-                by_vector, by_keyword = await asyncio.gather(
-                    self._vector(tenant_id, query, n), self._keyword(tenant_id, query, n)
-                )
-                found = self._fuse(by_vector, by_keyword, n)
+                searched = self._hybrid(tenant_id, query, n)
+            if pin:
+                found, pinned = await asyncio.gather(searched, self._first_chunks(tenant_id, pin))
+            else:
+                found, pinned = await searched, []
         except psycopg.Error as exc:
             raise StoreError("knowledge-base search failed") from exc
-        return self._prefer(found, prefer)[:k]
+        return self._pinned(pinned, self._prefer(found, prefer))[:k]
+
+    async def _hybrid(self, tenant_id: str, query: str, n: int) -> list[Passage]:
+        by_vector, by_keyword = await asyncio.gather(
+            self._vector(tenant_id, query, n), self._keyword(tenant_id, query, n)
+        )
+        return self._fuse(by_vector, by_keyword, n)
+
+    async def _first_chunks(self, tenant_id: str, documents: Sequence[str]) -> list[Passage]:
+        """The first chunk of each of `documents` (in that order; unknown names skipped)."""
+        async with read_connection(self._pool) as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(
+                "SELECT DISTINCT ON (d.name) c.id AS chunk_id, c.document_id,"
+                " d.name AS document, c.heading, c.content, 0.0::float8 AS score"
+                " FROM kb_documents d JOIN kb_chunks c ON c.document_id = d.id"
+                " WHERE d.tenant_id = %s AND d.name = ANY(%s) ORDER BY d.name, c.ord",
+                (tenant_id, list(documents)),
+            )
+            rows = await cur.fetchall()
+        order = {name: i for i, name in enumerate(documents)}
+        rows.sort(key=lambda r: order[r["document"]])
+        return [Passage(**row) for row in rows]
+
+    @staticmethod
+    def _pinned(pinned: list[Passage], found: list[Passage]) -> list[Passage]:
+        if not pinned:
+            return found
+        best: dict[str, Passage] = {}
+        for passage in found:
+            best.setdefault(passage.document, passage)
+        first = [best.get(p.document, p) for p in pinned]
+        taken = {p.chunk_id for p in first}
+        return first + [p for p in found if p.chunk_id not in taken]
 
     @staticmethod
     def _prefer(passages: list[Passage], prefer: Sequence[str]) -> list[Passage]:
@@ -529,6 +568,26 @@ class KnowledgeBase:
                 return [(str(r[0]), str(r[1])) for r in await cur.fetchall()]
         except psycopg.Error as exc:
             raise StoreError("knowledge-base titles lookup failed") from exc
+
+    async def record_chunks(self, tenant_id: str, *, limit: int = 60_000
+                            ) -> list[tuple[str, str, str]]:
+        """(document, heading, content) of the chunks of the tenant's documents that hold
+        ``key: value`` lines, in document and chunk order, at most `limit`: the source of
+        `RecordIndex`."""
+        try:
+            async with read_connection(self._pool) as conn:
+                cur = await conn.execute(
+                    "SELECT d.name, c.heading, c.content FROM kb_chunks c"
+                    " JOIN kb_documents d ON d.id = c.document_id"
+                    " WHERE c.tenant_id = %s AND c.heading <> '' AND c.document_id IN"
+                    " (SELECT document_id FROM kb_chunks WHERE tenant_id = %s"
+                    "  AND (content LIKE %s OR content LIKE %s))"
+                    " ORDER BY d.id, c.ord LIMIT %s",
+                    (tenant_id, tenant_id, "%：%", "%:%", limit),
+                )
+                return [(str(r[0]), str(r[1]), str(r[2])) for r in await cur.fetchall()]
+        except psycopg.Error as exc:
+            raise StoreError("knowledge-base records lookup failed") from exc
 
     def _fuse(
         self, by_vector: Sequence[Passage], by_keyword: Sequence[Passage], k: int

@@ -15,6 +15,9 @@ assistant's own), in about a millisecond:
   near or around the focus (``周边有什么餐馆？``, "what else is nearby?"): those names are
   attributes of the focus, not a new subject. When the question asks about a kind
   (``这个景点``) the focus kind does not match, the latest entity of that kind is used.
+- **Requests by properties** ("推荐一个评分4.5分以上、价格200-300元的酒店"): when the question
+  asks for a thing of a kind by conditions rather than naming it, the catalogue records that
+  meet them (`records.RecordIndex`) are searched first (`SearchQuery.documents`).
 - **Query**: the question itself when it names an entity; else the question plus the focus;
   else, with no entity anywhere, the question plus the previous visitor turn (the topic).
   `SearchQuery.entities` lists the focus first, then earlier subjects and the names of the last
@@ -37,6 +40,7 @@ from typing import Literal
 
 from ._models import Turn
 from ._text import normalize
+from .records import Record, RecordIndex
 
 __all__ = [
     "CondenseFn",
@@ -77,7 +81,8 @@ class SearchQuery:
 
     text: str
     entities: tuple[str, ...] = ()
-    source: Literal["question", "conversation", "condensed"] = "question"
+    source: Literal["question", "conversation", "condensed", "records"] = "question"
+    documents: tuple[str, ...] = ()  # catalogue records matched, best first: searched first
 
 
 def heading_names(headings: Iterable[str]) -> list[str]:
@@ -118,6 +123,7 @@ class EntityIndex:
     _qualified: dict[tuple[str, str], str] = field(default_factory=dict)
     kinds: frozenset[str] = frozenset()
     size: int = 0
+    records: RecordIndex | None = None  # the catalogue records (`ConversationRetriever`)
 
     @classmethod
     def from_titles(cls, titles: Iterable[str], *, documents: Iterable[str] | None = None
@@ -303,7 +309,9 @@ def build_query(
     history: Sequence[Turn],
     entities: EntityIndex | None = None,
     *,
+    records: RecordIndex | None = None,
     max_entities: int = 4,
+    max_records: int = 5,
 ) -> SearchQuery:
     """The rule-based search query for `question` after `history` (oldest first, without the
     question). Pure and fast: about a millisecond for a long conversation."""
@@ -311,6 +319,10 @@ def build_query(
     index = entities or EntityIndex()
     named = list(dict.fromkeys(index.find(question)))
     kind = index.kind_asked(_without(normalize(question), named)) if index.kinds else None
+    if records is not None and len(records):
+        picked = _pick(question, history, index, records, named, kind, max_records)
+        if picked is not None:
+            return picked
     if named:
         preferred = index.qualify(named[:max_entities], _kind_for(named[0], index, kind))
         return SearchQuery(text=question, entities=tuple(preferred))
@@ -337,6 +349,65 @@ def build_query(
                               _kind_for(subject, index, kind, focus.kind_of.get(subject)))
     return SearchQuery(text=f"{question} {subject}", entities=tuple(preferred),
                        source="conversation")
+
+
+# A request for one thing by its properties ("推荐一家…的酒店", "any hotel under 300 yuan?").
+_ASK_ONE_RE = re.compile(
+    r"找|推荐|建议|安排|介绍|挑选|物色|订|预约|预定|有没有|有什么|有哪些|有啥|哪个|哪家|哪些|"
+    r"哪里|哪儿|去哪|想去|想住|想吃|"
+    r"\b(?:recommend|find|suggest|book|pick|any|which|looking for)\b"
+)
+
+
+def _pick(question: str, history: Sequence[Turn], index: EntityIndex, records: RecordIndex,
+          named: Sequence[str], kind: str | None, limit: int) -> SearchQuery | None:
+    """A request for a thing by its properties, answered by the catalogue records that match
+    them; None when the question is not one (it names the thing, or asks about one already
+    being discussed)."""
+    text = normalize(question)
+    if kind is not None and (any(kind in index.kinds_of(n) for n in named)
+                             or _about_one(text, kind)):
+        return None
+    if not _ASK_ONE_RE.search(text):
+        return None
+    cue = _ASK_ONE_RE.sub(" ", text)
+    if kind is None and index.kinds:
+        # No kind word ("a place I can spend 3 hours in"): the only kind whose records can
+        # meet the conditions stated, if there is one.
+        kind = records.kind_meeting(records.constraints(cue))
+        if kind is None:
+            return None
+    constraints = records.constraints(cue, kind=kind, ignore=[kind] if kind else [])
+    if not any(c.value is None or not records.is_name(c.value) for c in constraints):
+        return None  # no property asked for: "a restaurant near it?" is the subject's record
+    related = None
+    if _NEAR_RE.search(text) and not named:
+        turns = [t for t in history if t.role != "system" and t.content.strip()]
+        related = _track(turns, index).current if turns and len(index) else None
+    found = records.rank(constraints, kind=kind, related_to=related, limit=limit)
+    if not found:
+        return None
+    names = _record_names(found)
+    return SearchQuery(text=question, entities=names, source="records",
+                       documents=tuple(dict.fromkeys(r.document for r in found)))
+
+
+def _about_one(text: str, kind: str) -> bool:
+    """Whether the kind word refers to one already named (``这家酒店``, ``酒店的地址``)."""
+    pos = text.find(kind)
+    while pos >= 0:
+        after = text[pos + len(kind) : pos + len(kind) + 1]
+        if not _DETERMINER_RE.search(text[:pos]) and after != "的":
+            return False
+        pos = text.find(kind, pos + 1)
+    return True
+
+
+def _record_names(found: Sequence[Record]) -> tuple[str, ...]:
+    out: list[str] = []
+    for record in found:
+        out.append(f"{record.name}({record.kind})" if record.kind else record.name)
+    return tuple(dict.fromkeys(out))
 
 
 _CONDENSE_INSTRUCTION = (
@@ -385,4 +456,5 @@ async def condense_query(
         return fallback
     named = list(dict.fromkeys(entities.find(text))) if entities is not None else []
     preferred = tuple(dict.fromkeys([*named, *fallback.entities]))[:4]
-    return SearchQuery(text=f"{text} {question.strip()}", entities=preferred, source="condensed")
+    return SearchQuery(text=f"{text} {question.strip()}", entities=preferred, source="condensed",
+                       documents=fallback.documents)

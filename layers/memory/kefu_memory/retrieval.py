@@ -1,8 +1,9 @@
 """Knowledge passages for a reply in a conversation: the function the product calls.
 
 `ConversationRetriever.search` builds the query from the recent turns (`query.build_query`,
-about a millisecond) over the tenant's entity names (`EntityIndex`, rebuilt in the background
-when the knowledge base's version changes), and searches with it. With a condenser (a language
+about a millisecond) over the tenant's entity names (`EntityIndex`) and catalogue records
+(`RecordIndex`, for a request by properties), both rebuilt in the background when the knowledge
+base's version changes, and searches with it. With a condenser (a language
 model, injected), the rule-based search and the model's standalone question run concurrently;
 the model's result is used only when it arrives within `condense_timeout_s`, so a slow or
 failing model never delays the reply beyond the recall deadline.
@@ -11,6 +12,7 @@ failing model never delays the reply beyond the recall deadline.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -19,6 +21,7 @@ from ._errors import KefuMemoryError
 from ._models import Passage, Turn
 from .knowledge import KnowledgeBase
 from .query import CondenseFn, EntityIndex, SearchQuery, build_query, condense_query
+from .records import RecordIndex
 
 __all__ = ["ConversationRetriever"]
 
@@ -60,6 +63,9 @@ class ConversationRetriever:
         try:
             pairs = await self.knowledge.titles(tenant_id)
             index = await asyncio.to_thread(EntityIndex.from_headings, pairs)
+            chunks = await self.knowledge.record_chunks(tenant_id)
+            records = await asyncio.to_thread(RecordIndex.from_chunks, chunks, index.kinds)
+            index = dataclasses.replace(index, records=records)
         except (KefuMemoryError, OSError):
             logger.warning("entity index refresh failed", extra={"tenant_id": tenant_id})
             return
@@ -69,7 +75,7 @@ class ConversationRetriever:
 
     def query(self, question: str, history: Sequence[Turn], index: EntityIndex) -> SearchQuery:
         """The rule-based query (pure; exposed for benchmarks and tests)."""
-        return build_query(question, history, index)
+        return build_query(question, history, index, records=index.records)
 
     async def search(
         self,
@@ -88,7 +94,7 @@ class ConversationRetriever:
         and the query that found them. `index_wait_s` bounds the wait for a tenant's first
         entity index (None: wait)."""
         index = await self.entities(tenant_id, version, wait_s=index_wait_s)
-        rules = build_query(question, history, index)
+        rules = build_query(question, history, index, records=index.records)
         if condense is None or not history or (rules.source == "question" and rules.entities):
             return await self._run(tenant_id, rules, k, search_options), rules
         by_rules = asyncio.create_task(self._run(tenant_id, rules, k, search_options))
@@ -115,7 +121,7 @@ class ConversationRetriever:
     async def _run(self, tenant_id: str, query: SearchQuery, k: int,
                    options: dict[str, Any]) -> list[Passage]:
         return await self.knowledge.search(tenant_id, query.text, k, prefer=query.entities,
-                                           **options)
+                                           pin=query.documents, **options)
 
 
 def _swallow(task: asyncio.Task[Any]) -> None:

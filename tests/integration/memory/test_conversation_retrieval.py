@@ -207,3 +207,45 @@ async def test_a_first_search_does_not_wait_for_the_entity_index_past_its_share(
         assert later.entities[0] == "徐汇店"
     finally:
         await _delete(kb, tenant)
+
+
+CATALOGUE = {
+    "如意酒店": "酒店类型：经济型\n\n酒店设施：无烟房、叫醒服务\n\n价格：260\n\n评分：4.6",
+    "金都大酒店": "酒店类型：豪华型\n\n酒店设施：无烟房、健身房\n\n价格：1200\n\n评分：4.8",
+    "平安旅馆": "酒店类型：经济型\n\n酒店设施：叫醒服务\n\n价格：180\n\n评分：4.1",
+    "北京经济型酒店评分说明": "说明：经济型酒店评分4.5分以上即为优秀\n\n适用：所有酒店\n\n"
+                           "价格：0",
+}
+
+
+async def test_a_request_by_properties_finds_the_catalogue_record_that_meets_them(
+    memory_pool: AsyncConnectionPool, embedder: OfflineEmbedder
+) -> None:
+    # GIVEN a catalogue of hotels, one record per document, and a passage that repeats the
+    # words of the question without being a hotel that meets them
+    kb = KnowledgeBase(memory_pool, embedder)
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    for name, body in CATALOGUE.items():
+        await kb.ingest_document(tenant_id=tenant, name=f"{name}.md", content_type="md",
+                                 content=f"# {name}（酒店）\n\n{body}")
+    places = "".join(f"# {name}（景点）\n\n门票：{fee}\n\n评分：{rating}\n\n游玩时间：2小时\n\n"
+                     for name, fee, rating in [("故宫", 60, 4.7), ("天坛", 15, 4.5),
+                                               ("北海", 10, 4.4)])
+    await kb.ingest_document(tenant_id=tenant, name="places.md", content_type="md",
+                             content=places)
+    retriever = ConversationRetriever(kb)
+    version = await kb.kb_version(tenant)
+    question = "帮我推荐一个评分4.5分以上、价格200-300元的经济型酒店"
+    try:
+        # AND the question alone does not find the matching hotel first
+        alone = await kb.search(tenant, question, k=3)
+        assert alone[0].document != "如意酒店.md"
+        # WHEN the visitor asks for a pick by properties
+        passages, query = await retriever.search(tenant, question, [], k=3, version=version)
+        # THEN the one hotel that meets them all comes first, with its record
+        assert query.source == "records"
+        assert passages[0].document == "如意酒店.md"
+        assert "价格：260" in passages[0].content
+        assert len({p.chunk_id for p in passages}) == len(passages)
+    finally:
+        await _delete(kb, tenant)

@@ -1,0 +1,106 @@
+"""Catalogue records matched against the conditions a visitor states (`RecordIndex`) and the
+rule-based query that uses them for a request by properties."""
+
+from __future__ import annotations
+
+from kefu_memory import EntityIndex, Turn, build_query
+from kefu_memory.records import RecordIndex
+
+HOTELS = {
+    "如意酒店（酒店）": ("酒店类型：经济型\n\n酒店设施：无烟房、叫醒服务\n\n价格：260\n\n"
+                        "评分：4.6\n\n周边景点：故宫、天坛"),
+    "金都大酒店（酒店）": ("酒店类型：豪华型\n\n酒店设施：无烟房、健身房、免费市内电话\n\n"
+                          "价格：1200\n\n评分：4.8\n\n周边景点：故宫"),
+    "平安旅馆（酒店）": ("酒店类型：经济型\n\n酒店设施：叫醒服务\n\n价格：180\n\n"
+                        "评分：4.1\n\n周边景点：颐和园"),
+    "故宫（景点）": ("门票：60\n\n游玩时间：3小时 - 4小时\n\n评分：4.7\n\n"
+                    "周边酒店：如意酒店、金都大酒店"),
+    "天坛（景点）": "门票：15\n\n游玩时间：2小时\n\n评分：4.5\n\n周边酒店：如意酒店",
+    "颐和园（景点）": "门票：30\n\n游玩时间：1天\n\n评分：4.7\n\n周边酒店：平安旅馆",
+    "老北京面馆（餐馆）": "推荐菜：炸酱面、卤煮\n\n人均消费：45\n\n评分：4.4\n\n周边景点：天坛",
+    "全鸭季（餐馆）": "推荐菜：烤鸭、炸酱面\n\n人均消费：180\n\n评分：4.7\n\n周边景点：故宫",
+    "小吃城（餐馆）": "推荐菜：卤煮、豆汁\n\n人均消费：30\n\n评分：4.0\n\n周边景点：颐和园",
+}
+CHUNKS = [(f"{title}.md", title, body) for title, body in HOTELS.items()]
+ENTITIES = EntityIndex.from_headings([(d, h) for d, h, _ in CHUNKS])
+RECORDS = RecordIndex.from_chunks(CHUNKS, ENTITIES.kinds)
+
+
+def user(text: str) -> Turn:
+    return Turn(role="user", content=text)
+
+
+def bot(text: str) -> Turn:
+    return Turn(role="assistant", content=text)
+
+
+def names(question: str, history: list[Turn] | None = None) -> list[str]:
+    query = build_query(question, history or [], ENTITIES, records=RECORDS)
+    return [d.removesuffix(".md") for d in query.documents]
+
+
+def test_records_are_read_from_key_value_lines_with_numeric_and_rating_keys() -> None:
+    # GIVEN catalogue chunks of three kinds
+    # THEN each is a record of its kind, prices and ratings are numeric, ratings are a scale
+    assert len(RECORDS) == 9
+    assert RECORDS.numeric_keys == frozenset({"价格", "评分", "门票", "人均消费"})
+    assert RECORDS.scale_keys == frozenset({"评分"})
+    assert RECORDS.kind_keys("酒店") == frozenset({"价格", "评分"})
+
+
+def test_bounds_take_the_key_named_before_them_or_the_key_their_unit_fits() -> None:
+    # WHEN a question states a price band, a rating floor and "free"
+    stated = "评分4.5分以上、价格200-300元的经济型"
+    found = [str(c) for c in RECORDS.constraints(stated, kind="酒店")]
+    # THEN each bound is tied to its key and the value is a condition too
+    assert found == ["4.5<=评分", "200<=价格<=300", "经济型"]
+    assert [str(c) for c in RECORDS.constraints("免费的景点", kind="景点")] == ["门票=0"]
+    assert [str(c) for c in RECORDS.constraints("under 50 yuan", kind="餐馆")] == ["人均消费<=50"]
+
+
+def test_a_value_holding_a_price_word_is_not_a_price() -> None:
+    # "免费市内电话" is a facility: it must not become "price = 0"
+    found = RECORDS.constraints("有免费市内电话的酒店", kind="酒店")
+    assert [str(c) for c in found] == ["免费市内电话"]
+
+
+def test_a_request_by_properties_finds_the_record_that_meets_them_all() -> None:
+    # GIVEN a visitor who names no hotel but states what it must be
+    # WHEN they ask for a pick
+    # THEN the only economy hotel rated 4.5+ within 200-300 comes first
+    assert names("帮我推荐一个评分4.5分以上，价格200-300元的经济型酒店")[0] == "如意酒店（酒店）"
+    # AND a specific dish outweighs a broad price band the record misses
+    assert names("我想吃卤煮，推荐一家人均消费100-150元的餐馆")[0] in {
+        "老北京面馆（餐馆）", "小吃城（餐馆）"}
+
+
+def test_without_a_kind_word_the_kind_that_can_meet_the_conditions_is_used() -> None:
+    # "地方" is no kind, but only attractions have a ticket price and a visiting time
+    assert names("帮我找个门票20元以下、能玩2小时的地方")[0] == "天坛（景点）"
+
+
+def test_a_question_about_the_thing_being_discussed_is_not_a_pick() -> None:
+    # GIVEN a conversation about one hotel
+    history = [user("如意酒店怎么样？"), bot("如意酒店是经济型酒店，评分4.6。")]
+    # WHEN the visitor asks about "this hotel" or what is near it
+    # THEN no record match is made: the conversation's subject answers
+    assert names("这家酒店有无烟房吗？", history) == []
+    assert names("它周边有什么景点？", history) == []
+    # AND a question naming the hotel is searched as it is
+    assert names("如意酒店的价格是多少？推荐一下", history) == []
+
+
+def test_near_the_subject_counts_as_a_condition_of_a_pick() -> None:
+    # GIVEN a conversation about the Summer Palace
+    history = [user("颐和园门票多少钱？"), bot("颐和园门票30元。")]
+    # WHEN the visitor asks for a cheap restaurant near it with a dish
+    found = names("附近推荐一家有卤煮的餐馆", history)
+    # THEN the restaurant next to it comes first
+    assert found[0] == "小吃城（餐馆）"
+
+
+def test_equal_matches_go_to_the_record_other_records_mention_most() -> None:
+    # GIVEN two 4.7-rated attractions; the Forbidden City is listed by more neighbours
+    # WHEN a visitor asks for any attraction rated 4.7+
+    # THEN it comes first
+    assert names("推荐一个评分4.7分以上的景点")[:2] == ["故宫（景点）", "颐和园（景点）"]
