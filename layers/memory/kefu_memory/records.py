@@ -42,6 +42,8 @@ MAX_VALUE_CHARS = 40  # longer values (addresses, descriptions) are not matched 
 MIN_VALUE_CHARS = 2
 NUMERIC_SHARE = 0.9  # a key is numeric when this share of its values are numbers
 SCALE_MAX = 10.0
+NEAR_MISS_SHARE = 0.5  # a number just outside a stated bound counts for up to half of it
+NEAR_MISS_GAP = 0.5  # ... falling to nothing at half the bound's size away
 
 _FIELD_RE = re.compile(
     rf"^\s*([^\s:：|#>*`\-][^:：|]{{0,{MAX_KEY_CHARS - 1}}}?)\s*[:：]\s*(.*)$")
@@ -346,6 +348,20 @@ class RecordIndex:
         return any(key in record.numbers and constraint.holds(record.numbers[key])
                    for key in constraint.keys)
 
+    def _closeness(self, i: int, bound: Constraint) -> float:
+        """1 at the bound, falling to 0 at `NEAR_MISS_GAP` of its size away."""
+        best = 0.0
+        for key in bound.keys:
+            number = self.records[i].numbers.get(key)
+            if number is None:
+                continue
+            edge = bound.low if bound.low is not None and number < bound.low else bound.high
+            if edge is None:
+                continue
+            gap = abs(number - edge) / max(abs(edge), 1.0)
+            best = max(best, 1 - gap / NEAR_MISS_GAP)
+        return best
+
     def related(self, i: int, name: str) -> bool:
         """Whether record `i` and the entity `name` mention each other (neighbours)."""
         if i in self._holders.get(name, frozenset()):
@@ -359,8 +375,9 @@ class RecordIndex:
         """Records of `kind` best matching `constraints` (and mentioning or mentioned by
         `related_to`), at most `limit`. Each condition met counts by how selective it is
         (log(candidates / records meeting it): a rare dish outweighs a common price band, so
-        a record that meets the specific wish but not the broad one still ranks high); ties
-        go to prominence, then name. Records meeting none are left out."""
+        a record that meets the specific wish but not the broad one still ranks high), and a
+        number just outside a bound counts for part of it (no 5-point hotel: the 4.8 one);
+        ties go to prominence, then name. Records meeting none are left out."""
         candidates = self.kind_records(kind)
         allowed = set(candidates) if kind is not None else None
         scores: dict[int, float] = {}
@@ -374,12 +391,18 @@ class RecordIndex:
         if related_to:
             checks.append({i for i in candidates if self.related(i, related_to)})
         total = max(len(candidates), 1)
-        for met in checks:
-            if not met:
-                continue
-            weight = math.log(1 + total / len(met))
+        for n, met in enumerate(checks):
+            weight = math.log(1 + total / max(len(met), 1))
             for i in met:
                 scores[i] = scores.get(i, 0.0) + weight
+            bound = constraints[n] if n < len(constraints) else None
+            if bound is None or bound.value is not None:
+                continue
+            for i in candidates:  # a near miss counts for part of it
+                if i not in met:
+                    closeness = self._closeness(i, bound)
+                    if closeness > 0:
+                        scores[i] = scores.get(i, 0.0) + NEAR_MISS_SHARE * weight * closeness
         best = sorted(scores, key=lambda i: (-round(scores[i], 9), -self.prominence[i],
                                              self.records[i].name))
         return [self.records[i] for i in best[:limit]]

@@ -104,3 +104,11 @@ def test_equal_matches_go_to_the_record_other_records_mention_most() -> None:
     # WHEN a visitor asks for any attraction rated 4.7+
     # THEN it comes first
     assert names("推荐一个评分4.7分以上的景点")[:2] == ["故宫（景点）", "颐和园（景点）"]
+
+
+def test_with_no_exact_match_the_nearest_number_comes_first() -> None:
+    # GIVEN no hotel rated 5
+    # WHEN a visitor asks for one
+    # THEN the best-rated hotel is offered before the others
+    expected = ["金都大酒店（酒店）", "如意酒店（酒店）", "平安旅馆（酒店）"]
+    assert names("推荐一个评分5分的酒店") == expected
