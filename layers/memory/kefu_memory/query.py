@@ -359,6 +359,11 @@ _ASK_ONE_RE = re.compile(
 )
 
 
+_PRONOUN_RE = re.compile(
+    r"它|他家|她家|这家|那家|这里|那里|\b(?:it|its|they|their|this one|that one)\b")
+_AMONG_RE = re.compile(r"这两|这几|这些|其中|哪个|哪家|\b(?:which of|of them|of these)\b")
+
+
 def _pick(question: str, history: Sequence[Turn], index: EntityIndex, records: RecordIndex,
           named: Sequence[str], kind: str | None, limit: int) -> SearchQuery | None:
     """A request for a thing by its properties, answered by the catalogue records that match
@@ -374,8 +379,10 @@ def _pick(question: str, history: Sequence[Turn], index: EntityIndex, records: R
     if kind is None and index.kinds:
         # No kind word ("a place I can spend 3 hours in"): the only kind whose records can
         # meet the conditions stated, if there is one.
+        if _PRONOUN_RE.search(text):
+            return None  # "他家有没有叫醒服务？" asks about the one being discussed
         kind = records.kind_meeting(records.constraints(cue))
-        if kind is None:
+        if kind is None or any(kind in index.kinds_of(n) for n in named):
             return None
     constraints = records.constraints(cue, kind=kind, ignore=[kind] if kind else [])
     if not any(c.value is None or not records.is_name(c.value) for c in constraints):
@@ -384,7 +391,15 @@ def _pick(question: str, history: Sequence[Turn], index: EntityIndex, records: R
     if _NEAR_RE.search(text) and not named:
         turns = [t for t in history if t.role != "system" and t.content.strip()]
         related = _track(turns, index).current if turns and len(index) else None
-    found = records.rank(constraints, kind=kind, related_to=related, limit=limit)
+    among: list[str] = []
+    if _AMONG_RE.search(text):
+        # "这两家哪个有…", "which of them ...": only the ones just listed
+        last = next((t.content for t in reversed(history) if t.role == "assistant"), "")
+        among = [n for n in dict.fromkeys(index.find(last))
+                 if kind is None or kind in index.kinds_of(n)]
+        if len(among) < 2:
+            among = []
+    found = records.rank(constraints, kind=kind, related_to=related, among=among, limit=limit)
     if not found:
         return None
     names = _record_names(found)

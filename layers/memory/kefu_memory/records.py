@@ -371,14 +371,19 @@ class RecordIndex:
                    for i2 in self._by_name.get(name, ()))
 
     def rank(self, constraints: Sequence[Constraint], *, kind: str | None,
-             related_to: str | None = None, limit: int = 10) -> list[Record]:
+             related_to: str | None = None, among: Sequence[str] = (),
+             limit: int = 10) -> list[Record]:
         """Records of `kind` best matching `constraints` (and mentioning or mentioned by
         `related_to`), at most `limit`. Each condition met counts by how selective it is
         (log(candidates / records meeting it): a rare dish outweighs a common price band, so
         a record that meets the specific wish but not the broad one still ranks high), and a
         number just outside a bound counts for part of it (no 5-point hotel: the 4.8 one);
-        ties go to prominence, then name. Records meeting none are left out."""
+        ties go to prominence, then name. Records meeting none are left out. `among`: only
+        the records of these names ("which of these two has ...")."""
         candidates = self.kind_records(kind)
+        if among:
+            wanted = set(among)
+            candidates = [i for i in candidates if self.records[i].name in wanted]
         allowed = set(candidates) if kind is not None else None
         scores: dict[int, float] = {}
         checks: list[set[int]] = []

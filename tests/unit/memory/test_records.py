@@ -112,3 +112,20 @@ def test_with_no_exact_match_the_nearest_number_comes_first() -> None:
     # THEN the best-rated hotel is offered before the others
     expected = ["金都大酒店（酒店）", "如意酒店（酒店）", "平安旅馆（酒店）"]
     assert names("推荐一个评分5分的酒店") == expected
+
+
+def test_a_pronoun_question_about_the_subject_is_not_a_pick() -> None:
+    # GIVEN a conversation about one hotel
+    history = [user("如意酒店怎么样？"), bot("如意酒店是经济型酒店，评分4.6。")]
+    # WHEN the visitor asks whether "它" has a facility (no kind word)
+    # THEN no record match is made
+    assert names("它有没有叫醒服务？", history) == []
+
+
+def test_which_of_the_ones_just_listed_is_chosen_among_them() -> None:
+    # GIVEN the assistant listed two restaurants
+    history = [user("天坛附近有什么餐馆？"), bot("有老北京面馆和全鸭季。")]
+    # WHEN the visitor asks which of these has a dish
+    # THEN only those two are considered, the one with the dish first
+    found = names("这两家餐馆哪个有炸酱面和烤鸭？", history)
+    assert found == ["全鸭季（餐馆）", "老北京面馆（餐馆）"]
