@@ -274,8 +274,9 @@ async def main_async(args: argparse.Namespace) -> int:
     print()
     for bucket, meaning in BUCKETS.items():
         print(f"  {bucket:9} = {meaning}")
-    print("  product = the reply path's own query (question + earlier turns' text);"
-          " question alone = the visitor's last message only")
+    print("  product = the reply path's own query (question + earlier turns' text, catalogue"
+          " records matched on the properties asked for); question alone = the visitor's last"
+          " message only")
     product = rows["product"]["all"]
     print()
     r1, r5 = ratio(product.r1, product.n), ratio(product.r5, product.n)
