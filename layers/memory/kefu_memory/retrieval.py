@@ -60,15 +60,26 @@ class ConversationRetriever:
         return fresh[1] if fresh is not None else EntityIndex()
 
     async def _refresh(self, tenant_id: str, version: str) -> None:
+        """Entity names first (published at once: the first reply waits only for them), then
+        the catalogue records (the previous ones serve until they are read)."""
         try:
             pairs = await self.knowledge.titles(tenant_id)
             index = await asyncio.to_thread(EntityIndex.from_headings, pairs)
-            chunks = await self.knowledge.record_chunks(tenant_id)
-            records = await asyncio.to_thread(RecordIndex.from_chunks, chunks, index.kinds)
-            index = dataclasses.replace(index, records=records)
         except (KefuMemoryError, OSError):
             logger.warning("entity index refresh failed", extra={"tenant_id": tenant_id})
             return
+        previous = self._indexes.get(tenant_id)
+        self._publish(tenant_id, version, dataclasses.replace(
+            index, records=previous[1].records if previous is not None else None))
+        try:
+            chunks = await self.knowledge.record_chunks(tenant_id)
+            records = await asyncio.to_thread(RecordIndex.from_chunks, chunks, index.kinds)
+        except (KefuMemoryError, OSError):
+            logger.warning("record index refresh failed", extra={"tenant_id": tenant_id})
+            return
+        self._publish(tenant_id, version, dataclasses.replace(index, records=records))
+
+    def _publish(self, tenant_id: str, version: str, index: EntityIndex) -> None:
         if len(self._indexes) >= _MAX_TENANTS and tenant_id not in self._indexes:
             self._indexes.pop(next(iter(self._indexes)))
         self._indexes[tenant_id] = (version, index)

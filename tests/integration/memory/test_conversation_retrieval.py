@@ -249,3 +249,37 @@ async def test_a_request_by_properties_finds_the_catalogue_record_that_meets_the
         assert len({p.chunk_id for p in passages}) == len(passages)
     finally:
         await _delete(kb, tenant)
+
+
+async def test_the_record_index_follows_knowledge_base_changes(
+    memory_pool: AsyncConnectionPool, embedder: OfflineEmbedder
+) -> None:
+    # GIVEN a retriever that indexed a catalogue of hotels
+    kb = KnowledgeBase(memory_pool, embedder)
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    for name, body in list(CATALOGUE.items())[:3]:
+        await kb.ingest_document(tenant_id=tenant, name=f"{name}.md", content_type="md",
+                                 content=f"# {name}（酒店）\n\n{body}")
+    retriever = ConversationRetriever(kb)
+    question = "推荐一个有桑拿的经济型酒店"
+    try:
+        _, before = await retriever.search(tenant, question, [], k=3,
+                                           version=await kb.kb_version(tenant))
+        assert "桑拿酒店.md" not in before.documents
+        # WHEN a hotel with a sauna is added (the version changes)
+        await kb.ingest_document(tenant_id=tenant, name="桑拿酒店.md", content_type="md",
+                                 content="# 桑拿酒店（酒店）\n\n酒店类型：经济型\n\n"
+                                         "酒店设施：桑拿、叫醒服务\n\n价格：300\n\n评分：4.2")
+        version = await kb.kb_version(tenant)
+        await retriever.entities(tenant, version)  # serves the old index, rebuilds behind
+        for _ in range(600):
+            index = await retriever.entities(tenant, version)
+            if index.records is not None and index.records.is_name("桑拿酒店"):
+                break
+            await asyncio.sleep(0.05)
+        passages, query = await retriever.search(tenant, question, [], k=3, version=version)
+        # THEN the new hotel is the match
+        assert query.documents[0] == "桑拿酒店.md"
+        assert passages[0].document == "桑拿酒店.md"
+    finally:
+        await _delete(kb, tenant)
