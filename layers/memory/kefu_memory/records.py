@@ -77,6 +77,9 @@ _BELOW_BEFORE_RE = re.compile(
 _EXACT_RE = re.compile(rf"{_CURRENCY}{_NUM}\s*({_SCALE_UNIT}|{_MONEY_UNIT})")
 _FREE_RE = re.compile(r"免费|免票|不要钱|不收费|不收门票|没有门票|不要门票|\bfree\b")
 _DASH_SPACE_RE = re.compile(r"\s*([-~])\s*")
+_SPAN_RE = re.compile(
+    r"(\d+(?:\.\d+)?)(?:个)?\s*[、\-~到至]\s*(\d+(?:\.\d+)?)\s*(?:个)?(小时|天|分钟)")
+_ONE_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)个(小时|天|分钟)")
 _KEY_WINDOW = 8  # characters between a numeric key's name and its bound
 # Words a catalogue may hold as a value (a dish list's "其他") that a question never means as
 # a condition.
@@ -414,8 +417,11 @@ class RecordIndex:
 
 
 def _canon(text: str) -> str:
-    """Normalised text with no spaces around dashes and tildes (``1小时 - 2小时``)."""
-    return _DASH_SPACE_RE.sub(r"\1", normalize(text))
+    """Normalised text with no spaces around dashes and tildes (``1小时 - 2小时``), durations
+    written one way (``2、3个小时``, ``2-3小时``: ``2小时-3小时``; ``1个小时``: ``1小时``)."""
+    text = _DASH_SPACE_RE.sub(r"\1", normalize(text))
+    text = _SPAN_RE.sub(r"\1\3-\2\3", text)
+    return _ONE_DURATION_RE.sub(r"\1\2", text)
 
 
 def _fields(parts: Sequence[str]) -> dict[str, str]:

@@ -129,3 +129,10 @@ def test_which_of_the_ones_just_listed_is_chosen_among_them() -> None:
     # THEN only those two are considered, the one with the dish first
     found = names("这两家餐馆哪个有炸酱面和烤鸭？", history)
     assert found == ["全鸭季（餐馆）", "老北京面馆（餐馆）"]
+
+
+def test_a_duration_written_loosely_matches_the_catalogue_value() -> None:
+    # GIVEN attractions whose visiting time is written "3小时 - 4小时"
+    # WHEN a visitor writes it "3、4个小时"
+    # THEN it is the same condition
+    assert names("推荐一个能玩3、4个小时的景点")[0] == "故宫（景点）"
