@@ -33,7 +33,7 @@ import re
 import zoneinfo
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import (
     AfterValidator,
@@ -44,7 +44,8 @@ from pydantic import (
     model_validator,
 )
 
-from kefu_core.chat.protocol import HoursNow
+if TYPE_CHECKING:  # connect and disconnect need none of the frame models chat.protocol builds
+    from kefu_core.chat.protocol import HoursNow
 
 __all__ = [
     "MAX_DATES",

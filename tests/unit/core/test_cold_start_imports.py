@@ -25,3 +25,21 @@ def test_the_stream_function_does_load_it() -> None:
     # (the check above can fail)
     loaded = loaded_after("from kefu_core.flows import handle_stream\n", ANSWER_STACK)
     assert loaded["kefu_llm"] and loaded["kefu_memory"]
+
+
+def test_connect_and_disconnect_do_not_build_the_client_frame_models() -> None:
+    # GIVEN a fresh interpreter WHEN it imports what connect and disconnect import
+    loaded = loaded_after(
+        "from kefu_core.flows import handle_connect, handle_disconnect\n"
+        "from kefu_core.lambda_runtime import api_gateway_handler\n"
+        "from kefu_core.deps import Deps\n", ("kefu_core.chat.protocol",))
+    # THEN chat.protocol (sixteen pydantic models, for message) is not loaded
+    assert loaded == {"kefu_core.chat.protocol": False}
+
+
+def test_the_message_function_does_build_them() -> None:
+    # GIVEN a fresh interpreter WHEN it imports the message flow THEN they are there (the
+    # check above can fail)
+    loaded = loaded_after("from kefu_core.flows import handle_message\n",
+                          ("kefu_core.chat.protocol",))
+    assert loaded == {"kefu_core.chat.protocol": True}
