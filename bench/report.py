@@ -329,6 +329,13 @@ def lambda_section(r: dict[str, Any] | None) -> list[str]:
            "the same run" if before else "")
         + ". Cold starts of all builds are interleaved round by round, so a busy machine weighs "
         f"on each alike. Interpreter start alone: {r.get('interpreter_start_ms')} ms.", ""]
+    load_start = (r.get("load_avg_at_start") or [0.0])[0]
+    if load_start > 1.0:
+        lines += [
+            f"**Measured on a busy machine** (load average {load_start} on 2 cores at the "
+            "start): the timings below are inflated several-fold and vary from run to run; "
+            "between builds, compare the instruction counts (`--instructions`), which load "
+            "does not change. The goals are judged on a quiet machine (load below 1).", ""]
     head = ["function", "layers", "init ms as built (goal)", "init ms min as built",
             "import ms as built", "import CPU ms as built"]
     if before:
@@ -420,7 +427,8 @@ def lambda_section(r: dict[str, Any] | None) -> list[str]:
         if prof:
             lines += ["", f"What `{fn}` spends its import on (`-X importtime`, cumulative ms, "
                       "as built): " + ", ".join(f"`{k}` {v}" for k, v in prof[:8]) + "."]
-    rev = f" --before {before.get('revision')}" if before else ""
+    rev = f" --build {r['revision']}" if r.get("revision") not in (None, "HEAD") else ""
+    rev += f" --before {before.get('revision')}" if before else ""
     rev += " --instructions" if counts else ""
     rev += f" --repeat {r['repeat']}" if r.get("repeat", 5) != 5 else ""
     load, load_end = r.get("load_avg_at_start"), r.get("load_avg_at_end")
@@ -428,7 +436,8 @@ def lambda_section(r: dict[str, Any] | None) -> list[str]:
                                + (f", at its end: {load_end}" if load_end else "")
                                + ", on 2 cores; cold starts are CPU-bound and grow with it)"
                                if load else "") + ":", "",
-              f"    {PY} -m bench.lambda_figures{rev}", ""]
+              f"    {PY} -m bench.lambda_figures{rev}",
+              f"    {PY} -m bench.report --lambda-only   # this section, from its results", ""]
     return lines
 
 
