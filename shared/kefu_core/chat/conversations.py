@@ -7,14 +7,16 @@ a retried frame gets the original sequence number back and stores nothing new.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any, Literal
 
 import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from pydantic import BaseModel
 
 from kefu_core.infra.errors import ConversationClosed, StoreError
@@ -108,6 +110,9 @@ _CONV_C_COLUMNS = ", ".join(
     "c.id::text AS id" if col.strip().startswith("id::") else "c." + col.strip()
     for col in _CONV_COLUMNS.split(",")
 )
+# How long storing a message waits for one of the messages' own connections before it takes
+# one of the shared pool instead.
+INGRESS_WAIT_S = 0.05
 # Visitors identified by a signed identity from the host page have this subject prefix.
 CUSTOMER_PREFIX = "cust:"
 
@@ -181,8 +186,8 @@ class ConversationStore:
     ) -> None:
         self._pool = pool
         # Messages are stored through connections of their own when given: the visitor's
-        # acknowledgement then never waits behind the replies' reads and writes.
-        self._ingress = ingress or pool
+        # acknowledgement then does not wait behind the replies' reads and writes.
+        self._ingress = ingress
 
     async def open_for_visitor(self, *, tenant_id: str, visitor_id: str) -> Conversation:
         """The visitor's open conversation, created when there is none."""
@@ -261,7 +266,7 @@ class ConversationStore:
             "reply_to": reply_to, "engine": engine, "meta": Jsonb(meta or {}),
         }
         try:
-            async with self._ingress.connection() as conn:
+            async with self._storing() as conn:
                 cur = await conn.cursor(row_factory=dict_row).execute(_APPEND, params)
                 row = await cur.fetchone()
         except psycopg.errors.UniqueViolation:
@@ -281,6 +286,26 @@ class ConversationStore:
         if conversation is None:
             raise ConversationClosed("conversation not found")
         raise ConversationClosed("conversation is closed")
+
+    @contextlib.asynccontextmanager
+    async def _storing(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """A connection to store a message on: one of the messages' own when one is free
+        within ``INGRESS_WAIT_S``, else (they are all busy: a burst, a stalled loop) one of
+        the shared pool, as without them; a burst is never refused for want of them."""
+        conn = None
+        if self._ingress is not None:
+            with contextlib.suppress(PoolTimeout):
+                conn = await self._ingress.getconn(timeout=INGRESS_WAIT_S)
+        if conn is None:
+            async with self._pool.connection() as shared:
+                yield shared
+            return
+        assert self._ingress is not None
+        try:
+            async with conn:  # a pool's connection: commit (or roll back) on exit, kept open
+                yield conn
+        finally:
+            await self._ingress.putconn(conn)
 
     async def reserve_reply(
         self, *, tenant_id: str, conversation_id: str, reply_to: int

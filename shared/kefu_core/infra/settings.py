@@ -49,8 +49,9 @@ class Settings(EnvSettings):
     db_pool_min: int = 1
     db_pool_max: int = 20  # a gateway replica; Lambda containers use DB_POOL_MAX=2 (template)
     # `kefu run`: connections of their own for storing messages, so a visitor's message (its
-    # acknowledgement waits for the store) never queues behind the replies' work in the pool
-    # above; 0 shares that pool. Lambda functions and the admin commands never open them.
+    # acknowledgement waits for the store) does not queue behind the replies' work in the pool
+    # above (when they are all busy, it takes one of that pool's); 0 shares that pool. Lambda
+    # functions and the admin commands never open them.
     db_ingress_pool_max: int = 4
     # How long a request waits for a pooled database connection before the visitor is told to
     # retry (a store outage must be answered in seconds, not after a 30 s default).

@@ -191,3 +191,29 @@ async def test_a_message_is_stored_while_every_shared_connection_is_busy(pg_dsn:
     finally:
         await shared.close()
         await ingress.close()
+
+
+async def test_a_message_is_stored_on_the_shared_pool_when_its_own_connections_are_busy(
+    pg_dsn: str,
+) -> None:
+    # GIVEN a store whose connections for messages are all taken (a burst)
+    shared = await open_pool(pg_dsn, min_size=1, max_size=2, timeout_s=0.5)
+    ingress = await open_pool(pg_dsn, min_size=1, max_size=1, timeout_s=0.5)
+    await migrate(shared)
+    store = ConversationStore(shared, ingress=ingress)
+    tenant = f"t-{uuid.uuid4().hex[:6]}"
+    conv = await store.open_for_visitor(tenant_id=tenant, visitor_id="v")
+    try:
+        async with ingress.connection():
+            # WHEN a visitor's message arrives
+            stored = await store.append(tenant_id=tenant, conversation_id=conv.id,
+                                        role="visitor", text="hello", client_msg_id="c-1")
+        # THEN it is stored all the same, through the shared pool
+        assert (stored.seq, stored.duplicate) == (1, False)
+        assert shared.get_stats()["requests_num"] >= 1
+        history = await store.since(tenant_id=tenant, conversation_id=conv.id, after_seq=0,
+                                    limit=10)
+        assert [m.text for m in history] == ["hello"]
+    finally:
+        await shared.close()
+        await ingress.close()
