@@ -9,7 +9,8 @@ runtime ships. ``sizes`` checks Lambda's 250 MB unzipped limit per function; ``s
 every built handler in a fresh isolated process with only its own layers on the path (used by
 ``scripts/sam-check --smoke``), lists the heavy packages it loaded, then imports every heavy
 package its layers ship (a dependency missing from a layer fails here) and every module of
-openai the layer keeps (a part of openai left out by the build but still needed fails here).
+openai and Powertools the layers keep (a part left out by the build but still needed fails
+here).
 """
 
 from __future__ import annotations
@@ -105,13 +106,16 @@ import importlib, importlib.util, os
 for name in HEAVY.split():
     if importlib.util.find_spec(name) is not None:
         importlib.import_module(name)
-# The AnswerLayer leaves out openai's API families kefu never calls (layers/answer/Makefile):
-# every openai module it keeps must import without them. A module may still need an optional
-# package the layer does not ship (websockets), as it did before anything was left out.
-spec = importlib.util.find_spec("openai")
-if spec is not None and spec.submodule_search_locations:
+# The AnswerLayer leaves out openai's API families kefu never calls (layers/answer/Makefile),
+# the CoreLayer Powertools' utilities kefu never imports (shared/Makefile): every module of
+# theirs a layer keeps must import without them. A module may still need an optional package
+# the layer does not ship (websockets), as it did before anything was left out.
+for package in ("openai", "aws_lambda_powertools"):
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        continue
     top = os.path.dirname(next(iter(spec.submodule_search_locations)))
-    for folder, dirs, files in os.walk(os.path.join(top, "openai")):
+    for folder, dirs, files in os.walk(os.path.join(top, package)):
         dirs[:] = [d for d in dirs if d != "__pycache__"]
         for file in files:
             if not file.endswith(".py") or file == "__main__.py":
@@ -121,7 +125,7 @@ if spec is not None and spec.submodule_search_locations:
             try:
                 importlib.import_module(module)
             except ModuleNotFoundError as exc:
-                if (exc.name or "").split(".")[0] == "openai":
+                if (exc.name or "").split(".")[0] == package:
                     raise SystemExit(f"{module} needs {exc.name}, left out of the layer")
 """
 
