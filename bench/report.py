@@ -23,6 +23,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 DOC = ROOT / "docs" / "benchmarks.md"
+LAMBDA_NOTES = ROOT / "bench" / "lambda_notes.md"  # hand-written reading of the Lambda figures
 PY = ".venv/bin/python"
 DIALOGUES = "../shared/data/crosswoz/val.json.zip"
 
@@ -438,6 +439,8 @@ def lambda_section(r: dict[str, Any] | None) -> list[str]:
                                if load else "") + ":", "",
               f"    {PY} -m bench.lambda_figures{rev}",
               f"    {PY} -m bench.report --lambda-only   # this section, from its results", ""]
+    if LAMBDA_NOTES.exists():  # how the timings of this host read against the goals, by hand
+        lines += [LAMBDA_NOTES.read_text().strip(), ""]
     return lines
 
 
