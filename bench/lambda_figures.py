@@ -449,6 +449,35 @@ def first_invocations(builds: dict[str, Path], env: dict[str, str], runtime: str
     return out
 
 
+def stream_figures(llm: FakeLLM, env: dict[str, str], runtime: str, p: dict[str, Any],
+                   streams: int, sink: Sink, build: Path) -> dict[str, Any]:
+    """``streams`` replies by one ``stream`` container of ``build``: billed milliseconds per
+    reply beside the model's own time, and management-API calls per reply."""
+    sink.posts.clear()
+    st = child("stream", "stream", env, runtime, p, build=build)
+    posts = sink.posts[p["connection_id"]]
+    acks = streams  # the message handler's ack, one per message
+    frames = [r.get("frames") for r in st["stream_results"]]
+    # Lambda bills each invocation's duration rounded up to the millisecond; the model's own
+    # time is the fake's pacing (first token at 0 ms, then its tokens at tokens_per_s): what is
+    # left is the function's own work per reply.
+    model_ms = llm.reply_tokens / llm.tokens_per_s * 1000 if llm.tokens_per_s > 0 else 0.0
+    billed = [float(math.ceil(t)) for t in st["times_ms"][1:]]
+    return {
+        "billed_ms_per_reply": dist(billed),
+        "model_ms_per_reply": round(model_ms, 1),
+        "own_ms_per_reply": dist([b - model_ms for b in billed]),
+        "first_invoke_ms": round(st["times_ms"][0], 1),
+        "warm_ms": dist(st["times_ms"][1:]),
+        "tmp_written": st["tmp_written"],
+        "statuses": dict(Counter(": ".join(filter(None, (r.get("status"), r.get("reason"))))
+                                 for r in st["stream_results"])),
+        "management_calls_per_reply": round((posts - acks) / streams, 1),
+        "delta_frames_per_reply": dist([float(f) for f in frames if f is not None]),
+        "reply_tokens": llm.reply_tokens,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--build", default="HEAD", help="sam build this git revision (default HEAD);"
@@ -464,6 +493,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--first", type=int, default=7,
                     help="with --before: new containers per build whose first invocations of"
                          " connect and message are timed")
+    ap.add_argument("--stream-only", action="store_true",
+                    help="only the stream replies (billed ms, management-API calls), as built"
+                         " and --before; write them with --out to a file of their own")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "lambda.json"))
     args = ap.parse_args(argv)
     global BUILD
@@ -497,14 +529,15 @@ def main(argv: list[str] | None = None) -> int:
         builds["before"] = before
         sizes, layers = sizes_of(before)
         result["before"] = {"revision": args.before, "sizes": sizes, "layers": layers}
-    cold = cold_starts(builds, base_env, runtime, args.repeat)
-    result["cold"], result["cold_no_bytecode"] = cold["as built"], cold["without bytecode"]
-    if args.before:
-        result["before"]["cold"] = cold["before"]
+    if not args.stream_only:
+        cold = cold_starts(builds, base_env, runtime, args.repeat)
+        result["cold"], result["cold_no_bytecode"] = cold["as built"], cold["without bytecode"]
+        if args.before:
+            result["before"]["cold"] = cold["before"]
     shutil.rmtree(bare.parent, ignore_errors=True)
-    for fn in ("message", "stream"):
+    for fn in ("message", "stream") if not args.stream_only else ():
         result[f"import_profile_{fn}"] = import_profile(fn, base_env, runtime, BUILD)
-    if args.instructions:
+    if args.instructions and not args.stream_only:
         counted = {"as built": BUILD, **({"before": builds["before"]} if args.before else {})}
         result["instructions_m"] = {
             label: {fn: instructions(fn, base_env, runtime, build)
@@ -545,7 +578,7 @@ def main(argv: list[str] | None = None) -> int:
                 return {"connect_event": connect_event, "message_event": message_event,
                         "n": n, "texts": texts, "connection_id": cid, "dirs": FUNCTIONS}
 
-            p = params(args.warm)
+            p = params(args.warm if not args.stream_only else 1)
             msg = child("message", "message", env_for(instant), runtime, p)
             times = msg["times_ms"]
             result["message"] = {
@@ -557,38 +590,19 @@ def main(argv: list[str] | None = None) -> int:
                 "stream_invokes": len(sink.invokes),
             }
             print(f"message: {result['message']}", flush=True)
-            if args.before:
+            if args.before and not args.stream_only:
                 result["first_invocations"] = first_invocations(
                     {"as built": BUILD, "before": builds["before"]}, env_for(instant), runtime,
                     params, args.first)
+            stream_builds = {"as built": BUILD, **({"before": builds["before"]}
+                                                   if args.before else {})}
             for name, llm in (("instant_llm", instant), ("llm_50_tokens_per_s", paced)):
-                sink.posts.clear()
-                p = params(args.streams)
-                st = child("stream", "stream", env_for(llm), runtime, p)
-                posts = sink.posts[p["connection_id"]]
-                acks = args.streams  # the message handler's ack, one per message
-                frames = [r.get("frames") for r in st["stream_results"]]
-                # Lambda bills each invocation's duration rounded up to the millisecond; the
-                # model's own time is the fake's pacing (first token at 0 ms, then its tokens at
-                # tokens_per_s): what is left is the function's own work per reply.
-                model_ms = (llm.reply_tokens / llm.tokens_per_s * 1000
-                            if llm.tokens_per_s > 0 else 0.0)
-                billed = [float(math.ceil(t)) for t in st["times_ms"][1:]]
-                result[f"stream_{name}"] = {
-                    "billed_ms_per_reply": dist(billed),
-                    "model_ms_per_reply": round(model_ms, 1),
-                    "own_ms_per_reply": dist([b - model_ms for b in billed]),
-                    "first_invoke_ms": round(st["times_ms"][0], 1),
-                    "warm_ms": dist(st["times_ms"][1:]),
-                    "tmp_written": st["tmp_written"],
-                    "statuses": dict(Counter(
-                        ": ".join(filter(None, (r.get("status"), r.get("reason"))))
-                        for r in st["stream_results"])),
-                    "management_calls_per_reply": round((posts - acks) / args.streams, 1),
-                    "delta_frames_per_reply": dist([float(f) for f in frames if f is not None]),
-                    "reply_tokens": llm.reply_tokens,
-                }
-                print(f"stream {name}: {result[f'stream_{name}']}", flush=True)
+                for label, build in stream_builds.items():
+                    figures = stream_figures(llm, env_for(llm), runtime, params(args.streams),
+                                             args.streams, sink, build)
+                    (result if label == "as built" else result["before"])[f"stream_{name}"] = \
+                        figures
+                    print(f"stream {name} ({label}): {figures}", flush=True)
     finally:
         for service in (instant, paced, redis):
             service.stop()

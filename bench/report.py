@@ -399,6 +399,8 @@ def lambda_section(r: dict[str, Any] | None) -> list[str]:
         f"{_ms(sp.get('delta_frames_per_reply'), 'p50')} plus the final), with "
         "DELTA_FLUSH_MS=40.",
     ]
+    lines += billed_lines(sp, before.get("stream_llm_50_tokens_per_s") or {},
+                          str(before.get("revision") or ""))
     firsts = r.get("first_invocations") or {}
     if firsts:
         now, then = firsts.get("as built", {}), firsts.get("before", {})
@@ -442,6 +444,24 @@ def lambda_section(r: dict[str, Any] | None) -> list[str]:
     if LAMBDA_NOTES.exists():  # how the timings of this host read against the goals, by hand
         lines += [LAMBDA_NOTES.read_text().strip(), ""]
     return lines
+
+
+def billed_lines(now: dict[str, Any], then: dict[str, Any], rev: str) -> list[str]:
+    """What Lambda bills per streamed reply, the model's time apart, as built and before."""
+    if not now.get("billed_ms_per_reply"):
+        return []
+
+    def one(d: dict[str, Any]) -> str:
+        return (f"billed p50 {_ms(d.get('billed_ms_per_reply'), 'p50')} ms, of which the "
+                f"model {d.get('model_ms_per_reply')} ms and the function's own work p50 "
+                f"{_ms(d.get('own_ms_per_reply'), 'p50')} / p95 "
+                f"{_ms(d.get('own_ms_per_reply'), 'p95')} ms, "
+                f"{d.get('management_calls_per_reply')} management-API calls")
+
+    text = f"- `stream` per reply at 50 pieces/s ({now.get('reply_tokens')} pieces): {one(now)}"
+    if then.get("billed_ms_per_reply"):
+        text += f"; the build of `{rev}` in the same run: {one(then)}"
+    return [text + "."]
 
 
 def fuzz_section() -> list[str]:
