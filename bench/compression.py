@@ -7,12 +7,18 @@ Two populations, each reported on its own:
   passes ``--min-chars`` (default 1000; single dialogues rarely do).
 Each history is compressed to ``--budget`` (default 0.5) of its own token count with
 ``kefu_llm.compress_history`` (extractive: no engine), keeping the last ``--keep-last`` messages
-verbatim. The compressor only sees the dialogue text; the annotations only score: a value
-counts when an ``Inform`` act's value occurs verbatim in the original history and is still
-present verbatim in the compressed one.
+verbatim while they fit ``--verbatim-share`` of the budget. As on the reply path, the words of
+the history that the tenant's knowledge base names are kept whole (``key_terms``, found by
+``EntityIndex.terms_in``): the knowledge base is the CrossWOZ database ``--database DIR``, one
+Markdown document per entity as the retrieval benchmark ingests it, and the index is built
+from its chunks' headings and records as ``ConversationRetriever`` builds it (``--no-terms``:
+without). The compressor only sees the dialogue text and that index; the annotations only
+score: a value counts when an ``Inform`` act's value occurs verbatim in the original history
+and is still present verbatim in the compressed one.
 
-    python -m bench.compression [--dialogues FILE] [--single-min-chars 400] [--min-chars 1000]
-        [--budget 0.5] [--keep-last 4]
+    python -m bench.compression [--dialogues FILE] [--database DIR] [--no-terms]
+        [--single-min-chars 400] [--min-chars 1000] [--budget 0.5] [--keep-last 4]
+        [--verbatim-share S]
 
 FILE is any CrossWOZ-format JSON or zip (default ../shared/data/crosswoz/val.json.zip; a folder
 means its val.json.zip). Goal on both populations: at most 50% of the tokens with at least 95%
@@ -23,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import statistics
 import sys
@@ -32,6 +39,10 @@ from pathlib import Path
 from typing import Any
 
 from kefu_llm import ChatMessage, compress_history, count_tokens
+from kefu_llm._tokens import VERBATIM_SHARE
+from kefu_memory import EntityIndex
+from kefu_memory._chunking import chunk_document
+from kefu_memory.records import RecordIndex
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = Path("../shared/data/crosswoz")
@@ -66,15 +77,37 @@ def histories(dialogues: list[dict[str, Any]], min_chars: int) -> list[list[dict
     return out
 
 
+def knowledge_index(database: Path) -> EntityIndex:
+    """The entity index the reply path would hold for a tenant whose knowledge base is the
+    CrossWOZ database: its documents chunked as `KnowledgeBase` ingests them, names from the
+    chunks' headings (`KnowledgeBase.titles`), records from their ``key：value`` lines
+    (`KnowledgeBase.record_chunks`), built as `ConversationRetriever` builds it."""
+    from bench.retrieval_quality import load_entities
+
+    chunks = [(name, c.heading, c.text)
+              for name, text in load_entities(database).items()
+              for c in chunk_document(text, "markdown") if c.heading]
+    index = EntityIndex.from_headings(dict.fromkeys((d, h) for d, h, _ in chunks))
+    return dataclasses.replace(index, records=RecordIndex.from_chunks(chunks, index.kinds))
+
+
 async def run(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     dialogues = load_dialogues(Path(args.dialogues))
+    index = None
+    if not args.no_terms:
+        started = time.perf_counter()
+        index = knowledge_index(Path(args.database))
+        sys.stdout.write(f"knowledge index: {len(index)} names, {len(index.records or ())}"
+                         f" records from {args.database}"
+                         f" (built once per tenant: {time.perf_counter() - started:.1f} s)\n")
     return {
-        "single": await measure(singles(dialogues, args.single_min_chars), args),
-        "chained": await measure(histories(dialogues, args.min_chars), args),
+        "single": await measure(singles(dialogues, args.single_min_chars), args, index),
+        "chained": await measure(histories(dialogues, args.min_chars), args, index),
     }
 
 
-async def measure(hist: list[list[dict[str, Any]]], args: argparse.Namespace) -> dict[str, Any]:
+async def measure(hist: list[list[dict[str, Any]]], args: argparse.Namespace,
+                  index: EntityIndex | None) -> dict[str, Any]:
     ratios: list[float] = []
     kept = total = 0
     started = time.perf_counter()
@@ -84,8 +117,10 @@ async def measure(hist: list[list[dict[str, Any]]], args: argparse.Namespace) ->
             for t in turns
         ]
         original = count_tokens(messages)
+        terms = index.terms_in("\n".join(m.content for m in messages)) if index else []
         compressed = await compress_history(
-            messages, budget_tokens=int(original * args.budget), keep_last=args.keep_last
+            messages, budget_tokens=int(original * args.budget), keep_last=args.keep_last,
+            verbatim_share=args.verbatim_share, key_terms=terms,
         )
         ratios.append(count_tokens(compressed) / original)
         full = "\n".join(m["content"] for m in turns)
@@ -117,7 +152,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--single-min-chars", type=int, default=400)
     parser.add_argument("--min-chars", type=int, default=1000)
     parser.add_argument("--budget", type=float, default=0.5)
+    parser.add_argument("--database", default=str(DEFAULT / "database"),
+                        help="CrossWOZ database folder: the tenant's knowledge base")
+    parser.add_argument("--no-terms", action="store_true",
+                        help="compress without the knowledge base's names and values")
     parser.add_argument("--keep-last", type=int, default=4)
+    parser.add_argument("--verbatim-share", type=float, default=VERBATIM_SHARE)
     args = parser.parse_args(argv)
     results = asyncio.run(run(args))
     out = sys.stdout
@@ -133,8 +173,10 @@ def main(argv: list[str] | None = None) -> None:
                   f" {result['ms_per_history']:6.1f}\n")
     out.write(f"goal: tokens <= {args.budget:.0%} and values kept >= 95% on both populations\n")
     cmd = (f"python -m bench.compression --dialogues {args.dialogues}"
-           f" --single-min-chars {args.single_min_chars} --min-chars {args.min_chars}"
-           f" --budget {args.budget} --keep-last {args.keep_last}")
+           + (" --no-terms" if args.no_terms else f" --database {args.database}")
+           + f" --single-min-chars {args.single_min_chars} --min-chars {args.min_chars}"
+           f" --budget {args.budget} --keep-last {args.keep_last}"
+           f" --verbatim-share {args.verbatim_share}")
     out.write(f"reproduce: {cmd}\n")
 
 

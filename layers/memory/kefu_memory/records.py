@@ -28,9 +28,10 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from ._spans import longest_matches
 from ._text import normalize
 
 __all__ = ["Constraint", "Record", "RecordIndex"]
@@ -219,23 +220,16 @@ class RecordIndex:
 
     # ------------------------------------------------------------------ constraints
 
+    @property
+    def value_groups(self) -> Mapping[str, Sequence[tuple[int, frozenset[str]]]]:
+        """The matchable values by their first two characters: [(length, values)], longest
+        first (for `_spans.longest_matches`)."""
+        return self._by_prefix
+
     def values_in(self, text: str) -> list[str]:
         """Record values found verbatim in `text`, longest first, no overlap."""
         s = _canon(text)
-        out: list[str] = []
-        i, end = 0, len(s) - 1
-        while i < end:
-            hit = None
-            for length, values in self._by_prefix.get(s[i : i + 2], ()):
-                if s[i : i + length] in values:
-                    hit = s[i : i + length]
-                    break
-            if hit is None:
-                i += 1
-                continue
-            out.append(hit)
-            i += len(hit)
-        return out
+        return [s[a:b] for a, b in longest_matches(s, self._by_prefix)]
 
     def constraints(self, text: str, *, kind: str | None = None,
                     ignore: Sequence[str] = ()) -> list[Constraint]:

@@ -59,6 +59,12 @@ class ConversationRetriever:
         fresh = self._indexes.get(tenant_id)
         return fresh[1] if fresh is not None else EntityIndex()
 
+    def cached(self, tenant_id: str) -> EntityIndex | None:
+        """The tenant's latest entity index already built (any version), without waiting or
+        reading anything; None before its first."""
+        hit = self._indexes.get(tenant_id)
+        return hit[1] if hit is not None else None
+
     async def _refresh(self, tenant_id: str, version: str) -> None:
         """Entity names first (published at once: the first reply waits only for them), then
         the catalogue records (the previous ones serve until they are read)."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -159,6 +159,14 @@ class MemoryService:
         )
         return _Knowledge(passages=[passage_text(p) for p in passages], version=version,
                           query=used.text, query_source=used.source)
+
+    def term_finder(self, tenant_id: str) -> Callable[[str], list[str]] | None:
+        """The words of a text the tenant's knowledge base names (entity names and catalogue
+        values, `EntityIndex.terms_in`) from the index recall already built and caches per
+        knowledge-base version; None when there is none yet (a compressed history keeps them
+        whole: `answers.history.fit_history`)."""
+        index = self.retriever.cached(tenant_id)
+        return index.terms_in if index is not None and len(index) else None
 
     async def kb_version(self, tenant_id: str) -> str:
         """The tenant's knowledge-base version (cached as for recall)."""

@@ -354,7 +354,9 @@ async def _build_request(
     earlier, latest = ([ChatMessage(role=MODEL_ROLE[t.role], content=t.content)
                         for t in part if t.role in MODEL_ROLE]
                        for part in (turns[:split], turns[split:]))
-    earlier = await fit_history(earlier, budget_tokens=deps.settings.history_token_budget)
+    earlier = await fit_history(
+        earlier, budget_tokens=deps.settings.history_token_budget,
+        find_terms=memory.term_finder(payload.tenant_id) if memory is not None else None)
     messages = [ChatMessage(role="system", content=system), *earlier, *latest]
     return ChatRequest(
         tenant_id=payload.tenant_id, conversation_id=payload.conversation_id,

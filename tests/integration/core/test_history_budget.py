@@ -55,10 +55,28 @@ async def deps(pg_dsn: str, redis_url: str, redis_prefix: str,
     await router.aclose()
 
 
-async def _conversation(deps: Deps, visitor_turns: list[str]) -> tuple[str, str, int]:
+@pytest.fixture
+async def deps_with_knowledge(pg_dsn: str, redis_url: str, redis_prefix: str,
+                              fake: FakeOpenAI) -> AsyncIterator[Deps]:
+    router = build_router(settings=AdapterSettings(
+        engines=[EngineConfig(name="main", provider="main", base_url=fake.base_url,
+                              model="fake", api_keys=["sk-test-1"])],
+        openai_api_key=None, openai_base_url=None, cache_ttl_s=0), redis=None)
+    built, _, _ = await make_deps(
+        core_settings(pg_dsn=pg_dsn, redis_url=redis_url, redis_prefix=redis_prefix,
+                      history_token_budget=BUDGET, recall_deadline_ms=5000,
+                      outbound_allow_private=True),
+        router=router)
+    yield built
+    await built.aclose()
+    await router.aclose()
+
+
+async def _conversation(deps: Deps, visitor_turns: list[str],
+                        tenant: str | None = None) -> tuple[str, str, int]:
     """A conversation with these visitor turns answered, then one more question (unanswered):
     (tenant, conversation id, the question's seq)."""
-    tenant = f"h{uuid.uuid4().hex[:8]}"
+    tenant = tenant or f"h{uuid.uuid4().hex[:8]}"
     conversation = await deps.conversations.open_for_visitor(tenant_id=tenant, visitor_id="v-1")
     for i, text in enumerate(visitor_turns):
         asked = await deps.conversations.append(
@@ -73,9 +91,10 @@ async def _conversation(deps: Deps, visitor_turns: list[str]) -> tuple[str, str,
     return tenant, conversation.id, question.seq
 
 
-async def _reply(deps: Deps, fake: FakeOpenAI, visitor_turns: list[str]) -> list[dict[str, Any]]:
+async def _reply(deps: Deps, fake: FakeOpenAI, visitor_turns: list[str],
+                 tenant: str | None = None) -> list[dict[str, Any]]:
     """The messages the model received for the reply to the conversation's last question."""
-    tenant, conversation_id, seq = await _conversation(deps, visitor_turns)
+    tenant, conversation_id, seq = await _conversation(deps, visitor_turns, tenant)
     result = await handle_stream({"tenant_id": tenant, "conversation_id": conversation_id,
                                   "reply_to_seq": seq, "text": "那现在能退款吗？"}, deps)
     assert result["status"] == "complete", result
@@ -115,3 +134,29 @@ async def test_an_ordinary_history_is_sent_as_it_is(deps: Deps, fake: FakeOpenAI
     assert [m["content"] for m in messages[1:] if m["role"] == "user"] == \
         [*turns, "那现在能退款吗？"]
     assert not any(m["content"].startswith(SUMMARY_HEADS) for m in messages)
+
+
+async def test_the_tenants_knowledge_base_names_survive_compression_whole(
+    deps_with_knowledge: Deps, fake: FakeOpenAI,
+) -> None:
+    deps = deps_with_knowledge
+    # GIVEN a tenant whose knowledge base has a restaurant "一家人面馆" (its "一家" is filler
+    # the extract drops when it does not know the name)
+    tenant = f"h{uuid.uuid4().hex[:8]}"
+    memory = await deps.load_memory()
+    assert memory is not None
+    await memory.knowledge.ingest_document(
+        tenant_id=tenant, name="restaurants.md", content_type="md",
+        content="# 一家人面馆\n\n推荐菜：炸酱面、卤煮\n\n人均消费：48\n\n评分：4.6\n")
+    # AND a long conversation whose oldest message names it once
+    turns = [f"上周在一家人面馆吃的面不新鲜。{_long_turn(0)}",
+             *(_long_turn(n) for n in range(1, 5))]
+    # WHEN the stream flow answers the next question
+    messages = await _reply(deps, fake, turns, tenant)
+    # THEN the older turns were compressed within the budget and the summary keeps the name
+    (at,) = [i for i, m in enumerate(messages) if m["content"].startswith(SUMMARY_HEADS)]
+    assert "一家人面馆" in messages[at]["content"]
+    # (the knowledge passages follow the summary as a system message of their own)
+    history = [messages[at], *(m for m in messages[at + 1 : -1] if m["role"] != "system")]
+    assert count_tokens([ChatMessage(role=m["role"], content=m["content"])
+                         for m in history]) <= BUDGET

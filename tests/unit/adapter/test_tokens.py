@@ -53,7 +53,7 @@ async def test_under_budget_is_unchanged() -> None:
 async def test_compressed_history_fits_and_keeps_the_recent_turns_and_the_facts() -> None:
     msgs = [ChatMessage(role="system", content="You are Kefu."), *_history()]
     budget = count_tokens(msgs) // 2
-    out = await compress_history(msgs, budget_tokens=budget, keep_last=4)
+    out = await compress_history(msgs, budget_tokens=budget, keep_last=4, verbatim_share=0.7)
     assert count_tokens(out) <= budget
     assert out[0].content == "You are Kefu."
     assert out[-4:] == msgs[-4:]
@@ -63,6 +63,65 @@ async def test_compressed_history_fits_and_keeps_the_recent_turns_and_the_facts(
     for i in range(6):
         assert f"KF2024{i:04d}" in summary
     assert "谢谢你" not in summary and "请问" not in summary
+
+
+def _restaurant_talk() -> list[ChatMessage]:
+    """A visitor asking for restaurants; the first reply names one whose name holds filler
+    words ("一家")."""
+    turns = [
+        ChatMessage(role="user", content="你好，我想找一家评分高一点的面馆，人均50元左右。"),
+        ChatMessage(role="assistant", content="为您推荐一家人面馆，评分4.6分，人均48元，"
+                    "招牌是炸酱面和卤煮，地址在东城区东四北大街107号，营业时间是早上10点到晚上9点。"),
+    ]
+    for i in range(5):
+        turns.append(ChatMessage(role="user", content=f"那附近第{i + 1}个景点是什么，门票多少？"))
+        turns.append(ChatMessage(
+            role="assistant", content=f"附近有景点{i + 1}号院，门票{20 + i}元，"
+            f"开放时间是早上8点到下午{4 + i}点，建议游玩{i + 1}小时左右。"))
+    return turns
+
+
+async def test_key_terms_are_kept_whole_where_filler_would_cut_them() -> None:
+    # GIVEN a conversation whose older turns name a restaurant "一家人面馆" ("一家" is filler)
+    msgs = _restaurant_talk()
+    budget = count_tokens(msgs) // 2
+    # WHEN it is compressed without key terms, and with the name as a key term
+    plain = (await compress_history(msgs, budget_tokens=budget))[0].content
+    out = await compress_history(msgs, budget_tokens=budget, key_terms=["一家人面馆", "卤煮"])
+    # THEN only the second summary keeps the name whole, within the same budget
+    assert "一家人面馆" not in plain
+    summary = out[0].content
+    assert summary.startswith("此前对话要点") and "一家人面馆" in summary
+    assert count_tokens(out) <= budget
+    # AND a key term that occurs once more is not repeated
+    assert summary.count("一家人面馆") == 1
+
+
+async def test_last_messages_stay_verbatim_only_within_their_share_of_the_budget() -> None:
+    # GIVEN a history whose last four messages take about half of a half-size budget
+    msgs = _history()
+    budget = count_tokens(msgs) // 2
+    # WHEN it is compressed with at most 30 % of the budget verbatim
+    out = await compress_history(msgs, budget_tokens=budget, keep_last=4, verbatim_share=0.3)
+    # THEN fewer than four, and at least one, of the last messages are verbatim, within the
+    # share, and the rest is in the summary
+    kept = next(n for n in range(len(out), -1, -1) if out[len(out) - n:] == msgs[len(msgs) - n:])
+    assert 0 < kept < 4
+    assert count_tokens(out[len(out) - kept:]) - 3 <= budget * 0.3
+    assert out[0].content.startswith("此前对话要点") and count_tokens(out) <= budget
+
+
+async def test_a_last_visitor_message_stays_verbatim_beyond_the_share() -> None:
+    # GIVEN a history ending with a long visitor message (more than 10 % of the budget)
+    question = ChatMessage(role="user", content="我的订单KF20249999还没有发货，" * 6 + "怎么办？")
+    msgs = [*_history(), question]
+    budget = count_tokens(msgs) // 2
+    assert count_tokens([question]) > budget * 0.1
+    # WHEN it is compressed with a 10 % verbatim share
+    out = await compress_history(msgs, budget_tokens=budget, verbatim_share=0.1)
+    # THEN that message is still sent verbatim, last, and the whole fits the budget
+    assert out[-1] == question and out[-2].role == "system"
+    assert count_tokens(out) <= budget
 
 
 async def test_engine_summary_is_used_and_dropped_facts_are_added_back() -> None:

@@ -3,6 +3,8 @@ rule-based query that uses them for a request by properties."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from kefu_memory import EntityIndex, Turn, build_query
 from kefu_memory.records import RecordIndex
 
@@ -136,3 +138,24 @@ def test_a_duration_written_loosely_matches_the_catalogue_value() -> None:
     # WHEN a visitor writes it "3、4个小时"
     # THEN it is the same condition
     assert names("推荐一个能玩3、4个小时的景点")[0] == "故宫（景点）"
+
+
+def test_terms_in_gives_names_and_catalogue_values_as_the_text_writes_them() -> None:
+    # GIVEN the catalogue's index with its records, and a reply that writes a name with the
+    # full-width brackets the index holds normalised
+    index = dataclasses.replace(ENTITIES, records=RECORDS)
+    text = "推荐您去全鸭季（餐馆），招牌是烤鸭，周边有故宫；全鸭季人均180。"
+    # WHEN the words worth keeping are looked up
+    terms = index.terms_in(text)
+    # THEN the entity names and the record values come back spelt as in the text, once each,
+    # in order of appearance (the name's qualifier in brackets is part of it)
+    assert terms == ["全鸭季（餐馆）", "烤鸭", "故宫", "全鸭季"]
+    assert all(t in text for t in terms)
+
+
+def test_terms_in_without_records_gives_the_names_only() -> None:
+    # GIVEN an index whose records are not built yet
+    # WHEN a text names an entity and a dish
+    terms = ENTITIES.terms_in("全鸭季的烤鸭")
+    # THEN only the name is found
+    assert terms == ["全鸭季"]
