@@ -13,7 +13,8 @@ from __future__ import annotations
 import functools
 import heapq
 import re
-from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import tiktoken
@@ -189,11 +190,9 @@ async def compress_history(
         )
     if room > 8 and not summary:
         recent_text = "\n".join(m.content for m in recent)
+        pieces = _pieces(older, enc=enc, language=lang, key_terms=terms)
         for _ in range(4):  # token counts of joined pieces are not exactly additive
-            summary = extractive_summary(
-                older, room=room, enc=enc, language=lang, context=recent_text,
-                key_terms=terms,
-            )
+            summary = _choose(pieces, room=room, language=lang, context=recent_text)
             over = (
                 len(enc.encode_ordinary(_HEAD[lang] + summary))
                 - len(enc.encode_ordinary(_HEAD[lang]))
@@ -308,30 +307,54 @@ _DIGIT_BOOST = 1.5
 _TERM_WEIGHT = 3.0
 
 
-def _keep_whole(terms: Collection[str]) -> re.Pattern[str]:
-    """`_KEEP_WHOLE_RE`, after the key terms (longest first) in a group ``term``."""
+Terms = Mapping[str, Sequence[str]]  # first character -> key terms, longest first
+
+
+def _by_first(terms: Collection[str]) -> Terms:
+    out: dict[str, list[str]] = {}
+    for term in sorted(terms, key=len, reverse=True):
+        out.setdefault(term[0], []).append(term)
+    return out
+
+
+def _split_terms(clause: str, terms: Terms) -> list[tuple[str, bool]]:
+    """``clause`` as ``(segment, is_a_key_term)``, key terms matched longest first."""
     if not terms:
-        return _KEEP_WHOLE_RE
-    names = "|".join(map(re.escape, sorted(terms, key=len, reverse=True)))
-    return re.compile(f"(?P<term>{names})|{_KEEP_WHOLE_RE.pattern}", re.IGNORECASE)
+        return [(clause, False)]
+    out: list[tuple[str, bool]] = []
+    start = i = 0
+    while i < len(clause):
+        hit = next((t for t in terms.get(clause[i], ()) if clause.startswith(t, i)), None)
+        if hit is None:
+            i += 1
+            continue
+        if start < i:
+            out.append((clause[start:i], False))
+        out.append((hit, True))
+        i = start = i + len(hit)
+    if start < len(clause):
+        out.append((clause[start:], False))
+    return out
 
 
-def _chunks(
-    text: str, language: str, keep: re.Pattern[str] = _KEEP_WHOLE_RE
-) -> list[tuple[str, bool]]:
+def _chunks(text: str, language: str, terms: Terms | None = None) -> list[tuple[str, bool]]:
     """Content pieces of a message with filler cut out: ``(piece, from_a_question)``. A key
-    term (group ``term`` of ``keep``) is a piece of its own."""
+    term (``terms``) is a piece of its own."""
     filler = _FILLER_ZH_RE if language == "zh" else _FILLER_EN_RE
     out: list[tuple[str, bool]] = []
     for clause in _CLAUSE_SPLIT_RE.findall(text):
         question = bool(_QUESTION_RE.search(clause)) and not _HAS_DIGIT_RE.search(clause)
         parts: list[str] = []
-        pos = 0
-        for m in keep.finditer(clause):
-            parts.append(filler.sub("|", clause[pos : m.start()]))
-            parts.append(f"|{m.group()}|" if m.groupdict().get("term") else m.group())
-            pos = m.end()
-        parts.append(filler.sub("|", clause[pos:]))
+        for segment, is_term in _split_terms(clause, terms or {}):
+            if is_term:
+                parts.append(f"|{segment}|")
+                continue
+            pos = 0
+            for m in _KEEP_WHOLE_RE.finditer(segment):
+                parts.append(filler.sub("|", segment[pos : m.start()]))
+                parts.append(m.group())
+                pos = m.end()
+            parts.append(filler.sub("|", segment[pos:]))
         for piece in _CHUNK_SEP_RE.split("".join(parts)):
             piece = _SPACES_RE.sub(" ", piece).strip()
             if len(piece) > 1 or piece.isdigit() or piece in ("是", "否", "无"):
@@ -342,6 +365,35 @@ def _chunks(
 def _grams(text: str) -> frozenset[str]:
     t = _SPACES_RE.sub("", text.lower())
     return frozenset(t[i : i + 2] for i in range(len(t) - 1)) or frozenset((t,))
+
+
+@dataclass(frozen=True)
+class _Pieces:
+    """The content pieces of older turns, with what choosing among them needs."""
+
+    items: list[tuple[int, str, bool]]  # (turn, piece, from a question)
+    is_term: list[bool]
+    grams: list[frozenset[str]]
+    df: dict[str, int]
+    costs: list[int]
+
+
+def _pieces(
+    turns: Sequence[ChatMessage], *, enc: tiktoken.Encoding, language: str,
+    key_terms: Iterable[str],
+) -> _Pieces:
+    terms = {t.strip() for t in key_terms if len(t.strip()) > 1}
+    by_first = _by_first(terms)
+    items: list[tuple[int, str, bool]] = []
+    for ti, m in enumerate(turns):
+        items.extend((ti, piece, q) for piece, q in _chunks(m.content, language, by_first))
+    grams = [_grams(piece) for _, piece, _ in items]
+    df: dict[str, int] = {}
+    for g in grams:
+        for x in g:
+            df[x] = df.get(x, 0) + 1
+    return _Pieces(items=items, is_term=[piece in terms for _, piece, _ in items], grams=grams,
+                   df=df, costs=[len(enc.encode_ordinary(piece)) + 1 for _, piece, _ in items])
 
 
 def extractive_summary(
@@ -361,24 +413,18 @@ def extractive_summary(
     pieces from questions count a third, pieces with digits half again. A key term is a piece
     of its own, counts three times while its text is new and nothing once it is there.
     """
-    terms = {t.strip() for t in key_terms if len(t.strip()) > 1}
-    keep = _keep_whole(terms)
-    folded = {t.casefold() for t in terms}
-    items: list[tuple[int, str, bool]] = []
-    for ti, m in enumerate(turns):
-        items.extend((ti, piece, q) for piece, q in _chunks(m.content, language, keep))
+    pieces = _pieces(turns, enc=enc, language=language, key_terms=key_terms)
+    return _choose(pieces, room=room, language=language, context=context)
+
+
+def _choose(pieces: _Pieces, *, room: int, language: str, context: str) -> str:
+    items, is_term, grams, df, costs = (
+        pieces.items, pieces.is_term, pieces.grams, pieces.df, pieces.costs)
     if not items:
         return ""
-    is_term = [piece.casefold() in folded for _, piece, _ in items]
-    grams = [_grams(piece) for _, piece, _ in items]
-    df: dict[str, int] = {}
-    for g in grams:
-        for x in g:
-            df[x] = df.get(x, 0) + 1
     covered: set[str] = set(_grams(context)) if context else set()
     chosen_text: list[str] = [context] if context else []
     sep = _MSG_SEP[language]
-    costs = [len(enc.encode_ordinary(piece)) + 1 for _, piece, _ in items]
 
     def gain(i: int) -> float:
         _, piece, question = items[i]
