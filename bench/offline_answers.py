@@ -114,12 +114,15 @@ def load(path: Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-async def passages_for(kb: KnowledgeBase, rows: list[dict[str, Any]], k: int) -> list[list[str]]:
+async def passages_for(kb: KnowledgeBase, rows: list[dict[str, Any]],
+                       k: int) -> list[list[str]]:
+    """The search results of each question, best first (the product's hybrid search)."""
     return [[passage_text(p) for p in await kb.search(TENANT, row["question"], k)]
             for row in rows]
 
 
-async def answer_all(rows: list[dict[str, Any]], passages: list[list[str]]) -> list[Final]:
+async def answer_all(rows: list[dict[str, Any]], passages: list[list[str]],
+                     top_k: int) -> list[Final]:
     settings = AdapterSettings(engines=[], openai_api_key=None, openai_base_url=None,
                                cache_ttl_s=0, tenant_rpm=100_000)
     router = build_router(settings=settings, redis=None)
@@ -128,7 +131,8 @@ async def answer_all(rows: list[dict[str, Any]], passages: list[list[str]]) -> l
         for i, (row, found) in enumerate(zip(rows, passages, strict=True)):
             request = ChatRequest(
                 tenant_id=TENANT, conversation_id=f"c{i}",
-                messages=[ChatMessage(role="user", content=row["question"])], passages=found,
+                messages=[ChatMessage(role="user", content=row["question"])],
+                passages=found[:top_k], more_passages=found[top_k:],
             )
             final = [e async for e in router.stream(request)][-1]
             assert isinstance(final, Final)
@@ -139,9 +143,11 @@ async def answer_all(rows: list[dict[str, Any]], passages: list[list[str]]) -> l
 
 
 async def main_async(args: argparse.Namespace) -> int:
-    rows = load(Path(args.questions))
+    rows = load(QUESTIONS) + [row for path in args.questions for row in load(Path(path))]
     if args.split != "all":
         rows = [r for r in rows if r["split"] == args.split]
+        if not rows:
+            raise SystemExit(f"no question in part {args.split!r}")
     dsn = args.dsn
     if not dsn:
         from kefu_core.infra.embedded import EmbeddedPostgres
@@ -150,21 +156,23 @@ async def main_async(args: argparse.Namespace) -> int:
                                database="kefu_bench_offline").start()
     from kefu_core.infra.settings import Settings
 
-    top_k = Settings().knowledge_top_k
+    settings = Settings()
+    top_k, judged = settings.knowledge_top_k, max(settings.knowledge_top_k,
+                                                 settings.offline_candidates)
     embedder, kb_settings = embedder_choice.build(args.embedder, args.vector_weight)
     await migrate(dsn, dims=(embedder.dim,))
     async with AsyncConnectionPool(dsn, min_size=1, max_size=2, open=False) as pool:
         kb = KnowledgeBase(pool, embedder, **kb_settings)
         await kb.ingest_folder(tenant_id=TENANT, path=KNOWLEDGE, prune=True)
-        passages = await passages_for(kb, rows, top_k)
-    finals = await answer_all(rows, passages)
+        passages = await passages_for(kb, rows, judged)
+    finals = await answer_all(rows, passages, top_k)
 
     tallies: dict[str, Tally] = {}
     for row, final in zip(rows, finals, strict=True):
         for bucket in ("all", row["split"], f"{row['split']}:{row['language']}"):
             tallies.setdefault(bucket, Tally()).add(row, final)
     print(f"Offline engine on the demo knowledge base ({len(rows)} questions,"
-          f" top {top_k} passages of the hybrid search)")
+          f" top {top_k} passages of the hybrid search for a model, {judged} judged)")
     print(f"  {'subset':14} {'answerable':>10} {'right':>7} {'wrong':>6} {'refused':>8}"
           f" {'unanswerable':>13} {'refused':>8}")
     for bucket in sorted(tallies, key=lambda b: (b != "all", b)):
@@ -181,6 +189,8 @@ async def main_async(args: argparse.Namespace) -> int:
         for line in every.failures:
             print(line)
     command = "  reproduce: .venv/bin/python -m bench.offline_answers"
+    for path in args.questions:
+        command += f" --questions {path}"
     if args.split != "all":
         command += f" --split {args.split}"
     if args.embedder != "offline":
@@ -193,9 +203,11 @@ async def main_async(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.offline_answers")
-    parser.add_argument("--questions", default=str(QUESTIONS))
-    parser.add_argument("--split", default="all", choices=(
-        "all", "tune", "heldout", "heldout2", "heldout3", "heldout4", "heldout5", "heldout6"))
+    parser.add_argument("--questions", action="append", default=[], metavar="FILE",
+                        help="more labelled questions (JSON lines), added to the built-in ones")
+    parser.add_argument("--split", default="all",
+                        help="all, or one part: tune, heldout, heldout2 ... heldout6, or a part"
+                             " of a --questions file")
     parser.add_argument("--dsn", help="PostgreSQL with pgvector (default: embedded)")
     parser.add_argument("--calibrate", action="store_true",
                         help="also sweep the engine's min_score threshold")

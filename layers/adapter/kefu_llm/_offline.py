@@ -58,8 +58,10 @@ _DAYS_RE = re.compile(
 # Sentences that limit or qualify an answer: never cut from the answer they belong to.
 # A sum of money: "满5000元", "五千", "99元", "1000 yuan", "¥99".
 _AMOUNT_RE = re.compile(
-    r"[0-9]+(?:\.[0-9]+)?\s*(?:元|块|yuan\b|rmb\b)|[¥$]\s*[0-9]+"
-    r"|满[0-9一二三四五六七八九十两百千万]+|[一二三四五六七八九十两]+[百千万]+(?:元|块)?",
+    r"[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?\s*(?:元|块|yuan\b|rmb\b)?"
+    r"|[0-9]+(?:\.[0-9]+)?\s*(?:元|块|yuan\b|rmb\b)|[¥$]\s*[0-9]+"
+    r"|(?:满|够|超过|达到)[0-9一二三四五六七八九十两百千万]+|[一二三四五六七八九十两]+[百千万]+(?:元|块)?"
+    r"|\b(?:over|above|more than|at least)\s+[0-9]+",
     re.I,
 )
 # "send it back", "take the item back": a return, whatever sits between verb and particle.
@@ -93,18 +95,39 @@ def _alternation(forms: list[str]) -> re.Pattern[str]:
     return re.compile("|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True)))
 
 
-_ZH_FORMS: dict[str, str] = {}
-_EN_FORMS: dict[tuple[str, ...], str] = {}
+# A form may say several concepts at once (「报修」 is a claim and a repair): each counts.
+_ZH_FORMS: dict[str, tuple[str, ...]] = {}
+_EN_FORMS: dict[tuple[str, ...], tuple[str, ...]] = {}
 for _concept, (_weight, _zh, _en) in CONCEPTS.items():
     for _form in _zh:
-        _ZH_FORMS.setdefault(_form, _concept)
+        _ZH_FORMS[_form] = (*_ZH_FORMS.get(_form, ()), _concept)
     for _form in _en:
-        _EN_FORMS.setdefault(tuple(stem(w) for w in _EN_WORD.findall(_form)), _concept)
+        _key = tuple(stem(w) for w in _EN_WORD.findall(_form))
+        _EN_FORMS[_key] = (*_EN_FORMS.get(_key, ()), _concept)
 _ZH_LEXICON = _alternation(list(_ZH_FORMS))
 _ZH_FILLER_RE = _alternation(list(ZH_FILLER))
 _EN_MAX_PHRASE = max(len(k) for k in _EN_FORMS)
 _GENERIC_STEMS = frozenset(stem(w) for w in GENERIC_WORDS)
 _EN_SINGLE = {k[0]: c for k, c in _EN_FORMS.items() if len(k) == 1 and len(k[0]) >= 5}
+# A day in the past the question counts from (「上周一签收」, "three days ago", "last Monday",
+# 「前天收到」): the question asks how much time has passed, which a unit stating a period
+# ("7天内", "within 7 days", "six months") answers.
+_WEEKDAY_ZH = "(?:周|星期|礼拜)[一二三四五六日天]"
+_WEEKDAY_EN = r"(?:mon|tues|wednes|thurs|fri|satur|sun)day"
+_ELAPSED_RE = re.compile(
+    rf"上(?:个)?{_WEEKDAY_ZH}|上(?:个)?(?:周|星期|礼拜|月)|前天|大前天|[0-9一二三四五六七八九十两半]+"
+    rf"\s*(?:个)?(?:天|星期|周|月|年)(?:以)?前|\blast\s+(?:{_WEEKDAY_EN}|week|month)\b"
+    rf"|\b(?:\d+|a|one|two|three|four|five|six|seven|eight|nine|ten|few|couple of)\s+"
+    rf"(?:days?|weeks?|months?)\s+ago\b|\bsince\s+{_WEEKDAY_EN}\b",
+    re.I,
+)
+# The day it is now, which the question counts to (「今天周五」, "today is Friday"): part of the
+# same count once a past day is named.
+_NOW_DAY_RE = re.compile(
+    rf"(?:今天|今日|现在)?(?:是|已经|都)?{_WEEKDAY_ZH}|今天|今日"
+    rf"|\b(?:today\s+is\s+|it\s+is\s+|now\s+)?{_WEEKDAY_EN}\b|\btoday\b",
+    re.I,
+)
 
 
 def _one_edit(a: str, b: str) -> bool:
@@ -125,7 +148,7 @@ def _misspelt(word: str) -> str | None:
     """The shop concept a misspelt word ("recieve", "warrenty") was meant to say."""
     if len(word) < 5:
         return None
-    return next((c for form, c in _EN_SINGLE.items() if _one_edit(word, form)), None)
+    return next((c[0] for form, c in _EN_SINGLE.items() if _one_edit(word, form)), None)
 
 
 def _concept_weight(concept: str) -> float:
@@ -142,6 +165,9 @@ def _terms(text: str, *, question: bool) -> dict[str, float]:
     def concept(name: str) -> None:
         terms[f"c:{name}"] = _concept_weight(name)
 
+    if question and _ELAPSED_RE.search(text):
+        concept("days")  # time passed since a day: a stated period answers it
+        text = _NOW_DAY_RE.sub(" ", _ELAPSED_RE.sub(" ", text))
     for pattern, name in ((_CLOCK_RE, "clock"), (_DAYS_RE, "days"), (_AMOUNT_RE, "amount")):
         if pattern.search(text):
             concept(name)
@@ -156,7 +182,8 @@ def _terms(text: str, *, question: bool) -> dict[str, float]:
         last = run.end()
         chars = run.group().replace("的", "")  # 「下的单」 is 下单, 「退的钱」 退钱
         for m in _ZH_LEXICON.finditer(chars):
-            concept(_ZH_FORMS[m.group()])
+            for name in _ZH_FORMS[m.group()]:
+                concept(name)
         if not question:
             for a, b in itertools.pairwise(chars):
                 terms[f"z:{a}{b}"] = 0.5
@@ -184,7 +211,8 @@ def _terms(text: str, *, question: bool) -> dict[str, float]:
         for size in range(min(_EN_MAX_PHRASE, len(words) - i), 0, -1):
             hit = _EN_FORMS.get(tuple(words[i : i + size]))
             if hit is not None:
-                concept(hit)
+                for name in hit:
+                    concept(name)
                 i += size
                 break
         else:
@@ -297,12 +325,14 @@ class OfflineEngine:
         max_sentences: int = 3,
         chunk_chars: int = 6,
         max_unknown: float = 1.5,
+        cross_language_margin: float = 0.1,
     ) -> None:
         """``min_score``: the share of the question's term weight a unit must cover;
         ``min_matched``: the covered weight it must reach (more than generic shop words);
         ``max_sentences``: matching sentences quoted from a long paragraph (caveats added);
         ``max_unknown``: the most the question's words outside the shop vocabulary weigh
-        together."""
+        together; ``cross_language_margin``: the share a unit in the other language must cover
+        beyond ``min_score``."""
         self.name = name
         self.provider = "offline"
         self.model = "offline"
@@ -311,6 +341,7 @@ class OfflineEngine:
         self.max_sentences = max_sentences
         self.chunk_chars = chunk_chars
         self.max_unknown = max_unknown
+        self.cross_language_margin = cross_language_margin
 
     def grounding(self, question: str, passages: list[str]) -> Grounding:
         """The unit that best answers ``question``, and whether it grounds an answer."""
@@ -338,8 +369,11 @@ class OfflineEngine:
                     k.startswith("c:") and w >= 1.0 and not _credit(k, w, found)
                     for k, w in q.items()
                 )
-                grounded = (share >= self.min_score and matched >= self.min_matched
-                            and not missing_topic)
+                # A unit in the other language is matched on concepts alone: it must cover
+                # more, as its wording cannot confirm what the concepts leave open.
+                bar = self.min_score + (self.cross_language_margin
+                                        if unit.language != language else 0.0)
+                grounded = share >= bar and matched >= self.min_matched and not missing_topic
                 focus = max(self._covered(q, s) for s in [unit.title, *_sentences(unit.answer)])
                 # The question's own words in the unit break ties between units that share its
                 # concepts: "Hong Kong" in the unit that names it beats "mainland China".
@@ -378,7 +412,9 @@ class OfflineEngine:
         )
         language = call.language or detect_language(question)
         language = "zh" if language.lower().startswith("zh") else "en"
-        found = self.grounding(question, call.passages)
+        # The passages a model would be shown, then the further search results: each is
+        # grounded here, so a wider pool costs no precision.
+        found = self.grounding(question, [*call.passages, *call.more_passages])
         if not found.grounded or found.answer is None:
             return NO_ANSWER[language], _REFUSED
         return PREFIX[language] + found.answer, _ANSWERED

@@ -352,12 +352,14 @@ class Router:
             messages=[{"role": m.role, "content": m.content} for m in request.messages],
             images={i: list(m.images) for i, m in enumerate(request.messages) if m.images},
             passages=list(request.passages),
+            more_passages=list(request.more_passages),
             max_tokens=request.max_tokens,
             temperature=request.temperature,
             language=lang,
         )
         if not self.config.pii_redaction:
-            return _Calls(language=lang, plain=plain, redacted=plain, redactor=None)
+            return _Calls(language=lang, plain=plain, redacted=replace(plain, more_passages=[]),
+                          redactor=None)
         redactor = self._redactor()
         try:
             redacted = replace(
@@ -367,6 +369,7 @@ class Router:
                     for m in plain.messages
                 ],
                 passages=redactor.redact_all(plain.passages),
+                more_passages=[],
             )
         except RedactionError:
             logger.error(

@@ -39,6 +39,9 @@ class ChatRequest(BaseModel):
     conversation_id: str
     messages: list[ChatMessage]
     passages: list[str] = Field(default_factory=list)
+    # Further search results after ``passages``, never shown to a model: only engines that
+    # judge each passage themselves (the offline engine, ``OFFLINE_CANDIDATES``) read them.
+    more_passages: list[str] = Field(default_factory=list)
     kb_version: str = "0"
     max_tokens: int | None = None
     temperature: float | None = None
@@ -97,6 +100,9 @@ class EngineCall:
     max_tokens: int | None = None
     temperature: float | None = None
     language: str = "zh"
+    # Search results after ``passages``, for the offline engine only (never sent to a model;
+    # empty in the redacted copy remote engines get).
+    more_passages: list[str] = field(default_factory=list)
     # Pictures of messages, by the message's index in ``messages`` (data URLs); an engine that
     # does not read images never sends them.
     images: dict[int, list[str]] = field(default_factory=dict)

@@ -62,6 +62,9 @@ def passage_text(passage: Passage) -> str:
 @dataclass
 class MemoryContext:
     passages: list[str] = field(default_factory=list)
+    # The search results after ``passages`` (up to OFFLINE_CANDIDATES in all): the offline
+    # engine judges them too; a model is never shown them.
+    more_passages: list[str] = field(default_factory=list)
     kb_version: str = "0"
     memory_prompt: str = ""
     missing: list[str] = field(default_factory=list)
@@ -76,6 +79,7 @@ class _Knowledge:
 
     version: str
     passages: list[str] = field(default_factory=list)
+    more_passages: list[str] = field(default_factory=list)
     query: str = ""
     query_source: str = ""
 
@@ -135,6 +139,7 @@ class MemoryService:
         found = gathered.values.get("knowledge")
         if isinstance(found, _Knowledge):
             context.passages, context.kb_version = found.passages, found.version
+            context.more_passages = found.more_passages
             context.query, context.query_source = found.query, found.query_source
         else:
             context.missing.append("knowledge")
@@ -152,12 +157,17 @@ class MemoryService:
             return _Knowledge(version=version)
         # The model's query must arrive early enough for its own search to end in time.
         budget = CONDENSE_SHARE * deadline_s - (time.monotonic() - started)
+        top_k = self._settings.knowledge_top_k
+        # One search for both: the first top_k passages are the model's (the ranking does not
+        # depend on k), the rest only the offline engine judges.
         passages, used = await self.retriever.search(
-            tenant_id, question, history, k=self._settings.knowledge_top_k, version=version,
+            tenant_id, question, history, k=max(top_k, self._settings.offline_candidates),
+            version=version,
             condense=condense if budget > 0 else None, condense_timeout_s=max(budget, 0.0),
             index_wait_s=INDEX_WAIT_SHARE * deadline_s,
         )
-        return _Knowledge(passages=[passage_text(p) for p in passages], version=version,
+        texts = [passage_text(p) for p in passages]
+        return _Knowledge(passages=texts[:top_k], more_passages=texts[top_k:], version=version,
                           query=used.text, query_source=used.source)
 
     def term_finder(self, tenant_id: str) -> Callable[[str], list[str]] | None:

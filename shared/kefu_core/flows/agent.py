@@ -332,6 +332,7 @@ async def _suggest(conversation_id: str, record: ConnectionRecord, deps: Deps) -
     messages += [ChatMessage(role=MODEL_ROLE[TURN_ROLE[m.role]], content=m.text)
                  for m in history if TURN_ROLE[m.role] in MODEL_ROLE and m.text]
     passages: list[str] = []
+    more_passages: list[str] = []
     kb_version = "0"
     memory = await deps.load_memory()
     if memory is not None and question:
@@ -346,10 +347,12 @@ async def _suggest(conversation_id: str, record: ConnectionRecord, deps: Deps) -
                                            crm_id=conversation.customer_id,
                                            question=question, history=before)
             passages, kb_version = list(recalled.passages), str(recalled.kb_version)
+            more_passages = list(recalled.more_passages)
         except Exception:
             logger.warning("recall for a suggestion failed", exc_info=True)
     request = ChatRequest(tenant_id=tenant_id, conversation_id=conversation.id,
-                          messages=messages, passages=passages, kb_version=kb_version,
+                          messages=messages, passages=passages,
+                          more_passages=more_passages, kb_version=kb_version,
                           fallback=settings.enable_fallback)
     parts: list[str] = []
     final: Final | None = None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from kefu_core.deps import Deps
@@ -31,6 +31,7 @@ class PreviewContext:
     passages: list[str]
     kb_version: str
     memory_prompt: str
+    more_passages: list[str] = field(default_factory=list)  # the offline engine's only
 
 
 async def recall_for_preview(deps: Deps, *, tenant_id: str, question: str) -> PreviewContext:
@@ -45,7 +46,8 @@ async def recall_for_preview(deps: Deps, *, tenant_id: str, question: str) -> Pr
         logger.warning("recall failed; previewing without memory", exc_info=True)
         return PreviewContext(passages=[], kb_version="0", memory_prompt="")
     return PreviewContext(passages=list(context.passages), kb_version=context.kb_version,
-                          memory_prompt=context.memory_prompt)
+                          memory_prompt=context.memory_prompt,
+                          more_passages=list(context.more_passages))
 
 
 async def preview_answer(deps: Deps, *, tenant_id: str, tuning: Tuning, question: str,
@@ -77,6 +79,6 @@ async def preview_request(deps: Deps, *, tenant_id: str, tuning: Tuning, questio
         tenant_id=tenant_id, conversation_id=f"workbench-{uuid.uuid4()}",
         messages=[ChatMessage(role="system", content=system),
                   ChatMessage(role="user", content=question)],
-        passages=context.passages, kb_version=context.kb_version,
-        fallback=settings.enable_fallback)
+        passages=context.passages, more_passages=context.more_passages,
+        kb_version=context.kb_version, fallback=settings.enable_fallback)
     return request

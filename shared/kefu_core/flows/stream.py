@@ -331,6 +331,7 @@ async def _build_request(
     asked = next((i for i in range(len(turns) - 1, -1, -1) if turns[i].role == "user"), None)
     question = turns[asked].content if asked is not None else ""
     passages: list[str] = []
+    more_passages: list[str] = []
     kb_version = "0"
     if memory is not None and question:
         condense = None
@@ -344,6 +345,7 @@ async def _build_request(
                                               question=question, history=turns[:asked],
                                               condense=condense)
             passages, kb_version = context.passages, context.kb_version
+            more_passages = context.more_passages
             if context.memory_prompt:
                 system = f"{system}\n\n{context.memory_prompt}"
         except Exception:
@@ -360,5 +362,6 @@ async def _build_request(
     messages = [ChatMessage(role="system", content=system), *earlier, *latest]
     return ChatRequest(
         tenant_id=payload.tenant_id, conversation_id=payload.conversation_id,
-        messages=messages, passages=passages, kb_version=kb_version, fallback=fallback,
+        messages=messages, passages=passages, more_passages=more_passages,
+        kb_version=kb_version, fallback=fallback,
     )

@@ -145,6 +145,9 @@ class Settings(EnvSettings):
     grounding_engine_budget_ms: int = Field(default=1500, ge=100, le=10_000)
     memory_token_budget: int = 800
     knowledge_top_k: int = 4
+    # Search results the offline engine judges (it grounds each passage itself, so it may look
+    # further than the KNOWLEDGE_TOP_K passages a model is shown); never fewer than those.
+    offline_candidates: int = Field(default=20, ge=0, le=50)
     # How the knowledge search query is built from the conversation: "rules" (entity carried
     # over from the recent turns, ~1 ms) or "llm" (a remote engine rewrites the question as a
     # standalone query within part of RECALL_DEADLINE_MS; the rules answer when it is late).

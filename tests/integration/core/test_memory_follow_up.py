@@ -66,3 +66,21 @@ async def test_a_follow_up_recalls_the_passage_of_the_store_being_discussed(
     assert hours in context.passages[0]
     assert context.query == f"它几点开门？ {store}"
     assert context.query_source == "conversation"
+
+
+async def test_the_search_results_after_the_models_go_to_the_offline_engine_alone(
+    memory: MemoryService,
+) -> None:
+    # GIVEN three stores' opening hours and a model shown one passage (KNOWLEDGE_TOP_K=1)
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    await memory.knowledge.ingest_document(tenant_id=tenant, name="stores.md",
+                                           content=STORES_MD, content_type="md")
+    # WHEN a question is recalled
+    context = await memory.recall(tenant_id=tenant, memory_id="v-1", crm_id=None,
+                                  question="几点开门？")
+    # THEN the model's passage comes first and the rest of the search (up to
+    # OFFLINE_CANDIDATES) follows it for the offline engine, each passage once
+    assert len(context.passages) == 1
+    assert len(context.more_passages) == 2
+    found = context.passages + context.more_passages
+    assert all(any(hours in p for p in found) for hours in HOURS.values())

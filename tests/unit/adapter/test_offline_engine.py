@@ -312,3 +312,110 @@ def test_chatty_words_do_not_drown_the_question() -> None:
     # THEN the return policy answers
     assert answer.answered
     assert "7 days" in reply(answer)
+
+
+WARRANTY_CLAIM_ZH = (
+    "# 保修政策 Warranty > 如何申请保修\n"
+    "联系在线客服并提供订单号和故障照片，客服确认后会发送免费寄修地址，维修周期约为7个工作日。"
+)
+TIERS_EN = ("# 会员与优惠券 Membership and coupons > Membership tiers\n"
+            "Spend 1000 yuan to become a Silver member (5% off); 5000 yuan for Gold "
+            "(10% off and a dedicated agent).")
+
+
+def ask_wider(question: str, shown: list[str], more: list[str]) -> Answer:
+    """The engine's answer when the search gave ``shown`` to a model and ``more`` after it."""
+    call = EngineCall(messages=[{"role": "user", "content": question}], passages=shown,
+                      more_passages=more, language=detect_language(question))
+    text, outcome = OfflineEngine().answer(call)
+    return Answer(text, outcome.answered)
+
+
+def test_the_engine_judges_the_search_results_a_model_is_not_shown() -> None:
+    # GIVEN a search whose first passages (a model's) miss the answer, found further down
+    shown = [SHIPPING_FAQ, RETURNS_FAQ]
+    more = [COUPONS_ZH]
+    # WHEN the visitor asks about using two coupons on one order
+    answer = ask_wider("手上有两张满减券，这单能一起用掉吗", shown, more)
+    # THEN the engine grounds the answer in the further passage, whole
+    assert answer.answered
+    assert "限用一张" in reply(answer) and "不与会员折扣叠加" in reply(answer)
+    # AND a question none of them answers is still refused
+    assert not ask_wider("可以货到付款吗？", shown, more).answered
+
+
+async def test_the_router_gives_the_further_passages_to_the_offline_engine_only() -> None:
+    # GIVEN the offline chain and a request whose answer is only among the further passages
+    router = build_router(settings=AdapterSettings(engines=[], openai_api_key=None,
+                                                   openai_base_url=None), redis=None)
+    request = ChatRequest(tenant_id="t1", conversation_id="c1",
+                          messages=[ChatMessage(role="user", content="优惠券可以叠加使用吗")],
+                          passages=[SHIPPING_FAQ], more_passages=[COUPONS_ZH])
+    # WHEN it is answered
+    final = [e async for e in router.stream(request)][-1]
+    # THEN the offline engine answered from the further passage
+    assert isinstance(final, Final) and final.answered and "不与会员折扣叠加" in final.text
+    # AND the copy of the call remote engines get never carries them
+    calls = router._engine_calls(request)
+    assert calls.plain.more_passages == [COUPONS_ZH]
+    assert calls.redacted is not None and calls.redacted.more_passages == []
+    await router.aclose()
+
+
+def test_an_english_question_grounds_on_a_chinese_only_passage() -> None:
+    # GIVEN only the Chinese warranty section
+    # WHEN a visitor asks in English, in everyday words ("holding charge", a power bank)
+    answer = ask("My power bank stopped holding charge after 8 months. Still under warranty?",
+                 [WARRANTY_ZH], "en")
+    # THEN the concepts match across languages and the Chinese policy is quoted whole
+    assert answer.answered
+    assert "电池类配件保修六个月" in reply(answer) and "不在保修范围内" in reply(answer)
+
+
+def test_a_form_meaning_two_concepts_counts_as_both() -> None:
+    # GIVEN how to claim the warranty (申请, 维修, 提供 ...)
+    # WHEN the visitor asks how to 「报修」 (report for repair) and what to prepare
+    answer = ask("键盘有几个键失灵了，要怎么报修？需要准备啥", [WARRANTY_ZH, WARRANTY_CLAIM_ZH])
+    # THEN 「报修」 is a claim and a repair, and the claim procedure answers
+    assert answer.answered
+    assert "订单号和故障照片" in reply(answer)
+
+
+def test_a_household_accident_with_water_is_water_damage() -> None:
+    # GIVEN the warranty section with its exclusions
+    # WHEN the earbuds went through the washing machine
+    answer = ask("耳机忘在裤兜里跟衣服一起进洗衣机洗了，还在保修期能免费修吗",
+                 [WARRANTY_CLAIM_ZH, WARRANTY_ZH])
+    # THEN the section answering is the one that says water damage is not covered
+    assert answer.answered
+    assert "进水" in reply(answer) and "不在保修范围内" in reply(answer)
+
+
+def test_a_past_day_asks_how_much_time_has_passed() -> None:
+    # GIVEN the return FAQ ("7天内") and the coupon rules
+    # WHEN the visitor counts from a day last week, or from some days ago
+    zh = ask("上周一签收的衣服今天周五了，还能无理由退吗", [COUPONS_ZH, RETURNS_FAQ])
+    en = ask("It arrived last Monday, can I still send it back?", [COUPONS_EN, RETURNS_EN])
+    # THEN the period stated by the return rule answers it
+    assert zh.answered and "7天内" in reply(zh)
+    assert en.answered and "within 7 days" in reply(en)
+
+
+def test_an_amount_spent_is_answered_by_the_tier_thresholds() -> None:
+    # GIVEN the member tiers (thresholds in yuan) and the coupon rules
+    # WHEN the visitor says how much they have spent, written with a thousands separator
+    answer = ask("I've spent about 1,200 yuan with you so far. Do I get any discount now?",
+                 [COUPONS_EN, TIERS_EN])
+    # THEN the tiers answer, thresholds and discounts whole
+    assert answer.answered
+    assert "Silver member (5% off)" in reply(answer)
+
+
+def test_the_words_of_an_app_screen_point_to_where_something_is_done() -> None:
+    # GIVEN the return FAQ (Open My Orders, choose Request return)
+    # WHEN the visitor looks for the button that starts a return
+    answer = ask("where is the button to start a return? cant find it",
+                 [SHIPPING_FAQ, RETURNS_EN])
+    # THEN the return procedure answers
+    assert answer.answered
+    assert "Request return" in reply(answer)
