@@ -39,6 +39,7 @@ __all__ = ["OfflineEngine", "detect_language"]
 _CJK_RE = re.compile(r"[\u4e00-\u9fff]")
 _CJK_RUN = re.compile(r"[\u4e00-\u9fff]+")
 _EN_WORD = re.compile(r"[a-z]+|[0-9]+")
+_CLAUSE_BREAK = re.compile(r"[.;:!?,()]+(?=\s|$)|[;:!?()，。；：！？（）]")
 _SENTENCE_RE = re.compile(r"[^。！？!?\n]+?(?:[。！？!?]+|(?<=[a-z0-9)\"'])\.(?=\s|$)|$)\s*", re.I)
 _PLACEHOLDER_RE = re.compile(r"\[(?:ID|CARD|PHONE|EMAIL)_[0-9]+\]")
 _FAQ_RE = re.compile(r"^\s*Q[:：](?P<question>.*?)\n\s*A[:：]\s*(?P<answer>.+)$", re.S)
@@ -121,6 +122,12 @@ _ELAPSED_RE = re.compile(
     rf"(?:days?|weeks?|months?)\s+ago\b|\bsince\s+{_WEEKDAY_EN}\b",
     re.I,
 )
+# A day to come (「下个月搬家」, "next month"): when the shopper plans something, which no
+# policy states; a circumstance, not a subject (a year to come is kept: validity periods).
+_FUTURE_RE = re.compile(
+    rf"下(?:个)?(?:{_WEEKDAY_ZH}|周|星期|礼拜|月)|\bnext\s+(?:{_WEEKDAY_EN}|week|month)\b",
+    re.I,
+)
 # The day it is now, which the question counts to (「今天周五」, "today is Friday"): part of the
 # same count once a past day is named.
 _NOW_DAY_RE = re.compile(
@@ -165,6 +172,8 @@ def _terms(text: str, *, question: bool) -> dict[str, float]:
     def concept(name: str) -> None:
         terms[f"c:{name}"] = _concept_weight(name)
 
+    if question:
+        text = _FUTURE_RE.sub(" ", text)
     if question and _ELAPSED_RE.search(text):
         concept("days")  # time passed since a day: a stated period answers it
         text = _NOW_DAY_RE.sub(" ", _ELAPSED_RE.sub(" ", text))
@@ -198,8 +207,11 @@ def _terms(text: str, *, question: bool) -> dict[str, float]:
             for a, b in itertools.pairwise(piece):
                 terms[f"z:{a}{b}"] = max(terms.get(f"z:{a}{b}", 0.0), pair)
     latin.append(text[last:])
-    # English: stemmed words, the longest lexicon phrase first, stop words out.
-    raw = _EN_WORD.findall(" ".join(latin))
+    # English: stemmed words, the longest lexicon phrase first, stop words out. A phrase never
+    # spans a sentence or clause break ("...the next day. Delivery takes..." is no "next day
+    # delivery"): an empty word stands for the break.
+    raw = [w for piece in _CLAUSE_BREAK.split(" ".join(latin))
+           for w in [*_EN_WORD.findall(piece), ""]]
     words = [stem(w) for w in raw]
     for i, word in enumerate(raw):
         if word in _PARTICLE_VERBS and "back" in raw[i + 1 : i + 5]:

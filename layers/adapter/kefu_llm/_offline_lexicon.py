@@ -57,9 +57,10 @@ CONCEPTS: dict[str, tuple[float, tuple[str, ...], tuple[str, ...]]] = {
               "leave your warehouse", "be sent", "get sent", "mailed", "posted", "ship out",
               "shipped out")),
     "delivery": (0.6, ("送达", "到货", "收到货", "收货", "签收", "送到", "配送", "寄到", "到达",
-                      "包裹", "快递"),
+                      "包裹", "快递", "到手"),
                  ("deliver", "delivery", "arrive", "arrival", "receive", "got", "get there",
-                  "parcel", "package")),
+                  "parcel", "package", "get my stuff", "get my order", "get my parcel",
+                  "get my package", "get my things", "reach me", "show up")),
     "tracking": (1.0, ("物流单号", "快递单号", "运单号", "物流", "单号", "查件"),
                  ("tracking", "track", "waybill")),
     "shipping_fee": (1.0, ("运费", "包邮", "免运费", "快递费"),
@@ -83,10 +84,26 @@ CONCEPTS: dict[str, tuple[float, tuple[str, ...], tuple[str, ...]]] = {
     "modify": (1.0, ("修改", "更改", "改成", "改"), ("change", "modify", "edit", "update",
                                                    "correct", "amend")),
     # Delivery within the mainland: a policy for it does not answer a question about abroad.
-    "domestic": (0.6, ("大陆", "内地", "国内"), ("mainland", "domestic", "within china")),
+    "domestic": (0.6, ("大陆", "内地", "国内", "北京", "上海", "广州", "深圳", "成都", "重庆",
+                       "杭州", "南京", "武汉", "西安", "天津", "苏州", "长沙", "郑州", "沈阳",
+                       "青岛", "厦门", "昆明", "哈尔滨"),
+                 ("mainland", "domestic", "within china", "beijing", "shanghai", "guangzhou",
+                  "shenzhen", "chengdu", "chongqing", "hangzhou", "nanjing", "wuhan", "xian",
+                  "tianjin", "suzhou", "changsha", "zhengzhou", "shenyang", "qingdao", "xiamen",
+                  "kunming", "harbin")),
+    # A delivery service faster than the usual (not when the order leaves the warehouse).
+    "fast_delivery": (1.0, ("当天送到", "当天到", "当天能到", "当日达", "次日达", "隔日达", "同城",
+                            "闪送", "加急", "急送", "送货上门"),
+                      ("same day delivery", "same-day delivery", "next day delivery",
+                       "next-day delivery", "express delivery", "expedited", "express shipping",
+                       "overnight shipping", "delivered today", "delivered tomorrow")),
     "invoice": (1.0, ("发票", "开票", "报销", "公司抬头", "抬头", "税号", "纳税人识别号"),
                 ("invoice", "receipt", "fapiao", "vat", "tax id", "tax number",
                  "tax invoice", "billing name", "company name", "tax receipt")),
+    # What a form asks the shopper to fill in: 「填哪些信息」, "what details do I enter".
+    "form_fields": (0.5, ("填写", "填", "信息", "必填"),
+                    ("fill in", "fill out", "enter", "details", "information", "info",
+                     "form")),
     "email": (1.0, ("邮箱", "电子邮件", "邮件"), ("email", "e-mail", "inbox", "mailbox")),
     "member": (0.8, ("会员", "等级", "升级", "升到", "成为"),
                ("member", "membership", "tier", "status", "vip", "upgrade", "qualify",
@@ -107,7 +124,9 @@ CONCEPTS: dict[str, tuple[float, tuple[str, ...], tuple[str, ...]]] = {
                        "管修", "保修吗", "保内", "过保", "三包"),
                  ("warranty", "guarantee", "free repair", "repair for free",
                   "repaired for free", "fix for free", "fixed for free", "fix it for free",
-                  "under warranty", "in warranty", "out of warranty", "warranty period")),
+                  "under warranty", "in warranty", "out of warranty", "warranty period",
+                  "repair it for free", "repair them for free", "fix them for free",
+                  "repaired it for free", "get it fixed for free", "get it repaired for free")),
     "repair": (0.8, ("维修", "修好", "修理", "寄修", "送修", "返修", "报修", "修"),
                ("repair", "fix", "mend", "service", "servicing")),
     "claim": (0.8, ("申请", "办理", "提交", "提出", "发起", "报修", "售后"),
@@ -237,7 +256,7 @@ GENERIC_WORDS = frozenset(
     "show turn mean allow give happen become still again already really actually just "
     "usually normally also even ever able sure okay fine possible "
     "question problem issue wrong mum mom dad wife husband son daughter friend sister brother "
-    "family far total overall".split()
+    "family far total overall kid child children baby toddler move moving relocate".split()
 )
 # Chinese question words and fillers, removed before bigrams are taken.
 ZH_FILLER = (

@@ -419,3 +419,38 @@ def test_the_words_of_an_app_screen_point_to_where_something_is_done() -> None:
     # THEN the return procedure answers
     assert answer.answered
     assert "Request return" in reply(answer)
+
+
+def test_a_phrase_never_spans_a_sentence_break() -> None:
+    # GIVEN the shipping FAQ: "...ship the next day. Delivery usually takes 1-3 days..."
+    # WHEN the visitor asks for same-day delivery in a mainland city
+    answer = ask("在北京能当天送到吗", [SHIPPING_FAQ])
+    # THEN "next day. Delivery" is not read as next-day delivery, and the question (a delivery
+    # service the FAQ does not offer) is refused
+    assert not answer.answered
+
+
+def test_a_day_to_come_is_a_circumstance_not_the_subject() -> None:
+    # GIVEN the FAQ on international delivery
+    international = ("Q: Do you ship internationally?\nA: Not yet: we currently deliver to "
+                     "mainland China, Hong Kong and Macau only.")
+    # WHEN the visitor says when they are moving abroad
+    answer = ask("I'm moving to London next month, can I still order from you and have it "
+                 "sent there?", [SHIPPING_FAQ, international])
+    # THEN the plan's date and the move weigh nothing much, and the delivery area answers
+    assert answer.answered
+    assert "Hong Kong and Macau only" in reply(answer)
+
+
+def test_a_unit_in_the_other_language_must_cover_more_of_the_question() -> None:
+    # GIVEN the English shipping FAQ only, and a Chinese question (paying at a weekend) it
+    # covers at 0.64
+    call = EngineCall(messages=[{"role": "user", "content": "周末下午付款，双休今天也发货吗"}],
+                      passages=[SHIPPING_FAQ], language="zh")
+    # WHEN the margin for the other language is none, or the default
+    lenient = OfflineEngine(cross_language_margin=0.0).grounding("周末下午付款，双休今天也发货吗",
+                                                                 [SHIPPING_FAQ])
+    strict = OfflineEngine().answer(call)
+    # THEN the same share grounds the answer in one language and not across languages
+    assert lenient.grounded and 0.6 <= lenient.share < 0.7
+    assert strict[1].answered is False
