@@ -31,7 +31,15 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from ._engine_base import ApiKey
-from ._offline_lexicon import BROADER, CONCEPTS, EN_STOP, GENERIC_WORDS, ZH_FILLER, stem
+from ._offline_lexicon import (
+    AMBIGUOUS,
+    BROADER,
+    CONCEPTS,
+    EN_STOP,
+    GENERIC_WORDS,
+    ZH_FILLER,
+    stem,
+)
 from ._types import EngineCall, EngineOutcome
 
 __all__ = ["OfflineEngine", "detect_language"]
@@ -105,6 +113,12 @@ for _concept, (_weight, _zh, _en) in CONCEPTS.items():
     for _form in _en:
         _key = tuple(stem(w) for w in _EN_WORD.findall(_form))
         _EN_FORMS[_key] = (*_EN_FORMS.get(_key, ()), _concept)
+# An ambiguous form says one of its concepts: "a|b" (see ``_concept``).
+for _form, _concepts in AMBIGUOUS.items():
+    if _CJK_RE.search(_form):
+        _ZH_FORMS[_form] = ("|".join(_concepts),)
+    else:
+        _EN_FORMS[tuple(stem(w) for w in _EN_WORD.findall(_form))] = ("|".join(_concepts),)
 _ZH_LEXICON = _alternation(list(_ZH_FORMS))
 _ZH_FILLER_RE = _alternation(list(ZH_FILLER))
 _EN_MAX_PHRASE = max(len(k) for k in _EN_FORMS)
@@ -159,7 +173,7 @@ def _misspelt(word: str) -> str | None:
 
 
 def _concept_weight(concept: str) -> float:
-    return CONCEPTS[concept][0] if concept in CONCEPTS else 0.5
+    return max(CONCEPTS[c][0] if c in CONCEPTS else 0.5 for c in concept.split("|"))
 
 
 def _terms(text: str, *, question: bool) -> dict[str, float]:
@@ -170,7 +184,10 @@ def _terms(text: str, *, question: bool) -> dict[str, float]:
     terms: dict[str, float] = {}
 
     def concept(name: str) -> None:
-        terms[f"c:{name}"] = _concept_weight(name)
+        # A question's ambiguous word is one term, answered by either meaning; a passage using
+        # it states both.
+        for part in [name] if question else name.split("|"):
+            terms[f"c:{part}"] = _concept_weight(part)
 
     if question:
         text = _FUTURE_RE.sub(" ", text)
@@ -244,6 +261,11 @@ def _credit(term: str, weight: float, found: dict[str, float]) -> float:
     unit says it, half when the unit states the broader rule (members for Gold members)."""
     if term in found:
         return weight
+    if "|" in term:  # an ambiguous word: its usual sense answers it, another at 3/4
+        usual, *others = term[2:].split("|")
+        if f"c:{usual}" in found:
+            return weight
+        return 0.75 * weight if any(f"c:{c}" in found for c in others) else 0.0
     broader = BROADER.get(term[2:]) if term.startswith("c:") else None
     return weight / 2 if broader is not None and f"c:{broader}" in found else 0.0
 

@@ -14,7 +14,7 @@ base.
 
 from __future__ import annotations
 
-__all__ = ["BROADER", "CONCEPTS", "EN_STOP", "GENERIC_WORDS", "ZH_FILLER", "stem"]
+__all__ = ["AMBIGUOUS", "BROADER", "CONCEPTS", "EN_STOP", "GENERIC_WORDS", "ZH_FILLER", "stem"]
 
 
 def stem(word: str) -> str:
@@ -108,12 +108,18 @@ CONCEPTS: dict[str, tuple[float, tuple[str, ...], tuple[str, ...]]] = {
     "member": (0.8, ("会员", "等级", "升级", "升到", "成为"),
                ("member", "membership", "tier", "status", "vip", "upgrade", "qualify",
                 "become")),
+    # A fee for being a member: a topic of its own (a tier rule does not answer it).
+    "member_fee": (1.0, ("会员费", "年费", "月费", "会费", "开通费"),
+                   ("membership fee", "annual fee", "monthly fee", "subscription", "member fee",
+                    "yearly fee")),
     "gold": (1.0, ("金卡",), ("gold",)),
     "silver": (1.0, ("银卡",), ("silver",)),
     "discount": (0.8, ("折扣", "打折", "几折", "优惠", "折", "待遇", "福利", "好处", "权益"),
                  ("discount", "off", "perk", "benefit", "privilege")),
-    "coupon": (1.0, ("优惠券", "优惠卷", "代金券", "折扣券", "满减券", "领的券", "券", "红包"),
+    "coupon": (1.0, ("优惠券", "优惠卷", "代金券", "折扣券", "满减券", "领的券", "券", "红包",
+                     "优惠码", "折扣码", "兑换码"),
                ("coupon", "voucher", "promo code", "discount code", "promo", "coupon code",
+
                 "gift card", "gift voucher")),
     "stack": (1.0, ("叠加", "一起用", "同时用", "合并使用", "共用", "叠"),
               ("stack", "combine", "together", "at the same time", "plus", "on top of", "both",
@@ -152,11 +158,13 @@ CONCEPTS: dict[str, tuple[float, tuple[str, ...], tuple[str, ...]]] = {
                         ("physical damage", "drop", "fell", "fall", "crack", "smash",
                          "shatter", "dent", "bent", "stepped on", "sat on", "knocked",
                          "accident", "accidental")),
-    "teardown": (1.0, ("私自拆机", "拆机", "拆过", "拆开", "自己修", "自己拆", "第三方维修"),
+    "teardown": (1.0, ("私自拆机", "拆机", "拆过", "拆开", "自己修", "自己拆", "第三方维修", "刷机",
+                       "越狱", "改装"),
                  ("unauthorised repair", "unauthorized repair", "unauthorised", "unauthorized",
                   "third party", "local shop", "repair shop",
                   "opened it", "opened up", "open it up", "took it apart", "fix it myself",
-                  "fixed it myself", "repair it myself", "repaired it myself", "diy")),
+                  "fixed it myself", "repair it myself", "repaired it myself", "diy",
+                  "jailbreak", "jailbroken", "rooted", "modded", "flashed")),
     "covered": (0.5, ("保修范围", "范围内", "包括", "覆盖"),
                 ("cover", "covered", "valid", "void", "voided", "invalidate")),
     "electronics": (0.6, ("电子产品", "数码", "手机", "耳机", "电脑", "笔记本", "平板", "相机",
@@ -193,7 +201,7 @@ CONCEPTS: dict[str, tuple[float, tuple[str, ...], tuple[str, ...]]] = {
                "wont charge", "doesnt charge", "dead pixel", "not responding", "unresponsive",
                "keeps restarting")),
     "photo": (0.6, ("照片", "图片", "拍照"), ("photo", "picture", "image")),
-    "postage": (1.0, ("免费寄修", "寄修地址", "邮费", "寄回运费", "面单"),
+    "postage": (1.0, ("免费寄修", "寄修地址", "寄回运费", "面单"),
                 ("postage", "prepaid", "label", "return label", "shipping label", "pay to post",
                  "pay to send", "post it to you", "send it to you", "post my")),
     "where": (0.3, ("在哪里", "在哪儿", "在哪", "哪里", "哪儿", "查看", "看到", "查到", "找到",
@@ -227,10 +235,18 @@ CONCEPTS: dict[str, tuple[float, tuple[str, ...], tuple[str, ...]]] = {
                    ("payment method", "original payment", "card", "paid with", "same card",
                     "account", "debit card", "bank card", "bank account")),
     "how_long": (0.4, ("多久", "多长时间", "多长", "几天", "几年", "多少年", "几个月", "多少天",
-                       "什么时候", "多快", "期限",
-                       "时限", "哪天", "几号", "从什么时候"),
+                       "什么时候", "多快", "期限", "啥时候", "啥时", "几时", "多会儿", "截单",
+                       "截止", "时限", "哪天", "几号", "从什么时候"),
                  ("how long", "how many day", "when", "how quickly", "how fast", "how soon",
                   "time limit", "deadline", "cutoff", "period", "window")),
+}
+
+# Forms that say one of several concepts, the context deciding which, the usual sense first:
+# 「邮费」 is mostly the shipping fee of an order, sometimes the postage of sending something
+# in. A question using one is answered by a unit stating the usual sense, or (at 3/4 of the
+# weight, so the usual sense wins a tie) another; a passage using one states them all.
+AMBIGUOUS: dict[str, tuple[str, ...]] = {
+    "邮费": ("shipping_fee", "postage"),
 }
 
 # A concept and the broader one a policy may state instead: a rule for members covers Gold
@@ -247,7 +263,8 @@ EN_STOP = frozenset(
     "something anything s t let use using per steps step process procedure way go goes "
     "going happen happens them they their its he she his her him mine yours myself yourself "
     "without while being till actually whats m ve ll re d st nd rd th hey u ur guys guy like "
-    "lol pls plz yeah ya yes or um btw hmm ok okay wondering wonder cant dont wont didnt doesnt "
+    "lol pls plz yeah ya yes or um btw hmm ok okay wondering wonder help asap thx ty wanna gonna "
+    "gotta cant dont wont didnt doesnt "
     "isnt arent wasnt havent ive youre thats theres whats now currently yet".split()
 )
 # English words that say little: they count, but weigh like generic concepts.
@@ -274,4 +291,7 @@ ZH_FILLER = (
     "已经", "一直", "怎么办", "这种情况", "情况", "好几天", "正常", "的话", "话", "太多", "跟",
     "妈妈", "我妈", "老公", "老婆", "朋友", "孩子", "爸爸", "家人",
     "急着用", "急用", "着急", "昨天", "前天", "上次", "其实",
+    # chat openers and colloquial question words: 「亲，在吗」, 「麻烦问一下」, 「咋」
+    "可不可以", "行不行", "能否", "可否", "在吗", "亲亲", "亲", "麻烦", "问一下", "问下", "想问",
+    "请教", "谢谢", "咋样", "咋办", "咋", "为啥", "嘛", "哈", "哦", "噢", "呗",
 )

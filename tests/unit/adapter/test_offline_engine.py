@@ -454,3 +454,27 @@ def test_a_unit_in_the_other_language_must_cover_more_of_the_question() -> None:
     # THEN the same share grounds the answer in one language and not across languages
     assert lenient.grounded and 0.6 <= lenient.share < 0.7
     assert strict[1].answered is False
+
+
+def test_an_ambiguous_word_is_read_in_its_usual_sense_unless_the_context_says_otherwise() -> None:
+    # GIVEN the shipping-fee FAQ and how to claim the warranty (免费寄修: free postage)
+    fees = ("Q: 运费怎么算？\nA: 订单满99元包邮；不满99元收取8元运费。"
+            "偏远地区（新疆、西藏）运费另计。")
+    passages = [WARRANTY_CLAIM_ZH, fees]
+    # WHEN a chatty visitor asks about 「邮费」 alone, or about 「邮费」 of sending in a repair
+    order = ask("亲，在吗？邮费怎么算", passages)
+    repair = ask("寄修要自己付邮费吗", passages)
+    # THEN the usual sense (the shipping fee) answers the first, the postage of a repair the
+    # second
+    assert order.answered and "满99元包邮" in reply(order)
+    assert repair.answered and "免费寄修地址" in reply(repair)
+
+
+def test_a_fee_for_membership_is_not_answered_by_the_tier_rules() -> None:
+    # GIVEN the member tiers
+    tiers = ("# 会员与优惠券 Membership and coupons > 会员等级\n"
+             "消费满1000元自动成为银卡会员，享受9.5折；满5000元成为金卡会员，享受9折和专属客服。")
+    # WHEN the visitor asks what membership costs a year
+    # THEN it is refused: the fee is a topic of its own
+    assert not ask("会员费一年多少钱", [tiers]).answered
+    assert not ask("Is there an annual membership fee?", [TIERS_EN]).answered
