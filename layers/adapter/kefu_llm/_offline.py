@@ -35,6 +35,7 @@ from ._offline_lexicon import (
     AMBIGUOUS,
     BROADER,
     CONCEPTS,
+    IMPLIED,
     EN_STOP,
     GENERIC_WORDS,
     ZH_FILLER,
@@ -47,6 +48,10 @@ __all__ = ["OfflineEngine", "detect_language"]
 _CJK_RE = re.compile(r"[\u4e00-\u9fff]")
 _CJK_RUN = re.compile(r"[\u4e00-\u9fff]+")
 _EN_WORD = re.compile(r"[a-z]+|[0-9]+")
+# "5% off" is a discount ("off" alone is not: "dropped it off the table").
+_PERCENT_OFF = re.compile(r"[0-9]+(?:\.[0-9]+)?\s*%\s*off\b")
+# 「不太合适」「不是很满意」「不怎么喜欢」 say 「不合适」「不满意」「不喜欢」.
+_NOT_VERY = re.compile(r"不(?:太|是很|怎么|大|是特别|够)(?=[\u4e00-\u9fff])")
 _CLAUSE_BREAK = re.compile(r"[.;:!?,()]+(?=\s|$)|[;:!?()，。；：！？（）]")
 _SENTENCE_RE = re.compile(r"[^。！？!?\n]+?(?:[。！？!?]+|(?<=[a-z0-9)\"'])\.(?=\s|$)|$)\s*", re.I)
 _PLACEHOLDER_RE = re.compile(r"\[(?:ID|CARD|PHONE|EMAIL)_[0-9]+\]")
@@ -67,9 +72,9 @@ _DAYS_RE = re.compile(
 # Sentences that limit or qualify an answer: never cut from the answer they belong to.
 # A sum of money: "满5000元", "五千", "99元", "1000 yuan", "¥99".
 _AMOUNT_RE = re.compile(
-    r"[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?\s*(?:元|块|yuan\b|rmb\b)?"
-    r"|[0-9]+(?:\.[0-9]+)?\s*(?:元|块|yuan\b|rmb\b)|[¥$]\s*[0-9]+"
-    r"|(?:满|够|超过|达到)[0-9一二三四五六七八九十两百千万]+|[一二三四五六七八九十两]+[百千万]+(?:元|块)?"
+    r"[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?\s*(?:[多来余]?(?:元|块)|yuan\b|rmb\b)?"
+    r"|[0-9]+(?:\.[0-9]+)?\s*(?:[多来余]?(?:元|块)|yuan\b|rmb\b)|[¥$]\s*[0-9]+"
+    r"|(?:满|够|超过|达到)了?[0-9一二三四五六七八九十两百千万]+|[一二三四五六七八九十两]+[百千万]+(?:元|块)?"
     r"|\b(?:over|above|more than|at least)\s+[0-9]+",
     re.I,
 )
@@ -89,6 +94,9 @@ NO_ANSWER = {
 PREFIX = {"zh": "根据我们的资料：", "en": "According to our information: "}
 _ANSWERED = EngineOutcome(finish_reason="stop")
 _REFUSED = EngineOutcome(finish_reason="stop", answered=False)
+# The fit a unit in the visitor's language gains over one in the other language: it wins
+# unless the other covers clearly more of the question.
+_SAME_LANGUAGE = 0.25
 _LONG_PARAGRAPH = 400  # characters: longer paragraphs give their matching sentences only
 
 
@@ -130,7 +138,8 @@ _EN_SINGLE = {k[0]: c for k, c in _EN_FORMS.items() if len(k) == 1 and len(k[0])
 _WEEKDAY_ZH = "(?:周|星期|礼拜)[一二三四五六日天]"
 _WEEKDAY_EN = r"(?:mon|tues|wednes|thurs|fri|satur|sun)day"
 _ELAPSED_RE = re.compile(
-    rf"上(?:个)?{_WEEKDAY_ZH}|上(?:个)?(?:周|星期|礼拜|月)|前天|大前天|[0-9一二三四五六七八九十两半]+"
+    rf"上(?:个)?{_WEEKDAY_ZH}|上(?:个)?(?:周|星期|礼拜|月)|前天|大前天|第[0-9一二三四五六七八九十两]+天"
+    rf"|[0-9一二三四五六七八九十两半]+"
     rf"\s*(?:个)?(?:天|星期|周|月|年)(?:以)?前|\blast\s+(?:{_WEEKDAY_EN}|week|month)\b"
     rf"|\b(?:\d+|a|one|two|three|four|five|six|seven|eight|nine|ten|few|couple of)\s+"
     rf"(?:days?|weeks?|months?)\s+ago\b|\bsince\s+{_WEEKDAY_EN}\b",
@@ -139,7 +148,9 @@ _ELAPSED_RE = re.compile(
 # A day to come (「下个月搬家」, "next month"): when the shopper plans something, which no
 # policy states; a circumstance, not a subject (a year to come is kept: validity periods).
 _FUTURE_RE = re.compile(
-    rf"下(?:个)?(?:{_WEEKDAY_ZH}|周|星期|礼拜|月)|\bnext\s+(?:{_WEEKDAY_EN}|week|month)\b",
+    rf"下(?:个)?(?:{_WEEKDAY_ZH}|周|星期|礼拜|月)|\bnext\s+(?:{_WEEKDAY_EN}|week|month)\b"
+    r"|\b(?:over|during|in)\s+the\s+(?:past|last)\s+(?:year|few\s+(?:months|years)"
+    r"|[0-9]+\s+(?:months|years))\b",
     re.I,
 )
 # The day it is now, which the question counts to (「今天周五」, "today is Friday"): part of the
@@ -181,6 +192,7 @@ def _terms(text: str, *, question: bool) -> dict[str, float]:
     or single characters. A passage (``question=False``) keeps every character pair, so any
     pair of the question can be found in it."""
     text = _PLACEHOLDER_RE.sub(" ", text.lower())
+    text = _PERCENT_OFF.sub(" percent off ", _NOT_VERY.sub("不", text))
     terms: dict[str, float] = {}
 
     def concept(name: str) -> None:
@@ -260,6 +272,8 @@ def _credit(term: str, weight: float, found: dict[str, float]) -> float:
     """What ``term`` of the question earns in a unit with terms ``found``: its weight when the
     unit says it, half when the unit states the broader rule (members for Gold members)."""
     if term in found:
+        return weight
+    if any(f"c:{c}" in found for c in IMPLIED.get(term[2:], ())):
         return weight
     if "|" in term:  # an ambiguous word: its usual sense answers it, another at 3/4
         usual, *others = term[2:].split("|")
@@ -419,7 +433,8 @@ class OfflineEngine:
         # A grounded unit in the visitor's language first; then the best fit, then the better
         # retrieval rank.
         grounded, _, share, matched, _, unit = max(
-            scored, key=lambda s: (s[0] and s[5].language == language, s[0], s[1], s[4])
+            scored, key=lambda s: (s[0], s[1] + (_SAME_LANGUAGE if s[5].language == language
+                                                 else 0.0), s[4])
         )
         return Grounding(grounded, share, matched, self._quote(unit, q))
 

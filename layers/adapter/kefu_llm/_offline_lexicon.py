@@ -14,7 +14,7 @@ base.
 
 from __future__ import annotations
 
-__all__ = ["AMBIGUOUS", "BROADER", "CONCEPTS", "EN_STOP", "GENERIC_WORDS", "ZH_FILLER", "stem"]
+__all__ = ["AMBIGUOUS", "BROADER", "CONCEPTS", "IMPLIED", "EN_STOP", "GENERIC_WORDS", "ZH_FILLER", "stem"]
 
 
 def stem(word: str) -> str:
@@ -50,9 +50,10 @@ CONCEPTS: dict[str, tuple[float, tuple[str, ...], tuple[str, ...]]] = {
              ("free", "free of charge", "no charge", "at no cost", "without charge")),
     "refund": (1.0, ("退款", "退钱", "退的钱", "钱退", "到账", "账上", "原路退回", "返还", "钱没到",
                      "钱还没", "钱一直没", "没收到钱"),
-               ("refund", "money back", "reimburse", "paid back", "credited back",
+               ("refund", "money back", "paid back", "credited back",
                 "get my money", "reversal", "chargeback")),
-    "ship": (1.0, ("发货", "发出", "寄出", "出库", "发走", "发件"),
+    "ship": (1.0, ("发货", "发出", "寄出", "出库", "发走", "发件", "寄过来", "发过来", "寄过去",
+                   "发过去", "邮过来"),
              ("ship", "dispatch", "send out", "go out", "sent out", "post out", "sent", "leave the",
               "leave your warehouse", "be sent", "get sent", "mailed", "posted", "ship out",
               "shipped out")),
@@ -65,11 +66,14 @@ CONCEPTS: dict[str, tuple[float, tuple[str, ...], tuple[str, ...]]] = {
                  ("tracking", "track", "waybill", "tracking number", "tracking code",
                   "tracking info", "tracking link", "waybill number", "where is my parcel",
                   "where is my package", "where is my order")),
-    "shipping_fee": (1.0, ("运费", "包邮", "免运费", "快递费"),
+    "shipping_fee": (1.0, ("运费", "包邮", "免运费", "免邮", "快递费", "配送费"),
                      ("shipping fee", "shipping cost", "shipping charge", "free shipping",
                       "shipping free", "shipping is free", "ship for free", "ship free",
                       "free delivery", "delivery free", "deliver for free", "delivery fee",
-                      "delivery charge", "delivery cost", "postage fee")),
+                      "delivery charge", "delivery cost", "postage fee", "how much is delivery",
+                      "how much is shipping", "how much for delivery", "how much for shipping",
+                      "cost of delivery", "cost of shipping", "pay for delivery",
+                      "pay for shipping")),
     "region": (0.8, ("国外", "海外", "国际", "境外", "美国", "日本", "新加坡", "台湾", "香港",
                      "韩国", "英国", "德国", "法国", "加拿大", "澳大利亚",
                      "马来西亚", "泰国", "越南", "俄罗斯", "印度",
@@ -100,27 +104,35 @@ CONCEPTS: dict[str, tuple[float, tuple[str, ...], tuple[str, ...]]] = {
                        "next-day delivery", "express delivery", "expedited", "express shipping",
                        "overnight shipping", "delivered today", "delivered tomorrow")),
     "invoice": (1.0, ("发票", "开票", "报销", "公司抬头", "抬头", "税号", "纳税人识别号"),
-                ("invoice", "receipt", "fapiao", "vat", "tax id", "tax number",
+                ("invoice", "receipt", "fapiao", "vat", "tax id", "tax number", "company",
+                 "expense claim", "expense report", "reimbursement", "reimburse",
                  "tax invoice", "billing name", "company name", "tax receipt")),
     # What a form asks the shopper to fill in: 「填哪些信息」, "what details do I enter".
     "form_fields": (0.5, ("填写", "填", "信息", "必填"),
                     ("fill in", "fill out", "enter", "details", "information", "info",
                      "form")),
     "email": (1.0, ("邮箱", "电子邮件", "邮件"), ("email", "e-mail", "inbox", "mailbox")),
-    "member": (0.8, ("会员", "等级", "升级", "升到", "成为"),
+    "member": (0.8, ("会员", "等级", "级别", "升级", "升到", "成为"),
                ("member", "membership", "tier", "status", "vip", "upgrade", "qualify",
                 "become")),
     # A fee for being a member: a topic of its own (a tier rule does not answer it).
     "member_fee": (1.0, ("会员费", "年费", "月费", "会费", "开通费"),
                    ("membership fee", "annual fee", "monthly fee", "subscription", "member fee",
                     "yearly fee")),
+    # A warranty bought on top of the shop's own: not what the shop's warranty says.
+    "extended_warranty": (1.0, ("延保", "延长保修", "保修延长", "延长质保", "碎屏险", "意外险"),
+                          ("extended warranty", "extend the warranty", "warranty extension",
+                           "extra warranty", "additional warranty", "buy a warranty",
+                           "purchase a warranty", "care plan", "protection plan")),
     "gold": (1.0, ("金卡",), ("gold",)),
     "silver": (1.0, ("银卡",), ("silver",)),
-    "discount": (0.8, ("折扣", "打折", "几折", "优惠", "折", "待遇", "福利", "好处", "权益"),
-                 ("discount", "off", "perk", "benefit", "privilege")),
+    "discount": (0.8, ("折扣", "打折", "几折", "优惠", "折", "待遇", "福利", "好处", "权益",
+                       "便宜"),
+                 ("discount", "percent off", "money off", "perk", "benefit", "privilege",
+                  "cheaper", "price off")),
     "coupon": (1.0, ("优惠券", "优惠卷", "代金券", "折扣券", "满减券", "领的券", "券", "红包",
                      "优惠码", "折扣码", "兑换码"),
-               ("coupon", "voucher", "promo code", "discount code", "promo", "coupon code",
+               ("coupon", "one coupon", "voucher", "promo code", "discount code", "promo", "coupon code",
 
                 "gift card", "gift voucher")),
     "stack": (1.0, ("叠加", "一起用", "同时用", "合并使用", "共用", "叠"),
@@ -129,7 +141,7 @@ CONCEPTS: dict[str, tuple[float, tuple[str, ...], tuple[str, ...]]] = {
                "in addition to", "along with", "as well as")),
     "expired": (1.0, ("过期", "失效", "到期"), ("expire", "expired", "lapsed")),
     "warranty": (1.0, ("保修", "质保", "保固", "免费修", "给保吗", "能保吗", "保不保", "包修",
-                       "管修", "保修吗", "保内", "过保", "三包"),
+                       "管修", "保修吗", "保内", "过保", "三包", "走保修"),
                  ("warranty", "guarantee", "free repair", "repair for free",
                   "repaired for free", "fix for free", "fixed for free", "fix it for free",
                   "under warranty", "in warranty", "out of warranty", "warranty period",
@@ -137,7 +149,7 @@ CONCEPTS: dict[str, tuple[float, tuple[str, ...], tuple[str, ...]]] = {
                   "repaired it for free", "get it fixed for free", "get it repaired for free")),
     "repair": (0.8, ("维修", "修好", "修理", "寄修", "送修", "返修", "报修", "修"),
                ("repair", "fix", "mend", "service", "servicing")),
-    "claim": (0.8, ("申请", "办理", "提交", "提出", "发起", "报修", "售后"),
+    "claim": (0.8, ("申请", "办理", "提交", "提出", "发起", "报修", "售后", "走保修"),
               ("claim", "make a claim", "submit", "file", "request", "initiate", "lodge",
                "raise", "open a case", "start a", "begin a", "apply for", "after-sales",
                "after sales")),
@@ -192,9 +204,11 @@ CONCEPTS: dict[str, tuple[float, tuple[str, ...], tuple[str, ...]]] = {
     "fault": (0.6, ("故障", "坏了", "坏掉", "不能用", "失灵", "问题", "没声音", "没反应",
                     "开不了机", "开不开机", "不开机", "黑屏", "死机", "不充电", "充不进电",
                     "充不上电", "不亮", "不灵", "卡顿", "发烫", "闪屏", "充不满", "掉电", "耗电快",
-                    "不好用", "异响", "杂音", "用不了", "没法用", "毛病"),
+                    "不好用", "异响", "杂音", "用不了", "没法用", "毛病", "坏点", "亮点", "漏光",
+                    "划痕"),
               ("fault", "broken", "broke", "defect", "not working", "faulty", "stopped working",
-               "stop working", "won't turn on", "doesn't turn on", "not turning on", "dead",
+               "stop working", "won't boot", "wont boot", "doesn't boot", "not booting",
+               "won't start", "won't turn on", "doesn't turn on", "not turning on", "dead",
                "not charging", "stopped charging", "won't charge", "doesn't charge",
                "no sound", "malfunction", "glitch", "wont turn on", "doesnt turn on",
                "dont work", "doesnt work", "not work", "stopped holding charge",
@@ -214,7 +228,8 @@ CONCEPTS: dict[str, tuple[float, tuple[str, ...], tuple[str, ...]]] = {
                "website", "site", "in the app", "online")),
     "count": (0.6, ("一张", "两张", "几张", "多张", "一个", "两个", "几个", "多个", "一次", "最多",
                     "上限", "限用", "限"),
-              ("one", "two", "three", "single", "multiple", "several", "more than one", "limit",
+              ("one coupon", "one per", "only one", "just one", "one at a time", "two", "three",
+               "single", "multiple", "several", "more than one", "limit",
                "how many", "maximum", "max", "at most")),
     "order": (0.3, ("订单", "下单", "单子", "下的单", "拍下", "购物车", "结算", "结账"),
               ("order", "ordering", "purchase", "checkout", "check out", "cart", "basket")),
@@ -255,6 +270,10 @@ AMBIGUOUS: dict[str, tuple[str, ...]] = {
 # members, a rule for the payment method covers a credit card.
 BROADER = {"gold": "member", "silver": "member", "credit_card": "pay_method"}
 
+# What a unit about one concept answers although it never names it: a warranty or a repair is
+# about faults (a unit stating the warranty answers "it stopped working, is it covered?").
+IMPLIED = {"fault": ("warranty", "repair")}
+
 # English words that never decide what a question is about.
 EN_STOP = frozenset(
     "a an the is are was were be been to of and or in on at for with my your i you we it this "
@@ -267,7 +286,8 @@ EN_STOP = frozenset(
     "without while being till actually whats m ve ll re d st nd rd th hey u ur guys guy like "
     "lol pls plz yeah ya yes or um btw hmm ok okay wondering wonder help asap thx ty wanna gonna "
     "gotta cant dont wont didnt doesnt "
-    "isnt arent wasnt havent ive youre thats theres whats now currently yet".split()
+    "isnt arent wasnt havent ive youre thats theres whats now currently yet once around roughly "
+    "approximately kind sort one ones".split()
 )
 # English words that say little: they count, but weigh like generic concepts.
 GENERIC_WORDS = frozenset(
@@ -275,7 +295,8 @@ GENERIC_WORDS = frozenset(
     "show turn mean allow give happen become still again already really actually just "
     "usually normally also even ever able sure okay fine possible "
     "question problem issue wrong mum mom dad wife husband son daughter friend sister brother "
-    "family far total overall kid child children baby toddler move moving relocate".split()
+    "family far total overall kid child children baby toddler move moving relocate normal "
+    "nothing only issue monday tuesday wednesday thursday friday saturday sunday".split()
 )
 # Chinese question words and fillers, removed before bigrams are taken.
 ZH_FILLER = (
@@ -296,4 +317,7 @@ ZH_FILLER = (
     # chat openers and colloquial question words: 「亲，在吗」, 「麻烦问一下」, 「咋」
     "可不可以", "行不行", "能否", "可否", "在吗", "亲亲", "亲", "麻烦", "问一下", "问下", "想问",
     "请教", "谢谢", "咋样", "咋办", "咋", "为啥", "嘛", "哈", "哦", "噢", "呗",
+    "是不是", "一样", "现在", "目前", "人在", "一共", "总共", "前前后后", "走",
+    "周一", "周二", "周三", "周四", "周五", "周六", "周日", "星期一", "星期二", "星期三", "星期四",
+    "星期五", "星期六", "星期日", "星期天",
 )
