@@ -35,9 +35,9 @@ from ._offline_lexicon import (
     AMBIGUOUS,
     BROADER,
     CONCEPTS,
-    IMPLIED,
     EN_STOP,
     GENERIC_WORDS,
+    IMPLIED,
     ZH_FILLER,
     stem,
 )

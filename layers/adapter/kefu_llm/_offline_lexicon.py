@@ -14,7 +14,9 @@ base.
 
 from __future__ import annotations
 
-__all__ = ["AMBIGUOUS", "BROADER", "CONCEPTS", "IMPLIED", "EN_STOP", "GENERIC_WORDS", "ZH_FILLER", "stem"]
+__all__ = [
+    "AMBIGUOUS", "BROADER", "CONCEPTS", "EN_STOP", "GENERIC_WORDS", "IMPLIED", "ZH_FILLER", "stem",
+]
 
 
 def stem(word: str) -> str:
@@ -132,9 +134,8 @@ CONCEPTS: dict[str, tuple[float, tuple[str, ...], tuple[str, ...]]] = {
                   "cheaper", "price off")),
     "coupon": (1.0, ("优惠券", "优惠卷", "代金券", "折扣券", "满减券", "领的券", "券", "红包",
                      "优惠码", "折扣码", "兑换码"),
-               ("coupon", "one coupon", "voucher", "promo code", "discount code", "promo", "coupon code",
-
-                "gift card", "gift voucher")),
+               ("coupon", "one coupon", "voucher", "promo code", "discount code", "promo",
+                "coupon code", "gift card", "gift voucher")),
     "stack": (1.0, ("叠加", "一起用", "同时用", "合并使用", "共用", "叠"),
               ("stack", "combine", "together", "at the same time", "plus", "on top of", "both",
                "at once", "use two", "use both", "multiple coupons",

@@ -478,3 +478,64 @@ def test_a_fee_for_membership_is_not_answered_by_the_tier_rules() -> None:
     # THEN it is refused: the fee is a topic of its own
     assert not ask("会员费一年多少钱", [tiers]).answered
     assert not ask("Is there an annual membership fee?", [TIERS_EN]).answered
+
+
+def test_a_warranty_unit_answers_a_fault_it_does_not_name() -> None:
+    # GIVEN the warranty period, which never says "fault" or 「没声音」
+    # WHEN the visitor describes a fault and asks whether it is still under warranty
+    answer = ask("蓝牙耳机买了十个月，左耳突然没声音了，还在保修期不", [WARRANTY_ZH])
+    # THEN a warranty is about faults: the period answers, exclusions included
+    assert answer.answered
+    assert "一年免费保修" in reply(answer) and "不在保修范围内" in reply(answer)
+
+
+def test_off_is_a_discount_only_after_a_percentage() -> None:
+    # GIVEN the warranty section and the member tiers ("5% off")
+    # WHEN the speaker fell off the table
+    answer = ask("my kid dropped the speaker off the table and now the casing is cracked and "
+                 "it won't turn on - will the warranty cover this?", [TIERS_EN, WARRANTY_EN])
+    # THEN "off" is not read as a discount, and the warranty with its exclusion answers
+    assert answer.answered
+    assert "Physical damage" in reply(answer) and "not covered" in reply(answer)
+
+
+def test_an_extended_warranty_is_not_the_shops_warranty() -> None:
+    # GIVEN the shop's one-year warranty
+    # WHEN the visitor asks to buy a longer one
+    # THEN it is refused in both languages: a warranty bought on top is a topic of its own
+    assert not ask("Can I buy an extended warranty for 2 or 3 years on a TV?",
+                   [WARRANTY_EN]).answered
+    assert not ask("电视可以买延保吗，延长到三年", [WARRANTY_ZH]).answered
+
+
+def test_hedged_chinese_and_a_day_count_read_as_the_plain_words() -> None:
+    # GIVEN the return FAQ
+    # WHEN the dress "does not quite fit" on the fifth day after delivery
+    answer = ask("亲，裙子收到第5天了，穿着不太合适不想要了，还能退吗？在哪操作呀", [RETURNS_FAQ])
+    # THEN 「不太合适」 is 「不合适」, 「第5天」 is days passed, and the return rule answers
+    assert answer.answered
+    assert "7天内" in reply(answer) and "申请退货" in reply(answer)
+
+
+def test_an_approximate_amount_spent_is_an_amount() -> None:
+    # GIVEN the member tiers in Chinese
+    tiers = ("# 会员与优惠券 Membership and coupons > 会员等级\n"
+             "消费满1000元自动成为银卡会员，享受9.5折；满5000元成为金卡会员，享受9折和专属客服。")
+    # WHEN the visitor has spent "3200-odd" yuan and asks their level and discount
+    answer = ask("在你们家前前后后买了3200多块了，我现在算啥级别，买东西打几折呢", [tiers])
+    # THEN the tiers answer
+    assert answer.answered and "银卡会员" in reply(answer)
+
+
+def test_the_visitors_language_wins_only_when_the_fit_is_close() -> None:
+    # GIVEN the Chinese dispatch-time FAQ and the English FAQ on the delivery area
+    dispatch = ("Q: 多久发货？\nA: 工作日16:00前付款的订单当天发货，其余订单次日发货。"
+                "发货后可在“我的订单”中查看物流单号。")
+    international = ("Q: Do you ship internationally?\nA: Not yet: we currently deliver to "
+                     "mainland China, Hong Kong and Macau only.")
+    # WHEN a Chinese visitor in Hong Kong asks whether an order can be sent there
+    answer = ask("我现在人在香港，下单可以直接寄过来吗", [dispatch, international])
+    # THEN the English unit naming Hong Kong answers rather than the Chinese one that does not
+    assert answer.answered and "Hong Kong and Macau" in reply(answer)
+    # AND between two units of equal fit the visitor's language still wins
+    assert "六个月" in reply(ask("充电器坏了，保修期是多长", [WARRANTY_EN, WARRANTY_ZH]))
