@@ -1,29 +1,32 @@
 """The offline engine on paraphrased shopper questions over the demo knowledge base.
 
 The questions (bench/data/offline_questions.jsonl) were written by reading knowledge/demo/ as
-a shopper would and frozen before the engine changes they were measured on: 144 questions,
-half Chinese, 48 that the knowledge base cannot answer (cash on delivery, instalments, a
+a shopper would and frozen before the engine changes they were measured on: 264 questions,
+half Chinese, 88 that the knowledge base cannot answer (cash on delivery, instalments, a
 store in Shanghai...). Each answerable question names the document that answers it and the
 key phrases a right answer must contain (for a warranty question that includes the exclusion
 sentence: an answer that drops "not covered" is wrong). Parts: ``tune`` (48) was used to tune
-the engine from the start; ``heldout``, ``heldout2``, ``heldout3`` and ``heldout4`` (24 each)
-were each written before a round of changes and run blind once at its end, then used for
-tuning (their blind figures are in docs/benchmarks.md).
+the engine from the start; ``heldout`` to ``heldout7`` were each written before a round of
+changes (``heldout5`` to ``heldout7`` by someone who never read the engine) and run blind once
+at its end, then used for tuning (their blind figures are in docs/benchmarks.md).
+``--questions FILE`` adds more labelled questions (same JSON lines) to the built-in ones, so a
+new part can be run blind before it joins the file.
 
 The product's own path: the demo folder is ingested into PostgreSQL+pgvector by
 ``KnowledgeBase`` (offline embedder, product defaults), each question is searched with
-``KnowledgeBase.search`` for ``KNOWLEDGE_TOP_K`` passages (the hybrid search the stream flow
-runs for a first message), rendered as the product renders them (``passage_text``), and they
-go through the router built with no engine configured (the offline chain, PII redaction on),
-as in a deployment without an LLM.
+``KnowledgeBase.search`` for ``OFFLINE_CANDIDATES`` passages (the hybrid search the stream
+flow runs for a first message), rendered as the product renders them (``passage_text``); the
+first ``KNOWLEDGE_TOP_K`` go as ``passages`` (a model's), the rest as ``more_passages``, through
+the router built with no engine configured (the offline chain, PII redaction on), as in a
+deployment without an LLM.
 
 A question counts as right when the reply is an answer (``Final.answered``) containing every
 key phrase; an unanswerable question counts as refused when the reply is the "don't know"
 (``answered`` false, which the handoff logic counts). ``--calibrate`` sweeps the engine's
 ``min_score`` threshold over the chosen part.
 
-    .venv/bin/python -m bench.offline_answers [--split all|tune|heldout|heldout2|heldout3|heldout4]
-                                              [--calibrate] [--dsn DSN] [-v]
+    .venv/bin/python -m bench.offline_answers [--split all|tune|heldout|heldout2..heldout7]
+                                              [--questions FILE] [--calibrate] [--dsn DSN] [-v]
 """
 
 from __future__ import annotations
