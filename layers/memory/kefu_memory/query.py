@@ -68,6 +68,12 @@ _LIST_RE = re.compile(
 )
 _PICK_RE = re.compile(r"找|推荐|建议|安排|订|\b(?:recommend|find|suggest|book|pick)\b")
 _DETERMINER_RE = re.compile(r"(?:这|那|该|此)[个家间座所条款位]?$|\b(?:this|that|the)\s*$")
+# Before a kind word: it is the object of a request ("...的餐馆", "一家酒店", "a hotel"); or a
+# thing done with ("去完景点", "找好酒店以后").
+_OBJECT_BEFORE_RE = re.compile(
+    r"(?:(?<![别其])的|[一个家间座所处])\s*$|\b(?:a|an|any|some|another)\s+$")
+_DONE_BEFORE_RE = re.compile(r"(?:完|好|过)$")
+_DONE_AFTER_RE = re.compile(r"(?:以后|之后|后)")
 MAX_NAME_CHARS = 60
 MAX_TITLE_DOCUMENTS = 5  # a heading shared by more documents ("概述", "FAQ") is no entity
 MIN_KIND_TITLES = 3  # a bracketed qualifier is a kind when at least this many titles carry it
@@ -237,11 +243,39 @@ class EntityIndex:
         """The kind a question is about (``这个景点的地址`` -> 景点): a kind word after a
         determiner or before 的 wins, else the first kind word."""
         s = normalize(question)
-        found = sorted((s.find(k), k) for k in self.kinds if k in s)
-        for pos, kind in found:
+        found = self.kind_words(s)
+        for pos, kind, _ in found:
             if _DETERMINER_RE.search(s[:pos]) or s[pos + len(kind) : pos + len(kind) + 1] == "的":
                 return kind
         return found[0][1] if found else None
+
+    def kind_wanted(self, question: str) -> tuple[str | None, bool]:
+        """The kind a request for a pick asks for, and whether its word reads as the object of
+        a request (`kind_words`): "去完景点，帮我找一家...的酒店" asks for a 酒店, although
+        the 景点 comes first; the first kind word on a tie."""
+        found = self.kind_words(normalize(question))
+        if not found:
+            return None, False
+        best = max(score for _, _, score in found)
+        return next(kind for _, kind, score in found if score == best), best > 0
+
+    def kind_words(self, s: str) -> list[tuple[int, str, int]]:
+        """Every kind word of normalised text `s`: (position, kind, score), in order. The score
+        tells how much it reads as the thing asked for: +1 after an attributive 的 or a
+        classifier ("...的餐馆", "一家酒店", "a hotel"), -1 after a determiner ("这个酒店")
+        or when it is a thing done with ("去完景点", "找好酒店以后"), else 0."""
+        found: list[tuple[int, str, int]] = []
+        for kind in self.kinds:
+            pos = s.find(kind)
+            while pos >= 0:
+                before, after = s[:pos], s[pos + len(kind) :]
+                score = 1 if _OBJECT_BEFORE_RE.search(before) else 0
+                if _DETERMINER_RE.search(before) or _DONE_BEFORE_RE.search(before) \
+                        or _DONE_AFTER_RE.match(after):
+                    score = -1
+                found.append((pos, kind, score))
+                pos = s.find(kind, pos + len(kind))
+        return sorted(found)
 
 
 @dataclass
@@ -321,7 +355,7 @@ def build_query(
     named = list(dict.fromkeys(index.find(question)))
     kind = index.kind_asked(_without(normalize(question), named)) if index.kinds else None
     if records is not None and len(records):
-        picked = _pick(question, history, index, records, named, kind, max_records)
+        picked = _pick(question, history, index, records, named, max_records)
         if picked is not None:
             return picked
     if named:
@@ -332,6 +366,9 @@ def build_query(
         return SearchQuery(text=question)
     focus = _track(turns, index) if len(index) else _Focus()
     subject = focus.current
+    text = normalize(question)
+    if kind and _NEAR_RE.search(text) and not _refers(_without(text, named), kind):
+        kind = None  # "周边有什么餐馆？": the kind of its neighbours, not of the subject
     if subject is not None and kind and kind not in index.kinds_of(subject):
         if kind not in focus.by_kind:
             # Asking for another kind of thing than anything named so far ("a restaurant
@@ -366,15 +403,21 @@ _AMONG_RE = re.compile(r"这两|这几|这些|其中|哪个|哪家|\b(?:which of
 
 
 def _pick(question: str, history: Sequence[Turn], index: EntityIndex, records: RecordIndex,
-          named: Sequence[str], kind: str | None, limit: int) -> SearchQuery | None:
+          named: Sequence[str], limit: int) -> SearchQuery | None:
     """A request for a thing by its properties, answered by the catalogue records that match
     them; None when the question is not one (it names the thing, or asks about one already
-    being discussed)."""
+    being discussed). A request word (推荐, 找, any...) or a kind word read as its object
+    ("...评分4.5分以上的餐馆就行", "有...的酒店吗") makes it a request."""
     text = normalize(question)
+    # a kind word inside a field's name ("酒店设施") asks for nothing
+    plain = _without(text, [*named, *records.keys_in(text)])
+    kind, as_object = index.kind_wanted(plain) if index.kinds else (None, False)
+    if not as_object:
+        kind = index.kind_asked(plain) if index.kinds else None
     if kind is not None and (any(kind in index.kinds_of(n) for n in named)
-                             or _about_one(text, kind)):
+                             or _about_one(plain, kind)):
         return None
-    if not _ASK_ONE_RE.search(text):
+    if not as_object and not _ASK_ONE_RE.search(text):
         return None
     cue = _ASK_ONE_RE.sub(" ", text)
     if kind is None and index.kinds:
@@ -417,6 +460,16 @@ def _about_one(text: str, kind: str) -> bool:
             return False
         pos = text.find(kind, pos + 1)
     return True
+
+
+def _refers(text: str, kind: str) -> bool:
+    """Whether a kind word points at one being discussed (``这个餐馆``, ``餐馆的``) somewhere."""
+    pos = text.find(kind)
+    while pos >= 0:
+        if _DETERMINER_RE.search(text[:pos]) or text[pos + len(kind) : pos + len(kind) + 1] == "的":
+            return True
+        pos = text.find(kind, pos + 1)
+    return False
 
 
 def _record_names(found: Sequence[Record]) -> tuple[str, ...]:

@@ -81,6 +81,8 @@ _DASH_SPACE_RE = re.compile(r"\s*([-~])\s*")
 _SPAN_RE = re.compile(
     r"(\d+(?:\.\d+)?)(?:个)?\s*[、\-~到至]\s*(\d+(?:\.\d+)?)\s*(?:个)?(小时|天|分钟)")
 _ONE_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)个(小时|天|分钟)")
+_UNIT_SPAN_RE = re.compile(  # "2小时到3小时", "1个小时至2个小时"
+    r"(\d+(?:\.\d+)?)个?(小时|天|分钟)(?:到|至|~|-)(\d+(?:\.\d+)?)个?\2")
 _KEY_WINDOW = 8  # characters between a numeric key's name and its bound
 # Words a catalogue may hold as a value (a dish list's "其他") that a question never means as
 # a condition.
@@ -141,6 +143,7 @@ class RecordIndex:
     _by_kind: dict[str | None, list[int]] = field(default_factory=dict)
     _by_name: dict[str, list[int]] = field(default_factory=dict)
     _kind_keys: dict[str, frozenset[str]] = field(default_factory=dict)
+    _keys: frozenset[str] = frozenset()  # every field name
 
     def __len__(self) -> int:
         return len(self.records)
@@ -216,6 +219,7 @@ class RecordIndex:
             _by_kind=by_kind,
             _by_name=by_name,
             _kind_keys={k: frozenset(v) for k, v in kind_keys.items()},
+            _keys=frozenset(k for r in records for k in (*r.values, *r.numbers)),
         )
 
     # ------------------------------------------------------------------ constraints
@@ -226,10 +230,15 @@ class RecordIndex:
         first (for `_spans.longest_matches`)."""
         return self._by_prefix
 
+    def keys_in(self, text: str) -> list[str]:
+        """The field names (``酒店设施``) found in normalised `text`, longest first."""
+        return sorted((k for k in self._keys if len(k) >= MIN_VALUE_CHARS and k in text),
+                      key=len, reverse=True)
+
     def values_in(self, text: str) -> list[str]:
         """Record values found verbatim in `text`, longest first, no overlap."""
         s = _canon(text)
-        return [s[a:b] for a, b in longest_matches(s, self._by_prefix)]
+        return [s[a:b] for a, b in longest_matches(s, self._by_prefix, _value_edges_ok)]
 
     def constraints(self, text: str, *, kind: str | None = None,
                     ignore: Sequence[str] = ()) -> list[Constraint]:
@@ -283,8 +292,10 @@ class RecordIndex:
                   *units: str | None) -> None:
             if any(a < match.end() and match.start() < b for a, b in taken):
                 return
-            keys = self._keys_for(s, match.start(), next((u for u in units if u), None),
-                                  numeric)
+            unit = next((u for u in units if u), None)
+            keys = self._keys_for(s, match.start(), unit, numeric)
+            if not keys and unit is None:
+                keys = self._unitless_keys(s, match, low, high, numeric)
             if keys:
                 taken.append((match.start(), match.end()))
                 found.append((match.start(), Constraint(keys=keys, low=low, high=high)))
@@ -305,6 +316,21 @@ class RecordIndex:
         for m in _FREE_RE.finditer(s):
             claim(m, 0.0, 0.0, "元")
         return [c for _, c in sorted(found, key=lambda x: x[0])]
+
+    def _unitless_keys(self, s: str, match: re.Match[str], low: float | None,
+                       high: float | None, numeric: frozenset[str]) -> frozenset[str]:
+        """A bound with neither unit nor key ("票价100-150的景点"): the one numeric key of the
+        kind that is no scale, when its numbers are too large for a scale and it is no part
+        of a time or a phone number."""
+        amounts = [x for x in (low, high) if x is not None]
+        keys = numeric - self.scale_keys
+        if len(keys) != 1 or not amounts or min(amounts) <= SCALE_MAX:
+            return frozenset()
+        before = s[match.start() - 1 : match.start()]
+        after = s[match.end() : match.end() + 1]
+        if re.match(r"[\d:.]", before) or re.match(r"[\d:.]", after):
+            return frozenset()
+        return keys
 
     def _keys_for(self, s: str, start: int, unit: str | None, numeric: frozenset[str]
                   ) -> frozenset[str]:
@@ -410,10 +436,17 @@ class RecordIndex:
         return [self.records[i] for i in best[:limit]]
 
 
+def _value_edges_ok(s: str, start: int, stop: int) -> bool:
+    """A value is never read inside a longer number ("3小时" is no value of "0.3小时")."""
+    return not (start and s[start].isdigit() and (s[start - 1].isdigit() or s[start - 1] == "."))
+
+
 def _canon(text: str) -> str:
     """Normalised text with no spaces around dashes and tildes (``1小时 - 2小时``), durations
-    written one way (``2、3个小时``, ``2-3小时``: ``2小时-3小时``; ``1个小时``: ``1小时``)."""
+    written one way (``2、3个小时``, ``2-3小时``, ``2小时到3小时``: ``2小时-3小时``;
+    ``1个小时``: ``1小时``)."""
     text = _DASH_SPACE_RE.sub(r"\1", normalize(text))
+    text = _UNIT_SPAN_RE.sub(r"\1\2-\3\2", text)
     text = _SPAN_RE.sub(r"\1\3-\2\3", text)
     return _ONE_DURATION_RE.sub(r"\1\2", text)
 

@@ -171,3 +171,16 @@ def test_same_named_entries_of_several_kinds_are_told_apart_by_the_kind_asked() 
     assert build_query("这个景点的门票多少？", [user("故宫怎么样？"), bot("很好。")],
                        index).entities[:2] == ("故宫(景点)", "故宫")
     assert build_query("如家酒店有停车位吗？", [], index).entities == ("如家酒店(酒店)", "如家酒店")
+
+
+def test_asking_what_is_near_keeps_the_subject_rather_than_the_last_of_that_kind() -> None:
+    # GIVEN a restaurant talked about earlier, then a hotel the assistant recommended
+    history = [user("四季民福怎么样？"), bot("四季民福的烤鸭很好。"),
+               user("帮我推荐一个酒店"), bot("推荐您去北京饭店。")]
+    # WHEN the visitor asks which restaurants are near (the kind of the neighbours)
+    query = build_query("附近有餐馆么？", history, CROSSWOZ)
+    # THEN the hotel being discussed stays the subject (its record lists its neighbours)
+    assert query.entities[:2] == ("北京饭店(酒店)", "北京饭店")
+    # AND a kind word pointing at one still picks the latest of that kind
+    assert build_query("这家餐馆周边有什么景点？", history, CROSSWOZ).entities[:2] == (
+        "四季民福(餐馆)", "四季民福")

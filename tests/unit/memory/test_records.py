@@ -159,3 +159,51 @@ def test_terms_in_without_records_gives_the_names_only() -> None:
     terms = ENTITIES.terms_in("全鸭季的烤鸭")
     # THEN only the name is found
     assert terms == ["全鸭季"]
+
+
+def test_the_kind_asked_for_is_the_object_of_the_request_not_a_kind_done_with() -> None:
+    # GIVEN a visitor who has been to an attraction and now wants a hotel
+    # WHEN the attraction's kind word comes first in the question
+    found = names("去完景点我想找家经济型的酒店住下，要有叫醒服务")
+    # THEN hotels are matched, not attractions
+    assert found[0] == "如意酒店（酒店）"
+    assert all(name.endswith("（酒店）") for name in found)
+    assert names("找好酒店以后，帮我推荐一个门票20元以下的景点")[0] == "天坛（景点）"
+
+
+def test_a_kind_word_as_the_object_makes_a_request_without_a_request_word() -> None:
+    # GIVEN no 推荐/找/有没有 in the question, but "...的餐馆" with conditions
+    # WHEN the visitor states what the restaurant must be
+    # THEN it is a request by properties
+    assert names("然后我要去一个有卤煮、人均消费40元以下的餐馆吃饭")[0] == "小吃城（餐馆）"
+    assert names("请问有评分4.5分以上且是经济型的酒店吗？")[0] == "如意酒店（酒店）"
+    # AND a kind word inside a field's name ("酒店设施") about the hotel discussed is none
+    history = [user("推荐一家经济型酒店"), bot("推荐您去如意酒店。")]
+    assert names("那这个酒店的酒店设施有叫醒服务吗？", history) == []
+    # AND "other restaurants near it" asks about the subject's neighbours, not for a pick
+    history = [user("老北京面馆有卤煮吗？"), bot("有的。")]
+    assert names("我喜欢卤煮，它家周边还有别的餐馆吗？", history) == []
+
+
+def test_a_span_written_with_units_on_both_ends_matches_the_catalogue_value() -> None:
+    # GIVEN attractions whose visiting time is written "3小时 - 4小时"
+    # WHEN a visitor writes "3小时到4小时" or "3个小时至4个小时"
+    # THEN it is the same condition
+    assert names("推荐一个能玩3小时到4小时的景点")[0] == "故宫（景点）"
+    assert [str(c) for c in RECORDS.constraints("3个小时至4个小时", kind="景点")] == [
+        "3小时-4小时"]
+    # AND a value is never read inside a longer number ("0.3小时" is not "3小时")
+    assert RECORDS.values_in("游玩时间0.3小时") == []
+
+
+def test_a_bound_without_unit_or_key_goes_to_the_kinds_one_price_key() -> None:
+    # GIVEN attractions, whose only numeric key other than the rating is the ticket
+    # WHEN a visitor writes "票价是15-30的" (no unit, no key name the catalogue uses)
+    found = [str(c) for c in RECORDS.constraints("票价是15-30的景点", kind="景点")]
+    # THEN it bounds the ticket price
+    assert found == ["15<=门票<=30"]
+    # AND numbers small enough for a rating, times and phone numbers bound nothing
+    assert RECORDS.constraints("2-3的景点", kind="景点") == []
+    assert RECORDS.constraints("10:30-15:30开门的景点", kind="景点") == []
+    # AND without a kind, the price key is not guessed
+    assert RECORDS.constraints("票价是15-30的", kind=None) == []
