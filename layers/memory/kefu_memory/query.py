@@ -67,6 +67,7 @@ _LIST_RE = re.compile(
     r"有什么|有哪些|有啥|都有|还有|别的|其他|其它|\b(?:what|which|any|other|else)\b"
 )
 _PICK_RE = re.compile(r"找|推荐|建议|安排|订|\b(?:recommend|find|suggest|book|pick)\b")
+_OTHER_RE = re.compile(r"别的|其他|其它|另外|另一|换一|\b(?:another|other|else)\b")
 _DETERMINER_RE = re.compile(r"(?:这|那|该|此)[个家间座所条款位]?$|\b(?:this|that|the)\s*$")
 # Before a kind word: it is the object of a request ("...的餐馆", "一家酒店", "a hotel"); or a
 # thing done with ("去完景点", "找好酒店以后").
@@ -307,19 +308,39 @@ def _track(history: Sequence[Turn], index: EntityIndex) -> _Focus:
         names = list(dict.fromkeys(index.find(turn.content)))
         if turn.role == "user":
             text = normalize(turn.content)
+            plain = _without(text, names)
             asked = names
-            about_focus = bool(_NEAR_RE.search(text) and _LIST_RE.search(text)
-                               and not _PICK_RE.search(text))
-            asked_kind = index.kind_asked(_without(text, names)) if index.kinds else None
+            asked_kind = index.kind_asked(plain) if index.kinds else None
+            wanted, as_object = index.kind_wanted(plain) if index.kinds else (None, False)
+            wanted_kind = wanted if as_object else asked_kind
+            near = bool(_NEAR_RE.search(text))
+            # "周边有什么酒店？", "它的地址是？": the reply's names are the focus's neighbours
+            # or attributes (an address naming a street), not a new subject
+            about_focus = not _PICK_RE.search(text) and (
+                (near and bool(_LIST_RE.search(text)))
+                or (not names and not near and not as_object and not _OTHER_RE.search(text)
+                    and _refers_to_focus(plain, asked_kind)))
             if names:
                 focus.move(names[0], index, asked_kind)
             continue
         new = [n for n in names if n != focus.current and n not in asked]
         if focus.current is None and names:
             focus.move(names[0], index, asked_kind)
-        elif len(new) == 1 and not about_focus:
+        elif about_focus:
+            continue
+        elif len(new) == 1:
             focus.move(new[0], index, asked_kind)
+        elif wanted_kind is not None:
+            # "推荐您去静之湖酒店，周边还有个草莓博览园": the one of the kind asked for
+            of_kind = [n for n in new if wanted_kind in index.kinds_of(n)]
+            if len(of_kind) == 1:
+                focus.move(of_kind[0], index, wanted_kind)
     return focus
+
+
+def _refers_to_focus(text: str, kind: str | None) -> bool:
+    """Whether a visitor turn points at the one being discussed (它, 这家, 这个景点, 酒店的)."""
+    return bool(_PRONOUN_RE.search(text)) or (kind is not None and _refers(text, kind))
 
 
 def _without(text: str, names: Sequence[str]) -> str:
@@ -354,6 +375,9 @@ def build_query(
     index = entities or EntityIndex()
     named = list(dict.fromkeys(index.find(question)))
     kind = index.kind_asked(_without(normalize(question), named)) if index.kinds else None
+    if kind and named and records is not None:
+        # "这家酒店有酒吧吗？": a name that is a feature of the kind asked about is no subject
+        named = [n for n in named if kind in index.kinds_of(n) or not records.is_feature(n, kind)]
     if records is not None and len(records):
         picked = _pick(question, history, index, records, named, max_records)
         if picked is not None:

@@ -43,6 +43,7 @@ MAX_VALUE_CHARS = 40  # longer values (addresses, descriptions) are not matched 
 MIN_VALUE_CHARS = 2
 NUMERIC_SHARE = 0.9  # a key is numeric when this share of its values are numbers
 SCALE_MAX = 10.0
+NAMED_SHARE = 0.5  # a field is a list of neighbours when this share of its values are names
 NEAR_MISS_SHARE = 0.5  # a number just outside a stated bound counts for up to half of it
 NEAR_MISS_GAP = 0.5  # ... falling to nothing at half the bound's size away
 
@@ -144,6 +145,7 @@ class RecordIndex:
     _by_name: dict[str, list[int]] = field(default_factory=dict)
     _kind_keys: dict[str, frozenset[str]] = field(default_factory=dict)
     _keys: frozenset[str] = frozenset()  # every field name
+    _attributes: dict[str, frozenset[str]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -201,6 +203,25 @@ class RecordIndex:
         for value, where in holders.items():
             if value in by_name:
                 mentions[value] += len(where)
+        # names held as a feature rather than a neighbour ("酒吧" among 酒店设施), by kind: in
+        # list fields whose items are mostly not names
+        named_share: dict[str, list[int]] = {}
+        for record in records:
+            for key, values in record.values.items():
+                share = named_share.setdefault(key, [0, 0, 0])
+                share[0] += sum(v in by_name for v in values)
+                share[1] += len(values)
+                share[2] += 1
+        features = {k for k, (n, total, holders_) in named_share.items()
+                    if n < NAMED_SHARE * total and total >= 2 * holders_}
+        attributes: dict[str, set[str]] = {}
+        for record in records:
+            if record.kind is None:
+                continue
+            for key in features & record.values.keys():
+                for value in record.values[key]:
+                    if value in by_name:
+                        attributes.setdefault(record.kind, set()).add(value)
         by_prefix: dict[str, set[str]] = {}
         for value in holders:
             by_prefix.setdefault(value[:2], set()).add(value)
@@ -220,6 +241,7 @@ class RecordIndex:
             _by_name=by_name,
             _kind_keys={k: frozenset(v) for k, v in kind_keys.items()},
             _keys=frozenset(k for r in records for k in (*r.values, *r.numbers)),
+            _attributes={k: frozenset(v) for k, v in attributes.items()},
         )
 
     # ------------------------------------------------------------------ constraints
@@ -355,6 +377,11 @@ class RecordIndex:
 
     # ------------------------------------------------------------------ ranking
 
+    def is_feature(self, name: str, kind: str) -> bool:
+        """Whether the record name `name` is also a feature records of `kind` list ("酒吧"
+        among a hotel's facilities): in a question about such a record, it is no subject."""
+        return name in self._attributes.get(kind, frozenset())
+
     def is_name(self, value: str) -> bool:
         """Whether `value` is the name of a record (a neighbour named as a condition)."""
         return value in self._by_name
@@ -401,8 +428,8 @@ class RecordIndex:
         (log(candidates / records meeting it): a rare dish outweighs a common price band, so
         a record that meets the specific wish but not the broad one still ranks high), and a
         number just outside a bound counts for part of it (no 5-point hotel: the 4.8 one);
-        ties go to prominence, then name. Records meeting none are left out. `among`: only
-        the records of these names ("which of these two has ...")."""
+        ties go to prominence, then name. Records meeting none are left out, except with
+        `among`: only the records of these names, all of them ("which of these two has ...")."""
         candidates = self.kind_records(kind)
         if among:
             wanted = set(among)
@@ -431,6 +458,9 @@ class RecordIndex:
                     closeness = self._closeness(i, bound)
                     if closeness > 0:
                         scores[i] = scores.get(i, 0.0) + NEAR_MISS_SHARE * weight * closeness
+        if among:  # "which of these two": each of them is an answer, those meeting most first
+            for i in candidates:
+                scores.setdefault(i, 0.0)
         best = sorted(scores, key=lambda i: (-round(scores[i], 9), -self.prominence[i],
                                              self.records[i].name))
         return [self.records[i] for i in best[:limit]]

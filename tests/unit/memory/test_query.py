@@ -184,3 +184,23 @@ def test_asking_what_is_near_keeps_the_subject_rather_than_the_last_of_that_kind
     # AND a kind word pointing at one still picks the latest of that kind
     assert build_query("这家餐馆周边有什么景点？", history, CROSSWOZ).entities[:2] == (
         "四季民福(餐馆)", "四季民福")
+
+
+def test_names_in_a_reply_about_the_subject_do_not_replace_it() -> None:
+    # GIVEN the visitor asked for the address of "this attraction"
+    history = [user("帮我推荐一个景点"), bot("推荐您去颐和园。"),
+               user("这个景点的地址是？"), bot("地址在天坛东边100米。")]
+    # WHEN they ask a follow-up
+    query = build_query("电话是多少？", history, CROSSWOZ)
+    # THEN the attraction stays the subject: the places the address names are attributes
+    assert query.entities[:2] == ("颐和园(景点)", "颐和园")
+
+
+def test_of_several_names_in_a_recommendation_the_one_of_the_kind_asked_is_the_subject() -> None:
+    # GIVEN the visitor asked for a restaurant and the reply also names a place near it
+    history = [user("故宫门票多少钱？"), bot("60元。"),
+               user("帮我找一家评分4.5分以上的餐馆"), bot("推荐您去四季民福，旁边还有天坛。")]
+    # WHEN they ask a follow-up
+    query = build_query("电话是多少？", history, CROSSWOZ)
+    # THEN the recommended restaurant is the subject
+    assert query.entities[:2] == ("四季民福(餐馆)", "四季民福")

@@ -207,3 +207,28 @@ def test_a_bound_without_unit_or_key_goes_to_the_kinds_one_price_key() -> None:
     assert RECORDS.constraints("10:30-15:30开门的景点", kind="景点") == []
     # AND without a kind, the price key is not guessed
     assert RECORDS.constraints("票价是15-30的", kind=None) == []
+
+
+def test_which_of_the_ones_listed_keeps_them_all_even_when_none_meets_the_condition() -> None:
+    # GIVEN the assistant listed two restaurants
+    history = [user("天坛附近有什么餐馆？"), bot("有老北京面馆和全鸭季。")]
+    # WHEN the visitor asks which has a dish neither has
+    # THEN both are still the answer candidates, not the whole catalogue
+    found = names("这两家餐馆哪个有豆汁？", history)
+    assert sorted(found) == ["全鸭季（餐馆）", "老北京面馆（餐馆）"]
+
+
+def test_a_name_that_is_also_a_feature_of_the_kind_asked_is_no_subject() -> None:
+    # GIVEN a bar that is a restaurant of its own, and hotels listing "酒吧" as a facility
+    bar = ("酒吧.md", "酒吧（餐馆）", "推荐菜：鸡尾酒、薯条\n\n人均消费：90\n\n评分：4.0")
+    chunks = [*CHUNKS, bar]
+    chunks = [(d, h, b.replace("叫醒服务", "叫醒服务、酒吧")) for d, h, b in chunks]
+    entities = EntityIndex.from_headings([(d, h) for d, h, _ in chunks])
+    records = RecordIndex.from_chunks(chunks, entities.kinds)
+    history = [user("推荐一家经济型酒店"), bot("推荐您去平安旅馆。")]
+    # WHEN the visitor asks whether the hotel has a bar
+    query = build_query("那酒店有酒吧么？", history, entities, records=records)
+    # THEN the hotel being discussed is the subject, not the restaurant named 酒吧
+    assert query.entities[:2] == ("平安旅馆(酒店)", "平安旅馆")
+    # AND a name in a single-valued field (an address) is not a feature
+    assert not records.is_feature("故宫", "酒店")
