@@ -17,8 +17,9 @@ its words. `RecordIndex` reads the catalogue's records and answers such a questi
   the scale keys, money to the others.
 - **Ranking** (`RecordIndex.rank`): records of the kind asked, by how many constraints they
   satisfy (a record that misses one still ranks, after those that meet all: the visitor may
-  accept a near match), then by prominence, how many other records mention them (the places
-  every neighbour list names first), then by name.
+  accept a near match), then by prominence, how much other records mention them, a mention
+  early in a list weighing more than one at its end (the places neighbour lists name first),
+  then by name.
 
 Built in the background with the entity index (`ConversationRetriever`); pure Python.
 """
@@ -137,7 +138,7 @@ class RecordIndex:
     records: list[Record] = field(default_factory=list)
     numeric_keys: frozenset[str] = frozenset()
     scale_keys: frozenset[str] = frozenset()
-    prominence: list[int] = field(default_factory=list)
+    prominence: list[float] = field(default_factory=list)
     # value -> record ids; values found in text through their first two characters
     _holders: dict[str, frozenset[int]] = field(default_factory=dict)
     _by_prefix: dict[str, list[tuple[int, frozenset[str]]]] = field(default_factory=dict)
@@ -161,17 +162,24 @@ class RecordIndex:
         for document, heading, content in chunks:
             grouped.setdefault((document, heading), []).append(content)
         records: list[Record] = []
+        listed: dict[str, float] = {}
         for (document, heading), parts in grouped.items():
             fields = _fields(parts)
             if len(fields) < MIN_FIELDS or not heading.strip():
                 continue
             records.append(_record(document, heading, fields, known_kinds))
+            for raw in fields.values():
+                items = list(dict.fromkeys(x for x in _ITEM_SPLIT_RE.split(raw) if x))
+                for position, item in enumerate(items):
+                    listed[item] = listed.get(item, 0.0) + 1 - position / len(items)
             if len(records) >= MAX_RECORDS:
                 break
-        return cls._build(records)
+        return cls._build(records, listed)
 
     @classmethod
-    def _build(cls, records: list[Record]) -> RecordIndex:
+    def _build(cls, records: list[Record], listed: dict[str, float]) -> RecordIndex:
+        """`listed`: how much each value is listed, a mention weighing more the earlier it
+        comes in its list (1 first, falling linearly to the list's end)."""
         numbers_seen: Counter[str] = Counter()
         values_seen: Counter[str] = Counter()
         maxima: dict[str, float] = {}
@@ -199,10 +207,6 @@ class RecordIndex:
         for record in records:
             if record.kind is not None:
                 kind_keys.setdefault(record.kind, set()).update(numeric & record.numbers.keys())
-        mentions: Counter[str] = Counter()
-        for value, where in holders.items():
-            if value in by_name:
-                mentions[value] += len(where)
         # names held as a feature rather than a neighbour ("酒吧" among 酒店设施), by kind: in
         # list fields whose items are mostly not names
         named_share: dict[str, list[int]] = {}
@@ -234,7 +238,7 @@ class RecordIndex:
             records=records,
             numeric_keys=numeric,
             scale_keys=scale,
-            prominence=[mentions[r.name] for r in records],
+            prominence=[listed.get(r.name, 0.0) for r in records],
             _holders={v: frozenset(ids) for v, ids in holders.items()},
             _by_prefix=grouped,
             _by_kind=by_kind,

@@ -232,3 +232,21 @@ def test_a_name_that_is_also_a_feature_of_the_kind_asked_is_no_subject() -> None
     assert query.entities[:2] == ("平安旅馆(酒店)", "平安旅馆")
     # AND a name in a single-valued field (an address) is not a feature
     assert not records.is_feature("故宫", "酒店")
+
+
+def test_equal_mentions_go_to_the_record_lists_name_first() -> None:
+    # GIVEN two hotels equally rated, each listed by two attractions: one first, one last
+    chunks = [
+        ("a.md", "甲酒店（酒店）", "酒店类型：经济型\n\n价格：200\n\n评分：4.5"),
+        ("b.md", "乙酒店（酒店）", "酒店类型：经济型\n\n价格：200\n\n评分：4.5"),
+        ("f.md", "丙旅馆（酒店）", "酒店类型：豪华型\n\n价格：900\n\n评分：4.8"),
+        ("c.md", "东园（景点）", "门票：10\n\n评分：4.0\n\n周边酒店：甲酒店、丙旅馆、乙酒店"),
+        ("d.md", "西园（景点）", "门票：20\n\n评分：4.1\n\n周边酒店：甲酒店、乙酒店、丙旅馆"),
+        ("e.md", "南园（景点）", "门票：30\n\n评分：4.2\n\n周边酒店：丙旅馆"),
+    ]
+    entities = EntityIndex.from_headings([(d, h) for d, h, _ in chunks])
+    records = RecordIndex.from_chunks(chunks, entities.kinds)
+    # WHEN a visitor asks for an economy hotel
+    found = build_query("推荐一家经济型酒店", [], entities, records=records).documents
+    # THEN the one the lists name first comes first (not the alphabetical first, 乙)
+    assert found == ("a.md", "b.md")
