@@ -12,12 +12,17 @@ assistant's own), in about a millisecond:
 - **Focus**: the entity the conversation is about, tracked turn by turn. A visitor turn that
   names an entity makes it the focus; an assistant turn that introduces exactly one new entity
   (a recommendation) moves the focus to it, except when it answers a question about what is
-  near or around the focus (``周边有什么餐馆？``, "what else is nearby?"): those names are
-  attributes of the focus, not a new subject. When the question asks about a kind
-  (``这个景点``) the focus kind does not match, the latest entity of that kind is used.
+  near or around the focus (``周边有什么餐馆？``, "what else is nearby?") or about the focus
+  itself (``它的地址是？``): those names are its neighbours or attributes, not a new subject.
+  Of several new entities, the one of the kind the visitor asked for is taken. When the
+  question asks about a kind (``这个景点``) the focus kind does not match, the latest entity of
+  that kind is used, except in a question about what is near (``附近有餐馆么？``), whose kind
+  word is the neighbours' kind.
 - **Requests by properties** ("推荐一个评分4.5分以上、价格200-300元的酒店"): when the question
   asks for a thing of a kind by conditions rather than naming it, the catalogue records that
-  meet them (`records.RecordIndex`) are searched first (`SearchQuery.documents`).
+  meet them (`records.RecordIndex`) are searched first (`SearchQuery.documents`). The kind
+  asked for is the kind word read as the request's object (``…的酒店``, ``一家酒店``), not one
+  the visitor is done with (``去完景点``).
 - **Query**: the question itself when it names an entity; else the question plus the focus;
   else, with no entity anywhere, the question plus the previous visitor turn (the topic).
   `SearchQuery.entities` lists the focus first, then earlier subjects and the names of the last

@@ -14,7 +14,8 @@ its words. `RecordIndex` reads the catalogue's records and answers such a questi
   (``经济型``, ``无烟房``, a dish, a neighbouring place's name), and numeric bounds: ``4.5分以上``,
   ``100-150元``, ``20元以下``, ``免费``, ``under 100 yuan``, "rated 4+". A bound applies to the
   numeric key named just before it (``人均消费在100-150元``), else by its unit: points/stars to
-  the scale keys, money to the others.
+  the scale keys, money to the others; with neither, to the kind's one key that is no scale
+  when its numbers are too large for a scale (``票价100-150的景点``).
 - **Ranking** (`RecordIndex.rank`): records of the kind asked, by how many constraints they
   satisfy (a record that misses one still ranks, after those that meet all: the visitor may
   accept a near match), then by prominence, how much other records mention them, a mention
