@@ -18,7 +18,8 @@ The product's own path: the demo folder is ingested into PostgreSQL+pgvector by
 flow runs for a first message), rendered as the product renders them (``passage_text``); the
 first ``KNOWLEDGE_TOP_K`` go as ``passages`` (a model's), the rest as ``more_passages``, through
 the router built with no engine configured (the offline chain, PII redaction on), as in a
-deployment without an LLM.
+deployment without an LLM; ``OFFLINE_SEMANTIC=true`` in the environment measures the engine
+with its optional match in meaning (the ``semantic`` extra).
 
 A question counts as right when the reply is an answer (``Final.answered``) containing every
 key phrase; an unanswerable question counts as refused when the reply is the "don't know"
@@ -191,7 +192,10 @@ async def main_async(args: argparse.Namespace) -> int:
     if args.verbose:
         for line in every.failures:
             print(line)
-    command = "  reproduce: .venv/bin/python -m bench.offline_answers"
+    semantic = AdapterSettings().offline_semantic
+    print(f"  offline engine: {'words and meaning (OFFLINE_SEMANTIC)' if semantic else 'words'}")
+    command = "  reproduce: " + ("OFFLINE_SEMANTIC=true " if semantic else "") \
+        + ".venv/bin/python -m bench.offline_answers"
     for path in args.questions:
         command += f" --questions {path}"
     if args.split != "all":

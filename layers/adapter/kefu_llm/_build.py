@@ -43,6 +43,10 @@ def build_engine(
     operator's (a tenant's engine): its scheme is checked now and the address of every
     connection when it is made (`kefu_llm.netguard`)."""
     if config.kind == "offline":
+        if settings.offline_semantic:
+            from ._offline_semantic import USESimilarity
+
+            return OfflineEngine(config.name, semantic=USESimilarity())
         return OfflineEngine(config.name)
     if not config.model:
         raise ConfigurationError(f"engine {config.name!r} needs a model")

@@ -43,6 +43,7 @@ from ._offline_lexicon import (
     ZH_FILLER,
     stem,
 )
+from ._offline_semantic import Similarity
 from ._types import EngineCall, EngineOutcome
 
 __all__ = ["OfflineEngine", "detect_language"]
@@ -432,14 +433,21 @@ class OfflineEngine:
         max_unknown: float = 1.5,
         background_ratio: float = 0.5,
         cross_language_margin: float = 0.1,
+        semantic: Similarity | None = None,
+        semantic_min: float = 0.4,
+        semantic_margin: float = 0.05,
+        semantic_share: float = 0.5,
     ) -> None:
         """``min_score``: the share of the question's term weight a unit must cover;
         ``min_matched``: the covered weight it must reach (more than generic shop words);
         ``max_sentences``: matching sentences quoted from a long paragraph (caveats added);
         ``max_unknown``: the most the question's words outside the shop vocabulary weigh
         together; ``background_ratio``: the most its story clauses weigh, as a multiple of its
-        shop words' weight; ``cross_language_margin``: the share a unit in the other language must cover
-        beyond ``min_score``."""
+        shop words' weight; ``cross_language_margin``: the share a unit in the other
+        language must cover beyond ``min_score``; ``semantic``: a similarity in meaning
+        (``OFFLINE_SEMANTIC``) that grounds a unit the words could not link, when it is at
+        least ``semantic_min``, beats every other unit by ``semantic_margin``, covers
+        ``semantic_share`` of the question's terms and names every shop topic it names."""
         self.name = name
         self.provider = "offline"
         self.model = "offline"
@@ -450,6 +458,10 @@ class OfflineEngine:
         self.max_unknown = max_unknown
         self.background_ratio = background_ratio
         self.cross_language_margin = cross_language_margin
+        self.semantic = semantic
+        self.semantic_min = semantic_min
+        self.semantic_margin = semantic_margin
+        self.semantic_share = semantic_share
 
     def grounding(self, question: str, passages: list[str]) -> Grounding:
         """The unit that best answers ``question``, and whether it grounds an answer."""
@@ -461,6 +473,7 @@ class OfflineEngine:
         language = detect_language(question)
         said = _surface(question)
         scored: list[tuple[bool, float, float, float, int, _Unit]] = []
+        eligible: list[bool] = []  # may a match in meaning ground it (see ``_by_meaning``)
         for rank, passage in enumerate(passages):
             for unit in _units(passage, rank):
                 found = _terms(unit.match_text, question=False)
@@ -489,8 +502,14 @@ class OfflineEngine:
                 literal = len(said & _surface(unit.match_text)) / len(said) if said else 0.0
                 fit = share + 0.5 * about + 0.2 * focus / total + 0.2 * literal
                 scored.append((grounded, fit, share, matched, -rank, unit))
+                eligible.append(share >= self.semantic_share and not missing_topic)
         if not scored:
             return Grounding(False, 0.0, 0.0, None)
+        if self.semantic is not None and not any(s[0] for s in scored):
+            chosen = self._by_meaning(question, [s[5] for s in scored], eligible)
+            if chosen is not None:
+                _, _, share, matched, _, unit = scored[chosen]
+                return Grounding(True, share, matched, self._quote(unit, q))
         # A grounded unit in the visitor's language first; then the best fit, then the better
         # retrieval rank.
         grounded, _, share, matched, _, unit = max(
@@ -498,6 +517,23 @@ class OfflineEngine:
                                                  else 0.0), s[4])
         )
         return Grounding(grounded, share, matched, self._quote(unit, q))
+
+    def _by_meaning(self, question: str, units: list[_Unit], eligible: list[bool]) -> int | None:
+        """The unit closest in meaning to ``question`` when the match is strong and clearly
+        ahead of every other answer, and the words allow it (``eligible``: enough of the
+        question covered, no shop topic of the question missing); else ``None``. A FAQ entry
+        is as close as its own question or its whole text, whichever is closer."""
+        assert self.semantic is not None
+        texts = [t for u in units for t in (u.title or u.match_text, u.match_text)]
+        sims = self.semantic(question, texts)
+        closeness = [max(sims[2 * i], sims[2 * i + 1]) for i in range(len(units))]
+        best = max(range(len(units)), key=lambda i: closeness[i])
+        runner_up = max((c for i, c in enumerate(closeness)
+                         if units[i].answer != units[best].answer), default=-1.0)
+        if (eligible[best] and closeness[best] >= self.semantic_min
+                and closeness[best] - runner_up >= self.semantic_margin):
+            return best
+        return None
 
     @staticmethod
     def _covered(q: dict[str, float], text: str) -> float:

@@ -65,6 +65,8 @@ class AdapterSettings(BaseSettings):
     engines: list[EngineConfig] = Field(default_factory=list)
     enable_fallback: bool = True
     offline_last_resort: bool = True
+    # The offline engine also matches questions to passages by meaning (the semantic extra).
+    offline_semantic: bool = False
     midstream_fallback: bool = False
 
     first_token_timeout_s: float = 5.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from kefu_llm import (
@@ -13,7 +14,10 @@ from kefu_llm import (
     build_router,
     detect_language,
 )
+from kefu_llm._build import build_engine
 from kefu_llm._offline import NO_ANSWER, OfflineEngine
+from kefu_llm._offline_semantic import Similarity
+from kefu_llm._settings import EngineConfig
 
 WARRANTY_ZH = (
     "# 保修政策 Warranty > 保修期\n"
@@ -580,3 +584,72 @@ def test_an_asking_clause_keeps_an_unknown_subject() -> None:
     # THEN the asking clause is not background: the question is refused
     assert not answer.answered
     assert reply(answer) == NO_ANSWER["zh"]
+
+
+def closeness(scores: dict[str, float]) -> Similarity:
+    """A stand-in for the model: each text's closeness is that of the first key it contains."""
+
+    def similarity(question: str, texts: Sequence[str]) -> list[float]:
+        return [next((v for k, v in scores.items() if k in t), 0.0) for t in texts]
+
+    return similarity
+
+
+def ask_by_meaning(question: str, passages: list[str], scores: dict[str, float]) -> Answer:
+    call = EngineCall(messages=[{"role": "user", "content": question}], passages=passages,
+                      language=detect_language(question))
+    text, outcome = OfflineEngine(semantic=closeness(scores)).answer(call)
+    return Answer(text, outcome.answered)
+
+
+NOT_NORMAL = "my refund went back to a credit card 3 working days ago, nothing yet. normal?"
+REFUND_FAQ = (
+    "Q: When will I get my refund?\n"
+    "A: Refunds go back to the original payment method within 3 business days of us"
+    " receiving the return."
+)
+
+
+def test_a_clear_match_in_meaning_grounds_what_the_words_could_not() -> None:
+    # GIVEN a question the words alone do not ground ("normal?" weighs as an unknown subject)
+    assert not ask(NOT_NORMAL, [REFUND_FAQ, SHIPPING_FAQ]).answered
+    # WHEN the similarity in meaning finds the refund FAQ close and clearly ahead
+    answer = ask_by_meaning(NOT_NORMAL, [REFUND_FAQ, SHIPPING_FAQ],
+                            {"refund": 0.6, "shipping": 0.2})
+    # THEN the refund answer is quoted whole
+    assert answer.answered and "within 3 business days" in reply(answer)
+
+
+def test_a_match_in_meaning_that_is_weak_or_not_ahead_does_not_ground() -> None:
+    # GIVEN the same question, two passages
+    passages = [REFUND_FAQ, SHIPPING_FAQ]
+    # WHEN the closest is under the bar, or only a hair ahead of another answer
+    weak = ask_by_meaning(NOT_NORMAL, passages, {"refund": 0.3, "shipping": 0.1})
+    tied = ask_by_meaning(NOT_NORMAL, passages, {"refund": 0.6, "shipping": 0.58})
+    # THEN the engine refuses
+    assert not weak.answered and not tied.answered
+
+
+def test_a_match_in_meaning_never_overrides_an_unknown_subject_or_a_missing_topic() -> None:
+    # GIVEN unanswerable questions: an unknown subject (cash on delivery) and a shop topic the
+    # passage never names (an invoice)
+    cod = ask_by_meaning("可以货到付款吗？", [RETURNS_FAQ], {"退": 0.9})
+    invoice = ask_by_meaning("can I get an invoice with my refund?", [REFUND_FAQ],
+                             {"refund": 0.9})
+    # WHEN the model finds the passage close anyway
+    # THEN the words' refusal rules still refuse
+    assert not cod.answered and not invoice.answered
+
+
+def test_offline_semantic_builds_the_engine_with_a_similarity() -> None:
+    # GIVEN the setting on (the semantic extra is installed in the dev environment)
+    settings = AdapterSettings(engines=[], openai_api_key=None, openai_base_url=None,
+                               offline_semantic=True)
+    # WHEN the offline engine is built, and without the setting
+    engine = build_engine(EngineConfig(name="offline", kind="offline"), settings=settings)
+    plain = build_engine(EngineConfig(name="offline", kind="offline"),
+                         settings=AdapterSettings(engines=[], openai_api_key=None,
+                                                  openai_base_url=None))
+    # THEN only the first matches by meaning
+    assert isinstance(engine, OfflineEngine) and engine.semantic is not None
+    assert isinstance(plain, OfflineEngine) and plain.semantic is None
