@@ -7,10 +7,8 @@ concepts from ``_offline_lexicon`` in Chinese and English, other English words, 
 character pairs), each weighted by how much it tells (goods the policies do not tell apart and
 everyday verbs weigh little; an unknown two-character Chinese word weighs nearly like an English
 word, so the subject of a near-miss question counts; words outside the shop vocabulary
-together weigh at most ``max_unknown``, and the words of a clause that names no shop concept,
-asks nothing and supposes nothing (a story: "my sister lives there") at most
-``background_ratio`` times the question's shop words, so the circumstances a long message
-tells do not outweigh its subject; a misspelt shop word is read as the word meant; a rule stated for
+together weigh at most ``max_unknown``, so the circumstances a long message tells do not
+outweigh its subject; a misspelt shop word is read as the word meant; a rule stated for
 members covers a Gold member at half weight), are looked up in the unit, and the
 covered share (``min_score``, calibrated on bench/data/offline_questions.jsonl) and the
 covered weight (``min_matched``) must both be reached. A question whose main terms the
@@ -56,16 +54,6 @@ _PERCENT_OFF = re.compile(r"[0-9]+(?:\.[0-9]+)?\s*%\s*off\b")
 # 「不太合适」「不是很满意」「不怎么喜欢」 say 「不合适」「不满意」「不喜欢」.
 _NOT_VERY = re.compile(r"不(?:太|是很|怎么|大|是特别|够)(?=[\u4e00-\u9fff])")
 _CLAUSE_BREAK = re.compile(r"[.;:!?,()]+(?=\s|$)|[;:!?()，。；：！？（）]")
-# A clause that asks: Chinese question words and particles, English question words and the
-# auxiliaries a yes/no question opens with.
-_ASKS_ZH = re.compile(r"吗|呢|么|吧|嘛|怎|如何|多少|多久|多长|几|哪|什么|啥|能不能|可不可以|"
-                      r"是否|有没有|是不是|会不会|要不要|行不行")
-_SUPPOSE_ZH = re.compile(r"如果|要是|假如|假设|万一|若")
-_EN_SUPPOSE = frozenset({"if", "unless", "suppose", "assuming"})
-_EN_WH = frozenset({"how", "what", "when", "where", "which", "why", "who", "whether"})
-_EN_AUXILIARY = frozenset({"can", "could", "do", "does", "did", "is", "are", "am", "was",
-                           "will", "would", "should", "shall", "may", "might", "have", "has",
-                           "any", "u", "r"})
 _SENTENCE_RE = re.compile(r"[^。！？!?\n]+?(?:[。！？!?]+|(?<=[a-z0-9)\"'])\.(?=\s|$)|$)\s*", re.I)
 _PLACEHOLDER_RE = re.compile(r"\[(?:ID|CARD|PHONE|EMAIL)_[0-9]+\]")
 _FAQ_RE = re.compile(r"^\s*Q[:：](?P<question>.*?)\n\s*A[:：]\s*(?P<answer>.+)$", re.S)
@@ -309,51 +297,6 @@ def _saturated(terms: dict[str, float], cap: float) -> dict[str, float]:
     return {k: w if k.startswith("c:") else w * scale for k, w in terms.items()}
 
 
-def _asks(clause: str) -> bool:
-    """``clause`` asks something: a question mark, a question word or particle, or an
-    English clause opening with an auxiliary ("can I...", "is it...")."""
-    if _ASKS_ZH.search(clause) or "?" in clause or "？" in clause:
-        return True
-    words = _EN_WORD.findall(clause.lower())
-    return bool(words) and (words[0] in _EN_AUXILIARY or any(w in _EN_WH for w in words))
-
-
-def _supposes(clause: str) -> bool:
-    """``clause`` states the case a question asks about ("if I give it as a present",
-    「如果修不好」): part of what is asked, not a circumstance."""
-    words = _EN_WORD.findall(clause.lower())
-    return bool(_SUPPOSE_ZH.search(clause)) or (bool(words) and words[0] in _EN_SUPPOSE)
-
-
-def _background(question: str, terms: dict[str, float], ratio: float) -> dict[str, float]:
-    """``terms`` with the background of a long message weighing at most ``ratio`` times its
-    shop words: a clause that names no shop concept and asks nothing ("my sister lives there
-    and I want to send her a gift", 「我上班急着用」) tells circumstances, so its words, when
-    no asking or shop clause says them too, count for little against the subject the message
-    asks about. A clause that asks ("can I get a new one instead?") keeps its words whole,
-    whatever it names: an unknown subject there still refuses."""
-    clauses = [c for c in _CLAUSE_BREAK.split(question) if c.strip()]
-    if len(clauses) < 2:
-        return terms
-    said: set[str] = set()
-    told: set[str] = set()
-    for clause in clauses:
-        keys = set(_terms(clause, question=True))
-        if _asks(clause) or _supposes(clause) or any(k.startswith("c:") for k in keys):
-            said |= keys
-        else:
-            told |= keys
-    told -= said
-    if not told or not said:
-        return terms
-    shop = sum(w for k, w in terms.items() if k.startswith("c:"))
-    background = sum(w for k, w in terms.items() if k in told)
-    if background <= ratio * shop:
-        return terms
-    scale = ratio * shop / background
-    return {k: w * scale if k in told else w for k, w in terms.items()}
-
-
 def _surface(text: str) -> set[str]:
     """The literal words of ``text``: stemmed English content words and Chinese pairs."""
     text = text.lower()
@@ -431,7 +374,6 @@ class OfflineEngine:
         max_sentences: int = 3,
         chunk_chars: int = 6,
         max_unknown: float = 1.5,
-        background_ratio: float = 0.5,
         cross_language_margin: float = 0.1,
         semantic: Similarity | None = None,
         semantic_min: float = 0.4,
@@ -442,12 +384,11 @@ class OfflineEngine:
         ``min_matched``: the covered weight it must reach (more than generic shop words);
         ``max_sentences``: matching sentences quoted from a long paragraph (caveats added);
         ``max_unknown``: the most the question's words outside the shop vocabulary weigh
-        together; ``background_ratio``: the most its story clauses weigh, as a multiple of its
-        shop words' weight; ``cross_language_margin``: the share a unit in the other
-        language must cover beyond ``min_score``; ``semantic``: a similarity in meaning
-        (``OFFLINE_SEMANTIC``) that grounds a unit the words could not link, when it is at
-        least ``semantic_min``, beats every other unit by ``semantic_margin``, covers
-        ``semantic_share`` of the question's terms and names every shop topic it names."""
+        together; ``cross_language_margin``: the share a unit in the other language must cover
+        beyond ``min_score``; ``semantic``: a similarity in meaning (``OFFLINE_SEMANTIC``)
+        that grounds a unit the words could not link, when it is at least ``semantic_min``,
+        beats every other unit by ``semantic_margin``, covers ``semantic_share`` of the
+        question's terms and names every shop topic it names."""
         self.name = name
         self.provider = "offline"
         self.model = "offline"
@@ -456,7 +397,6 @@ class OfflineEngine:
         self.max_sentences = max_sentences
         self.chunk_chars = chunk_chars
         self.max_unknown = max_unknown
-        self.background_ratio = background_ratio
         self.cross_language_margin = cross_language_margin
         self.semantic = semantic
         self.semantic_min = semantic_min
@@ -465,8 +405,7 @@ class OfflineEngine:
 
     def grounding(self, question: str, passages: list[str]) -> Grounding:
         """The unit that best answers ``question``, and whether it grounds an answer."""
-        q = _saturated(_background(question, _terms(question, question=True),
-                                   self.background_ratio), self.max_unknown)
+        q = _saturated(_terms(question, question=True), self.max_unknown)
         total = sum(q.values())
         if not total:
             return Grounding(False, 0.0, 0.0, None)
