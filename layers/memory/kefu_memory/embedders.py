@@ -55,11 +55,20 @@ def to_pgvector(vector: Sequence[float]) -> str:
 
     Rounded as ``numpy.round(x, 6)`` rounds (scale, round half to even, unscale; the sign of a
     zero kept), so the stored text is the one the numpy-based version wrote."""
-    out = []
-    for x in vector:
-        scaled = round(float(x) * 1e6)
-        out.append(str(scaled / 1e6 if scaled else math.copysign(0.0, x)))
+    values = array("d", vector)
+    # Most of a short text's hashed vector is zero (a question sets a few dozen of its 512
+    # values): zeros are written at once, only the other values are rounded one by one.
+    if values.tobytes().count(_NEGATIVE_ZERO):  # rare; the pattern may also match across two
+        out = ["-0.0" if math.copysign(1.0, x) < 0 else "0.0" for x in values]  # values
+    else:
+        out = ["0.0"] * len(values)
+    for i in [i for i, x in enumerate(values) if x]:
+        scaled = round(values[i] * 1e6)
+        out[i] = str(scaled / 1e6) if scaled else ("-0.0" if values[i] < 0 else "0.0")
     return "[" + ",".join(out) + "]"
+
+
+_NEGATIVE_ZERO = array("d", [-0.0]).tobytes()
 
 
 def _f32(x: float) -> float:

@@ -130,6 +130,22 @@ class LongTermMemory:
             rules if fallback_to_rules and extractor is not None else None
         )
         self._merge_similarity = merge_similarity
+        # The statements name the embedder's dimension: composed once, not on every reply.
+        dim = sql.Literal(embedder.dim)
+        self._search_sql = sql.SQL(
+            "SELECT " + _COLUMNS + ", 1 - ((embedding::vector({dim})) <=> %(q)s::vector({dim}))"
+            " AS score FROM mem_facts WHERE tenant_id = %(t)s AND customer_id = %(c)s"
+            " AND valid_to IS NULL AND dim = {dim} AND embedder = %(e)s"
+            " ORDER BY (embedding::vector({dim})) <=> %(q)s::vector({dim}), last_seen_at DESC"
+            " LIMIT %(k)s"
+        ).format(dim=dim)
+        self._nearest_sql = sql.SQL(
+            "SELECT id, value_norm, 1 - ((embedding::vector({dim})) <=> %s::vector({dim}))"
+            " FROM mem_facts WHERE tenant_id = %s AND customer_id = %s AND kind = %s"
+            " AND valid_to IS NULL AND dim = {dim} AND embedder = %s"
+            " AND (attributes->>'order_id') IS NOT DISTINCT FROM %s"
+            " ORDER BY (embedding::vector({dim})) <=> %s::vector({dim}) LIMIT 1"
+        ).format(dim=dim)
 
     # ------------------------------------------------------------------ write
 
@@ -219,15 +235,8 @@ class LongTermMemory:
         )
         current = await cur.fetchone()
         if current is None and fact.kind in _SIMILARITY_MERGE_KINDS:
-            dim = sql.Literal(self._embedder.dim)
             cur = await conn.execute(
-                sql.SQL(
-                    "SELECT id, value_norm, 1 - ((embedding::vector({dim})) <=> %s::vector({dim}))"
-                    " FROM mem_facts WHERE tenant_id = %s AND customer_id = %s AND kind = %s"
-                    " AND valid_to IS NULL AND dim = {dim} AND embedder = %s"
-                    " AND (attributes->>'order_id') IS NOT DISTINCT FROM %s"
-                    " ORDER BY (embedding::vector({dim})) <=> %s::vector({dim}) LIMIT 1"
-                ).format(dim=dim),
+                self._nearest_sql,
                 (
                     vector,
                     tenant_id,
@@ -313,14 +322,7 @@ class LongTermMemory:
         if k < 1:
             return []
         matrix = await self._embedder.embed([query or " "])
-        dim = sql.Literal(self._embedder.dim)
-        statement = sql.SQL(
-            "SELECT " + _COLUMNS + ", 1 - ((embedding::vector({dim})) <=> %(q)s::vector({dim}))"
-            " AS score FROM mem_facts WHERE tenant_id = %(t)s AND customer_id = %(c)s"
-            " AND valid_to IS NULL AND dim = {dim} AND embedder = %(e)s"
-            " ORDER BY (embedding::vector({dim})) <=> %(q)s::vector({dim}), last_seen_at DESC"
-            " LIMIT %(k)s"
-        ).format(dim=dim)
+        statement = self._search_sql
         params = {
             "q": to_pgvector(matrix[0]),
             "t": tenant_id,

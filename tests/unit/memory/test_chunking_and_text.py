@@ -122,3 +122,17 @@ def test_stored_text_of_a_vector_rounds_like_numpy() -> None:
     assert to_pgvector(values.tolist()) == _numpy_pgvector(values)
     as_f32 = values.astype(np.float32)
     assert to_pgvector(as_f32.tolist()) == _numpy_pgvector(as_f32)
+
+
+def test_stored_text_of_a_mostly_zero_vector_rounds_like_numpy() -> None:
+    # GIVEN a vector like a short question's: mostly zeros, a negative zero among them, and a
+    # few values, one of them too small to survive six decimals
+    values = np.zeros(512)
+    values[[3, 100, 511]] = [0.1234565, -0.25, 0.5]
+    values[7], values[9], values[11] = -0.0, -1e-9, 1e-9
+    # WHEN written for pgvector THEN the text is numpy's (zeros keep their sign)
+    assert to_pgvector(values.tolist()) == _numpy_pgvector(values)
+    # AND a vector without a negative zero too
+    values[7] = 0.0
+    assert to_pgvector(values.astype(np.float32).tolist()) == \
+        _numpy_pgvector(values.astype(np.float32))
