@@ -691,6 +691,9 @@ class Router:
         self, turn: _Turn, slot: EngineSlot | None, key: ApiKeyEntry | None, reply: _Reply
     ) -> None:
         """Correct the token buckets with what the answer really cost (after the fact)."""
+        key_budget = slot is not None and key is not None and slot.key_tpm
+        if not (self.config.tenant_tpm or key_budget):
+            return  # no token budget to correct: the answer is not tokenized
         enc = (slot or self.slots[0]).encoding
         used = len(enc.encode_ordinary("".join(reply.raw)))
         estimate = turn.request.max_tokens or self.config.completion_token_estimate

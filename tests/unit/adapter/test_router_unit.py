@@ -195,3 +195,44 @@ async def test_a_request_without_fallback_tries_the_first_engine_only() -> None:
     # AND the same chain falls back for a request that allows it
     _, final = await run(router, req("hi"))
     assert (final.engine, final.fallback_used) == ("b", True)
+
+
+class CountingEncoding:
+    """The slot's tiktoken encoding, recording the texts it tokenizes one by one."""
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+        self.texts: list[str] = []
+
+    def encode_ordinary(self, text: str) -> list[int]:
+        self.texts.append(text)
+        result: list[int] = self._real.encode_ordinary(text)
+        return result
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+async def test_an_answer_is_not_tokenized_when_no_token_budget_applies() -> None:
+    # GIVEN a router with no tenant or key token budget
+    router = router_with(Scripted("a", ["a fine ", "answer"]), tenant_tpm=0, key_tpm=0)
+    encoding = CountingEncoding(router.slots[0].encoding)
+    router.slots[0].encoding = encoding
+    # WHEN it answers and its bookkeeping is done
+    _, final = await run(router, req("hi"))
+    await router.flush()
+    # THEN the answer was never tokenized
+    assert final.text == "a fine answer"
+    assert "a fine answer" not in encoding.texts
+
+
+async def test_an_answer_is_tokenized_for_the_tenant_token_budget() -> None:
+    # GIVEN a router with a tenant token budget
+    router = router_with(Scripted("a", ["a fine ", "answer"]), tenant_tpm=100_000, key_tpm=0)
+    encoding = CountingEncoding(router.slots[0].encoding)
+    router.slots[0].encoding = encoding
+    # WHEN it answers and its bookkeeping is done
+    await run(router, req("hi"))
+    await router.flush()
+    # THEN the answer's tokens were counted to correct the budget
+    assert "a fine answer" in encoding.texts
