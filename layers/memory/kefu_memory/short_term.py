@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 import redis.asyncio as aioredis
 from pydantic import ValidationError
@@ -60,15 +61,25 @@ class ShortTermMemory:
         """Append several turns in one round trip."""
         if not turns:
             return
-        key = self.key(conversation_id)
         try:
             async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.rpush(key, *[t.model_dump_json() for t in turns])
-                pipe.ltrim(key, -self._max_turns, -1)
-                pipe.expire(key, self._ttl_s)
+                self.queue_extend(pipe, conversation_id, turns)
                 await pipe.execute()
         except RedisError as exc:
             raise StoreError("short-term memory append failed") from exc
+
+    def queue_extend(self, pipe: Any, conversation_id: str, turns: Sequence[Turn]) -> None:
+        """:meth:`extend` on the caller's pipeline (atomic when it is a transaction)."""
+        if not turns:
+            return
+        key = self.key(conversation_id)
+        pipe.rpush(key, *[t.model_dump_json() for t in turns])
+        pipe.ltrim(key, -self._max_turns, -1)
+        pipe.expire(key, self._ttl_s)
+
+    def queue_clear(self, pipe: Any, conversation_id: str) -> None:
+        """:meth:`clear` on the caller's pipeline."""
+        pipe.delete(self.key(conversation_id))
 
     async def recent(self, conversation_id: str) -> list[Turn]:
         """The remembered turns, oldest first."""

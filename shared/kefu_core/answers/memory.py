@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import redis.asyncio as aioredis
 from cachetools import TTLCache
@@ -235,13 +236,35 @@ class MemoryService:
                 await self.short_term.extend(conversation_id, [*turns, answer_turn])
         except (KefuMemoryError, OSError):
             logger.warning("short-term memory write failed", exc_info=True)
+        await self.remember_long_term(tenant_id=tenant_id, customer_id=customer_id,
+                                      conversation_id=conversation_id, turns=turns,
+                                      answer=answer, answer_seq=answer_seq)
+
+    def queue_short_term(
+        self, batch: Any, *, conversation_id: str, turns: list[Turn], answer: str,
+        answer_seq: int, from_short_term: bool,
+    ) -> None:
+        """The short-term part of :meth:`after_reply`, queued on the caller's Redis
+        transaction pipeline (sent, with its other writes, by the caller)."""
+        answer_turn = Turn(role="assistant", content=answer, seq=answer_seq)
+        if from_short_term:
+            self.short_term.queue_extend(batch, conversation_id, [turns[-1], answer_turn])
+        else:
+            self.short_term.queue_clear(batch, conversation_id)
+            self.short_term.queue_extend(batch, conversation_id, [*turns, answer_turn])
+
+    async def remember_long_term(
+        self, *, tenant_id: str, customer_id: str, conversation_id: str, turns: list[Turn],
+        answer: str, answer_seq: int,
+    ) -> None:
+        """The long-term part of :meth:`after_reply`: facts extracted from the exchange."""
         question = next((t for t in reversed(turns) if t.role == "user"), None)
         if question is None:
             return
         try:
             await self.long_term.remember_exchange(
                 tenant_id=tenant_id, customer_id=customer_id, conversation_id=conversation_id,
-                turns=[question, answer_turn],
+                turns=[question, Turn(role="assistant", content=answer, seq=answer_seq)],
             )
         except (KefuMemoryError, OSError):
             logger.warning("long-term memory write failed", exc_info=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -33,6 +34,7 @@ class ReplyHeartbeat:
         self._redis = redis
         self._key = _key(prefix, conversation_id, seq)
         self._task: asyncio.Task[None] | None = None
+        self._ended = False
 
     async def _beat(self) -> None:
         with contextlib.suppress(RedisError):  # advisory: a miss only says "incomplete" early
@@ -48,13 +50,25 @@ class ReplyHeartbeat:
         self._task = asyncio.create_task(self._loop())
         return self
 
-    async def __aexit__(self, *exc: object) -> None:
+    def end(self, pipe: Any) -> None:
+        """Stop beating and queue the key's deletion on the caller's pipeline (sent with its
+        other writes): leaving the block then costs no round trip."""
+        self._stop()
+        pipe.delete(self._key)
+        self._ended = True
+
+    def _stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._stop()
+        if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        with contextlib.suppress(RedisError):
-            await self._redis.delete(self._key)
+        if not self._ended:
+            with contextlib.suppress(RedisError):
+                await self._redis.delete(self._key)
 
 
 async def alive_replies(

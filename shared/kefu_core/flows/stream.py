@@ -15,6 +15,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from kefu_core.answers.curated import (
     HINT_MARGIN,
     CuratedMatch,
@@ -114,13 +116,13 @@ async def _stream(payload: StreamPayload, deps: Deps, progress: _Progress) -> di
         return {"status": "skipped", "reason": "already answered", "seq": reserved.seq}
     seq = progress.seq = reserved.seq
     async with ReplyHeartbeat(deps.redis, prefix=deps.settings.redis_prefix,
-                              conversation_id=conversation_id, seq=seq):
-        return await _answer(deps, payload, progress, conversation, seq)
+                              conversation_id=conversation_id, seq=seq) as heartbeat:
+        return await _answer(deps, payload, progress, conversation, seq, heartbeat)
 
 
 async def _answer(
     deps: Deps, payload: StreamPayload, progress: _Progress, conversation: Conversation,
-    seq: int,
+    seq: int, heartbeat: ReplyHeartbeat,
 ) -> dict[str, Any]:
     tenant_id, conversation_id = payload.tenant_id, payload.conversation_id
     memory = await deps.load_memory()
@@ -233,18 +235,26 @@ async def _answer(
         with contextlib.suppress(HandoffError):
             await request_handoff(deps, tenant_id=tenant_id, conversation_id=conversation_id,
                                   reason="ungrounded", actor_type="system", actor_id=None)
-    try:  # a structured handoff signal, or too many failed replies in a row
-        await after_reply(deps, tenant_id=tenant_id, conversation_id=conversation_id,
-                          final=final)
-    except Exception:
-        logger.warning("handoff check failed", extra={"conversation_id": conversation_id},
-                       exc_info=True)
-    if memory is not None and final.text and final.status == "complete":
-        await memory.after_reply(
+    remember = memory is not None and bool(final.text) and final.status == "complete"
+    # What Redis keeps of a finished reply leaves in one round trip (one transaction): the
+    # failure count reset, the short-term memory, the end of the reply's liveness key.
+    async with deps.redis.pipeline(transaction=True) as batch:
+        try:  # a structured handoff signal, or too many failed replies in a row
+            await after_reply(deps, tenant_id=tenant_id, conversation_id=conversation_id,
+                              final=final, batch=batch)
+        except Exception:
+            logger.warning("handoff check failed", extra={"conversation_id": conversation_id},
+                           exc_info=True)
+        if memory is not None and remember:
+            memory.queue_short_term(batch, conversation_id=conversation_id, turns=turns,
+                                    answer=final.text, answer_seq=seq,
+                                    from_short_term=from_short_term)
+        heartbeat.end(batch)
+        await _send_batch(batch, conversation_id)
+    if memory is not None and remember:
+        await memory.remember_long_term(
             tenant_id=tenant_id, customer_id=conversation.visitor_id,
-            conversation_id=conversation_id, turns=turns, answer=final.text,
-            answer_seq=seq, from_short_term=from_short_term,
-        )
+            conversation_id=conversation_id, turns=turns, answer=final.text, answer_seq=seq)
     logger.info("reply finished", extra={
         "conversation_id": conversation_id, "seq": seq, "status": final.status,
         "engine": final.engine, "frames": batcher.flushes,
@@ -271,6 +281,20 @@ async def _history(
     turns = [Turn(role=TURN_ROLE[m.role], content=model_text(m.text, m.meta), seq=m.seq)
              for m in stored]
     return [t for t in turns if t.content], False
+
+
+async def _send_batch(batch: Any, conversation_id: str) -> None:
+    """Send the reply's queued Redis writes; a failure is logged, never the visitor's."""
+    try:
+        results = await batch.execute(raise_on_error=False)
+    except (RedisError, OSError):
+        logger.warning("reply's Redis writes failed", extra={"conversation_id": conversation_id},
+                       exc_info=True)
+        return
+    failed = [r for r in results if isinstance(r, Exception)]
+    if failed:
+        logger.warning("reply's Redis writes failed", extra={
+            "conversation_id": conversation_id, "error": repr(failed[0])})
 
 
 def _since_received(payload: StreamPayload, started: float) -> float:

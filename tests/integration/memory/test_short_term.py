@@ -50,3 +50,23 @@ async def test_clear_forgets_a_conversation(
     await memory.clear("c")
     # THEN nothing is left
     assert await memory.recent("c") == []
+
+
+async def test_writes_queued_on_a_callers_transaction_arrive_when_it_is_sent(
+    redis_client: aioredis.Redis, redis_prefix: str
+) -> None:
+    # GIVEN a conversation with a turn, and a window of 1 round
+    memory = ShortTermMemory(redis_client, prefix=redis_prefix, window=1, ttl_s=60)
+    await memory.append("q", Turn(role="user", content="old", seq=1))
+    async with redis_client.pipeline(transaction=True) as batch:
+        # WHEN the conversation is cleared and extended on the caller's transaction
+        memory.queue_clear(batch, "q")
+        memory.queue_extend(batch, "q", [Turn(role="user", content="a", seq=3),
+                                         Turn(role="assistant", content="b", seq=4),
+                                         Turn(role="user", content="c", seq=5)])
+        # THEN nothing changes before the caller sends it
+        assert [t.seq for t in await memory.recent("q")] == [1]
+        await batch.execute()
+    # AND then the window holds the last turns, with the TTL set
+    assert [t.seq for t in await memory.recent("q")] == [4, 5]
+    assert 0 < await redis_client.ttl(memory.key("q")) <= 60

@@ -85,6 +85,29 @@ async def test_agent_without_connections_is_not_online(
     assert await state.assign_next(tenant) is None
 
 
+async def test_a_good_replys_reset_of_the_failure_count_goes_with_the_callers_batch(
+    deps: tuple[Deps, RecordingPoster],
+) -> None:
+    d, _ = deps
+    tenant = f"t-{uuid.uuid4().hex[:6]}"
+    conversation = await d.conversations.open_for_visitor(tenant_id=tenant, visitor_id="v-1")
+    incomplete = Final(text="...", status="incomplete", engine="primary")
+    complete = Final(text="...", status="complete", engine="primary")
+    # GIVEN one failed reply (the default threshold is two in a row)
+    assert await after_reply(d, tenant_id=tenant, conversation_id=conversation.id,
+                             final=incomplete) is False
+    # WHEN a good reply's bookkeeping is queued on a batch that is sent
+    async with d.redis.pipeline(transaction=True) as batch:
+        assert await after_reply(d, tenant_id=tenant, conversation_id=conversation.id,
+                                 final=complete, batch=batch) is False
+        await batch.execute()
+    # THEN the count started again: one more failure does not hand off
+    assert await after_reply(d, tenant_id=tenant, conversation_id=conversation.id,
+                             final=incomplete) is False
+    kept = await d.conversations.get(tenant_id=tenant, conversation_id=conversation.id)
+    assert kept is not None and kept.owner == "bot"
+
+
 async def test_repeated_failures_and_the_structured_signal_hand_off(
     deps: tuple[Deps, RecordingPoster],
 ) -> None:

@@ -14,7 +14,7 @@ opening; an agent may still take it. Each move is audited and announced (:mod:`.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from kefu_core.chat.conversations import Conversation
 from kefu_core.chat.delivery import broadcast
@@ -312,10 +312,13 @@ async def _let_go(deps: HandoffDeps, conversation: Conversation) -> None:
 
 
 async def after_reply(
-    deps: HandoffDeps, *, tenant_id: str, conversation_id: str, final: Final
+    deps: HandoffDeps, *, tenant_id: str, conversation_id: str, final: Final,
+    batch: Any | None = None,
 ) -> bool:
     """Called by the stream flow after a reply: hand off on the model's structured signal or
-    after too many failed replies in a row. True when the conversation was queued."""
+    after too many failed replies in a row. True when the conversation was queued.
+    ``batch``: a Redis pipeline the caller sends, where a good reply's reset of the failure
+    count is queued instead of being a round trip of its own."""
     settings, _ = await deps.tenant_settings.current(tenant_id)
     failed = final.status != "complete" or not final.answered
     reason: HandoffReason | None = "llm" if final.handoff else None
@@ -324,7 +327,10 @@ async def after_reply(
                 settings.handoff_after_failures:
             reason = "failures"
     elif not failed:
-        await deps.handoff.reset_failures(conversation_id)
+        if batch is not None:
+            deps.handoff.queue_reset_failures(batch, conversation_id)
+        else:
+            await deps.handoff.reset_failures(conversation_id)
     if reason is None:
         return False
     try:

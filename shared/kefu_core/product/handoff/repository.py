@@ -233,3 +233,7 @@ class HandoffRepository:
     @_failing_as("cannot reset failures")
     async def reset_failures(self, conversation_id: str) -> None:
         await self._redis.delete(self._fails(conversation_id))
+
+    def queue_reset_failures(self, pipe: Any, conversation_id: str) -> None:
+        """:meth:`reset_failures` on the caller's pipeline (sent with its other writes)."""
+        pipe.delete(self._fails(conversation_id))
