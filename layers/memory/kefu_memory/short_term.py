@@ -87,6 +87,15 @@ class ShortTermMemory:
             raw = await self._redis.lrange(self.key(conversation_id), 0, -1)
         except RedisError as exc:
             raise StoreError("short-term memory read failed") from exc
+        return self.turns_of(raw, conversation_id)
+
+    def queue_recent(self, pipe: Any, conversation_id: str) -> None:
+        """:meth:`recent` on the caller's pipeline; :meth:`turns_of` reads its result."""
+        pipe.lrange(self.key(conversation_id), 0, -1)
+
+    @staticmethod
+    def turns_of(raw: Sequence[bytes | str], conversation_id: str) -> list[Turn]:
+        """The turns of a conversation's list as Redis returned it, oldest first."""
         turns: list[Turn] = []
         for item in raw:
             try:

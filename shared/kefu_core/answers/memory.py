@@ -207,6 +207,12 @@ class MemoryService:
             turns = await self.short_term.recent(conversation_id)
         except (KefuMemoryError, OSError):
             return None
+        return self.history_of(turns, question_seq=question_seq, question=question)
+
+    @staticmethod
+    def history_of(turns: list[Turn], *, question_seq: int, question: str) -> list[Turn] | None:
+        """:meth:`history` from the short-term turns the caller read (with
+        ``short_term.queue_recent``, in a round trip of its own choosing)."""
         if not turns or turns[-1].seq != question_seq - 1:
             return None
         return [*turns, Turn(role="user", content=question, seq=question_seq)]

@@ -34,6 +34,7 @@ class ReplyHeartbeat:
         self._redis = redis
         self._key = _key(prefix, conversation_id, seq)
         self._task: asyncio.Task[None] | None = None
+        self._begun = False
         self._ended = False
 
     async def _beat(self) -> None:
@@ -45,8 +46,15 @@ class ReplyHeartbeat:
             await asyncio.sleep(BEAT_S)
             await self._beat()
 
+    def begin(self, pipe: Any) -> None:
+        """Queue the first beat on the caller's pipeline (sent before the block is entered):
+        entering the block then costs no round trip."""
+        pipe.set(self._key, b"1", ex=TTL_S)
+        self._begun = True
+
     async def __aenter__(self) -> ReplyHeartbeat:
-        await self._beat()
+        if not self._begun:
+            await self._beat()
         self._task = asyncio.create_task(self._loop())
         return self
 

@@ -115,14 +115,36 @@ async def _stream(payload: StreamPayload, deps: Deps, progress: _Progress) -> di
     if reserved.duplicate:
         return {"status": "skipped", "reason": "already answered", "seq": reserved.seq}
     seq = progress.seq = reserved.seq
-    async with ReplyHeartbeat(deps.redis, prefix=deps.settings.redis_prefix,
-                              conversation_id=conversation_id, seq=seq) as heartbeat:
-        return await _answer(deps, payload, progress, conversation, seq, heartbeat)
+    memory = await deps.load_memory()
+    heartbeat = ReplyHeartbeat(deps.redis, prefix=deps.settings.redis_prefix,
+                               conversation_id=conversation_id, seq=seq)
+    recent = await _begin(deps, memory, payload, heartbeat)
+    async with heartbeat:
+        return await _answer(deps, payload, progress, conversation, seq, heartbeat, recent)
+
+
+async def _begin(deps: Deps, memory: MemoryService | None, payload: StreamPayload,
+                 heartbeat: ReplyHeartbeat) -> list[Turn] | None:
+    """The reply's first heartbeat and its history from short-term memory, in one round
+    trip; the history is None when short-term memory cannot give it (then PostgreSQL does)."""
+    reads = memory is not None and payload.text is not None
+    async with deps.redis.pipeline(transaction=False) as pipe:
+        heartbeat.begin(pipe)
+        if memory is not None and reads:
+            memory.short_term.queue_recent(pipe, payload.conversation_id)
+        try:
+            results = await pipe.execute(raise_on_error=False)
+        except (RedisError, OSError):  # the heartbeat is advisory; the history has PostgreSQL
+            return None
+    if memory is None or not reads or payload.text is None or isinstance(results[-1], Exception):
+        return None
+    turns = memory.short_term.turns_of(results[-1], payload.conversation_id)
+    return memory.history_of(turns, question_seq=payload.reply_to_seq, question=payload.text)
 
 
 async def _answer(
     deps: Deps, payload: StreamPayload, progress: _Progress, conversation: Conversation,
-    seq: int, heartbeat: ReplyHeartbeat,
+    seq: int, heartbeat: ReplyHeartbeat, recent: list[Turn] | None,
 ) -> dict[str, Any]:
     tenant_id, conversation_id = payload.tenant_id, payload.conversation_id
     memory = await deps.load_memory()
@@ -130,7 +152,7 @@ async def _answer(
         await memory.warm_up()
     tenant, tenant_prompt = await deps.tenant_settings.current(tenant_id)
     router = await deps.router_for(tenant_id)
-    turns, from_short_term = await _history(deps, memory, payload, before_seq=seq,
+    turns, from_short_term = await _history(deps, payload, recent, before_seq=seq,
                                             window=tenant.context_window)
     system = system_prompt(tenant_prompt or deps.settings.system_prompt, tenant)
     match = await _curated_match(deps, tenant_id, _question(turns, payload))
@@ -264,16 +286,14 @@ async def _answer(
 
 
 async def _history(
-    deps: Deps, memory: MemoryService | None, payload: StreamPayload, *, before_seq: int,
+    deps: Deps, payload: StreamPayload, recent: list[Turn] | None, *, before_seq: int,
     window: int,
 ) -> tuple[list[Turn], bool]:
     """The recent turns up to the question: from Redis short-term memory alone when it is
-    complete (the steady state), from PostgreSQL otherwise. True when Redis sufficed."""
-    if memory is not None:
-        turns = await memory.history(conversation_id=payload.conversation_id,
-                                     question_seq=payload.reply_to_seq, question=payload.text)
-        if turns is not None:
-            return turns[-(window * 2):], True
+    complete (``recent``, the steady state), from PostgreSQL otherwise. True when Redis
+    sufficed."""
+    if recent is not None:
+        return recent[-(window * 2):], True
     stored = await deps.conversations.recent(
         tenant_id=payload.tenant_id, conversation_id=payload.conversation_id,
         limit=window * 2, before_seq=before_seq,

@@ -51,3 +51,25 @@ async def test_a_heartbeat_ended_on_a_batch_ends_when_the_batch_is_sent(
         await redis_client.set(f"{redis_prefix}live:c2:4", b"1")  # a later writer's key
     # AND leaving the block sends nothing more: the key written since is left alone
     assert await alive() == {4}
+
+
+async def test_a_heartbeat_begun_on_a_batch_is_alive_once_the_batch_is_sent(
+    redis_client: aioredis.Redis, redis_prefix: str
+) -> None:
+    async def alive() -> set[int] | None:
+        return await alive_replies(redis_client, prefix=redis_prefix, conversation_id="c3",
+                                   seqs=[6])
+
+    heartbeat = ReplyHeartbeat(redis_client, prefix=redis_prefix, conversation_id="c3", seq=6)
+    async with redis_client.pipeline(transaction=False) as batch:
+        # GIVEN a reply's first beat queued on the caller's batch
+        heartbeat.begin(batch)
+        # THEN the reply is not alive before the batch is sent, and is after
+        assert await alive() == set()
+        await batch.execute()
+    assert await alive() == {6}
+    # AND entering the block sends no second first beat (a key deleted meanwhile stays so)
+    await redis_client.delete(f"{redis_prefix}live:c3:6")
+    async with heartbeat:
+        assert await alive() == set()
+    assert await alive() == set()

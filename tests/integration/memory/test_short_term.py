@@ -70,3 +70,20 @@ async def test_writes_queued_on_a_callers_transaction_arrive_when_it_is_sent(
     # AND then the window holds the last turns, with the TTL set
     assert [t.seq for t in await memory.recent("q")] == [4, 5]
     assert 0 < await redis_client.ttl(memory.key("q")) <= 60
+
+
+async def test_a_read_queued_on_a_callers_pipeline_gives_the_same_turns(
+    redis_client: aioredis.Redis, redis_prefix: str
+) -> None:
+    # GIVEN a conversation with two turns
+    memory = ShortTermMemory(redis_client, prefix=redis_prefix, window=5, ttl_s=60)
+    await memory.extend("r", [Turn(role="user", content="你好", seq=1),
+                              Turn(role="assistant", content="您好", seq=2)])
+    # WHEN its turns are read on the caller's pipeline
+    async with redis_client.pipeline(transaction=False) as pipe:
+        pipe.ping()
+        memory.queue_recent(pipe, "r")
+        _, raw = await pipe.execute()
+    # THEN they are the turns a direct read gives
+    assert memory.turns_of(raw, "r") == await memory.recent("r")
+    assert [t.seq for t in memory.turns_of(raw, "r")] == [1, 2]
