@@ -30,6 +30,7 @@ placeholder. `redact_text` is the one-call helper for logs and the audit trail; 
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -326,6 +327,24 @@ def find_pii(text: str) -> list[Span]:
     return found
 
 
+# A reply redacts its whole request: the system prompt and the recent turns, the same texts
+# reply after reply. Their spans are kept (short texts only: the memory stays bounded), keyed
+# with the day, on which a resident ID's validity depends.
+_CACHED_TEXT_CHARS = 2000
+
+
+@functools.lru_cache(maxsize=2048)
+def _spans_of(text: str, day: _dt.date) -> tuple[Span, ...]:
+    return tuple(find_pii(text))
+
+
+def find_pii_cached(text: str) -> list[Span]:
+    """:func:`find_pii`, remembered for the latest short texts."""
+    if len(text) > _CACHED_TEXT_CHARS:
+        return find_pii(text)
+    return list(_spans_of(text, _dt.date.today()))
+
+
 _PLACEHOLDER_RE = re.compile(r"[\[【](ID|CARD|PHONE|EMAIL)_([0-9]{1,4})[\]】]")
 
 
@@ -333,7 +352,7 @@ _PLACEHOLDER_RE = re.compile(r"[\[【](ID|CARD|PHONE|EMAIL)_([0-9]{1,4})[\]】]"
 class Redactor:
     """Replaces PII with numbered placeholders; one instance per request (or conversation)."""
 
-    detector: Callable[[str], list[Span]] = find_pii
+    detector: Callable[[str], list[Span]] = find_pii_cached
     by_value: dict[tuple[str, str], str] = field(default_factory=dict)
     values: dict[str, str] = field(default_factory=dict)  # placeholder -> original value
     _counts: dict[str, int] = field(default_factory=dict)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 
 import pytest
 
@@ -212,3 +213,30 @@ def test_an_extension_set_off_by_a_comma_is_left_as_text() -> None:
     # WHEN the message is scanned
     # THEN only the number is redacted (the extension alone does not identify anyone)
     assert kinds("Office line: (0755) 2678 1234, ext. 802.") == [("PHONE", "(0755) 2678 1234")]
+
+
+def test_the_spans_of_a_text_seen_before_are_not_searched_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN the detector, counted
+    from kefu_llm import _pii
+
+    calls: list[str] = []
+    real = _pii.find_pii
+
+    def counted(text: str) -> list[_pii.Span]:
+        calls.append(text)
+        return real(text)
+
+    monkeypatch.setattr(_pii, "find_pii", counted)
+    text = f"我的手机是 13812345678，订单 {uuid.uuid4().int % 10**8}"
+    # WHEN two requests redact the same text (a system prompt, a turn of the history)
+    first, second = Redactor().redact(text), Redactor().redact(text)
+    # THEN both get the same placeholders, and the text was searched once
+    assert first == second and "[PHONE_1]" in first and "13812345678" not in first
+    assert calls == [text]
+    # AND a long text is searched every time (only short ones are kept)
+    long_text = text + "。" * 3000
+    Redactor().redact(long_text)
+    Redactor().redact(long_text)
+    assert calls.count(long_text) == 2
