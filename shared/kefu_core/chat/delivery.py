@@ -55,10 +55,19 @@ async def broadcast(
     targets = [c for c in await deps.connections.watchers(conversation_id) if c != exclude]
     if not targets:
         return 0
-    results = await asyncio.gather(
+    return sum(await _send_each(deps, targets, frame, conversation_id))
+
+
+async def _send_each(
+    deps: Outbox, targets: list[str], frame: ServerFrame, conversation_id: str
+) -> list[bool]:
+    """``send`` to every target at once; a single target (the usual case: the visitor's one
+    tab) without the task gathering several would cost."""
+    if len(targets) == 1:
+        return [await send(deps, targets[0], frame, conversation_id=conversation_id)]
+    return await asyncio.gather(
         *(send(deps, target, frame, conversation_id=conversation_id) for target in targets)
     )
-    return sum(results)
 
 
 class Audience:
@@ -82,10 +91,7 @@ class Audience:
             self._read_at = now
         if not self._targets:
             return 0
-        results = await asyncio.gather(*(
-            send(self._deps, target, frame, conversation_id=self._conversation_id)
-            for target in self._targets
-        ))
+        results = await _send_each(self._deps, self._targets, frame, self._conversation_id)
         gone = {t for t, ok in zip(self._targets, results, strict=True) if not ok}
         if gone:
             self._targets = [t for t in self._targets if t not in gone]

@@ -1,0 +1,70 @@
+"""Delivery to the connections watching a conversation (kefu_core.chat.delivery)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from kefu_core.chat.delivery import Audience, broadcast
+from kefu_core.infra.errors import GoneError
+
+
+class FakePoster:
+    def __init__(self, gone: set[str]) -> None:
+        self.gone = gone
+        self.posted: list[tuple[str, str]] = []
+
+    async def post(self, connection_id: str, data: str) -> None:
+        if connection_id in self.gone:
+            raise GoneError(connection_id)
+        self.posted.append((connection_id, data))
+
+    async def close(self, connection_id: str) -> None:
+        return None
+
+
+class FakeConnections:
+    def __init__(self, watching: list[str]) -> None:
+        self.watching = watching
+        self.removed: list[tuple[str, str | None]] = []
+
+    async def watchers(self, conversation_id: str) -> list[str]:
+        return list(self.watching)
+
+    async def remove(self, connection_id: str, *, conversation_id: str | None = None) -> None:
+        self.removed.append((connection_id, conversation_id))
+
+
+class FakeDeps:
+    def __init__(self, watching: list[str], gone: set[str] | None = None) -> None:
+        self.poster = FakePoster(gone or set())
+        self.connections = FakeConnections(watching)
+
+
+FRAME: Any = {"type": "typing", "conversation_id": "c1", "role": "visitor"}
+
+
+@pytest.mark.parametrize("watching", [["a"], ["a", "b", "c"]])
+async def test_a_broadcast_reaches_every_watcher_but_the_excluded_one(watching: list[str]) -> None:
+    # GIVEN one or several connections watching a conversation, and its sender among them
+    deps = FakeDeps([*watching, "sender"])
+    # WHEN a frame is broadcast from the sender
+    delivered = await broadcast(deps, "c1", FRAME, exclude="sender")  # type: ignore[arg-type]
+    # THEN every other watcher got it once
+    assert delivered == len(watching)
+    assert sorted(c for c, _ in deps.poster.posted) == sorted(watching)
+
+
+@pytest.mark.parametrize("watching", [["gone"], ["gone", "b"]])
+async def test_a_gone_watcher_is_forgotten_and_not_counted(watching: list[str]) -> None:
+    # GIVEN a watcher whose connection is gone, alone or beside another
+    deps = FakeDeps(watching, gone={"gone"})
+    audience = Audience(deps, "c1")  # type: ignore[arg-type]
+    # WHEN a reply's frames are sent to the audience
+    first = await audience.send(FRAME)
+    second = await audience.send(FRAME)
+    # THEN the gone one is forgotten (its record removed once) and the others get each frame
+    assert first == second == len(watching) - 1
+    assert deps.connections.removed == [("gone", "c1")]
+    assert [c for c, _ in deps.poster.posted] == [c for c in watching if c != "gone"] * 2
