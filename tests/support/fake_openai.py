@@ -172,6 +172,7 @@ class _State:
         self.stats: Counter[str] = Counter()
         self.active = 0
         self.peak_active = 0
+        self.peers: set[tuple[str, int]] = set()  # client addresses: one per TCP connection
 
     def behaviour_for(self, model: str) -> Behaviour:
         opts = _model_options(model)
@@ -244,6 +245,8 @@ def create_app(state: _State, *, min_tick_s: float = 0.005) -> Starlette:
         model = str(body.get("model", ""))
         messages = body.get("messages") or []
         state.stats["requests"] += 1
+        if request.client is not None:
+            state.peers.add((request.client.host, request.client.port))
         state.requests.append(
             {
                 "model": model,
@@ -555,6 +558,7 @@ class FakeOpenAI:
             self._state.model_queues.clear()
             self._state.requests.clear()
             self._state.stats.clear()
+            self._state.peers.clear()
 
     @property
     def requests(self) -> list[dict[str, Any]]:
@@ -567,6 +571,7 @@ class FakeOpenAI:
             **self._state.stats,
             "active": self._state.active,
             "peak_active": self._state.peak_active,
+            "connections": len(self._state.peers),
         }
 
 

@@ -65,6 +65,7 @@ def build_engine(
         handoff_tool=config.handoff_tool,
         outbound_policy=outbound_policy,
         images=config.images,
+        max_connections=settings.llm_max_connections,
     )
 
 

@@ -91,7 +91,7 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
 class GuardedTransport(httpx.AsyncHTTPTransport):
     def __init__(self, policy: OutboundPolicy, *, verify: ssl.SSLContext | bool = True,
                  limits: httpx.Limits | None = None) -> None:
-        limits = limits or httpx.Limits(max_connections=100, max_keepalive_connections=20)
+        limits = limits or httpx.Limits(max_connections=100, max_keepalive_connections=100)
         super().__init__(verify=verify, limits=limits)
         ssl_context = self._pool._ssl_context
         # The same pool httpx builds, on a backend that checks where each connection goes.

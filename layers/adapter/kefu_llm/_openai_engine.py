@@ -186,6 +186,7 @@ class OpenAICompatibleEngine:
         handoff_tool: bool = True,
         outbound_policy: OutboundPolicy | None = None,
         images: bool = False,
+        max_connections: int = 1000,
     ) -> None:
         if outbound_policy is not None:
             # An untrusted base URL (a tenant's): http(s) only, and every connection's address
@@ -207,6 +208,8 @@ class OpenAICompatibleEngine:
         self._connect_timeout_s = connect_timeout_s
         self._headers = default_headers or None
         self._http_client = http_client
+        self._owns_http_client = http_client is None
+        self._max_connections = max_connections
         self._outbound_policy = outbound_policy
         self._root: AsyncOpenAI | None = None
         self._clients: dict[str, AsyncOpenAI] = {}
@@ -217,15 +220,8 @@ class OpenAICompatibleEngine:
             if self._root is None:
                 import openai  # imported on first use: it costs ~0.6 s at cold start
 
-                if self._http_client is None and self._outbound_policy is not None:
-                    import httpx  # the SDK takes an httpx client (and its own httpx2 ones)
-
-                    from .netguard import guarded_transport
-
-                    self._http_client = httpx.AsyncClient(
-                        transport=guarded_transport(self._outbound_policy),
-                        follow_redirects=False,
-                    )
+                if self._http_client is None:
+                    self._http_client = self._pooled_http_client()
                 self._root = openai.AsyncOpenAI(
                     api_key=key.value,
                     base_url=self.base_url,
@@ -241,6 +237,30 @@ class OpenAICompatibleEngine:
                 self._clients.pop(next(iter(self._clients)))
             self._clients[key.value] = client
         return client
+
+    def _pooled_http_client(self) -> Any:
+        """The HTTP client of this engine's requests: as many connections kept alive as may
+        be open (the SDK's own keeps 100 of up to 1,000, so above 100 replies at once most
+        requests opened a connection of their own and closed it after the reply)."""
+        import openai
+        from openai._constants import DEFAULT_CONNECTION_LIMITS
+
+        n = self._max_connections
+        if self._outbound_policy is not None:
+            import httpx  # the SDK takes an httpx client (and its own httpx2 ones)
+
+            from .netguard import guarded_transport
+
+            return httpx.AsyncClient(
+                transport=guarded_transport(
+                    self._outbound_policy,
+                    limits=httpx.Limits(max_connections=n, max_keepalive_connections=n),
+                ),
+                follow_redirects=False,
+            )
+        # The limits type of the HTTP library the installed SDK is built on (httpx or httpx2).
+        limits = type(DEFAULT_CONNECTION_LIMITS)(max_connections=n, max_keepalive_connections=n)
+        return openai.DefaultAsyncHttpxClient(limits=limits)
 
     async def stream(
         self, call: EngineCall, *, key: ApiKey | None
@@ -278,9 +298,16 @@ class OpenAICompatibleEngine:
             async with client.chat.completions.with_streaming_response.create(
                 **params
             ) as response:
+                done = False
                 async for event in sse_data(response.iter_bytes()):
+                    # Read on to the end of the body after [DONE]: a response left unread is
+                    # closed with its connection, and the next reply opens (and over HTTPS
+                    # handshakes) a new one.
+                    if done:
+                        continue
                     if event == b"[DONE]":
-                        break
+                        done = True
+                        continue
                     chunk = json_loads(event)
                     if chunk.get("error") is not None:
                         raise StreamError(f"{self.name}: error event in stream", kind="cut")
@@ -321,6 +348,8 @@ class OpenAICompatibleEngine:
 
     async def aclose(self) -> None:
         if self._root is not None:
-            await self._root.close()
+            await self._root.close()  # closes the HTTP client too
         self._root = None
         self._clients.clear()
+        if self._owns_http_client:
+            self._http_client = None

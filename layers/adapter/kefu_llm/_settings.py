@@ -72,6 +72,10 @@ class AdapterSettings(BaseSettings):
     first_token_timeout_s: float = 5.0
     total_timeout_s: float = 60.0
     stall_timeout_s: float = 15.0
+    # Connections kept open to each engine's server. Every one may stay idle in the pool
+    # between replies: a pool that keeps fewer than the replies streaming at once opens (and
+    # over HTTPS handshakes) a new connection for most replies under load.
+    llm_max_connections: int = Field(default=1000, ge=1)
 
     # Keys
     llm_keys_secret_id: str | None = None

@@ -287,3 +287,28 @@ async def test_the_provider_receives_the_whole_request_body(fake: FakeOpenAI) ->
     assert body["tools"][0]["function"]["name"] == "request_human_agent"
     assert body["tool_choice"] == "auto"
     assert "".join(p for p in pieces if isinstance(p, str)) == "OK. hello"
+
+
+async def test_replies_streaming_at_once_reuse_their_connections(fake: FakeOpenAI) -> None:
+    # GIVEN an engine with the default connection pool, warmed by one reply, and replies that
+    # take a second for their first token
+    router = build_router(
+        settings=settings(engine(fake, "primary", "fake:ttft=1000")), redis=None
+    )
+    await collect(router.stream(request("warm up")))
+
+    async def wave() -> list[str]:
+        finals = await asyncio.gather(
+            *(collect(router.stream(request(f"hi {i}", tenant=f"t{i}"))) for i in range(150))
+        )
+        return [final.status for _, final in finals]
+
+    # WHEN 150 replies stream at once (more than the 100 idle connections the SDK's own client
+    # keeps), twice in a row
+    assert set(await wave()) == {"complete"}
+    opened_by_first = fake.stats["connections"]
+    assert fake.stats["peak_active"] == 150
+    assert set(await wave()) == {"complete"}
+    # THEN the second wave streams over the first wave's connections: none is opened again
+    assert fake.stats["connections"] == opened_by_first
+    await router.aclose()
