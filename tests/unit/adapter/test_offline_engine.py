@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import pytest
+
 from kefu_llm import (
     AdapterSettings,
     ChatMessage,
@@ -15,8 +17,9 @@ from kefu_llm import (
     detect_language,
 )
 from kefu_llm._build import build_engine
+from kefu_llm._exceptions import ConfigurationError
 from kefu_llm._offline import NO_ANSWER, OfflineEngine
-from kefu_llm._offline_semantic import Similarity
+from kefu_llm._offline_semantic import E5Similarity, Similarity, USESimilarity, load_similarity
 from kefu_llm._settings import EngineConfig
 
 WARRANTY_ZH = (
@@ -612,3 +615,50 @@ def test_offline_semantic_builds_the_engine_with_a_similarity() -> None:
     # THEN only the first matches by meaning
     assert isinstance(engine, OfflineEngine) and engine.semantic is not None
     assert isinstance(plain, OfflineEngine) and plain.semantic is None
+
+
+REFUND_FAQ_ZH = "Q: 退款多久到账？\nA: 退款在仓库收到退货并验收后3个工作日内原路退回。"
+
+
+def test_the_same_answer_in_the_other_language_is_no_rival_in_meaning() -> None:
+    # GIVEN the refund FAQ in both languages and the shipping FAQ, the question's words
+    # grounding none of them
+    passages = [REFUND_FAQ, REFUND_FAQ_ZH, SHIPPING_FAQ]
+    # WHEN the model finds both refund FAQs about as close, the shipping FAQ far behind
+    answer = ask_by_meaning(NOT_NORMAL, passages,
+                            {"Refunds go": 0.6, "退款在": 0.59, "shipping": 0.2})
+    # THEN the translation does not count against the margin: the English answer is quoted
+    assert answer.answered and "within 3 business days" in reply(answer)
+
+
+def test_a_rival_answer_in_the_same_language_still_blocks_a_match_in_meaning() -> None:
+    # GIVEN a rival English unit about as close in meaning as the refund FAQ
+    passages = [REFUND_FAQ, SHIPPING_FAQ]
+    # WHEN the two are a hair apart
+    answer = ask_by_meaning(NOT_NORMAL, passages, {"refund": 0.6, "shipping": 0.595})
+    # THEN the engine refuses
+    assert not answer.answered
+
+
+def test_each_model_brings_the_rule_calibrated_for_it() -> None:
+    # GIVEN the setting on, with the default model and with USE chosen
+    def built(**env: str) -> OfflineEngine:
+        settings = AdapterSettings(engines=[], openai_api_key=None, openai_base_url=None,
+                                   offline_semantic=True, **env)
+        engine = build_engine(EngineConfig(name="offline", kind="offline"), settings=settings)
+        assert isinstance(engine, OfflineEngine)
+        return engine
+
+    # WHEN the engines are built
+    e5, use = built(), built(offline_semantic_model="use")
+    # THEN each matches by its own model with that model's thresholds
+    assert isinstance(e5.semantic, E5Similarity) and e5.meaning_rule == E5Similarity.rule
+    assert isinstance(use.semantic, USESimilarity) and use.meaning_rule == USESimilarity.rule
+
+
+def test_an_unknown_model_name_is_a_configuration_error() -> None:
+    # GIVEN a misspelt model name
+    # WHEN the similarity is loaded
+    # THEN the error names the choices
+    with pytest.raises(ConfigurationError, match="e5, use"):
+        load_similarity("e6")
