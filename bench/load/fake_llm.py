@@ -91,6 +91,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tokens-per-s", type=float, default=50.0)
     parser.add_argument("--tokens", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--ssl-certfile", default=None, help="serve HTTPS with this certificate")
+    parser.add_argument("--ssl-keyfile", default=None)
     args = parser.parse_args(argv)
     lo, hi = parse_range(args.first_token_ms)
     defaults = Behaviour().merged(first_token_ms=args.first_token_ms,
@@ -98,10 +100,12 @@ def main(argv: list[str] | None = None) -> None:
     state = _State(defaults, None, args.seed)
     state.embedding_dim = 256  # type: ignore[attr-defined]
     app = PerPromptLatency(create_app(state, min_tick_s=0.01), lo=lo, hi=hi)
-    print(f"fake LLM on http://{args.host}:{args.port}/v1", flush=True)
+    scheme = "https" if args.ssl_certfile else "http"
+    print(f"fake LLM on {scheme}://{args.host}:{args.port}/v1", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False,
                 lifespan="off", backlog=4096, timeout_keep_alive=60,
-                timeout_graceful_shutdown=1)
+                timeout_graceful_shutdown=1, ssl_certfile=args.ssl_certfile,
+                ssl_keyfile=args.ssl_keyfile)
 
 
 if __name__ == "__main__":

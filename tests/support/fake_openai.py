@@ -427,7 +427,8 @@ def create_app(state: _State, *, min_tick_s: float = 0.005) -> Starlette:
 
     async def stats(request: Request) -> Response:
         return JSONResponse(
-            {**state.stats, "active": state.active, "peak_active": state.peak_active}
+            {**state.stats, "active": state.active, "peak_active": state.peak_active,
+             "connections": len(state.peers)}
         )
 
     return Starlette(
