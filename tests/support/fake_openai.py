@@ -21,7 +21,8 @@ a stall/cut/malformed chunk); ``tokens`` (answer length in pieces; default: the 
 ``reply`` (the answer text; default ``"OK. "`` + the last user message, so tests can see what
 the model received); ``chunk_chars`` (split the answer every N characters instead of into
 words / CJK characters); ``stall_s`` (how long a stall lasts, default 3600); ``tool`` (after
-the text, a ``tool_calls`` delta calling that function, finish reason ``tool_calls``).
+the text, a ``tool_calls`` delta calling that function, finish reason ``tool_calls``);
+``linger_s`` (the body stays open that long after ``[DONE]``, as behind a slow proxy).
 
 ``valid_keys``: when set, any other bearer token gets a 401 (key rotation tests).
 
@@ -88,6 +89,7 @@ class Behaviour:
     stall_s: float = 3600.0
     chunk_chars: int | None = None
     tool: str | None = None  # after the text, call this function (a structured signal)
+    linger_s: float = 0.0  # the body stays open this long after [DONE] (a slow proxy)
 
     def merged(self, **changes: Any) -> Behaviour:
         return replace(self, **_coerce(changes))
@@ -118,7 +120,7 @@ def _coerce(raw: dict[str, Any]) -> dict[str, Any]:
             out[key] = _range(value)
         elif key in ("status", "after", "tokens", "chunk_chars"):
             out[key] = None if value in (None, "") else int(value)
-        elif key in ("retry_after", "tokens_per_s", "stall_s"):
+        elif key in ("retry_after", "tokens_per_s", "stall_s", "linger_s"):
             out[key] = None if value in (None, "") else float(value)
         else:
             out[key] = value
@@ -365,6 +367,8 @@ def create_app(state: _State, *, min_tick_s: float = 0.005) -> Starlette:
                     tail += "data: {" + prefix + '"choices":[],' + usage + "}\n\n"
                 yield (tail + "data: [DONE]\n\n").encode()
                 state.stats["completed"] += 1
+                if b.linger_s:
+                    await asyncio.sleep(b.linger_s)
             finally:
                 state.active -= 1
 

@@ -7,6 +7,7 @@ connection pool; the SDK's own retries are off (the router decides what happens 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +52,22 @@ def preload_sdk() -> None:
     client = openai.AsyncOpenAI(api_key="preload", base_url="http://127.0.0.1:9/v1")
     _ = client.chat.completions.with_streaming_response  # resolves the lazy resources
     import anyio._backends._asyncio  # noqa: F401  (the transport's backend, loaded on send)
+
+
+_DRAIN_S = 1.0  # how long the end of a body may take after [DONE]
+
+
+async def _read_to_end(events: AsyncIterator[bytes]) -> None:
+    """Read a response's body to its end after ``[DONE]``: a response closed unread closes its
+    connection too, and the next reply opens (over HTTPS, handshakes) a new one. A body that
+    does not end within ``_DRAIN_S`` (a proxy holding it open) is left: the reply is complete,
+    only that connection is not reused."""
+    try:
+        async with asyncio.timeout(_DRAIN_S):
+            async for _ in events:
+                pass
+    except Exception:  # the reply is complete; only its connection is not kept
+        return
 
 
 def parse_retry_after(headers: Any) -> float | None:
@@ -298,16 +315,11 @@ class OpenAICompatibleEngine:
             async with client.chat.completions.with_streaming_response.create(
                 **params
             ) as response:
-                done = False
-                async for event in sse_data(response.iter_bytes()):
-                    # Read on to the end of the body after [DONE]: a response left unread is
-                    # closed with its connection, and the next reply opens (and over HTTPS
-                    # handshakes) a new one.
-                    if done:
-                        continue
+                events = sse_data(response.iter_bytes())
+                async for event in events:
                     if event == b"[DONE]":
-                        done = True
-                        continue
+                        await _read_to_end(events)
+                        break
                     chunk = json_loads(event)
                     if chunk.get("error") is not None:
                         raise StreamError(f"{self.name}: error event in stream", kind="cut")

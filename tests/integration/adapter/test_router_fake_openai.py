@@ -312,3 +312,18 @@ async def test_replies_streaming_at_once_reuse_their_connections(fake: FakeOpenA
     # THEN the second wave streams over the first wave's connections: none is opened again
     assert fake.stats["connections"] == opened_by_first
     await router.aclose()
+
+
+async def test_a_body_held_open_after_done_does_not_hold_the_reply(fake: FakeOpenAI) -> None:
+    # GIVEN a provider (or a proxy in front of it) that keeps the body open 30 s after [DONE]
+    router = build_router(
+        settings=settings(engine(fake, "primary", "fake:linger_s=30"), stall_timeout_s=20.0),
+        redis=None,
+    )
+    started = time.monotonic()
+    # WHEN a visitor writes
+    _, final = await collect(router.stream(request("hello")))
+    # THEN the reply completes about a second after [DONE], not when the body ends
+    assert final.status == "complete" and final.text == "OK. hello"
+    assert time.monotonic() - started < 10
+    await router.aclose()
