@@ -465,7 +465,8 @@ class OfflineEngine:
         for rank, passage in enumerate(passages):
             for unit in _units(passage, rank):
                 found = _terms(unit.match_text, question=False)
-                matched = sum(_credit(k, w, found) for k, w in q.items())
+                credits = {k: _credit(k, w, found) for k, w in q.items()}
+                matched = sum(credits.values())
                 share = matched / total
                 # What the unit is about should be what the question asks about: how well its
                 # title and the question agree (F1 of their shared terms' weight), and how
@@ -476,8 +477,7 @@ class OfflineEngine:
                 # A shop topic the question names (weight 1: points, invoice, warranty...) that
                 # the unit never mentions means the unit answers another question.
                 missing_topic = any(
-                    k.startswith("c:") and w >= 1.0 and not _credit(k, w, found)
-                    for k, w in q.items()
+                    k.startswith("c:") and w >= 1.0 and not credits[k] for k, w in q.items()
                 )
                 # A unit in the other language is matched on concepts alone: it must cover
                 # more, as its wording cannot confirm what the concepts leave open.
