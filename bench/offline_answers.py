@@ -18,16 +18,20 @@ The product's own path: the demo folder is ingested into PostgreSQL+pgvector by
 flow runs for a first message), rendered as the product renders them (``passage_text``); the
 first ``KNOWLEDGE_TOP_K`` go as ``passages`` (a model's), the rest as ``more_passages``, through
 the router built with no engine configured (the offline chain, PII redaction on), as in a
-deployment without an LLM; ``OFFLINE_SEMANTIC=true`` in the environment measures the engine
-with its optional match in meaning (the ``semantic`` extra).
+deployment without an LLM. The engine matches by meaning too when the ``semantic`` extra is
+installed (``OFFLINE_SEMANTIC=true`` requires it, ``false`` measures words only,
+``OFFLINE_SEMANTIC_MODEL`` picks e5 or USE); the output's last lines name the engine that ran.
 
 A question counts as right when the reply is an answer (``Final.answered``) containing every
 key phrase; an unanswerable question counts as refused when the reply is the "don't know"
 (``answered`` false, which the handoff logic counts). ``--calibrate`` sweeps the engine's
-``min_score`` threshold over the chosen part.
+``min_score`` threshold over the chosen part; ``--cross-validate`` chooses the match in
+meaning's rule on all parts but one and scores the part left out, in turn
+(``bench.offline_calibration``).
 
-    .venv/bin/python -m bench.offline_answers [--split all|tune|heldout|heldout2..heldout7]
-                                              [--questions FILE] [--calibrate] [--dsn DSN] [-v]
+    .venv/bin/python -m bench.offline_answers [--split all|tune|heldout|heldout2..heldout8]
+                                              [--questions FILE] [--calibrate]
+                                              [--cross-validate] [--dsn DSN] [-v]
 """
 
 from __future__ import annotations
