@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ._engine_base import ApiKey
@@ -52,6 +53,20 @@ def preload_sdk() -> None:
     client = openai.AsyncOpenAI(api_key="preload", base_url="http://127.0.0.1:9/v1")
     _ = client.chat.completions.with_streaming_response  # resolves the lazy resources
     import anyio._backends._asyncio  # noqa: F401  (the transport's backend, loaded on send)
+
+
+_POOL_SIZE = 64  # connections per pool (see OpenAICompatibleEngine.__init__)
+
+
+@dataclass
+class _Pool:
+    """One HTTP client's connection pool, the SDK clients over it (one per API key) and the
+    replies streaming through it."""
+
+    http_client: Any
+    root: AsyncOpenAI | None = None
+    clients: dict[str, AsyncOpenAI] = field(default_factory=dict)
+    in_flight: int = 0
 
 
 _DRAIN_S = 1.0  # how long the end of a body may take after [DONE]
@@ -224,45 +239,60 @@ class OpenAICompatibleEngine:
         self._read_timeout_s = read_timeout_s
         self._connect_timeout_s = connect_timeout_s
         self._headers = default_headers or None
-        self._http_client = http_client
-        self._owns_http_client = http_client is None
-        self._max_connections = max_connections
+        self._given_http_client = http_client
         self._outbound_policy = outbound_policy
-        self._root: AsyncOpenAI | None = None
-        self._clients: dict[str, AsyncOpenAI] = {}
+        # Several small connection pools rather than one large one: the HTTP library scans
+        # every connection of a pool (a socket poll for each idle one) whenever a request
+        # enters or leaves it, so that work grows with the pool (6% of the gateway's CPU with
+        # ~400 connections in one pool). A given client is one pool.
+        if http_client is not None:
+            self._pool_count, self._pool_size = 1, max_connections
+        else:
+            self._pool_size = min(max_connections, _POOL_SIZE)
+            self._pool_count = -(-max_connections // self._pool_size)
+        self._pools: list[_Pool] = []
 
-    def _client(self, key: ApiKey) -> AsyncOpenAI:
-        client = self._clients.get(key.value)
+    def _pool(self) -> _Pool:
+        """The first pool with room (so that few replies at a time, as in a Lambda container,
+        keep reusing one pool's connections), a new one while allowed, else the least busy."""
+        for pool in self._pools:
+            if pool.in_flight < self._pool_size:
+                return pool
+        if len(self._pools) < self._pool_count:
+            pool = _Pool(self._given_http_client or self._pooled_http_client(self._pool_size))
+            self._pools.append(pool)
+            return pool
+        return min(self._pools, key=lambda p: p.in_flight)
+
+    def _client(self, pool: _Pool, key: ApiKey) -> AsyncOpenAI:
+        client = pool.clients.get(key.value)
         if client is None:
-            if self._root is None:
+            if pool.root is None:
                 import openai  # imported on first use: it costs ~0.6 s at cold start
 
-                if self._http_client is None:
-                    self._http_client = self._pooled_http_client()
-                self._root = openai.AsyncOpenAI(
+                pool.root = openai.AsyncOpenAI(
                     api_key=key.value,
                     base_url=self.base_url,
                     timeout=openai.Timeout(self._read_timeout_s, connect=self._connect_timeout_s),
                     max_retries=0,
                     default_headers=self._headers,
-                    http_client=self._http_client,
+                    http_client=pool.http_client,
                 )
-                client = self._root
+                client = pool.root
             else:
-                client = self._root.with_options(api_key=key.value)
-            if len(self._clients) > 32:  # keys rotated many times: forget the oldest clients
-                self._clients.pop(next(iter(self._clients)))
-            self._clients[key.value] = client
+                client = pool.root.with_options(api_key=key.value)
+            if len(pool.clients) > 32:  # keys rotated many times: forget the oldest clients
+                pool.clients.pop(next(iter(pool.clients)))
+            pool.clients[key.value] = client
         return client
 
-    def _pooled_http_client(self) -> Any:
-        """The HTTP client of this engine's requests: as many connections kept alive as may
-        be open (the SDK's own keeps 100 of up to 1,000, so above 100 replies at once most
-        requests opened a connection of their own and closed it after the reply)."""
+    def _pooled_http_client(self, n: int) -> Any:
+        """An HTTP client keeping all of its ``n`` connections alive between replies (the
+        SDK's own keeps 100 of up to 1,000, so above 100 replies at once most requests opened
+        a connection of their own and closed it after the reply)."""
         import openai
         from openai._constants import DEFAULT_CONNECTION_LIMITS
 
-        n = self._max_connections
         if self._outbound_policy is not None:
             import httpx  # the SDK takes an httpx client (and its own httpx2 ones)
 
@@ -284,84 +314,90 @@ class OpenAICompatibleEngine:
     ) -> AsyncIterator[str | EngineOutcome]:
         if key is None:
             raise KeyUnavailableError(f"engine {self.name} needs an API key")
-        import openai
 
-        client = self._client(key)
-        timeouts, http_errors = _transport_errors()
-        cuts: tuple[type[Exception], ...] = (*http_errors, openai.APIError)
-        body: dict[str, Any] = {"messages": build_messages(call, redacted=not self.local,
-                                                           images=self.sees_images)}
-        if call.max_tokens is not None:
-            body["max_tokens"] = call.max_tokens
-        if call.temperature is not None:
-            body["temperature"] = call.temperature
-        if self.handoff_tool:
-            body["tools"] = [HANDOFF_TOOL]
-            body["tool_choice"] = "auto"
-        # The request's JSON goes as ``extra_body``, which the SDK sends as it is: its typed
-        # parameters are walked against their TypedDict annotations on every call (a tenth
-        # of the gateway's CPU under load), to change nothing in plain chat messages.
-        params: dict[str, Any] = {
-            "model": self.model,
-            "messages": [],
-            "stream": True,
-            "extra_body": {**body, **(self._extra_body or {})},
-        }
-        finish: str | None = None
-        handoff = False
+        pool = self._pool()
+        client = self._client(pool, key)
+        pool.in_flight += 1
         try:
-            # The raw HTTP stream, parsed here: the SDK would build and validate a pydantic
-            # model per chunk, most of the adapter's CPU on a long reply.
-            async with client.chat.completions.with_streaming_response.create(
-                **params
-            ) as response:
-                events = sse_data(response.iter_bytes())
-                async for event in events:
-                    if event == b"[DONE]":
-                        await _read_to_end(events)
-                        break
-                    chunk = json_loads(event)
-                    if chunk.get("error") is not None:
-                        raise StreamError(f"{self.name}: error event in stream", kind="cut")
-                    choices = chunk.get("choices")
-                    if not choices:
-                        continue
-                    choice = choices[0]
-                    delta = choice.get("delta")
-                    if delta:
-                        content = delta.get("content")
-                        if content:
-                            yield content
-                        if delta.get("tool_calls") and _asks_handoff(delta["tool_calls"]):
-                            handoff = True
-                    if choice.get("finish_reason"):
-                        finish = choice["finish_reason"]
-        except StreamError:
-            raise
-        except openai.APITimeoutError as exc:  # before the response's headers
-            raise EngineTimeout(f"{self.name}: request timed out", kind="timeout") from exc
-        except openai.APIStatusError as exc:
-            raise EngineHTTPError(
-                f"{self.name}: HTTP {exc.status_code}",
-                status=exc.status_code,
-                retry_after=parse_retry_after(exc.response.headers),
-            ) from exc
-        except openai.APIConnectionError as exc:
-            raise EngineError(f"{self.name}: connection failed", kind="connection") from exc
-        except timeouts as exc:  # reading the body: the SDK does not wrap these
-            raise EngineTimeout(f"{self.name}: read timed out", kind="stall") from exc
-        except cuts as exc:
-            raise StreamError(f"{self.name}: stream cut", kind="cut") from exc
-        except (ValueError, TypeError, AttributeError, KeyError, IndexError) as exc:
-            raise StreamError(f"{self.name}: malformed chunk", kind="malformed") from exc
-        if finish is None:
-            raise StreamError(f"{self.name}: stream ended without a finish reason", kind="cut")
-        yield EngineOutcome(finish_reason=finish, handoff=handoff)
+            import openai
+
+            timeouts, http_errors = _transport_errors()
+            cuts: tuple[type[Exception], ...] = (*http_errors, openai.APIError)
+            body: dict[str, Any] = {"messages": build_messages(call, redacted=not self.local,
+                                                               images=self.sees_images)}
+            if call.max_tokens is not None:
+                body["max_tokens"] = call.max_tokens
+            if call.temperature is not None:
+                body["temperature"] = call.temperature
+            if self.handoff_tool:
+                body["tools"] = [HANDOFF_TOOL]
+                body["tool_choice"] = "auto"
+            # The request's JSON goes as ``extra_body``, which the SDK sends as it is: its typed
+            # parameters are walked against their TypedDict annotations on every call (a tenth
+            # of the gateway's CPU under load), to change nothing in plain chat messages.
+            params: dict[str, Any] = {
+                "model": self.model,
+                "messages": [],
+                "stream": True,
+                "extra_body": {**body, **(self._extra_body or {})},
+            }
+            finish: str | None = None
+            handoff = False
+            try:
+                # The raw HTTP stream, parsed here: the SDK would build and validate a pydantic
+                # model per chunk, most of the adapter's CPU on a long reply.
+                async with client.chat.completions.with_streaming_response.create(
+                    **params
+                ) as response:
+                    events = sse_data(response.iter_bytes())
+                    async for event in events:
+                        if event == b"[DONE]":
+                            await _read_to_end(events)
+                            break
+                        chunk = json_loads(event)
+                        if chunk.get("error") is not None:
+                            raise StreamError(f"{self.name}: error event in stream", kind="cut")
+                        choices = chunk.get("choices")
+                        if not choices:
+                            continue
+                        choice = choices[0]
+                        delta = choice.get("delta")
+                        if delta:
+                            content = delta.get("content")
+                            if content:
+                                yield content
+                            if delta.get("tool_calls") and _asks_handoff(delta["tool_calls"]):
+                                handoff = True
+                        if choice.get("finish_reason"):
+                            finish = choice["finish_reason"]
+            except StreamError:
+                raise
+            except openai.APITimeoutError as exc:  # before the response's headers
+                raise EngineTimeout(f"{self.name}: request timed out", kind="timeout") from exc
+            except openai.APIStatusError as exc:
+                raise EngineHTTPError(
+                    f"{self.name}: HTTP {exc.status_code}",
+                    status=exc.status_code,
+                    retry_after=parse_retry_after(exc.response.headers),
+                ) from exc
+            except openai.APIConnectionError as exc:
+                raise EngineError(f"{self.name}: connection failed", kind="connection") from exc
+            except timeouts as exc:  # reading the body: the SDK does not wrap these
+                raise EngineTimeout(f"{self.name}: read timed out", kind="stall") from exc
+            except cuts as exc:
+                raise StreamError(f"{self.name}: stream cut", kind="cut") from exc
+            except (ValueError, TypeError, AttributeError, KeyError, IndexError) as exc:
+                raise StreamError(f"{self.name}: malformed chunk", kind="malformed") from exc
+            if finish is None:
+                raise StreamError(f"{self.name}: stream ended without a finish reason", kind="cut")
+            yield EngineOutcome(finish_reason=finish, handoff=handoff)
+        finally:
+            pool.in_flight -= 1
 
     async def aclose(self) -> None:
-        if self._root is not None:
-            await self._root.close()  # closes the HTTP client too
-        self._root = None
-        self._clients.clear()
-        if self._owns_http_client:
-            self._http_client = None
+        pools, self._pools = self._pools, []
+        for pool in pools:
+            if pool.root is not None:
+                await pool.root.close()  # closes the HTTP client too
+            elif pool.http_client is not self._given_http_client:
+                await pool.http_client.aclose()

@@ -327,3 +327,15 @@ async def test_a_body_held_open_after_done_does_not_hold_the_reply(fake: FakeOpe
     assert final.status == "complete" and final.text == "OK. hello"
     assert time.monotonic() - started < 10
     await router.aclose()
+
+
+async def test_replies_one_after_another_use_one_connection(fake: FakeOpenAI) -> None:
+    # GIVEN an engine with its default pools (as in a Lambda container: one reply at a time)
+    router = build_router(settings=settings(engine(fake, "primary")), redis=None)
+    # WHEN ten replies stream one after another
+    for i in range(10):
+        _, final = await collect(router.stream(request(f"question {i}")))
+        assert final.status == "complete"
+    # THEN they all went over the first one's connection
+    assert fake.stats["connections"] == 1
+    await router.aclose()
