@@ -73,20 +73,22 @@ async def _send_each(
 class Audience:
     """The connections watching one conversation while a reply streams.
 
-    The watcher set is read from Redis at most every ``refresh_s`` (not once per delta), so a
-    reply costs a handful of Redis reads; a tab that joins mid-reply gets the rest of it.
+    The watcher set is read from Redis at most every ``refresh_s`` for deltas (not once per
+    delta), so a reply costs a few Redis reads; a tab that joins mid-reply gets the deltas
+    that follow its next read, and the final frame, which ``send(..., fresh=True)`` sends to
+    the set as it is then (a client that misses deltas relies on the final frame).
     """
 
-    def __init__(self, deps: Outbox, conversation_id: str, *, refresh_s: float = 1.0) -> None:
+    def __init__(self, deps: Outbox, conversation_id: str, *, refresh_s: float = 2.0) -> None:
         self._deps = deps
         self._conversation_id = conversation_id
         self._refresh_s = refresh_s
         self._targets: list[str] = []
         self._read_at = float("-inf")
 
-    async def send(self, frame: ServerFrame) -> int:
+    async def send(self, frame: ServerFrame, *, fresh: bool = False) -> int:
         now = asyncio.get_running_loop().time()
-        if now - self._read_at >= self._refresh_s:
+        if fresh or now - self._read_at >= self._refresh_s:
             self._targets = await self._deps.connections.watchers(self._conversation_id)
             self._read_at = now
         if not self._targets:

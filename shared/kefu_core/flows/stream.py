@@ -102,7 +102,7 @@ async def _report_failure(deps: Deps, payload: StreamPayload, progress: _Progres
             conversation_id=payload.conversation_id, seq=progress.seq,
             reply_to=payload.reply_to_seq, text=text, status="incomplete", engine=None,
             reason="error",
-        ))
+        ), fresh=True)
 
 
 async def _stream(payload: StreamPayload, deps: Deps, progress: _Progress) -> dict[str, Any]:
@@ -251,7 +251,7 @@ async def _answer(
         text=final.text, status=final.status, engine=final.engine,
         fallback_used=final.fallback_used, reason=final.reason,
         unsupported=grounded.unsupported,
-    ))
+    ), fresh=True)
     progress.finished = True
     if grounded.handoff:
         with contextlib.suppress(HandoffError):

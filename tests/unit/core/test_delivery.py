@@ -68,3 +68,17 @@ async def test_a_gone_watcher_is_forgotten_and_not_counted(watching: list[str]) 
     assert first == second == len(watching) - 1
     assert deps.connections.removed == [("gone", "c1")]
     assert [c for c, _ in deps.poster.posted] == [c for c in watching if c != "gone"] * 2
+
+
+async def test_a_tab_that_joins_mid_reply_gets_the_final_frame() -> None:
+    # GIVEN a reply whose deltas went to the visitor's one tab
+    deps = FakeDeps(["tab-1"])
+    audience = Audience(deps, "c1")  # type: ignore[arg-type]
+    await audience.send(FRAME)
+    # WHEN a second tab starts watching and the reply ends at once (before any refresh is due)
+    deps.connections.watching.append("tab-2")
+    await audience.send(FRAME)
+    delivered = await audience.send(FRAME, fresh=True)
+    # THEN the next delta still went to the first tab alone, and the final frame to both
+    assert [c for c, _ in deps.poster.posted] == ["tab-1", "tab-1", "tab-1", "tab-2"]
+    assert delivered == 2
