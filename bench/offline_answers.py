@@ -201,11 +201,18 @@ async def main_async(args: argparse.Namespace) -> int:
 
         cross_validate(rows, passages,
                        load_similarity(AdapterSettings().offline_semantic_model))
+    adapter = AdapterSettings()
+    engine = build_engine(EngineConfig(name="offline", kind="offline"), settings=adapter)
     if args.verbose:
         for line in every.failures:
             print(line)
-    adapter = AdapterSettings()
-    engine = build_engine(EngineConfig(name="offline", kind="offline"), settings=adapter)
+        if isinstance(engine, OfflineEngine):
+            from bench.offline_diagnosis import diagnose
+
+            print("  the gate of each failure (the unit holding the answer, by words and by"
+                  " meaning):")
+            for line in diagnose(engine, rows, passages, [f.answered for f in finals]):
+                print(line)
     semantic = isinstance(engine, OfflineEngine) and engine.semantic is not None
     model = adapter.offline_semantic_model
     print(f"  offline engine: {f'words and meaning ({model})' if semantic else 'words only'}")
