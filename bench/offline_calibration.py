@@ -64,11 +64,14 @@ def grid(similarity: Similarity) -> list[MeaningRule]:
     # Below the words' own bar (``min_score`` 0.6): a rule that asks as much of the words
     # only repeats their judgement, and scored alone it would look best for that.
     shares = [0.2, 0.3, 0.4, 0.5]
-    return [MeaningRule(*r) for r in itertools.product(minimums, margins, shares)]
+    # A topic named only in the message's story excused never, or when the unit is this far
+    # ahead of every other.
+    story = [float("inf"), 0.02, 0.03, 0.04]
+    return [MeaningRule(*r) for r in itertools.product(minimums, margins, shares, story)]
 
 
-def _strictness(rule: MeaningRule) -> tuple[float, float, float]:
-    return (rule.minimum, rule.margin, rule.share)
+def _strictness(rule: MeaningRule) -> tuple[float, ...]:
+    return (rule.minimum, rule.margin, rule.share, rule.story_margin)
 
 
 class Calibration:
@@ -138,11 +141,16 @@ class Calibration:
         def merit(rule: MeaningRule) -> tuple[bool, float, float, tuple[float, ...]]:
             alone = self.score(rule, exclude=exclude, alone=True)
             engine = self.score(rule, exclude=exclude)
-            refused = alone.refused / alone.unanswerable if alone.unanswerable else 1.0
+            refused = min(s.refused / s.unanswerable if s.unanswerable else 1.0
+                          for s in (alone, engine))
             return (refused >= MIN_REFUSED and engine.wrong == 0,
                     alone.right - _WRONG * alone.wrong, engine.merit, _strictness(rule))
 
         return max(rules, key=merit)
+
+
+def _name(rule: MeaningRule) -> str:
+    return f"{rule.minimum:.2f}/{rule.margin:.3f}/{rule.share:.1f}/story {rule.story_margin}"
 
 
 def cross_validate(rows: list[dict[str, Any]], passages: list[list[str]],
@@ -160,13 +168,12 @@ def cross_validate(rows: list[dict[str, Any]], passages: list[list[str]],
         alone = calibration.score(None, part)
         pooled += held
         words += alone
-        print(f"    {part:10} rule {rule.minimum:.2f}/{rule.margin:.3f}/{rule.share:.1f}"
+        print(f"    {part:10} rule {_name(rule)}"
               f"  held out: {held.line()}   words only: {alone.line()}")
     print(f"    CROSS-VALIDATED (each part scored by a rule chosen without it): {pooled.line()}")
     print(f"    words only, same parts:                                     {words.line()}")
     final = calibration.best(rules)
     alone = calibration.score(final, alone=True)
     print(f"    that rule alone, deciding every question: {alone.line()}")
-    print(f"    rule chosen on all parts: minimum {final.minimum} margin {final.margin}"
-          f" share {final.share}"
+    print(f"    rule chosen on all parts: {_name(final)}"
           f" -> {calibration.score(final).line()} (tuned on all)")

@@ -47,7 +47,8 @@ def _offline_engine(name: str, settings: AdapterSettings) -> OfflineEngine:
         return OfflineEngine(name)
     rule = similarity.rule
     return OfflineEngine(name, semantic=similarity, semantic_min=rule.minimum,
-                         semantic_margin=rule.margin, semantic_share=rule.share)
+                         semantic_margin=rule.margin, semantic_share=rule.share,
+                         semantic_story_margin=rule.story_margin)
 
 
 def build_engine(

