@@ -1,13 +1,13 @@
 """The offline engine on paraphrased shopper questions over the demo knowledge base.
 
 The questions (bench/data/offline_questions.jsonl) were written by reading knowledge/demo/ as
-a shopper would and frozen before the engine changes they were measured on: 312 questions,
-half Chinese, 104 that the knowledge base cannot answer (cash on delivery, instalments, a
+a shopper would and frozen before the engine changes they were measured on: 360 questions,
+half Chinese, 120 that the knowledge base cannot answer (cash on delivery, instalments, a
 store in Shanghai...). Each answerable question names the document that answers it and the
 key phrases a right answer must contain (for a warranty question that includes the exclusion
 sentence: an answer that drops "not covered" is wrong). Parts: ``tune`` (48) was used to tune
-the engine from the start; ``heldout`` to ``heldout8`` were each written before a round of
-changes (``heldout5`` to ``heldout8`` by someone who never read the engine) and run blind once
+the engine from the start; ``heldout`` to ``heldout9`` were each written before a round of
+changes (``heldout5`` to ``heldout9`` by someone who never read the engine) and run blind once
 at its end, then used for tuning (their blind figures are in docs/benchmarks.md).
 ``--questions FILE`` adds more labelled questions (same JSON lines) to the built-in ones, so a
 new part can be run blind before it joins the file.
@@ -27,9 +27,10 @@ key phrase; an unanswerable question counts as refused when the reply is the "do
 (``answered`` false, which the handoff logic counts). ``--calibrate`` sweeps the engine's
 ``min_score`` threshold over the chosen part; ``--cross-validate`` chooses the match in
 meaning's rule on all parts but one and scores the part left out, in turn
-(``bench.offline_calibration``).
+(``bench.offline_calibration``); ``-v`` prints every failure and the gate that refused it
+(``bench.offline_diagnosis``).
 
-    .venv/bin/python -m bench.offline_answers [--split all|tune|heldout|heldout2..heldout8]
+    .venv/bin/python -m bench.offline_answers [--split all|tune|heldout|heldout2..heldout9]
                                               [--questions FILE] [--calibrate]
                                               [--cross-validate] [--dsn DSN] [-v]
 """

@@ -9,9 +9,11 @@ everyday verbs weigh little; an unknown two-character Chinese word weighs nearly
 word, so the subject of a near-miss question counts; words outside the shop vocabulary
 together weigh at most ``max_unknown``, so the circumstances a long message tells do not
 outweigh its subject; a misspelt shop word is read as the word meant; a rule stated for
-members covers a Gold member at half weight), are looked up in the unit, and the
-covered share (``min_score``, calibrated on bench/data/offline_questions.jsonl) and the
-covered weight (``min_matched``) must both be reached. A question whose main terms the
+members covers a Gold member at half weight; a unit naming no kind of goods covers the kind
+the question names, and a unit about repairs the sending in and back of a repair), are looked
+up in the unit, and the covered share (``min_score``, calibrated on
+bench/data/offline_questions.jsonl) and the covered weight (``min_matched``) must both be
+reached. A question whose main terms the
 passages do not mention (cash on delivery, a store in Shanghai) is refused, even when the
 passages share shop words with it. Among units that ground the question, the one sharing more
 of its literal words wins ("Hong Kong" beats "mainland China" for a question naming Hong Kong).
