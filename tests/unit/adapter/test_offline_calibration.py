@@ -59,3 +59,21 @@ def test_the_best_rule_refuses_enough_before_it_answers_more() -> None:
     chosen = calibration.best([careful, reckless], exclude="a")
     # THEN a rule that refuses the unanswerable question is chosen
     assert calibration.score(chosen, "b", alone=True).refused == 1
+
+
+def test_the_best_rule_must_also_refuse_enough_in_the_engine() -> None:
+    # GIVEN twenty unanswerable questions: eighteen nothing matches, one the words ground (so
+    # the engine answers it whatever the rule) and one only a loose rule answers by meaning;
+    # and an answerable one only the loose rule answers
+    rows = [row("a", "do you have a store in Shanghai?", "unanswerable", []) for _ in range(18)]
+    rows += [row("a", "When will I get my refund?", "unanswerable", []),
+             row("a", "my money, nothing yet. is that normal?", "unanswerable", []),
+             ROWS[0]]
+    calibration = Calibration(rows, [PASSAGES] * len(rows), similarity)
+    loose = MeaningRule(minimum=0.5, margin=0.1, share=0.0)
+    strict = MeaningRule(minimum=0.95, margin=0.1, share=0.0)
+    # WHEN the loose rule refuses 95% deciding alone but only 90% in the engine
+    assert calibration.score(loose, alone=True).refused == 19
+    assert calibration.score(loose).refused == 18
+    # THEN the strict rule is chosen, although the loose one answers more
+    assert calibration.best([loose, strict]) == strict
