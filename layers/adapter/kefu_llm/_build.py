@@ -34,7 +34,7 @@ logger = logging.getLogger("kefu.llm.build")
 
 def _offline_engine(name: str, settings: AdapterSettings) -> OfflineEngine:
     """The offline engine, matching by meaning too when ``OFFLINE_SEMANTIC`` is on, or unset
-    and the semantic extra installed (words only without it)."""
+    and its model's package installed (words only without it, as in the Lambda layers)."""
     if settings.offline_semantic is False:
         return OfflineEngine(name)
     from ._offline_semantic import ExtraMissing, load_similarity

