@@ -74,12 +74,13 @@ class Audience:
     """The connections watching one conversation while a reply streams.
 
     The watcher set is read from Redis at most every ``refresh_s`` for deltas (not once per
-    delta), so a reply costs a few Redis reads; a tab that joins mid-reply gets the deltas
-    that follow its next read, and the final frame, which ``send(..., fresh=True)`` sends to
+    delta), and again right after a target turned out gone (the visitor's tab reconnecting
+    mid-reply), so a reply costs a few Redis reads; a tab that joins mid-reply gets the deltas
+    that follow the next read, and the final frame, which ``send(..., fresh=True)`` sends to
     the set as it is then (a client that misses deltas relies on the final frame).
     """
 
-    def __init__(self, deps: Outbox, conversation_id: str, *, refresh_s: float = 2.0) -> None:
+    def __init__(self, deps: Outbox, conversation_id: str, *, refresh_s: float = 1.0) -> None:
         self._deps = deps
         self._conversation_id = conversation_id
         self._refresh_s = refresh_s
@@ -97,4 +98,5 @@ class Audience:
         gone = {t for t, ok in zip(self._targets, results, strict=True) if not ok}
         if gone:
             self._targets = [t for t in self._targets if t not in gone]
+            self._read_at = float("-inf")  # a gone tab may be back on a new connection
         return sum(results)

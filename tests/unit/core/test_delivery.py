@@ -26,7 +26,7 @@ class FakePoster:
 
 class FakeConnections:
     def __init__(self, watching: list[str]) -> None:
-        self.watching = watching
+        self.watching = list(watching)
         self.removed: list[tuple[str, str | None]] = []
 
     async def watchers(self, conversation_id: str) -> list[str]:
@@ -34,6 +34,8 @@ class FakeConnections:
 
     async def remove(self, connection_id: str, *, conversation_id: str | None = None) -> None:
         self.removed.append((connection_id, conversation_id))
+        if connection_id in self.watching:  # as the registry does: no longer a watcher
+            self.watching.remove(connection_id)
 
 
 class FakeDeps:
@@ -82,3 +84,17 @@ async def test_a_tab_that_joins_mid_reply_gets_the_final_frame() -> None:
     # THEN the next delta still went to the first tab alone, and the final frame to both
     assert [c for c, _ in deps.poster.posted] == ["tab-1", "tab-1", "tab-1", "tab-2"]
     assert delivered == 2
+
+
+async def test_a_tab_that_reconnects_mid_reply_gets_the_next_delta() -> None:
+    # GIVEN a reply streaming to the visitor's one tab
+    deps = FakeDeps(["old"])
+    audience = Audience(deps, "c1")  # type: ignore[arg-type]
+    await audience.send(FRAME)
+    # WHEN its connection drops and the tab is back on a new one, within the refresh interval
+    deps.poster.gone.add("old")
+    deps.connections.watching[:] = ["new"]
+    await audience.send(FRAME)
+    await audience.send(FRAME)
+    # THEN the delta after the failed one already reaches the new connection
+    assert [c for c, _ in deps.poster.posted] == ["old", "new"]
