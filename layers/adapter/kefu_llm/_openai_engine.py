@@ -309,6 +309,27 @@ class OpenAICompatibleEngine:
         limits = type(DEFAULT_CONNECTION_LIMITS)(max_connections=n, max_keepalive_connections=n)
         return openai.DefaultAsyncHttpxClient(limits=limits)
 
+    def _params(self, call: EngineCall) -> dict[str, Any]:
+        """The streamed chat-completions request of ``call``."""
+        body: dict[str, Any] = {"messages": build_messages(call, redacted=not self.local,
+                                                           images=self.sees_images)}
+        if call.max_tokens is not None:
+            body["max_tokens"] = call.max_tokens
+        if call.temperature is not None:
+            body["temperature"] = call.temperature
+        if self.handoff_tool:
+            body["tools"] = [HANDOFF_TOOL]
+            body["tool_choice"] = "auto"
+        # The request's JSON goes as ``extra_body``, which the SDK sends as it is: its typed
+        # parameters are walked against their TypedDict annotations on every call (a tenth of
+        # the gateway's CPU under load), to change nothing in plain chat messages.
+        return {
+            "model": self.model,
+            "messages": [],
+            "stream": True,
+            "extra_body": {**body, **(self._extra_body or {})},
+        }
+
     async def stream(
         self, call: EngineCall, *, key: ApiKey | None
     ) -> AsyncIterator[str | EngineOutcome]:
@@ -323,24 +344,7 @@ class OpenAICompatibleEngine:
 
             timeouts, http_errors = _transport_errors()
             cuts: tuple[type[Exception], ...] = (*http_errors, openai.APIError)
-            body: dict[str, Any] = {"messages": build_messages(call, redacted=not self.local,
-                                                               images=self.sees_images)}
-            if call.max_tokens is not None:
-                body["max_tokens"] = call.max_tokens
-            if call.temperature is not None:
-                body["temperature"] = call.temperature
-            if self.handoff_tool:
-                body["tools"] = [HANDOFF_TOOL]
-                body["tool_choice"] = "auto"
-            # The request's JSON goes as ``extra_body``, which the SDK sends as it is: its typed
-            # parameters are walked against their TypedDict annotations on every call (a tenth
-            # of the gateway's CPU under load), to change nothing in plain chat messages.
-            params: dict[str, Any] = {
-                "model": self.model,
-                "messages": [],
-                "stream": True,
-                "extra_body": {**body, **(self._extra_body or {})},
-            }
+            params = self._params(call)
             finish: str | None = None
             handoff = False
             try:

@@ -196,62 +196,23 @@ class MemoryService:
         self._versions[tenant_id] = version
         return version
 
-    async def history(
-        self, *, conversation_id: str, question_seq: int, question: str | None
-    ) -> list[Turn] | None:
-        """The recent turns plus the question, from Redis alone, when Redis holds every turn
-        up to the one before the question; else None (the caller reads PostgreSQL)."""
-        if question is None:
-            return None
-        try:
-            turns = await self.short_term.recent(conversation_id)
-        except (KefuMemoryError, OSError):
-            return None
-        return self.history_of(turns, question_seq=question_seq, question=question)
-
     @staticmethod
     def history_of(turns: list[Turn], *, question_seq: int, question: str) -> list[Turn] | None:
-        """:meth:`history` from the short-term turns the caller read (with
-        ``short_term.queue_recent``, in a round trip of its own choosing)."""
+        """The recent turns plus the question, from the short-term turns the caller read (with
+        ``short_term.queue_recent``, in a round trip of its own choosing), when they hold every
+        turn up to the one before the question; else None (the caller reads PostgreSQL)."""
         if not turns or turns[-1].seq != question_seq - 1:
             return None
         return [*turns, Turn(role="user", content=question, seq=question_seq)]
-
-    async def after_reply(
-        self,
-        *,
-        tenant_id: str,
-        customer_id: str,
-        conversation_id: str,
-        turns: list[Turn],
-        answer: str,
-        answer_seq: int,
-        from_short_term: bool,
-    ) -> None:
-        """Write memory after the reply was sent; never on the read path.
-
-        Short-term memory gets the question and the answer (or, when the history had to come
-        from PostgreSQL, is rebuilt from it so the next reply reads Redis alone); long-term
-        facts are extracted from the exchange."""
-        answer_turn = Turn(role="assistant", content=answer, seq=answer_seq)
-        try:
-            if from_short_term:
-                await self.short_term.extend(conversation_id, [turns[-1], answer_turn])
-            else:
-                await self.short_term.clear(conversation_id)
-                await self.short_term.extend(conversation_id, [*turns, answer_turn])
-        except (KefuMemoryError, OSError):
-            logger.warning("short-term memory write failed", exc_info=True)
-        await self.remember_long_term(tenant_id=tenant_id, customer_id=customer_id,
-                                      conversation_id=conversation_id, turns=turns,
-                                      answer=answer, answer_seq=answer_seq)
 
     def queue_short_term(
         self, batch: Any, *, conversation_id: str, turns: list[Turn], answer: str,
         answer_seq: int, from_short_term: bool,
     ) -> None:
-        """The short-term part of :meth:`after_reply`, queued on the caller's Redis
-        transaction pipeline (sent, with its other writes, by the caller)."""
+        """After a reply, short-term memory gets the question and the answer (or, when the
+        history had to come from PostgreSQL, is rebuilt from it so the next reply reads Redis
+        alone), queued on the caller's Redis transaction pipeline (the caller sends it with
+        its other writes)."""
         answer_turn = Turn(role="assistant", content=answer, seq=answer_seq)
         if from_short_term:
             self.short_term.queue_extend(batch, conversation_id, [turns[-1], answer_turn])
@@ -263,7 +224,8 @@ class MemoryService:
         self, *, tenant_id: str, customer_id: str, conversation_id: str, turns: list[Turn],
         answer: str, answer_seq: int,
     ) -> None:
-        """The long-term part of :meth:`after_reply`: facts extracted from the exchange."""
+        """After a reply, long-term facts extracted from the exchange; never on the read
+        path."""
         question = next((t for t in reversed(turns) if t.role == "user"), None)
         if question is None:
             return

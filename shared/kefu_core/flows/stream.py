@@ -127,19 +127,19 @@ async def _begin(deps: Deps, memory: MemoryService | None, payload: StreamPayloa
                  heartbeat: ReplyHeartbeat) -> list[Turn] | None:
     """The reply's first heartbeat and its history from short-term memory, in one round
     trip; the history is None when short-term memory cannot give it (then PostgreSQL does)."""
-    reads = memory is not None and payload.text is not None
+    question = payload.text
     async with deps.redis.pipeline(transaction=False) as pipe:
         heartbeat.begin(pipe)
-        if memory is not None and reads:
+        if memory is not None and question is not None:
             memory.short_term.queue_recent(pipe, payload.conversation_id)
         try:
             results = await pipe.execute(raise_on_error=False)
         except (RedisError, OSError):  # the heartbeat is advisory; the history has PostgreSQL
             return None
-    if memory is None or not reads or payload.text is None or isinstance(results[-1], Exception):
+    if memory is None or question is None or isinstance(results[-1], Exception):
         return None
     turns = memory.short_term.turns_of(results[-1], payload.conversation_id)
-    return memory.history_of(turns, question_seq=payload.reply_to_seq, question=payload.text)
+    return memory.history_of(turns, question_seq=payload.reply_to_seq, question=question)
 
 
 async def _answer(
